@@ -1,0 +1,117 @@
+// Google Benchmark micro-benchmarks. Registered at run time from the quantizer registry (every strategy is
+// benchmarked without its name being spelled here) plus the shared encode/decode kernels against the slow
+// reference. Items/s counts elements.
+//
+//   build-bench/experiments/sqbench_micro --benchmark_filter=encode
+
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sqb/codebook.hpp"
+#include "sqb/distribution.hpp"
+#include "sqb/quantize.hpp"
+#include "sqb/registry.hpp"
+
+namespace {
+
+const std::vector<float>& gaussian(std::size_t n) {
+  static std::vector<float> cache;
+  if (cache.size() != n) cache = sqb::make_distribution("gaussian")->draw(n, 0).values;
+  return cache;
+}
+
+sqb::Codebook codebook_for(std::size_t k) {
+  std::vector<double> levels(k);
+  for (std::size_t i = 0; i < k; ++i)
+    levels[i] = -4.0 + 8.0 * (static_cast<double>(i) + 0.5) / static_cast<double>(k);
+  return sqb::Codebook::nearest(levels);
+}
+
+template <class Index>
+void BM_encode(benchmark::State& state) {
+  const std::size_t k = static_cast<std::size_t>(state.range(0));
+  const std::size_t n = 1 << 20;
+  const auto& x = gaussian(n);
+  const sqb::Codebook cb = codebook_for(k);
+  std::vector<Index> out(n);
+  for (auto _ : state) {
+    sqb::encode(cb, x, std::span<Index>(out));
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+
+void BM_encode_reference(benchmark::State& state) {
+  const std::size_t k = static_cast<std::size_t>(state.range(0));
+  const std::size_t n = 1 << 16;
+  const auto& x = gaussian(n);
+  const sqb::Codebook cb = codebook_for(k);
+  std::vector<std::uint16_t> out(n);
+  for (auto _ : state) {
+    for (std::size_t i = 0; i < n; ++i)
+      out[i] = static_cast<std::uint16_t>(sqb::nearest_level_reference(cb.levels(), x[i]));
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+
+void BM_decode(benchmark::State& state) {
+  const std::size_t k = static_cast<std::size_t>(state.range(0));
+  const std::size_t n = 1 << 20;
+  const auto& x = gaussian(n);
+  const sqb::Codebook cb = codebook_for(k);
+  std::vector<std::uint8_t> codes(n);
+  sqb::encode(cb, x, std::span<std::uint8_t>(codes));
+  std::vector<float> out(n);
+  for (auto _ : state) {
+    sqb::decode(cb, std::span<const std::uint8_t>(codes), out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+
+// Codebook design (fit) for every registered quantizer with default parameters, tensor granularity.
+void register_fit_benchmarks() {
+  for (const sqb::QuantizerEntry& e : sqb::quantizer_registry()) {
+    for (const std::size_t k : {16, 256}) {
+      for (const std::size_t n : {std::size_t{1} << 16, std::size_t{1000000}}) {
+        std::unique_ptr<sqb::Quantizer> q;
+        try {
+          q = sqb::make_quantizer(std::string(e.name), {k, 0});
+        } catch (const sqb::NotApplicable&) {
+          continue;
+        }
+        const std::string name =
+            "fit/" + std::string(e.name) + "/k:" + std::to_string(k) + "/n:" + std::to_string(n);
+        benchmark::RegisterBenchmark(name.c_str(), [q = std::shared_ptr<sqb::Quantizer>(std::move(q)),
+                                                    n](benchmark::State& state) {
+          const sqb::Tensor t(1, n, gaussian(n));
+          for (auto _ : state) {
+            auto d = sqb::design_tensor(*q, t, {}, 0);
+            benchmark::DoNotOptimize(d.designs.data());
+          }
+          state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+        })->Unit(benchmark::kMillisecond);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+BENCHMARK_TEMPLATE(BM_encode, std::uint8_t)->Arg(2)->Arg(4)->Arg(16)->Arg(17)->Arg(32)->Arg(64)->Arg(256);
+BENCHMARK_TEMPLATE(BM_encode, std::uint16_t)->Arg(256)->Arg(4096)->Arg(65536);
+BENCHMARK(BM_encode_reference)->Arg(16)->Arg(256);
+BENCHMARK(BM_decode)->Arg(16)->Arg(256);
+
+int main(int argc, char** argv) {
+  register_fit_benchmarks();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,105 @@
+#pragma once
+/// \file codebook.hpp
+/// A scalar codebook as a value, and the shared encode (value -> index) and decode (index -> level).
+///
+/// Assignment rule, the same for every strategy:
+///
+///     index(x) = number of thresholds t_j with t_j < x
+///
+/// i.e. `numpy.searchsorted(thresholds, x, side='left')` / `torch.bucketize(x, thresholds, right=False)`.
+///  - A value exactly on a threshold goes to the **lower** level.
+///  - Values below the first threshold get index 0 and values above the last get K-1 (clamping to the ends).
+///  - With the default midpoint thresholds this is the nearest level; equal levels (degenerate data) are
+///  allowed.
+///  - NaN compares false with every threshold and gets index 0 (callers reject non-finite data before
+///  encoding).
+///
+/// Levels are float32, as they are stored and deployed. A threshold is stored as the largest float32 that
+/// does not exceed the exact boundary (computed in double): for every float32 x, `x > fl_down(b)` iff `x >
+/// b`, so the float comparison reproduces the exact rule bit for bit.
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <variant>
+#include <vector>
+
+namespace sqb {
+
+class Codebook {
+ public:
+  Codebook() = default;
+
+  /// Nearest-level codebook: boundaries at the exact midpoints (l_i + l_{i+1}) / 2.
+  /// Throws Error if `levels` is empty, holds a non-finite value or is not sorted ascending.
+  static Codebook nearest(std::vector<float> levels);
+  /// Same from double levels, each rounded to the nearest float32 first.
+  static Codebook nearest(std::span<const double> levels);
+
+  /// A strategy's own boundaries (exact, in double): K-1 values with l_i <= b_i <= l_{i+1}, ascending.
+  /// This is how a strategy declares a different assignment rule (phi_log's log-domain rounding puts b_i at
+  /// the geometric mean of its neighbours) while encoding stays the shared threshold search. Throws Error
+  /// otherwise.
+  static Codebook with_boundaries(std::vector<float> levels, std::span<const double> boundaries);
+
+  std::size_t size() const { return levels_.size(); }
+  std::span<const float> levels() const { return levels_; }
+  /// K-1 float32 thresholds (each the largest float32 <= the exact boundary).
+  std::span<const float> thresholds() const { return thresholds_; }
+
+  friend bool operator==(const Codebook&, const Codebook&) = default;
+
+ private:
+  std::vector<float> levels_;
+  std::vector<float> thresholds_;
+};
+
+/// The largest float32 that is <= b (b finite).
+float float_at_or_below(double b);
+
+/// Encodes x.size() values into out (same size) with the rule above. Index must hold K-1.
+/// Throws Error on size mismatch or when K does not fit the index type.
+void encode(const Codebook& cb, std::span<const float> x, std::span<std::uint8_t> out);
+void encode(const Codebook& cb, std::span<const float> x, std::span<std::uint16_t> out);
+
+/// out[i] = levels[codes[i]]. Throws Error on size mismatch or a code >= K (naming its position).
+void decode(const Codebook& cb, std::span<const std::uint8_t> codes, std::span<float> out);
+void decode(const Codebook& cb, std::span<const std::uint16_t> codes, std::span<float> out);
+
+/// The slow, obviously correct reference for the nearest-level rule, against which the fast encoder is
+/// tested: scans all levels computing |x - l| in double; a tie between distinct levels (x on their midpoint)
+/// keeps the lower one; among equal levels x goes to the first of them when x <= level and to the last when x
+/// > level (what the threshold search does). Only meaningful for midpoint codebooks.
+std::size_t nearest_level_reference(std::span<const float> levels, float x);
+
+/// Convenience: indices of the nearest of `centroids` (sorted ascending, 1..65536 of them) for every value.
+std::vector<std::uint16_t> nearest_centroid_indices(std::span<const float> values,
+                                                    std::span<const float> centroids);
+
+/// Codes for a whole tensor: uint8 when K <= 256, uint16 up to 65536.
+class Codes {
+ public:
+  Codes() = default;
+  Codes(std::size_t n, std::size_t k);  ///< throws Error if k is 0 or > 65536
+
+  std::size_t size() const;
+  std::size_t code_count() const { return k_; }
+  bool wide() const { return std::holds_alternative<std::vector<std::uint16_t>>(data_); }
+  std::size_t operator[](std::size_t i) const;
+
+  /// Calls f with a std::span of the right index type (std::uint8_t or std::uint16_t).
+  template <class F>
+  decltype(auto) visit(F&& f) {
+    return std::visit([&](auto& v) { return f(std::span(v)); }, data_);
+  }
+  template <class F>
+  decltype(auto) visit(F&& f) const {
+    return std::visit([&](const auto& v) { return f(std::span(v)); }, data_);
+  }
+
+ private:
+  std::size_t k_ = 0;
+  std::variant<std::vector<std::uint8_t>, std::vector<std::uint16_t>> data_;
+};
+
+}  // namespace sqb

@@ -1,0 +1,36 @@
+#pragma once
+/// \file metrics.hpp
+/// Quality and storage figures of one quantized tensor. All sums are accumulated in double, so values near
+/// FLT_MAX neither overflow nor lose the small errors.
+
+#include <cstddef>
+#include <span>
+
+#include "sqb/codebook.hpp"
+
+namespace sqb {
+
+struct Metrics {
+  std::size_t n = 0;
+  double mse = 0;      ///< mean (x - x~)^2
+  double nmse = 0;     ///< mse / variance(x); 0 when mse == 0, +inf when variance == 0 < mse
+  double sqnr_db = 0;  ///< 10 log10(mean(x^2) / mse); +inf when mse == 0 (lossless), -inf when x == 0 < mse
+  double max_abs_err = 0;   ///< max |x - x~|
+  double variance = 0;      ///< population variance of x
+  double entropy_bits = 0;  ///< empirical entropy of the codes, bits per element
+  double index_bits = 0;    ///< fixed-width index bits per element: ceil(log2 K) (0 for K = 1)
+  double storage_bits = 0;  ///< index bits plus every codebook's float32 side values, per element
+};
+
+/// Metrics of a reconstruction. x and xhat have the same size >= 1; codes has that size; `blocks` codebooks
+/// each storing `side_floats_per_block` float32 values.
+Metrics compute_metrics(std::span<const float> x, std::span<const float> xhat, const Codes& codes,
+                        std::size_t blocks, std::size_t side_floats_per_block);
+
+/// Empirical entropy in bits of a histogram (counts of each symbol): -sum p log2 p over non-zero counts.
+double entropy_bits(std::span<const std::size_t> counts);
+
+/// ceil(log2 k) for k >= 1 (0 for k = 1).
+unsigned index_bits(std::size_t k);
+
+}  // namespace sqb

@@ -1,0 +1,409 @@
+#include "detail/lloyd_1d.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <numbers>
+#include <queue>
+#include <set>
+
+#include <boost/random/mersenne_twister.hpp>
+#include <boost/random/uniform_real_distribution.hpp>
+
+namespace sqb::detail {
+
+SortedBlock::SortedBlock(std::span<const float> block) : v_(block.begin(), block.end()) {
+  std::sort(v_.begin(), v_.end());
+  double total = 0;
+  for (const float x : v_)
+    total += x;
+  shift_ = total / static_cast<double>(v_.size());
+  s_.resize(v_.size() + 1);
+  s2_.resize(v_.size() + 1);
+  s_[0] = s2_[0] = 0;
+  for (std::size_t i = 0; i < v_.size(); ++i) {
+    const double c = static_cast<double>(v_[i]) - shift_;
+    s_[i + 1] = s_[i] + c;
+    s2_[i + 1] = s2_[i] + c * c;
+  }
+}
+
+std::size_t SortedBlock::count_at_or_below(double t) const {
+  return static_cast<std::size_t>(
+      std::upper_bound(v_.begin(), v_.end(), t,
+                       [](double a, float b) { return a < static_cast<double>(b); }) -
+      v_.begin());
+}
+
+std::vector<double> SortedBlock::distinct_values_up_to(std::size_t limit) const {
+  std::vector<double> out;
+  for (std::size_t i = 0; i < v_.size(); ++i) {
+    if (i == 0 || v_[i] != v_[i - 1]) {
+      if (out.size() == limit) return {};
+      out.push_back(v_[i]);
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// Per-cluster statistics after an assignment: what the update and the empty-cluster rule need.
+struct ClusterStats {
+  std::vector<std::size_t> count;
+  std::vector<double> sse;     // within-cluster SSE about the updated centroid
+  std::vector<double> lo, hi;  // smallest and largest member
+};
+
+// Empty clusters are re-seeded deterministically, one at a time in index order: each takes the member
+// farthest from its centroid (the smaller value on a tie) of the not-yet-split cluster with the largest SSE
+// (the lower index on a tie) among those holding two or more distinct values. Both Lloyd implementations
+// apply this same rule to the same statistics, so they keep producing the same iterates. Returns true if
+// anything was re-seeded.
+bool reseed_empty(std::vector<double>& c, ClusterStats& st) {
+  const std::size_t k = c.size();
+  bool changed = false;
+  std::vector<bool> split(k, false);
+  for (std::size_t j = 0; j < k; ++j) {
+    if (st.count[j] != 0) continue;
+    std::size_t donor = k;
+    for (std::size_t m = 0; m < k; ++m) {
+      if (st.count[m] == 0 || split[m] || !(st.hi[m] > st.lo[m])) continue;
+      if (donor == k || st.sse[m] > st.sse[donor]) donor = m;
+    }
+    if (donor == k) continue;  // nothing left to split: fewer distinct values than centroids
+    split[donor] = true;
+    const double d_lo = c[donor] - st.lo[donor];
+    const double d_hi = st.hi[donor] - c[donor];
+    c[j] = d_hi > d_lo ? st.hi[donor] : st.lo[donor];
+    changed = true;
+  }
+  if (changed) std::sort(c.begin(), c.end());
+  return changed;
+}
+
+bool should_stop(double prev_sse, double sse, double tol) {
+  if (sse == 0) return true;
+  if (tol < 0 || !std::isfinite(prev_sse)) return false;
+  return (prev_sse - sse) <= tol * prev_sse;
+}
+
+}  // namespace
+
+LloydResult lloyd_sorted(const SortedBlock& data, std::vector<double> init, const LloydOptions& opt) {
+  const std::size_t k = init.size();
+  const std::size_t n = data.size();
+  LloydResult r;
+  r.centroids = std::move(init);
+  std::vector<double>& c = r.centroids;
+  std::vector<std::size_t> bounds(k + 1, 0), prev_bounds;
+  ClusterStats st{std::vector<std::size_t>(k), std::vector<double>(k), std::vector<double>(k),
+                  std::vector<double>(k)};
+  const std::span<const float> v = data.values();
+  double prev_sse = std::numeric_limits<double>::infinity();
+  bool reseeded = false;
+  for (int it = 0; it < opt.max_iter; ++it) {
+    // Assignment: value x joins cluster j when t_{j-1} < x <= t_j, t_j = (c_j + c_{j+1}) / 2.
+    bounds[0] = 0;
+    bounds[k] = n;
+    for (std::size_t j = 1; j < k; ++j)
+      bounds[j] = data.count_at_or_below((c[j - 1] + c[j]) * 0.5);
+    if (!reseeded && bounds == prev_bounds) {  // fixed point: the update would reproduce c exactly
+      r.converged = true;
+      break;
+    }
+    // Update.
+    double sse = 0;
+    for (std::size_t j = 0; j < k; ++j) {
+      const std::size_t lo = bounds[j], hi = bounds[j + 1];
+      st.count[j] = hi - lo;
+      if (hi == lo) {
+        st.sse[j] = 0;
+        continue;
+      }
+      const double cnt = static_cast<double>(hi - lo);
+      const double s = data.sum(lo, hi);
+      c[j] = data.shift() + s / cnt;
+      st.sse[j] = std::max(0.0, data.sum_sq(lo, hi) - s * s / cnt);
+      st.lo[j] = v[lo];
+      st.hi[j] = v[hi - 1];
+      sse += st.sse[j];
+    }
+    r.iterations = it + 1;
+    r.sse = sse;
+    reseeded = reseed_empty(c, st);
+    prev_bounds = bounds;
+    if (!reseeded && should_stop(prev_sse, sse, opt.tol)) {
+      r.converged = true;
+      break;
+    }
+    prev_sse = sse;
+  }
+  return r;
+}
+
+LloydResult lloyd_naive(std::span<const float> data, std::vector<double> init, const LloydOptions& opt) {
+  const std::size_t k = init.size();
+  const std::size_t n = data.size();
+  LloydResult r;
+  r.centroids = std::move(init);
+  std::vector<double>& c = r.centroids;
+  std::vector<std::uint32_t> label(n, 0), prev_label;
+  std::vector<double> sum(k);
+  ClusterStats st{std::vector<std::size_t>(k), std::vector<double>(k), std::vector<double>(k),
+                  std::vector<double>(k)};
+  double prev_sse = std::numeric_limits<double>::infinity();
+  bool reseeded = false;
+  for (int it = 0; it < opt.max_iter; ++it) {
+    // Assignment: the nearest centroid by squared distance; the first (lower) one wins a tie.
+    for (std::size_t i = 0; i < n; ++i) {
+      const double x = data[i];
+      std::uint32_t best = 0;
+      double best_d = (x - c[0]) * (x - c[0]);
+      for (std::size_t j = 1; j < k; ++j) {
+        const double d = (x - c[j]) * (x - c[j]);
+        if (d < best_d) {
+          best_d = d;
+          best = static_cast<std::uint32_t>(j);
+        }
+      }
+      label[i] = best;
+    }
+    if (!reseeded && label == prev_label) {
+      r.converged = true;
+      break;
+    }
+    // Update.
+    std::fill(sum.begin(), sum.end(), 0.0);
+    std::fill(st.count.begin(), st.count.end(), 0);
+    std::fill(st.lo.begin(), st.lo.end(), std::numeric_limits<double>::infinity());
+    std::fill(st.hi.begin(), st.hi.end(), -std::numeric_limits<double>::infinity());
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint32_t j = label[i];
+      sum[j] += data[i];
+      ++st.count[j];
+      st.lo[j] = std::min<double>(st.lo[j], data[i]);
+      st.hi[j] = std::max<double>(st.hi[j], data[i]);
+    }
+    for (std::size_t j = 0; j < k; ++j) {
+      if (st.count[j] != 0) c[j] = sum[j] / static_cast<double>(st.count[j]);
+    }
+    std::fill(st.sse.begin(), st.sse.end(), 0.0);
+    for (std::size_t i = 0; i < n; ++i) {
+      const double e = data[i] - c[label[i]];
+      st.sse[label[i]] += e * e;
+    }
+    double sse = 0;
+    for (const double s : st.sse)
+      sse += s;
+    r.iterations = it + 1;
+    r.sse = sse;
+    reseeded = reseed_empty(c, st);
+    prev_label = label;
+    if (!reseeded && should_stop(prev_sse, sse, opt.tol)) {
+      r.converged = true;
+      break;
+    }
+    prev_sse = sse;
+  }
+  return r;
+}
+
+std::vector<double> cosine_levels(double lo, double hi, std::size_t k) {
+  const double center = 0.5 * (lo + hi);
+  const double half_span = 0.5 * (hi - lo);
+  std::vector<double> out(k);
+  for (std::size_t i = 1; i <= k; ++i) {
+    const double node =
+        std::cos(static_cast<double>(2 * i - 1) * std::numbers::pi / static_cast<double>(2 * k));
+    out[i - 1] = center + half_span * node;
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<double> init_uniform(const SortedBlock& d, std::size_t k) {
+  const double lo = d.min(), hi = d.max();
+  std::vector<double> out(k);
+  if (k == 1) {
+    out[0] = 0.5 * (lo + hi);
+    return out;
+  }
+  for (std::size_t j = 0; j < k; ++j) {
+    out[j] = lo + (hi - lo) * static_cast<double>(j) / static_cast<double>(k - 1);
+  }
+  return out;
+}
+
+std::vector<double> init_quantile(const SortedBlock& d, std::size_t k) {
+  const std::size_t n = d.size();
+  std::vector<double> out(k);
+  for (std::size_t j = 0; j < k; ++j) {
+    const std::size_t rank = std::min(n - 1, (2 * j + 1) * n / (2 * k));
+    out[j] = d.values()[rank];
+  }
+  return out;
+}
+
+std::vector<double> init_cosine(const SortedBlock& d, std::size_t k) {
+  return cosine_levels(d.min(), d.max(), k);
+}
+
+namespace {
+
+// A candidate for the next greedy centre: the value of a gap between centres farthest from both ends.
+struct GreedyCandidate {
+  double dist;
+  double value;
+  bool operator<(const GreedyCandidate& o) const {  // max-heap: larger distance first, then smaller value
+    if (dist != o.dist) return dist < o.dist;
+    return value > o.value;
+  }
+};
+
+}  // namespace
+
+std::vector<double> init_greedy(const SortedBlock& d, float first, std::size_t k) {
+  const std::span<const float> v = d.values();
+  const auto idx_above = [&](double a) {  // first index with value > a
+    return static_cast<std::size_t>(
+        std::upper_bound(v.begin(), v.end(), a,
+                         [](double x, float y) { return x < static_cast<double>(y); }) -
+        v.begin());
+  };
+  const auto idx_at_or_above = [&](double b) {  // first index with value >= b
+    return static_cast<std::size_t>(
+        std::lower_bound(v.begin(), v.end(), b,
+                         [](float x, double y) { return static_cast<double>(x) < y; }) -
+        v.begin());
+  };
+  std::priority_queue<GreedyCandidate> heap;
+  const double inf = std::numeric_limits<double>::infinity();
+  // Push the best candidate of the open gap (a, b) between centres (a = -inf / b = +inf at the ends).
+  const auto push_gap = [&](double a, double b) {
+    const std::size_t lo = std::isinf(a) ? 0 : idx_above(a);
+    const std::size_t hi = std::isinf(b) ? v.size() : idx_at_or_above(b);
+    if (lo >= hi) return;
+    const auto dist = [&](double x) { return std::min(x - a, b - x); };
+    if (std::isinf(a)) {
+      heap.push({b - v[lo], v[lo]});
+      return;
+    }
+    if (std::isinf(b)) {
+      heap.push({v[hi - 1] - a, v[hi - 1]});
+      return;
+    }
+    const std::size_t m = std::clamp(idx_above((a + b) * 0.5), lo, hi);  // first value above the midpoint
+    GreedyCandidate best{-1, 0};
+    if (m > lo) best = {dist(v[m - 1]), v[m - 1]};
+    if (m < hi && (best.dist < 0 || best < GreedyCandidate{dist(v[m]), v[m]})) best = {dist(v[m]), v[m]};
+    heap.push(best);
+  };
+  std::set<double> centres{static_cast<double>(first)};
+  push_gap(-inf, first);
+  push_gap(first, inf);
+  while (centres.size() < k && !heap.empty()) {
+    const GreedyCandidate c = heap.top();
+    heap.pop();
+    const auto it = centres.insert(c.value).first;
+    const double left = it == centres.begin() ? -inf : *std::prev(it);
+    const double right = std::next(it) == centres.end() ? inf : *std::next(it);
+    push_gap(left, c.value);
+    push_gap(c.value, right);
+  }
+  return {centres.begin(), centres.end()};
+}
+
+std::vector<double> init_greedy_reference(std::span<const float> data, std::size_t k) {
+  std::vector<double> centres{data[0]};
+  std::vector<double> dist(data.size(), std::numeric_limits<double>::infinity());
+  while (centres.size() < k) {
+    const double c = centres.back();
+    std::size_t best = 0;
+    for (std::size_t i = 0; i < data.size(); ++i) {
+      dist[i] = std::min(dist[i], std::abs(static_cast<double>(data[i]) - c));
+      if (dist[i] > dist[best] || (dist[i] == dist[best] && data[i] < data[best])) best = i;
+    }
+    if (dist[best] == 0) break;
+    centres.push_back(data[best]);
+  }
+  std::sort(centres.begin(), centres.end());
+  return centres;
+}
+
+std::vector<double> init_kmeanspp(const SortedBlock& d, std::size_t k, std::uint64_t seed) {
+  const std::span<const float> v = d.values();
+  const std::size_t n = v.size();
+  boost::random::mt19937_64 gen(seed);
+  boost::random::uniform_real_distribution<double> unit(0.0, 1.0);
+
+  // Segment tree over the D^2 weights; internal nodes are recomputed from their children (never updated by
+  // differences), so rounding cannot drift.
+  const std::size_t p = std::bit_ceil(n);
+  std::vector<double> tree(2 * p, 0.0);
+  const auto rebuild = [&](std::size_t lo, std::size_t hi) {  // leaves [lo, hi) changed
+    std::size_t a = (lo + p) / 2, b = (hi - 1 + p) / 2;
+    while (a >= 1) {
+      for (std::size_t j = a; j <= b; ++j)
+        tree[j] = tree[2 * j] + tree[2 * j + 1];
+      if (a == 1) break;
+      a /= 2;
+      b /= 2;
+    }
+  };
+
+  std::set<double> centres;
+  const std::size_t first = std::min(n - 1, static_cast<std::size_t>(unit(gen) * static_cast<double>(n)));
+  const double c0 = v[first];
+  centres.insert(c0);
+  for (std::size_t i = 0; i < n; ++i)
+    tree[p + i] = (v[i] - c0) * (v[i] - c0);
+  rebuild(0, n);
+
+  while (centres.size() < k) {
+    const double total = tree[1];
+    if (!(total > 0)) break;
+    double u = unit(gen) * total;
+    std::size_t node = 1;
+    while (node < p) {
+      node *= 2;
+      if (u >= tree[node]) {
+        u -= tree[node];
+        ++node;
+      }
+    }
+    std::size_t i = std::min(node - p, n - 1);
+    // Rounding in the descent can land on a zero-weight leaf next to the intended one; step to a positive
+    // one.
+    if (!(tree[p + i] > 0)) {
+      std::size_t j = i;
+      while (j > 0 && !(tree[p + j] > 0))
+        --j;
+      if (!(tree[p + j] > 0)) {
+        j = i;
+        while (j + 1 < n && !(tree[p + j] > 0))
+          ++j;
+      }
+      i = j;
+    }
+    const double c = v[i];
+    const auto it = centres.insert(c).first;
+    const double left = it == centres.begin() ? -std::numeric_limits<double>::infinity() : *std::prev(it);
+    const double right =
+        std::next(it) == centres.end() ? std::numeric_limits<double>::infinity() : *std::next(it);
+    // Values strictly between the midpoints to the neighbouring centres now have c as nearest centre.
+    const double t_lo = (left + c) * 0.5, t_hi = (c + right) * 0.5;
+    const std::size_t lo = std::isinf(left) ? 0 : d.count_at_or_below(t_lo);
+    std::size_t hi = std::isinf(right) ? n : d.count_at_or_below(t_hi);
+    if (lo >= hi) continue;
+    for (std::size_t j = lo; j < hi; ++j) {
+      const double w = (v[j] - c) * (v[j] - c);
+      tree[p + j] = std::min(tree[p + j], w);
+    }
+    rebuild(lo, hi);
+  }
+  return {centres.begin(), centres.end()};
+}
+
+}  // namespace sqb::detail

@@ -1,0 +1,80 @@
+#pragma once
+// 1-D k-means (Lloyd) machinery shared by the kmeans and cosine strategies. Private to the library.
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace sqb::detail {
+
+/// One block sorted ascending, with prefix sums of the centred values so any cluster's sum and sum of squares
+/// cost O(1). Centring by the block mean keeps the prefix sums small: a cluster sum is a difference of two
+/// prefix sums, and with uncentred data of mean m the cancellation would cost log10(m * N / cluster_sum)
+/// digits.
+class SortedBlock {
+ public:
+  explicit SortedBlock(std::span<const float> block);
+
+  std::size_t size() const { return v_.size(); }
+  std::span<const float> values() const { return v_; }
+  float min() const { return v_.front(); }
+  float max() const { return v_.back(); }
+  double shift() const { return shift_; }
+  /// Sum of (x - shift) and of (x - shift)^2 over sorted positions [lo, hi).
+  double sum(std::size_t lo, std::size_t hi) const { return s_[hi] - s_[lo]; }
+  double sum_sq(std::size_t lo, std::size_t hi) const { return s2_[hi] - s2_[lo]; }
+  /// Number of values <= t.
+  std::size_t count_at_or_below(double t) const;
+  /// The distinct values if there are at most `limit` of them, else empty.
+  std::vector<double> distinct_values_up_to(std::size_t limit) const;
+
+ private:
+  std::vector<float> v_;
+  std::vector<double> s_, s2_;
+  double shift_ = 0;
+};
+
+struct LloydOptions {
+  int max_iter = 300;
+  /// Stop when (SSE_prev - SSE) / SSE_prev <= tol. A negative tol disables this test; the run still stops at
+  /// a fixed point (assignment unchanged).
+  double tol = 1e-6;
+};
+
+struct LloydResult {
+  std::vector<double> centroids;  ///< sorted ascending
+  int iterations = 0;             ///< update steps performed
+  bool converged = false;         ///< stopped by tol or a fixed point, not by max_iter
+  double sse = 0;                 ///< sum of squared errors after the last update
+};
+
+/// Lloyd's algorithm on sorted data: each iteration finds the K-1 cluster boundaries by binary search on the
+/// midpoints (O(K log N)) and updates centroids from prefix sums (O(K)). Same iterates as lloyd_naive.
+/// `init` holds K >= 1 sorted centroids.
+LloydResult lloyd_sorted(const SortedBlock& data, std::vector<double> init, const LloydOptions& opt);
+
+/// Lloyd's algorithm as scikit-learn/TorchAO run it: every iteration computes the distance of every value to
+/// every centroid (O(N K)), assigns the nearest (ties to the lower centroid) and averages.
+LloydResult lloyd_naive(std::span<const float> data, std::vector<double> init, const LloydOptions& opt);
+
+/// Cosine-spaced (Chebyshev) levels: center + half_span * cos((2k-1) pi / (2K)), k = 1..K, over [lo, hi],
+/// ascending (seed 000).
+std::vector<double> cosine_levels(double lo, double hi, std::size_t k);
+
+// Initialisations, all computed on the sorted block and deterministic. K <= number of distinct values.
+std::vector<double> init_uniform(const SortedBlock& d, std::size_t k);   ///< K evenly spaced over [min, max]
+std::vector<double> init_quantile(const SortedBlock& d, std::size_t k);  ///< values at ranks (j + 1/2) N / K
+std::vector<double> init_cosine(const SortedBlock& d, std::size_t k);    ///< cosine_levels(min, max, K)
+/// Farthest-point ("greedy", AQLM/TorchAO): the first centre is `first` (the block's first element), then
+/// repeatedly the value farthest from every chosen centre; ties go to the smaller value. O(N log N + K log
+/// N).
+std::vector<double> init_greedy(const SortedBlock& d, float first, std::size_t k);
+/// O(N K) reference implementation of init_greedy on unsorted data (for tests).
+std::vector<double> init_greedy_reference(std::span<const float> data, std::size_t k);
+/// k-means++ (Arthur & Vassilvitskii 2007): D^2 sampling from a Boost mt19937_64 seeded with `seed`, over the
+/// sorted values. A segment tree of the weights makes each draw O(log N), and adding a centre only touches
+/// the values whose nearest centre changes.
+std::vector<double> init_kmeanspp(const SortedBlock& d, std::size_t k, std::uint64_t seed);
+
+}  // namespace sqb::detail

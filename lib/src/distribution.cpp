@@ -1,0 +1,144 @@
+// Data sources for sweeps, and the one table naming them.
+
+#include "sqb/distribution.hpp"
+
+#include <boost/random/laplace_distribution.hpp>
+#include <boost/random/mersenne_twister.hpp>
+#include <boost/random/normal_distribution.hpp>
+#include <boost/random/student_t_distribution.hpp>
+#include <boost/random/uniform_real_distribution.hpp>
+
+#include "sqb/error.hpp"
+
+namespace sqb {
+
+namespace {
+
+// Boost.Random's engines and distributions are header code with a fixed algorithm (the normal law is Boost's
+// ziggurat), so a seed gives the same numbers with any standard library; std:: distributions do not.
+template <class Dist>
+class Synthetic final : public Distribution {
+ public:
+  Synthetic(Dist dist, std::size_t rows, std::string context)
+      : dist_(dist), rows_(rows), context_(std::move(context)) {}
+
+  void check_n(std::size_t n) const override {
+    if (n == 0) throw Error(context_ + ": n must be >= 1");
+    if (n % rows_ != 0) {
+      throw Error(context_ + ": n = " + std::to_string(n) +
+                  " is not a multiple of rows = " + std::to_string(rows_));
+    }
+  }
+
+  Tensor draw(std::size_t n, std::uint64_t seed) const override {
+    check_n(n);
+    boost::random::mt19937_64 gen(seed);
+    Dist dist = dist_;
+    Tensor t(rows_, n / rows_);
+    for (float& v : t.values)
+      v = static_cast<float>(dist(gen));
+    return t;
+  }
+
+ private:
+  Dist dist_;
+  std::size_t rows_;
+  std::string context_;
+};
+
+const ParamSpec kRows{"rows", ParamSpec::Kind::integer,
+                      "1",    1,
+                      1e9,    false,
+                      {},     "rows of the tensor (n / rows columns each); granularity=channel is per row"};
+
+template <class Dist>
+std::unique_ptr<Distribution> synthetic(const Params& p, Dist dist) {
+  return std::make_unique<Synthetic<Dist>>(dist, static_cast<std::size_t>(p.integer("rows")), p.context());
+}
+
+std::span<const ParamSpec> gaussian_params() {
+  static const ParamSpec params[] = {
+      {"mean", ParamSpec::Kind::real, "0", -1e30, 1e30, false, {}, "mean"},
+      {"std", ParamSpec::Kind::real, "1", 0, 1e30, true, {}, "standard deviation (> 0)"},
+      kRows,
+  };
+  return params;
+}
+std::unique_ptr<Distribution> make_gaussian(const Params& p, const DistributionContext&) {
+  return synthetic(p, boost::random::normal_distribution<double>(p.real("mean"), p.real("std")));
+}
+
+std::span<const ParamSpec> uniform_params() {
+  static const ParamSpec params[] = {
+      {"lo", ParamSpec::Kind::real, "-1", -1e30, 1e30, false, {}, "lower end"},
+      {"hi", ParamSpec::Kind::real, "1", -1e30, 1e30, false, {}, "upper end (> lo)"},
+      kRows,
+  };
+  return params;
+}
+std::unique_ptr<Distribution> make_uniform(const Params& p, const DistributionContext&) {
+  if (!(p.real("hi") > p.real("lo"))) p.fail("hi", "must be greater than lo");
+  return synthetic(p, boost::random::uniform_real_distribution<double>(p.real("lo"), p.real("hi")));
+}
+
+std::span<const ParamSpec> laplace_params() {
+  static const ParamSpec params[] = {
+      {"scale", ParamSpec::Kind::real, "1", 0, 1e30, true, {}, "scale b (> 0); variance 2 b^2"},
+      kRows,
+  };
+  return params;
+}
+std::unique_ptr<Distribution> make_laplace(const Params& p, const DistributionContext&) {
+  return synthetic(p, boost::random::laplace_distribution<double>(0.0, p.real("scale")));
+}
+
+std::span<const ParamSpec> student_t_params() {
+  static const ParamSpec params[] = {
+      {"nu",
+       ParamSpec::Kind::real,
+       "3",
+       0,
+       1e6,
+       true,
+       {},
+       "degrees of freedom (> 0); heavy tails for small nu"},
+      kRows,
+  };
+  return params;
+}
+std::unique_ptr<Distribution> make_student_t(const Params& p, const DistributionContext&) {
+  return synthetic(p, boost::random::student_t_distribution<double>(p.real("nu")));
+}
+
+// clang-format off
+const DistributionEntry kDistributions[] = {
+    {"gaussian", "normal law N(mean, std^2)", gaussian_params(), make_gaussian},
+    {"uniform", "uniform on [lo, hi]", uniform_params(), make_uniform},
+    {"laplace", "Laplace law, mean 0, scale b", laplace_params(), make_laplace},
+    {"student_t", "Student's t with nu degrees of freedom (unscaled)", student_t_params(), make_student_t},
+};
+// clang-format on
+
+}  // namespace
+
+std::span<const DistributionEntry> distribution_registry() {
+  return kDistributions;
+}
+
+const DistributionEntry& find_distribution(std::string_view name) {
+  std::string names;
+  for (const DistributionEntry& e : kDistributions) {
+    if (e.name == name) return e;
+    names += (names.empty() ? "" : ", ") + std::string(e.name);
+  }
+  throw Error("unknown distribution '" + std::string(name) + "'; valid distributions: " + names);
+}
+
+std::unique_ptr<Distribution> make_distribution(std::string_view spec, const DistributionContext& ctx) {
+  const SpecText text = SpecText::parse(spec, "distribution");
+  const DistributionEntry& entry = find_distribution(text.name);
+  const Params params(entry.params, text.args, "distribution \"" + text.canonical() + "\"");
+  return entry.make(params, ctx);
+}
+
+}  // namespace sqb

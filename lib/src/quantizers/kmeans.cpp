@@ -1,0 +1,127 @@
+// 1-D k-means (Lloyd's algorithm): the learned-codebook baseline.
+
+#include <algorithm>
+
+#include "detail/lloyd_1d.hpp"
+#include "quantizers/quantizers.hpp"
+#include "sqb/quantize.hpp"
+
+namespace sqb::quantizers {
+
+namespace {
+
+enum class Init { kmeanspp, greedy, uniform, quantile, cosine };
+enum class Algo { sorted, naive };
+
+class KMeans final : public Quantizer {
+ public:
+  KMeans(std::size_t k, Init init, Algo algo, detail::LloydOptions opt, bool fixed_seed, std::uint64_t seed)
+      : k_(k), init_(init), algo_(algo), opt_(opt), fixed_seed_(fixed_seed), seed_(seed) {}
+  std::size_t code_count() const override { return k_; }
+  std::size_t side_floats_per_block() const override { return k_; }
+
+  BlockDesign design(std::span<const float> block, const BlockInfo& info) const override {
+    // Every initialisation works on a sorted copy (also for algo=naive, whose timing therefore includes one
+    // O(N log N) sort; its O(N K) iterations dominate).
+    const detail::SortedBlock sorted(block);
+    BlockDesign d;
+    // With at most K distinct values the optimum is exact: each value its own level (the rest repeat the
+    // last).
+    if (std::vector<double> distinct = sorted.distinct_values_up_to(k_); !distinct.empty()) {
+      distinct.resize(k_, distinct.back());
+      d.codebook = Codebook::nearest(distinct);
+      return d;
+    }
+    std::vector<double> init;
+    switch (init_) {
+      case Init::kmeanspp:
+        init = detail::init_kmeanspp(sorted, k_, fixed_seed_ ? block_seed(seed_, info.index) : info.seed);
+        break;
+      case Init::greedy:
+        init = detail::init_greedy(sorted, block.front(), k_);
+        break;
+      case Init::uniform:
+        init = detail::init_uniform(sorted, k_);
+        break;
+      case Init::quantile:
+        init = detail::init_quantile(sorted, k_);
+        break;
+      case Init::cosine:
+        init = detail::init_cosine(sorted, k_);
+        break;
+    }
+    const detail::LloydResult r = algo_ == Algo::sorted ? detail::lloyd_sorted(sorted, std::move(init), opt_)
+                                                        : detail::lloyd_naive(block, std::move(init), opt_);
+    d.codebook = Codebook::nearest(r.centroids);
+    d.iterations = r.iterations;
+    d.converged = r.converged;
+    return d;
+  }
+
+ private:
+  std::size_t k_;
+  Init init_;
+  Algo algo_;
+  detail::LloydOptions opt_;
+  bool fixed_seed_;
+  std::uint64_t seed_;
+};
+
+}  // namespace
+
+std::span<const ParamSpec> kmeans_params() {
+  static const ParamSpec params[] = {
+      {"init",
+       ParamSpec::Kind::choice,
+       "kmeans++",
+       0,
+       0,
+       false,
+       {"kmeans++", "greedy", "uniform", "quantile", "cosine"},
+       "initial centroids: k-means++ (seeded D^2 sampling), greedy (farthest point from the first element, "
+       "as "
+       "TorchAO/AQLM), uniform over [min,max], empirical quantiles, cosine nodes"},
+      {"max_iter", ParamSpec::Kind::integer, "300", 0, 1e9, false, {}, "maximum Lloyd iterations"},
+      {"tol",
+       ParamSpec::Kind::real,
+       "1e-6",
+       0,
+       1,
+       false,
+       {},
+       "stop when the relative decrease of the MSE is <= tol (a fixed point always stops)"},
+      {"algo",
+       ParamSpec::Kind::choice,
+       "sorted",
+       0,
+       0,
+       false,
+       {"sorted", "naive"},
+       "sorted: prefix sums + binary-searched boundaries, O(K log N) per iteration; naive: O(N K) distances"},
+      {"seed",
+       ParamSpec::Kind::integer,
+       "",
+       0,
+       9e18,
+       false,
+       {},
+       "k-means++ seed, mixed with the block index (default: the cell's seed)"},
+  };
+  return params;
+}
+
+std::unique_ptr<Quantizer> make_kmeans(const Params& p, const BuildContext& ctx) {
+  const std::string& i = p.text("init");
+  const Init init = i == "kmeans++"   ? Init::kmeanspp
+                    : i == "greedy"   ? Init::greedy
+                    : i == "uniform"  ? Init::uniform
+                    : i == "quantile" ? Init::quantile
+                                      : Init::cosine;
+  const Algo algo = p.is("algo", "naive") ? Algo::naive : Algo::sorted;
+  const detail::LloydOptions opt{static_cast<int>(p.integer("max_iter")), p.real("tol")};
+  const bool fixed_seed = p.has("seed");
+  const std::uint64_t seed = fixed_seed ? static_cast<std::uint64_t>(p.integer("seed")) : ctx.seed;
+  return std::make_unique<KMeans>(ctx.k, init, algo, opt, fixed_seed, seed);
+}
+
+}  // namespace sqb::quantizers

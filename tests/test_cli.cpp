@@ -1,0 +1,190 @@
+// The sqbench CLI as a user runs it: a small config gives the expected CSV, each bad config exits 2 with a
+// message naming the key, and nothing is written when a config is bad.
+
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Outcome {
+  int status = -1;
+  std::string output;  // stdout and stderr together
+};
+
+Outcome run_cli(const std::string& args) {
+  const std::string cmd = std::string(SQBENCH_EXE) + " " + args + " 2>&1";
+  Outcome o;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[4096];
+  std::size_t got;
+  while ((got = std::fread(buf, 1, sizeof buf, p)) > 0)
+    o.output.append(buf, got);
+  const int raw = ::pclose(p);
+  o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return o;
+}
+
+// A fresh folder per test, removed afterwards.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    char tmpl[] = "/tmp/sqbench-test-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  fs::path write(const std::string& name, const std::string& text) const {
+    std::ofstream(path / name) << text;
+    return path / name;
+  }
+};
+
+std::vector<std::string> lines_of(const fs::path& p) {
+  std::ifstream in(p);
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);)
+    out.push_back(line);
+  return out;
+}
+
+const char* kSmall = R"(name = small
+repeats = 1
+[sweep]
+quantizer = cosine
+quantizer = kmeans init=quantile
+quantizer = uniform symmetric=1
+distribution = gaussian
+distribution = laplace scale=0.5 rows=10
+n = 1000
+n = 2000
+k = 2
+k = 16
+granularity = tensor
+granularity = channel
+seed = 0
+)";
+
+}  // namespace
+
+TEST_CASE("sqbench run writes results.csv with the expected header and one row per cell", "[cli]") {
+  TempDir dir;
+  const fs::path cfg = dir.write("small.ini", kSmall);
+  const Outcome o = run_cli("run " + cfg.string() + " --quiet --out " + (dir.path / "out").string());
+  INFO(o.output);
+  REQUIRE(o.status == 0);
+  const auto lines = lines_of(dir.path / "out" / "results.csv");
+  REQUIRE(!lines.empty());
+  CHECK(lines[0] ==
+        "quantizer,distribution,n,k,bits,granularity,seed,rows,cols,blocks,mse,nmse,sqnr_db,max_abs_err,"
+        "entropy_bits,storage_bits,iterations,converged,fit_s,encode_s,decode_s");
+  // 3 quantizers x 2 distributions x 2 n x 2 k x 2 granularities, minus uniform symmetric=1 at k=2 (8 cells).
+  CHECK(lines.size() == 1 + 48 - 8);
+  CHECK(o.output.find("skipped 8 cells") != std::string::npos);
+  CHECK(fs::exists(dir.path / "out" / "config.ini"));
+}
+
+TEST_CASE("sqbench run: the default results folder is results/<name>", "[cli]") {
+  TempDir dir;
+  const fs::path cfg = dir.write(
+      "c.ini", "name = tiny\n[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 100\nk = 4\n");
+  const Outcome o =
+      run_cli("run " + cfg.string() + " --quiet --out " + (dir.path / "results" / "tiny").string());
+  REQUIRE(o.status == 0);
+  CHECK(lines_of(dir.path / "results" / "tiny" / "results.csv").size() == 2);
+  const std::string cmd =
+      "cd " + dir.path.string() + " && " + SQBENCH_EXE + " run c.ini --quiet > /dev/null 2>&1";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  CHECK(fs::exists(dir.path / "results" / "tiny" / "results.csv"));
+}
+
+TEST_CASE("bad configs exit 2 with a message naming the key, and write nothing", "[cli]") {
+  struct Case {
+    std::string body;
+    std::string expect;
+  };
+  const std::string base = "[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 100\nk = 4\n";
+  const Case c = GENERATE_COPY(
+      Case{"[sweep]\nquantiser = cosine\ndistribution = gaussian\nn = 100\nk = 4\n",
+           "key 'sweep.quantiser': unknown key"},
+      Case{"[sweep]\nquantizer = cosinus\ndistribution = gaussian\nn = 100\nk = 4\n",
+           "unknown quantizer 'cosinus'"},
+      Case{"[sweep]\nquantizer = cosine foo=1\ndistribution = gaussian\nn = 100\nk = 4\n",
+           "unknown parameter 'foo'"},
+      Case{"[sweep]\nquantizer = cosine\ndistribution = gauss\nn = 100\nk = 4\n",
+           "unknown distribution 'gauss'"},
+      Case{"[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = ten\nk = 4\n",
+           "key 'sweep.n': 'ten' is not an integer"},
+      Case{"[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 0\nk = 4\n",
+           "key 'sweep.n': '0' is out of range"},
+      Case{"[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 100\nk = 0\n",
+           "key 'sweep.k': '0' is out of range"},
+      Case{"[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 100\nk = 65537\n",
+           "key 'sweep.k': '65537' is out of range"},
+      Case{"[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 100\nbits = 17\n", "key 'sweep.bits'"},
+      Case{"[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 100\nk = 4\nbits = 2\n",
+           "either k or bits"},
+      Case{"[sweep]\ndistribution = gaussian\nn = 100\nk = 4\n", "key 'sweep.quantizer': missing"},
+      Case{"[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 100\n", "key 'sweep.k': missing"},
+      Case{"[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 1.5\nk = 4\n",
+           "key 'sweep.n': '1.5' is not an integer"},
+      Case{"[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 100\nk = 4\ngranularity = rows\n",
+           "key 'sweep.granularity'"},
+      Case{"repeats = 0\n" + base, "key 'repeats'"},
+      Case{"colour = red\n" + base, "key 'colour': unknown key"},
+      Case{"name = a\nname = b\n" + base, "key 'name': given more than once"},
+      Case{base + "[plots]\nx = 1\n", "unknown section [plots]"},
+      Case{"[sweep]\nquantizer = cosine\nquantizer = cosine\ndistribution = gaussian\nn = 100\nk = 4\n",
+           "listed twice"},
+      Case{"[sweep]\nquantizer = uniform symmetric=1\ndistribution = gaussian\nn = 100\nk = 2\n",
+           "no usable cell"},
+      Case{"[sweep]\nquantizer = cosine\ndistribution = gaussian rows=3\nn = 100\nk = 4\n",
+           "not a multiple of rows"},
+      Case{"this is not an ini file\n", "not a valid INI config"});
+  TempDir dir;
+  const fs::path cfg = dir.write("bad.ini", c.body);
+  const fs::path out = dir.path / "out";
+  const Outcome o = run_cli("run " + cfg.string() + " --quiet --out " + out.string());
+  INFO(c.body << "\n--- output:\n" << o.output);
+  CHECK(o.status == 2);
+  CHECK(o.output.find(c.expect) != std::string::npos);
+  CHECK(o.output.find(cfg.string()) != std::string::npos);  // names the file
+  CHECK_FALSE(fs::exists(out / "results.csv"));
+}
+
+TEST_CASE("sqbench usage errors exit 2, while --help, --version and list exit 0", "[cli]") {
+  CHECK(run_cli("").status == 2);
+  CHECK(run_cli("frobnicate").status == 2);
+  CHECK(run_cli("run").status == 2);
+  CHECK(run_cli("run /nonexistent/config.ini").status == 2);
+  CHECK(run_cli("run /tmp").status == 2);
+  CHECK(run_cli("run --bogus x.ini").status == 2);
+  CHECK(run_cli("--help").status == 0);
+  const Outcome v = run_cli("--version");
+  CHECK(v.status == 0);
+  CHECK(v.output.find("sqbench 0.") != std::string::npos);
+  const Outcome l = run_cli("list");
+  CHECK(l.status == 0);
+  CHECK(l.output.find("kmeans") != std::string::npos);
+  CHECK(l.output.find("max_iter=300") != std::string::npos);
+}
+
+TEST_CASE("an unwritable results folder is an error before any work", "[cli]") {
+  TempDir dir;
+  const fs::path cfg =
+      dir.write("c.ini", "[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 100\nk = 4\n");
+  dir.write("file", "x");
+  const Outcome o = run_cli("run " + cfg.string() + " --quiet --out " + (dir.path / "file" / "sub").string());
+  CHECK(o.status == 2);
+  CHECK(o.output.find("results folder") != std::string::npos);
+}
