@@ -3,60 +3,18 @@
 
 #include <catch2/catch.hpp>
 
-#include <sys/wait.h>
-
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+
+#include "cli_helpers.hpp"
 
 namespace fs = std::filesystem;
 
+using sqbtest::lines_of;
+using sqbtest::Outcome;
+using sqbtest::run_cli;
+using sqbtest::TempDir;
+
 namespace {
-
-struct Outcome {
-  int status = -1;
-  std::string output;  // stdout and stderr together
-};
-
-Outcome run_cli(const std::string& args) {
-  const std::string cmd = std::string(SQBENCH_EXE) + " " + args + " 2>&1";
-  Outcome o;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  std::size_t got;
-  while ((got = std::fread(buf, 1, sizeof buf, p)) > 0)
-    o.output.append(buf, got);
-  const int raw = ::pclose(p);
-  o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return o;
-}
-
-// A fresh folder per test, removed afterwards.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/sqbench-test-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path write(const std::string& name, const std::string& text) const {
-    std::ofstream(path / name) << text;
-    return path / name;
-  }
-};
-
-std::vector<std::string> lines_of(const fs::path& p) {
-  std::ifstream in(p);
-  std::vector<std::string> out;
-  for (std::string line; std::getline(in, line);)
-    out.push_back(line);
-  return out;
-}
 
 const char* kSmall = R"(name = small
 repeats = 1
@@ -87,10 +45,11 @@ TEST_CASE("sqbench run writes results.csv with the expected header and one row p
   REQUIRE(!lines.empty());
   CHECK(lines[0] ==
         "quantizer,distribution,n,k,bits,granularity,seed,rows,cols,blocks,mse,nmse,sqnr_db,max_abs_err,"
-        "entropy_bits,storage_bits,iterations,converged,fit_s,encode_s,decode_s");
+        "entropy_bits,storage_bits,iterations,converged,fit_s,fit_s_min,fit_s_mad,encode_s,encode_s_min,"
+        "encode_s_mad,decode_s,decode_s_min,decode_s_mad,config_hash");
   // 3 quantizers x 2 distributions x 2 n x 2 k x 2 granularities, minus uniform symmetric=1 at k=2 (8 cells).
   CHECK(lines.size() == 1 + 48 - 8);
-  CHECK(o.output.find("skipped 8 cells") != std::string::npos);
+  CHECK(o.output.find("skipping 8 cells") != std::string::npos);
   CHECK(fs::exists(dir.path / "out" / "config.ini"));
 }
 
@@ -134,8 +93,8 @@ TEST_CASE("bad configs exit 2 with a message naming the key, and write nothing",
       Case{"[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 100\nbits = 17\n", "key 'sweep.bits'"},
       Case{"[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 100\nk = 4\nbits = 2\n",
            "either k or bits"},
-      Case{"[sweep]\ndistribution = gaussian\nn = 100\nk = 4\n", "key 'sweep.quantizer': missing"},
-      Case{"[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 100\n", "key 'sweep.k': missing"},
+      Case{"[sweep]\ndistribution = gaussian\nn = 100\nk = 4\n", "[sweep]: missing key 'quantizer'"},
+      Case{"[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 100\n", "[sweep]: missing key 'k'"},
       Case{"[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 1.5\nk = 4\n",
            "key 'sweep.n': '1.5' is not an integer"},
       Case{"[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 100\nk = 4\ngranularity = rows\n",

@@ -23,6 +23,11 @@ constexpr std::size_t kMaxN = 2'000'000'000;  // float32 tensors of up to 8 GB
 const std::vector<std::string> kTopKeys = {"name", "description", "repeats"};
 const std::vector<std::string> kSweepKeys = {"quantizer", "distribution", "n",   "k",
                                              "bits",      "granularity",  "seed"};
+const std::vector<std::string> kTableKeys = {"rows", "cols", "value", "where",
+                                             "agg",  "best", "title", "digits"};
+const std::vector<std::string> kPlotKeys = {"kind",  "x",         "y",     "series", "logx",  "logy",
+                                            "where", "reference", "title", "xlabel", "ylabel"};
+const std::vector<std::string> kMultiKeys = {"where", "reference"};  // table/plot keys that may repeat
 
 std::string join(const std::vector<std::string>& v) {
   std::string out;
@@ -31,21 +36,23 @@ std::string join(const std::vector<std::string>& v) {
   return out;
 }
 
-// Where a key is set in the file (1-based line), for messages; 0 if not found.
-std::size_t line_of(const std::string& text, const std::string& dotted_key) {
-  const auto dot = dotted_key.rfind('.');
-  const std::string section = dot == std::string::npos ? "" : dotted_key.substr(0, dot);
-  const std::string key = dot == std::string::npos ? dotted_key : dotted_key.substr(dot + 1);
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+// The file's key lines in order, for line numbers in messages: dotted key -> the lines it is set on.
+std::map<std::string, std::vector<std::size_t>> key_lines(const std::string& text) {
+  std::map<std::string, std::vector<std::size_t>> out;
   std::istringstream in(text);
-  std::string line, current;
+  std::string line, section;
   std::size_t no = 0;
   while (std::getline(in, line)) {
     ++no;
-    const auto first = line.find_first_not_of(" \t");
-    if (first == std::string::npos) continue;
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#') continue;
     if (line[first] == '[') {
       const auto close = line.find(']', first);
-      current = line.substr(first + 1, close == std::string::npos ? std::string::npos : close - first - 1);
+      section = line.substr(first + 1, close == std::string::npos ? std::string::npos : close - first - 1);
       continue;
     }
     const auto eq = line.find('=');
@@ -53,66 +60,95 @@ std::size_t line_of(const std::string& text, const std::string& dotted_key) {
     std::string k = line.substr(first, eq - first);
     while (!k.empty() && (k.back() == ' ' || k.back() == '\t'))
       k.pop_back();
-    if (k == key && current == section) return no;
+    out[section.empty() ? k : section + "." + k].push_back(no);
   }
-  return 0;
+  return out;
 }
+
+// One setting as read: its section ("" top level, "sweep", "sweep.x", "table.y", ...), key and value.
+struct Setting {
+  std::string section, key, value;
+  std::size_t line = 0;
+  std::string dotted() const { return section.empty() ? key : section + "." + key; }
+};
 
 class Reporter {
  public:
-  Reporter(const Config& c) : c_(c) {}
-  [[noreturn]] void fail(const std::string& dotted_key, const std::string& message) const {
-    const std::size_t line = line_of(c_.text, dotted_key);
-    throw sqb::Error(c_.path.string() + (line ? ":" + std::to_string(line) : "") + ": key '" + dotted_key +
+  explicit Reporter(const std::filesystem::path& p) : path_(p.string()) {}
+  [[noreturn]] void fail(const Setting& s, const std::string& message) const {
+    throw sqb::Error(path_ + (s.line ? ":" + std::to_string(s.line) : "") + ": key '" + s.dotted() +
                      "': " + message);
   }
-  [[noreturn]] void fail_file(const std::string& message) const {
-    throw sqb::Error(c_.path.string() + ": " + message);
+  [[noreturn]] void fail_section(const std::string& section, const std::string& message) const {
+    throw sqb::Error(path_ + ": [" + section + "]: " + message);
   }
+  [[noreturn]] void fail_file(const std::string& message) const { throw sqb::Error(path_ + ": " + message); }
 
  private:
-  const Config& c_;
+  std::string path_;
 };
 
-// A list key's values: each occurrence of the key, and for numeric keys also comma-separated values.
-std::vector<std::string> values_of(const po::variables_map& vm, const std::string& key, bool split_commas) {
+std::vector<std::string> split_commas(const std::string& v) {
   std::vector<std::string> out;
-  if (!vm.count(key)) return out;
-  for (const std::string& v : vm[key].as<std::vector<std::string>>()) {
-    if (!split_commas) {
-      out.push_back(v);
-      continue;
-    }
-    std::string item;
-    std::istringstream in(v);
-    while (std::getline(in, item, ',')) {
-      const auto a = item.find_first_not_of(" \t");
-      const auto b = item.find_last_not_of(" \t");
-      out.push_back(a == std::string::npos ? "" : item.substr(a, b - a + 1));
-    }
+  std::string item;
+  std::istringstream in(v);
+  while (std::getline(in, item, ',')) {
+    const auto a = item.find_first_not_of(" \t");
+    const auto b = item.find_last_not_of(" \t");
+    out.push_back(a == std::string::npos ? "" : item.substr(a, b - a + 1));
   }
   return out;
 }
 
 template <class T>
-std::vector<T> numbers(const Reporter& r, const po::variables_map& vm, const std::string& key, double lo,
-                       double hi, const std::string& what) {
-  std::vector<T> out;
-  for (const std::string& v : values_of(vm, key, true)) {
+void add_numbers(const Reporter& r, const Setting& s, double lo, double hi, const std::string& what,
+                 std::vector<T>& out) {
+  for (const std::string& v : split_commas(s.value)) {
     const auto x = sqb::parse_integer(v);
-    if (!x) r.fail(key, "'" + v + "' is not an integer (" + what + ")");
-    if (static_cast<double>(*x) < lo || static_cast<double>(*x) > hi)
-      r.fail(key, "'" + v + "' is out of range (" + what + ")");
+    if (!x) r.fail(s, "'" + v + "' is not an integer (" + what + ")");
+    if (static_cast<double>(*x) < lo || static_cast<double>(*x) > hi) {
+      r.fail(s, "'" + v + "' is out of range (" + what + ")");
+    }
     out.push_back(static_cast<T>(*x));
   }
-  return out;
+}
+
+bool parse_bool(const Reporter& r, const Setting& s) {
+  if (s.value == "1" || s.value == "true" || s.value == "yes") return true;
+  if (s.value == "0" || s.value == "false" || s.value == "no") return false;
+  r.fail(s, "'" + s.value + "' must be one of 1|0|true|false|yes|no");
+}
+
+void check_id(const Reporter& r, const std::string& section, const std::string& id) {
+  if (id.empty() ||
+      id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+          std::string::npos) {
+    r.fail_section(section, "the id after the dot must be letters, digits, '_' or '-'");
+  }
 }
 
 }  // namespace
 
+std::string text_hash(std::string_view text) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (const unsigned char c : text) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+Where parse_where(const std::string& text) {
+  const auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw sqb::Error("where filter '" + text + "' must be of the form column=value");
+  }
+  return {text.substr(0, eq), text.substr(eq + 1)};
+}
+
 Config load_config(const std::filesystem::path& path) {
-  Config c;
-  c.path = path;
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
     throw sqb::Error(path.string() + ": is a directory, not a config file");
@@ -120,127 +156,260 @@ Config load_config(const std::filesystem::path& path) {
   if (!in) throw sqb::Error(path.string() + ": cannot read the config file (missing or unreadable)");
   std::ostringstream buf;
   buf << in.rdbuf();
-  c.text = buf.str();
-  const Reporter r(c);
+  if (in.bad()) throw sqb::Error(path.string() + ": error while reading the config file");
+  return parse_config(path, buf.str());
+}
 
-  po::options_description desc;
-  for (const auto& k : kTopKeys)
-    desc.add_options()(k.c_str(), po::value<std::string>());
-  for (const auto& k : kSweepKeys) {
-    desc.add_options()(("sweep." + k).c_str(), po::value<std::vector<std::string>>()->composing());
-  }
-  po::variables_map vm;
+Config parse_config(const std::filesystem::path& path, std::string text) {
+  Config c;
+  c.path = path;
+  c.text = std::move(text);
+  c.hash = text_hash(c.text);
+  const Reporter r(path);
+
+  // Tokenise with Boost.program_options (sections become "section." prefixes); validation is ours.
+  std::vector<Setting> settings;
   try {
-    std::istringstream text(c.text);
-    const po::parsed_options parsed = po::parse_config_file(text, desc, /*allow_unregistered=*/true);
+    std::istringstream in(c.text);
+    const po::options_description none;
+    const po::parsed_options parsed = po::parse_config_file(in, none, /*allow_unregistered=*/true);
+    const auto lines = key_lines(c.text);
+    std::map<std::string, std::size_t> seen;
     for (const po::option& o : parsed.options) {
-      if (!o.unregistered) continue;
+      Setting s;
       const auto dot = o.string_key.rfind('.');
-      const std::string section = dot == std::string::npos ? "" : o.string_key.substr(0, dot);
-      if (section.empty()) r.fail(o.string_key, "unknown key; valid top-level keys: " + join(kTopKeys));
-      if (section == "sweep") r.fail(o.string_key, "unknown key in [sweep]; valid keys: " + join(kSweepKeys));
-      r.fail(o.string_key, "unknown section [" + section + "]; valid sections: [sweep]");
+      s.section = dot == std::string::npos ? "" : o.string_key.substr(0, dot);
+      s.key = dot == std::string::npos ? o.string_key : o.string_key.substr(dot + 1);
+      s.value = o.value.empty() ? "" : o.value.front();
+      const auto it = lines.find(o.string_key);
+      const std::size_t occurrence = seen[o.string_key]++;
+      if (it != lines.end() && occurrence < it->second.size()) s.line = it->second[occurrence];
+      settings.push_back(std::move(s));
     }
-    po::store(parsed, vm);
-    po::notify(vm);
-  } catch (const po::multiple_occurrences& e) {
-    r.fail(e.get_option_name().substr(e.get_option_name().find_first_not_of('-')),
-           "given more than once (only the [sweep] keys take lists)");
   } catch (const po::error& e) {
     r.fail_file(std::string("not a valid INI config: ") + e.what());
   }
 
-  c.name = vm.count("name") ? vm["name"].as<std::string>() : path.stem().string();
-  if (c.name.empty() || c.name.find_first_of("/\\") != std::string::npos || c.name == "." || c.name == "..") {
-    r.fail("name", "'" + c.name + "' cannot name a results folder");
-  }
-  if (vm.count("description")) c.description = vm["description"].as<std::string>();
-  if (vm.count("repeats")) {
-    const auto v = sqb::parse_integer(vm["repeats"].as<std::string>());
-    if (!v || *v < 1 || *v > 1000) {
-      r.fail("repeats", "'" + vm["repeats"].as<std::string>() + "' must be an integer in 1..1000");
+  // Group by section, checking section and key names.
+  std::map<std::string, std::vector<Setting>> sections;
+  std::vector<std::string> section_order;
+  for (const Setting& s : settings) {
+    const std::string kind = s.section.substr(0, s.section.find('.'));
+    const std::vector<std::string>* valid = nullptr;
+    if (s.section.empty()) {
+      valid = &kTopKeys;
+    } else if (kind == "sweep") {
+      valid = &kSweepKeys;
+    } else if (kind == "table" || kind == "plot") {
+      if (s.section.find('.') == std::string::npos) {
+        r.fail_section(s.section, "name it [" + kind + ".<id>], e.g. [" + kind + ".mse]");
+      }
+      valid = kind == "table" ? &kTableKeys : &kPlotKeys;
+    } else {
+      r.fail(s, "unknown section [" + s.section +
+                    "]; valid sections: [sweep] or [sweep.<id>], [table.<id>], [plot.<id>]");
     }
-    c.repeats = static_cast<int>(*v);
+    if (kind != "" && s.section.find('.') != std::string::npos)
+      check_id(r, s.section, s.section.substr(kind.size() + 1));
+    if (!contains(*valid, s.key)) {
+      r.fail(s, "unknown key" + (s.section.empty() ? std::string() : " in [" + s.section + "]") +
+                    "; valid keys: " + join(*valid));
+    }
+    if (s.value.empty()) r.fail(s, "has no value");
+    if (!sections.contains(s.section)) section_order.push_back(s.section);
+    sections[s.section].push_back(s);
   }
 
-  SweepSpec& s = c.sweep;
-  const auto require = [&](const std::string& key, const auto& list) {
-    if (list.empty()) {
-      if (!vm.count(key)) r.fail(key, "missing: the sweep needs at least one value");
-      r.fail(key, "empty list");
+  // A key given twice where only one value makes sense.
+  const auto single = [&](const std::vector<Setting>& list, bool lists_allowed) {
+    std::map<std::string, const Setting*> first;
+    for (const Setting& s : list) {
+      if (lists_allowed || contains(kMultiKeys, s.key)) continue;
+      if (first.contains(s.key))
+        r.fail(s, "given more than once (only [sweep] keys, where and reference take lists)");
+      first[s.key] = &s;
     }
   };
-  s.quantizers = values_of(vm, "sweep.quantizer", false);
-  require("sweep.quantizer", s.quantizers);
-  s.distributions = values_of(vm, "sweep.distribution", false);
-  require("sweep.distribution", s.distributions);
-  s.n = numbers<std::size_t>(r, vm, "sweep.n", 1, kMaxN, "n must be in 1.." + std::to_string(kMaxN));
-  require("sweep.n", s.n);
-  if (vm.count("sweep.k") && vm.count("sweep.bits")) r.fail("sweep.bits", "give either k or bits, not both");
-  if (vm.count("sweep.bits")) {
-    for (unsigned b : numbers<unsigned>(r, vm, "sweep.bits", 1, 16, "bits must be in 1..16")) {
-      s.k.push_back(std::size_t{1} << b);
-    }
-    s.k_from_bits = true;
-    require("sweep.bits", s.k);
-  } else {
-    s.k = numbers<std::size_t>(r, vm, "sweep.k", 1, 65536, "k must be in 1..65536");
-    require("sweep.k", s.k);
-  }
-  for (const std::string& g : values_of(vm, "sweep.granularity", false)) {
-    try {
-      s.granularities.push_back(sqb::Granularity::parse(g).to_string());
-    } catch (const sqb::Error& e) {
-      r.fail("sweep.granularity", e.what());
-    }
-  }
-  if (!vm.count("sweep.granularity")) s.granularities = {"tensor"};
-  require("sweep.granularity", s.granularities);
-  s.seeds = numbers<std::uint64_t>(r, vm, "sweep.seed", 0, 9e18, "seed must be in 0..9e18");
-  if (!vm.count("sweep.seed")) s.seeds = {0};
-  require("sweep.seed", s.seeds);
 
-  // A value listed twice would make duplicate cells.
-  const auto unique = [&](const std::string& key, const std::vector<std::string>& list) {
-    std::set<std::string> seen;
-    for (const std::string& v : list) {
-      if (!seen.insert(v).second) r.fail(key, "'" + v + "' is listed twice (it would duplicate cells)");
+  // Top level.
+  c.name = path.stem().string();
+  single(sections[""], false);
+  for (const Setting& s : sections[""]) {
+    if (s.key == "name") {
+      c.name = s.value;
+      if (c.name.find_first_of("/\\") != std::string::npos || c.name == "." || c.name == "..") {
+        r.fail(s, "'" + c.name + "' cannot name a results folder");
+      }
+    } else if (s.key == "description") {
+      c.description = s.value;
+    } else if (s.key == "repeats") {
+      const auto v = sqb::parse_integer(s.value);
+      if (!v || *v < 1 || *v > 1000) r.fail(s, "'" + s.value + "' must be an integer in 1..1000");
+      c.repeats = static_cast<int>(*v);
     }
-  };
-  const auto unique_numbers = [&](const std::string& key, const auto& list) {
-    std::vector<std::string> text;
-    for (const auto v : list)
-      text.push_back(std::to_string(v));
-    unique(key, text);
-  };
-  unique_numbers("sweep.n", s.n);
-  unique_numbers(s.k_from_bits ? "sweep.bits" : "sweep.k", s.k);
-  unique("sweep.granularity", s.granularities);
-  unique_numbers("sweep.seed", s.seeds);
+  }
 
-  // Specs are validated now (names and parameters), so a typo fails before any work.
-  for (std::string& q : s.quantizers) {
-    try {
-      const sqb::SpecText t = sqb::SpecText::parse(q, "quantizer");
-      const sqb::QuantizerEntry& e = sqb::find_quantizer(t.name);
-      sqb::Params(e.params, t.args, "quantizer \"" + t.canonical() + "\"");
-      q = t.canonical();
-    } catch (const sqb::Error& e) {
-      r.fail("sweep.quantizer", e.what());
+  for (const std::string& section : section_order) {
+    const std::vector<Setting>& list = sections[section];
+    const std::string kind = section.substr(0, section.find('.'));
+    const std::string id =
+        section.find('.') == std::string::npos ? "" : section.substr(section.find('.') + 1);
+    if (kind == "sweep") {
+      SweepSpec sw;
+      sw.id = id;
+      bool has_k = false, has_bits = false, has_gran = false, has_seed = false;
+      for (const Setting& s : list) {
+        if (s.key == "quantizer") {
+          try {
+            const sqb::SpecText t = sqb::SpecText::parse(s.value, "quantizer");
+            const sqb::QuantizerEntry& e = sqb::find_quantizer(t.name);
+            sqb::Params(e.params, t.args, "quantizer \"" + t.canonical() + "\"");
+            sw.quantizers.push_back(t.canonical());
+          } catch (const sqb::Error& e) {
+            r.fail(s, e.what());
+          }
+        } else if (s.key == "distribution") {
+          try {
+            const sqb::SpecText t = sqb::SpecText::parse(s.value, "distribution");
+            const sqb::DistributionEntry& e = sqb::find_distribution(t.name);
+            sqb::Params(e.params, t.args, "distribution \"" + t.canonical() + "\"");
+            sw.distributions.push_back(t.canonical());
+          } catch (const sqb::Error& e) {
+            r.fail(s, e.what());
+          }
+        } else if (s.key == "n") {
+          add_numbers(r, s, 1, static_cast<double>(kMaxN), "n must be in 1.." + std::to_string(kMaxN), sw.n);
+        } else if (s.key == "k") {
+          has_k = true;
+          add_numbers(r, s, 1, 65536, "k must be in 1..65536", sw.k);
+        } else if (s.key == "bits") {
+          has_bits = true;
+          std::vector<unsigned> bits;
+          add_numbers(r, s, 1, 16, "bits must be in 1..16", bits);
+          for (const unsigned b : bits)
+            sw.k.push_back(std::size_t{1} << b);
+        } else if (s.key == "granularity") {
+          has_gran = true;
+          for (const std::string& g : split_commas(s.value)) {
+            try {
+              sw.granularities.push_back(sqb::Granularity::parse(g).to_string());
+            } catch (const sqb::Error& e) {
+              r.fail(s, e.what());
+            }
+          }
+        } else if (s.key == "seed") {
+          has_seed = true;
+          add_numbers(r, s, 0, 9e18, "seed must be in 0..9e18", sw.seeds);
+        }
+        if (has_k && has_bits) r.fail(s, "give either k or bits, not both");
+      }
+      if (!has_gran) sw.granularities = {"tensor"};
+      if (!has_seed) sw.seeds = {0};
+      const auto require = [&](const std::string& key, bool empty) {
+        if (empty) r.fail_section(section, "missing key '" + key + "': a sweep needs at least one value");
+      };
+      require("quantizer", sw.quantizers.empty());
+      require("distribution", sw.distributions.empty());
+      require("n", sw.n.empty());
+      require(has_bits ? "bits" : "k", sw.k.empty());
+      // A value listed twice would make duplicate cells.
+      const auto unique = [&](const std::string& key, const std::vector<std::string>& values) {
+        std::set<std::string> seen;
+        for (const std::string& v : values) {
+          if (!seen.insert(v).second) {
+            r.fail(Setting{section, key, v, 0}, "'" + v + "' is listed twice (it would duplicate cells)");
+          }
+        }
+      };
+      const auto text_of = [](const auto& v) {
+        std::vector<std::string> t;
+        for (const auto x : v)
+          t.push_back(std::to_string(x));
+        return t;
+      };
+      unique("quantizer", sw.quantizers);
+      unique("distribution", sw.distributions);
+      unique("n", text_of(sw.n));
+      unique(has_bits ? "bits" : "k", text_of(sw.k));
+      unique("granularity", sw.granularities);
+      unique("seed", text_of(sw.seeds));
+      c.sweeps.push_back(std::move(sw));
+    } else if (kind == "table") {
+      single(list, false);
+      TableSpec t;
+      t.id = id;
+      for (const Setting& s : list) {
+        if (s.key == "rows") t.rows = s.value;
+        if (s.key == "cols") t.cols = s.value;
+        if (s.key == "value") t.value = s.value;
+        if (s.key == "title") t.title = s.value;
+        if (s.key == "where") {
+          try {
+            t.where.push_back(parse_where(s.value));
+          } catch (const sqb::Error& e) {
+            r.fail(s, e.what());
+          }
+        }
+        if (s.key == "agg") {
+          const std::map<std::string, Agg> aggs = {{"none", Agg::none},
+                                                   {"mean", Agg::mean},
+                                                   {"median", Agg::median},
+                                                   {"min", Agg::min},
+                                                   {"max", Agg::max}};
+          if (!aggs.contains(s.value)) r.fail(s, "'" + s.value + "' must be one of none|mean|median|min|max");
+          t.agg = aggs.at(s.value);
+        }
+        if (s.key == "best") {
+          if (!contains({"auto", "min", "max", "none"}, s.value))
+            r.fail(s, "'" + s.value + "' must be one of auto|min|max|none");
+          t.best = s.value;
+        }
+        if (s.key == "digits") {
+          const auto v = sqb::parse_integer(s.value);
+          if (!v || *v < 1 || *v > 17) r.fail(s, "'" + s.value + "' must be an integer in 1..17");
+          t.digits = static_cast<int>(*v);
+        }
+      }
+      for (const char* key : {"rows", "cols", "value"}) {
+        const std::string& v = key == std::string("rows")   ? t.rows
+                               : key == std::string("cols") ? t.cols
+                                                            : t.value;
+        if (v.empty()) r.fail_section(section, std::string("missing key '") + key + "'");
+      }
+      c.tables.push_back(std::move(t));
+    } else if (kind == "plot") {
+      single(list, false);
+      PlotSpec p;
+      p.id = id;
+      for (const Setting& s : list) {
+        if (s.key == "kind") {
+          if (s.value != "line" && s.value != "scatter")
+            r.fail(s, "'" + s.value + "' must be one of line|scatter");
+          p.kind = s.value;
+        }
+        if (s.key == "x") p.x = s.value;
+        if (s.key == "y") p.y = s.value;
+        if (s.key == "series") p.series = s.value;
+        if (s.key == "logx") p.logx = parse_bool(r, s);
+        if (s.key == "logy") p.logy = parse_bool(r, s);
+        if (s.key == "title") p.title = s.value;
+        if (s.key == "xlabel") p.xlabel = s.value;
+        if (s.key == "ylabel") p.ylabel = s.value;
+        if (s.key == "reference") p.references.push_back(s.value);
+        if (s.key == "where") {
+          try {
+            p.where.push_back(parse_where(s.value));
+          } catch (const sqb::Error& e) {
+            r.fail(s, e.what());
+          }
+        }
+      }
+      if (p.x.empty()) r.fail_section(section, "missing key 'x'");
+      if (p.y.empty()) r.fail_section(section, "missing key 'y'");
+      c.plots.push_back(std::move(p));
     }
   }
-  for (std::string& d : s.distributions) {
-    try {
-      const sqb::SpecText t = sqb::SpecText::parse(d, "distribution");
-      const sqb::DistributionEntry& e = sqb::find_distribution(t.name);
-      sqb::Params(e.params, t.args, "distribution \"" + t.canonical() + "\"");
-      d = t.canonical();
-    } catch (const sqb::Error& e) {
-      r.fail("sweep.distribution", e.what());
-    }
-  }
-  unique("sweep.quantizer", s.quantizers);
-  unique("sweep.distribution", s.distributions);
+  if (c.sweeps.empty()) r.fail_file("no [sweep] section: a config needs at least one sweep");
   return c;
 }
 

@@ -1,38 +1,88 @@
 #pragma once
-// Experiment configs: INI files read with Boost.program_options' config-file parser, validated key by key.
+// Experiment configs: INI files tokenised by Boost.program_options' config-file parser, then validated key by
+// key here (so every message can name the file, line, section and key).
+//
+//   name = quick                 top level: name, description, repeats
+//   [sweep] / [sweep.<id>]       one or more sweeps; every combination of a sweep's lists is a cell
+//   [table.<id>]                 tables `sqbench run` renders into tables.md / tables.tex
+//   [plot.<id>]                  plots rendered with gnuplot (PNG + SVG, with their .gp and .dat)
 
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sqbench {
 
 /// One sweep: every combination of the listed values is a cell.
 struct SweepSpec {
-  std::vector<std::string> quantizers;     ///< spec strings, validated against the registry
-  std::vector<std::string> distributions;  ///< spec strings, validated against the registry
+  std::string id;                          ///< "" for [sweep], else the <id> of [sweep.<id>]
+  std::vector<std::string> quantizers;     ///< canonical spec strings, validated against the registry
+  std::vector<std::string> distributions;  ///< canonical spec strings (npy glob= already expanded)
   std::vector<std::size_t> n;
-  std::vector<std::size_t> k;  ///< from k = ... or 2^bits for bits = ...
-  bool k_from_bits = false;
+  std::vector<std::size_t> k;              ///< from k = ... or 2^bits for bits = ...
   std::vector<std::string> granularities;  ///< canonical text
   std::vector<std::uint64_t> seeds;
+};
+
+/// A `column=value` filter on result rows.
+struct Where {
+  std::string column;
+  std::string value;
+};
+
+/// How a table's cells are filled when several result rows fall into one cell.
+enum class Agg { none, mean, median, min, max };
+
+struct TableSpec {
+  std::string id;
+  std::string rows, cols, value;  ///< result columns
+  std::vector<Where> where;
+  Agg agg = Agg::none;        ///< none: rows differing only in seed are averaged, anything else is an error
+  std::string best = "auto";  ///< min | max | none | auto (max for sqnr_db, min otherwise)
+  std::string title;
+  int digits = 4;  ///< significant digits
+};
+
+/// A reference curve drawn on a plot (see plot.hpp for the list).
+struct PlotSpec {
+  std::string id;
+  std::string kind = "line";  ///< line | scatter
+  std::string x, y, series;   ///< result columns; series may be empty (one series)
+  bool logx = false, logy = false;
+  std::vector<Where> where;
+  std::vector<std::string> references;
+  std::string title, xlabel, ylabel;
 };
 
 struct Config {
   std::filesystem::path path;  ///< the file as given
   std::string text;            ///< its bytes, as run (copied into the results folder)
+  std::string hash;            ///< 16 hex digits (FNV-1a 64) of `text`
   std::string name;            ///< `name =`, default: the file's stem
   std::string description;
   int repeats = 3;  ///< timed repeats after one warm-up
-  SweepSpec sweep;
+  std::vector<SweepSpec> sweeps;
+  std::vector<TableSpec> tables;
+  std::vector<PlotSpec> plots;
 };
 
-/// Reads and validates a config. Throws sqb::Error naming the file, the key (and its line) and the problem:
-/// unreadable file, unknown section or key (listing the valid ones), repeated single-valued key, an empty or
-/// missing list, a non-numeric or out-of-range number (n < 1, k < 1, k > 65536, bits outside 1..16), an
-/// unknown quantizer or distribution or a bad parameter, or both k and bits.
+/// FNV-1a 64-bit hash of `text` as 16 lowercase hex digits.
+std::string text_hash(std::string_view text);
+
+/// Reads and validates a config. Throws sqb::Error naming the file, line and key and the problem: unreadable
+/// file, unknown section or key (listing the valid ones), repeated single-valued key, an empty or missing
+/// list, a value listed twice, a non-numeric or out-of-range number (n < 1, k < 1, k > 65536, bits
+/// outside 1..16), an unknown quantizer or distribution or a bad parameter, both k and bits, bad table/plot
+/// settings.
 Config load_config(const std::filesystem::path& path);
+
+/// Same from text already read (`path` is used in messages and to resolve relative data paths).
+Config parse_config(const std::filesystem::path& path, std::string text);
+
+/// Parses "column=value" (for --where and where = ...). Throws sqb::Error quoting `text`.
+Where parse_where(const std::string& text);
 
 }  // namespace sqbench

@@ -1,16 +1,22 @@
 // sqbench: the command-line front end. Exit status: 0 success, 2 bad usage/config/input, 1 internal error.
 
 #include <boost/program_options.hpp>
+#include <cstdlib>
 #include <iostream>
+#include <map>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "config.hpp"
 #include "sqb/distribution.hpp"
 #include "sqb/error.hpp"
 #include "sqb/registry.hpp"
+#include "sqb/spec.hpp"
 #include "sqb/version.hpp"
 #include "sweep.hpp"
+#include "table.hpp"
 
 namespace po = boost::program_options;
 
@@ -23,7 +29,10 @@ const char* kUsage =
     "\n"
     "commands:\n"
     "  list                      the quantizers and distributions, with their parameters\n"
-    "  run CONFIG [--out DIR]    run an experiment config; results go to DIR (default results/<name>/)\n"
+    "  run CONFIG [options]      run an experiment config (results/<name>/): --out, --jobs, --resume, "
+    "--shard\n"
+    "  table RESULTS.csv ...     render a paper-style table (markdown, LaTeX booktabs or CSV)\n"
+    "  merge DIR...              combine the shard folders of a sharded run and render its tables and plots\n"
     "\n"
     "Run 'sqbench <command> --help' for a command's options.\n";
 
@@ -72,11 +81,44 @@ int cmd_list(const std::vector<std::string>& args) {
   return 0;
 }
 
-int cmd_run(const std::vector<std::string>& args) {
-  po::options_description desc("sqbench run CONFIG: run an experiment config");
-  desc.add_options()("help,h", "this help")("out,o", po::value<std::string>(),
-                                            "results folder (default results/<name>/)")(
-      "quiet,q", "no per-cell progress on stderr");
+// "i/n" -> (i, n); throws sqb::Error.
+std::pair<std::size_t, std::size_t> parse_shard(const std::string& text) {
+  const auto slash = text.find('/');
+  const auto i = sqb::parse_integer(text.substr(0, slash == std::string::npos ? 0 : slash));
+  const auto n = slash == std::string::npos ? std::nullopt : sqb::parse_integer(text.substr(slash + 1));
+  if (!i || !n || *n < 1 || *i < 0 || *i >= *n) {
+    throw sqb::Error("--shard '" + text + "' must be i/n with 0 <= i < n (e.g. 0/4)");
+  }
+  return {static_cast<std::size_t>(*i), static_cast<std::size_t>(*n)};
+}
+
+// Slurm job arrays: SLURM_ARRAY_TASK_ID counts from SLURM_ARRAY_TASK_MIN (0 or 1 as the array was declared).
+std::optional<std::pair<std::size_t, std::size_t>> slurm_shard() {
+  const char* id = std::getenv("SLURM_ARRAY_TASK_ID");
+  const char* count = std::getenv("SLURM_ARRAY_TASK_COUNT");
+  if (!id || !count) return std::nullopt;
+  const char* min = std::getenv("SLURM_ARRAY_TASK_MIN");
+  const auto i = sqb::parse_integer(id), n = sqb::parse_integer(count);
+  const auto m = min ? sqb::parse_integer(min) : std::optional<std::int64_t>(0);
+  if (!i || !n || !m || *n < 1 || *i - *m < 0 || *i - *m >= *n) {
+    throw sqb::Error(std::string("SLURM_ARRAY_TASK_ID=") + id + " / SLURM_ARRAY_TASK_COUNT=" + count +
+                     " do not describe a shard (expected a contiguous array)");
+  }
+  return std::pair{static_cast<std::size_t>(*i - *m), static_cast<std::size_t>(*n)};
+}
+
+int cmd_run(const std::vector<std::string>& args, const std::string& command) {
+  po::options_description desc("sqbench run CONFIG [options]: run an experiment config");
+  desc.add_options()("help,h", "this help")(
+      "out,o", po::value<std::string>(),
+      "results folder (default results/<name>/; shards: .../shard-<i>-of-<n>/)")(
+      "quiet,q", "no progress on stderr")("resume",
+                                          "keep the cells an interrupted run of this config finished")(
+      "fresh", "discard an interrupted run's partial results and start over")(
+      "jobs,j", po::value<int>()->default_value(1),
+      "cells computed in parallel (timings still never overlap)")(
+      "shard", po::value<std::string>(),
+      "i/n: run the i-th of n deterministic parts (default: SLURM_ARRAY_TASK_ID/COUNT when set)");
   po::options_description hidden;
   hidden.add_options()("config", po::value<std::vector<std::string>>());
   po::options_description all;
@@ -93,12 +135,141 @@ int cmd_run(const std::vector<std::string>& args) {
     std::cerr << "sqbench run: give exactly one CONFIG file (e.g. configs/quick.ini)\n";
     return kUsageError;
   }
+  if (vm.count("resume") && vm.count("fresh")) throw sqb::Error("--resume and --fresh contradict each other");
+  const int jobs = vm["jobs"].as<int>();
+  if (jobs < 1 || jobs > 1024) throw sqb::Error("--jobs " + std::to_string(jobs) + " must be in 1..1024");
   const sqbench::Config config = sqbench::load_config(vm["config"].as<std::vector<std::string>>()[0]);
   sqbench::RunOptions opt;
   if (vm.count("out")) opt.out_dir = vm["out"].as<std::string>();
   opt.quiet = vm.count("quiet") > 0;
-  const auto out = sqbench::run_sweep(config, opt);
-  std::cout << "sqbench: results in " << out.string() << "/ (results.csv, config.ini)\n";
+  opt.resume = vm.count("resume") > 0;
+  opt.fresh = vm.count("fresh") > 0;
+  opt.jobs = jobs;
+  opt.command = command;
+  if (vm.count("shard")) {
+    std::tie(opt.shard_index, opt.shard_count) = parse_shard(vm["shard"].as<std::string>());
+  } else if (const auto s = slurm_shard()) {
+    std::tie(opt.shard_index, opt.shard_count) = *s;
+  }
+  const sqbench::RunResult r = sqbench::run_sweep(config, opt);
+  if (r.interrupted) return 130;
+  std::cout << "sqbench: results in " << r.out.string() << "/\n";
+  return 0;
+}
+
+int cmd_table(const std::vector<std::string>& args) {
+  po::options_description desc(
+      "sqbench table RESULTS.csv --rows COL --cols COL --value COL [options]: a paper-style table");
+  desc.add_options()("help,h", "this help")("rows", po::value<std::string>(),
+                                            "column whose values label the rows")(
+      "cols", po::value<std::string>(), "column whose values label the columns")(
+      "value", po::value<std::string>(), "column shown in the cells (e.g. mse)")(
+      "where", po::value<std::vector<std::string>>()->composing(),
+      "keep rows with column=value (repeatable)")("format", po::value<std::string>()->default_value("md"),
+                                                  "md | latex | csv")(
+      "agg", po::value<std::string>()->default_value("none"),
+      "none (average over seeds only) | mean | median | min | max")(
+      "best", po::value<std::string>()->default_value("auto"),
+      "bold the best per column: auto | min | max | none")(
+      "digits", po::value<int>()->default_value(4), "significant digits")("title", po::value<std::string>(),
+                                                                          "caption");
+  po::options_description hidden;
+  hidden.add_options()("results", po::value<std::vector<std::string>>());
+  po::options_description all;
+  all.add(desc).add(hidden);
+  po::positional_options_description pos;
+  pos.add("results", -1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
+  if (vm.count("help")) {
+    std::cout << desc;
+    return 0;
+  }
+  if (!vm.count("results") || vm["results"].as<std::vector<std::string>>().size() != 1) {
+    throw sqb::Error("sqbench table: give exactly one results CSV file");
+  }
+  for (const char* k : {"rows", "cols", "value"}) {
+    if (!vm.count(k)) throw sqb::Error(std::string("sqbench table: --") + k + " is required");
+  }
+  const std::filesystem::path path = vm["results"].as<std::vector<std::string>>()[0];
+  const sqbench::CsvTable results = sqbench::read_csv(path);
+  sqbench::TableSpec spec;
+  spec.id =
+      path.parent_path().filename().string().empty() ? "results" : path.parent_path().filename().string();
+  spec.rows = vm["rows"].as<std::string>();
+  spec.cols = vm["cols"].as<std::string>();
+  spec.value = vm["value"].as<std::string>();
+  if (vm.count("where")) {
+    for (const auto& w : vm["where"].as<std::vector<std::string>>())
+      spec.where.push_back(sqbench::parse_where(w));
+  }
+  const std::map<std::string, sqbench::Agg> aggs = {{"none", sqbench::Agg::none},
+                                                    {"mean", sqbench::Agg::mean},
+                                                    {"median", sqbench::Agg::median},
+                                                    {"min", sqbench::Agg::min},
+                                                    {"max", sqbench::Agg::max}};
+  const std::string agg = vm["agg"].as<std::string>();
+  if (!aggs.contains(agg)) throw sqb::Error("--agg '" + agg + "' must be one of none|mean|median|min|max");
+  spec.agg = aggs.at(agg);
+  spec.best = vm["best"].as<std::string>();
+  if (spec.best != "auto" && spec.best != "min" && spec.best != "max" && spec.best != "none") {
+    throw sqb::Error("--best '" + spec.best + "' must be one of auto|min|max|none");
+  }
+  spec.digits = vm["digits"].as<int>();
+  if (spec.digits < 1 || spec.digits > 17) throw sqb::Error("--digits must be in 1..17");
+  if (vm.count("title")) spec.title = vm["title"].as<std::string>();
+  const std::string format = vm["format"].as<std::string>();
+  sqbench::TableFormat fmt;
+  if (format == "md") {
+    fmt = sqbench::TableFormat::md;
+  } else if (format == "latex") {
+    fmt = sqbench::TableFormat::latex;
+  } else if (format == "csv") {
+    fmt = sqbench::TableFormat::csv;
+  } else {
+    throw sqb::Error("--format '" + format + "' must be one of md|latex|csv");
+  }
+  // Provenance: the config beside the results, else the hash column.
+  sqbench::Provenance prov{"unknown", "unknown"};
+  if (const auto hc = results.column("config_hash"); hc && !results.rows.empty())
+    prov.config_hash = results.rows[0][*hc];
+  std::error_code ec;
+  if (std::filesystem::exists(path.parent_path() / "config.ini", ec)) {
+    try {
+      const sqbench::Config c = sqbench::load_config(path.parent_path() / "config.ini");
+      prov = {c.name, c.hash};
+    } catch (const sqb::Error&) {
+      // the table stays usable without it
+    }
+  }
+  std::cout << sqbench::render_table(results, spec, fmt, prov);
+  return 0;
+}
+
+int cmd_merge(const std::vector<std::string>& args) {
+  po::options_description desc(
+      "sqbench merge DIR... [--out DIR]: combine shard folders and render tables/plots");
+  desc.add_options()("help,h", "this help")(
+      "out,o", po::value<std::string>(), "output folder (default results/<name>/)")("quiet,q", "less output");
+  po::options_description hidden;
+  hidden.add_options()("dirs", po::value<std::vector<std::string>>());
+  po::options_description all;
+  all.add(desc).add(hidden);
+  po::positional_options_description pos;
+  pos.add("dirs", -1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
+  if (vm.count("help")) {
+    std::cout << desc;
+    return 0;
+  }
+  if (!vm.count("dirs")) throw sqb::Error("sqbench merge: give the shard folders to combine");
+  std::vector<std::filesystem::path> dirs;
+  for (const auto& d : vm["dirs"].as<std::vector<std::string>>())
+    dirs.emplace_back(d);
+  const auto out =
+      sqbench::merge_results(dirs, vm.count("out") ? vm["out"].as<std::string>() : "", vm.count("quiet") > 0);
+  std::cout << "sqbench: merged results in " << out.string() << "/\n";
   return 0;
 }
 
@@ -122,9 +293,15 @@ int main(int argc, char** argv) {
       return 0;
     }
     warn_if_debug();
+    std::string command = "sqbench";
+    for (const auto& a : argv_list)
+      command += " " + a;
     if (cmd == "list") return cmd_list(rest);
-    if (cmd == "run") return cmd_run(rest);
-    std::cerr << "sqbench: unknown command '" << cmd << "'; valid commands: list, run\n\n" << kUsage;
+    if (cmd == "run") return cmd_run(rest, command);
+    if (cmd == "table") return cmd_table(rest);
+    if (cmd == "merge") return cmd_merge(rest);
+    std::cerr << "sqbench: unknown command '" << cmd << "'; valid commands: list, run, table, merge\n\n"
+              << kUsage;
     return kUsageError;
   } catch (const sqb::Error& e) {
     std::cerr << "sqbench: error: " << e.what() << "\n";

@@ -1,19 +1,35 @@
 #include "sweep.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <csignal>
+#include <cstring>
+#include <exception>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
 
-#include "csv.hpp"
+#include "context.hpp"
 #include "files.hpp"
-#include "sqb/distribution.hpp"
+#include "plan.hpp"
+#include "plot.hpp"
+#include "progress.hpp"
 #include "sqb/error.hpp"
 #include "sqb/metrics.hpp"
 #include "sqb/quantize.hpp"
 #include "sqb/registry.hpp"
+#include "table.hpp"
 
 namespace sqbench {
 
@@ -23,199 +39,615 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
+// ---- interruption
+// ----------------------------------------------------------------------------------------------
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_signal(int sig) {
+  if (g_stop.exchange(true)) {  // second signal: stop now
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+    return;
+  }
+  static const char msg[] =
+      "\nsqbench: interrupted: finishing the cells in flight (again to stop at once); resume with --resume\n";
+  [[maybe_unused]] const auto w = ::write(STDERR_FILENO, msg, sizeof msg - 1);
 }
 
-double median(std::vector<double> v) {
+// Installs the handlers for the lifetime of a run and restores the previous ones.
+class SignalGuard {
+ public:
+  SignalGuard() {
+    g_stop = false;
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~SignalGuard() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+
+ private:
+  struct sigaction old_int_ {
+  }, old_term_{};
+};
+
+// ---- timing gate
+// -----------------------------------------------------------------------------------------------
+
+// Quality work runs concurrently (shared); a timed section runs alone (exclusive). A waiting timer stops new
+// quality work from starting, so timings cannot starve and never overlap other work.
+class Gate {
+ public:
+  void enter_shared() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !timing_ && waiting_ == 0; });
+    ++active_;
+  }
+  void leave_shared() {
+    std::lock_guard lock(mu_);
+    --active_;
+    cv_.notify_all();
+  }
+  void enter_exclusive() {
+    std::unique_lock lock(mu_);
+    ++waiting_;
+    cv_.wait(lock, [&] { return active_ == 0 && !timing_; });
+    --waiting_;
+    timing_ = true;
+  }
+  void leave_exclusive() {
+    std::lock_guard lock(mu_);
+    timing_ = false;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int active_ = 0, waiting_ = 0;
+  bool timing_ = false;
+};
+
+// ---- data cache
+// ------------------------------------------------------------------------------------------------
+
+// A tensor is generated once and shared by the cells that need it while any of them runs.
+class DataCache {
+ public:
+  explicit DataCache(const Plan& plan) : plan_(plan) {}
+  std::shared_ptr<const sqb::Tensor> get(const Cell& c) {
+    std::shared_ptr<Entry> e;
+    {
+      std::lock_guard lock(mu_);
+      auto& slot = entries_[{c.d, c.n, c.seed}];
+      if (!slot) slot = std::make_shared<Entry>();
+      e = slot;
+    }
+    std::lock_guard lock(e->mu);
+    if (auto t = e->tensor.lock()) return t;
+    auto t = std::make_shared<const sqb::Tensor>(plan_.sources[c.d]->draw(c.n, c.seed));
+    sqb::check_finite(t->values, "distribution \"" + plan_.distributions[c.d] + "\"", t->cols);
+    e->tensor = t;
+    return t;
+  }
+
+ private:
+  struct Entry {
+    std::mutex mu;
+    std::weak_ptr<const sqb::Tensor> tensor;
+  };
+  const Plan& plan_;
+  std::mutex mu_;
+  std::map<std::tuple<std::size_t, std::size_t, std::uint64_t>, std::shared_ptr<Entry>> entries_;
+};
+
+// ---- statistics
+// ------------------------------------------------------------------------------------------------
+
+double median_of(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const std::size_t m = v.size() / 2;
   return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
-struct CellTimes {
-  std::vector<double> fit, encode, decode;
+// median, min and MAD (median absolute deviation from the median) as CSV fields.
+std::vector<std::string> timing_fields(const std::vector<double>& t) {
+  const double med = median_of(t);
+  std::vector<double> dev;
+  for (const double x : t)
+    dev.push_back(std::abs(x - med));
+  return {format_number(med, 6), format_number(*std::min_element(t.begin(), t.end()), 6),
+          format_number(median_of(dev), 6)};
+}
+
+std::string cell_label(const Plan& plan, const Cell& c) {
+  return plan.quantizers[c.q] + " | " + plan.distributions[c.d] + " | n=" + std::to_string(c.n) +
+         " k=" + std::to_string(c.k) + " " + c.granularity + " seed=" + std::to_string(c.seed);
+}
+
+// ---- one cell
+// --------------------------------------------------------------------------------------------------
+
+std::vector<std::string> run_cell(const Config& config, const Plan& plan, const Cell& c, DataCache& cache,
+                                  Gate& gate) {
+  std::vector<std::string> row = plan.key_fields(c);
+  row.resize(plan.header.size());
+  const auto set = [&](const std::string& column, const std::string& value) {
+    const auto at = std::find(plan.header.begin(), plan.header.end(), column) - plan.header.begin();
+    row[static_cast<std::size_t>(at)] = value;
+  };
+
+  gate.enter_shared();
+  std::shared_ptr<const sqb::Tensor> data;
+  std::unique_ptr<sqb::Quantizer> q;
+  sqb::Granularity g;
+  std::vector<float> recon;
+  sqb::Codes codes;
+  try {
+    data = cache.get(c);
+    // Strategies with randomness default to the cell's seed.
+    q = sqb::make_quantizer(plan.quantizers[c.q], {c.k, c.seed});
+    g = sqb::Granularity::parse(c.granularity);
+    // Quality: one run gives the codebooks and codes the metrics come from (every run is deterministic).
+    const sqb::TensorDesign design = sqb::design_tensor(*q, *data, g, c.seed);
+    codes = sqb::Codes(data->size(), q->code_count());
+    sqb::encode_tensor(*q, *data, design, codes);
+    recon.assign(data->size(), 0.0f);
+    sqb::decode_tensor(design, codes, recon);
+    const sqb::Metrics m =
+        sqb::compute_metrics(data->values, recon, codes, design.blocks.size(), design.side_floats_per_block);
+    set("rows", std::to_string(data->rows));
+    set("cols", std::to_string(data->cols));
+    set("blocks", std::to_string(design.blocks.size()));
+    set("mse", format_number(m.mse));
+    set("nmse", format_number(m.nmse));
+    set("sqnr_db", format_number(m.sqnr_db));
+    set("max_abs_err", format_number(m.max_abs_err));
+    set("entropy_bits", format_number(m.entropy_bits));
+    set("storage_bits", format_number(m.storage_bits));
+    set("iterations", std::to_string(design.max_iterations()));
+    set("converged",
+        format_number(
+            static_cast<double>(design.converged_blocks()) / static_cast<double>(design.blocks.size()), 4));
+    const auto put = [&](const std::vector<std::string>& names, const std::vector<double>& values) {
+      for (std::size_t i = 0; i < names.size() && i < values.size(); ++i) {
+        set(names[i], std::isnan(values[i]) ? "" : format_number(values[i]));
+      }
+    };
+    put(q->extra_metric_names(), q->extra_metrics(*data, design, codes));
+    const sqb::Distribution& source = *plan.sources[c.d];
+    if (!source.extra_metric_names().empty()) {
+      const std::string& spec = plan.quantizers[c.q];
+      const std::uint64_t seed = c.seed;
+      const sqb::CellView view{
+          *data, recon, c.k,
+          g,     seed,  [&spec, seed](std::size_t kk) { return sqb::make_quantizer(spec, {kk, seed}); }};
+      put(source.extra_metric_names(), source.extra_metrics(view));
+    }
+  } catch (...) {
+    gate.leave_shared();
+    throw;
+  }
+  gate.leave_shared();
+
+  // Timing: repeats after one warm-up, with nothing else of sqbench running.
+  gate.enter_exclusive();
+  std::vector<double> fit, enc, dec;
+  try {
+    for (int rep = -1; rep < config.repeats; ++rep) {
+      Clock::time_point t0 = Clock::now();
+      const sqb::TensorDesign timed = sqb::design_tensor(*q, *data, g, c.seed);
+      const double t_fit = std::chrono::duration<double>(Clock::now() - t0).count();
+      t0 = Clock::now();
+      sqb::encode_tensor(*q, *data, timed, codes);
+      const double t_enc = std::chrono::duration<double>(Clock::now() - t0).count();
+      t0 = Clock::now();
+      sqb::decode_tensor(timed, codes, recon);
+      const double t_dec = std::chrono::duration<double>(Clock::now() - t0).count();
+      if (rep >= 0) {
+        fit.push_back(t_fit);
+        enc.push_back(t_enc);
+        dec.push_back(t_dec);
+      }
+    }
+  } catch (...) {
+    gate.leave_exclusive();
+    throw;
+  }
+  gate.leave_exclusive();
+  std::vector<std::string> times = timing_fields(fit);
+  for (const auto& v : {enc, dec}) {
+    const auto f = timing_fields(v);
+    times.insert(times.end(), f.begin(), f.end());
+  }
+  for (std::size_t i = 0; i < timing_columns().size(); ++i)
+    set(timing_columns()[i], times[i]);
+  set("config_hash", config.hash);
+  return row;
+}
+
+// ---- appending rows
+// --------------------------------------------------------------------------------------------
+
+class Appender {
+ public:
+  explicit Appender(const fs::path& path) : path_(path) {
+    fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND);
+    if (fd_ < 0)
+      throw sqb::Error(path.string() + ": cannot open for appending (" + std::strerror(errno) + ")");
+  }
+  ~Appender() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  // One write() per row, then fsync: a kill loses at most the row being written, and a torn last line is
+  // detected and dropped by --resume.
+  void append(const std::string& line) {
+    std::lock_guard lock(mu_);
+    const char* p = line.data();
+    std::size_t left = line.size();
+    while (left > 0) {
+      const ssize_t w = ::write(fd_, p, left);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) throw sqb::Error(path_.string() + ": write failed (" + std::strerror(errno) + ")");
+      p += w;
+      left -= static_cast<std::size_t>(w);
+    }
+    if (::fsync(fd_) != 0) throw sqb::Error(path_.string() + ": fsync failed (" + std::strerror(errno) + ")");
+  }
+
+ private:
+  fs::path path_;
+  int fd_ = -1;
+  std::mutex mu_;
 };
 
-// One (quantizer spec, K) pair the sweep runs, or why it cannot.
-struct QuantizerPlan {
-  std::unique_ptr<sqb::Quantizer> q;  // null when not applicable
-  std::string skip_reason;
-};
+Provenance provenance(const Config& c) {
+  return {c.name, c.hash};
+}
 
 }  // namespace
 
-const std::vector<std::string>& result_columns() {
-  static const std::vector<std::string> cols = {
-      "quantizer",    "distribution", "n",          "k",         "bits",  "granularity", "seed",
-      "rows",         "cols",         "blocks",     "mse",       "nmse",  "sqnr_db",     "max_abs_err",
-      "entropy_bits", "storage_bits", "iterations", "converged", "fit_s", "encode_s",    "decode_s"};
-  return cols;
+void render_outputs(const Config& config, const CsvTable& results, const fs::path& out, bool quiet) {
+  if (!config.tables.empty()) {
+    std::string md = "# Tables: config " + config.name + " (hash " + config.hash + ")\n\n";
+    std::string tex =
+        "% Tables generated by sqbench: config " + config.name + " (hash " + config.hash + ")\n\n";
+    for (const TableSpec& t : config.tables) {
+      md += render_table(results, t, TableFormat::md, provenance(config)) + "\n";
+      tex += render_table(results, t, TableFormat::latex, provenance(config)) + "\n";
+    }
+    write_file_atomic(out / "tables.md", md);
+    write_file_atomic(out / "tables.tex", tex);
+    if (!quiet)
+      std::cerr << "sqbench: wrote " << config.tables.size() << " table(s) to "
+                << (out / "tables.md").string() << " and tables.tex\n";
+  }
+  if (!config.plots.empty()) {
+    const fs::path dir = out / "plots";
+    ensure_writable_dir(dir);
+    for (const PlotSpec& p : config.plots) {
+      const PlotFiles f = render_plot(results, p, provenance(config), dir);
+      if (!f.rendered) {
+        std::cerr << "sqbench: WARNING: plot '" << p.id << "' was not rendered: " << f.message
+                  << "\n         its script and data are in " << dir.string() << "\n";
+      } else if (!quiet) {
+        std::cerr << "sqbench: wrote " << f.png.string() << " (and .svg, .gp, .dat)\n";
+      }
+    }
+  }
 }
 
-fs::path run_sweep(const Config& config, const RunOptions& opt) {
-  const SweepSpec& s = config.sweep;
-  const fs::path out = opt.out_dir.empty() ? fs::path("results") / config.name : opt.out_dir;
+RunResult run_sweep(const Config& config, const RunOptions& opt) {
+  const Clock::time_point start = Clock::now();
+  const Plan plan = make_plan(config);
+  check_references(config);
+  if (opt.shard_count == 0 || opt.shard_index >= opt.shard_count) {
+    throw sqb::Error("--shard " + std::to_string(opt.shard_index) + "/" + std::to_string(opt.shard_count) +
+                     ": need 0 <= i < n");
+  }
+  const bool sharded = opt.shard_count > 1;
+  fs::path out = opt.out_dir;
+  if (out.empty()) {
+    out = fs::path("results") / config.name;
+    if (sharded) {
+      out /= "shard-" + std::to_string(opt.shard_index) + "-of-" + std::to_string(opt.shard_count);
+    }
+  }
+  // This shard's cells (round-robin over the canonical order, so shards get similar mixes of work).
+  std::vector<std::size_t> mine;
+  for (std::size_t i = opt.shard_index; i < plan.cells.size(); i += opt.shard_count)
+    mine.push_back(i);
 
-  // Plan: build every distribution and every (quantizer, K) before any work, so bad specs fail fast.
-  const sqb::DistributionContext dctx{fs::absolute(config.path).parent_path()};
-  std::vector<std::unique_ptr<sqb::Distribution>> dists;
-  for (const std::string& d : s.distributions) {
-    try {
-      dists.push_back(sqb::make_distribution(d, dctx));
-      for (const std::size_t n : s.n)
-        dists.back()->check_n(n);
-    } catch (const sqb::Error& e) {
-      throw sqb::Error(config.path.string() + ": key 'sweep.distribution': " + e.what());
-    }
-  }
-  std::map<std::pair<std::size_t, std::size_t>, QuantizerPlan> plans;  // (quantizer index, k) -> plan
-  std::map<std::string, std::size_t> skipped;                          // reason -> cells
-  for (std::size_t qi = 0; qi < s.quantizers.size(); ++qi) {
-    std::size_t usable = 0;
-    std::string last_reason;
-    for (const std::size_t k : s.k) {
-      QuantizerPlan plan;
-      try {
-        plan.q = sqb::make_quantizer(s.quantizers[qi], {k, 0});
-        ++usable;
-      } catch (const sqb::NotApplicable& e) {
-        plan.skip_reason = e.what();
-        last_reason = e.what();
-      } catch (const sqb::Error& e) {
-        throw sqb::Error(config.path.string() + ": key 'sweep.quantizer': " + e.what());
+  std::map<std::vector<std::string>, std::size_t> index_of_key;
+  for (const std::size_t i : mine)
+    index_of_key[plan.key_fields(plan.cells[i])] = i;
+
+  // Earlier results: resumed, or a reason to refuse.
+  const fs::path partial = out / "results.partial.csv";
+  const fs::path final_csv = out / "results.csv";
+  std::error_code ec;
+  std::map<std::size_t, std::vector<std::string>> rows;  // cell index -> row
+  std::size_t resumed = 0;
+  bool dropped_torn = false;
+  if (opt.resume) {
+    const fs::path from = fs::exists(partial, ec) ? partial : final_csv;
+    if (fs::exists(from, ec)) {
+      const CsvTable old = read_csv(from, /*allow_torn_tail=*/true);
+      dropped_torn = old.dropped_torn_tail;
+      if (old.header != plan.header) {
+        throw sqb::Error(from.string() +
+                         ": cannot resume: its columns differ from this config's (it was written by a "
+                         "different config or sqbench version); nothing was changed");
       }
-      plans[{qi, k}] = std::move(plan);
+      const std::size_t hash_col = *old.column("config_hash");
+      for (const auto& r : old.rows) {
+        if (r[hash_col] != config.hash) {
+          throw sqb::Error(from.string() + ": cannot resume: it holds results of a different config (hash " +
+                           r[hash_col] + ", this config's is " + config.hash + "); nothing was changed");
+        }
+        const std::vector<std::string> key(r.begin(),
+                                           r.begin() + static_cast<std::ptrdiff_t>(key_columns().size()));
+        const auto it = index_of_key.find(key);
+        if (it == index_of_key.end()) {
+          throw sqb::Error(from.string() + ": cannot resume: it holds a cell this run does not have (" +
+                           key[0] + " | " + key[1] + " | n=" + key[2] + " k=" + key[3] +
+                           "); nothing was changed");
+        }
+        if (rows.contains(it->second)) {
+          throw sqb::Error(from.string() + ": cannot resume: a cell appears twice (" + key[0] + " | " +
+                           key[1] + ")");
+        }
+        rows[it->second] = r;
+      }
+      resumed = rows.size();
     }
-    if (usable == 0) {
-      throw sqb::Error(config.path.string() + ": key 'sweep.quantizer': \"" + s.quantizers[qi] +
-                       "\" has no usable cell: " + last_reason);
-    }
+  } else if (fs::exists(partial, ec) && !opt.fresh) {
+    throw sqb::Error(partial.string() +
+                     " holds the results of an interrupted run; pass --resume to continue it, or "
+                     "--fresh to discard it and start over");
   }
-  // Extra columns: the union, in first-seen order, of what the quantizers and distributions add.
-  std::vector<std::string> extra_cols;
-  const auto add_cols = [&](const std::vector<std::string>& names) {
-    for (const std::string& c : names) {
-      if (std::find(extra_cols.begin(), extra_cols.end(), c) == extra_cols.end()) extra_cols.push_back(c);
+
+  ensure_writable_dir(out);
+  RunInfo info;
+  info.command = opt.command;
+  info.jobs = opt.jobs;
+  info.shard = std::to_string(opt.shard_index) + "/" + std::to_string(opt.shard_count);
+  info.cells_total = mine.size();
+  info.cells_resumed = resumed;
+  info.skipped = plan.skipped;
+  write_file_atomic(out / "config.ini", config.text);
+  write_file_atomic(out / "context.json", context_json(config, info));
+  {
+    std::string text = csv_line(plan.header);
+    for (const auto& [i, r] : rows)
+      text += csv_line(r);
+    write_file_atomic(partial, text);
+  }
+
+  Progress progress(mine.size(), resumed, opt.quiet);
+  if (dropped_torn)
+    progress.note("dropped the last, incomplete line of the interrupted run (a cell cut off mid-write)");
+  // Skips are printed even with --quiet: they change what the results contain.
+  for (const auto& [reason, count] : plan.skipped) {
+    std::cerr << "sqbench: skipping " << count << " cell" << (count == 1 ? "" : "s") << ": " << reason
+              << "\n";
+  }
+
+  std::vector<std::size_t> todo;
+  for (const std::size_t i : mine) {
+    if (!rows.contains(i)) todo.push_back(i);
+  }
+  SignalGuard signals;
+  Appender appender(partial);
+  DataCache cache(plan);
+  Gate gate;
+  std::mutex rows_mu;
+  std::atomic<std::size_t> next{0};
+  std::exception_ptr failure;
+  std::mutex failure_mu;
+  const auto worker = [&] {
+    while (!g_stop) {
+      const std::size_t t = next++;
+      if (t >= todo.size()) return;
+      const Cell& cell = plan.cells[todo[t]];
+      const std::string label = cell_label(plan, cell);
+      try {
+        progress.started(label);
+        std::vector<std::string> row = run_cell(config, plan, cell, cache, gate);
+        appender.append(csv_line(row));
+        {
+          std::lock_guard lock(rows_mu);
+          rows[todo[t]] = std::move(row);
+        }
+        progress.finished(label);
+      } catch (...) {
+        std::lock_guard lock(failure_mu);
+        if (!failure) failure = std::current_exception();
+        g_stop = true;
+        return;
+      }
     }
   };
-  for (const auto& [key, plan] : plans) {
-    if (plan.q) add_cols(plan.q->extra_metric_names());
-  }
-  for (const auto& d : dists)
-    add_cols(d->extra_metric_names());
-  std::vector<std::string> header = result_columns();
-  header.insert(header.end(), extra_cols.begin(), extra_cols.end());
-  ensure_writable_dir(out);
+  const int jobs =
+      std::max(1, std::min<int>(opt.jobs, static_cast<int>(std::max<std::size_t>(todo.size(), 1))));
+  std::vector<std::thread> threads;
+  for (int j = 1; j < jobs; ++j)
+    threads.emplace_back(worker);
+  worker();
+  for (auto& th : threads)
+    th.join();
+  progress.done();
 
-  std::size_t total = 0;
-  for (const auto& [key, plan] : plans) {
-    if (plan.q) total += s.distributions.size() * s.n.size() * s.granularities.size() * s.seeds.size();
+  info.cells_done = rows.size();
+  info.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
+  if (failure) {
+    write_file_atomic(out / "context.json", context_json(config, info));
+    std::rethrow_exception(failure);
+  }
+  if (rows.size() < mine.size()) {  // interrupted
+    write_file_atomic(out / "context.json", context_json(config, info));
+    std::cerr << "sqbench: stopped after " << rows.size() << " of " << mine.size() << " cells; "
+              << partial.string() << " keeps them: run again with --resume to finish\n";
+    return {out, true};
   }
 
-  std::vector<std::vector<std::string>> rows;
-  std::size_t done = 0;
-  const Clock::time_point start = Clock::now();
-  for (std::size_t di = 0; di < s.distributions.size(); ++di) {
-    for (const std::size_t n : s.n) {
-      for (const std::uint64_t seed : s.seeds) {
-        const sqb::Tensor data = dists[di]->draw(n, seed);
-        sqb::check_finite(data.values, "distribution \"" + s.distributions[di] + "\"", data.cols);
-        std::vector<float> recon(data.size());
-        for (std::size_t qi = 0; qi < s.quantizers.size(); ++qi) {
-          for (const std::size_t k : s.k) {
-            const QuantizerPlan& plan = plans.at({qi, k});
-            if (!plan.q) {
-              skipped[plan.skip_reason] += s.granularities.size();
-              continue;
-            }
-            for (const std::string& gtext : s.granularities) {
-              const sqb::Granularity g = sqb::Granularity::parse(gtext);
-              // The quantizer is rebuilt with the cell's seed (strategies with randomness default to it).
-              const auto q = sqb::make_quantizer(s.quantizers[qi], {k, seed});
-              sqb::Codes codes(data.size(), q->code_count());
-              // One warm-up run gives the codebooks and codes the metrics are computed from (every run is
-              // deterministic); then `repeats` timed runs.
-              sqb::TensorDesign design = sqb::design_tensor(*q, data, g, seed);
-              sqb::encode_tensor(*q, data, design, codes);
-              sqb::decode_tensor(design, codes, recon);
-              const sqb::Metrics m = sqb::compute_metrics(data.values, recon, codes, design.blocks.size(),
-                                                          design.side_floats_per_block);
-              CellTimes times;
-              for (int rep = 0; rep < config.repeats; ++rep) {
-                Clock::time_point t0 = Clock::now();
-                sqb::TensorDesign timed = sqb::design_tensor(*q, data, g, seed);
-                times.fit.push_back(seconds_since(t0));
-                t0 = Clock::now();
-                sqb::encode_tensor(*q, data, timed, codes);
-                times.encode.push_back(seconds_since(t0));
-                t0 = Clock::now();
-                sqb::decode_tensor(timed, codes, recon);
-                times.decode.push_back(seconds_since(t0));
-              }
-              const double converged =
-                  static_cast<double>(design.converged_blocks()) / static_cast<double>(design.blocks.size());
-              rows.push_back({s.quantizers[qi],
-                              s.distributions[di],
-                              std::to_string(n),
-                              std::to_string(k),
-                              std::to_string(sqb::index_bits(k)),
-                              gtext,
-                              std::to_string(seed),
-                              std::to_string(data.rows),
-                              std::to_string(data.cols),
-                              std::to_string(design.blocks.size()),
-                              format_number(m.mse),
-                              format_number(m.nmse),
-                              format_number(m.sqnr_db),
-                              format_number(m.max_abs_err),
-                              format_number(m.entropy_bits),
-                              format_number(m.storage_bits),
-                              std::to_string(design.max_iterations()),
-                              format_number(converged, 4),
-                              format_number(median(times.fit), 6),
-                              format_number(median(times.encode), 6),
-                              format_number(median(times.decode), 6)});
-              std::vector<std::string>& row = rows.back();
-              row.resize(header.size());
-              const auto put = [&](const std::vector<std::string>& names, const std::vector<double>& values) {
-                for (std::size_t i = 0; i < names.size() && i < values.size(); ++i) {
-                  const auto at = std::find(header.begin(), header.end(), names[i]) - header.begin();
-                  row[static_cast<std::size_t>(at)] = std::isnan(values[i]) ? "" : format_number(values[i]);
-                }
-              };
-              put(q->extra_metric_names(), q->extra_metrics(data, design, codes));
-              const auto dist_names = dists[di]->extra_metric_names();
-              if (!dist_names.empty()) {
-                const std::string spec = s.quantizers[qi];
-                const sqb::CellView view{
-                    data, recon,
-                    k,    g,
-                    seed, [&spec, seed](std::size_t kk) {
-                                           return sqb::make_quantizer(spec, {kk, seed}); }};
-                put(dist_names, dists[di]->extra_metrics(view));
-              }
-              ++done;
-              if (!opt.quiet) {
-                std::cerr << "[" << done << "/" << total << "] " << s.quantizers[qi] << " | "
-                          << s.distributions[di] << " | n=" << n << " k=" << k << " " << gtext
-                          << " seed=" << seed << ": mse=" << format_number(m.mse, 4)
-                          << " sqnr=" << format_number(m.sqnr_db, 4)
-                          << " dB fit=" << format_number(median(times.fit), 3) << " s  ("
-                          << format_number(seconds_since(start), 3) << " s elapsed)\n";
-              }
-            }
-          }
-        }
+  // Complete: the canonical order, written atomically; the partial file goes.
+  CsvTable results;
+  results.header = plan.header;
+  for (auto& [i, r] : rows)
+    results.rows.push_back(r);
+  write_file_atomic(final_csv, csv_text(results.header, results.rows));
+  fs::remove(partial, ec);
+  info.complete = true;
+  write_file_atomic(out / "context.json", context_json(config, info));
+  if (sharded) {
+    if (!opt.quiet) {
+      std::cerr << "sqbench: shard " << info.shard << " complete; combine the shards with `sqbench merge "
+                << out.parent_path().string() << "/shard-*`\n";
+    }
+  } else {
+    render_outputs(config, results, out, opt.quiet);
+  }
+  return {out, false};
+}
+
+fs::path merge_results(const std::vector<fs::path>& dirs, fs::path out, bool quiet) {
+  if (dirs.empty()) throw sqb::Error("merge: give the shard folders to combine");
+  struct Shard {
+    fs::path dir;
+    CsvTable table;
+    std::string config_text;
+    std::size_t index = 0, count = 0;
+    bool have_shard_info = false;
+  };
+  std::vector<Shard> shards;
+  for (const fs::path& dir : dirs) {
+    Shard s;
+    s.dir = dir;
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) throw sqb::Error("merge: " + dir.string() + " is not a results folder");
+    if (!fs::exists(dir / "results.csv", ec)) {
+      throw sqb::Error("merge: " + dir.string() + " has no results.csv" +
+                       (fs::exists(dir / "results.partial.csv", ec)
+                            ? " (the shard is incomplete: finish it with --resume)"
+                            : ""));
+    }
+    std::ifstream cin(dir / "config.ini", std::ios::binary);
+    if (!cin) throw sqb::Error("merge: " + dir.string() + " has no config.ini");
+    std::ostringstream buf;
+    buf << cin.rdbuf();
+    s.config_text = buf.str();
+    s.table = read_csv(dir / "results.csv");
+    std::ifstream ctx(dir / "context.json");
+    std::string line;
+    while (std::getline(ctx, line)) {
+      const auto at = line.find("\"shard\": \"");
+      if (at == std::string::npos) continue;
+      const std::string v = line.substr(at + 10, line.find('"', at + 10) - at - 10);
+      const auto slash = v.find('/');
+      if (slash != std::string::npos) {
+        s.index = std::stoul(v.substr(0, slash));
+        s.count = std::stoul(v.substr(slash + 1));
+        s.have_shard_info = true;
+      }
+    }
+    shards.push_back(std::move(s));
+  }
+  const std::string hash = text_hash(shards[0].config_text);
+  for (const Shard& s : shards) {
+    if (text_hash(s.config_text) != hash) {
+      throw sqb::Error("merge: " + s.dir.string() + " ran a different config (hash " +
+                       text_hash(s.config_text) + ") than " + shards[0].dir.string() + " (hash " + hash +
+                       "); nothing was written");
+    }
+    if (s.table.header != shards[0].table.header) {
+      throw sqb::Error("merge: " + s.dir.string() + " has different result columns than " +
+                       shards[0].dir.string());
+    }
+    const auto hc = s.table.column("config_hash");
+    for (const auto& r : s.table.rows) {
+      if (!hc || r[*hc] != hash) {
+        throw sqb::Error("merge: " + s.dir.string() + "/results.csv holds rows of a different config");
       }
     }
   }
+  const Config config = parse_config(shards[0].dir / "config.ini", shards[0].config_text);
 
-  write_file_atomic(out / "config.ini", config.text);
-  write_file_atomic(out / "results.csv", csv_text(header, rows));
-  for (const auto& [reason, count] : skipped) {
-    std::cerr << "sqbench: skipped " << count << " cell" << (count == 1 ? "" : "s") << ": " << reason << "\n";
+  // Every shard of 0..n-1 exactly once; global cell index of shard i's j-th row is i + n*j.
+  const std::size_t n = shards[0].count;
+  std::vector<bool> seen(n, false);
+  for (const Shard& s : shards) {
+    if (!s.have_shard_info || s.count != n) {
+      throw sqb::Error("merge: " + s.dir.string() + "/context.json does not say it is one of " +
+                       std::to_string(n) + " shards");
+    }
+    if (seen[s.index]) throw sqb::Error("merge: shard " + std::to_string(s.index) + " is given twice");
+    seen[s.index] = true;
   }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!seen[i]) {
+      throw sqb::Error("merge: shard " + std::to_string(i) + " of " + std::to_string(n) +
+                       " is missing; every shard folder must be given");
+    }
+  }
+  std::map<std::size_t, std::vector<std::string>> ordered;
+  std::set<std::vector<std::string>> keys;
+  for (const Shard& s : shards) {
+    for (std::size_t j = 0; j < s.table.rows.size(); ++j) {
+      const auto& r = s.table.rows[j];
+      const std::vector<std::string> key(r.begin(),
+                                         r.begin() + static_cast<std::ptrdiff_t>(key_columns().size()));
+      if (!keys.insert(key).second) {
+        throw sqb::Error("merge: the cell (" + key[0] + " | " + key[1] + " | n=" + key[2] + " k=" + key[3] +
+                         ") appears more than once");
+      }
+      ordered[s.index + n * j] = r;
+    }
+  }
+  // Where the original config is reachable, check the cell set against a fresh plan too.
+  std::error_code ec;
+  try {
+    const Plan plan = make_plan(config);
+    if (plan.cells.size() != ordered.size()) {
+      throw sqb::Error("merge: the shards hold " + std::to_string(ordered.size()) +
+                       " cells but the config has " + std::to_string(plan.cells.size()));
+    }
+    for (std::size_t i = 0; i < plan.cells.size(); ++i) {
+      const auto it = ordered.find(i);
+      const auto want = plan.key_fields(plan.cells[i]);
+      if (it == ordered.end() || !std::equal(want.begin(), want.end(), it->second.begin())) {
+        throw sqb::Error("merge: cell " + std::to_string(i) + " (" + want[0] + " | " + want[1] +
+                         ") is missing");
+      }
+    }
+  } catch (const sqb::Error& e) {
+    if (std::string(e.what()).rfind("merge:", 0) == 0) throw;
+    // The config's data files are not reachable from here (e.g. relative .npy paths): the shard bookkeeping
+    // above already proved every cell is present once.
+  }
+
+  if (out.empty()) out = fs::path("results") / config.name;
+  ensure_writable_dir(out);
+  CsvTable merged;
+  merged.header = shards[0].table.header;
+  for (auto& [i, r] : ordered)
+    merged.rows.push_back(r);
+  write_file_atomic(out / "config.ini", shards[0].config_text);
+  write_file_atomic(out / "results.csv", csv_text(merged.header, merged.rows));
+  RunInfo info;
+  info.command = "sqbench merge";
+  for (const Shard& s : shards)
+    info.command += " " + s.dir.string();
+  info.shard = "merged " + std::to_string(n) + " shards";
+  info.cells_total = info.cells_done = merged.rows.size();
+  info.complete = true;
+  write_file_atomic(out / "context.json", context_json(config, info));
+  render_outputs(config, merged, out, quiet);
   return out;
 }
 

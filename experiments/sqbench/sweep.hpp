@@ -1,25 +1,51 @@
 #pragma once
-// Running a config's sweep: every cell quantizes one tensor and measures quality and time.
+// Running a config: every cell quantizes one tensor, measures quality, then times fit/encode/decode.
+//
+// Files in the results folder (default results/<name>/, or results/<name>/shard-<i>-of-<n>/ for a shard):
+//   config.ini           the config as run
+//   context.json         machine, build, config hash, seed and timing policy (context.hpp)
+//   results.partial.csv  while running: one line appended (and fsync'ed) per finished cell, for --resume
+//   results.csv          when complete: every cell in canonical order (replaces the partial file atomically)
+//   tables.md, tables.tex, plots/<id>.{png,svg,gp,dat}   from the config's [table.*] and [plot.*] sections
 
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "config.hpp"
+#include "csv.hpp"
 
 namespace sqbench {
 
 struct RunOptions {
-  std::filesystem::path out_dir;  ///< empty: results/<name>
-  bool quiet = false;             ///< no per-cell progress on stderr
+  std::filesystem::path out_dir;  ///< empty: the default folder
+  bool quiet = false;             ///< no progress on stderr
+  bool resume = false;            ///< keep the cells an earlier (interrupted) run of the same config finished
+  bool fresh = false;           ///< discard an interrupted run's partial results instead of refusing to start
+  int jobs = 1;                 ///< worker threads for quality metrics (timings never overlap other work)
+  std::size_t shard_index = 0;  ///< run cells with index % shard_count == shard_index
+  std::size_t shard_count = 1;
+  std::string command;  ///< the command line, for context.json
 };
 
-/// The results.csv columns every run has, in order: the sweep keys, the tensor's shape, the metrics, the
-/// timings. Strategy- and source-specific columns follow them (Quantizer/Distribution::extra_metric_names()).
-const std::vector<std::string>& result_columns();
+/// Outcome of run_sweep.
+struct RunResult {
+  std::filesystem::path out;
+  bool interrupted = false;  ///< stopped by SIGINT/SIGTERM; the partial results can be resumed
+};
 
-/// Runs every cell of `config` and writes <out>/results.csv and <out>/config.ini. Nothing is written when a
-/// cell fails validation; each output file is replaced atomically. Returns the results folder.
-std::filesystem::path run_sweep(const Config& config, const RunOptions& opt);
+/// Runs the config's cells (this shard's) and writes the results folder. Throws sqb::Error for a bad config,
+/// a results folder that cannot be written, or --resume results from a different config; nothing is written
+/// or overwritten in those cases.
+RunResult run_sweep(const Config& config, const RunOptions& opt);
+
+/// Combines shard folders: checks their configs are identical and every cell is present exactly once, then
+/// writes results.csv, config.ini, context.json, tables and plots to `out` (default results/<name>/).
+std::filesystem::path merge_results(const std::vector<std::filesystem::path>& dirs, std::filesystem::path out,
+                                    bool quiet);
+
+/// Renders the config's tables (tables.md, tables.tex) and plots (plots/) from complete results into `out`.
+void render_outputs(const Config& config, const CsvTable& results, const std::filesystem::path& out,
+                    bool quiet);
 
 }  // namespace sqbench

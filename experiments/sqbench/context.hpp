@@ -1,0 +1,40 @@
+#pragma once
+// context.json: where a result came from (in the spirit of Google Benchmark's context block), so a number is
+// never separated from the machine, build and config that produced it.
+
+#include <map>
+#include <string>
+
+#include "config.hpp"
+
+namespace sqbench {
+
+/// What a run adds to the context besides the machine and build.
+struct RunInfo {
+  std::string command;  ///< the command line
+  int jobs = 1;
+  std::string shard = "0/1";
+  std::size_t cells_total = 0;                 ///< cells of this run (this shard)
+  std::size_t cells_done = 0;                  ///< finished (including resumed)
+  std::size_t cells_resumed = 0;               ///< taken from an earlier, interrupted run
+  std::map<std::string, std::size_t> skipped;  ///< reason -> cells
+  double wall_s = 0;
+  bool complete = false;
+};
+
+/// A JSON string literal (quotes included) with JSON escapes.
+std::string json_string(const std::string& s);
+
+/// The context document: date (UTC, ISO 8601), host, CPU model, cores, caches, memory, compiler, flags, build
+/// type, sqbench version, git SHA and dirty flag (read from the source tree now, and the SHA the binary was
+/// configured from), Boost/Armadillo/Benchmark versions, the config's name, path and hash, the seed policy,
+/// how timings were taken, and `run`.
+std::string context_json(const Config& config, const RunInfo& run);
+
+/// The seed policy in one sentence (also printed in the README).
+const std::string& seed_policy();
+
+/// How timings are taken, given the number of parallel jobs.
+std::string timing_policy(int jobs, int repeats);
+
+}  // namespace sqbench

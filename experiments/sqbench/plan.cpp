@@ -1,0 +1,186 @@
+#include "plan.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include "sqb/error.hpp"
+#include "sqb/metrics.hpp"
+#include "sqb/registry.hpp"
+
+namespace sqbench {
+
+namespace fs = std::filesystem;
+
+const std::vector<std::string>& key_columns() {
+  static const std::vector<std::string> cols = {"quantizer", "distribution", "n",   "k",
+                                                "bits",      "granularity",  "seed"};
+  return cols;
+}
+
+const std::vector<std::string>& metric_columns() {
+  static const std::vector<std::string> cols = {"rows",         "cols",       "blocks",      "mse",
+                                                "nmse",         "sqnr_db",    "max_abs_err", "entropy_bits",
+                                                "storage_bits", "iterations", "converged"};
+  return cols;
+}
+
+const std::vector<std::string>& timing_columns() {
+  static const std::vector<std::string> cols = {"fit_s",    "fit_s_min",    "fit_s_mad",
+                                                "encode_s", "encode_s_min", "encode_s_mad",
+                                                "decode_s", "decode_s_min", "decode_s_mad"};
+  return cols;
+}
+
+std::vector<std::string> Plan::key_fields(const Cell& c) const {
+  return {quantizers[c.q],
+          distributions[c.d],
+          std::to_string(c.n),
+          std::to_string(c.k),
+          std::to_string(sqb::index_bits(c.k)),
+          c.granularity,
+          std::to_string(c.seed)};
+}
+
+Plan make_plan(const Config& config) {
+  Plan plan;
+  const std::string file = config.path.string();
+  const auto index_of = [](std::vector<std::string>& list, const std::string& v) {
+    const auto it = std::find(list.begin(), list.end(), v);
+    if (it != list.end()) return static_cast<std::size_t>(it - list.begin());
+    list.push_back(v);
+    return list.size() - 1;
+  };
+  const sqb::DistributionContext dctx{fs::absolute(config.path).parent_path()};
+  std::map<std::pair<std::size_t, std::size_t>, std::string> not_applicable;  // (q, k) -> reason ("" = fine)
+  std::map<std::vector<std::string>, std::string> seen_cells;                 // key fields -> sweep id
+
+  for (const SweepSpec& sw : config.sweeps) {
+    const std::string where = sw.id.empty() ? "[sweep]" : "[sweep." + sw.id + "]";
+    std::vector<std::size_t> qs, ds;
+    for (const std::string& d : sw.distributions) {
+      const std::size_t before = plan.distributions.size();
+      const std::size_t di = index_of(plan.distributions, d);
+      if (di == before) {
+        try {
+          plan.sources.push_back(sqb::make_distribution(d, dctx));
+        } catch (const sqb::Error& e) {
+          throw sqb::Error(file + ": " + where + " distribution: " + e.what());
+        }
+      }
+      for (const std::size_t n : sw.n) {
+        try {
+          plan.sources[di]->check_n(n);
+        } catch (const sqb::Error& e) {
+          throw sqb::Error(file + ": " + where + " key 'n': " + e.what());
+        }
+      }
+      ds.push_back(di);
+    }
+    for (const std::string& q : sw.quantizers) {
+      const std::size_t qi = index_of(plan.quantizers, q);
+      std::size_t usable = 0;
+      std::string reason;
+      for (const std::size_t k : sw.k) {
+        if (!not_applicable.contains({qi, k})) {
+          try {
+            sqb::make_quantizer(q, {k, 0});
+            not_applicable[{qi, k}] = "";
+          } catch (const sqb::NotApplicable& e) {
+            not_applicable[{qi, k}] = e.what();
+          } catch (const sqb::Error& e) {
+            throw sqb::Error(file + ": " + where + " quantizer: " + e.what());
+          }
+        }
+        if (not_applicable[{qi, k}].empty()) {
+          ++usable;
+        } else {
+          reason = not_applicable[{qi, k}];
+        }
+      }
+      if (usable == 0) {
+        throw sqb::Error(file + ": " + where + " quantizer \"" + q + "\" has no usable cell: " + reason);
+      }
+      qs.push_back(qi);
+    }
+    for (const std::size_t di : ds) {
+      for (const std::size_t n : sw.n) {
+        for (const std::uint64_t seed : sw.seeds) {
+          for (const std::size_t qi : qs) {
+            for (const std::size_t k : sw.k) {
+              for (const std::string& g : sw.granularities) {
+                const Cell cell{qi, di, n, k, g, seed, sw.id};
+                if (!not_applicable[{qi, k}].empty()) {
+                  ++plan.skipped[not_applicable[{qi, k}]];
+                  continue;
+                }
+                const auto key = plan.key_fields(cell);
+                if (const auto it = seen_cells.find(key); it != seen_cells.end()) {
+                  throw sqb::Error(file + ": the cell (" + key[0] + " | " + key[1] + " | n=" + key[2] +
+                                   " k=" + key[3] + " " + key[5] + " seed=" + key[6] +
+                                   ") is listed twice (in " +
+                                   (it->second.empty() ? "[sweep]" : "[sweep." + it->second + "]") + " and " +
+                                   where + "); each cell must appear once");
+                }
+                seen_cells[key] = sw.id;
+                plan.cells.push_back(cell);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  // Columns: keys, metrics, extra figures (first-seen order), timings, the config hash.
+  const auto add_extra = [&](const std::vector<std::string>& names) {
+    for (const std::string& c : names) {
+      if (std::find(plan.extra_columns.begin(), plan.extra_columns.end(), c) == plan.extra_columns.end()) {
+        plan.extra_columns.push_back(c);
+      }
+    }
+  };
+  std::set<std::size_t> used_q, used_d;
+  for (const Cell& c : plan.cells) {
+    if (used_q.insert(c.q).second)
+      add_extra(sqb::make_quantizer(plan.quantizers[c.q], {c.k, 0})->extra_metric_names());
+    if (used_d.insert(c.d).second) add_extra(plan.sources[c.d]->extra_metric_names());
+  }
+  plan.header = key_columns();
+  plan.header.insert(plan.header.end(), metric_columns().begin(), metric_columns().end());
+  plan.header.insert(plan.header.end(), plan.extra_columns.begin(), plan.extra_columns.end());
+  plan.header.insert(plan.header.end(), timing_columns().begin(), timing_columns().end());
+  plan.header.push_back("config_hash");
+  check_outputs(config, plan.header);
+  return plan;
+}
+
+void check_outputs(const Config& config, const std::vector<std::string>& header) {
+  std::string valid;
+  for (const auto& h : header)
+    valid += (valid.empty() ? "" : ", ") + h;
+  const auto check = [&](const std::string& section, const std::string& key, const std::string& column) {
+    if (column.empty()) return;
+    if (std::find(header.begin(), header.end(), column) == header.end()) {
+      throw sqb::Error(config.path.string() + ": [" + section + "] key '" + key + "': no result column '" +
+                       column + "'; the columns are: " + valid);
+    }
+  };
+  for (const TableSpec& t : config.tables) {
+    const std::string s = "table." + t.id;
+    check(s, "rows", t.rows);
+    check(s, "cols", t.cols);
+    check(s, "value", t.value);
+    for (const Where& w : t.where)
+      check(s, "where", w.column);
+  }
+  for (const PlotSpec& p : config.plots) {
+    const std::string s = "plot." + p.id;
+    check(s, "x", p.x);
+    check(s, "y", p.y);
+    check(s, "series", p.series);
+    for (const Where& w : p.where)
+      check(s, "where", w.column);
+  }
+}
+
+}  // namespace sqbench

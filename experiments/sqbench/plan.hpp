@@ -1,0 +1,53 @@
+#pragma once
+// A config expanded into its cells, with every spec built and checked before any work starts.
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "sqb/distribution.hpp"
+
+namespace sqbench {
+
+/// One cell: indices into Plan::quantizers / Plan::distributions plus the numeric keys.
+struct Cell {
+  std::size_t q = 0, d = 0;
+  std::size_t n = 0, k = 0;
+  std::string granularity;
+  std::uint64_t seed = 0;
+  std::string sweep;  ///< the sweep's id ("" for [sweep])
+};
+
+struct Plan {
+  std::vector<std::string> quantizers;     ///< distinct canonical quantizer specs, first-seen order
+  std::vector<std::string> distributions;  ///< distinct canonical distribution specs, first-seen order
+  std::vector<std::unique_ptr<sqb::Distribution>> sources;  ///< built from `distributions`
+  std::vector<Cell> cells;  ///< canonical order (sweep, distribution, n, seed, quantizer, k, granularity)
+  std::map<std::string, std::size_t> skipped;  ///< reason -> number of cells skipped for it
+  std::vector<std::string> header;             ///< the results.csv columns
+  std::vector<std::string> extra_columns;      ///< strategy- and source-specific columns (part of header)
+
+  /// The values of the key columns of a cell (quantizer, distribution, n, k, bits, granularity, seed).
+  std::vector<std::string> key_fields(const Cell& c) const;
+};
+
+/// The key columns that identify a cell, in header order.
+const std::vector<std::string>& key_columns();
+/// The metric columns every run has.
+const std::vector<std::string>& metric_columns();
+/// The timing columns (median, min and MAD of the timed repeats for fit, encode and decode).
+const std::vector<std::string>& timing_columns();
+
+/// Expands `config` into cells. Throws sqb::Error (naming the file and key) for a spec that cannot be built,
+/// an n a source cannot give, a quantizer with no usable cell in a sweep, or a cell listed by two sweeps.
+Plan make_plan(const Config& config);
+
+/// Checks that every column named by the config's tables and plots exists in `header`; throws sqb::Error
+/// naming the section and the missing column (and listing the valid ones).
+void check_outputs(const Config& config, const std::vector<std::string>& header);
+
+}  // namespace sqbench

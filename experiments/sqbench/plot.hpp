@@ -1,0 +1,39 @@
+#pragma once
+// Plots with gnuplot: for every [plot.<id>] a data file and a script are written beside the PNG and SVG they
+// render, so a figure can be restyled for a paper by editing the .gp file and re-running gnuplot.
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "csv.hpp"
+#include "table.hpp"
+
+namespace sqbench {
+
+/// Reference curves a plot may draw (`reference = ...`), with a one-line description each.
+struct ReferenceCurve {
+  std::string name;
+  std::string description;
+};
+const std::vector<ReferenceCurve>& reference_curves();
+
+/// Throws sqb::Error naming the plot and listing the valid references if one is unknown.
+void check_references(const Config& config);
+
+struct PlotFiles {
+  std::filesystem::path gp, dat, png, svg;
+  bool rendered = false;  ///< false when gnuplot is missing or failed (the .gp and .dat are still written)
+  std::string message;    ///< why not rendered
+};
+
+/// Writes <dir>/<id>.dat and <id>.gp and runs gnuplot to make <id>.png and <id>.svg. Throws sqb::Error for
+/// bad columns or no matching rows.
+PlotFiles render_plot(const CsvTable& t, const PlotSpec& spec, const Provenance& prov,
+                      const std::filesystem::path& dir);
+
+/// A human label with unit for a result column ("fit_s" -> "fit time (s)").
+std::string axis_label(const std::string& column);
+
+}  // namespace sqbench

@@ -1,0 +1,326 @@
+#include "table.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <set>
+
+#include "plan.hpp"
+#include "sqb/error.hpp"
+
+namespace sqbench {
+
+namespace {
+
+std::size_t need_column(const CsvTable& t, const std::string& name, const std::string& context) {
+  if (const auto c = t.column(name)) return *c;
+  std::string valid;
+  for (const auto& h : t.header)
+    valid += (valid.empty() ? "" : ", ") + h;
+  throw sqb::Error(context + ": no column '" + name + "' in the results; the columns are: " + valid);
+}
+
+bool same_value(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  const auto x = parse_field_number(a), y = parse_field_number(b);
+  return x && y && *x == *y;
+}
+
+// Significant-digit formatting for humans: fixed notation for moderate magnitudes, scientific otherwise.
+struct Formatted {
+  std::string mantissa;  // "2.650" or "12.34"
+  int exponent = 0;      // power of ten when scientific, else 0
+  bool scientific = false;
+  bool special = false;  // inf
+};
+
+Formatted format_sig(double v, int digits) {
+  Formatted f;
+  if (std::isinf(v)) {
+    f.special = true;
+    f.mantissa = v > 0 ? "inf" : "-inf";
+    return f;
+  }
+  const double a = std::abs(v);
+  char buf[64];
+  if (a != 0 && (a < 1e-3 || a >= 1e6)) {
+    std::snprintf(buf, sizeof buf, "%.*e", digits - 1, v);
+    const std::string s = buf;
+    const auto e = s.find('e');
+    f.mantissa = s.substr(0, e);
+    f.exponent = std::stoi(s.substr(e + 1));
+    f.scientific = true;
+  } else {
+    const int magnitude = a == 0 ? 0 : static_cast<int>(std::floor(std::log10(a)));
+    const int decimals = std::max(0, digits - 1 - magnitude);
+    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+    f.mantissa = buf;
+  }
+  return f;
+}
+
+std::string as_md(const Formatted& f) {
+  if (f.special || !f.scientific) return f.mantissa;
+  return f.mantissa + "e" + std::to_string(f.exponent);
+}
+
+std::string as_latex(const Formatted& f, bool bold) {
+  std::string body;
+  if (f.special) {
+    body = f.mantissa == "inf" ? "\\infty" : "-\\infty";
+  } else if (f.scientific) {
+    body = f.mantissa + "\\times 10^{" + std::to_string(f.exponent) + "}";
+  } else {
+    body = f.mantissa;
+  }
+  return bold ? "$\\mathbf{" + body + "}$" : "$" + body + "$";
+}
+
+std::string latex_escape(const std::string& s) {
+  std::string out;
+  for (const char c : s) {
+    switch (c) {
+      case '_':
+      case '%':
+      case '&':
+      case '#':
+      case '$':
+      case '{':
+      case '}':
+        out += '\\';
+        out += c;
+        break;
+      case '~':
+        out += "\\textasciitilde{}";
+        break;
+      case '^':
+        out += "\\textasciicircum{}";
+        break;
+      case '\\':
+        out += "\\textbackslash{}";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::string md_escape(const std::string& s) {
+  std::string out;
+  for (const char c : s) {
+    if (c == '|' || c == '*' || c == '_') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::size_t> select_rows(const CsvTable& t, const std::vector<Where>& where,
+                                     const std::string& context) {
+  std::vector<std::pair<std::size_t, std::string>> filters;
+  for (const Where& w : where)
+    filters.emplace_back(need_column(t, w.column, context + " where " + w.column), w.value);
+  std::vector<std::size_t> out;
+  for (std::size_t r = 0; r < t.rows.size(); ++r) {
+    bool ok = true;
+    for (const auto& [c, v] : filters)
+      ok = ok && same_value(t.rows[r][c], v);
+    if (ok) out.push_back(r);
+  }
+  return out;
+}
+
+std::vector<std::string> distinct_values(const CsvTable& t, std::size_t col,
+                                         const std::vector<std::size_t>& rows) {
+  std::vector<std::string> out;
+  bool numeric = true;
+  for (const std::size_t r : rows) {
+    const std::string& v = t.rows[r][col];
+    if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
+    numeric = numeric && parse_field_number(v).has_value();
+  }
+  if (numeric) {
+    std::stable_sort(out.begin(), out.end(), [](const std::string& a, const std::string& b) {
+      return *parse_field_number(a) < *parse_field_number(b);
+    });
+  }
+  return out;
+}
+
+double combine(const CsvTable& t, const std::vector<std::size_t>& rows, std::size_t value_col, Agg agg,
+               const std::string& context, std::string& note) {
+  std::vector<double> values;
+  for (const std::size_t r : rows) {
+    const auto v = parse_field_number(t.rows[r][value_col]);
+    if (!v) {
+      throw sqb::Error(context + ": column '" + t.header[value_col] + "' holds '" + t.rows[r][value_col] +
+                       "', not a number");
+    }
+    values.push_back(*v);
+  }
+  if (values.size() == 1) return values[0];
+  if (agg == Agg::none) {
+    std::vector<std::string> differing;
+    for (const std::string& key : key_columns()) {
+      const auto c = t.column(key);
+      if (!c || key == "seed") continue;
+      for (const std::size_t r : rows) {
+        if (t.rows[r][*c] != t.rows[rows[0]][*c]) {
+          differing.push_back(key);
+          break;
+        }
+      }
+    }
+    if (!differing.empty()) {
+      std::string list;
+      for (const auto& d : differing)
+        list += (list.empty() ? "" : ", ") + d;
+      throw sqb::Error(
+          context + ": " + std::to_string(rows.size()) + " result rows fall into one cell and differ in " +
+          list + "; add a where filter (e.g. where = " + differing[0] + "=...) or agg = mean|median|min|max");
+    }
+    agg = Agg::mean;
+    note = "mean of " + std::to_string(values.size()) + " seeds";
+  }
+  std::sort(values.begin(), values.end());
+  switch (agg) {
+    case Agg::min:
+      return values.front();
+    case Agg::max:
+      return values.back();
+    case Agg::median: {
+      const std::size_t m = values.size() / 2;
+      return values.size() % 2 ? values[m] : 0.5 * (values[m - 1] + values[m]);
+    }
+    default: {
+      double s = 0;
+      for (const double v : values)
+        s += v;
+      return s / static_cast<double>(values.size());
+    }
+  }
+}
+
+std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat fmt, const Provenance& prov) {
+  const std::string context = "table '" + spec.id + "'";
+  const std::size_t rc = need_column(t, spec.rows, context + " rows");
+  const std::size_t cc = need_column(t, spec.cols, context + " cols");
+  const std::size_t vc = need_column(t, spec.value, context + " value");
+  const std::vector<std::size_t> rows = select_rows(t, spec.where, context);
+  if (rows.empty()) throw sqb::Error(context + ": no result rows match the where filters");
+  const std::vector<std::string> row_keys = distinct_values(t, rc, rows);
+  const std::vector<std::string> col_keys = distinct_values(t, cc, rows);
+
+  std::map<std::pair<std::string, std::string>, std::vector<std::size_t>> cells;
+  for (const std::size_t r : rows)
+    cells[{t.rows[r][rc], t.rows[r][cc]}].push_back(r);
+  std::map<std::pair<std::string, std::string>, double> value;
+  std::set<std::string> notes;
+  for (const auto& [key, members] : cells) {
+    std::string note;
+    value[key] = combine(
+        t, members, vc, spec.agg,
+        context + " cell (" + spec.rows + "=" + key.first + ", " + spec.cols + "=" + key.second + ")", note);
+    if (!note.empty()) notes.insert(note);
+  }
+
+  std::string best = spec.best;
+  if (best == "auto") best = spec.value.find("sqnr") != std::string::npos ? "max" : "min";
+  std::map<std::string, double> best_in_col;
+  if (best != "none") {
+    for (const std::string& c : col_keys) {
+      for (const std::string& r : row_keys) {
+        const auto it = value.find({r, c});
+        if (it == value.end()) continue;
+        const auto b = best_in_col.find(c);
+        if (b == best_in_col.end() || (best == "min" ? it->second < b->second : it->second > b->second)) {
+          best_in_col[c] = it->second;
+        }
+      }
+    }
+  }
+
+  std::string caption =
+      spec.title.empty() ? spec.value + " by " + spec.rows + " and " + spec.cols : spec.title;
+  std::string details = "Rows: " + spec.rows + "; columns: " + spec.cols + "; value: " + spec.value;
+  for (const Where& w : spec.where)
+    details += "; " + w.column + " = " + w.value;
+  for (const std::string& n : notes)
+    details += "; " + n;
+  if (best != "none")
+    details +=
+        std::string("; best per column in bold (") + (best == "min" ? "lower" : "higher") + " is better)";
+  details += ". Config " + prov.config_name + " (hash " + prov.config_hash + ").";
+
+  std::string out;
+  if (fmt == TableFormat::csv) {
+    std::vector<std::string> header = {spec.rows};
+    header.insert(header.end(), col_keys.begin(), col_keys.end());
+    std::vector<std::vector<std::string>> body;
+    for (const std::string& r : row_keys) {
+      std::vector<std::string> line = {r};
+      for (const std::string& c : col_keys) {
+        const auto it = value.find({r, c});
+        line.push_back(it == value.end() ? "" : format_number(it->second));
+      }
+      body.push_back(line);
+    }
+    return csv_text(header, body);
+  }
+  if (fmt == TableFormat::md) {
+    out += "**Table " + md_escape(spec.id) + ": " + md_escape(caption) + ".** " + md_escape(details) + "\n\n";
+    out += "| " + md_escape(spec.rows) + " \\ " + md_escape(spec.cols) + " |";
+    for (const std::string& c : col_keys)
+      out += " " + md_escape(c) + " |";
+    out += "\n|---|";
+    for (std::size_t i = 0; i < col_keys.size(); ++i)
+      out += "---:|";
+    out += "\n";
+    for (const std::string& r : row_keys) {
+      out += "| " + md_escape(r) + " |";
+      for (const std::string& c : col_keys) {
+        const auto it = value.find({r, c});
+        if (it == value.end()) {
+          out += " – |";
+          continue;
+        }
+        const std::string text = as_md(format_sig(it->second, spec.digits));
+        const bool bold = best_in_col.contains(c) && best_in_col[c] == it->second;
+        out += " " + (bold ? "**" + text + "**" : text) + " |";
+      }
+      out += "\n";
+    }
+    return out;
+  }
+  // LaTeX with booktabs.
+  out += "% Generated by sqbench from results.csv (config " + prov.config_name + ", hash " +
+         prov.config_hash + "). Needs \\usepackage{booktabs}.\n";
+  out += "\\begin{table}[t]\n\\centering\n\\caption{" + latex_escape(caption) + ". " + latex_escape(details) +
+         "}\n";
+  out += "\\label{tab:" + spec.id + "}\n\\begin{tabular}{l" + std::string(col_keys.size(), 'r') +
+         "}\n\\toprule\n";
+  out += latex_escape(spec.rows) + " / " + latex_escape(spec.cols);
+  for (const std::string& c : col_keys)
+    out += " & " + latex_escape(c);
+  out += " \\\\\n\\midrule\n";
+  for (const std::string& r : row_keys) {
+    out += "\\texttt{" + latex_escape(r) + "}";
+    for (const std::string& c : col_keys) {
+      const auto it = value.find({r, c});
+      if (it == value.end()) {
+        out += " & --";
+        continue;
+      }
+      const bool bold = best_in_col.contains(c) && best_in_col[c] == it->second;
+      out += " & " + as_latex(format_sig(it->second, spec.digits), bold);
+    }
+    out += " \\\\\n";
+  }
+  out += "\\bottomrule\n\\end{tabular}\n\\end{table}\n";
+  return out;
+}
+
+}  // namespace sqbench

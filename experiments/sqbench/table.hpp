@@ -1,0 +1,38 @@
+#pragma once
+// Paper-style tables from results.csv: a pivot of one value column by a row column and a column column.
+
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "csv.hpp"
+
+namespace sqbench {
+
+/// Where the results came from, named in every caption.
+struct Provenance {
+  std::string config_name;
+  std::string config_hash;
+};
+
+/// Row indices of `t` matching every filter (column=value; numbers compare numerically, so n=1e6 matches
+/// 1000000). Throws sqb::Error naming a filter's column when `t` has no such column.
+std::vector<std::size_t> select_rows(const CsvTable& t, const std::vector<Where>& where,
+                                     const std::string& context);
+
+/// The distinct values of column `col` over `rows`: numeric columns ascending, others in first-seen order.
+std::vector<std::string> distinct_values(const CsvTable& t, std::size_t col,
+                                         const std::vector<std::size_t>& rows);
+
+/// Combines the values that fall into one table cell or plot point. With Agg::none, rows that differ only in
+/// `seed` are averaged; rows that differ in any other key column are an error (sqb::Error listing those
+/// columns and suggesting a where filter or agg). `note` receives e.g. "mean of 3 seeds".
+double combine(const CsvTable& t, const std::vector<std::size_t>& rows, std::size_t value_col, Agg agg,
+               const std::string& context, std::string& note);
+
+enum class TableFormat { md, latex, csv };
+
+/// Renders a table. Throws sqb::Error for a missing column, no matching rows, or a non-numeric value.
+std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat fmt, const Provenance& prov);
+
+}  // namespace sqbench
