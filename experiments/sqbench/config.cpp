@@ -297,6 +297,12 @@ Config parse_config(const std::filesystem::path& path, std::string text) {
               r.fail(s, e.what());
             }
           }
+        } else if (s.key == "repeats") {
+          const auto v = sqb::parse_integer(s.value);
+          if (!v || *v < 1 || *v > 1000 || sw.repeats != 0) {
+            r.fail(s, "'" + s.value + "' must be one integer in 1..1000 (given once)");
+          }
+          sw.repeats = static_cast<int>(*v);
         } else if (s.key == "seed") {
           has_seed = true;
           add_numbers(r, s, 0, 9e18, "seed must be in 0..9e18", sw.seeds);
@@ -370,12 +376,14 @@ Config parse_config(const std::filesystem::path& path, std::string text) {
           t.digits = static_cast<int>(*v);
         }
       }
-      for (const char* key : {"rows", "cols", "value"}) {
-        const std::string& v = key == std::string("rows")   ? t.rows
-                               : key == std::string("cols") ? t.cols
-                                                            : t.value;
-        if (v.empty()) r.fail_section(section, std::string("missing key '") + key + "'");
+      if (t.rows.empty()) r.fail_section(section, "missing key 'rows'");
+      if (t.value.empty()) r.fail_section(section, "missing key 'value'");
+      const bool multi = t.value.find(',') != std::string::npos;
+      if (multi && !t.cols.empty()) {
+        r.fail_section(section,
+                       "with several values (" + t.value + ") the columns are the values: drop 'cols'");
       }
+      if (!multi && t.cols.empty()) r.fail_section(section, "missing key 'cols' (or give several values)");
       c.tables.push_back(std::move(t));
     } else if (kind == "plot") {
       single(list, false);

@@ -25,6 +25,7 @@ struct SweepSpec {
   std::vector<std::size_t> k;              ///< from k = ... or 2^bits for bits = ...
   std::vector<std::string> granularities;  ///< canonical text
   std::vector<std::uint64_t> seeds;
+  int repeats = 0;  ///< timed repeats for this sweep's cells; 0 = the top-level `repeats`
 };
 
 /// A `column=value` filter on result rows.
@@ -38,7 +39,8 @@ enum class Agg { none, mean, median, min, max };
 
 struct TableSpec {
   std::string id;
-  std::string rows, cols, value;  ///< result columns
+  std::string rows, cols;  ///< result columns; cols is empty when `value` lists several columns
+  std::string value;  ///< a result column, or several separated by commas (then they are the table's columns)
   std::vector<Where> where;
   Agg agg = Agg::none;        ///< none: rows differing only in seed are averaged, anything else is an error
   std::string best = "auto";  ///< min | max | none | auto (max for sqnr_db, min otherwise)

@@ -163,7 +163,8 @@ int cmd_table(const std::vector<std::string>& args) {
   desc.add_options()("help,h", "this help")("rows", po::value<std::string>(),
                                             "column whose values label the rows")(
       "cols", po::value<std::string>(), "column whose values label the columns")(
-      "value", po::value<std::string>(), "column shown in the cells (e.g. mse)")(
+      "value", po::value<std::string>(),
+      "column shown in the cells (e.g. mse), or several (mse,sqnr_db,quantize_s) which become the columns")(
       "where", po::value<std::vector<std::string>>()->composing(),
       "keep rows with column=value (repeatable)")("format", po::value<std::string>()->default_value("md"),
                                                   "md | latex | csv")(
@@ -188,7 +189,7 @@ int cmd_table(const std::vector<std::string>& args) {
   if (!vm.count("results") || vm["results"].as<std::vector<std::string>>().size() != 1) {
     throw sqb::Error("sqbench table: give exactly one results CSV file");
   }
-  for (const char* k : {"rows", "cols", "value"}) {
+  for (const char* k : {"rows", "value"}) {
     if (!vm.count(k)) throw sqb::Error(std::string("sqbench table: --") + k + " is required");
   }
   const std::filesystem::path path = vm["results"].as<std::vector<std::string>>()[0];
@@ -197,7 +198,7 @@ int cmd_table(const std::vector<std::string>& args) {
   spec.id =
       path.parent_path().filename().string().empty() ? "results" : path.parent_path().filename().string();
   spec.rows = vm["rows"].as<std::string>();
-  spec.cols = vm["cols"].as<std::string>();
+  if (vm.count("cols")) spec.cols = vm["cols"].as<std::string>();
   spec.value = vm["value"].as<std::string>();
   if (vm.count("where")) {
     for (const auto& w : vm["where"].as<std::vector<std::string>>())
@@ -236,7 +237,7 @@ int cmd_table(const std::vector<std::string>& args) {
   std::error_code ec;
   if (std::filesystem::exists(path.parent_path() / "config.ini", ec)) {
     try {
-      const sqbench::Config c = sqbench::load_config(path.parent_path() / "config.ini");
+      const sqbench::Config c = sqbench::load_results_config(path.parent_path());
       prov = {c.name, c.hash};
     } catch (const sqb::Error&) {
       // the table stays usable without it

@@ -6,6 +6,7 @@
 #include "sqb/error.hpp"
 #include "sqb/metrics.hpp"
 #include "sqb/registry.hpp"
+#include "table.hpp"
 
 namespace sqbench {
 
@@ -25,9 +26,9 @@ const std::vector<std::string>& metric_columns() {
 }
 
 const std::vector<std::string>& timing_columns() {
-  static const std::vector<std::string> cols = {"fit_s",    "fit_s_min",    "fit_s_mad",
-                                                "encode_s", "encode_s_min", "encode_s_mad",
-                                                "decode_s", "decode_s_min", "decode_s_mad"};
+  static const std::vector<std::string> cols = {
+      "fit_s",    "fit_s_min",    "fit_s_mad",    "encode_s",   "encode_s_min",   "encode_s_mad",
+      "decode_s", "decode_s_min", "decode_s_mad", "quantize_s", "quantize_s_min", "quantize_s_mad"};
   return cols;
 }
 
@@ -108,20 +109,14 @@ Plan make_plan(const Config& config) {
           for (const std::size_t qi : qs) {
             for (const std::size_t k : sw.k) {
               for (const std::string& g : sw.granularities) {
-                const Cell cell{qi, di, n, k, g, seed, sw.id};
+                const Cell cell{qi, di, n, k, g, seed, sw.id, sw.repeats > 0 ? sw.repeats : config.repeats};
                 if (!not_applicable[{qi, k}].empty()) {
                   ++plan.skipped[not_applicable[{qi, k}]];
                   continue;
                 }
-                const auto key = plan.key_fields(cell);
-                if (const auto it = seen_cells.find(key); it != seen_cells.end()) {
-                  throw sqb::Error(file + ": the cell (" + key[0] + " | " + key[1] + " | n=" + key[2] +
-                                   " k=" + key[3] + " " + key[5] + " seed=" + key[6] +
-                                   ") is listed twice (in " +
-                                   (it->second.empty() ? "[sweep]" : "[sweep." + it->second + "]") + " and " +
-                                   where + "); each cell must appear once");
-                }
-                seen_cells[key] = sw.id;
+                // A cell several sweeps list (paper configs overlap their scaling sweeps at the headline
+                // point) runs once, in the first sweep that lists it.
+                if (!seen_cells.emplace(plan.key_fields(cell), sw.id).second) continue;
                 plan.cells.push_back(cell);
               }
             }
@@ -169,7 +164,8 @@ void check_outputs(const Config& config, const std::vector<std::string>& header)
     const std::string s = "table." + t.id;
     check(s, "rows", t.rows);
     check(s, "cols", t.cols);
-    check(s, "value", t.value);
+    for (const std::string& v : table_values(t))
+      check(s, "value", v);
     for (const Where& w : t.where)
       check(s, "where", w.column);
   }

@@ -20,6 +20,7 @@ struct Cell {
   std::string granularity;
   std::uint64_t seed = 0;
   std::string sweep;  ///< the sweep's id ("" for [sweep])
+  int repeats = 1;    ///< timed repeats
 };
 
 struct Plan {
@@ -42,8 +43,9 @@ const std::vector<std::string>& metric_columns();
 /// The timing columns (median, min and MAD of the timed repeats for fit, encode and decode).
 const std::vector<std::string>& timing_columns();
 
-/// Expands `config` into cells. Throws sqb::Error (naming the file and key) for a spec that cannot be built,
-/// an n a source cannot give, a quantizer with no usable cell in a sweep, or a cell listed by two sweeps.
+/// Expands `config` into cells (a cell listed by several sweeps runs once, in the first). Throws sqb::Error
+/// (naming the file and key) for a spec that cannot be built, an n a source cannot give, or a quantizer with
+/// no usable cell in a sweep.
 Plan make_plan(const Config& config);
 
 /// Checks that every column named by the config's tables and plots exists in `header`; throws sqb::Error

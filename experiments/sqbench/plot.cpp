@@ -59,6 +59,7 @@ std::string axis_label(const std::string& column) {
       {"fit_s", "fit time (s, median)"},
       {"encode_s", "encode time (s, median)"},
       {"decode_s", "decode time (s, median)"},
+      {"quantize_s", "quantize time: fit + encode (s, median)"},
   };
   const auto it = labels.find(column);
   return it == labels.end() ? column : it->second;

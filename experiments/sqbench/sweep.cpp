@@ -237,9 +237,9 @@ std::vector<std::string> run_cell(const Config& config, const Plan& plan, const 
 
   // Timing: repeats after one warm-up, with nothing else of sqbench running.
   gate.enter_exclusive();
-  std::vector<double> fit, enc, dec;
+  std::vector<double> fit, enc, dec, quant;
   try {
-    for (int rep = -1; rep < config.repeats; ++rep) {
+    for (int rep = -1; rep < c.repeats; ++rep) {
       Clock::time_point t0 = Clock::now();
       const sqb::TensorDesign timed = sqb::design_tensor(*q, *data, g, c.seed);
       const double t_fit = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -253,6 +253,7 @@ std::vector<std::string> run_cell(const Config& config, const Plan& plan, const 
         fit.push_back(t_fit);
         enc.push_back(t_enc);
         dec.push_back(t_dec);
+        quant.push_back(t_fit + t_enc);
       }
     }
   } catch (...) {
@@ -261,7 +262,7 @@ std::vector<std::string> run_cell(const Config& config, const Plan& plan, const 
   }
   gate.leave_exclusive();
   std::vector<std::string> times = timing_fields(fit);
-  for (const auto& v : {enc, dec}) {
+  for (const auto& v : {enc, dec, quant}) {
     const auto f = timing_fields(v);
     times.insert(times.end(), f.begin(), f.end());
   }
@@ -310,7 +311,28 @@ Provenance provenance(const Config& c) {
   return {c.name, c.hash};
 }
 
+// The "name" of the "config" object in a context.json (a file sqbench writes itself, one key per line).
+std::string context_config_name(const fs::path& context) {
+  std::ifstream in(context);
+  bool in_config = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("\"config\": {") != std::string::npos) in_config = true;
+    const auto at = line.find("\"name\": \"");
+    if (in_config && at != std::string::npos) {
+      const auto start = at + 9;
+      return line.substr(start, line.rfind('"') - start);
+    }
+  }
+  return "";
+}
+
 }  // namespace
+
+Config load_results_config(const fs::path& dir) {
+  Config c = load_config(dir / "config.ini");
+  if (const std::string name = context_config_name(dir / "context.json"); !name.empty()) c.name = name;
+  return c;
+}
 
 void render_outputs(const Config& config, const CsvTable& results, const fs::path& out, bool quiet) {
   if (!config.tables.empty()) {
@@ -576,7 +598,7 @@ fs::path merge_results(const std::vector<fs::path>& dirs, fs::path out, bool qui
       }
     }
   }
-  const Config config = parse_config(shards[0].dir / "config.ini", shards[0].config_text);
+  const Config config = load_results_config(shards[0].dir);
 
   // Every shard of 0..n-1 exactly once; global cell index of shard i's j-th row is i + n*j.
   const std::size_t n = shards[0].count;

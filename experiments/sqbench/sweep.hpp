@@ -44,6 +44,10 @@ RunResult run_sweep(const Config& config, const RunOptions& opt);
 std::filesystem::path merge_results(const std::vector<std::filesystem::path>& dirs, std::filesystem::path out,
                                     bool quiet);
 
+/// The config a results folder was produced by: its config.ini, named as the original run named it (the name
+/// recorded in context.json; a config without `name =` takes its file's stem). Throws sqb::Error if missing.
+Config load_results_config(const std::filesystem::path& dir);
+
 /// Renders the config's tables (tables.md, tables.tex) and plots (plots/) from complete results into `out`.
 void render_outputs(const Config& config, const CsvTable& results, const std::filesystem::path& out,
                     bool quiet);

@@ -126,8 +126,19 @@ std::vector<std::size_t> select_rows(const CsvTable& t, const std::vector<Where>
   std::vector<std::size_t> out;
   for (std::size_t r = 0; r < t.rows.size(); ++r) {
     bool ok = true;
-    for (const auto& [c, v] : filters)
-      ok = ok && same_value(t.rows[r][c], v);
+    for (const auto& [c, v] : filters) {
+      // "a|b|c" accepts any of the alternatives.
+      bool any = false;
+      std::size_t start = 0;
+      while (!any) {
+        const std::size_t bar = v.find('|', start);
+        any = same_value(t.rows[r][c],
+                         v.substr(start, bar == std::string::npos ? std::string::npos : bar - start));
+        if (bar == std::string::npos) break;
+        start = bar + 1;
+      }
+      ok = ok && any;
+    }
     if (ok) out.push_back(r);
   }
   return out;
@@ -204,55 +215,97 @@ double combine(const CsvTable& t, const std::vector<std::size_t>& rows, std::siz
   }
 }
 
+std::vector<std::string> table_values(const TableSpec& spec) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t comma = spec.value.find(',', start);
+    std::string v = spec.value.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const auto a = v.find_first_not_of(" \t"), b = v.find_last_not_of(" \t");
+    out.push_back(a == std::string::npos ? "" : v.substr(a, b - a + 1));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
 std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat fmt, const Provenance& prov) {
   const std::string context = "table '" + spec.id + "'";
+  // Either one value pivoted by `cols`, or several values side by side (the columns are the values).
+  const std::vector<std::string> values = table_values(spec);
+  const bool multi = values.size() > 1;
+  if (multi && !spec.cols.empty()) {
+    throw sqb::Error(context + ": with several values (" + spec.value +
+                     ") the columns are the values; drop cols");
+  }
+  if (!multi && spec.cols.empty()) throw sqb::Error(context + ": cols is required for a single value");
   const std::size_t rc = need_column(t, spec.rows, context + " rows");
-  const std::size_t cc = need_column(t, spec.cols, context + " cols");
-  const std::size_t vc = need_column(t, spec.value, context + " value");
+  const std::size_t cc = multi ? 0 : need_column(t, spec.cols, context + " cols");
+  std::map<std::string, std::size_t> value_col;
+  for (const std::string& v : values)
+    value_col[v] = need_column(t, v, context + " value");
   const std::vector<std::size_t> rows = select_rows(t, spec.where, context);
   if (rows.empty()) throw sqb::Error(context + ": no result rows match the where filters");
   const std::vector<std::string> row_keys = distinct_values(t, rc, rows);
-  const std::vector<std::string> col_keys = distinct_values(t, cc, rows);
+  const std::vector<std::string> col_keys = multi ? values : distinct_values(t, cc, rows);
+  const std::string cols_name = multi ? "value" : spec.cols;
 
+  // (row label, column label) -> the rows that fall there, and the value column to read.
   std::map<std::pair<std::string, std::string>, std::vector<std::size_t>> cells;
-  for (const std::size_t r : rows)
-    cells[{t.rows[r][rc], t.rows[r][cc]}].push_back(r);
+  for (const std::size_t r : rows) {
+    if (multi) {
+      for (const std::string& v : values)
+        cells[{t.rows[r][rc], v}].push_back(r);
+    } else {
+      cells[{t.rows[r][rc], t.rows[r][cc]}].push_back(r);
+    }
+  }
   std::map<std::pair<std::string, std::string>, double> value;
   std::set<std::string> notes;
   for (const auto& [key, members] : cells) {
     std::string note;
     value[key] = combine(
-        t, members, vc, spec.agg,
-        context + " cell (" + spec.rows + "=" + key.first + ", " + spec.cols + "=" + key.second + ")", note);
+        t, members, multi ? value_col[key.second] : value_col[values[0]], spec.agg,
+        context + " cell (" + spec.rows + "=" + key.first + ", " + cols_name + "=" + key.second + ")", note);
     if (!note.empty()) notes.insert(note);
   }
 
-  std::string best = spec.best;
-  if (best == "auto") best = spec.value.find("sqnr") != std::string::npos ? "max" : "min";
+  // Best per column: higher is better for SQNR, lower for everything else, unless the spec says.
+  const auto direction = [&](const std::string& column_value) {
+    if (spec.best != "auto") return spec.best;
+    return column_value.find("sqnr") != std::string::npos ? std::string("max") : std::string("min");
+  };
   std::map<std::string, double> best_in_col;
-  if (best != "none") {
-    for (const std::string& c : col_keys) {
-      for (const std::string& r : row_keys) {
-        const auto it = value.find({r, c});
-        if (it == value.end()) continue;
-        const auto b = best_in_col.find(c);
-        if (b == best_in_col.end() || (best == "min" ? it->second < b->second : it->second > b->second)) {
-          best_in_col[c] = it->second;
-        }
+  std::set<std::string> directions;
+  for (const std::string& c : col_keys) {
+    const std::string dir = direction(multi ? c : values[0]);
+    if (dir == "none") continue;
+    directions.insert(dir);
+    for (const std::string& r : row_keys) {
+      const auto it = value.find({r, c});
+      if (it == value.end()) continue;
+      const auto b = best_in_col.find(c);
+      if (b == best_in_col.end() || (dir == "min" ? it->second < b->second : it->second > b->second)) {
+        best_in_col[c] = it->second;
       }
     }
   }
 
-  std::string caption =
-      spec.title.empty() ? spec.value + " by " + spec.rows + " and " + spec.cols : spec.title;
-  std::string details = "Rows: " + spec.rows + "; columns: " + spec.cols + "; value: " + spec.value;
+  std::string caption = spec.title.empty() ? (multi ? spec.value + " by " + spec.rows
+                                                    : spec.value + " by " + spec.rows + " and " + spec.cols)
+                                           : spec.title;
+  std::string details =
+      "Rows: " + spec.rows + "; columns: " + (multi ? spec.value : spec.cols + "; value: " + spec.value);
   for (const Where& w : spec.where)
     details += "; " + w.column + " = " + w.value;
   for (const std::string& n : notes)
     details += "; " + n;
-  if (best != "none")
-    details +=
-        std::string("; best per column in bold (") + (best == "min" ? "lower" : "higher") + " is better)";
+  if (directions.size() == 1) {
+    details += std::string("; best per column in bold (") +
+               (*directions.begin() == "min" ? "lower" : "higher") + " is better)";
+  } else if (!directions.empty()) {
+    details += "; best per column in bold (higher SQNR, lower everything else)";
+  }
   details += ". Config " + prov.config_name + " (hash " + prov.config_hash + ").";
 
   std::string out;
@@ -272,7 +325,7 @@ std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat f
   }
   if (fmt == TableFormat::md) {
     out += "**Table " + md_escape(spec.id) + ": " + md_escape(caption) + ".** " + md_escape(details) + "\n\n";
-    out += "| " + md_escape(spec.rows) + " \\ " + md_escape(spec.cols) + " |";
+    out += "| " + md_escape(spec.rows) + (multi ? "" : " \\ " + md_escape(spec.cols)) + " |";
     for (const std::string& c : col_keys)
       out += " " + md_escape(c) + " |";
     out += "\n|---|";
@@ -302,7 +355,7 @@ std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat f
          "}\n";
   out += "\\label{tab:" + spec.id + "}\n\\begin{tabular}{l" + std::string(col_keys.size(), 'r') +
          "}\n\\toprule\n";
-  out += latex_escape(spec.rows) + " / " + latex_escape(spec.cols);
+  out += latex_escape(spec.rows) + (multi ? "" : " / " + latex_escape(spec.cols));
   for (const std::string& c : col_keys)
     out += " & " + latex_escape(c);
   out += " \\\\\n\\midrule\n";

@@ -15,8 +15,9 @@ struct Provenance {
   std::string config_hash;
 };
 
-/// Row indices of `t` matching every filter (column=value; numbers compare numerically, so n=1e6 matches
-/// 1000000). Throws sqb::Error naming a filter's column when `t` has no such column.
+/// Row indices of `t` matching every filter (column=value, or column=v1|v2|... for alternatives; numbers
+/// compare numerically, so n=1e6 matches 1000000). Throws sqb::Error naming a filter's column when `t` has no
+/// such column.
 std::vector<std::size_t> select_rows(const CsvTable& t, const std::vector<Where>& where,
                                      const std::string& context);
 
@@ -31,6 +32,9 @@ double combine(const CsvTable& t, const std::vector<std::size_t>& rows, std::siz
                const std::string& context, std::string& note);
 
 enum class TableFormat { md, latex, csv };
+
+/// The value columns of a table spec (`value` split at commas, trimmed).
+std::vector<std::string> table_values(const TableSpec& spec);
 
 /// Renders a table. Throws sqb::Error for a missing column, no matching rows, or a non-numeric value.
 std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat fmt, const Provenance& prov);

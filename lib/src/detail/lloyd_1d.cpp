@@ -83,9 +83,12 @@ bool reseed_empty(std::vector<double>& c, ClusterStats& st) {
   return changed;
 }
 
+// tol = 0 means "run to the exact fixed point": the SSE is a difference of prefix sums, and late in a slow
+// Lloyd run its per-iteration decrease can be smaller than that rounding noise, so "no decrease" is not a
+// safe stopping test; only an unchanged assignment is.
 bool should_stop(double prev_sse, double sse, double tol) {
   if (sse == 0) return true;
-  if (tol < 0 || !std::isfinite(prev_sse)) return false;
+  if (tol <= 0 || !std::isfinite(prev_sse)) return false;
   return (prev_sse - sse) <= tol * prev_sse;
 }
 

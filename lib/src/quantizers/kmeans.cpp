@@ -89,7 +89,8 @@ std::span<const ParamSpec> kmeans_params() {
        1,
        false,
        {},
-       "stop when the relative decrease of the MSE is <= tol (a fixed point always stops)"},
+       "stop when the relative decrease of the MSE is <= tol; tol=0 runs to the exact fixed point "
+       "(assignment unchanged)"},
       {"algo",
        ParamSpec::Kind::choice,
        "sorted",
