@@ -320,6 +320,26 @@ where = quantizer=cosine|uniform
   CHECK(md.find("| uniform |") != std::string::npos);
 }
 
+TEST_CASE("the Slurm template runs a shard and the shards merge", "[harness][shard]") {
+  TempDir dir;
+  const fs::path cfg = dir.write("tiny.ini", kTiny);
+  const std::string script = std::string(SQB_SOURCE_DIR) + "/scripts/slurm/sweep.sbatch";
+  for (int task = 1; task <= 2; ++task) {  // an array declared as --array=1-2
+    const std::string cmd =
+        "SLURM_SUBMIT_DIR=" + dir.path.string() + " SLURM_ARRAY_TASK_ID=" + std::to_string(task) +
+        " SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_COUNT=2 SLURM_CPUS_PER_TASK=2 SQBENCH=" + SQBENCH_EXE +
+        " bash " + script + " " + cfg.string() + " > /dev/null 2>&1";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+  }
+  const fs::path shards = dir.path / "results" / "tiny";
+  const Outcome m =
+      run_cli("merge " + (shards / "shard-0-of-2").string() + " " + (shards / "shard-1-of-2").string() +
+              " --quiet --out " + (dir.path / "merged").string());
+  INFO(m.output);
+  REQUIRE(m.status == 0);
+  CHECK(count_lines(dir.path / "merged" / "results.csv") == 49);
+}
+
 TEST_CASE("sqbench table renders markdown, LaTeX and CSV with filters", "[harness][table]") {
   TempDir dir;
   const fs::path cfg = dir.write("tiny.ini", kTiny);

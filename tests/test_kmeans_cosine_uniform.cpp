@@ -153,3 +153,18 @@ TEST_CASE("uniform on N(0,1), N = 1e6, K = 256 gives about 1.1e-4 (REFERENCE.md)
   const sqb::Tensor t = sqbtest::tensor(1, 1000000, 0);
   CHECK_THAT(quantize("uniform", 256, t).metrics.mse, WithinRel(1.1e-4, 0.15));
 }
+
+TEST_CASE("Lloyd steps by encode-and-average match the sorted Lloyd iterates", "[cosine][kmeans]") {
+  const std::vector<float> x = sqbtest::draw("gaussian", 50000, 31);
+  const sqb::detail::SortedBlock sorted(x);
+  const std::size_t k = GENERATE(4, 64, 300);
+  const auto init = sqb::detail::init_cosine(sorted, k);
+  const auto a = sqb::detail::lloyd_encoded(x, init, {5, 0.0});
+  const auto b = sqb::detail::lloyd_sorted(sorted, init, {5, 0.0});
+  INFO("K=" << k);
+  CHECK(a.iterations == b.iterations);
+  // The encoded version assigns with float32 levels; the sorted one with double centroids.
+  for (std::size_t i = 0; i < k; ++i)
+    CHECK_THAT(a.centroids[i], WithinRel(b.centroids[i], 1e-5));
+  CHECK_THAT(a.sse, WithinRel(b.sse, 1e-6));
+}

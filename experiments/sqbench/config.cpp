@@ -21,8 +21,8 @@ namespace {
 constexpr std::size_t kMaxN = 2'000'000'000;  // float32 tensors of up to 8 GB
 
 const std::vector<std::string> kTopKeys = {"name", "description", "repeats"};
-const std::vector<std::string> kSweepKeys = {"quantizer", "distribution", "n",   "k",
-                                             "bits",      "granularity",  "seed"};
+const std::vector<std::string> kSweepKeys = {"quantizer", "distribution", "n",    "k",
+                                             "bits",      "granularity",  "seed", "repeats"};
 const std::vector<std::string> kTableKeys = {"rows", "cols", "value", "where",
                                              "agg",  "best", "title", "digits"};
 const std::vector<std::string> kPlotKeys = {"kind",  "x",         "y",     "series", "logx",  "logy",

@@ -11,6 +11,8 @@
 #include <boost/random/mersenne_twister.hpp>
 #include <boost/random/uniform_real_distribution.hpp>
 
+#include "sqb/codebook.hpp"
+
 namespace sqb::detail {
 
 SortedBlock::SortedBlock(std::span<const float> block) : v_(block.begin(), block.end()) {
@@ -200,6 +202,65 @@ LloydResult lloyd_naive(std::span<const float> data, std::vector<double> init, c
     double sse = 0;
     for (const double s : st.sse)
       sse += s;
+    r.iterations = it + 1;
+    r.sse = sse;
+    reseeded = reseed_empty(c, st);
+    prev_label = label;
+    if (!reseeded && should_stop(prev_sse, sse, opt.tol)) {
+      r.converged = true;
+      break;
+    }
+    prev_sse = sse;
+  }
+  return r;
+}
+
+LloydResult lloyd_encoded(std::span<const float> data, std::vector<double> init, const LloydOptions& opt) {
+  const std::size_t k = init.size();
+  const std::size_t n = data.size();
+  LloydResult r;
+  r.centroids = std::move(init);
+  std::vector<double>& c = r.centroids;
+  std::vector<std::uint16_t> label(n), prev_label;
+  std::vector<double> sum(k), sum_sq(k);
+  ClusterStats st{std::vector<std::size_t>(k), std::vector<double>(k), std::vector<double>(k),
+                  std::vector<double>(k)};
+  double prev_sse = std::numeric_limits<double>::infinity();
+  bool reseeded = false;
+  for (int it = 0; it < opt.max_iter; ++it) {
+    encode(Codebook::nearest(std::span<const double>(c)), data, std::span<std::uint16_t>(label));
+    if (!reseeded && label == prev_label) {
+      r.converged = true;
+      break;
+    }
+    std::fill(sum.begin(), sum.end(), 0.0);
+    std::fill(sum_sq.begin(), sum_sq.end(), 0.0);
+    std::fill(st.count.begin(), st.count.end(), 0);
+    std::fill(st.lo.begin(), st.lo.end(), std::numeric_limits<double>::infinity());
+    std::fill(st.hi.begin(), st.hi.end(), -std::numeric_limits<double>::infinity());
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint16_t j = label[i];
+      // Sums of squares about the current level keep the SSE free of cancellation.
+      const double x = data[i], d = x - c[j];
+      sum[j] += x;
+      sum_sq[j] += d * d;
+      ++st.count[j];
+      st.lo[j] = std::min(st.lo[j], x);
+      st.hi[j] = std::max(st.hi[j], x);
+    }
+    double sse = 0;
+    for (std::size_t j = 0; j < k; ++j) {
+      if (st.count[j] == 0) {
+        st.sse[j] = 0;
+        continue;
+      }
+      const double cnt = static_cast<double>(st.count[j]);
+      const double mean = sum[j] / cnt;
+      // SSE about the new mean = SSE about the old level - cnt * (mean - old level)^2.
+      st.sse[j] = std::max(0.0, sum_sq[j] - cnt * (mean - c[j]) * (mean - c[j]));
+      c[j] = mean;
+      sse += st.sse[j];
+    }
     r.iterations = it + 1;
     r.sse = sse;
     reseeded = reseed_empty(c, st);

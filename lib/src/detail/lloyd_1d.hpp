@@ -58,6 +58,13 @@ LloydResult lloyd_sorted(const SortedBlock& data, std::vector<double> init, cons
 /// every centroid (O(N K)), assigns the nearest (ties to the lower centroid) and averages.
 LloydResult lloyd_naive(std::span<const float> data, std::vector<double> init, const LloydOptions& opt);
 
+/// Lloyd steps without sorting, as seed 000 proposes for its hybrid: each step assigns every value with the
+/// shared encoder (thresholds at the midpoints of the current float32 levels, O(N log K)) and averages per
+/// level in one pass (O(N)). Empty clusters are re-seeded by the same rule as the other two. Cheaper than
+/// lloyd_sorted for a few steps (no O(N log N) sort); the iterates differ from it only by the float32
+/// rounding of the levels.
+LloydResult lloyd_encoded(std::span<const float> data, std::vector<double> init, const LloydOptions& opt);
+
 /// Cosine-spaced (Chebyshev) levels: center + half_span * cos((2k-1) pi / (2K)), k = 1..K, over [lo, hi],
 /// ascending (seed 000).
 std::vector<double> cosine_levels(double lo, double hi, std::size_t k);

@@ -23,8 +23,8 @@ class Cosine final : public Quantizer {
     std::vector<double> levels = detail::cosine_levels(lo, hi, k_);
     BlockDesign d;
     if (refine_ > 0) {
-      const detail::SortedBlock sorted(block);
-      const detail::LloydResult r = detail::lloyd_sorted(sorted, std::move(levels), {refine_, -1.0});
+      // The seed's hybrid: R Lloyd steps of O(N) each (encode + average), no sort.
+      const detail::LloydResult r = detail::lloyd_encoded(block, std::move(levels), {refine_, 0.0});
       levels = r.centroids;
       d.iterations = r.iterations;
     }
