@@ -18,6 +18,9 @@ const QuantizerEntry kQuantizers[] = {
      cosine_params(), "K (equal when min == max)", false, make_cosine},
     {"kmeans", "1-D k-means (Lloyd), sorted O(K log N) or naive O(N K) iterations; the learned-codebook baseline",
      kmeans_params(), "K (the distinct values when there are fewer than K)", true, make_kmeans},
+    {"kmeans_optimal",
+     "Exactly optimal 1-D k-means (dynamic programming, O(K N log N)): the MSE floor for any K-level codebook",
+     kmeans_optimal_params(), "K (the distinct values when there are fewer than K)", false, make_kmeans_optimal},
     {"uniform", "K evenly spaced levels over [min, max], or symmetric absmax int-b grid (symmetric=1)",
      uniform_params(), "K; symmetric=1: 2*floor((K-1)/2)+1, e.g. 255 of 256 codes for int8", false, make_uniform},
 };

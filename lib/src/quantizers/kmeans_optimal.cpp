@@ -1,0 +1,64 @@
+// Exactly optimal 1-D k-means (dynamic programming): the MSE floor every learned codebook is measured
+// against.
+
+#include <string>
+
+#include "detail/kmeans_dp.hpp"
+#include "quantizers/quantizers.hpp"
+#include "sqb/error.hpp"
+
+namespace sqb::quantizers {
+
+namespace {
+
+class KMeansOptimal final : public Quantizer {
+ public:
+  KMeansOptimal(std::size_t k, double max_table_gib) : k_(k), max_table_gib_(max_table_gib) {}
+  std::size_t code_count() const override { return k_; }
+  std::size_t side_floats_per_block() const override { return k_; }
+
+  BlockDesign design(std::span<const float> block, const BlockInfo&) const override {
+    const detail::SortedBlock sorted(block);
+    BlockDesign d;
+    if (std::vector<double> distinct = sorted.distinct_values_up_to(k_); !distinct.empty()) {
+      distinct.resize(k_, distinct.back());
+      d.codebook = Codebook::nearest(distinct);
+      return d;
+    }
+    const double gib = static_cast<double>(k_) * static_cast<double>(block.size() + 1) * 4.0 / (1u << 30);
+    if (gib > max_table_gib_) {
+      throw Error("kmeans_optimal: K = " + std::to_string(k_) + " and a block of " +
+                  std::to_string(block.size()) + " values need a " + std::to_string(gib) +
+                  " GiB split table, above max_table_gib = " + std::to_string(max_table_gib_) +
+                  "; use a finer granularity, a smaller K or raise max_table_gib");
+    }
+    d.codebook = Codebook::nearest(detail::kmeans_optimal_dp(sorted, k_).centroids);
+    return d;
+  }
+
+ private:
+  std::size_t k_;
+  double max_table_gib_;
+};
+
+}  // namespace
+
+std::span<const ParamSpec> kmeans_optimal_params() {
+  static const ParamSpec params[] = {
+      {"max_table_gib",
+       ParamSpec::Kind::real,
+       "4",
+       0,
+       1024,
+       true,
+       {},
+       "refuse blocks whose K x (N+1) table of split points would exceed this many GiB"},
+  };
+  return params;
+}
+
+std::unique_ptr<Quantizer> make_kmeans_optimal(const Params& p, const BuildContext& ctx) {
+  return std::make_unique<KMeansOptimal>(ctx.k, p.real("max_table_gib"));
+}
+
+}  // namespace sqb::quantizers
