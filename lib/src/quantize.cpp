@@ -59,7 +59,7 @@ void encode_tensor(const Quantizer& q, const Tensor& t, const TensorDesign& d, C
       const std::span<const float> x{t.values.data() + b.offset, b.length};
       const auto c = out.subspan(b.offset, b.length);
       encode(d.designs[i].codebook, x, c);
-      if (q.refines_codes()) q.refine_codes(x, d.designs[i].codebook, c);
+      if (q.refines_codes()) q.refine_codes(x, d.designs[i].codebook, {b.offset, d.cols}, c);
     }
   });
 }

@@ -21,6 +21,9 @@ const QuantizerEntry kQuantizers[] = {
     {"kmeans_optimal",
      "Exactly optimal 1-D k-means (dynamic programming, O(K N log N)): the MSE floor for any K-level codebook",
      kmeans_optimal_params(), "K (the distinct values when there are fewer than K)", false, make_kmeans_optimal},
+    {"phi_log", "Logarithmic ladder +-s*base^e, base phi by default (seed 001 'GR-PHI'), base=2 is log2; log or nearest rounding, exponent sharing",
+     phi_log_params(), "2M (+1 with zero=1) of K codes, M exponents = 2^(B-1) with bits=B (2^(B-1)-1 with zero=1: 2^B-1 levels, 1 code spare), e_max-e_min+1, else floor((K-zero)/2) (K even without zero=1); spare codes repeat the top level",
+     false, make_phi_log},
     {"uniform", "K evenly spaced levels over [min, max], or symmetric absmax int-b grid (symmetric=1)",
      uniform_params(), "K; symmetric=1: 2*floor((K-1)/2)+1, e.g. 255 of 256 codes for int8", false, make_uniform},
 };

@@ -31,6 +31,14 @@ struct BlockInfo {
   std::uint64_t seed = 0;
 };
 
+/// Where a block lies in its tensor, for refine_codes(): strategies whose post-assignment step works along
+/// rows (phi_log's exponent sharing) find the row starts inside the block from these. A block lies inside one
+/// row (channel, group:G) or is whole rows starting at offset 0 (tensor).
+struct BlockPlace {
+  std::size_t offset = 0;  ///< flat index of the block's first element in the row-major tensor
+  std::size_t cols = 0;    ///< the tensor's row length (>= 1)
+};
+
 /// Inputs a factory gets besides the spec's parameters.
 struct BuildContext {
   std::size_t k = 0;  ///< number of codes K of the cell (1..65536)
@@ -55,12 +63,14 @@ class Quantizer {
   /// charges these at 32 bits each.
   virtual std::size_t side_floats_per_block() const = 0;
 
-  /// Optional post-assignment step on one block's codes (after the shared encoder ran). Default: none.
+  /// Optional post-assignment step on one block's codes (after the shared encoder ran), called only when
+  /// refines_codes() is true. `block` and `codes` have the same length; `place` says where the block lies.
+  /// Every code written must be < K. Default: none.
   virtual bool refines_codes() const { return false; }
   virtual void refine_codes(std::span<const float> /*block*/, const Codebook& /*cb*/,
-                            std::span<std::uint8_t> /*codes*/) const {}
+                            const BlockPlace& /*place*/, std::span<std::uint8_t> /*codes*/) const {}
   virtual void refine_codes(std::span<const float> /*block*/, const Codebook& /*cb*/,
-                            std::span<std::uint16_t> /*codes*/) const {}
+                            const BlockPlace& /*place*/, std::span<std::uint16_t> /*codes*/) const {}
 
   /// Strategy-specific figures added to each result row (column names; the same for every K and block).
   virtual std::vector<std::string> extra_metric_names() const { return {}; }

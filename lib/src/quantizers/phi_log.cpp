@@ -1,0 +1,384 @@
+// phi_log: the golden-ratio logarithmic quantizer of seed 001 ("GR-PHI"), for any base > 1.
+//
+// Contract (the README's "phi_log" section has the user-facing version):
+//  - Levels: +-s * base^e for the integer exponents e_min..e_max (M = e_max - e_min + 1 of them), plus an
+//  exact
+//    0 with zero=1: L = 2M + zero levels, sorted ascending. Code layout: 0..M-1 negative (e = e_max - code),
+//    then the zero level (code M) if any, then positive (e = e_min + code - M - zero). A cell with K > L
+//    codes repeats the top level in codes L..K-1; those spare codes are never emitted (see refine).
+//  - s per block: max |w| (scale=absmax, one float32 stored per block) or 1 (scale=none: the seed's raw
+//    exponents, nothing stored).
+//  - Assignment is the shared threshold encoder with this strategy's boundaries: round=log puts the
+//    boundary between two same-sign levels at their geometric mean (= rounding log_base(|w|/s) to the nearest
+//    integer, the seed's rule), round=nearest at their arithmetic mean. Between 0 and +-m (m = s*base^e_min)
+//    the boundary is +-m/2 under both rules. A value exactly on a boundary goes to the level of SMALLER
+//    magnitude on both sides of 0 (the encoder sends ties to the lower index, so the negative-side
+//    boundaries are moved one double down). Without a zero level the boundary between -m and +m sits at 0
+//    and 0 (and -0) go to +m: the seed's export writes sign bit 1 for w >= 0 and clips log(eps) to e_min.
+//    No logarithm is ever evaluated on the data, so |w| = 0 cannot produce -inf or NaN.
+//  - cluster=C: the seed's cluster_exponents, applied to the codes after assignment (refine_codes).
+
+#include <algorithm>
+#include <boost/math/constants/constants.hpp>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+
+#include "detail/reduce.hpp"
+#include "quantizers/quantizers.hpp"
+#include "sqb/metrics.hpp"
+#include "sqb/quantize.hpp"
+#include "sqb/registry.hpp"
+
+namespace sqb::quantizers {
+
+namespace {
+
+struct PhiLogSetup {
+  double base = 0;
+  bool absmax = true;
+  bool zero = false;
+  bool log_rule = true;
+  std::size_t cluster = 0;
+  std::int64_t e_min = 0, e_max = 0;
+  std::size_t k = 0;
+};
+
+// Rounds num / den to the nearest integer, ties to even (torch.round), exactly (den > 0).
+std::int64_t round_half_even(std::int64_t num, std::int64_t den) {
+  std::int64_t q = num / den, r = num % den;
+  if (r < 0) {  // floor division
+    q -= 1;
+    r += den;
+  }
+  if (2 * r > den || (2 * r == den && (q % 2 != 0))) ++q;
+  return q;
+}
+
+// Calls f(start, length, padding) for every cluster group of a block: groups of C consecutive elements that
+// start at each row start and at the block's start (so they never cross a row, nor a block boundary at
+// granularity group:G); the last group of a run may be shorter, with C - length seed-style padding zeros.
+template <class F>
+void for_each_cluster(const BlockPlace& place, std::size_t n, std::size_t c, F&& f) {
+  const std::size_t cols = place.cols == 0 ? n : place.cols;
+  std::size_t i = 0;
+  while (i < n) {
+    const std::size_t run = std::min(n - i, cols - (place.offset + i) % cols);
+    for (std::size_t g = 0; g < run; g += c) {
+      const std::size_t len = std::min(c, run - g);
+      f(i + g, len, c - len);
+    }
+    i += run;
+  }
+}
+
+class PhiLog final : public Quantizer {
+ public:
+  explicit PhiLog(const PhiLogSetup& s)
+      : s_(s), m_(static_cast<std::size_t>(s.e_max - s.e_min + 1)), z_(s.zero ? 1 : 0), l_(2 * m_ + z_) {}
+
+  std::size_t code_count() const override { return s_.k; }
+  std::size_t side_floats_per_block() const override { return s_.absmax ? 1 : 0; }
+
+  BlockDesign design(std::span<const float> block, const BlockInfo&) const override {
+    const double s = s_.absmax ? static_cast<double>(detail::abs_max(block)) : 1.0;
+    std::vector<double> mag(m_);  // float32 magnitudes s*base^e, e = e_min + j, held in double
+    for (std::size_t j = 0; j < m_; ++j)
+      mag[j] = magnitude(s, s_.e_min + static_cast<std::int64_t>(j));
+
+    std::vector<float> levels(s_.k);
+    for (std::size_t i = 0; i < m_; ++i)
+      levels[i] = mag[m_ - 1 - i] == 0 ? 0.0f : static_cast<float>(-mag[m_ - 1 - i]);
+    if (s_.zero) levels[m_] = 0.0f;
+    for (std::size_t j = 0; j < m_; ++j)
+      levels[m_ + z_ + j] = static_cast<float>(mag[j]);
+    for (std::size_t i = l_; i < s_.k; ++i)
+      levels[i] = levels[l_ - 1];
+
+    // Boundary magnitudes: between ladder neighbours by the rounding rule; to the zero level at m/2.
+    const auto between = [&](double p, double q) { return s_.log_rule ? std::sqrt(p * q) : 0.5 * (p + q); };
+    // Ties go to the smaller magnitude: on the positive side that is the lower index already; on the
+    // negative side the boundary moves one double down, so the float comparison x > threshold becomes
+    // x >= -b (every float below -b is <= the next double below it).
+    const auto negative = [](double b) {
+      return std::nextafter(-b, -std::numeric_limits<double>::infinity());
+    };
+    std::vector<double> bounds(s_.k - 1);
+    for (std::size_t i = 0; i + 1 < s_.k; ++i) {
+      double b = 0;
+      if (i + 1 < m_) {  // two negative levels: -mag[m-1-i] < -mag[m-2-i]
+        b = negative(between(mag[m_ - 2 - i], mag[m_ - 1 - i]));
+      } else if (i + 1 == m_) {  // last negative level to the zero level, or to +mag[0]
+        b = negative(s_.zero ? 0.5 * mag[0] : 0.0);
+      } else if (s_.zero && i == m_) {  // zero level to +mag[0]
+        b = 0.5 * mag[0];
+      } else if (i + 1 < l_) {
+        const std::size_t j = i - m_ - z_;  // positive mag[j] to mag[j + 1]
+        b = between(mag[j], mag[j + 1]);
+      } else {
+        b = levels[i];  // spare codes
+      }
+      // Degenerate ladders (underflow to 0, overflow clamped to FLT_MAX) have equal neighbours.
+      bounds[i] = std::clamp(b, static_cast<double>(levels[i]), static_cast<double>(levels[i + 1]));
+    }
+    return {Codebook::with_boundaries(std::move(levels), bounds), 0, true};
+  }
+
+  bool refines_codes() const override { return s_.cluster > 1 || s_.k > l_; }
+  void refine_codes(std::span<const float>, const Codebook&, const BlockPlace& place,
+                    std::span<std::uint8_t> codes) const override {
+    refine(place, codes);
+  }
+  void refine_codes(std::span<const float>, const Codebook&, const BlockPlace& place,
+                    std::span<std::uint16_t> codes) const override {
+    refine(place, codes);
+  }
+
+  std::vector<std::string> extra_metric_names() const override {
+    return {"exp_entropy_bits", "exp_storage_bits"};
+  }
+
+  std::vector<double> extra_metrics(const Tensor& data, const TensorDesign& d,
+                                    const Codes& codes) const override {
+    const std::size_t n = data.size();
+    const std::size_t zero_symbol = m_;
+    std::vector<std::size_t> elem_hist(m_ + 1, 0), group_hist(m_ + 1, 0);
+    std::size_t nonzero = 0;
+    codes.visit([&](auto c) {
+      for (const auto code : c) {
+        const std::size_t sym = symbol(code);
+        ++elem_hist[sym];
+        nonzero += sym != zero_symbol;
+      }
+      if (s_.cluster > 1) {
+        // One exponent per group (after refine every non-zero member carries it); an all-zero group needs
+        // none, its zero flags say so.
+        for (const Block& b : d.blocks) {
+          for_each_cluster({b.offset, d.cols}, b.length, s_.cluster,
+                           [&](std::size_t start, std::size_t len, std::size_t) {
+                             for (std::size_t j = 0; j < len; ++j) {
+                               const std::size_t sym = symbol(c[b.offset + start + j]);
+                               if (sym != zero_symbol) {
+                                 ++group_hist[sym];
+                                 break;
+                               }
+                             }
+                           });
+        }
+      }
+    });
+    const double nd = static_cast<double>(n);
+    const double h_elem = entropy_bits(elem_hist);
+    double exponent_bits = h_elem;
+    if (s_.cluster > 1) {
+      std::size_t groups = 0;
+      for (const std::size_t g : group_hist)
+        groups += g;
+      exponent_bits = entropy_bits(group_hist) * static_cast<double>(groups) / nd;
+      if (s_.zero) {
+        const std::size_t flags[] = {n - nonzero, nonzero};
+        exponent_bits += entropy_bits(flags);
+      }
+    }
+    const double scale_bits = 32.0 * static_cast<double>(d.blocks.size() * d.side_floats_per_block) / nd;
+    return {h_elem, static_cast<double>(nonzero) / nd + exponent_bits + scale_bits};
+  }
+
+ private:
+  float magnitude(double s, std::int64_t e) const {
+    if (s == 0) return 0.0f;
+    const double v = s * std::pow(s_.base, static_cast<double>(e));
+    // Overflow is only possible with e > 0 (scale=none or e_max > 0); no data value exceeds FLT_MAX anyway.
+    return v <= std::numeric_limits<float>::max() ? static_cast<float>(v) : std::numeric_limits<float>::max();
+  }
+
+  // Exponent-stream symbol of a code: e - e_min for a signed level, m_ for the zero level.
+  std::size_t symbol(std::size_t code) const {
+    code = std::min(code, l_ - 1);
+    if (code < m_) return m_ - 1 - code;
+    if (s_.zero && code == m_) return m_;
+    return code - m_ - z_;
+  }
+
+  template <class Index>
+  void refine(const BlockPlace& place, std::span<Index> codes) const {
+    // Spare codes (K > L) hold copies of the top level; values above it land on the last copy. Map them to
+    // the real top code so the code stream and its entropy do not depend on K.
+    if (s_.k > l_) {
+      for (Index& c : codes)
+        c = static_cast<Index>(std::min<std::size_t>(c, l_ - 1));
+    }
+    if (s_.cluster <= 1) return;
+    const std::size_t zero_code = s_.zero ? m_ : s_.k;  // never matches without a zero level
+    for_each_cluster(
+        place, codes.size(), s_.cluster, [&](std::size_t start, std::size_t len, std::size_t pad) {
+          // The seed averages the exponents of the group padded with zeros (torch.cat of new_zeros), rounds
+          // half to even, and drops the padding. Zero codes (zero=1) have no exponent: they stay 0 and are
+          // left out.
+          std::int64_t sum = 0, count = static_cast<std::int64_t>(pad);
+          bool any = false;
+          for (std::size_t j = start; j < start + len; ++j) {
+            if (codes[j] == zero_code) continue;
+            sum += s_.e_min + static_cast<std::int64_t>(symbol(codes[j]));
+            ++count;
+            any = true;
+          }
+          if (!any) return;
+          // The mean of in-range exponents stays in range except when padding zeros pull it outside [e_min,
+          // e_max] (0 not in the range): the seed would leave the ladder there; we clip.
+          const std::int64_t e = std::clamp(round_half_even(sum, count), s_.e_min, s_.e_max);
+          for (std::size_t j = start; j < start + len; ++j) {
+            if (codes[j] == zero_code) continue;
+            const bool neg = codes[j] < m_;
+            codes[j] = static_cast<Index>(neg ? static_cast<std::size_t>(s_.e_max - e)
+                                              : m_ + z_ + static_cast<std::size_t>(e - s_.e_min));
+          }
+        });
+  }
+
+  PhiLogSetup s_;
+  std::size_t m_;  // exponents in the ladder
+  std::size_t z_;  // 1 with a zero level
+  std::size_t l_;  // distinct codes used: 2 m_ + z_
+};
+
+}  // namespace
+
+std::span<const ParamSpec> phi_log_params() {
+  static const ParamSpec params[] = {
+      {"base",
+       ParamSpec::Kind::real,
+       "phi",
+       1,
+       1e6,
+       true,
+       {"phi", "sqrt2"},
+       "ladder ratio: phi = (1 + sqrt 5) / 2 (seed 001), 2 (the log2 quantizer), sqrt2, or any number > 1"},
+      {"scale",
+       ParamSpec::Kind::choice,
+       "absmax",
+       0,
+       0,
+       false,
+       {"absmax", "none"},
+       "s per codebook: absmax = max |w| (stored as one float32; e = 0 is the largest magnitude), none = 1 "
+       "(the "
+       "seed's raw exponents)"},
+      {"bits",
+       ParamSpec::Kind::integer,
+       "",
+       2,
+       16,
+       false,
+       {},
+       "B-1 exponent bits + a sign bit: e_max (default 0) down to e_max - (2^(B-1) - 1); zero=1 spends one "
+       "exponent on the zero level. Unset: the range comes from the cell's K (or e_min/e_max)"},
+      {"e_min",
+       ParamSpec::Kind::integer,
+       "",
+       -1e6,
+       1e6,
+       false,
+       {},
+       "smallest exponent (not with bits=); alone, the range length comes from K"},
+      {"e_max",
+       ParamSpec::Kind::integer,
+       "",
+       -1e6,
+       1e6,
+       false,
+       {},
+       "largest exponent (default 0 unless e_min and K fix it); with bits= it anchors the range"},
+      {"zero",
+       ParamSpec::Kind::integer,
+       "0",
+       0,
+       1,
+       false,
+       {},
+       "1 = an exact 0 level: |w| <= s*base^e_min / 2 becomes 0 (and stays 0 under cluster=)"},
+      {"round",
+       ParamSpec::Kind::choice,
+       "log",
+       0,
+       0,
+       false,
+       {"log", "nearest"},
+       "log: round log_base(|w|/s) (boundary = geometric mean of neighbours, the seed's rule); nearest: "
+       "nearest "
+       "level (arithmetic mean). Ties go to the smaller magnitude"},
+      {"cluster",
+       ParamSpec::Kind::integer,
+       "0",
+       0,
+       1e9,
+       false,
+       {},
+       "C > 1: the seed's cluster_exponents - C consecutive elements of a row share their rounded mean "
+       "exponent "
+       "(signs kept; a short last group is zero-padded in the mean)"},
+  };
+  return params;
+}
+
+std::unique_ptr<Quantizer> make_phi_log(const Params& p, const BuildContext& ctx) {
+  PhiLogSetup s;
+  s.base = p.is("base", "phi")     ? boost::math::constants::phi<double>()
+           : p.is("base", "sqrt2") ? boost::math::constants::root_two<double>()
+                                   : p.real("base");
+  s.absmax = p.is("scale", "absmax");
+  s.zero = p.integer("zero") == 1;
+  s.log_rule = p.is("round", "log");
+  s.cluster = static_cast<std::size_t>(p.integer("cluster"));
+  s.k = ctx.k;
+  const std::int64_t z = s.zero ? 1 : 0;
+  const std::int64_t k = static_cast<std::int64_t>(ctx.k);
+  const bool has_bits = p.given("bits"), has_min = p.given("e_min"), has_max = p.given("e_max");
+  if (has_bits && has_min) {
+    p.fail("e_min",
+           "cannot be combined with bits= (bits=B sets e_min = e_max - (2^(B-1) - 1 - zero)); give "
+           "e_max to move the range, or e_min and e_max without bits=");
+  }
+  if (has_min && has_max && p.integer("e_min") > p.integer("e_max")) {
+    p.fail("e_min", "= " + p.text("e_min") + " is above e_max = " + p.text("e_max"));
+  }
+  // M, the number of exponents: fixed by bits= or by both ends, otherwise the most that K codes hold.
+  std::int64_t m = 0;
+  std::string fixed_by;
+  if (has_bits) {
+    m = (std::int64_t{1} << (p.integer("bits") - 1)) - z;
+    fixed_by = "bits=" + p.text("bits");
+  } else if (has_min && has_max) {
+    m = p.integer("e_max") - p.integer("e_min") + 1;
+    fixed_by = "e_min=" + p.text("e_min") + " e_max=" + p.text("e_max");
+  } else {
+    if (!s.zero && k % 2 != 0) {
+      throw NotApplicable(p.context() + ": without zero=1 the levels come in +- pairs, so K = " +
+                          std::to_string(k) + " must be even (or set zero=1, or bits=/e_min/e_max)");
+    }
+    m = (k - z) / 2;
+    if (m < 1) {
+      throw NotApplicable(p.context() + ": K = " + std::to_string(k) + " codes cannot hold +-s" +
+                          (s.zero ? " and 0 (zero=1 needs K >= 3)" : " (needs K >= 2)"));
+    }
+  }
+  const std::int64_t levels = 2 * m + z;
+  if (levels > k) {
+    throw NotApplicable(p.context() + ": " + fixed_by + " gives " + std::to_string(levels) +
+                        " levels, more than the cell's K = " + std::to_string(k) + " codes");
+  }
+  if (has_max) {
+    s.e_max = p.integer("e_max");
+    s.e_min = s.e_max - (m - 1);
+  } else if (has_min) {
+    s.e_min = p.integer("e_min");
+    s.e_max = s.e_min + (m - 1);
+  } else {
+    s.e_max = 0;
+    s.e_min = -(m - 1);
+  }
+  return std::make_unique<PhiLog>(s);
+}
+
+}  // namespace sqb::quantizers
