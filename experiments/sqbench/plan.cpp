@@ -149,6 +149,25 @@ Plan make_plan(const Config& config) {
   return plan;
 }
 
+namespace {
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  if (text.empty()) return out;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t comma = text.find(',', start);
+    std::string v = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const auto a = v.find_first_not_of(" \t"), b = v.find_last_not_of(" \t");
+    out.push_back(a == std::string::npos ? "" : v.substr(a, b - a + 1));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
 void check_outputs(const Config& config, const std::vector<std::string>& header) {
   std::string valid;
   for (const auto& h : header)
@@ -163,7 +182,8 @@ void check_outputs(const Config& config, const std::vector<std::string>& header)
   for (const TableSpec& t : config.tables) {
     const std::string s = "table." + t.id;
     check(s, "rows", t.rows);
-    check(s, "cols", t.cols);
+    for (std::string c : split_list(t.cols))
+      check(s, "cols", c);
     for (const std::string& v : table_values(t))
       check(s, "value", v);
     for (const Where& w : t.where)

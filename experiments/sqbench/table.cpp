@@ -240,14 +240,56 @@ std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat f
   }
   if (!multi && spec.cols.empty()) throw sqb::Error(context + ": cols is required for a single value");
   const std::size_t rc = need_column(t, spec.rows, context + " rows");
-  const std::size_t cc = multi ? 0 : need_column(t, spec.cols, context + " cols");
+  // cols may name several columns ("distribution, bits"): a column per combination, labelled "a / b".
+  std::vector<std::size_t> ccs;
+  if (!multi) {
+    std::string list = spec.cols;
+    std::size_t start = 0;
+    while (true) {
+      const std::size_t comma = list.find(',', start);
+      std::string name = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      const auto a = name.find_first_not_of(" \t"), b = name.find_last_not_of(" \t");
+      ccs.push_back(
+          need_column(t, a == std::string::npos ? "" : name.substr(a, b - a + 1), context + " cols"));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  const auto col_label = [&](std::size_t r) {
+    std::string label;
+    for (std::size_t i = 0; i < ccs.size(); ++i)
+      label += (i ? " / " : "") + t.rows[r][ccs[i]];
+    return label;
+  };
   std::map<std::string, std::size_t> value_col;
   for (const std::string& v : values)
     value_col[v] = need_column(t, v, context + " value");
   const std::vector<std::size_t> rows = select_rows(t, spec.where, context);
   if (rows.empty()) throw sqb::Error(context + ": no result rows match the where filters");
   const std::vector<std::string> row_keys = distinct_values(t, rc, rows);
-  const std::vector<std::string> col_keys = multi ? values : distinct_values(t, cc, rows);
+  std::vector<std::string> col_keys = values;
+  if (!multi) {
+    // Combinations in the order of their components (numbers ascending, text first-seen), first column major.
+    std::vector<std::vector<std::string>> orders;
+    for (const std::size_t c : ccs)
+      orders.push_back(distinct_values(t, c, rows));
+    std::vector<std::pair<std::vector<std::size_t>, std::string>> combos;
+    std::set<std::string> seen;
+    for (const std::size_t r : rows) {
+      const std::string label = col_label(r);
+      if (!seen.insert(label).second) continue;
+      std::vector<std::size_t> rank;
+      for (std::size_t i = 0; i < ccs.size(); ++i) {
+        rank.push_back(static_cast<std::size_t>(
+            std::find(orders[i].begin(), orders[i].end(), t.rows[r][ccs[i]]) - orders[i].begin()));
+      }
+      combos.emplace_back(rank, label);
+    }
+    std::sort(combos.begin(), combos.end());
+    col_keys.clear();
+    for (const auto& [rank, label] : combos)
+      col_keys.push_back(label);
+  }
   const std::string cols_name = multi ? "value" : spec.cols;
 
   // (row label, column label) -> the rows that fall there, and the value column to read.
@@ -257,7 +299,7 @@ std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat f
       for (const std::string& v : values)
         cells[{t.rows[r][rc], v}].push_back(r);
     } else {
-      cells[{t.rows[r][rc], t.rows[r][cc]}].push_back(r);
+      cells[{t.rows[r][rc], col_label(r)}].push_back(r);
     }
   }
   std::map<std::pair<std::string, std::string>, double> value;
