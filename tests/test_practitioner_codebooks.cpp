@@ -397,6 +397,20 @@ TEST_CASE("scale=mse: degenerate blocks (constant, zero, a single value) are rep
   }
 }
 
+TEST_CASE("scales near the float32 limit saturate at FLT_MAX instead of producing infinite levels",
+          "[scale]") {
+  const std::string spec =
+      GENERATE("nf4 scale=std", "fp4 scale=std", "normal_quantile scale=std", "nf4 scale=mse",
+               "normal_quantile scale=mse", "quantile scale=mse", "quantile scale=absmax");
+  const float big = 3e38f;
+  const sqb::Tensor t(1, 6, {big, -big, big, 2e38f, -1e38f, big});
+  const Run r = quantize(spec, 16, t);
+  INFO(spec);
+  for (const float v : r.design.designs[0].codebook.levels())
+    CHECK(std::isfinite(v));
+  CHECK(std::isfinite(r.metrics.mse));
+}
+
 TEST_CASE("quantile: scale options rescale the empirical shape, storage stays K floats", "[quantile]") {
   const std::vector<float> x = sqbtest::draw("gaussian", 4000, 3);
   const sqb::Tensor t(1, x.size(), x);

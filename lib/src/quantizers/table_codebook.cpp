@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <boost/math/distributions/normal.hpp>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -120,6 +121,8 @@ namespace {
 
 enum class Scale { none, absmax, std, mse };
 
+constexpr double kFloatMax = std::numeric_limits<float>::max();
+
 // The scale=std multiplier of a table: the scale minimising E[(Z - Q(Z))^2] for Z ~ N(0, 1), computed once
 // per table and kept (the normal_quantile search at K = 65536 costs about a second).
 double gaussian_optimal_scale(const std::vector<float>& table) {
@@ -174,7 +177,9 @@ class TableCodebook final : public Quantizer {
         s = detail::best_block_scale(sorted, table_d_).scale;
         break;
     }
-    const double sf = static_cast<float>(s);
+    // Stored as float32, which saturates at FLT_MAX (std and mse scales of data near the float32 limit can
+    // exceed it; max |T| = 1 then keeps every level finite).
+    const double sf = static_cast<float>(std::min(s, kFloatMax));
     std::vector<float> levels(k_);
     for (std::size_t i = 0; i < k_; ++i)
       levels[i] = static_cast<float>(table_d_[i] * sf);
@@ -197,7 +202,8 @@ class TableCodebook final : public Quantizer {
     }
     if (s != 1) {
       for (double& v : q)
-        v *= s;
+        v = std::clamp(v * s, -kFloatMax,
+                       kFloatMax);  // stored as float32 (a rescaled outer level may overflow)
     }
     return q;
   }
