@@ -21,7 +21,7 @@ struct ScaleFit {
   int evaluations = 0;  ///< objective evaluations spent
 };
 
-/// Above this many breakpoints (n * (K-1)) best_block_scale sweeps a subsample instead of the whole block.
+/// Above this many breakpoints (n * (K-1)) best_block_scale first sweeps binned values (see below).
 inline constexpr std::size_t kMaxSweepEvents = std::size_t{1} << 22;
 
 /// The scale s >= 0 minimising scaled_table_sse(sorted, table, s): the scale=mse search.
@@ -29,8 +29,8 @@ inline constexpr std::size_t kMaxSweepEvents = std::size_t{1} << 22;
 /// SSE(s) is continuous and piecewise quadratic: on each piece the assignment is fixed and
 /// SSE = sum x^2 - 2 s sum(x T_a) + s^2 sum(T_a^2). The assignment changes where a value x crosses a
 /// midpoint, at s = x / m_i (m_i = (T_i + T_{i+1}) / 2 of the same sign as x), and in general there are many
-/// local minima (a few percent apart even for 1000 Gaussian values). SSE is a minimum of quadratics, so its
-/// kinks are concave and every local minimum is the vertex sum(x T_a) / sum(T_a^2) of a piece that lies
+/// local minima (their values can differ by 8% on a block of 1000 values). SSE is a minimum of quadratics, so
+/// its kinks are concave and every local minimum is the vertex sum(x T_a) / sum(T_a^2) of a piece that lies
 /// inside that piece.
 ///
 /// Exact global search when n * (K-1) <= max_events: sweep the breakpoints in increasing s (a merge of the
