@@ -100,6 +100,40 @@ void register_fit_benchmarks() {
   }
 }
 
+// Block scales: every entry with a `scale` parameter, each of its choices, K = 16 on N = 1e6, per tensor and
+// per group of 64 (bitsandbytes' block-wise layout). Found through the parameter declarations, so no name is
+// spelled here.
+void register_scale_benchmarks() {
+  const std::size_t k = 16, n = 1000000;
+  for (const sqb::QuantizerEntry& e : sqb::quantizer_registry()) {
+    for (const sqb::ParamSpec& p : e.params) {
+      if (p.name != "scale" || p.kind != sqb::ParamSpec::Kind::choice) continue;
+      for (const std::string& choice : p.choices) {
+        const std::string spec = std::string(e.name) + " scale=" + choice;
+        std::shared_ptr<sqb::Quantizer> q;
+        try {
+          q = sqb::make_quantizer(spec, {k, 0});
+        } catch (const sqb::NotApplicable&) {
+          continue;
+        }
+        for (const std::string g : {"tensor", "group:64"}) {
+          const std::string name = "fit/" + std::string(e.name) + "/scale:" + choice +
+                                   "/k:" + std::to_string(k) + "/n:" + std::to_string(n) + "/" + g;
+          const sqb::Granularity gran = sqb::Granularity::parse(g);
+          benchmark::RegisterBenchmark(name.c_str(), [q, gran, n](benchmark::State& state) {
+            const sqb::Tensor t(1, n, gaussian(n));
+            for (auto _ : state) {
+              auto d = sqb::design_tensor(*q, t, gran, 0);
+              benchmark::DoNotOptimize(d.designs.data());
+            }
+            state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+          })->Unit(benchmark::kMillisecond);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 BENCHMARK_TEMPLATE(BM_encode, std::uint8_t)->Arg(2)->Arg(4)->Arg(16)->Arg(17)->Arg(32)->Arg(64)->Arg(256);
@@ -109,6 +143,7 @@ BENCHMARK(BM_decode)->Arg(16)->Arg(256);
 
 int main(int argc, char** argv) {
   register_fit_benchmarks();
+  register_scale_benchmarks();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -26,6 +26,14 @@ const QuantizerEntry kQuantizers[] = {
      false, make_phi_log},
     {"uniform", "K evenly spaced levels over [min, max], or symmetric absmax int-b grid (symmetric=1)",
      uniform_params(), "K; symmetric=1: 2*floor((K-1)/2)+1, e.g. 255 of 256 codes for int8", false, make_uniform},
+    {"nf4", "bitsandbytes NormalFloat4 (QLoRA): 16 levels built from N(0,1) quantiles, in [-1, 1], times a scale per block (granularity=group:64 = bitsandbytes' default)",
+     nf4_params(), "16, K = 16 only (7 negative, 0, 8 positive: asymmetric)", false, make_nf4, /*mirror_symmetric=*/false},
+    {"fp4", "FP4 E2M1 (OCP Microscaling v1.0) values +-{0, 0.5, 1, 1.5, 2, 3, 4, 6} / 6 times a float32 scale per block",
+     fp4_params(), "16 codes, 15 distinct values (-0 and +0), K = 16 only", false, make_fp4},
+    {"normal_quantile", "K levels Phi^-1((i + 1/2) / K): the middles of K equal-probability bins of N(0,1) (QLoRA's description), times a scale per block",
+     normal_quantile_params(), "K (K >= 2; 0 is a level when K is odd)", false, make_normal_quantile},
+    {"quantile", "K levels at the block's own empirical quantiles (i + 1/2) / K (numpy's 'linear' method): a learned codebook, optionally rescaled",
+     quantile_params(), "K (fewer distinct when the block has ties or K > N)", false, make_quantile},
 };
 // clang-format on
 

@@ -22,6 +22,9 @@ struct QuantizerEntry {
   std::string_view levels;  ///< how many distinct levels a setting gives, for `sqbench list`
   bool randomized;          ///< its default design draws random numbers (from the cell's seed)
   std::unique_ptr<Quantizer> (*make)(const Params& params, const BuildContext& ctx);
+  /// A mirror-symmetric sample gets a mirror-symmetric codebook. False for fixed asymmetric tables (NF4 has 7
+  /// negative and 8 positive levels); the contract test skips those.
+  bool mirror_symmetric = true;
 };
 
 /// Every registered quantizer, in display order.

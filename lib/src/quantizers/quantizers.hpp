@@ -24,4 +24,14 @@ std::unique_ptr<Quantizer> make_phi_log(const Params& p, const BuildContext& ctx
 std::span<const ParamSpec> uniform_params();
 std::unique_ptr<Quantizer> make_uniform(const Params& p, const BuildContext& ctx);
 
+// table_codebook.cpp: fixed or empirical codebook shapes times a scale per block.
+std::span<const ParamSpec> nf4_params();
+std::unique_ptr<Quantizer> make_nf4(const Params& p, const BuildContext& ctx);
+std::span<const ParamSpec> fp4_params();
+std::unique_ptr<Quantizer> make_fp4(const Params& p, const BuildContext& ctx);
+std::span<const ParamSpec> normal_quantile_params();
+std::unique_ptr<Quantizer> make_normal_quantile(const Params& p, const BuildContext& ctx);
+std::span<const ParamSpec> quantile_params();
+std::unique_ptr<Quantizer> make_quantile(const Params& p, const BuildContext& ctx);
+
 }  // namespace sqb::quantizers
