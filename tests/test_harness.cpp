@@ -361,7 +361,7 @@ TEST_CASE("sqbench table renders markdown, LaTeX and CSV with filters", "[harnes
   const Outcome c =
       run_cli("table " + csv + " --rows quantizer --cols k --value mse --agg mean --format csv");
   CHECK(c.status == 0);
-  CHECK(c.output.rfind("quantizer,4,16\n", 0) == 0);
+  CHECK(c.output.find("quantizer,4,16\n") != std::string::npos);
 
   // Rows that differ in more than the seed need a filter or an explicit aggregate.
   const Outcome mixed = run_cli("table " + csv + " --rows quantizer --cols k --value mse");
