@@ -17,11 +17,18 @@
 #include <limits>
 #include <random>
 
+#include "npy_helpers.hpp"
 #include "sqb/error.hpp"
 #include "sqb/npy.hpp"
 
 namespace fs = std::filesystem;
 using sqb::npy::DType;
+using sqbtest::bytes_of;
+using sqbtest::le_doubles;
+using sqbtest::le_floats;
+using sqbtest::raw_npy;
+using sqbtest::slurp;
+using TempDir = sqbtest::ScratchDir;
 
 namespace {
 
@@ -59,45 +66,6 @@ std::uint16_t half_nearest_reference(float f, const std::vector<std::uint16_t>& 
 bool same_float(float a, float b) {
   return (std::isnan(a) && std::isnan(b)) ||
          std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b);
-}
-
-std::span<const unsigned char> bytes_of(const std::string& s) {
-  return {reinterpret_cast<const unsigned char*>(s.data()), s.size()};
-}
-
-// A .npy file by hand: magic, version, the header exactly as given (no padding), then `data`.
-std::string raw_npy(const std::string& header, const std::string& data = "", int major = 1) {
-  std::string out = "\x93NUMPY";
-  out += static_cast<char>(major);
-  out += '\0';
-  const std::size_t n = header.size();
-  out += static_cast<char>(n & 0xFF);
-  out += static_cast<char>((n >> 8) & 0xFF);
-  if (major > 1) {
-    out += static_cast<char>((n >> 16) & 0xFF);
-    out += static_cast<char>((n >> 24) & 0xFF);
-  }
-  return out + header + data;
-}
-
-std::string le_floats(std::initializer_list<float> v) {
-  std::string s;
-  for (const float f : v) {
-    const auto u = std::bit_cast<std::uint32_t>(f);
-    for (int b = 0; b < 4; ++b)
-      s += static_cast<char>((u >> (8 * b)) & 0xFF);
-  }
-  return s;
-}
-
-std::string le_doubles(std::initializer_list<double> v) {
-  std::string s;
-  for (const double f : v) {
-    const auto u = std::bit_cast<std::uint64_t>(f);
-    for (int b = 0; b < 8; ++b)
-      s += static_cast<char>((u >> (8 * b)) & 0xFF);
-  }
-  return s;
 }
 
 // Values a dtype holds exactly, including its edge values, for a flat array of n.
@@ -159,27 +127,6 @@ std::vector<std::int32_t> int_values(DType t, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i)
     v[i] = i == 0 ? lo : i == 1 ? hi : lo + static_cast<std::int32_t>((i * 37) % 100);
   return v;
-}
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/sqbench-npy-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path write(const std::string& name, const std::string& bytes) const {
-    std::ofstream(path / name, std::ios::binary) << bytes;
-    return path / name;
-  }
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
 }
 
 }  // namespace

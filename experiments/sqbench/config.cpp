@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "ini_check.hpp"
 #include "sqb/distribution.hpp"
 #include "sqb/error.hpp"
 #include "sqb/granularity.hpp"
@@ -121,6 +122,7 @@ Config load_config(const std::filesystem::path& path) {
   std::ostringstream buf;
   buf << in.rdbuf();
   c.text = buf.str();
+  check_ini_text(c.text, path);
   const Reporter r(c);
 
   po::options_description desc;

@@ -130,7 +130,8 @@ class NpySource final : public Distribution {
       for (const float v : out.tensor.values) {
         if (std::isfinite(v)) kept.push_back(v);
       }
-      out.tensor = Tensor(1, kept.size(), std::move(kept));
+      const std::size_t n = kept.size();
+      out.tensor = Tensor(1, n, std::move(kept));
       out.dropped = bad;
     }
     if (scale_ != 1.0) {
