@@ -97,10 +97,6 @@ void check_ini_text(std::string_view text, const std::filesystem::path& path) {
       line_start = i;
       continue;
     }
-    if (i - line_start >= kMaxConfigLineBytes) {
-      throw sqb::Error(file + ":" + std::to_string(line) + ": line is longer than " +
-                       std::to_string(kMaxConfigLineBytes) + " bytes (not a config file?)");
-    }
     const auto c = static_cast<unsigned char>(text[i]);
     if (c == 0) fail(i, "binary data (a NUL byte): a config is a text file");
     if (c == '\r') {
@@ -109,6 +105,11 @@ void check_ini_text(std::string_view text, const std::filesystem::path& path) {
         continue;
       }
       fail(i, "a carriage return that does not end a line (old Mac line endings?)");
+    }
+    // Checked per byte, so a 10 MB line stops here after 64 KiB (the CR of a CRLF does not count).
+    if (i - line_start >= kMaxConfigLineBytes) {
+      throw sqb::Error(file + ":" + std::to_string(line) + ": line is longer than " +
+                       std::to_string(kMaxConfigLineBytes) + " bytes (not a config file?)");
     }
     if ((c < 0x20 && c != '\t') || c == 0x7F) fail(i, "control character " + hex_byte(c) + " (binary data?)");
     if (c < 0x80) {

@@ -13,11 +13,11 @@
 #include <cctype>
 #include <cerrno>
 #include <cfloat>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <optional>
-#include <sstream>
 
 #include "sqb/error.hpp"
 
@@ -57,6 +57,18 @@ const DTypeInfo& info(DType t) {
 
 constexpr std::string_view kSupported =
     "sqbench reads float16, float32 and float64 data and int8, uint8, int16, uint16, int32 codes";
+
+// The shortest text that reads back as exactly `v` ("1e+300", not "1.0000000000000001e+300").
+std::string shortest(double v) {
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+std::string shortest(float v) {
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
 
 std::string hex_byte(unsigned char c) {
   static const char* digits = "0123456789ABCDEF";
@@ -622,12 +634,9 @@ Array load_array(ReadAt&& read_at, std::uint64_t file_size, const std::string& n
         });
       }
       const double v = std::bit_cast<double>(load<std::uint64_t>(buf.data() + 8 * bad, swap));
-      std::ostringstream msg;
-      msg.precision(17);
-      msg << name << ": float64 value " << v << " at index " << index_text(c_index, h.shape) << " (flat "
-          << c_index << ") is outside float32's range (|x| <= " << std::numeric_limits<float>::max()
-          << "); rescale the tensor before saving it";
-      throw Error(msg.str());
+      throw Error(name + ": float64 value " + shortest(v) + " at index " + index_text(c_index, h.shape) +
+                  " (flat " + std::to_string(c_index) + ") is outside float32's range (|x| <= " +
+                  shortest(std::numeric_limits<float>::max()) + "); rescale the tensor before saving it");
     }
   }
   if (h.format.fortran_order && h.shape.size() > 1) {
@@ -712,11 +721,14 @@ void emit_data(std::span<const std::size_t> shape, std::span<const T> values, co
     unsigned char* p = buf.data() + filled * item;
     const T v = values[c_index];
     const auto range_error = [&](std::string_view what) {
-      std::ostringstream msg;
-      msg.precision(9);
-      msg << ".npy writer: value " << v << " at index " << index_text(c_index, shape) << " (flat " << c_index
-          << ") " << what;
-      throw Error(msg.str());
+      std::string text;
+      if constexpr (std::is_same_v<T, float>) {
+        text = shortest(v);
+      } else {
+        text = std::to_string(v);
+      }
+      throw Error(".npy writer: value " + text + " at index " + index_text(c_index, shape) + " (flat " +
+                  std::to_string(c_index) + ") " + std::string(what));
     };
     if constexpr (std::is_same_v<T, float>) {
       switch (t) {

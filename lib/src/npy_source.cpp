@@ -47,7 +47,7 @@ class NpySource final : public Distribution {
       throw Error(context_ + ": n = " + std::to_string(n) + " is more than the " + std::to_string(size) +
                   " values of " + file_.string() + " (" + std::to_string(rows_) + " x " +
                   std::to_string(cols_) + "); a file is never padded: use n <= " + std::to_string(size) +
-                  " (a subsample) or the whole file");
+                  " (n = " + std::to_string(size) + " is the whole file)");
     }
   }
 
