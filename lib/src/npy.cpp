@@ -84,10 +84,10 @@ struct Value {
   std::string text;  // string; for integer: the digits as written
   std::uint64_t number = 0;
   bool negative = false;
-  bool too_big = false;  // integer beyond uint64
-  bool flag = false;     // boolean
-  std::vector<Value> items;
-  std::vector<std::pair<Value, Value>> entries;  // dict: key, value
+  bool too_big = false;      // integer beyond uint64
+  bool flag = false;         // boolean
+  std::vector<Value> items;  // tuple, list; dict: the values
+  std::vector<Value> keys;   // dict: the keys (std::pair<Value, Value> would need Value complete)
 };
 
 std::string_view kind_name(Value::Kind k) {
@@ -274,7 +274,8 @@ class LiteralParser {
       Value key = parse_value(depth + 1);
       expect(':', "after a dict key");
       Value value = parse_value(depth + 1);
-      v.entries.emplace_back(std::move(key), std::move(value));
+      v.keys.push_back(std::move(key));
+      v.items.push_back(std::move(value));
       if (eat(',')) continue;
       expect('}', "or ',' between dict entries");
       break;
@@ -342,7 +343,9 @@ Header interpret(const Value& dict, const std::string& name) {
   const Value* descr = nullptr;
   const Value* fortran = nullptr;
   const Value* shape = nullptr;
-  for (const auto& [key, value] : dict.entries) {
+  for (std::size_t e = 0; e < dict.keys.size(); ++e) {
+    const Value& key = dict.keys[e];
+    const Value& value = dict.items[e];
     if (key.kind != Value::Kind::string) {
       throw Error(name + ": .npy header: a key is " + std::string(kind_name(key.kind)) +
                   "; the keys are 'descr', 'fortran_order' and 'shape'");
