@@ -51,6 +51,13 @@ std::vector<Edge> edges() {
   out.push_back({"FLT_MAX and its neighbour",
                  {1, 4},
                  {FLT_MAX, std::nextafter(FLT_MAX, 0.0f), FLT_MAX, std::nextafter(FLT_MAX, 0.0f)}});
+  // Found by fuzz_spec: k-means at K = 5 on zeros, subnormals and values near 1e31 gave unsorted levels
+  // (cluster means from differences of large prefix sums).
+  out.push_back({"huge and tiny together (fuzz_spec finding)",
+                 {1, 23},
+                 {0.0f, 0.0f, 6.338253e29f, 7.5545857e31f, 9.314275e-39f, 2.3326216e-38f, 0.0f, 0.0f,
+                  0.0f, 0.0f, 0.0f,         0.0f,          0.0f,          0.0f,           0.0f, 0.0f,
+                  0.0f, 8.0f, 0.0f,         0.0f,          0.0f,          2.3507735e-38f, 0.0f}});
   return out;
 }
 
@@ -71,7 +78,8 @@ TEST_CASE("edge data from .npy files: every quantizer stays finite, metrics do n
   }
   const bool constant = lo == hi;
   for (const sqb::QuantizerEntry& q : sqb::quantizer_registry()) {
-    for (const std::size_t k : {std::size_t{1}, std::size_t{2}, std::size_t{16}, std::size_t{256}}) {
+    for (const std::size_t k : {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{5},
+                                std::size_t{16}, std::size_t{256}}) {
       for (const char* g : {"tensor", "channel"}) {
         INFO(e.name << " | " << q.name << " k=" << k << " " << g);
         std::unique_ptr<sqb::Quantizer> quant;

@@ -117,7 +117,7 @@ const DistributionEntry kDistributions[] = {
     {"uniform", "uniform on [lo, hi]", uniform_params(), make_uniform},
     {"laplace", "Laplace law, mean 0, scale b", laplace_params(), make_laplace},
     {"student_t", "Student's t with nu degrees of freedom (unscaled)", student_t_params(), make_student_t},
-    {"npy", "a tensor from a NumPy .npy file; n = its size, or fewer for a seeded subsample (never padded)", npy_params(), make_npy},
+    {"npy", "a tensor read from a NumPy .npy file; a smaller n takes a seeded subsample (never padded)", npy_params(), make_npy},
 };
 // clang-format on
 

@@ -93,4 +93,24 @@ specs = [
 ]
 for i, s in enumerate(specs):
     (d / f"spec_{i:02d}").write_bytes(bytes([i * 7 % 256, i * 13 % 256]) + s.encode())
+# With data after a newline: float32 edge values for the strategies.
+edge = [
+    np.array([3.4e38, -3.4e38, 0, 1e38, -1e38, 3.4e38, 3.4e38, -1], dtype="<f4"),
+    np.array([1e-45, -1e-45, 0, 1e-40, -1e-40, 2e-45, 0, 0], dtype="<f4"),
+    np.zeros(12, dtype="<f4"),
+    np.array([1, 1, 1, 2, 2, 2, 3, 3, 3, 1e6, -1e6, 0.5], dtype="<f4"),
+    np.array([7.5], dtype="<f4"),
+]
+for i, (s, x) in enumerate(zip(["kmeans init=greedy", "cosine refine=5", "uniform symmetric=1",
+                                "kmeans algo=naive init=quantile", "kmeans"], edge)):
+    (d / f"data_{i:02d}").write_bytes(bytes([i * 5 + 1, i * 33]) + s.encode() + b"\n" + x.tobytes())
+# Inputs that once crashed a target, kept as seeds so every run replays them (see README, Fuzzing).
+regressions = {
+    # k-means, K = 5: zeros, subnormals and ~1e31 values gave unsorted centroids (fixed: lloyd_1d clamps means).
+    "regress_kmeans_unsorted": ("15846b6d65616e730a00000000000000000000007175616e74696c65000000fe00000000000000000000000000000000"
+                                "00000000000000000000000000000000000000000000000000000000000000004100000000000000000000000000faff"
+                                "000000000025"),
+}
+for name, hexbytes in regressions.items():
+    (d / name).write_bytes(bytes.fromhex(hexbytes))
 print("seeds written")

@@ -124,10 +124,13 @@ LloydResult lloyd_sorted(const SortedBlock& data, std::vector<double> init, cons
       }
       const double cnt = static_cast<double>(hi - lo);
       const double s = data.sum(lo, hi);
-      c[j] = data.shift() + s / cnt;
-      st.sse[j] = std::max(0.0, data.sum_sq(lo, hi) - s * s / cnt);
       st.lo[j] = v[lo];
       st.hi[j] = v[hi - 1];
+      // A mean lies within its cluster's range; the clamp matters when values span many orders of magnitude
+      // (zeros next to 1e31: the prefix-sum difference then carries an error far above the small values),
+      // where an unclamped mean could leave its cluster and the centroids their order (found by fuzz_spec).
+      c[j] = std::clamp(data.shift() + s / cnt, st.lo[j], st.hi[j]);
+      st.sse[j] = std::max(0.0, data.sum_sq(lo, hi) - s * s / cnt);
       sse += st.sse[j];
     }
     r.iterations = it + 1;
@@ -187,7 +190,9 @@ LloydResult lloyd_naive(std::span<const float> data, std::vector<double> init, c
       st.hi[j] = std::max<double>(st.hi[j], data[i]);
     }
     for (std::size_t j = 0; j < k; ++j) {
-      if (st.count[j] != 0) c[j] = sum[j] / static_cast<double>(st.count[j]);
+      // Clamped like lloyd_sorted's (a rounded mean may leave [lo, hi] by an ulp), so both give the same
+      // iterates.
+      if (st.count[j] != 0) c[j] = std::clamp(sum[j] / static_cast<double>(st.count[j]), st.lo[j], st.hi[j]);
     }
     std::fill(st.sse.begin(), st.sse.end(), 0.0);
     for (std::size_t i = 0; i < n; ++i) {
