@@ -116,3 +116,37 @@ TEST_CASE("edge data from .npy files: every quantizer stays finite, metrics do n
     }
   }
 }
+
+TEST_CASE("kmeans sorted and naive agree on data spanning 1e-44 to 1e31 (fuzz_spec findings)",
+          "[kmeans][edge]") {
+  // Both found by fuzz_spec as unsorted codebooks: the sorted variant's prefix-sum means were swamped by the
+  // rounding of the huge values' partial sums, and the naive variant sent 5.2e31 to the centroid 0 because
+  // (x - 0)^2 == (x - 1608)^2 in double and the lower centroid won the tie.
+  const std::vector<float> a = {0.0f, 0.0f, 6.338253e29f, 7.5545857e31f,  9.314275e-39f, 2.3326216e-38f,
+                                0.0f, 0.0f, 0.0f,         0.0f,           0.0f,          0.0f,
+                                0.0f, 0.0f, 0.0f,         0.0f,           0.0f,          8.0f,
+                                0.0f, 0.0f, 0.0f,         2.3507735e-38f, 0.0f};
+  const std::vector<float> b = {1.0f,         1.0f,          -9.147676e-41f, 0.0f,
+                                8.82818e-44f, 8.96831e-44f,  2.0000153f,     2.0000153f,
+                                2.0000153f,   5.1973984e31f, 1608.0089f,     5.0446745e-44f};
+  for (const auto* x : {&a, &b}) {
+    for (const std::size_t k : {std::size_t{3}, std::size_t{5}}) {
+      for (const char* init : {"quantile", "uniform", "greedy", "kmeans++"}) {
+        INFO("data " << (x == &a ? "a" : "b") << " k=" << k << " init=" << init);
+        const sqb::Tensor t(1, x->size(), *x);
+        std::vector<std::vector<float>> levels;
+        for (const char* algo : {"sorted", "naive"}) {
+          const auto q =
+              sqb::make_quantizer(std::string("kmeans tol=0 algo=") + algo + " init=" + init, {k, 3});
+          const sqb::TensorDesign d = sqb::design_tensor(*q, t, {}, 3);
+          const auto l = d.designs[0].codebook.levels();
+          levels.emplace_back(l.begin(), l.end());
+        }
+        REQUIRE(std::is_sorted(levels[0].begin(), levels[0].end()));
+        REQUIRE(std::is_sorted(levels[1].begin(), levels[1].end()));
+        for (std::size_t i = 0; i < k; ++i)
+          CHECK_THAT(levels[0][i], Catch::Matchers::WithinRel(levels[1][i], 1e-6f));
+      }
+    }
+  }
+}
