@@ -106,10 +106,15 @@ for i, (s, x) in enumerate(zip(["kmeans init=greedy", "cosine refine=5", "unifor
     (d / f"data_{i:02d}").write_bytes(bytes([i * 5 + 1, i * 33]) + s.encode() + b"\n" + x.tobytes())
 # Inputs that once crashed a target, kept as seeds so every run replays them (see README, Fuzzing).
 regressions = {
-    # k-means, K = 5: zeros, subnormals and ~1e31 values gave unsorted centroids (fixed: lloyd_1d clamps means).
+    # k-means, K = 5: zeros, subnormals and ~1e31 values gave unsorted centroids (fixed: a cluster the prefix
+    # sums cannot resolve is summed directly, and means are clamped to their cluster).
     "regress_kmeans_unsorted": ("15846b6d65616e730a00000000000000000000007175616e74696c65000000fe00000000000000000000000000000000"
                                 "00000000000000000000000000000000000000000000000000000000000000004100000000000000000000000000faff"
                                 "000000000025"),
+    # k-means algo=naive, K = 3: (x - 0)^2 == (x - 1608)^2 for x = 5.2e31 in double; the tie went to the lower
+    # centroid (fixed: ties follow the midpoint rule of algo=sorted).
+    "regress_kmeans_naive_tie": ("13636b6d65616e7320616c676f3d6e6169766520696e69743d7175616e74696c650a0000803f0000803f00ff0080ffff"
+                                 "ffff3f00000040000000400000404000004040000040400024744900c944240000003f"),
 }
 for name, hexbytes in regressions.items():
     (d / name).write_bytes(bytes.fromhex(hexbytes))
