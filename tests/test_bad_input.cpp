@@ -3,7 +3,7 @@
 // or index) and the reason, and must write nothing and overwrite nothing.
 //
 // The README's table "bad input -> what sqbench says" is generated from these cases:
-//   SQB_BAD_INPUT_TABLE=/tmp/table.md build/tests/sqb_tests '[bad-input]'
+//   SQB_BAD_INPUT_TABLE=/tmp/table.md build/tests/sqb_tests '[bad-input]~[needs-read-config-file]'
 // appends one markdown row per case (the scratch folder shown as DIR).
 
 #include <catch2/catch.hpp>
@@ -147,6 +147,9 @@ TEST_CASE("bad configs, .npy files and data: exit 2, a message naming the file a
            ini("name = x\r[sweep]\rquantizer = cosine\r")},
       Case{"config: [sweep] twice", "c.ini:7: section [sweep] appears twice (lines 1 and 7)",
            ini(kSweep + "\n[sweep]\nk = 8\n")},
+      Case{"config: a line that is not `key = value` (Boost would hang on this one)",
+           "c.ini:2: not a valid INI config: 'x %invalid_line% y' is neither `key = value` nor a `[section]`",
+           ini("name = x\nx %invalid_line% y\n" + kSweep)},
       // .npy files.
       Case{"npy: not a .npy file",
            "data.npy: not a .npy file (it does not start with the magic bytes \\x93NUMPY)",
@@ -449,7 +452,8 @@ TEST_CASE("check_ini_text: what it accepts and what it rejects, with line and co
                               "# [sweep]\n[sweep]\nk = 4 # [sweep]\n[other]\n",
                               p));
   CHECK_NOTHROW(sqbench::check_ini_text("", p));
-  CHECK_NOTHROW(sqbench::check_ini_text(std::string(sqbench::kMaxConfigLineBytes, 'x') + "\r\n", p));
+  CHECK_NOTHROW(
+      sqbench::check_ini_text("a = " + std::string(sqbench::kMaxConfigLineBytes - 4, 'x') + "\r\n", p));
   struct Bad {
     std::string text, expect;
   };
@@ -467,7 +471,9 @@ TEST_CASE("check_ini_text: what it accepts and what it rejects, with line and co
       Bad{"\xEF\xBB\xBF[sweep]\n", "c.ini:1: the file starts with a UTF-8 byte-order mark"},
       Bad{"[sweep]\n[a]\n  [sweep]  # again\n", "c.ini:3: section [sweep] appears twice (lines 1 and 3)"},
       Bad{"[sweep]\n[sweep.]\n", "c.ini:2: section [sweep] appears twice (lines 1 and 2)"},
-      Bad{"x\n" + std::string(sqbench::kMaxConfigLineBytes + 1, 'x') + "\n",
+      Bad{"name = x\n  not a key  # comment\n", "c.ini:2: not a valid INI config: 'not a key' is neither"},
+      Bad{"a = 1\n%invalid_line%\n", "c.ini:2: not a valid INI config: '%invalid_line%' is neither"},
+      Bad{"x = 1\n" + std::string(sqbench::kMaxConfigLineBytes + 1, 'x') + "\n",
           "c.ini:2: line is longer than 65536 bytes"});
   INFO(b.text.substr(0, 60));
   CHECK_THROWS_WITH(sqbench::check_ini_text(b.text, p), Catch::StartsWith(b.expect));

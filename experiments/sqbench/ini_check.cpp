@@ -47,15 +47,19 @@ std::size_t utf8_length(std::string_view s, std::size_t i) {
   return n;
 }
 
-// The section a line opens, as Boost.program_options sees it (comment stripped, blanks trimmed, then
-// "[name]" gives the key prefix "name." -- so [sweep] and [sweep.] are the same section), or "" if none.
-std::string section_prefix(std::string_view line) {
+// A line as Boost.program_options' config parser sees it: the comment from '#' stripped, blanks trimmed.
+std::string_view boost_view(std::string_view line) {
   const auto hash = line.find('#');
   if (hash != std::string_view::npos) line = line.substr(0, hash);
-  const auto first = line.find_first_not_of(" \t\r");
-  if (first == std::string_view::npos) return "";
-  const auto last = line.find_last_not_of(" \t\r");
-  line = line.substr(first, last - first + 1);
+  const auto first = line.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) return {};
+  const auto last = line.find_last_not_of(" \t\r\n");
+  return line.substr(first, last - first + 1);
+}
+
+// The section a (trimmed) line opens: "[name]" gives Boost's key prefix "name." -- so [sweep] and [sweep.]
+// are the same section -- or "" if it opens none.
+std::string section_prefix(std::string_view line) {
   if (line.size() < 2 || line.front() != '[' || line.back() != ']') return "";
   std::string prefix(line.substr(1, line.size() - 2));
   if (prefix.empty() || prefix.back() != '.') prefix += '.';
@@ -80,7 +84,18 @@ void check_ini_text(std::string_view text, const std::filesystem::path& path) {
   std::size_t i = 0;
   while (i <= text.size()) {
     if (i == text.size() || text[i] == '\n') {
-      const std::string prefix = section_prefix(text.substr(line_start, i - line_start));
+      const std::string_view content = boost_view(text.substr(line_start, i - line_start));
+      const std::string prefix = section_prefix(content);
+      // A line that is neither `key = value` nor `[section]` is reported here, never by Boost: Boost 1.74
+      // builds that message by replacing "%invalid_line%" in its template with the line, in a loop that never
+      // ends when the line itself contains "%invalid_line%" (found by fuzz_ini: sqbench hung, its memory
+      // growing).
+      if (!content.empty() && prefix.empty() && content.find('=') == std::string_view::npos) {
+        std::string shown(content.substr(0, 60));
+        if (content.size() > 60) shown += "...";
+        throw sqb::Error(file + ":" + std::to_string(line) + ": not a valid INI config: '" + shown +
+                         "' is neither `key = value` nor a `[section]`");
+      }
       if (!prefix.empty()) {
         const auto [it, fresh] = sections.emplace(prefix, line);
         if (!fresh) {

@@ -26,7 +26,9 @@ inline constexpr std::size_t kMaxConfigBytes = 16 * 1024 * 1024;
 ///  - a line longer than kMaxConfigLineBytes (found after scanning at most that many bytes of it, so a 10 MB
 ///    line costs microseconds);
 ///  - a section given twice (`[sweep]` ... `[sweep]`, naming both lines), including spellings Boost treats as
-///    the same section (`[sweep.]`).
+///    the same section (`[sweep.]`);
+///  - a line that is neither `key = value` nor `[section]` (after Boost's comment stripping and trimming):
+///    Boost's own message for it never ends when the line contains "%invalid_line%" (Boost 1.74).
 /// Runs in one pass over the bytes, O(size).
 void check_ini_text(std::string_view text, const std::filesystem::path& path);
 

@@ -118,4 +118,10 @@ regressions = {
 }
 for name, hexbytes in regressions.items():
     (d / name).write_bytes(bytes.fromhex(hexbytes))
+# The INI line that made Boost.program_options 1.74 loop forever building its error message (fixed: ini_check
+# reports lines that are neither `key = value` nor `[section]` itself).
+(here / "ini" / "regress_boost_invalid_line_hang.ini").write_bytes(bytes.fromhex(
+    "323a73693153736550697a65252525252525252525252525252525252525252525252525252525252525252525252525"
+    "252525252525252525252525252525252525252525252525252525252525252525252525252525252525252525252525"
+    "2525696e76616c69645f6c696e6525252525252525252525252525252525252525252565207375"))
 print("seeds written")
