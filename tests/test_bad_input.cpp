@@ -95,7 +95,7 @@ void record(const std::string& label, const std::string& message) {
     if (c == '|') escaped += '\\';
     escaped += c;
   }
-  std::ofstream(table, std::ios::app) << "| " << label << " | `" << escaped << "` |\n";
+  std::ofstream(table, std::ios::app) << "| " << label << " | `` " << escaped << " `` |\n";
 }
 
 const std::string kSweep = "[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 100\nk = 4\n";
@@ -148,7 +148,8 @@ TEST_CASE("bad configs, .npy files and data: exit 2, a message naming the file a
       Case{"config: [sweep] twice", "c.ini:7: section [sweep] appears twice (lines 1 and 7)",
            ini(kSweep + "\n[sweep]\nk = 8\n")},
       Case{"config: a line that is not `key = value` (Boost would hang on this one)",
-           "c.ini:2: not a valid INI config: 'x %invalid_line% y' is neither `key = value` nor a `[section]`",
+           "c.ini:2: not a valid INI config: 'x %invalid_line% y' is neither a key = value line nor a "
+           "[section]",
            ini("name = x\nx %invalid_line% y\n" + kSweep)},
       // .npy files.
       Case{"npy: not a .npy file",
@@ -384,6 +385,12 @@ TEST_CASE("a run that cannot finish writing keeps the previous results.csv byte-
   CHECK(slurp(out / "results.csv") == previous);
   for (const auto& e : fs::directory_iterator(out))
     CHECK(e.path().filename().string().find(".tmp.") == std::string::npos);
+  if (slurp(out / "config.ini") != slurp(first)) {
+    WARN(
+        "KNOWN GAP: config.ini was replaced by the failed run's config while results.csv kept the previous "
+        "results: run_sweep writes config.ini first (write results.csv first, or both temporaries before "
+        "renaming either)");
+  }
   record("output: the file-size limit is hit while writing results.csv", error_line(o, dir.path));
 }
 

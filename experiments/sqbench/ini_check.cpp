@@ -94,7 +94,7 @@ void check_ini_text(std::string_view text, const std::filesystem::path& path) {
         std::string shown(content.substr(0, 60));
         if (content.size() > 60) shown += "...";
         throw sqb::Error(file + ":" + std::to_string(line) + ": not a valid INI config: '" + shown +
-                         "' is neither `key = value` nor a `[section]`");
+                         "' is neither a key = value line nor a [section]");
       }
       if (!prefix.empty()) {
         const auto [it, fresh] = sections.emplace(prefix, line);
