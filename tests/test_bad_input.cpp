@@ -528,13 +528,13 @@ TEST_CASE("read_config_file refuses devices, FIFOs, folders, huge and missing fi
 // never end (or exhaust memory), so they are hidden until load_config reads through read_config_file().
 TEST_CASE("config: /dev/zero and a FIFO are refused at once", "[.][needs-read-config-file][bad-input][cli]") {
   ScratchDir dir;
-  Outcome o = run_sqbench("run /dev/zero --out " + (dir.path / "out").string(), "timeout 20 ");
+  Outcome o = run_sqbench("run /dev/zero --out " + (dir.path / "out").string(), "timeout 5 ");
   CHECK(o.status == 2);
   CHECK(o.output.find("/dev/zero: is not a regular file") != std::string::npos);
   record("config: /dev/zero", error_line(o, dir.path));
   const fs::path fifo = dir.path / "fifo.ini";
   REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
-  o = run_sqbench("run " + fifo.string() + " --out " + (dir.path / "out").string(), "timeout 20 ");
+  o = run_sqbench("run " + fifo.string() + " --out " + (dir.path / "out").string(), "timeout 5 ");
   CHECK(o.status == 2);
   CHECK(o.output.find("fifo.ini: is not a regular file") != std::string::npos);
   record("config: a FIFO", error_line(o, dir.path));

@@ -395,7 +395,8 @@ Header interpret(const Value& dict, const std::string& name) {
       throw Error(name + ": .npy header: a dimension in 'shape' is " + std::string(kind_name(d.kind)) +
                   ", not an integer");
     }
-    if (d.negative) throw Error(name + ": .npy header: negative dimension -" + d.text + " in 'shape'");
+    if (d.negative)
+      throw Error(name + ": .npy header: negative dimension -" + d.text.substr(0, 40) + " in 'shape'");
     if (d.too_big || d.number > std::numeric_limits<std::size_t>::max()) {
       throw Error(name + ": .npy header: dimension " + d.text.substr(0, 40) +
                   " in 'shape' is too large (overflows size_t)");
