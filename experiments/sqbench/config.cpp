@@ -6,9 +6,11 @@
 #include <set>
 #include <sstream>
 
+#include "ini_check.hpp"
 #include "sqb/distribution.hpp"
 #include "sqb/error.hpp"
 #include "sqb/granularity.hpp"
+#include "sqb/npy.hpp"
 #include "sqb/registry.hpp"
 #include "sqb/spec.hpp"
 
@@ -149,15 +151,7 @@ Where parse_where(const std::string& text) {
 }
 
 Config load_config(const std::filesystem::path& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw sqb::Error(path.string() + ": is a directory, not a config file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw sqb::Error(path.string() + ": cannot read the config file (missing or unreadable)");
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) throw sqb::Error(path.string() + ": error while reading the config file");
-  return parse_config(path, buf.str());
+  return parse_config(path, read_config_file(path));
 }
 
 Config parse_config(const std::filesystem::path& path, std::string text) {
@@ -165,6 +159,7 @@ Config parse_config(const std::filesystem::path& path, std::string text) {
   c.path = path;
   c.text = std::move(text);
   c.hash = text_hash(c.text);
+  check_ini_text(c.text, path);  // binary, non-UTF-8, huge lines, duplicate sections: before Boost sees it
   const Reporter r(path);
 
   // Tokenise with Boost.program_options (sections become "section." prefixes); validation is ours.
@@ -278,7 +273,21 @@ Config parse_config(const std::filesystem::path& path, std::string text) {
             r.fail(s, e.what());
           }
         } else if (s.key == "n") {
-          add_numbers(r, s, 1, static_cast<double>(kMaxN), "n must be in 1.." + std::to_string(kMaxN), sw.n);
+          // `all` (sqb::kWholeFile) asks a file source for every value it has; synthetic laws refuse it.
+          std::string rest;
+          for (const std::string& v : split_commas(s.value)) {
+            if (v == "all") {
+              sw.n.push_back(sqb::kWholeFile);
+            } else {
+              rest += (rest.empty() ? "" : ",") + v;
+            }
+          }
+          if (!rest.empty()) {
+            Setting numeric = s;
+            numeric.value = rest;
+            add_numbers(r, numeric, 1, static_cast<double>(kMaxN),
+                        "n must be in 1.." + std::to_string(kMaxN) + ", or all (a whole .npy file)", sw.n);
+          }
         } else if (s.key == "k") {
           has_k = true;
           add_numbers(r, s, 1, 65536, "k must be in 1..65536", sw.k);

@@ -27,7 +27,10 @@ void ensure_writable_dir(const fs::path& dir) {
   fs::remove(probe, ec);
 }
 
-void write_file_atomic(const fs::path& path, std::string_view content) {
+namespace {
+
+// Writes `content` to a temporary file beside `path` and fsyncs it; returns the temporary's path.
+fs::path write_temporary(const fs::path& path, std::string_view content) {
   const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
   const auto fail = [&](const char* what) {
     const std::string reason = std::strerror(errno);
@@ -55,14 +58,51 @@ void write_file_atomic(const fs::path& path, std::string_view content) {
     fail("fsync");
   }
   if (::close(fd) != 0) fail("closing");
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("renaming into place");
-  // Make the rename itself durable.
+  return tmp;
+}
+
+void rename_into_place(const fs::path& tmp, const fs::path& path) {
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string reason = std::strerror(errno);
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw sqb::Error(path.string() + ": renaming into place failed (" + reason +
+                     "); the previous file is unchanged");
+  }
+}
+
+// Make renames durable.
+void sync_folder(const fs::path& path) {
   const fs::path parent = path.has_parent_path() ? path.parent_path() : fs::path(".");
   const int dfd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY);
   if (dfd >= 0) {
     ::fsync(dfd);
     ::close(dfd);
   }
+}
+
+}  // namespace
+
+void write_file_atomic(const fs::path& path, std::string_view content) {
+  rename_into_place(write_temporary(path, content), path);
+  sync_folder(path);
+}
+
+void write_files_atomic(const std::vector<std::pair<fs::path, std::string>>& files) {
+  std::vector<fs::path> temporaries;
+  try {
+    for (const auto& [path, content] : files)
+      temporaries.push_back(write_temporary(path, content));
+  } catch (...) {
+    std::error_code ec;
+    for (const fs::path& t : temporaries)
+      fs::remove(t, ec);
+    throw;
+  }
+  for (std::size_t i = 0; i < files.size(); ++i)
+    rename_into_place(temporaries[i], files[i].first);
+  for (const auto& [path, content] : files)
+    sync_folder(path);
 }
 
 }  // namespace sqbench

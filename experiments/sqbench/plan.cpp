@@ -5,6 +5,7 @@
 
 #include "sqb/error.hpp"
 #include "sqb/metrics.hpp"
+#include "sqb/npy.hpp"
 #include "sqb/registry.hpp"
 #include "table.hpp"
 
@@ -35,7 +36,7 @@ const std::vector<std::string>& timing_columns() {
 std::vector<std::string> Plan::key_fields(const Cell& c) const {
   return {quantizers[c.q],
           distributions[c.d],
-          std::to_string(c.n),
+          c.n == sqb::kWholeFile ? std::string("all") : std::to_string(c.n),
           std::to_string(c.k),
           std::to_string(sqb::index_bits(c.k)),
           c.granularity,
@@ -58,7 +59,17 @@ Plan make_plan(const Config& config) {
   for (const SweepSpec& sw : config.sweeps) {
     const std::string where = sw.id.empty() ? "[sweep]" : "[sweep." + sw.id + "]";
     std::vector<std::size_t> qs, ds;
+    // `npy glob=...` becomes one distribution per matching file (sorted), each its own value of the column.
+    std::vector<std::string> specs;
     for (const std::string& d : sw.distributions) {
+      try {
+        for (std::string& e : sqb::expand_npy_glob(d, dctx.base_dir))
+          specs.push_back(std::move(e));
+      } catch (const sqb::Error& e) {
+        throw sqb::Error(file + ": " + where + " distribution: " + e.what());
+      }
+    }
+    for (const std::string& d : specs) {
       const std::size_t before = plan.distributions.size();
       const std::size_t di = index_of(plan.distributions, d);
       if (di == before) {

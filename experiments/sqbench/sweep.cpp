@@ -27,6 +27,7 @@
 #include "progress.hpp"
 #include "sqb/error.hpp"
 #include "sqb/metrics.hpp"
+#include "sqb/npy.hpp"
 #include "sqb/quantize.hpp"
 #include "sqb/registry.hpp"
 #include "table.hpp"
@@ -166,7 +167,8 @@ std::vector<std::string> timing_fields(const std::vector<double>& t) {
 }
 
 std::string cell_label(const Plan& plan, const Cell& c) {
-  return plan.quantizers[c.q] + " | " + plan.distributions[c.d] + " | n=" + std::to_string(c.n) +
+  return plan.quantizers[c.q] + " | " + plan.distributions[c.d] +
+         " | n=" + (c.n == sqb::kWholeFile ? std::string("all") : std::to_string(c.n)) +
          " k=" + std::to_string(c.k) + " " + c.granularity + " seed=" + std::to_string(c.seed);
 }
 
@@ -294,7 +296,11 @@ class Appender {
     while (left > 0) {
       const ssize_t w = ::write(fd_, p, left);
       if (w < 0 && errno == EINTR) continue;
-      if (w < 0) throw sqb::Error(path_.string() + ": write failed (" + std::strerror(errno) + ")");
+      if (w < 0) {
+        throw sqb::Error(path_.string() + ": write failed (" + std::strerror(errno) +
+                         "); the cells finished before it are kept there (run again with --resume), and the "
+                         "previous results.csv is unchanged");
+      }
       p += w;
       left -= static_cast<std::size_t>(w);
     }
@@ -442,8 +448,8 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
   info.cells_total = mine.size();
   info.cells_resumed = resumed;
   info.skipped = plan.skipped;
-  write_file_atomic(out / "config.ini", config.text);
-  write_file_atomic(out / "context.json", context_json(config, info));
+  // config.ini and context.json are written with results.csv when the run completes, so a folder never pairs
+  // one run's config with another run's results.
   {
     std::string text = csv_line(plan.header);
     for (const auto& [i, r] : rows)
@@ -507,12 +513,8 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
 
   info.cells_done = rows.size();
   info.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
-  if (failure) {
-    write_file_atomic(out / "context.json", context_json(config, info));
-    std::rethrow_exception(failure);
-  }
+  if (failure) std::rethrow_exception(failure);
   if (rows.size() < mine.size()) {  // interrupted
-    write_file_atomic(out / "context.json", context_json(config, info));
     std::cerr << "sqbench: stopped after " << rows.size() << " of " << mine.size() << " cells; "
               << partial.string() << " keeps them: run again with --resume to finish\n";
     return {out, true};
@@ -523,10 +525,11 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
   results.header = plan.header;
   for (auto& [i, r] : rows)
     results.rows.push_back(r);
-  write_file_atomic(final_csv, csv_text(results.header, results.rows));
-  fs::remove(partial, ec);
   info.complete = true;
-  write_file_atomic(out / "context.json", context_json(config, info));
+  write_files_atomic({{final_csv, csv_text(results.header, results.rows)},
+                      {out / "config.ini", config.text},
+                      {out / "context.json", context_json(config, info)}});
+  fs::remove(partial, ec);
   if (sharded) {
     if (!opt.quiet) {
       std::cerr << "sqbench: shard " << info.shard << " complete; combine the shards with `sqbench merge "
@@ -659,8 +662,7 @@ fs::path merge_results(const std::vector<fs::path>& dirs, fs::path out, bool qui
   merged.header = shards[0].table.header;
   for (auto& [i, r] : ordered)
     merged.rows.push_back(r);
-  write_file_atomic(out / "config.ini", shards[0].config_text);
-  write_file_atomic(out / "results.csv", csv_text(merged.header, merged.rows));
+
   RunInfo info;
   info.command = "sqbench merge";
   for (const Shard& s : shards)
@@ -668,7 +670,9 @@ fs::path merge_results(const std::vector<fs::path>& dirs, fs::path out, bool qui
   info.shard = "merged " + std::to_string(n) + " shards";
   info.cells_total = info.cells_done = merged.rows.size();
   info.complete = true;
-  write_file_atomic(out / "context.json", context_json(config, info));
+  write_files_atomic({{out / "results.csv", csv_text(merged.header, merged.rows)},
+                      {out / "config.ini", shards[0].config_text},
+                      {out / "context.json", context_json(config, info)}});
   render_outputs(config, merged, out, quiet);
   return out;
 }

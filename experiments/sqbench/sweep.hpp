@@ -2,10 +2,12 @@
 // Running a config: every cell quantizes one tensor, measures quality, then times fit/encode/decode.
 //
 // Files in the results folder (default results/<name>/, or results/<name>/shard-<i>-of-<n>/ for a shard):
-//   config.ini           the config as run
-//   context.json         machine, build, config hash, seed and timing policy (context.hpp)
 //   results.partial.csv  while running: one line appended (and fsync'ed) per finished cell, for --resume
-//   results.csv          when complete: every cell in canonical order (replaces the partial file atomically)
+//   results.csv          when complete: every cell in canonical order, written together with
+//   config.ini           the config as run, and
+//   context.json         machine, build, config hash, seed and timing policy (context.hpp)
+//                        (all three written to temporaries first, then renamed: a failed or interrupted run
+//                        leaves the previous complete set untouched)
 //   tables.md, tables.tex, plots/<id>.{png,svg,gp,dat}   from the config's [table.*] and [plot.*] sections
 
 #include <filesystem>

@@ -8,6 +8,7 @@
 #include <boost/random/student_t_distribution.hpp>
 #include <boost/random/uniform_real_distribution.hpp>
 
+#include "npy_source.hpp"
 #include "sqb/error.hpp"
 
 namespace sqb {
@@ -116,6 +117,7 @@ const DistributionEntry kDistributions[] = {
     {"uniform", "uniform on [lo, hi]", uniform_params(), make_uniform},
     {"laplace", "Laplace law, mean 0, scale b", laplace_params(), make_laplace},
     {"student_t", "Student's t with nu degrees of freedom (unscaled)", student_t_params(), make_student_t},
+    {"npy", "a tensor read from a NumPy .npy file; a smaller n takes a seeded subsample (never padded)", npy_params(), make_npy},
 };
 // clang-format on
 

@@ -32,9 +32,17 @@ OptimalClustering finish(const SortedBlock& d, std::size_t k, const std::vector<
     r.bounds[layer - 1] = j;
     i = j;
   }
+  // Each level is its cluster's mean summed directly (O(N) in all) and clamped to the cluster's range: with
+  // data spanning dozens of orders of magnitude a prefix-sum difference can lose a small cluster entirely
+  // (found by fuzzing), and the levels must stay sorted.
+  const auto v = d.values();
   for (std::size_t c = 0; c < k; ++c) {
     const std::size_t lo = r.bounds[c], hi = r.bounds[c + 1];
-    r.centroids.push_back(d.shift() + d.sum(lo, hi) / static_cast<double>(hi - lo));
+    double sum = 0;
+    for (std::size_t m = lo; m < hi; ++m)
+      sum += v[m];
+    r.centroids.push_back(std::clamp(sum / static_cast<double>(hi - lo), static_cast<double>(v[lo]),
+                                     static_cast<double>(v[hi - 1])));
   }
   return r;
 }

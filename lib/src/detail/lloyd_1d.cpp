@@ -23,12 +23,22 @@ SortedBlock::SortedBlock(std::span<const float> block) : v_(block.begin(), block
   shift_ = total / static_cast<double>(v_.size());
   s_.resize(v_.size() + 1);
   s2_.resize(v_.size() + 1);
-  s_[0] = s2_[0] = 0;
+  abs_s_.resize(v_.size() + 1);
+  s_[0] = s2_[0] = abs_s_[0] = 0;
   for (std::size_t i = 0; i < v_.size(); ++i) {
     const double c = static_cast<double>(v_[i]) - shift_;
     s_[i + 1] = s_[i] + c;
     s2_[i + 1] = s2_[i] + c * c;
+    abs_s_[i + 1] = abs_s_[i] + std::fabs(s_[i + 1]);
   }
+}
+
+bool SortedBlock::sum_is_accurate(std::size_t lo, std::size_t hi) const {
+  // s_[hi] is built from s_[lo] by hi - lo additions, each rounding by at most eps |s_i|; the error already
+  // in s_[lo] cancels in the difference.
+  const double err = std::numeric_limits<double>::epsilon() * (abs_s_[hi] - abs_s_[lo] + std::fabs(s_[hi]));
+  const double scale = std::max(std::fabs(v_[lo]), std::fabs(v_[hi - 1]));
+  return err <= 1e-7 * scale * static_cast<double>(hi - lo);
 }
 
 std::size_t SortedBlock::count_at_or_below(double t) const {
@@ -128,11 +138,29 @@ LloydResult lloyd_sorted(const SortedBlock& data, std::vector<double> init, cons
         continue;
       }
       const double cnt = static_cast<double>(hi - lo);
-      const double s = data.sum(lo, hi);
-      c[j] = data.shift() + s / cnt;
-      st.sse[j] = std::max(0.0, data.sum_sq(lo, hi) - s * s / cnt);
       st.lo[j] = v[lo];
       st.hi[j] = v[hi - 1];
+      double mean = st.lo[j];
+      st.sse[j] = 0;
+      if (st.hi[j] > st.lo[j]) {
+        if (data.sum_is_accurate(lo, hi)) {
+          const double s = data.sum(lo, hi);
+          mean = data.shift() + s / cnt;
+          st.sse[j] = std::max(0.0, data.sum_sq(lo, hi) - s * s / cnt);
+        } else {
+          // Values spanning many orders of magnitude (zeros next to 1e31): the prefix sums cannot resolve
+          // this cluster, so sum it directly (found by fuzz_spec: prefix-sum means left their clusters and
+          // the centroids their order). On data of one scale only a few tiny clusters next to 0 at K >= 4096.
+          double sum = 0;
+          for (std::size_t i = lo; i < hi; ++i)
+            sum += v[i];
+          mean = sum / cnt;
+          for (std::size_t i = lo; i < hi; ++i)
+            st.sse[j] += (v[i] - mean) * (v[i] - mean);
+        }
+      }
+      // A mean lies within its cluster's range; the clamp only removes rounding.
+      c[j] = std::clamp(mean, st.lo[j], st.hi[j]);
       sse += st.sse[j];
     }
     r.iterations = it + 1;
@@ -161,14 +189,17 @@ LloydResult lloyd_naive(std::span<const float> data, std::vector<double> init, c
   double prev_sse = std::numeric_limits<double>::infinity();
   bool reseeded = false;
   for (int it = 0; it < opt.max_iter; ++it) {
-    // Assignment: the nearest centroid by squared distance; the first (lower) one wins a tie.
+    // Assignment: the nearest centroid by squared distance; a tie goes to the lower one when x is at or below
+    // their midpoint, the rule lloyd_sorted applies. Rounding keeps the order of distances but can merge
+    // them: for x = 5e31, (x - 0)^2 == (x - 1608)^2 in double, and "the lower one wins" then sent x to the
+    // centroid farthest from it and broke the centroids' order (found by fuzz_spec).
     for (std::size_t i = 0; i < n; ++i) {
       const double x = data[i];
       std::uint32_t best = 0;
       double best_d = (x - c[0]) * (x - c[0]);
       for (std::size_t j = 1; j < k; ++j) {
         const double d = (x - c[j]) * (x - c[j]);
-        if (d < best_d) {
+        if (d < best_d || (d == best_d && x > (c[best] + c[j]) * 0.5)) {
           best_d = d;
           best = static_cast<std::uint32_t>(j);
         }
@@ -192,7 +223,9 @@ LloydResult lloyd_naive(std::span<const float> data, std::vector<double> init, c
       st.hi[j] = std::max<double>(st.hi[j], data[i]);
     }
     for (std::size_t j = 0; j < k; ++j) {
-      if (st.count[j] != 0) c[j] = sum[j] / static_cast<double>(st.count[j]);
+      // Clamped like lloyd_sorted's (a rounded mean may leave [lo, hi] by an ulp), so both give the same
+      // iterates.
+      if (st.count[j] != 0) c[j] = std::clamp(sum[j] / static_cast<double>(st.count[j]), st.lo[j], st.hi[j]);
     }
     std::fill(st.sse.begin(), st.sse.end(), 0.0);
     for (std::size_t i = 0; i < n; ++i) {

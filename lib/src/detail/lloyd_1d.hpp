@@ -24,6 +24,11 @@ class SortedBlock {
   /// Sum of (x - shift) and of (x - shift)^2 over sorted positions [lo, hi).
   double sum(std::size_t lo, std::size_t hi) const { return s_[hi] - s_[lo]; }
   double sum_sq(std::size_t lo, std::size_t hi) const { return s2_[hi] - s2_[lo]; }
+  /// Whether sum(lo, hi) / (hi - lo) is within about 1e-7 of the cluster's largest |value|. The difference of
+  /// two prefix sums carries the rounding of every partial sum between them (at most eps * sum |s_i|); when
+  /// the block spans many orders of magnitude (zeros next to 1e31) that swamps a cluster of small values, and
+  /// the cluster must be summed directly.
+  bool sum_is_accurate(std::size_t lo, std::size_t hi) const;
   /// Number of values <= t.
   std::size_t count_at_or_below(double t) const;
   /// The distinct values if there are at most `limit` of them, else empty.
@@ -32,6 +37,7 @@ class SortedBlock {
  private:
   std::vector<float> v_;
   std::vector<double> s_, s2_;
+  std::vector<double> abs_s_;  // prefix sums of |s_i|: the rounding-error bound of sum()
   double shift_ = 0;
 };
 
