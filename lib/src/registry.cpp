@@ -18,6 +18,8 @@ const QuantizerEntry kQuantizers[] = {
      cosine_params(), "K (equal when min == max)", false, make_cosine},
     {"kmeans", "1-D k-means (Lloyd), sorted O(K log N) or naive O(N K) iterations; the learned-codebook baseline",
      kmeans_params(), "K (the distinct values when there are fewer than K)", true, make_kmeans},
+    {"lloyd_max", "Data-free Lloyd-Max (minimum-MSE) codebook of a law: gaussian (sigma from the block by default), sphere (rotated unit-vector coordinates, TurboQuant), laplace, student_t",
+     lloyd_max_params(), "K = 2^b, b = 1..16 (symmetric about the centre; all equal when the block is constant)", false, make_lloyd_max},
     {"uniform", "K evenly spaced levels over [min, max], or symmetric absmax int-b grid (symmetric=1)",
      uniform_params(), "K; symmetric=1: 2*floor((K-1)/2)+1, e.g. 255 of 256 codes for int8", false, make_uniform},
 };

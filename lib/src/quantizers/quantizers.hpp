@@ -16,6 +16,9 @@ std::unique_ptr<Quantizer> make_cosine(const Params& p, const BuildContext& ctx)
 std::span<const ParamSpec> kmeans_params();
 std::unique_ptr<Quantizer> make_kmeans(const Params& p, const BuildContext& ctx);
 
+std::span<const ParamSpec> lloyd_max_params();
+std::unique_ptr<Quantizer> make_lloyd_max(const Params& p, const BuildContext& ctx);
+
 std::span<const ParamSpec> uniform_params();
 std::unique_ptr<Quantizer> make_uniform(const Params& p, const BuildContext& ctx);
 
