@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "codebook_cmd.hpp"
 #include "config.hpp"
 #include "sqb/distribution.hpp"
 #include "sqb/error.hpp"
@@ -24,6 +25,7 @@ const char* kUsage =
     "commands:\n"
     "  list                      the quantizers and distributions, with their parameters\n"
     "  run CONFIG [--out DIR]    run an experiment config; results go to DIR (default results/<name>/)\n"
+    "  codebook SPEC --bits B    a Lloyd-Max codebook of a law: levels, thresholds, exact MSE, entropy\n"
     "\n"
     "Run 'sqbench <command> --help' for a command's options.\n";
 
@@ -102,6 +104,10 @@ int cmd_run(const std::vector<std::string>& args) {
   return 0;
 }
 
+int cmd_codebook(const std::vector<std::string>& args) {
+  return sqbench::codebook_command(args);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -124,7 +130,8 @@ int main(int argc, char** argv) {
     warn_if_debug();
     if (cmd == "list") return cmd_list(rest);
     if (cmd == "run") return cmd_run(rest);
-    std::cerr << "sqbench: unknown command '" << cmd << "'; valid commands: list, run\n\n" << kUsage;
+    if (cmd == "codebook") return cmd_codebook(rest);
+    std::cerr << "sqbench: unknown command '" << cmd << "'; valid commands: list, run, codebook\n\n" << kUsage;
     return kUsageError;
   } catch (const sqb::Error& e) {
     std::cerr << "sqbench: error: " << e.what() << "\n";
