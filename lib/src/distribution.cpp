@@ -8,6 +8,7 @@
 #include <boost/random/student_t_distribution.hpp>
 #include <boost/random/uniform_real_distribution.hpp>
 
+#include "rotated.hpp"
 #include "sqb/error.hpp"
 
 namespace sqb {
@@ -116,6 +117,7 @@ const DistributionEntry kDistributions[] = {
     {"uniform", "uniform on [lo, hi]", uniform_params(), make_uniform},
     {"laplace", "Laplace law, mean 0, scale b", laplace_params(), make_laplace},
     {"student_t", "Student's t with nu degrees of freedom (unscaled)", student_t_params(), make_student_t},
+    {"rotated", "unit vectors in R^d (one per row) after a Haar-random rotation (TurboQuant); adds its Theorem 1/2 columns", rotated_params(), make_rotated},
 };
 // clang-format on
 
