@@ -442,7 +442,7 @@ TEST_CASE("gaussian_conditional_expectation against 50-digit arithmetic, narrow 
              WithinRel(big_gaussian_mean(-kInf, a), 1e-14));
 }
 
-TEST_CASE("gaussian_conditional_expectation in extreme tails is finite and inside (a, a + sigma^2/a]",
+TEST_CASE("gaussian_conditional_expectation in extreme tails is finite, above a and at most a + sigma^2/a",
           "[lloyd_max][condexp]") {
   const double sigma = GENERATE(1.0, 0.01, 250.0);
   const double t = GENERATE(5.0, 10.0, 40.0, 1e3, 1e6);
