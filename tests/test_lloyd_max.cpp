@@ -8,10 +8,10 @@
 #include <boost/math/constants/constants.hpp>
 #include <boost/multiprecision/cpp_bin_float.hpp>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <map>
-#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -60,23 +60,40 @@ struct RefCodebook {
   std::vector<double> levels_pos, thresh_pos;
 };
 
+// The number right after the first occurrence of `key` in `line` (leading blanks skipped).
+double value_after(const std::string& line, const std::string& key) {
+  const auto at = line.find(key);
+  REQUIRE(at != std::string::npos);
+  return std::strtod(line.c_str() + at + key.size(), nullptr);
+}
+
+// The bracketed list right after `key`: "key['0.1', '0.2']".
+std::vector<double> list_after(const std::string& line, const std::string& key) {
+  const auto at = line.find(key);
+  REQUIRE(at != std::string::npos);
+  const auto close = line.find(']', at);
+  return parse_list(line.substr(at + key.size(), close - at - key.size() + 1));
+}
+
+bool starts_with(const std::string& line, const std::string& prefix) {
+  return line.rfind(prefix, 0) == 0;
+}
+
 std::vector<RefCodebook> gaussian_tables() {
   std::ifstream in(data_path("lloyd_max_tables.txt"));
   REQUIRE(in.good());
   std::vector<RefCodebook> out;
-  const std::regex head(R"(## N\(0,1\)\s+b=(\d+)\s+N=\d+\s+MSE=([0-9.eE+-]+)\s+H\(index\)=([0-9.]+))");
-  std::smatch m;
   for (std::string line; std::getline(in, line);) {
-    if (std::regex_search(line, m, head)) {
+    if (starts_with(line, "## N(0,1)")) {
       out.push_back({});
-      out.back().bits = static_cast<unsigned>(std::stoi(m[1]));
-      out.back().mse = std::stod(m[2]);
-      out.back().entropy = std::stod(m[3]);
-    } else if (line.rfind("levels+", 0) == 0 && !out.empty() && out.back().d == 0) {
+      out.back().bits = static_cast<unsigned>(value_after(line, " b="));
+      out.back().mse = value_after(line, "MSE=");
+      out.back().entropy = value_after(line, "H(index)=");
+    } else if (starts_with(line, "levels+  :") && !out.empty()) {
       out.back().levels_pos = parse_list(line.substr(line.find(':') + 1));
-    } else if (line.rfind("thresh+", 0) == 0 && !out.empty() && out.back().d == 0) {
+    } else if (starts_with(line, "thresh+  :") && !out.empty()) {
       out.back().thresh_pos = parse_list(line.substr(line.find(':') + 1));
-    } else if (line.rfind("## TurboQuant", 0) == 0) {
+    } else if (starts_with(line, "## TurboQuant")) {
       break;
     }
   }
@@ -84,36 +101,31 @@ std::vector<RefCodebook> gaussian_tables() {
 }
 
 void parse_sphere_file(std::istream& in, std::vector<RefCodebook>& out) {
-  const std::regex head(
-      R"(## TurboQuant sphere density d=(\d+) b=(\d+): D_mse=d\*C=([0-9.eE+-]+)\s+H=([0-9.]+))");
-  const std::regex summary(
-      R"(d=\s*(\d+) b=(\d+) D_mse=d\*C=\s*([0-9.eE+-]+)\s+sqrt\(d\)\*c\+=(\[[^\]]*\])\s+sqrt\(d\)\*t\+=(\[[^\]]*\]))");
-  std::smatch m;
   bool in_block = false;
   for (std::string line; std::getline(in, line);) {
-    if (std::regex_search(line, m, head)) {
+    if (starts_with(line, "## TurboQuant sphere density")) {
       RefCodebook r;
-      r.d = std::stod(m[1]);
-      r.bits = static_cast<unsigned>(std::stoi(m[2]));
-      r.d_mse = std::stod(m[3]);
-      r.entropy = std::stod(m[4]);
+      r.d = value_after(line, " d=");
+      r.bits = static_cast<unsigned>(value_after(line, " b="));
+      r.d_mse = value_after(line, "D_mse=d*C=");
+      r.entropy = value_after(line, "H=");
       out.push_back(r);
       in_block = true;
-    } else if (in_block && line.rfind("levels+ (unscaled)", 0) == 0) {
+    } else if (in_block && starts_with(line, "levels+ (unscaled)")) {
       out.back().levels_pos = parse_list(line.substr(line.find(':') + 1));
-    } else if (in_block && line.rfind("thresh+ (unscaled)", 0) == 0) {
+    } else if (in_block && starts_with(line, "thresh+ (unscaled)")) {
       out.back().thresh_pos = parse_list(line.substr(line.find(':') + 1));
       in_block = false;
-    } else if (std::regex_search(line, m, summary)) {
+    } else if (starts_with(line, "d=") && line.find("sqrt(d)*c+=") != std::string::npos) {
       RefCodebook r;
-      r.d = std::stod(m[1]);
-      r.bits = static_cast<unsigned>(std::stoi(m[2]));
-      r.d_mse = std::stod(m[3]);
+      r.d = value_after(line, "d=");
+      r.bits = static_cast<unsigned>(value_after(line, " b="));
+      r.d_mse = value_after(line, "D_mse=d*C=");
       const double s = 1 / std::sqrt(r.d);
-      for (const double v : parse_list(m[4]))
+      for (const double v : list_after(line, "sqrt(d)*c+="))
         r.levels_pos.push_back(v * s);
       r.thresh_pos.push_back(0.0);
-      for (const double v : parse_list(m[5]))
+      for (const double v : list_after(line, "sqrt(d)*t+="))
         r.thresh_pos.push_back(v * s);
       out.push_back(r);
     }
