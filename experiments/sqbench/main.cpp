@@ -131,7 +131,8 @@ int main(int argc, char** argv) {
     if (cmd == "list") return cmd_list(rest);
     if (cmd == "run") return cmd_run(rest);
     if (cmd == "codebook") return cmd_codebook(rest);
-    std::cerr << "sqbench: unknown command '" << cmd << "'; valid commands: list, run, codebook\n\n" << kUsage;
+    std::cerr << "sqbench: unknown command '" << cmd << "'; valid commands: list, run, codebook\n\n"
+              << kUsage;
     return kUsageError;
   } catch (const sqb::Error& e) {
     std::cerr << "sqbench: error: " << e.what() << "\n";
