@@ -605,6 +605,18 @@ TEST_CASE("lloyd_max quantizer: sigma=data fits the block's mean and std, other 
     CHECK(lvt[i] == static_cast<float>(st->levels[i]));
 }
 
+TEST_CASE("lloyd_max quantizer: a block spread near FLT_MAX keeps finite, sorted levels",
+          "[lloyd_max][quantizer]") {
+  const float big = 3e38f;
+  const std::vector<float> x = {big, -big, big, -big, 0.5f * big};
+  for (const std::size_t k : {2, 16, 256, 65536}) {
+    const auto lv = block_levels("lloyd_max", k, x);
+    CHECK(std::is_sorted(lv.begin(), lv.end()));
+    for (const float v : lv)
+      CHECK(std::isfinite(v));
+  }
+}
+
 TEST_CASE("lloyd_max quantizer: storage, iterations, K = 2^b only", "[lloyd_max][quantizer]") {
   const auto side = [](const std::string& spec) {
     return sqb::make_quantizer(spec, {16, 0})->side_floats_per_block();

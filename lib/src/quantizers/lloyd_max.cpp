@@ -2,7 +2,9 @@
 // The table is a constant of the law (solved once per process, sqb::lloyd_max_solution); a block stores
 // only what its rescaling takes from the data (its std and mean with sigma=data, nothing otherwise).
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "quantizers/quantizers.hpp"
 #include "sqb/error.hpp"
@@ -42,9 +44,12 @@ class LloydMax final : public Quantizer {
       rms = std::sqrt(ss / static_cast<double>(n));
     }
     const double mult = s_.multiplier(law, n, rms);
+    // Outer levels of a block whose spread is near FLT_MAX can lie beyond it; the float32 codebook keeps them
+    // at the largest finite value (still sorted) instead of failing on an infinite level.
+    constexpr double kMax = std::numeric_limits<float>::max();
     std::vector<double> levels(k_);
     for (std::size_t i = 0; i < k_; ++i)
-      levels[i] = centre + mult * sol->levels[i];
+      levels[i] = std::clamp(centre + mult * sol->levels[i], -kMax, kMax);
     return {Codebook::nearest(levels), sol->iterations_total(), sol->converged};
   }
 
