@@ -114,8 +114,9 @@ struct LloydMaxSolution {
 LloydMaxSolution solve_lloyd_max(const Law& law, unsigned bits);
 
 /// The same, cached per (law, bits) for the life of the process: every call after the first returns the
-/// same solution without solving. Thread-safe (concurrent callers of the same key may both solve once; one
-/// result is kept, and the two are identical).
+/// same solution without solving, and a new b starts from the cached b-1 (so a sweep over b = 1..16 solves
+/// each level once). Thread-safe: the lock is not held while solving; should two threads race on one key,
+/// both solve, the first insertion is kept and both get it.
 std::shared_ptr<const LloydMaxSolution> lloyd_max_solution(const Law& law, unsigned bits);
 
 /// What a `lloyd_max` quantizer spec resolves to (see `sqbench list`). Per block of n values the levels are
@@ -128,8 +129,9 @@ struct LloydMaxSetting {
     natural,         ///< sphere law, no sigma given: its own 1/sqrt(d), so multiplier = scale
     inverse_sqrt_n,  ///< d=data with a unit-variance law: sigma = 1/sqrt(n)
   };
-  Law law;                   ///< for d=data a placeholder (the law at d = 2); law_for(n) resolves it
-  bool d_from_data = false;  ///< sphere d = the block's length n (one vector per block)
+  Law law;  ///< for d=data a placeholder (the law at d = 2); law_for(n) resolves it
+  bool d_from_data =
+      false;  ///< d = the block's length n (sphere: the law's d; other laws: sigma = 1/sqrt(n))
   Sigma sigma_from = Sigma::data;
   double sigma = 1;
   bool mean_from_data = false;  ///< centre = the block's mean; otherwise `mean`
