@@ -9,6 +9,7 @@
 #include <tuple>
 #include <vector>
 
+#include "codebook_cmd.hpp"
 #include "config.hpp"
 #include "sqb/distribution.hpp"
 #include "sqb/error.hpp"
@@ -33,6 +34,7 @@ const char* kUsage =
     "--shard\n"
     "  table RESULTS.csv ...     render a paper-style table (markdown, LaTeX booktabs or CSV)\n"
     "  merge DIR...              combine the shard folders of a sharded run and render its tables and plots\n"
+    "  codebook SPEC --bits B    a Lloyd-Max codebook of a law: levels, thresholds, exact MSE, entropy\n"
     "\n"
     "Run 'sqbench <command> --help' for a command's options.\n";
 
@@ -274,6 +276,10 @@ int cmd_merge(const std::vector<std::string>& args) {
   return 0;
 }
 
+int cmd_codebook(const std::vector<std::string>& args) {
+  return sqbench::codebook_command(args);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -301,7 +307,9 @@ int main(int argc, char** argv) {
     if (cmd == "run") return cmd_run(rest, command);
     if (cmd == "table") return cmd_table(rest);
     if (cmd == "merge") return cmd_merge(rest);
-    std::cerr << "sqbench: unknown command '" << cmd << "'; valid commands: list, run, table, merge\n\n"
+    if (cmd == "codebook") return cmd_codebook(rest);
+    std::cerr << "sqbench: unknown command '" << cmd
+              << "'; valid commands: list, run, table, merge, codebook\n\n"
               << kUsage;
     return kUsageError;
   } catch (const sqb::Error& e) {

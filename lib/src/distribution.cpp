@@ -9,6 +9,7 @@
 #include <boost/random/uniform_real_distribution.hpp>
 
 #include "npy_source.hpp"
+#include "rotated.hpp"
 #include "sqb/error.hpp"
 
 namespace sqb {
@@ -118,6 +119,7 @@ const DistributionEntry kDistributions[] = {
     {"laplace", "Laplace law, mean 0, scale b", laplace_params(), make_laplace},
     {"student_t", "Student's t with nu degrees of freedom (unscaled)", student_t_params(), make_student_t},
     {"npy", "a tensor read from a NumPy .npy file; a smaller n takes a seeded subsample (never padded)", npy_params(), make_npy},
+    {"rotated", "unit vectors in R^d (one per row) after a Haar-random rotation (TurboQuant); adds its Theorem 1/2 columns", rotated_params(), make_rotated},
 };
 // clang-format on
 

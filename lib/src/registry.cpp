@@ -24,6 +24,8 @@ const QuantizerEntry kQuantizers[] = {
     {"phi_log", "Logarithmic ladder +-s*base^e, base phi by default (seed 001 'GR-PHI'), base=2 is log2; log or nearest rounding, exponent sharing",
      phi_log_params(), "2M (+1 with zero=1) of K codes, M exponents = 2^(B-1) with bits=B (2^(B-1)-1 with zero=1: 2^B-1 levels, 1 code spare), e_max-e_min+1, else floor((K-zero)/2) (K even without zero=1); spare codes repeat the top level",
      false, make_phi_log},
+    {"lloyd_max", "Data-free Lloyd-Max (minimum-MSE) codebook of a law: gaussian (sigma from the block by default), sphere (rotated unit-vector coordinates, TurboQuant), laplace, student_t",
+     lloyd_max_params(), "K = 2^b, b = 1..16 (symmetric about the centre; all equal when the block is constant)", false, make_lloyd_max},
     {"uniform", "K evenly spaced levels over [min, max], or symmetric absmax int-b grid (symmetric=1)",
      uniform_params(), "K; symmetric=1: 2*floor((K-1)/2)+1, e.g. 255 of 256 codes for int8", false, make_uniform},
     {"nf4", "bitsandbytes NormalFloat4 (QLoRA): 16 levels built from N(0,1) quantiles, in [-1, 1], times a scale per block (granularity=group:64 = bitsandbytes' default)",

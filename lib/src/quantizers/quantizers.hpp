@@ -20,6 +20,8 @@ std::span<const ParamSpec> kmeans_optimal_params();
 std::unique_ptr<Quantizer> make_kmeans_optimal(const Params& p, const BuildContext& ctx);
 std::span<const ParamSpec> phi_log_params();
 std::unique_ptr<Quantizer> make_phi_log(const Params& p, const BuildContext& ctx);
+std::span<const ParamSpec> lloyd_max_params();
+std::unique_ptr<Quantizer> make_lloyd_max(const Params& p, const BuildContext& ctx);
 
 std::span<const ParamSpec> uniform_params();
 std::unique_ptr<Quantizer> make_uniform(const Params& p, const BuildContext& ctx);

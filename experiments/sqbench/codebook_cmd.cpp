@@ -1,0 +1,249 @@
+#include "codebook_cmd.hpp"
+
+#include <boost/program_options.hpp>
+#include <charconv>
+#include <cmath>
+#include <iostream>
+#include <sstream>
+
+#include "csv.hpp"
+#include "sqb/error.hpp"
+#include "sqb/lloyd_max.hpp"
+#include "sqb/spec.hpp"
+
+namespace sqbench {
+
+namespace {
+
+namespace po = boost::program_options;
+
+// Shortest text that reads back as the same double (so the printed codebook is the computed one).
+std::string exact(double v) {
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+std::string json_number(double v) {
+  return std::isfinite(v) ? exact(v) : "null";
+}
+
+std::string describe(const sqb::Law& law) {
+  switch (law.kind) {
+    case sqb::Law::Kind::gaussian:
+      return "gaussian: N(0, 1)";
+    case sqb::Law::Kind::laplace:
+      return "laplace: unit variance (scale 1/sqrt(2))";
+    case sqb::Law::Kind::student_t:
+      return law.to_string() + ": Student's t scaled to unit variance";
+    case sqb::Law::Kind::sphere:
+      return law.to_string() + ": one coordinate of a uniform unit vector in R^" +
+             std::to_string(static_cast<long long>(law.d)) + " (std 1/sqrt(d) = " + exact(law.stddev()) + ")";
+  }
+  return law.to_string();
+}
+
+struct Report {
+  std::string spec, law;
+  unsigned bits = 0;
+  std::size_t k = 0;
+  bool block_sigma = false;    // levels in units of the block's std about its centre
+  std::string centre_note;     // how the centre is chosen
+  std::vector<double> levels;  // as applied (or in block-sigma units)
+  std::vector<double> lower, upper, probabilities;
+  double mse = 0, variance = 0, d_mse = NAN, entropy = 0, residual = 0;
+  int lloyd = 0, newton = 0;
+  bool converged = false;
+};
+
+Report build(const std::string& spec, unsigned bits) {
+  const sqb::LloydMaxSetting s = sqb::parse_lloyd_max_spec(spec);
+  if (s.d_from_data) {
+    throw sqb::Error(s.spec +
+                     ": parameter 'd' = data takes the dimension from each block, so there is no fixed table "
+                     "to print; give d=<int>");
+  }
+  const sqb::Law law = s.law_for(0);
+  const auto sol = sqb::lloyd_max_solution(law, bits);
+  Report r;
+  r.spec = sqb::SpecText::parse(spec, "quantizer").canonical();
+  r.law = describe(law);
+  r.bits = bits;
+  r.k = sol->levels.size();
+  r.block_sigma = s.sigma_from == sqb::LloydMaxSetting::Sigma::data;
+  // Per unit of block sigma when sigma comes from the data; otherwise the applied multiplier.
+  const double mult = r.block_sigma ? s.scale / law.stddev() : s.multiplier(law, 0, 0.0);
+  const double centre = s.mean_from_data ? 0.0 : s.mean;
+  r.centre_note = s.mean_from_data ? "the block mean (mean=data)" : exact(s.mean);
+  for (std::size_t i = 0; i < r.k; ++i) {
+    r.levels.push_back(centre + mult * sol->levels[i]);
+    r.lower.push_back(i == 0 ? mult * law.lower() + centre : centre + mult * sol->thresholds[i - 1]);
+    r.upper.push_back(i + 1 == r.k ? mult * law.upper() + centre : centre + mult * sol->thresholds[i]);
+  }
+  r.probabilities = sol->probabilities;
+  r.mse = mult * mult * sol->mse;
+  r.variance = mult * mult * law.stddev() * law.stddev();
+  if (law.kind == sqb::Law::Kind::sphere && mult == 1) r.d_mse = law.d * sol->mse;
+  r.entropy = sol->entropy_bits;
+  r.lloyd = sol->lloyd_iterations;
+  r.newton = sol->newton_iterations;
+  r.residual = sol->residual;
+  r.converged = sol->converged;
+  return r;
+}
+
+std::string text(const Report& r) {
+  std::ostringstream o;
+  o << "codebook   " << r.spec << "   b = " << r.bits << " (K = " << r.k << ")\n";
+  o << "law        " << r.law
+    << (r.block_sigma ? " (levels in units of the block's std; add the centre)" : "") << "\ncentre     "
+    << r.centre_note << "\n\n";
+  char line[256];
+  std::snprintf(line, sizeof line, "%6s  %24s  %24s  %24s  %22s\n", "index", "level", "lower threshold",
+                "upper threshold", "probability");
+  o << line;
+  for (std::size_t i = 0; i < r.k; ++i) {
+    std::snprintf(line, sizeof line, "%6zu  %24s  %24s  %24s  %22s\n", i, exact(r.levels[i]).c_str(),
+                  exact(r.lower[i]).c_str(), exact(r.upper[i]).c_str(), exact(r.probabilities[i]).c_str());
+    o << line;
+  }
+  o << "\nmse (exact, by integration)   " << exact(r.mse) << (r.block_sigma ? "  (x sigma^2)" : "") << "\n";
+  o << "mse / variance                " << exact(r.mse / r.variance) << "\n";
+  if (std::isfinite(r.d_mse)) o << "d * mse (TurboQuant D_mse)    " << exact(r.d_mse) << "\n";
+  o << "index entropy under the law   " << exact(r.entropy) << " bits (of " << r.bits << ")\n";
+  o << "solver                        " << r.lloyd << " Lloyd + " << r.newton
+    << " Newton steps from the split (b-1)-bit codebook; residual " << format_number(r.residual, 3)
+    << (r.converged ? " (converged: <= 1e-12)" : " (NOT converged to 1e-12)") << "\n";
+  return o.str();
+}
+
+std::string csv(const Report& r) {
+  const std::vector<std::string> header = {"spec",
+                                           "law",
+                                           "bits",
+                                           "k",
+                                           "units",
+                                           "index",
+                                           "level",
+                                           "lower",
+                                           "upper",
+                                           "probability",
+                                           "mse",
+                                           "mse_over_variance",
+                                           "d_mse",
+                                           "entropy_bits",
+                                           "lloyd_iterations",
+                                           "newton_iterations",
+                                           "residual",
+                                           "converged"};
+  std::vector<std::vector<std::string>> rows;
+  for (std::size_t i = 0; i < r.k; ++i) {
+    rows.push_back({r.spec, r.law, std::to_string(r.bits), std::to_string(r.k),
+                    r.block_sigma ? "block_sigma" : "value", std::to_string(i), exact(r.levels[i]),
+                    exact(r.lower[i]), exact(r.upper[i]), exact(r.probabilities[i]), exact(r.mse),
+                    exact(r.mse / r.variance), std::isfinite(r.d_mse) ? exact(r.d_mse) : "", exact(r.entropy),
+                    std::to_string(r.lloyd), std::to_string(r.newton), exact(r.residual),
+                    r.converged ? "1" : "0"});
+  }
+  return csv_text(header, rows);
+}
+
+std::string markdown(const Report& r) {
+  std::ostringstream o;
+  o << "**`" << r.spec << "`**, b = " << r.bits << " (K = " << r.k << "), law " << r.law
+    << (r.block_sigma ? ", levels in units of the block's std" : "") << ", centre " << r.centre_note
+    << "\n\n";
+  o << "| index | level | lower threshold | upper threshold | probability |\n|---:|---:|---:|---:|---:|\n";
+  for (std::size_t i = 0; i < r.k; ++i) {
+    o << "| " << i << " | " << exact(r.levels[i]) << " | " << exact(r.lower[i]) << " | " << exact(r.upper[i])
+      << " | " << exact(r.probabilities[i]) << " |\n";
+  }
+  o << "\n- mse (exact, by integration): " << exact(r.mse) << (r.block_sigma ? " sigma^2" : "") << "\n";
+  o << "- mse / variance: " << exact(r.mse / r.variance) << "\n";
+  if (std::isfinite(r.d_mse)) o << "- d * mse (TurboQuant D_mse): " << exact(r.d_mse) << "\n";
+  o << "- index entropy under the law: " << exact(r.entropy) << " bits\n";
+  o << "- solver: " << r.lloyd << " Lloyd + " << r.newton << " Newton steps, residual " << exact(r.residual)
+    << (r.converged ? " (converged)" : " (not converged)") << "\n";
+  return o.str();
+}
+
+std::string json(const Report& r) {
+  const auto array = [](const std::vector<double>& v, std::size_t from, std::size_t to) {
+    std::string out = "[";
+    for (std::size_t i = from; i < to; ++i)
+      out += (i > from ? ", " : "") + json_number(v[i]);
+    return out + "]";
+  };
+  const auto quoted = [](const std::string& s) {
+    std::string out = "\"";
+    for (const char c : s) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    return out + "\"";
+  };
+  std::ostringstream o;
+  o << "{\n  \"spec\": " << quoted(r.spec) << ",\n  \"law\": " << quoted(r.law) << ",\n  \"bits\": " << r.bits
+    << ",\n  \"k\": " << r.k << ",\n  \"units\": \"" << (r.block_sigma ? "block_sigma" : "value")
+    << "\",\n  \"levels\": " << array(r.levels, 0, r.k)
+    << ",\n  \"thresholds\": " << array(r.upper, 0, r.k - 1)
+    << ",\n  \"probabilities\": " << array(r.probabilities, 0, r.k) << ",\n  \"mse\": " << json_number(r.mse)
+    << ",\n  \"mse_over_variance\": " << json_number(r.mse / r.variance)
+    << ",\n  \"d_mse\": " << json_number(r.d_mse) << ",\n  \"entropy_bits\": " << json_number(r.entropy)
+    << ",\n  \"lloyd_iterations\": " << r.lloyd << ",\n  \"newton_iterations\": " << r.newton
+    << ",\n  \"residual\": " << json_number(r.residual)
+    << ",\n  \"converged\": " << (r.converged ? "true" : "false") << "\n}\n";
+  return o.str();
+}
+
+}  // namespace
+
+std::string codebook_report(const std::string& spec, const std::string& bits, const std::string& format) {
+  const auto b = sqb::parse_integer(bits);
+  if (!b || *b < 1 || *b > 16) {
+    throw sqb::Error(
+        "sqbench codebook: parameter '--bits' must be an integer in 1..16 (K = 2^bits levels), got '" + bits +
+        "'");
+  }
+  if (format != "text" && format != "csv" && format != "md" && format != "json") {
+    throw sqb::Error("sqbench codebook: parameter '--format' must be one of text|csv|md|json, got '" +
+                     format + "'");
+  }
+  const Report r = build(spec, static_cast<unsigned>(*b));
+  if (format == "csv") return csv(r);
+  if (format == "md") return markdown(r);
+  if (format == "json") return json(r);
+  return text(r);
+}
+
+int codebook_command(const std::vector<std::string>& args) {
+  po::options_description desc(
+      "sqbench codebook SPEC --bits B: a data-free Lloyd-Max codebook of a law, e.g.\n"
+      "  sqbench codebook \"lloyd_max law=sphere d=128\" --bits 3\noptions");
+  desc.add_options()("help,h", "this help")("bits,b", po::value<std::string>(),
+                                            "bits b = 1..16 (K = 2^b levels)")(
+      "format,f", po::value<std::string>()->default_value("text"), "text | csv | md | json");
+  po::options_description hidden;
+  hidden.add_options()("spec", po::value<std::vector<std::string>>());
+  po::options_description all;
+  all.add(desc).add(hidden);
+  po::positional_options_description pos;
+  pos.add("spec", -1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
+  if (vm.count("help")) {
+    std::cout << desc;
+    return 0;
+  }
+  if (!vm.count("spec") || vm["spec"].as<std::vector<std::string>>().size() != 1) {
+    throw sqb::Error(
+        "sqbench codebook: give exactly one quantizer SPEC (quoted), e.g. \"lloyd_max law=sphere d=128\"");
+  }
+  if (!vm.count("bits")) throw sqb::Error("sqbench codebook: parameter '--bits' is required (1..16)");
+  std::cout << codebook_report(vm["spec"].as<std::vector<std::string>>()[0], vm["bits"].as<std::string>(),
+                               vm["format"].as<std::string>());
+  return 0;
+}
+
+}  // namespace sqbench
