@@ -116,6 +116,35 @@ std::string md_escape(const std::string& s) {
   return out;
 }
 
+// One or several result columns ("distribution, bits") whose values together label a table row or column.
+class CompositeKey {
+ public:
+  CompositeKey(const CsvTable& t, const std::string& list, const std::string& context) : t_(t) {
+    if (list.empty()) return;
+    std::size_t start = 0;
+    while (true) {
+      const std::size_t comma = list.find(',', start);
+      std::string name = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      const auto a = name.find_first_not_of(" \t"), b = name.find_last_not_of(" \t");
+      cols_.push_back(need_column(t, a == std::string::npos ? "" : name.substr(a, b - a + 1), context));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  std::string label(std::size_t r) const {
+    std::string out;
+    for (std::size_t i = 0; i < cols_.size(); ++i) out += (i ? " / " : "") + t_.rows[r][cols_[i]];
+    return out;
+  }
+  // The labels present in `rows`, ordered by their components (numbers ascending, text first-seen), the first
+  // component varying slowest.
+  std::vector<std::string> distinct(const std::vector<std::size_t>& rows) const;
+
+ private:
+  const CsvTable& t_;
+  std::vector<std::size_t> cols_;
+};
+
 }  // namespace
 
 std::vector<std::size_t> select_rows(const CsvTable& t, const std::vector<Where>& where,
@@ -158,6 +187,27 @@ std::vector<std::string> distinct_values(const CsvTable& t, std::size_t col,
       return *parse_field_number(a) < *parse_field_number(b);
     });
   }
+  return out;
+}
+
+std::vector<std::string> CompositeKey::distinct(const std::vector<std::size_t>& rows) const {
+  std::vector<std::vector<std::string>> orders;
+  for (const std::size_t c : cols_) orders.push_back(distinct_values(t_, c, rows));
+  std::vector<std::pair<std::vector<std::size_t>, std::string>> combos;
+  std::set<std::string> seen;
+  for (const std::size_t r : rows) {
+    std::string l = label(r);
+    if (!seen.insert(l).second) continue;
+    std::vector<std::size_t> rank;
+    for (std::size_t i = 0; i < cols_.size(); ++i) {
+      rank.push_back(static_cast<std::size_t>(std::find(orders[i].begin(), orders[i].end(), t_.rows[r][cols_[i]]) -
+                                              orders[i].begin()));
+    }
+    combos.emplace_back(std::move(rank), std::move(l));
+  }
+  std::sort(combos.begin(), combos.end());
+  std::vector<std::string> out;
+  for (auto& [rank, l] : combos) out.push_back(std::move(l));
   return out;
 }
 
@@ -239,57 +289,16 @@ std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat f
                      ") the columns are the values; drop cols");
   }
   if (!multi && spec.cols.empty()) throw sqb::Error(context + ": cols is required for a single value");
-  const std::size_t rc = need_column(t, spec.rows, context + " rows");
-  // cols may name several columns ("distribution, bits"): a column per combination, labelled "a / b".
-  std::vector<std::size_t> ccs;
-  if (!multi) {
-    std::string list = spec.cols;
-    std::size_t start = 0;
-    while (true) {
-      const std::size_t comma = list.find(',', start);
-      std::string name = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      const auto a = name.find_first_not_of(" \t"), b = name.find_last_not_of(" \t");
-      ccs.push_back(
-          need_column(t, a == std::string::npos ? "" : name.substr(a, b - a + 1), context + " cols"));
-      if (comma == std::string::npos) break;
-      start = comma + 1;
-    }
-  }
-  const auto col_label = [&](std::size_t r) {
-    std::string label;
-    for (std::size_t i = 0; i < ccs.size(); ++i)
-      label += (i ? " / " : "") + t.rows[r][ccs[i]];
-    return label;
-  };
+  // rows and cols may each name several columns ("distribution, bits"): one row/column per combination,
+  // labelled "a / b".
+  const CompositeKey row_key(t, spec.rows, context + " rows");
+  const CompositeKey col_key(t, multi ? std::string() : spec.cols, context + " cols");
   std::map<std::string, std::size_t> value_col;
-  for (const std::string& v : values)
-    value_col[v] = need_column(t, v, context + " value");
+  for (const std::string& v : values) value_col[v] = need_column(t, v, context + " value");
   const std::vector<std::size_t> rows = select_rows(t, spec.where, context);
   if (rows.empty()) throw sqb::Error(context + ": no result rows match the where filters");
-  const std::vector<std::string> row_keys = distinct_values(t, rc, rows);
-  std::vector<std::string> col_keys = values;
-  if (!multi) {
-    // Combinations in the order of their components (numbers ascending, text first-seen), first column major.
-    std::vector<std::vector<std::string>> orders;
-    for (const std::size_t c : ccs)
-      orders.push_back(distinct_values(t, c, rows));
-    std::vector<std::pair<std::vector<std::size_t>, std::string>> combos;
-    std::set<std::string> seen;
-    for (const std::size_t r : rows) {
-      const std::string label = col_label(r);
-      if (!seen.insert(label).second) continue;
-      std::vector<std::size_t> rank;
-      for (std::size_t i = 0; i < ccs.size(); ++i) {
-        rank.push_back(static_cast<std::size_t>(
-            std::find(orders[i].begin(), orders[i].end(), t.rows[r][ccs[i]]) - orders[i].begin()));
-      }
-      combos.emplace_back(rank, label);
-    }
-    std::sort(combos.begin(), combos.end());
-    col_keys.clear();
-    for (const auto& [rank, label] : combos)
-      col_keys.push_back(label);
-  }
+  const std::vector<std::string> row_keys = row_key.distinct(rows);
+  const std::vector<std::string> col_keys = multi ? values : col_key.distinct(rows);
   const std::string cols_name = multi ? "value" : spec.cols;
 
   // (row label, column label) -> the rows that fall there, and the value column to read.
@@ -297,9 +306,9 @@ std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat f
   for (const std::size_t r : rows) {
     if (multi) {
       for (const std::string& v : values)
-        cells[{t.rows[r][rc], v}].push_back(r);
+        cells[{row_key.label(r), v}].push_back(r);
     } else {
-      cells[{t.rows[r][rc], col_label(r)}].push_back(r);
+      cells[{row_key.label(r), col_key.label(r)}].push_back(r);
     }
   }
   std::map<std::pair<std::string, std::string>, double> value;
