@@ -11,6 +11,7 @@
 
 #include "codebook_cmd.hpp"
 #include "config.hpp"
+#include "export_cmd.hpp"
 #include "sqb/distribution.hpp"
 #include "sqb/error.hpp"
 #include "sqb/registry.hpp"
@@ -35,6 +36,8 @@ const char* kUsage =
     "  table RESULTS.csv ...     render a paper-style table (markdown, LaTeX booktabs or CSV)\n"
     "  merge DIR...              combine the shard folders of a sharded run and render its tables and plots\n"
     "  codebook SPEC --bits B    a Lloyd-Max codebook of a law: levels, thresholds, exact MSE, entropy\n"
+    "  export SPEC --input F.npy --out DIR --bits B   quantize a tensor; write codes, codebooks, scales "
+    "(.npy)\n"
     "\n"
     "Run 'sqbench <command> --help' for a command's options.\n";
 
@@ -308,8 +311,9 @@ int main(int argc, char** argv) {
     if (cmd == "table") return cmd_table(rest);
     if (cmd == "merge") return cmd_merge(rest);
     if (cmd == "codebook") return cmd_codebook(rest);
+    if (cmd == "export") return sqbench::export_command(rest);
     std::cerr << "sqbench: unknown command '" << cmd
-              << "'; valid commands: list, run, table, merge, codebook\n\n"
+              << "'; valid commands: list, run, table, merge, codebook, export\n\n"
               << kUsage;
     return kUsageError;
   } catch (const sqb::Error& e) {

@@ -44,6 +44,13 @@ TensorDesign design_tensor(const Quantizer& q, const Tensor& t, Granularity g, s
       throw std::logic_error("strategy designed " + std::to_string(bd.codebook.size()) +
                              " levels for K = " + std::to_string(d.code_count));
     }
+    if (bd.side.empty() && d.side_floats_per_block == d.code_count) {
+      bd.side.assign(bd.codebook.levels().begin(), bd.codebook.levels().end());
+    }
+    if (bd.side.size() != d.side_floats_per_block) {
+      throw std::logic_error("strategy stored " + std::to_string(bd.side.size()) + " side values, declared " +
+                             std::to_string(d.side_floats_per_block));
+    }
     d.designs.push_back(std::move(bd));
   }
   return d;

@@ -23,6 +23,18 @@ struct BlockDesign {
   Codebook codebook;
   int iterations = 0;     ///< Lloyd iterations run (0 for closed-form strategies)
   bool converged = true;  ///< false when an iterative strategy stopped at max_iter
+  /// The float32 values a deployment stores for this block (side_floats_per_block() of them), from which the
+  /// codebook is rebuilt: e.g. {min, max}, {scale}, {mean, sigma}. Left empty by a strategy whose stored
+  /// values are its K levels (design_tensor fills those in).
+  std::vector<float> side;
+};
+
+/// An extra array a strategy contributes to `sqbench export` (besides codes, codebooks and side values).
+struct ExportArray {
+  std::string name;                  ///< file stem, e.g. "signs" -> signs.npy
+  std::string dtype;                 ///< "uint8", "int8", "int16", "uint16" or "int32"
+  std::vector<std::int32_t> values;  ///< one per tensor element, row-major (rows x cols)
+  std::string description;           ///< one line for the export's manifest
 };
 
 /// Where a block sits and the seed it draws from: seed = block_seed(cell seed, index) (see quantize.hpp).
@@ -62,6 +74,8 @@ class Quantizer {
   /// codebook that is a fixed function of min and max; 1 for a fixed table times a scale). Storage accounting
   /// charges these at 32 bits each.
   virtual std::size_t side_floats_per_block() const = 0;
+  /// What those values are, for export manifests ("min, max", "scale", ...). Default: the K levels.
+  virtual std::string side_description() const { return "the K levels (float32, ascending)"; }
 
   /// Optional post-assignment step on one block's codes (after the shared encoder ran), called only when
   /// refines_codes() is true. `block` and `codes` have the same length; `place` says where the block lies.
@@ -78,6 +92,12 @@ class Quantizer {
   /// and is written as an empty field.
   virtual std::vector<double> extra_metrics(const Tensor& /*data*/, const TensorDesign& /*design*/,
                                             const Codes& /*codes*/) const {
+    return {};
+  }
+
+  /// Strategy-specific arrays for `sqbench export` (phi_log: sign bits and exponents). Default: none.
+  virtual std::vector<ExportArray> export_arrays(const Tensor& /*data*/, const TensorDesign& /*design*/,
+                                                 const Codes& /*codes*/) const {
     return {};
   }
 };

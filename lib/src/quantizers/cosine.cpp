@@ -17,6 +17,9 @@ class Cosine final : public Quantizer {
   std::size_t code_count() const override { return k_; }
   // Without refinement the codebook is a fixed function of (min, max); refined levels must be stored.
   std::size_t side_floats_per_block() const override { return refine_ == 0 ? 2 : k_; }
+  std::string side_description() const override {
+    return refine_ == 0 ? "min, max of the block" : Quantizer::side_description();
+  }
 
   BlockDesign design(std::span<const float> block, const BlockInfo&) const override {
     const auto [lo, hi] = detail::min_max(block);
@@ -29,6 +32,7 @@ class Cosine final : public Quantizer {
       d.iterations = r.iterations;
     }
     d.codebook = Codebook::nearest(levels);
+    if (refine_ == 0) d.side = {lo, hi};
     return d;
   }
 

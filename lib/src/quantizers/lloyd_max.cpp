@@ -24,6 +24,13 @@ class LloydMax final : public Quantizer {
   }
   std::size_t code_count() const override { return k_; }
   std::size_t side_floats_per_block() const override { return s_.side_floats(); }
+  std::string side_description() const override {
+    std::string out;
+    if (s_.mean_from_data) out = "the block mean";
+    if (s_.sigma_from == LloydMaxSetting::Sigma::data)
+      out += std::string(out.empty() ? "" : ", ") + "its RMS about it";
+    return out.empty() ? "nothing (a fixed law: the table is a constant)" : out;
+  }
 
   BlockDesign design(std::span<const float> block, const BlockInfo&) const override {
     const std::size_t n = block.size();
@@ -50,7 +57,10 @@ class LloydMax final : public Quantizer {
     std::vector<double> levels(k_);
     for (std::size_t i = 0; i < k_; ++i)
       levels[i] = std::clamp(centre + mult * sol->levels[i], -kMax, kMax);
-    return {Codebook::nearest(levels), sol->iterations_total(), sol->converged};
+    std::vector<float> side;
+    if (s_.mean_from_data) side.push_back(static_cast<float>(centre));
+    if (s_.sigma_from == LloydMaxSetting::Sigma::data) side.push_back(static_cast<float>(rms));
+    return {Codebook::nearest(levels), sol->iterations_total(), sol->converged, std::move(side)};
   }
 
  private:

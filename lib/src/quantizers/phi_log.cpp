@@ -80,6 +80,9 @@ class PhiLog final : public Quantizer {
 
   std::size_t code_count() const override { return s_.k; }
   std::size_t side_floats_per_block() const override { return s_.absmax ? 1 : 0; }
+  std::string side_description() const override {
+    return s_.absmax ? "s = max |w| of the block (levels +-s*base^e)" : "nothing (scale=none: s = 1)";
+  }
 
   BlockDesign design(std::span<const float> block, const BlockInfo&) const override {
     const double s = s_.absmax ? static_cast<double>(detail::abs_max(block)) : 1.0;
@@ -122,7 +125,9 @@ class PhiLog final : public Quantizer {
       // Degenerate ladders (underflow to 0, overflow clamped to FLT_MAX) have equal neighbours.
       bounds[i] = std::clamp(b, static_cast<double>(levels[i]), static_cast<double>(levels[i + 1]));
     }
-    return {Codebook::with_boundaries(std::move(levels), bounds), 0, true};
+    std::vector<float> side;
+    if (s_.absmax) side.push_back(static_cast<float>(s));
+    return {Codebook::with_boundaries(std::move(levels), bounds), 0, true, std::move(side)};
   }
 
   bool refines_codes() const override { return s_.cluster > 1 || s_.k > l_; }
@@ -133,6 +138,32 @@ class PhiLog final : public Quantizer {
   void refine_codes(std::span<const float>, const Codebook&, const BlockPlace& place,
                     std::span<std::uint16_t> codes) const override {
     refine(place, codes);
+  }
+
+  // The seed's export_packed: a sign bit (1 = non-negative, as `W >= 0`) and an int16 exponent per element,
+  // here taken from the codes, so clipping and exponent sharing are in them. w~ = s * (sign ? 1 : -1) *
+  // base^e; the zero level (zero=1) has no exponent and is written as INT16_MIN.
+  std::vector<ExportArray> export_arrays(const Tensor&, const TensorDesign&,
+                                         const Codes& codes) const override {
+    ExportArray signs{
+        "signs", "uint8", {}, "1 where the level is non-negative (the seed's sign_bit), else 0"};
+    ExportArray exps{"exponents",
+                     "int16",
+                     {},
+                     "the level's exponent e (w~ = s * sign * base^e); -32768 marks the exact zero level"};
+    signs.values.reserve(codes.size());
+    exps.values.reserve(codes.size());
+    codes.visit([&](auto c) {
+      for (const auto code : c) {
+        const std::size_t sym = symbol(code);
+        const bool zero_level = s_.zero && sym == m_;
+        signs.values.push_back(std::min<std::size_t>(code, l_ - 1) >= m_ ? 1 : 0);
+        exps.values.push_back(zero_level
+                                  ? std::numeric_limits<std::int16_t>::min()
+                                  : static_cast<std::int32_t>(s_.e_min + static_cast<std::int64_t>(sym)));
+      }
+    });
+    return {std::move(signs), std::move(exps)};
   }
 
   std::vector<std::string> extra_metric_names() const override {

@@ -158,7 +158,7 @@ class TableCodebook final : public Quantizer {
       sorted.assign(block.begin(), block.end());
       std::sort(sorted.begin(), sorted.end());
     }
-    if (table_.empty()) return {Codebook::nearest(learned_levels(sorted)), 0, true};
+    if (table_.empty()) return {Codebook::nearest(learned_levels(sorted)), 0, true, {}};
 
     double s = 0;
     switch (scale_) {
@@ -183,7 +183,10 @@ class TableCodebook final : public Quantizer {
     std::vector<float> levels(k_);
     for (std::size_t i = 0; i < k_; ++i)
       levels[i] = static_cast<float>(table_d_[i] * sf);
-    return {Codebook::nearest(std::move(levels)), 0, true};
+    return {Codebook::nearest(std::move(levels)), 0, true, {static_cast<float>(sf)}};
+  }
+  std::string side_description() const override {
+    return table_.empty() ? Quantizer::side_description() : "the block's scale (levels = table * scale)";
   }
 
  private:

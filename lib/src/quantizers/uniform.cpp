@@ -15,15 +15,21 @@ class Uniform final : public Quantizer {
  public:
   Uniform(std::size_t k, bool symmetric) : k_(k), symmetric_(symmetric) {}
   std::size_t code_count() const override { return k_; }
-  std::size_t side_floats_per_block() const override { return symmetric_ ? 1 : 2; }  // absmax, or min and max
+  std::size_t side_floats_per_block() const override { return symmetric_ ? 1 : 2; }
+  std::string side_description() const override {
+    return symmetric_ ? "absmax of the block" : "min, max of the block";
+  }
 
   BlockDesign design(std::span<const float> block, const BlockInfo&) const override {
     std::vector<double> levels(k_);
+    std::vector<float> side;
     if (symmetric_) {
       // int-b style: q = floor((K-1)/2); levels j * absmax / q for j = -q..q (2q+1 of them, 0 exact). For
       // K = 2^b this is the restricted-range signed integer grid (-127..127 for int8); the remaining code is
       // unused and repeats the top level.
-      const double absmax = detail::abs_max(block);
+      const float absmax_f = detail::abs_max(block);
+      const double absmax = absmax_f;
+      side = {absmax_f};
       const std::size_t q = (k_ - 1) / 2;
       for (std::size_t i = 0; i < k_; ++i) {
         const double j = static_cast<double>(std::min(i, 2 * q)) - static_cast<double>(q);
@@ -32,6 +38,7 @@ class Uniform final : public Quantizer {
     } else {
       const auto [lo, hi] = detail::min_max(block);
       const double a = lo, b = hi;
+      side = {lo, hi};
       if (k_ == 1) {
         levels[0] = 0.5 * (a + b);
       } else {
@@ -40,7 +47,7 @@ class Uniform final : public Quantizer {
         }
       }
     }
-    return {Codebook::nearest(levels), 0, true};
+    return {Codebook::nearest(levels), 0, true, std::move(side)};
   }
 
  private:
