@@ -12,6 +12,8 @@
 #include "codebook_cmd.hpp"
 #include "config.hpp"
 #include "export_cmd.hpp"
+#include "plan.hpp"
+#include "plot.hpp"
 #include "sqb/distribution.hpp"
 #include "sqb/error.hpp"
 #include "sqb/registry.hpp"
@@ -35,6 +37,7 @@ const char* kUsage =
     "--shard\n"
     "  table RESULTS.csv ...     render a paper-style table (markdown, LaTeX booktabs or CSV)\n"
     "  merge DIR...              combine the shard folders of a sharded run and render its tables and plots\n"
+    "  render DIR                re-render a finished results folder's tables and plots\n"
     "  codebook SPEC --bits B    a Lloyd-Max codebook of a law: levels, thresholds, exact MSE, entropy\n"
     "  export SPEC --input F.npy --out DIR --bits B   quantize a tensor; write codes, codebooks, scales "
     "(.npy)\n"
@@ -279,6 +282,42 @@ int cmd_merge(const std::vector<std::string>& args) {
   return 0;
 }
 
+int cmd_render(const std::vector<std::string>& args) {
+  po::options_description desc(
+      "sqbench render DIR [--config CONFIG]: re-render the tables and plots of a finished results folder");
+  desc.add_options()("help,h", "this help")(
+      "config,c", po::value<std::string>(),
+      "take the [table.*] and [plot.*] sections from this config instead of DIR/config.ini")("quiet,q",
+                                                                                             "less output");
+  po::options_description hidden;
+  hidden.add_options()("dir", po::value<std::vector<std::string>>());
+  po::options_description all;
+  all.add(desc).add(hidden);
+  po::positional_options_description pos;
+  pos.add("dir", -1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
+  if (vm.count("help")) {
+    std::cout << desc;
+    return 0;
+  }
+  if (!vm.count("dir") || vm["dir"].as<std::vector<std::string>>().size() != 1) {
+    throw sqb::Error("sqbench render: give exactly one results folder");
+  }
+  const std::filesystem::path dir = vm["dir"].as<std::vector<std::string>>()[0];
+  const sqbench::CsvTable results = sqbench::read_csv(dir / "results.csv");
+  sqbench::Config config = sqbench::load_results_config(dir);
+  if (vm.count("config")) {
+    const sqbench::Config other = sqbench::load_config(vm["config"].as<std::string>());
+    config.tables = other.tables;
+    config.plots = other.plots;
+  }
+  sqbench::check_outputs(config, results.header);
+  sqbench::check_references(config);
+  sqbench::render_outputs(config, results, dir, vm.count("quiet") > 0);
+  return 0;
+}
+
 int cmd_codebook(const std::vector<std::string>& args) {
   return sqbench::codebook_command(args);
 }
@@ -310,10 +349,11 @@ int main(int argc, char** argv) {
     if (cmd == "run") return cmd_run(rest, command);
     if (cmd == "table") return cmd_table(rest);
     if (cmd == "merge") return cmd_merge(rest);
+    if (cmd == "render") return cmd_render(rest);
     if (cmd == "codebook") return cmd_codebook(rest);
     if (cmd == "export") return sqbench::export_command(rest);
     std::cerr << "sqbench: unknown command '" << cmd
-              << "'; valid commands: list, run, table, merge, codebook, export\n\n"
+              << "'; valid commands: list, run, table, merge, render, codebook, export\n\n"
               << kUsage;
     return kUsageError;
   } catch (const sqb::Error& e) {

@@ -32,15 +32,15 @@ Progress::Progress(std::size_t total, std::size_t already_done, bool quiet)
   if (quiet_) return;
   if (resumed_ > 0)
     note("resuming: " + std::to_string(resumed_) + " of " + std::to_string(total_) + " cells already done");
-  if (tty_) {
-    ticker_ = std::thread([this] {
-      std::unique_lock lock(mu_);
-      while (!stop_) {
-        cv_.wait_for(lock, std::chrono::seconds(1));
-        if (!stop_) draw(true);
-      }
-    });
-  }
+  // A terminal's line is redrawn every second; a log gets a line at most every 10 s, also while one long cell
+  // runs.
+  ticker_ = std::thread([this] {
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+      cv_.wait_for(lock, std::chrono::seconds(1));
+      if (!stop_) draw(tty_);
+    }
+  });
 }
 
 Progress::~Progress() {

@@ -51,6 +51,9 @@ Formatted format_sig(double v, int digits) {
     f.mantissa = s.substr(0, e);
     f.exponent = std::stoi(s.substr(e + 1));
     f.scientific = true;
+  } else if (v == std::floor(v) && a < 1e6) {
+    std::snprintf(buf, sizeof buf, "%.0f", v);  // whole numbers (iterations, counts) as integers
+    f.mantissa = buf;
   } else {
     const int magnitude = a == 0 ? 0 : static_cast<int>(std::floor(std::log10(a)));
     const int decimals = std::max(0, digits - 1 - magnitude);
@@ -133,7 +136,8 @@ class CompositeKey {
   }
   std::string label(std::size_t r) const {
     std::string out;
-    for (std::size_t i = 0; i < cols_.size(); ++i) out += (i ? " / " : "") + t_.rows[r][cols_[i]];
+    for (std::size_t i = 0; i < cols_.size(); ++i)
+      out += (i ? " / " : "") + t_.rows[r][cols_[i]];
     return out;
   }
   // The labels present in `rows`, ordered by their components (numbers ascending, text first-seen), the first
@@ -192,7 +196,8 @@ std::vector<std::string> distinct_values(const CsvTable& t, std::size_t col,
 
 std::vector<std::string> CompositeKey::distinct(const std::vector<std::size_t>& rows) const {
   std::vector<std::vector<std::string>> orders;
-  for (const std::size_t c : cols_) orders.push_back(distinct_values(t_, c, rows));
+  for (const std::size_t c : cols_)
+    orders.push_back(distinct_values(t_, c, rows));
   std::vector<std::pair<std::vector<std::size_t>, std::string>> combos;
   std::set<std::string> seen;
   for (const std::size_t r : rows) {
@@ -200,14 +205,15 @@ std::vector<std::string> CompositeKey::distinct(const std::vector<std::size_t>& 
     if (!seen.insert(l).second) continue;
     std::vector<std::size_t> rank;
     for (std::size_t i = 0; i < cols_.size(); ++i) {
-      rank.push_back(static_cast<std::size_t>(std::find(orders[i].begin(), orders[i].end(), t_.rows[r][cols_[i]]) -
-                                              orders[i].begin()));
+      rank.push_back(static_cast<std::size_t>(
+          std::find(orders[i].begin(), orders[i].end(), t_.rows[r][cols_[i]]) - orders[i].begin()));
     }
     combos.emplace_back(std::move(rank), std::move(l));
   }
   std::sort(combos.begin(), combos.end());
   std::vector<std::string> out;
-  for (auto& [rank, l] : combos) out.push_back(std::move(l));
+  for (auto& [rank, l] : combos)
+    out.push_back(std::move(l));
   return out;
 }
 
@@ -294,7 +300,8 @@ std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat f
   const CompositeKey row_key(t, spec.rows, context + " rows");
   const CompositeKey col_key(t, multi ? std::string() : spec.cols, context + " cols");
   std::map<std::string, std::size_t> value_col;
-  for (const std::string& v : values) value_col[v] = need_column(t, v, context + " value");
+  for (const std::string& v : values)
+    value_col[v] = need_column(t, v, context + " value");
   const std::vector<std::size_t> rows = select_rows(t, spec.where, context);
   if (rows.empty()) throw sqb::Error(context + ": no result rows match the where filters");
   const std::vector<std::string> row_keys = row_key.distinct(rows);
@@ -324,6 +331,11 @@ std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat f
   // Best per column: higher is better for SQNR, lower for everything else, unless the spec says.
   const auto direction = [&](const std::string& column_value) {
     if (spec.best != "auto") return spec.best;
+    // Counts and sweep keys have no "better" value.
+    for (const char* neutral :
+         {"iterations", "converged", "rows", "cols", "blocks", "n", "k", "bits", "seed"}) {
+      if (column_value == neutral) return std::string("none");
+    }
     return column_value.find("sqnr") != std::string::npos ? std::string("max") : std::string("min");
   };
   std::map<std::string, double> best_in_col;

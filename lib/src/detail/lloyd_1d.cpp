@@ -48,14 +48,15 @@ std::size_t SortedBlock::count_at_or_below(double t) const {
       v_.begin());
 }
 
-std::vector<double> SortedBlock::distinct_values_up_to(std::size_t limit) const {
+std::vector<double> SortedBlock::levels_if_few_distinct(std::size_t k) const {
   std::vector<double> out;
   for (std::size_t i = 0; i < v_.size(); ++i) {
     if (i == 0 || v_[i] != v_[i - 1]) {
-      if (out.size() == limit) return {};
+      if (out.size() == k) return {};
       out.push_back(v_[i]);
     }
   }
+  out.resize(k, out.back());
   return out;
 }
 
@@ -176,92 +177,27 @@ LloydResult lloyd_sorted(const SortedBlock& data, std::vector<double> init, cons
   return r;
 }
 
-LloydResult lloyd_naive(std::span<const float> data, std::vector<double> init, const LloydOptions& opt) {
-  const std::size_t k = init.size();
-  const std::size_t n = data.size();
-  LloydResult r;
-  r.centroids = std::move(init);
-  std::vector<double>& c = r.centroids;
-  std::vector<std::uint32_t> label(n, 0), prev_label;
-  std::vector<double> sum(k);
-  ClusterStats st{std::vector<std::size_t>(k), std::vector<double>(k), std::vector<double>(k),
-                  std::vector<double>(k)};
-  double prev_sse = std::numeric_limits<double>::infinity();
-  bool reseeded = false;
-  for (int it = 0; it < opt.max_iter; ++it) {
-    // Assignment: the nearest centroid by squared distance; a tie goes to the lower one when x is at or below
-    // their midpoint, the rule lloyd_sorted applies. Rounding keeps the order of distances but can merge
-    // them: for x = 5e31, (x - 0)^2 == (x - 1608)^2 in double, and "the lower one wins" then sent x to the
-    // centroid farthest from it and broke the centroids' order (found by fuzz_spec).
-    for (std::size_t i = 0; i < n; ++i) {
-      const double x = data[i];
-      std::uint32_t best = 0;
-      double best_d = (x - c[0]) * (x - c[0]);
-      for (std::size_t j = 1; j < k; ++j) {
-        const double d = (x - c[j]) * (x - c[j]);
-        if (d < best_d || (d == best_d && x > (c[best] + c[j]) * 0.5)) {
-          best_d = d;
-          best = static_cast<std::uint32_t>(j);
-        }
-      }
-      label[i] = best;
-    }
-    if (!reseeded && label == prev_label) {
-      r.converged = true;
-      break;
-    }
-    // Update.
-    std::fill(sum.begin(), sum.end(), 0.0);
-    std::fill(st.count.begin(), st.count.end(), 0);
-    std::fill(st.lo.begin(), st.lo.end(), std::numeric_limits<double>::infinity());
-    std::fill(st.hi.begin(), st.hi.end(), -std::numeric_limits<double>::infinity());
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::uint32_t j = label[i];
-      sum[j] += data[i];
-      ++st.count[j];
-      st.lo[j] = std::min<double>(st.lo[j], data[i]);
-      st.hi[j] = std::max<double>(st.hi[j], data[i]);
-    }
-    for (std::size_t j = 0; j < k; ++j) {
-      // Clamped like lloyd_sorted's (a rounded mean may leave [lo, hi] by an ulp), so both give the same
-      // iterates.
-      if (st.count[j] != 0) c[j] = std::clamp(sum[j] / static_cast<double>(st.count[j]), st.lo[j], st.hi[j]);
-    }
-    std::fill(st.sse.begin(), st.sse.end(), 0.0);
-    for (std::size_t i = 0; i < n; ++i) {
-      const double e = data[i] - c[label[i]];
-      st.sse[label[i]] += e * e;
-    }
-    double sse = 0;
-    for (const double s : st.sse)
-      sse += s;
-    r.iterations = it + 1;
-    r.sse = sse;
-    reseeded = reseed_empty(c, st);
-    prev_label = label;
-    if (!reseeded && should_stop(prev_sse, sse, opt.tol)) {
-      r.converged = true;
-      break;
-    }
-    prev_sse = sse;
-  }
-  return r;
-}
+namespace {
 
-LloydResult lloyd_encoded(std::span<const float> data, std::vector<double> init, const LloydOptions& opt) {
+// Lloyd on unsorted data, given how to label every value with a centroid: `assign(c, label)`. The update (one
+// pass: counts, sums, squares about the current centroid, ranges), the empty-cluster rule and the stopping
+// rules are shared by the two labelling strategies below.
+template <class Assign>
+LloydResult lloyd_labelled(std::span<const float> data, std::vector<double> init, const LloydOptions& opt,
+                           Assign&& assign) {
   const std::size_t k = init.size();
   const std::size_t n = data.size();
   LloydResult r;
   r.centroids = std::move(init);
   std::vector<double>& c = r.centroids;
-  std::vector<std::uint16_t> label(n), prev_label;
+  std::vector<std::uint16_t> label(n), prev_label;  // K <= 65536
   std::vector<double> sum(k), sum_sq(k);
   ClusterStats st{std::vector<std::size_t>(k), std::vector<double>(k), std::vector<double>(k),
                   std::vector<double>(k)};
   double prev_sse = std::numeric_limits<double>::infinity();
   bool reseeded = false;
   for (int it = 0; it < opt.max_iter; ++it) {
-    encode(Codebook::nearest(std::span<const double>(c)), data, std::span<std::uint16_t>(label));
+    assign(c, std::span<std::uint16_t>(label));
     if (!reseeded && label == prev_label) {
       r.converged = true;
       break;
@@ -273,7 +209,7 @@ LloydResult lloyd_encoded(std::span<const float> data, std::vector<double> init,
     std::fill(st.hi.begin(), st.hi.end(), -std::numeric_limits<double>::infinity());
     for (std::size_t i = 0; i < n; ++i) {
       const std::uint16_t j = label[i];
-      // Sums of squares about the current level keep the SSE free of cancellation.
+      // Squares about the current centroid (not about 0) keep the SSE free of cancellation.
       const double x = data[i], d = x - c[j];
       sum[j] += x;
       sum_sq[j] += d * d;
@@ -288,8 +224,9 @@ LloydResult lloyd_encoded(std::span<const float> data, std::vector<double> init,
         continue;
       }
       const double cnt = static_cast<double>(st.count[j]);
-      const double mean = sum[j] / cnt;
-      // SSE about the new mean = SSE about the old level - cnt * (mean - old level)^2.
+      // A mean lies within its cluster's range (the clamp removes rounding, as in lloyd_sorted); the SSE
+      // about it is the SSE about the old centroid minus cnt * (mean - old)^2.
+      const double mean = std::clamp(sum[j] / cnt, st.lo[j], st.hi[j]);
       st.sse[j] = std::max(0.0, sum_sq[j] - cnt * (mean - c[j]) * (mean - c[j]));
       c[j] = mean;
       sse += st.sse[j];
@@ -305,6 +242,40 @@ LloydResult lloyd_encoded(std::span<const float> data, std::vector<double> init,
     prev_sse = sse;
   }
   return r;
+}
+
+}  // namespace
+
+LloydResult lloyd_naive(std::span<const float> data, std::vector<double> init, const LloydOptions& opt) {
+  return lloyd_labelled(data, std::move(init), opt,
+                        [&](const std::vector<double>& c, std::span<std::uint16_t> label) {
+                          // The nearest centroid by squared distance; a tie goes to the lower one when x is
+                          // at or below their midpoint, the rule lloyd_sorted applies. Rounding keeps the
+                          // order of distances but can merge them: for x = 5e31, (x - 0)^2 == (x - 1608)^2 in
+                          // double, and "the lower one wins" then sent x to the centroid farthest from it and
+                          // broke the centroids' order (found by fuzz_spec).
+                          const std::size_t k = c.size();
+                          for (std::size_t i = 0; i < data.size(); ++i) {
+                            const double x = data[i];
+                            std::size_t best = 0;
+                            double best_d = (x - c[0]) * (x - c[0]);
+                            for (std::size_t j = 1; j < k; ++j) {
+                              const double d = (x - c[j]) * (x - c[j]);
+                              if (d < best_d || (d == best_d && x > (c[best] + c[j]) * 0.5)) {
+                                best_d = d;
+                                best = j;
+                              }
+                            }
+                            label[i] = static_cast<std::uint16_t>(best);
+                          }
+                        });
+}
+
+LloydResult lloyd_encoded(std::span<const float> data, std::vector<double> init, const LloydOptions& opt) {
+  return lloyd_labelled(data, std::move(init), opt,
+                        [&](const std::vector<double>& c, std::span<std::uint16_t> label) {
+                          encode(Codebook::nearest(std::span<const double>(c)), data, label);
+                        });
 }
 
 std::vector<double> cosine_levels(double lo, double hi, std::size_t k) {

@@ -31,8 +31,10 @@ class SortedBlock {
   bool sum_is_accurate(std::size_t lo, std::size_t hi) const;
   /// Number of values <= t.
   std::size_t count_at_or_below(double t) const;
-  /// The distinct values if there are at most `limit` of them, else empty.
-  std::vector<double> distinct_values_up_to(std::size_t limit) const;
+  /// With at most k distinct values the optimal k-level codebook is exact (MSE 0): those values, the last
+  /// repeated up to k levels. Returns that codebook, or an empty vector when there are more than k distinct
+  /// values.
+  std::vector<double> levels_if_few_distinct(std::size_t k) const;
 
  private:
   std::vector<float> v_;

@@ -25,11 +25,8 @@ class KMeans final : public Quantizer {
     // O(N log N) sort; its O(N K) iterations dominate).
     const detail::SortedBlock sorted(block);
     BlockDesign d;
-    // With at most K distinct values the optimum is exact: each value its own level (the rest repeat the
-    // last).
-    if (std::vector<double> distinct = sorted.distinct_values_up_to(k_); !distinct.empty()) {
-      distinct.resize(k_, distinct.back());
-      d.codebook = Codebook::nearest(distinct);
+    if (const std::vector<double> exact = sorted.levels_if_few_distinct(k_); !exact.empty()) {
+      d.codebook = Codebook::nearest(exact);
       return d;
     }
     std::vector<double> init;

@@ -20,9 +20,8 @@ class KMeansOptimal final : public Quantizer {
   BlockDesign design(std::span<const float> block, const BlockInfo&) const override {
     const detail::SortedBlock sorted(block);
     BlockDesign d;
-    if (std::vector<double> distinct = sorted.distinct_values_up_to(k_); !distinct.empty()) {
-      distinct.resize(k_, distinct.back());
-      d.codebook = Codebook::nearest(distinct);
+    if (const std::vector<double> exact = sorted.levels_if_few_distinct(k_); !exact.empty()) {
+      d.codebook = Codebook::nearest(exact);
       return d;
     }
     const double gib = static_cast<double>(k_) * static_cast<double>(block.size() + 1) * 4.0 / (1u << 30);
