@@ -3,6 +3,7 @@
 
 #include <sys/wait.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -16,13 +17,14 @@ namespace fs = std::filesystem;
 
 struct Outcome {
   int status = -1;     ///< exit status, or -signal when killed by a signal
-  std::string output;  ///< stdout and stderr together
+  std::string output;  ///< stdout and stderr together (or stdout only, see run_cli)
+  double seconds = 0;  ///< wall time
 };
 
-/// Runs `sqbench ARGS` through the shell and captures everything it prints.
-inline Outcome run_cli(const std::string& args) {
-  const std::string cmd = std::string(SQBENCH_EXE) + " " + args + " 2>&1";
+/// Runs a shell command and captures what it prints (append "2>&1" to see stderr too).
+inline Outcome shell(const std::string& cmd) {
   Outcome o;
+  const auto t0 = std::chrono::steady_clock::now();
   FILE* p = ::popen(cmd.c_str(), "r");
   if (p == nullptr) return o;
   char buf[4096];
@@ -31,7 +33,14 @@ inline Outcome run_cli(const std::string& args) {
     o.output.append(buf, got);
   const int raw = ::pclose(p);
   o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : (WIFSIGNALED(raw) ? -WTERMSIG(raw) : -1);
+  o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return o;
+}
+
+/// Runs `sqbench ARGS` and captures stdout and stderr together, or stdout alone (a Debug build prints a
+/// banner on stderr).
+inline Outcome run_cli(const std::string& args, bool with_stderr = true) {
+  return shell(std::string(SQBENCH_EXE) + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null"));
 }
 
 /// A fresh folder, removed at the end of the test.
@@ -47,8 +56,8 @@ struct TempDir {
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
-  fs::path write(const std::string& name, const std::string& text) const {
-    std::ofstream(path / name) << text;
+  fs::path write(const std::string& name, const std::string& bytes) const {
+    std::ofstream(path / name, std::ios::binary) << bytes;
     return path / name;
   }
 };

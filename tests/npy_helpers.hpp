@@ -12,31 +12,12 @@
 #include <span>
 #include <string>
 
+#include "cli_helpers.hpp"
+
 namespace sqbtest {
 
 /// A fresh folder under /tmp, removed with everything in it afterwards.
-struct ScratchDir {
-  std::filesystem::path path;
-  ScratchDir() {
-    char tmpl[] = "/tmp/sqbench-test-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  std::filesystem::path write(const std::string& name, const std::string& bytes) const {
-    std::ofstream(path / name, std::ios::binary) << bytes;
-    return path / name;
-  }
-};
-
-inline std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
+using ScratchDir = TempDir;
 
 inline std::span<const unsigned char> bytes_of(const std::string& s) {
   return {reinterpret_cast<const unsigned char*>(s.data()), s.size()};

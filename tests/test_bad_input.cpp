@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "cli_helpers.hpp"
 #include "csv.hpp"
 
 #include <signal.h>
@@ -39,29 +40,11 @@ using sqbtest::slurp;
 
 namespace {
 
-struct Outcome {
-  int status = -1;
-  std::string output;  // stdout and stderr together
-  double seconds = 0;
-};
-
-Outcome shell(const std::string& cmd) {
-  Outcome o;
-  const auto t0 = std::chrono::steady_clock::now();
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  std::size_t got;
-  while ((got = std::fread(buf, 1, sizeof buf, p)) > 0)
-    o.output.append(buf, got);
-  const int raw = ::pclose(p);
-  o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return o;
-}
+using sqbtest::Outcome;
+using sqbtest::shell;
 
 Outcome run_sqbench(const std::string& args, const std::string& prefix = "") {
-  return shell(prefix + std::string(SQBENCH_EXE) + " " + args);
+  return shell(prefix + std::string(SQBENCH_EXE) + " " + args + " 2>&1");
 }
 
 bool is_root() {
@@ -379,7 +362,7 @@ TEST_CASE("a run that cannot finish writing keeps the previous results.csv byte-
                                     "[sweep]\nquantizer = cosine\nquantizer = uniform\ndistribution = "
                                     "gaussian\nn = 100\nk = 2, 4, 8, 16, 32\n");
   const Outcome o = shell("/bin/bash -c \"trap '' XFSZ; ulimit -f 1; exec " + std::string(SQBENCH_EXE) +
-                          " run " + second.string() + " --quiet --out " + out.string() + "\"");
+                          " run " + second.string() + " --quiet --out " + out.string() + "\" 2>&1");
   INFO(o.output);
   CHECK(o.status == 2);
   // The limit is hit while appending finished cells to the partial file; the complete results stay as they

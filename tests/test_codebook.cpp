@@ -159,3 +159,44 @@ TEST_CASE("Codes picks uint8 up to K = 256 and uint16 beyond", "[codebook]") {
   CHECK_THROWS_AS(sqb::Codes(10, 0), sqb::Error);
   CHECK_THROWS_AS(sqb::Codes(10, 65537), sqb::Error);
 }
+
+TEST_CASE("large inputs: the grid-accelerated encoder is bit-identical to the reference", "[codebook]") {
+  // Long inputs take the grid path when the thresholds are evenly enough spread (uniform and Gaussian-like
+  // codebooks) and the binary search otherwise (a geometric ladder crowds its thresholds near 0): both must
+  // give exactly the reference's indices, including on every threshold and its float neighbours.
+  const std::string shape = GENERATE("uniform", "gaussian", "geometric");
+  const std::size_t k = GENERATE(18, 64, 256, 1024);
+  std::vector<float> levels(k);
+  for (std::size_t i = 0; i < k; ++i) {
+    const double u = (static_cast<double>(i) + 0.5) / static_cast<double>(k);  // in (0, 1)
+    double v = 0;
+    if (shape == std::string("uniform")) v = -3.0 + 6.0 * u;
+    if (shape == std::string("gaussian")) v = 2.0 * std::tan(3.0 * (u - 0.5));  // dense in the middle
+    if (shape == std::string("geometric"))
+      v = (u < 0.5 ? -1.0 : 1.0) * std::pow(1.618, -40.0 * std::abs(u - 0.5));
+    levels[i] = static_cast<float>(v);
+  }
+  std::sort(levels.begin(), levels.end());
+  const Codebook cb = Codebook::nearest(levels);
+  std::vector<float> x = sqbtest::draw("gaussian std=2", 200000, k + 7);
+  for (const float t : cb.thresholds()) {
+    x.push_back(t);
+    x.push_back(std::nextafter(t, -INFINITY));
+    x.push_back(std::nextafter(t, INFINITY));
+  }
+  const auto fast = enc16(cb, x);
+  std::size_t mismatches = 0;
+  for (std::size_t i = 0; i < x.size(); ++i)
+    mismatches += fast[i] != sqb::nearest_level_reference(levels, x[i]);
+  INFO(shape << " K=" << k);
+  CHECK(mismatches == 0);
+  // At +-FLT_MAX every distance rounds to the same double, so the reference cannot be used there: the ends
+  // clamp.
+  const float big = std::numeric_limits<float>::max();
+  std::vector<float> ends(20000, big);
+  ends[0] = -big;
+  const auto e = enc16(cb, ends);
+  CHECK(e[0] == 0);
+  CHECK(e[1] == k - 1);
+  CHECK(e.back() == k - 1);
+}

@@ -15,23 +15,8 @@ using Catch::Matchers::WithinRel;
 
 namespace {
 
-struct Run {
-  sqb::TensorDesign design;
-  sqb::Metrics metrics;
-};
-
-Run quantize(const std::string& spec, std::size_t k, const sqb::Tensor& t, const std::string& gran = "tensor",
-             std::uint64_t seed = 0) {
-  const auto q = sqb::make_quantizer(spec, {k, seed});
-  Run r{sqb::design_tensor(*q, t, sqb::Granularity::parse(gran), seed), {}};
-  sqb::Codes codes(t.size(), q->code_count());
-  sqb::encode_tensor(*q, t, r.design, codes);
-  std::vector<float> recon(t.size());
-  sqb::decode_tensor(r.design, codes, recon);
-  r.metrics =
-      sqb::compute_metrics(t.values, recon, codes, r.design.blocks.size(), r.design.side_floats_per_block);
-  return r;
-}
+using Run = sqbtest::QuantizedRun;
+using sqbtest::quantize;
 
 }  // namespace
 

@@ -8,31 +8,15 @@
 #include <cstdio>
 #include <sstream>
 
+#include "cli_helpers.hpp"
 #include "codebook_cmd.hpp"
 #include "sqb/error.hpp"
 #include "sqb/lloyd_max.hpp"
 
 namespace {
 
-struct Outcome {
-  int status = -1;
-  std::string output;  // stdout and stderr together
-};
-
-// stdout only (a Debug build prints a warning banner on stderr), or stdout and stderr together.
-Outcome run_cli(const std::string& args, bool with_stderr = true) {
-  const std::string cmd = std::string(SQBENCH_EXE) + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
-  Outcome o;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  std::size_t got;
-  while ((got = std::fread(buf, 1, sizeof buf, p)) > 0)
-    o.output.append(buf, got);
-  const int raw = ::pclose(p);
-  o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return o;
-}
+using sqbtest::Outcome;
+using sqbtest::run_cli;
 
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;

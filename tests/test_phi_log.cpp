@@ -27,29 +27,8 @@ const double kPhi = boost::math::constants::phi<double>();
 constexpr float kDenormMin = std::numeric_limits<float>::denorm_min();
 constexpr float kFloatMin = std::numeric_limits<float>::min();
 
-struct Run {
-  std::unique_ptr<sqb::Quantizer> q;
-  sqb::TensorDesign design;
-  sqb::Codes codes;
-  std::vector<float> recon;
-  std::map<std::string, double> extra;
-};
-
-Run quantize(const std::string& spec, std::size_t k, const sqb::Tensor& t, const std::string& g = "tensor") {
-  Run r;
-  r.q = sqb::make_quantizer(spec, {k, 0});
-  r.design = sqb::design_tensor(*r.q, t, sqb::Granularity::parse(g), 0);
-  r.codes = sqb::Codes(t.size(), r.q->code_count());
-  sqb::encode_tensor(*r.q, t, r.design, r.codes);
-  r.recon.assign(t.size(), 0.0f);
-  sqb::decode_tensor(r.design, r.codes, r.recon);
-  const auto names = r.q->extra_metric_names();
-  const auto values = r.q->extra_metrics(t, r.design, r.codes);
-  REQUIRE(names.size() == values.size());
-  for (std::size_t i = 0; i < names.size(); ++i)
-    r.extra[names[i]] = values[i];
-  return r;
-}
+using Run = sqbtest::QuantizedRun;
+using sqbtest::quantize;
 
 sqb::Tensor row_tensor(std::vector<float> x) {
   const std::size_t n = x.size();

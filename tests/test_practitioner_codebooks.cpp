@@ -25,23 +25,8 @@ using Catch::Matchers::WithinRel;
 
 namespace {
 
-struct Run {
-  sqb::TensorDesign design;
-  sqb::Metrics metrics;
-};
-
-Run quantize(const std::string& spec, std::size_t k, const sqb::Tensor& t,
-             const std::string& gran = "tensor") {
-  const auto q = sqb::make_quantizer(spec, {k, 0});
-  Run r{sqb::design_tensor(*q, t, sqb::Granularity::parse(gran), 0), {}};
-  sqb::Codes codes(t.size(), q->code_count());
-  sqb::encode_tensor(*q, t, r.design, codes);
-  std::vector<float> recon(t.size());
-  sqb::decode_tensor(r.design, codes, recon);
-  r.metrics =
-      sqb::compute_metrics(t.values, recon, codes, r.design.blocks.size(), r.design.side_floats_per_block);
-  return r;
-}
+using Run = sqbtest::QuantizedRun;
+using sqbtest::quantize;
 
 std::vector<double> as_double(const std::vector<float>& v) {
   return {v.begin(), v.end()};

@@ -1,4 +1,5 @@
 #include "codebook_cmd.hpp"
+#include "cli_args.hpp"
 
 #include <boost/program_options.hpp>
 #include <charconv>
@@ -224,18 +225,9 @@ int codebook_command(const std::vector<std::string>& args) {
   desc.add_options()("help,h", "this help")("bits,b", po::value<std::string>(),
                                             "bits b = 1..16 (K = 2^b levels)")(
       "format,f", po::value<std::string>()->default_value("text"), "text | csv | md | json");
-  po::options_description hidden;
-  hidden.add_options()("spec", po::value<std::vector<std::string>>());
-  po::options_description all;
-  all.add(desc).add(hidden);
-  po::positional_options_description pos;
-  pos.add("spec", -1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
-  if (vm.count("help")) {
-    std::cout << desc;
-    return 0;
-  }
+  const auto parsed = parse_command(args, desc, "spec");
+  if (!parsed) return 0;
+  const po::variables_map& vm = *parsed;
   if (!vm.count("spec") || vm["spec"].as<std::vector<std::string>>().size() != 1) {
     throw sqb::Error(
         "sqbench codebook: give exactly one quantizer SPEC (quoted), e.g. \"lloyd_max law=sphere d=128\"");

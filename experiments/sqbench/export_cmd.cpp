@@ -1,4 +1,5 @@
 #include "export_cmd.hpp"
+#include "cli_args.hpp"
 
 #include <boost/program_options.hpp>
 #include <cmath>
@@ -173,18 +174,9 @@ int export_command(const std::vector<std::string>& args) {
       "layout", po::value<std::string>()->default_value("rows"),
       "rows | oihw (PyTorch [out, in, ...]) | hwio (TensorFlow [..., in, out]): rows = output channels")(
       "seed", po::value<std::string>()->default_value("0"), "seed for strategies with randomness");
-  po::options_description hidden;
-  hidden.add_options()("spec", po::value<std::vector<std::string>>());
-  po::options_description all;
-  all.add(desc).add(hidden);
-  po::positional_options_description pos;
-  pos.add("spec", -1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
-  if (vm.count("help")) {
-    std::cout << desc;
-    return 0;
-  }
+  const auto parsed = parse_command(args, desc, "spec");
+  if (!parsed) return 0;
+  const po::variables_map& vm = *parsed;
   if (!vm.count("spec") || vm["spec"].as<std::vector<std::string>>().size() != 1) {
     throw sqb::Error("sqbench export: give exactly one quantizer spec (quote it: \"phi_log base=2\")");
   }

@@ -9,6 +9,7 @@
 #include <tuple>
 #include <vector>
 
+#include "cli_args.hpp"
 #include "codebook_cmd.hpp"
 #include "config.hpp"
 #include "export_cmd.hpp"
@@ -127,18 +128,9 @@ int cmd_run(const std::vector<std::string>& args, const std::string& command) {
       "cells computed in parallel (timings still never overlap)")(
       "shard", po::value<std::string>(),
       "i/n: run the i-th of n deterministic parts (default: SLURM_ARRAY_TASK_ID/COUNT when set)");
-  po::options_description hidden;
-  hidden.add_options()("config", po::value<std::vector<std::string>>());
-  po::options_description all;
-  all.add(desc).add(hidden);
-  po::positional_options_description pos;
-  pos.add("config", -1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
-  if (vm.count("help")) {
-    std::cout << desc;
-    return 0;
-  }
+  const auto parsed = sqbench::parse_command(args, desc, "config");
+  if (!parsed) return 0;
+  const po::variables_map& vm = *parsed;
   if (!vm.count("config") || vm["config"].as<std::vector<std::string>>().size() != 1) {
     std::cerr << "sqbench run: give exactly one CONFIG file (e.g. configs/quick.ini)\n";
     return kUsageError;
@@ -182,18 +174,9 @@ int cmd_table(const std::vector<std::string>& args) {
       "bold the best per column: auto | min | max | none")(
       "digits", po::value<int>()->default_value(4), "significant digits")("title", po::value<std::string>(),
                                                                           "caption");
-  po::options_description hidden;
-  hidden.add_options()("results", po::value<std::vector<std::string>>());
-  po::options_description all;
-  all.add(desc).add(hidden);
-  po::positional_options_description pos;
-  pos.add("results", -1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
-  if (vm.count("help")) {
-    std::cout << desc;
-    return 0;
-  }
+  const auto parsed = sqbench::parse_command(args, desc, "results");
+  if (!parsed) return 0;
+  const po::variables_map& vm = *parsed;
   if (!vm.count("results") || vm["results"].as<std::vector<std::string>>().size() != 1) {
     throw sqb::Error("sqbench table: give exactly one results CSV file");
   }
@@ -260,18 +243,9 @@ int cmd_merge(const std::vector<std::string>& args) {
       "sqbench merge DIR... [--out DIR]: combine shard folders and render tables/plots");
   desc.add_options()("help,h", "this help")(
       "out,o", po::value<std::string>(), "output folder (default results/<name>/)")("quiet,q", "less output");
-  po::options_description hidden;
-  hidden.add_options()("dirs", po::value<std::vector<std::string>>());
-  po::options_description all;
-  all.add(desc).add(hidden);
-  po::positional_options_description pos;
-  pos.add("dirs", -1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
-  if (vm.count("help")) {
-    std::cout << desc;
-    return 0;
-  }
+  const auto parsed = sqbench::parse_command(args, desc, "dirs");
+  if (!parsed) return 0;
+  const po::variables_map& vm = *parsed;
   if (!vm.count("dirs")) throw sqb::Error("sqbench merge: give the shard folders to combine");
   std::vector<std::filesystem::path> dirs;
   for (const auto& d : vm["dirs"].as<std::vector<std::string>>())
@@ -289,18 +263,9 @@ int cmd_render(const std::vector<std::string>& args) {
       "config,c", po::value<std::string>(),
       "take the [table.*] and [plot.*] sections from this config instead of DIR/config.ini")("quiet,q",
                                                                                              "less output");
-  po::options_description hidden;
-  hidden.add_options()("dir", po::value<std::vector<std::string>>());
-  po::options_description all;
-  all.add(desc).add(hidden);
-  po::positional_options_description pos;
-  pos.add("dir", -1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
-  if (vm.count("help")) {
-    std::cout << desc;
-    return 0;
-  }
+  const auto parsed = sqbench::parse_command(args, desc, "dir");
+  if (!parsed) return 0;
+  const po::variables_map& vm = *parsed;
   if (!vm.count("dir") || vm["dir"].as<std::vector<std::string>>().size() != 1) {
     throw sqb::Error("sqbench render: give exactly one results folder");
   }

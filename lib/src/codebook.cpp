@@ -79,6 +79,65 @@ namespace {
 // per threshold per 8 elements) beats a binary search; measured in experiments/microbench (encode kernels).
 constexpr std::size_t kLinearMaxThresholds = 16;
 
+// The grid search below pays O(K) to set up, so it is used only for inputs of at least this many values per
+// bucket.
+constexpr std::size_t kGridMinValuesPerBucket = 8;
+// At most this many thresholds in any three neighbouring buckets (what one search may step over); codebooks
+// that crowd more together (a geometric ladder near 0, say) use the binary search instead.
+constexpr std::size_t kGridMaxSteps = 8;
+
+std::size_t grid_buckets(std::size_t thresholds) {
+  return std::bit_ceil(4 * thresholds);
+}
+
+// Encoding with a uniform grid over [t_first, t_last]: bucket j of B covers [t0 + j w, t0 + (j+1) w), and
+// start[j] is the number of thresholds below the *previous* bucket's left edge, so even when rounding puts x
+// in the bucket after its true one, start[j] <= #{t < x}. The count is then finished by at most kGridMaxSteps
+// branch-free steps over the thresholds (padded with +inf). Exactly the same result as the binary search.
+// Returns false (nothing written) when the thresholds are too unevenly spread for that.
+template <class Index>
+bool encode_grid(std::span<const float> t, std::span<const float> x, std::span<Index> out) {
+  const double t0 = t.front(), t1 = t.back();
+  if (!(t1 > t0)) return false;
+  const std::size_t buckets = grid_buckets(t.size());
+  const double width = (t1 - t0) / static_cast<double>(buckets);
+  const double inv = static_cast<double>(buckets) / (t1 - t0);
+  if (!std::isfinite(inv) || !(width > 0)) return false;
+  std::vector<std::uint32_t> start(buckets + 1, 0);
+  std::size_t below = 0;  // thresholds < the left edge of bucket j - 1
+  for (std::size_t j = 1; j <= buckets; ++j) {
+    const double edge = t0 + static_cast<double>(j - 1) * width;
+    while (below < t.size() && static_cast<double>(t[below]) < edge)
+      ++below;
+    start[j] = static_cast<std::uint32_t>(below);
+  }
+  std::size_t steps = 0;
+  for (std::size_t j = 0; j < buckets; ++j) {
+    // x found in bucket j lies in [edge(j - 1), edge(j + 2)) even if rounding moved it by one bucket either
+    // way: the thresholds there are the most it can need to step over.
+    const std::size_t until = j + 3 <= buckets ? start[j + 3] : t.size();
+    steps = std::max(steps, until - start[j]);
+  }
+  if (steps > kGridMaxSteps) return false;
+  std::vector<float> padded(t.size() + steps + 1, std::numeric_limits<float>::infinity());
+  std::copy(t.begin(), t.end(), padded.begin());
+  const float* pt = padded.data();
+  const std::uint32_t* ps = start.data();
+  const std::size_t last = t.size();
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const float v = x[i];
+    const double u = (static_cast<double>(v) - t0) * inv;
+    // Values outside [t0, t1] (and NaN) clamp to the end buckets; the steps then finish the count exactly.
+    const std::size_t j =
+        u > 0 ? (u < static_cast<double>(buckets) ? static_cast<std::size_t>(u) : buckets - 1) : 0;
+    std::size_t pos = ps[j];
+    for (std::size_t k = 0; k < steps; ++k)
+      pos += pt[pos] < v;
+    out[i] = static_cast<Index>(v > t1 ? last : pos);
+  }
+  return true;
+}
+
 template <class Index>
 void encode_impl(const Codebook& cb, std::span<const float> x, std::span<Index> out) {
   if (out.size() != x.size()) {
@@ -109,6 +168,8 @@ void encode_impl(const Codebook& cb, std::span<const float> x, std::span<Index> 
       for (std::size_t i = 0; i < m; ++i)
         out[base + i] = static_cast<Index>(count[i]);
     }
+  } else if (n >= kGridMinValuesPerBucket * grid_buckets(t.size()) && encode_grid(t, x, out)) {
+    // done: a uniform grid narrowed every search to a few thresholds
   } else {
     // Branch-free binary search over the thresholds padded to 2^p - 1 entries with +inf (never below a
     // value). Eight values are searched side by side: their load chains are independent, so their latencies
@@ -177,11 +238,40 @@ void decode(const Codebook& cb, std::span<const std::uint16_t> codes, std::span<
   decode_impl(cb, codes, out);
 }
 
+namespace {
+
+// |x - l| exactly, as an unevaluated sum hi + lo (Knuth's TwoSum of x and -l): a double alone cannot tell
+// 1/6 - 2^-149 from 1/6, so plain double distances would tie where the true distances differ.
+struct Distance {
+  double hi, lo;
+};
+
+Distance distance(double x, double l) {
+  const double s = x - l;
+  const double bb = s - x;
+  double err = (x - (s - bb)) + (-l - bb);
+  double hi = s;
+  if (hi < 0 || (hi == 0 && err < 0)) {
+    hi = -hi;
+    err = -err;
+  }
+  return {hi, err};
+}
+
+bool operator<(const Distance& a, const Distance& b) {
+  return a.hi < b.hi || (a.hi == b.hi && a.lo < b.lo);
+}
+bool operator==(const Distance& a, const Distance& b) {
+  return a.hi == b.hi && a.lo == b.lo;
+}
+
+}  // namespace
+
 std::size_t nearest_level_reference(std::span<const float> levels, float x) {
   std::size_t best = 0;
-  double best_d = std::abs(static_cast<double>(x) - levels[0]);
+  Distance best_d = distance(x, levels[0]);
   for (std::size_t i = 1; i < levels.size(); ++i) {
-    const double d = std::abs(static_cast<double>(x) - levels[i]);
+    const Distance d = distance(x, levels[i]);
     if (d < best_d || (d == best_d && levels[i] == levels[best] && x > levels[i])) {
       best = i;
       best_d = d;
