@@ -1,8 +1,8 @@
 // libFuzzer target: the INI config loader, exactly as `sqbench run` uses it (load_config on a file, which
-// runs check_ini_text and then Boost.program_options and the key-by-key validation), then the sweep's
-// planning (every distribution and quantizer built, every n checked). Any input must load or throw
-// sqb::Error; any other exception escaping (a std::logic_error, a Boost error that was not translated)
-// aborts and counts as a finding.
+// runs check_ini_text and then Boost.program_options and the key-by-key validation), then the run's
+// planning (make_plan and check_outputs: every distribution and quantizer built, every n checked, every
+// table and plot column checked). Any input must load or throw sqb::Error; any other exception escaping
+// (a std::logic_error, a Boost error that was not translated) aborts and counts as a finding.
 
 #include <unistd.h>
 
@@ -12,9 +12,8 @@
 #include <string>
 
 #include "config.hpp"
-#include "sqb/distribution.hpp"
+#include "plan.hpp"
 #include "sqb/error.hpp"
-#include "sqb/registry.hpp"
 
 namespace {
 
@@ -46,35 +45,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   try {
     const sqbench::Config c = sqbench::load_config(path);
-    // A loaded config is complete: every list has a value.
-    if (c.sweep.quantizers.empty() || c.sweep.distributions.empty() || c.sweep.n.empty() ||
-        c.sweep.k.empty() || c.sweep.granularities.empty() || c.sweep.seeds.empty() || c.repeats < 1) {
-      __builtin_printf("fuzz_ini: a loaded config has an empty list\n");
+    // A loaded config is complete: at least one sweep, and every list of every sweep has a value.
+    if (c.sweeps.empty() || c.repeats < 1) {
+      __builtin_printf("fuzz_ini: a loaded config has no sweep or no repeats\n");
       __builtin_trap();
     }
-    // Plan the sweep as `sqbench run` does before any work: build every distribution (files relative to
-    // the config's folder) and check every n, build every quantizer for every K.
-    const sqb::DistributionContext ctx{path.parent_path()};
-    for (const std::string& d : c.sweep.distributions) {
-      try {
-        const auto dist = sqb::make_distribution(d, ctx);
-        for (const std::size_t n : c.sweep.n) {
-          try {
-            dist->check_n(n);
-          } catch (const sqb::Error&) {
-          }
-        }
-      } catch (const sqb::Error&) {
+    for (const sqbench::SweepSpec& s : c.sweeps) {
+      if (s.quantizers.empty() || s.distributions.empty() || s.n.empty() || s.k.empty() ||
+          s.granularities.empty() || s.seeds.empty() || s.repeats < 0) {
+        __builtin_printf("fuzz_ini: a loaded sweep has an empty list\n");
+        __builtin_trap();
       }
     }
-    for (const std::string& q : c.sweep.quantizers) {
-      for (const std::size_t k : c.sweep.k) {
-        try {
-          sqb::make_quantizer(q, {k, 0});
-        } catch (const sqb::Error&) {
-        }
-      }
-    }
+    // Plan the run as `sqbench run` does before any work: every distribution and quantizer built, every n
+    // checked, every table and plot column checked against the results header.
+    const sqbench::Plan plan = sqbench::make_plan(c);
+    sqbench::check_outputs(c, plan.header);
   } catch (const sqb::Error&) {
   }
   return 0;
