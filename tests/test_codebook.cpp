@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <limits>
+#include <numbers>
 #include <random>
 
 #include "helpers.hpp"
@@ -162,16 +163,18 @@ TEST_CASE("Codes picks uint8 up to K = 256 and uint16 beyond", "[codebook]") {
 
 TEST_CASE("large inputs: the grid-accelerated encoder is bit-identical to the reference", "[codebook]") {
   // Long inputs take the grid path when the thresholds are evenly enough spread (uniform and Gaussian-like
-  // codebooks) and the binary search otherwise (a geometric ladder crowds its thresholds near 0): both must
-  // give exactly the reference's indices, including on every threshold and its float neighbours.
-  const std::string shape = GENERATE("uniform", "gaussian", "geometric");
-  const std::size_t k = GENERATE(18, 64, 256, 1024);
+  // codebooks: 1 to 4 steps after the bucket lookup) and the binary search otherwise (a cosine codebook
+  // crowds its ends, a geometric ladder crowds 0): both must give exactly the reference's indices, including
+  // on every threshold and its float neighbours.
+  const std::string shape = GENERATE("uniform", "gaussian", "cosine", "geometric");
+  const std::size_t k = GENERATE(18, 32, 64, 256, 1024);
   std::vector<float> levels(k);
   for (std::size_t i = 0; i < k; ++i) {
     const double u = (static_cast<double>(i) + 0.5) / static_cast<double>(k);  // in (0, 1)
     double v = 0;
     if (shape == std::string("uniform")) v = -3.0 + 6.0 * u;
-    if (shape == std::string("gaussian")) v = 2.0 * std::tan(3.0 * (u - 0.5));  // dense in the middle
+    if (shape == std::string("gaussian")) v = 2.0 * std::tan(3.0 * (u - 0.5));      // dense in the middle
+    if (shape == std::string("cosine")) v = -2.0 * std::cos(std::numbers::pi * u);  // dense at both ends
     if (shape == std::string("geometric"))
       v = (u < 0.5 ? -1.0 : 1.0) * std::pow(1.618, -40.0 * std::abs(u - 0.5));
     levels[i] = static_cast<float>(v);

@@ -82,12 +82,50 @@ constexpr std::size_t kLinearMaxThresholds = 16;
 // The grid search below pays O(K) to set up, so it is used only for inputs of at least this many values per
 // bucket.
 constexpr std::size_t kGridMinValuesPerBucket = 8;
-// At most this many thresholds in any three neighbouring buckets (what one search may step over); codebooks
-// that crowd more together (a geometric ladder near 0, say) use the binary search instead.
-constexpr std::size_t kGridMaxSteps = 8;
+// The grid search steps over at most this many thresholds (those in any three neighbouring buckets); beyond
+// that, or when the binary search needs fewer than kGridOverheadLevels + steps levels, the binary search is
+// used. Measured in experiments/microbench (encode/<shape>/...): a grid lookup costs about as much as four
+// binary-search levels plus one per step, so a uniform codebook (1 step) gains from K = 32 on, a
+// Gaussian-shaped one (2-3 steps) from K = 64 on, and a cosine one (ends crowded: 8 steps at K = 256) never.
+constexpr std::size_t kGridMaxSteps = 4;
+constexpr std::size_t kGridOverheadLevels = 4;
 
 std::size_t grid_buckets(std::size_t thresholds) {
   return std::bit_ceil(4 * thresholds);
+}
+
+// The grid's per-value loop with the step count known at compile time (fully unrolled), eight values side by
+// side so that their load chains overlap.
+template <std::size_t Steps, class Index>
+void grid_search(const float* pt, const std::uint32_t* ps, double t0, double inv, double buckets, float t1,
+                 std::size_t last, std::span<const float> x, std::span<Index> out) {
+  const std::size_t top = static_cast<std::size_t>(buckets) - 1;
+  // Values outside [t0, t1] (and NaN) clamp to the end buckets; the steps then finish the count exactly.
+  const auto bucket = [&](float v) {
+    const double u = (static_cast<double>(v) - t0) * inv;
+    return u > 0 ? (u < buckets ? static_cast<std::size_t>(u) : top) : std::size_t{0};
+  };
+  constexpr std::size_t kLanes = 8;
+  const std::size_t n = x.size();
+  std::size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    std::size_t pos[kLanes];
+    for (std::size_t l = 0; l < kLanes; ++l)
+      pos[l] = ps[bucket(x[i + l])];
+    for (std::size_t k = 0; k < Steps; ++k) {
+      for (std::size_t l = 0; l < kLanes; ++l)
+        pos[l] += pt[pos[l]] < x[i + l];
+    }
+    for (std::size_t l = 0; l < kLanes; ++l)
+      out[i + l] = static_cast<Index>(x[i + l] > t1 ? last : pos[l]);
+  }
+  for (; i < n; ++i) {
+    const float v = x[i];
+    std::size_t pos = ps[bucket(v)];
+    for (std::size_t k = 0; k < Steps; ++k)
+      pos += pt[pos] < v;
+    out[i] = static_cast<Index>(v > t1 ? last : pos);
+  }
 }
 
 // Encoding with a uniform grid over [t_first, t_last]: bucket j of B covers [t0 + j w, t0 + (j+1) w), and
@@ -118,22 +156,29 @@ bool encode_grid(std::span<const float> t, std::span<const float> x, std::span<I
     const std::size_t until = j + 3 <= buckets ? start[j + 3] : t.size();
     steps = std::max(steps, until - start[j]);
   }
-  if (steps > kGridMaxSteps) return false;
-  std::vector<float> padded(t.size() + steps + 1, std::numeric_limits<float>::infinity());
+  const std::size_t binary_levels = std::bit_width(t.size());  // levels of the padded binary search
+  if (steps > kGridMaxSteps || kGridOverheadLevels + steps > binary_levels) return false;
+  std::vector<float> padded(t.size() + kGridMaxSteps + 1, std::numeric_limits<float>::infinity());
   std::copy(t.begin(), t.end(), padded.begin());
-  const float* pt = padded.data();
-  const std::uint32_t* ps = start.data();
-  const std::size_t last = t.size();
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const float v = x[i];
-    const double u = (static_cast<double>(v) - t0) * inv;
-    // Values outside [t0, t1] (and NaN) clamp to the end buckets; the steps then finish the count exactly.
-    const std::size_t j =
-        u > 0 ? (u < static_cast<double>(buckets) ? static_cast<std::size_t>(u) : buckets - 1) : 0;
-    std::size_t pos = ps[j];
-    for (std::size_t k = 0; k < steps; ++k)
-      pos += pt[pos] < v;
-    out[i] = static_cast<Index>(v > t1 ? last : pos);
+  const auto run = [&]<std::size_t S>(std::integral_constant<std::size_t, S>) {
+    grid_search<S>(padded.data(), start.data(), t0, inv, static_cast<double>(buckets), t.back(), t.size(), x,
+                   out);
+  };
+  static_assert(kGridMaxSteps == 4, "one case per step count below");
+  switch (steps) {
+    case 0:  // cannot happen (every threshold lies in some bucket); one step is still exact
+    case 1:
+      run(std::integral_constant<std::size_t, 1>{});
+      break;
+    case 2:
+      run(std::integral_constant<std::size_t, 2>{});
+      break;
+    case 3:
+      run(std::integral_constant<std::size_t, 3>{});
+      break;
+    default:
+      run(std::integral_constant<std::size_t, 4>{});
+      break;
   }
   return true;
 }
