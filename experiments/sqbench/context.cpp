@@ -148,9 +148,11 @@ std::string context_json(const Config& config, const RunInfo& run) {
   const std::string src(sqb::source_dir());
   bool git_ok = false;
   const std::string sha = command_output("git -C '" + src + "' rev-parse --short=12 HEAD", &git_ok);
+  // Dirty means a tracked input changed: sources, configs, scripts. Committed outputs under results/ do not
+  // count (a run that rewrites one folder would otherwise mark every later run as dirty).
   bool dirty_ok = false;
-  const std::string dirty =
-      command_output("git -C '" + src + "' status --porcelain --untracked-files=no", &dirty_ok);
+  const std::string dirty = command_output(
+      "git -C '" + src + "' status --porcelain --untracked-files=no -- . ':(exclude)results'", &dirty_ok);
 
   std::string skipped = "{";
   for (const auto& [reason, count] : run.skipped) {
