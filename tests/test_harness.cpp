@@ -410,13 +410,15 @@ TEST_CASE("tables with several value columns and with combined column keys", "[h
   const fs::path out = dir.path / "out";
   REQUIRE(run_cli("run " + cfg.string() + " --quiet --out " + out.string()).status == 0);
   const std::string csv = (out / "results.csv").string();
-  const Outcome multi = run_cli("table " + csv + " --rows quantizer --value mse,sqnr_db --where k=16 "
-                                                 "--where distribution=gaussian --where granularity=tensor");
+  const Outcome multi = run_cli("table " + csv +
+                                " --rows quantizer --value mse,sqnr_db --where k=16 "
+                                "--where distribution=gaussian --where granularity=tensor");
   INFO(multi.output);
   REQUIRE(multi.status == 0);
   CHECK(multi.output.find("| quantizer | mse | sqnr\\_db |") != std::string::npos);
-  const Outcome combo = run_cli("table " + csv + " --rows quantizer --cols distribution,k --value mse "
-                                                 "--where granularity=tensor");
+  const Outcome combo = run_cli("table " + csv +
+                                " --rows quantizer --cols distribution,k --value mse "
+                                "--where granularity=tensor");
   INFO(combo.output);
   REQUIRE(combo.status == 0);
   CHECK(combo.output.find("| gaussian / 4 | gaussian / 16 | laplace rows=4 / 4 | laplace rows=4 / 16 |") !=

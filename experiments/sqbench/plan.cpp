@@ -192,7 +192,8 @@ void check_outputs(const Config& config, const std::vector<std::string>& header)
   };
   for (const TableSpec& t : config.tables) {
     const std::string s = "table." + t.id;
-    for (std::string c : split_list(t.rows)) check(s, "rows", c);
+    for (std::string c : split_list(t.rows))
+      check(s, "rows", c);
     for (std::string c : split_list(t.cols))
       check(s, "cols", c);
     for (const std::string& v : table_values(t))
