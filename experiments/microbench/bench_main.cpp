@@ -38,8 +38,11 @@ sqb::Codebook codebook_for(std::size_t k, Shape shape = Shape::uniform) {
   std::vector<double> levels(k);
   const double kd = static_cast<double>(k);
   if (shape == Shape::gaussian) {
-    std::vector<float> sorted = gaussian(1 << 20);
-    std::sort(sorted.begin(), sorted.end());
+    static const std::vector<float> sorted = [] {
+      std::vector<float> v = gaussian(1 << 20);
+      std::sort(v.begin(), v.end());
+      return v;
+    }();
     for (std::size_t i = 0; i < k; ++i)
       levels[i] = sorted[static_cast<std::size_t>((static_cast<double>(i) + 0.5) / kd *
                                                   static_cast<double>(sorted.size()))];

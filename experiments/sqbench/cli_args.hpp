@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "sqb/error.hpp"
+
 namespace sqbench {
 
 /// Parses a subcommand's arguments against `desc` (its options, which should include "help,h"); every other
@@ -36,6 +38,15 @@ inline std::optional<boost::program_options::variables_map> parse_command(
 inline std::vector<std::string> positionals(const boost::program_options::variables_map& vm,
                                             const std::string& positional) {
   return vm.count(positional) ? vm[positional].as<std::vector<std::string>>() : std::vector<std::string>{};
+}
+
+/// The one positional argument collected by parse_command; throws sqb::Error(`message`) unless there is
+/// exactly one.
+inline std::string single_positional(const boost::program_options::variables_map& vm,
+                                     const std::string& positional, const std::string& message) {
+  const std::vector<std::string> all = positionals(vm, positional);
+  if (all.size() != 1) throw sqb::Error(message);
+  return all.front();
 }
 
 }  // namespace sqbench

@@ -228,13 +228,11 @@ int codebook_command(const std::vector<std::string>& args) {
   const auto parsed = parse_command(args, desc, "spec");
   if (!parsed) return 0;
   const po::variables_map& vm = *parsed;
-  if (!vm.count("spec") || vm["spec"].as<std::vector<std::string>>().size() != 1) {
-    throw sqb::Error(
-        "sqbench codebook: give exactly one quantizer SPEC (quoted), e.g. \"lloyd_max law=sphere d=128\"");
-  }
+  const std::string spec = single_positional(
+      vm, "spec",
+      "sqbench codebook: give exactly one quantizer SPEC (quoted), e.g. \"lloyd_max law=sphere d=128\"");
   if (!vm.count("bits")) throw sqb::Error("sqbench codebook: parameter '--bits' is required (1..16)");
-  std::cout << codebook_report(vm["spec"].as<std::vector<std::string>>()[0], vm["bits"].as<std::string>(),
-                               vm["format"].as<std::string>());
+  std::cout << codebook_report(spec, vm["bits"].as<std::string>(), vm["format"].as<std::string>());
   return 0;
 }
 

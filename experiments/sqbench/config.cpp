@@ -1,7 +1,6 @@
 #include "config.hpp"
 
 #include <boost/program_options.hpp>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -13,6 +12,7 @@
 #include "sqb/npy.hpp"
 #include "sqb/registry.hpp"
 #include "sqb/spec.hpp"
+#include "text.hpp"
 
 namespace po = boost::program_options;
 
@@ -30,13 +30,6 @@ const std::vector<std::string> kTableKeys = {"rows", "cols", "value", "where",
 const std::vector<std::string> kPlotKeys = {"kind",  "x",         "y",     "series", "logx",  "logy",
                                             "where", "reference", "title", "xlabel", "ylabel"};
 const std::vector<std::string> kMultiKeys = {"where", "reference"};  // table/plot keys that may repeat
-
-std::string join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v)
-    out += (out.empty() ? "" : ", ") + s;
-  return out;
-}
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
@@ -142,6 +135,20 @@ std::string text_hash(std::string_view text) {
   return buf;
 }
 
+std::optional<Agg> agg_named(const std::string& name) {
+  static const std::map<std::string, Agg> aggs = {{"none", Agg::none},
+                                                  {"mean", Agg::mean},
+                                                  {"median", Agg::median},
+                                                  {"min", Agg::min},
+                                                  {"max", Agg::max}};
+  const auto it = aggs.find(name);
+  return it == aggs.end() ? std::nullopt : std::optional<Agg>(it->second);
+}
+
+bool is_best_choice(const std::string& name) {
+  return name == "auto" || name == "min" || name == "max" || name == "none";
+}
+
 Where parse_where(const std::string& text) {
   const auto eq = text.find('=');
   if (eq == std::string::npos || eq == 0) {
@@ -216,19 +223,29 @@ Config parse_config(const std::filesystem::path& path, std::string text) {
   }
 
   // A key given twice where only one value makes sense.
-  const auto single = [&](const std::vector<Setting>& list, bool lists_allowed) {
-    std::map<std::string, const Setting*> first;
+  const auto single = [&](const std::vector<Setting>& list) {
+    std::set<std::string> seen;
     for (const Setting& s : list) {
-      if (lists_allowed || contains(kMultiKeys, s.key)) continue;
-      if (first.contains(s.key))
+      if (contains(kMultiKeys, s.key)) continue;
+      if (!seen.insert(s.key).second)
         r.fail(s, "given more than once (only [sweep] keys, where and reference take lists)");
-      first[s.key] = &s;
+    }
+  };
+
+  // A quantizer or distribution spec checked against its registry entry's parameters, in canonical form.
+  const auto canonical_spec = [&](const Setting& s, const char* kind, const auto& find) {
+    try {
+      const sqb::SpecText t = sqb::SpecText::parse(s.value, kind);
+      sqb::Params(find(t.name).params, t.args, std::string(kind) + " \"" + t.canonical() + "\"");
+      return t.canonical();
+    } catch (const sqb::Error& e) {
+      r.fail(s, e.what());
     }
   };
 
   // Top level.
   c.name = path.stem().string();
-  single(sections[""], false);
+  single(sections[""]);
   for (const Setting& s : sections[""]) {
     if (s.key == "name") {
       c.name = s.value;
@@ -255,23 +272,9 @@ Config parse_config(const std::filesystem::path& path, std::string text) {
       bool has_k = false, has_bits = false, has_gran = false, has_seed = false;
       for (const Setting& s : list) {
         if (s.key == "quantizer") {
-          try {
-            const sqb::SpecText t = sqb::SpecText::parse(s.value, "quantizer");
-            const sqb::QuantizerEntry& e = sqb::find_quantizer(t.name);
-            sqb::Params(e.params, t.args, "quantizer \"" + t.canonical() + "\"");
-            sw.quantizers.push_back(t.canonical());
-          } catch (const sqb::Error& e) {
-            r.fail(s, e.what());
-          }
+          sw.quantizers.push_back(canonical_spec(s, "quantizer", sqb::find_quantizer));
         } else if (s.key == "distribution") {
-          try {
-            const sqb::SpecText t = sqb::SpecText::parse(s.value, "distribution");
-            const sqb::DistributionEntry& e = sqb::find_distribution(t.name);
-            sqb::Params(e.params, t.args, "distribution \"" + t.canonical() + "\"");
-            sw.distributions.push_back(t.canonical());
-          } catch (const sqb::Error& e) {
-            r.fail(s, e.what());
-          }
+          sw.distributions.push_back(canonical_spec(s, "distribution", sqb::find_distribution));
         } else if (s.key == "n") {
           // `all` (sqb::kWholeFile) asks a file source for every value it has; synthetic laws refuse it.
           std::string rest;
@@ -350,7 +353,7 @@ Config parse_config(const std::filesystem::path& path, std::string text) {
       unique("seed", text_of(sw.seeds));
       c.sweeps.push_back(std::move(sw));
     } else if (kind == "table") {
-      single(list, false);
+      single(list);
       TableSpec t;
       t.id = id;
       for (const Setting& s : list) {
@@ -366,22 +369,19 @@ Config parse_config(const std::filesystem::path& path, std::string text) {
           }
         }
         if (s.key == "agg") {
-          const std::map<std::string, Agg> aggs = {{"none", Agg::none},
-                                                   {"mean", Agg::mean},
-                                                   {"median", Agg::median},
-                                                   {"min", Agg::min},
-                                                   {"max", Agg::max}};
-          if (!aggs.contains(s.value)) r.fail(s, "'" + s.value + "' must be one of none|mean|median|min|max");
-          t.agg = aggs.at(s.value);
+          const std::optional<Agg> agg = agg_named(s.value);
+          if (!agg) r.fail(s, "'" + s.value + "' must be one of " + kAggChoices);
+          t.agg = *agg;
         }
         if (s.key == "best") {
-          if (!contains({"auto", "min", "max", "none"}, s.value))
-            r.fail(s, "'" + s.value + "' must be one of auto|min|max|none");
+          if (!is_best_choice(s.value)) r.fail(s, "'" + s.value + "' must be one of " + kBestChoices);
           t.best = s.value;
         }
         if (s.key == "digits") {
           const auto v = sqb::parse_integer(s.value);
-          if (!v || *v < 1 || *v > 17) r.fail(s, "'" + s.value + "' must be an integer in 1..17");
+          if (!v || *v < 1 || *v > kMaxDigits) {
+            r.fail(s, "'" + s.value + "' must be an integer in 1.." + std::to_string(kMaxDigits));
+          }
           t.digits = static_cast<int>(*v);
         }
       }
@@ -395,7 +395,7 @@ Config parse_config(const std::filesystem::path& path, std::string text) {
       if (!multi && t.cols.empty()) r.fail_section(section, "missing key 'cols' (or give several values)");
       c.tables.push_back(std::move(t));
     } else if (kind == "plot") {
-      single(list, false);
+      single(list);
       PlotSpec p;
       p.id = id;
       for (const Setting& s : list) {

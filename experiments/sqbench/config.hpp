@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -86,5 +87,13 @@ Config parse_config(const std::filesystem::path& path, std::string text);
 
 /// Parses "column=value" (for --where and where = ...). Throws sqb::Error quoting `text`.
 Where parse_where(const std::string& text);
+
+/// Table options shared by [table.<id>] sections and `sqbench table`: the aggregate named `name`, if any, and
+/// whether `name` is a valid `best` choice; the choices as users see them in errors.
+std::optional<Agg> agg_named(const std::string& name);
+bool is_best_choice(const std::string& name);
+inline constexpr const char* kAggChoices = "none|mean|median|min|max";
+inline constexpr const char* kBestChoices = "auto|min|max|none";
+inline constexpr int kMaxDigits = 17;
 
 }  // namespace sqbench

@@ -177,15 +177,14 @@ int export_command(const std::vector<std::string>& args) {
   const auto parsed = parse_command(args, desc, "spec");
   if (!parsed) return 0;
   const po::variables_map& vm = *parsed;
-  if (!vm.count("spec") || vm["spec"].as<std::vector<std::string>>().size() != 1) {
-    throw sqb::Error("sqbench export: give exactly one quantizer spec (quote it: \"phi_log base=2\")");
-  }
+  const std::string spec = single_positional(
+      vm, "spec", "sqbench export: give exactly one quantizer spec (quote it: \"phi_log base=2\")");
   if (!vm.count("input")) throw sqb::Error("sqbench export: --input FILE.npy is required");
   if (!vm.count("out")) throw sqb::Error("sqbench export: --out DIR is required");
   if (vm.count("bits") == vm.count("k"))
     throw sqb::Error("sqbench export: give exactly one of --bits and --k");
   ExportOptions opt;
-  opt.spec = vm["spec"].as<std::vector<std::string>>()[0];
+  opt.spec = spec;
   opt.input = vm["input"].as<std::string>();
   opt.out = vm["out"].as<std::string>();
   if (vm.count("bits")) {

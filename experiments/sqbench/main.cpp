@@ -131,14 +131,15 @@ int cmd_run(const std::vector<std::string>& args, const std::string& command) {
   const auto parsed = sqbench::parse_command(args, desc, "config");
   if (!parsed) return 0;
   const po::variables_map& vm = *parsed;
-  if (!vm.count("config") || vm["config"].as<std::vector<std::string>>().size() != 1) {
+  const std::vector<std::string> configs = sqbench::positionals(vm, "config");
+  if (configs.size() != 1) {
     std::cerr << "sqbench run: give exactly one CONFIG file (e.g. configs/quick.ini)\n";
     return kUsageError;
   }
   if (vm.count("resume") && vm.count("fresh")) throw sqb::Error("--resume and --fresh contradict each other");
   const int jobs = vm["jobs"].as<int>();
   if (jobs < 1 || jobs > 1024) throw sqb::Error("--jobs " + std::to_string(jobs) + " must be in 1..1024");
-  const sqbench::Config config = sqbench::load_config(vm["config"].as<std::vector<std::string>>()[0]);
+  const sqbench::Config config = sqbench::load_config(configs.front());
   sqbench::RunOptions opt;
   if (vm.count("out")) opt.out_dir = vm["out"].as<std::string>();
   opt.quiet = vm.count("quiet") > 0;
@@ -177,13 +178,11 @@ int cmd_table(const std::vector<std::string>& args) {
   const auto parsed = sqbench::parse_command(args, desc, "results");
   if (!parsed) return 0;
   const po::variables_map& vm = *parsed;
-  if (!vm.count("results") || vm["results"].as<std::vector<std::string>>().size() != 1) {
-    throw sqb::Error("sqbench table: give exactly one results CSV file");
-  }
+  const std::filesystem::path path =
+      sqbench::single_positional(vm, "results", "sqbench table: give exactly one results CSV file");
   for (const char* k : {"rows", "value"}) {
     if (!vm.count(k)) throw sqb::Error(std::string("sqbench table: --") + k + " is required");
   }
-  const std::filesystem::path path = vm["results"].as<std::vector<std::string>>()[0];
   const sqbench::CsvTable results = sqbench::read_csv(path);
   sqbench::TableSpec spec;
   spec.id =
@@ -195,20 +194,18 @@ int cmd_table(const std::vector<std::string>& args) {
     for (const auto& w : vm["where"].as<std::vector<std::string>>())
       spec.where.push_back(sqbench::parse_where(w));
   }
-  const std::map<std::string, sqbench::Agg> aggs = {{"none", sqbench::Agg::none},
-                                                    {"mean", sqbench::Agg::mean},
-                                                    {"median", sqbench::Agg::median},
-                                                    {"min", sqbench::Agg::min},
-                                                    {"max", sqbench::Agg::max}};
   const std::string agg = vm["agg"].as<std::string>();
-  if (!aggs.contains(agg)) throw sqb::Error("--agg '" + agg + "' must be one of none|mean|median|min|max");
-  spec.agg = aggs.at(agg);
+  const std::optional<sqbench::Agg> named = sqbench::agg_named(agg);
+  if (!named) throw sqb::Error("--agg '" + agg + "' must be one of " + sqbench::kAggChoices);
+  spec.agg = *named;
   spec.best = vm["best"].as<std::string>();
-  if (spec.best != "auto" && spec.best != "min" && spec.best != "max" && spec.best != "none") {
-    throw sqb::Error("--best '" + spec.best + "' must be one of auto|min|max|none");
+  if (!sqbench::is_best_choice(spec.best)) {
+    throw sqb::Error("--best '" + spec.best + "' must be one of " + sqbench::kBestChoices);
   }
   spec.digits = vm["digits"].as<int>();
-  if (spec.digits < 1 || spec.digits > 17) throw sqb::Error("--digits must be in 1..17");
+  if (spec.digits < 1 || spec.digits > sqbench::kMaxDigits) {
+    throw sqb::Error("--digits must be in 1.." + std::to_string(sqbench::kMaxDigits));
+  }
   if (vm.count("title")) spec.title = vm["title"].as<std::string>();
   const std::string format = vm["format"].as<std::string>();
   sqbench::TableFormat fmt;
@@ -246,10 +243,9 @@ int cmd_merge(const std::vector<std::string>& args) {
   const auto parsed = sqbench::parse_command(args, desc, "dirs");
   if (!parsed) return 0;
   const po::variables_map& vm = *parsed;
-  if (!vm.count("dirs")) throw sqb::Error("sqbench merge: give the shard folders to combine");
-  std::vector<std::filesystem::path> dirs;
-  for (const auto& d : vm["dirs"].as<std::vector<std::string>>())
-    dirs.emplace_back(d);
+  const std::vector<std::string> given = sqbench::positionals(vm, "dirs");
+  if (given.empty()) throw sqb::Error("sqbench merge: give the shard folders to combine");
+  const std::vector<std::filesystem::path> dirs(given.begin(), given.end());
   const auto out =
       sqbench::merge_results(dirs, vm.count("out") ? vm["out"].as<std::string>() : "", vm.count("quiet") > 0);
   std::cout << "sqbench: merged results in " << out.string() << "/\n";
@@ -266,10 +262,8 @@ int cmd_render(const std::vector<std::string>& args) {
   const auto parsed = sqbench::parse_command(args, desc, "dir");
   if (!parsed) return 0;
   const po::variables_map& vm = *parsed;
-  if (!vm.count("dir") || vm["dir"].as<std::vector<std::string>>().size() != 1) {
-    throw sqb::Error("sqbench render: give exactly one results folder");
-  }
-  const std::filesystem::path dir = vm["dir"].as<std::vector<std::string>>()[0];
+  const std::filesystem::path dir =
+      sqbench::single_positional(vm, "dir", "sqbench render: give exactly one results folder");
   const sqbench::CsvTable results = sqbench::read_csv(dir / "results.csv");
   sqbench::Config config = sqbench::load_results_config(dir);
   if (vm.count("config")) {

@@ -8,6 +8,7 @@
 #include "sqb/npy.hpp"
 #include "sqb/registry.hpp"
 #include "table.hpp"
+#include "text.hpp"
 
 namespace sqbench {
 
@@ -160,29 +161,8 @@ Plan make_plan(const Config& config) {
   return plan;
 }
 
-namespace {
-
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  if (text.empty()) return out;
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t comma = text.find(',', start);
-    std::string v = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    const auto a = v.find_first_not_of(" \t"), b = v.find_last_not_of(" \t");
-    out.push_back(a == std::string::npos ? "" : v.substr(a, b - a + 1));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return out;
-}
-
-}  // namespace
-
 void check_outputs(const Config& config, const std::vector<std::string>& header) {
-  std::string valid;
-  for (const auto& h : header)
-    valid += (valid.empty() ? "" : ", ") + h;
+  const std::string valid = join(header);
   const auto check = [&](const std::string& section, const std::string& key, const std::string& column) {
     if (column.empty()) return;
     if (std::find(header.begin(), header.end(), column) == header.end()) {

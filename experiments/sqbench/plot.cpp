@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <set>
 
 #include "files.hpp"
 #include "sqb/error.hpp"
+#include "text.hpp"
 
 namespace sqbench {
 
@@ -34,9 +34,10 @@ void check_references(const Config& config) {
     for (const std::string& r : p.references) {
       const auto& refs = reference_curves();
       if (std::none_of(refs.begin(), refs.end(), [&](const ReferenceCurve& c) { return c.name == r; })) {
-        std::string valid;
+        std::vector<std::string> names;
         for (const auto& c : refs)
-          valid += (valid.empty() ? "" : ", ") + c.name;
+          names.push_back(c.name);
+        const std::string valid = join(names);
         throw sqb::Error(config.path.string() + ": [plot." + p.id +
                          "] key 'reference': unknown reference curve '" + r + "'; valid: " + valid);
       }

@@ -5,8 +5,6 @@
 #include <cstdio>
 #include <iostream>
 
-#include "csv.hpp"
-
 namespace sqbench {
 
 namespace {

@@ -31,6 +31,7 @@
 #include "sqb/quantize.hpp"
 #include "sqb/registry.hpp"
 #include "table.hpp"
+#include "text.hpp"
 
 namespace sqbench {
 
@@ -152,8 +153,7 @@ class DataCache {
 
 double median_of(std::vector<double> v) {
   std::sort(v.begin(), v.end());
-  const std::size_t m = v.size() / 2;
-  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+  return median_of_sorted(v);
 }
 
 // median, min and MAD (median absolute deviation from the median) as CSV fields.
@@ -635,7 +635,6 @@ fs::path merge_results(const std::vector<fs::path>& dirs, fs::path out, bool qui
     }
   }
   // Where the original config is reachable, check the cell set against a fresh plan too.
-  std::error_code ec;
   try {
     const Plan plan = make_plan(config);
     if (plan.cells.size() != ordered.size()) {

@@ -8,6 +8,7 @@
 
 #include "plan.hpp"
 #include "sqb/error.hpp"
+#include "text.hpp"
 
 namespace sqbench {
 
@@ -15,10 +16,7 @@ namespace {
 
 std::size_t need_column(const CsvTable& t, const std::string& name, const std::string& context) {
   if (const auto c = t.column(name)) return *c;
-  std::string valid;
-  for (const auto& h : t.header)
-    valid += (valid.empty() ? "" : ", ") + h;
-  throw sqb::Error(context + ": no column '" + name + "' in the results; the columns are: " + valid);
+  throw sqb::Error(context + ": no column '" + name + "' in the results; the columns are: " + join(t.header));
 }
 
 bool same_value(const std::string& a, const std::string& b) {
@@ -123,16 +121,8 @@ std::string md_escape(const std::string& s) {
 class CompositeKey {
  public:
   CompositeKey(const CsvTable& t, const std::string& list, const std::string& context) : t_(t) {
-    if (list.empty()) return;
-    std::size_t start = 0;
-    while (true) {
-      const std::size_t comma = list.find(',', start);
-      std::string name = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      const auto a = name.find_first_not_of(" \t"), b = name.find_last_not_of(" \t");
-      cols_.push_back(need_column(t, a == std::string::npos ? "" : name.substr(a, b - a + 1), context));
-      if (comma == std::string::npos) break;
-      start = comma + 1;
-    }
+    for (const std::string& name : split_list(list))
+      cols_.push_back(need_column(t, name, context));
   }
   std::string label(std::size_t r) const {
     std::string out;
@@ -242,12 +232,10 @@ double combine(const CsvTable& t, const std::vector<std::size_t>& rows, std::siz
       }
     }
     if (!differing.empty()) {
-      std::string list;
-      for (const auto& d : differing)
-        list += (list.empty() ? "" : ", ") + d;
-      throw sqb::Error(
-          context + ": " + std::to_string(rows.size()) + " result rows fall into one cell and differ in " +
-          list + "; add a where filter (e.g. where = " + differing[0] + "=...) or agg = mean|median|min|max");
+      throw sqb::Error(context + ": " + std::to_string(rows.size()) +
+                       " result rows fall into one cell and differ in " + join(differing) +
+                       "; add a where filter (e.g. where = " + differing[0] +
+                       "=...) or agg = mean|median|min|max");
     }
     agg = Agg::mean;
     note = "mean of " + std::to_string(values.size()) + " seeds";
@@ -258,10 +246,8 @@ double combine(const CsvTable& t, const std::vector<std::size_t>& rows, std::siz
       return values.front();
     case Agg::max:
       return values.back();
-    case Agg::median: {
-      const std::size_t m = values.size() / 2;
-      return values.size() % 2 ? values[m] : 0.5 * (values[m - 1] + values[m]);
-    }
+    case Agg::median:
+      return median_of_sorted(values);
     default: {
       double s = 0;
       for (const double v : values)
@@ -272,17 +258,8 @@ double combine(const CsvTable& t, const std::vector<std::size_t>& rows, std::siz
 }
 
 std::vector<std::string> table_values(const TableSpec& spec) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t comma = spec.value.find(',', start);
-    std::string v = spec.value.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    const auto a = v.find_first_not_of(" \t"), b = v.find_last_not_of(" \t");
-    out.push_back(a == std::string::npos ? "" : v.substr(a, b - a + 1));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return out;
+  // An empty value is one (missing) column name, reported as such by the caller.
+  return spec.value.empty() ? std::vector<std::string>{""} : split_list(spec.value);
 }
 
 std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat fmt, const Provenance& prov) {

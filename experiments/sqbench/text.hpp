@@ -1,0 +1,41 @@
+#pragma once
+// Small text and number helpers shared by the CLI's parts (configs, tables, plots, sweeps).
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace sqbench {
+
+/// "a, b, c": the items joined with ", ".
+inline std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items)
+    out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+/// Splits "a, b,c" at commas and trims spaces and tabs around each item; "" gives no items, while an empty
+/// item between commas is kept as "".
+inline std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  if (text.empty()) return out;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t comma = text.find(',', start);
+    const std::string v = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const auto a = v.find_first_not_of(" \t"), b = v.find_last_not_of(" \t");
+    out.push_back(a == std::string::npos ? "" : v.substr(a, b - a + 1));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+/// The median of sorted, non-empty values (the mean of the middle two for an even count).
+inline double median_of_sorted(const std::vector<double>& v) {
+  const std::size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+}  // namespace sqbench
