@@ -128,16 +128,16 @@ void grid_search(const float* pt, const std::uint32_t* ps, double t0, double inv
   }
 }
 
-// Encoding with a uniform grid over [t_first, t_last]: bucket j of B covers [t0 + j w, t0 + (j+1) w), and
-// start[j] is the number of thresholds below the *previous* bucket's left edge, so even when rounding puts x
-// in the bucket after its true one, start[j] <= #{t < x}. The count is then finished by at most kGridMaxSteps
-// branch-free steps over the thresholds (padded with +inf). Exactly the same result as the binary search.
-// Returns false (nothing written) when the thresholds are too unevenly spread for that.
+// Encoding with a uniform grid of B = `buckets` over [t_first, t_last]: bucket j covers [t0 + j w, t0 + (j+1)
+// w), and start[j] is the number of thresholds below the *previous* bucket's left edge, so even when rounding
+// puts x in the bucket after its true one, start[j] <= #{t < x}. The count is then finished by at most
+// kGridMaxSteps branch-free steps over the thresholds (padded with +inf). Exactly the same result as the
+// binary search. Returns false (nothing written) when the thresholds are too unevenly spread for that.
 template <class Index>
-bool encode_grid(std::span<const float> t, std::span<const float> x, std::span<Index> out) {
+bool encode_grid(std::span<const float> t, std::span<const float> x, std::span<Index> out,
+                 std::size_t buckets) {
   const double t0 = t.front(), t1 = t.back();
   if (!(t1 > t0)) return false;
-  const std::size_t buckets = grid_buckets(t.size());
   const double width = (t1 - t0) / static_cast<double>(buckets);
   const double inv = static_cast<double>(buckets) / (t1 - t0);
   if (!std::isfinite(inv) || !(width > 0)) return false;
@@ -213,7 +213,8 @@ void encode_impl(const Codebook& cb, std::span<const float> x, std::span<Index> 
       for (std::size_t i = 0; i < m; ++i)
         out[base + i] = static_cast<Index>(count[i]);
     }
-  } else if (n >= kGridMinValuesPerBucket * grid_buckets(t.size()) && encode_grid(t, x, out)) {
+  } else if (const std::size_t buckets = grid_buckets(t.size());
+             n >= kGridMinValuesPerBucket * buckets && encode_grid(t, x, out, buckets)) {
     // done: a uniform grid narrowed every search to a few thresholds
   } else {
     // Branch-free binary search over the thresholds padded to 2^p - 1 entries with +inf (never below a

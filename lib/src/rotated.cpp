@@ -21,6 +21,7 @@
 
 #include "sqb/error.hpp"
 #include "sqb/lloyd_max.hpp"
+#include "sqb/metrics.hpp"
 #include "sqb/quantize.hpp"
 #include "sqb/registry.hpp"
 
@@ -161,9 +162,7 @@ class Rotated final : public Distribution {
     out[0] = dmse.mean();
     out[1] = dmse.se();
 
-    unsigned bits = 0;
-    while ((std::size_t{1} << bits) < cell.k)
-      ++bits;
+    const unsigned bits = index_bits(cell.k);
     const bool power_of_two = (std::size_t{1} << bits) == cell.k && bits >= 1 && bits <= 16;
     const double dd = static_cast<double>(d_);
     // d C(f_d, b): the sphere law's Lloyd-Max distortion at b bits (b = 0: the zero codebook, E||x||^2 = 1).

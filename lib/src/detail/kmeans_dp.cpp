@@ -47,74 +47,80 @@ OptimalClustering finish(const SortedBlock& d, std::size_t k, const std::vector<
   return r;
 }
 
-}  // namespace
-
-OptimalClustering kmeans_optimal_dp(const SortedBlock& d, std::size_t k) {
+// The layered DP both solvers share: cost[layer][i] is the least SSE of the first i sorted values in
+// layer + 1 clusters. Layer 0 is one cluster; `solve_layer(layer, prev, cur, split_row)` fills cur[i] (all
+// +inf on entry) from prev (the layer below) and split_row[i], the start of the last cluster, for each
+// reachable i. The split table is K x (N+1) (layer 0's row unused) and read back by `finish`.
+template <class SolveLayer>
+OptimalClustering layered_dp(const SortedBlock& d, std::size_t k, SolveLayer&& solve_layer) {
   const std::size_t n = d.size();
   const double inf = std::numeric_limits<double>::infinity();
   std::vector<double> prev(n + 1, inf), cur(n + 1, inf);
-  // split[layer * (n+1) + i]: the start of the last cluster in the best split of the first i values into
-  // layer+1 clusters (layer 0 needs none).
   std::vector<std::uint32_t> split(k * (n + 1), 0);
   for (std::size_t i = 1; i <= n; ++i)
     prev[i] = cost(d, 0, i);
   prev[0] = 0;
   for (std::size_t layer = 1; layer < k; ++layer) {
     std::fill(cur.begin(), cur.end(), inf);
-    std::uint32_t* sp = split.data() + layer * (n + 1);
-    // Solve cur[i] for i in [lo, hi] knowing the optimal split lies in [jlo, jhi]. An explicit stack replaces
-    // the recursion; the smallest optimal j is kept, which keeps opt(i) monotone.
-    struct Range {
-      std::size_t lo, hi, jlo, jhi;
-    };
-    std::vector<Range> stack{{layer + 1, n, layer, n - 1}};
-    while (!stack.empty()) {
-      const Range r = stack.back();
-      stack.pop_back();
-      if (r.lo > r.hi) continue;
-      const std::size_t mid = r.lo + (r.hi - r.lo) / 2;
-      double best = inf;
-      std::size_t best_j = r.jlo;
-      const std::size_t jend = std::min(r.jhi, mid - 1);
-      for (std::size_t j = r.jlo; j <= jend; ++j) {
-        const double v = prev[j] + cost(d, j, mid);
-        if (v < best) {
-          best = v;
-          best_j = j;
-        }
-      }
-      cur[mid] = best;
-      sp[mid] = static_cast<std::uint32_t>(best_j);
-      if (mid > r.lo) stack.push_back({r.lo, mid - 1, r.jlo, best_j});
-      if (mid < r.hi) stack.push_back({mid + 1, r.hi, best_j, r.jhi});
-    }
+    solve_layer(layer, prev, cur, split.data() + layer * (n + 1));
     std::swap(prev, cur);
   }
   return finish(d, k, split, prev[n]);
 }
 
+}  // namespace
+
+OptimalClustering kmeans_optimal_dp(const SortedBlock& d, std::size_t k) {
+  const std::size_t n = d.size();
+  // Solve cur[i] for i in [lo, hi] knowing the optimal split lies in [jlo, jhi] (divide and conquer: the
+  // smallest optimal j is kept, which keeps opt(i) monotone). An explicit stack replaces the recursion.
+  struct Range {
+    std::size_t lo, hi, jlo, jhi;
+  };
+  std::vector<Range> stack;
+  return layered_dp(
+      d, k,
+      [&](std::size_t layer, const std::vector<double>& prev, std::vector<double>& cur, std::uint32_t* sp) {
+        stack.assign(1, Range{layer + 1, n, layer, n - 1});
+        while (!stack.empty()) {
+          const Range r = stack.back();
+          stack.pop_back();
+          if (r.lo > r.hi) continue;
+          const std::size_t mid = r.lo + (r.hi - r.lo) / 2;
+          double best = std::numeric_limits<double>::infinity();
+          std::size_t best_j = r.jlo;
+          const std::size_t jend = std::min(r.jhi, mid - 1);
+          for (std::size_t j = r.jlo; j <= jend; ++j) {
+            const double v = prev[j] + cost(d, j, mid);
+            if (v < best) {
+              best = v;
+              best_j = j;
+            }
+          }
+          cur[mid] = best;
+          sp[mid] = static_cast<std::uint32_t>(best_j);
+          if (mid > r.lo) stack.push_back({r.lo, mid - 1, r.jlo, best_j});
+          if (mid < r.hi) stack.push_back({mid + 1, r.hi, best_j, r.jhi});
+        }
+      });
+}
+
 OptimalClustering kmeans_optimal_reference(const SortedBlock& d, std::size_t k) {
   const std::size_t n = d.size();
-  const double inf = std::numeric_limits<double>::infinity();
-  std::vector<double> prev(n + 1, inf), cur(n + 1, inf);
-  std::vector<std::uint32_t> split(k * (n + 1), 0);
-  for (std::size_t i = 1; i <= n; ++i)
-    prev[i] = cost(d, 0, i);
-  prev[0] = 0;
-  for (std::size_t layer = 1; layer < k; ++layer) {
-    std::fill(cur.begin(), cur.end(), inf);
-    for (std::size_t i = layer + 1; i <= n; ++i) {
-      for (std::size_t j = layer; j < i; ++j) {
-        const double v = prev[j] + cost(d, j, i);
-        if (v < cur[i]) {
-          cur[i] = v;
-          split[layer * (n + 1) + i] = static_cast<std::uint32_t>(j);
+  // Every split j of every i, O(K N^2).
+  return layered_dp(
+      d, k,
+      [&](std::size_t layer, const std::vector<double>& prev, std::vector<double>& cur, std::uint32_t* sp) {
+        for (std::size_t i = layer + 1; i <= n; ++i) {
+          for (std::size_t j = layer; j < i; ++j) {
+            const double v = prev[j] + cost(d, j, i);
+            if (v < cur[i]) {
+              cur[i] = v;
+              sp[i] = static_cast<std::uint32_t>(j);
+            }
+          }
         }
-      }
-    }
-    std::swap(prev, cur);
-  }
-  return finish(d, k, split, prev[n]);
+      });
 }
 
 }  // namespace sqb::detail

@@ -45,8 +45,8 @@ class SortedBlock {
 
 struct LloydOptions {
   int max_iter = 300;
-  /// Stop when (SSE_prev - SSE) / SSE_prev <= tol. A negative tol disables this test; the run still stops at
-  /// a fixed point (assignment unchanged).
+  /// Stop when (SSE_prev - SSE) / SSE_prev <= tol. tol <= 0 disables this test (tol = 0 runs to the exact
+  /// fixed point); the run always stops at a fixed point (assignment unchanged) or a zero SSE.
   double tol = 1e-6;
 };
 

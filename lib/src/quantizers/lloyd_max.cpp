@@ -9,6 +9,7 @@
 #include "quantizers/quantizers.hpp"
 #include "sqb/error.hpp"
 #include "sqb/lloyd_max.hpp"
+#include "sqb/metrics.hpp"
 #include "sqb/registry.hpp"
 
 namespace sqb::quantizers {
@@ -183,9 +184,7 @@ std::unique_ptr<Quantizer> make_lloyd_max(const Params& p, const BuildContext& c
   LloydMaxSetting s = resolve(p);
   s.spec = p.context();
   const std::size_t k = ctx.k;
-  unsigned bits = 0;
-  while ((std::size_t{1} << bits) < k)
-    ++bits;
+  const unsigned bits = index_bits(k);
   if ((std::size_t{1} << bits) != k || bits < 1 || bits > 16) {
     throw NotApplicable(p.context() + ": a Lloyd-Max codebook has K = 2^b levels with b in 1..16, not K = " +
                         std::to_string(k));
