@@ -4,55 +4,63 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "sqb/distribution.hpp"
-#include "sqb/metrics.hpp"
+#include "sqb/columns.hpp"
 #include "sqb/quantize.hpp"
 #include "sqb/registry.hpp"
+#include "sqb/source.hpp"
 #include "sqb/tensor.hpp"
 
 namespace sqbtest {
 
-/// n draws of a registered distribution (e.g. "gaussian"), seeded.
+/// n draws of a registered source (e.g. "gaussian"), seeded.
 inline std::vector<float> draw(const std::string& spec, std::size_t n, std::uint64_t seed) {
-  return sqb::make_distribution(spec)->draw(n, seed).values;
+  return sqb::make_source(spec)->draw(n, seed).values;
 }
 
 inline sqb::Tensor tensor(std::size_t rows, std::size_t cols, std::uint64_t seed = 1) {
   return sqb::Tensor(rows, cols, draw("gaussian", rows * cols, seed));
 }
 
-/// Everything one quantization of a tensor produces, through the same library calls as a sweep cell.
-struct QuantizedRun {
+/// One sqb::quantize result, with the quantizer it was built from and the strategy's figures by name.
+struct Run : sqb::Quantized {
   std::unique_ptr<sqb::Quantizer> q;
-  sqb::TensorDesign design;
-  sqb::Codes codes;
-  std::vector<float> recon;
-  sqb::Metrics metrics;
-  std::map<std::string, double> extra;  ///< the strategy's extra_metrics by name
+  std::map<std::string, double> extra;  ///< figures by column name
 };
 
-inline QuantizedRun quantize(const std::string& spec, std::size_t k, const sqb::Tensor& t,
-                             const std::string& granularity = "tensor", std::uint64_t seed = 0) {
-  QuantizedRun r;
+/// The library's one call, as a sweep cell makes it.
+inline Run quantize(const std::string& spec, std::size_t k, const sqb::Tensor& t,
+                    const std::string& granularity = "tensor", std::uint64_t seed = 0) {
+  Run r;
   r.q = sqb::make_quantizer(spec, {k, seed});
-  r.design = sqb::design_tensor(*r.q, t, sqb::Granularity::parse(granularity), seed);
-  r.codes = sqb::Codes(t.size(), r.q->code_count());
-  sqb::encode_tensor(*r.q, t, r.design, r.codes);
-  r.recon.assign(t.size(), 0.0f);
-  sqb::decode_tensor(r.design, r.codes, r.recon);
-  r.metrics = sqb::compute_metrics(t.values, r.recon, r.codes, r.design.blocks.size(),
-                                   r.design.side_floats_per_block);
-  const auto names = r.q->extra_metric_names();
-  const auto values = r.q->extra_metrics(t, r.design, r.codes);
-  if (names.size() != values.size())
-    throw std::logic_error(spec + ": extra metric names and values differ in count");
-  for (std::size_t i = 0; i < names.size(); ++i)
-    r.extra[names[i]] = values[i];
+  sqb::QuantizeOptions opt;
+  opt.granularity = sqb::Granularity::parse(granularity);
+  opt.seed = seed;
+  static_cast<sqb::Quantized&>(r) = sqb::quantize(t, *r.q, opt);
+  for (const sqb::Figure& f : r.figures)
+    r.extra[std::string(sqb::column_name(f.column))] = f.value;
   return r;
+}
+
+/// Encodes `x` (rows x cols like r) with r's codebooks, block by block — the shared encoder and, when q has
+/// one, its code refinement, as the pipeline's encode stage does — and decodes it again.
+inline std::vector<float> reencode(const sqb::Quantized& r, const sqb::Quantizer& q,
+                                   std::span<const float> x) {
+  std::vector<std::uint16_t> codes(x.size());
+  std::vector<float> out(x.size());
+  for (std::size_t b = 0; b < r.blocks.size(); ++b) {
+    const sqb::Block& blk = r.blocks[b];
+    const auto xs = x.subspan(blk.offset, blk.length);
+    const auto cs = std::span<std::uint16_t>(codes).subspan(blk.offset, blk.length);
+    sqb::encode(r.designs[b].codebook, xs, cs);
+    if (const auto* refiner = sqb::part_of<sqb::RefinesCodes>(q))
+      refiner->refine_codes(xs, r.designs[b].codebook, {blk.offset, r.cols}, sqb::CodeSpan(cs));
+    sqb::decode(r.designs[b].codebook, std::span<const std::uint16_t>(cs),
+                std::span<float>(out).subspan(blk.offset, blk.length));
+  }
+  return out;
 }
 
 }  // namespace sqbtest

@@ -22,30 +22,17 @@ std::vector<std::string> registry_names() {
   return names;
 }
 
-struct Result {
-  sqb::TensorDesign design;
-  sqb::Codes codes;
-  std::vector<float> recon;
-  sqb::Metrics metrics;
-};
+using Result = sqb::Quantized;
 
-// Quantizes, or returns false (and says why) when the strategy does not serve this K.
+// Quantizes through the one pipeline, or returns false (and says why) when the strategy does not serve K.
 bool run(const std::string& spec, std::size_t k, const sqb::Tensor& t, sqb::Granularity g, Result& r,
          std::uint64_t seed = 0) {
-  std::unique_ptr<sqb::Quantizer> q;
   try {
-    q = sqb::make_quantizer(spec, {k, seed});
+    r = sqb::quantize(t, spec, k, {.granularity = g, .seed = seed});
   } catch (const sqb::NotApplicable& e) {
     WARN("skipped (not applicable): " << e.what());
     return false;
   }
-  r.design = sqb::design_tensor(*q, t, g, seed);
-  r.codes = sqb::Codes(t.size(), q->code_count());
-  sqb::encode_tensor(*q, t, r.design, r.codes);
-  r.recon.assign(t.size(), 0.0f);
-  sqb::decode_tensor(r.design, r.codes, r.recon);
-  r.metrics = sqb::compute_metrics(t.values, r.recon, r.codes, r.design.blocks.size(),
-                                   r.design.side_floats_per_block);
   return true;
 }
 
@@ -59,8 +46,8 @@ TEST_CASE("contract: sorted levels, thresholds between neighbours, K levels, sta
   Result r;
   INFO(name << " K=" << k);
   if (!run(name, k, t, sqb::Granularity::parse("channel"), r)) return;
-  REQUIRE(r.design.designs.size() == 4);
-  for (const sqb::BlockDesign& d : r.design.designs) {
+  REQUIRE(r.designs.size() == 4);
+  for (const sqb::BlockDesign& d : r.designs) {
     const auto lv = d.codebook.levels();
     const auto th = d.codebook.thresholds();
     REQUIRE(lv.size() == k);
@@ -73,14 +60,9 @@ TEST_CASE("contract: sorted levels, thresholds between neighbours, K levels, sta
     for (const float v : lv)
       CHECK(std::isfinite(v));
   }
-  // Decoding, re-encoding the reconstruction and decoding again changes nothing.
-  sqb::Codes again(t.size(), k);
-  const sqb::Tensor recon(t.rows, t.cols, r.recon);
-  const auto q = sqb::make_quantizer(name, {k, 0});
-  sqb::encode_tensor(*q, recon, r.design, again);
-  std::vector<float> recon2(t.size());
-  sqb::decode_tensor(r.design, again, recon2);
-  CHECK(recon2 == r.recon);
+  // Decoding, re-encoding the reconstruction with the same codebooks and decoding again changes nothing.
+  const std::vector<float> recon2 = sqbtest::reencode(r, *sqb::make_quantizer(name, {k, 0}), r.decoded);
+  CHECK(recon2 == r.decoded);
   CHECK(std::isfinite(r.metrics.mse));
   CHECK(r.metrics.entropy_bits <= sqb::index_bits(k) + 1e-12);
 }
@@ -117,7 +99,7 @@ TEST_CASE("contract: a symmetric sample gets a symmetric codebook (deterministic
   for (const std::size_t k : {2, 3, 8, 16}) {
     Result r;
     if (!run(name, k, t, {}, r)) continue;
-    const auto lv = r.design.designs[0].codebook.levels();
+    const auto lv = r.designs[0].codebook.levels();
     const float span = lv.back() - lv.front();
     INFO(name << " K=" << k);
     for (std::size_t i = 0; i < k; ++i)
@@ -137,7 +119,7 @@ TEST_CASE("checklist: constant tensors give a finite codebook, MSE 0 and no NaN"
       CHECK(r.metrics.mse == 0.0);
       CHECK_FALSE(std::isnan(r.metrics.nmse));
       CHECK_FALSE(std::isnan(r.metrics.sqnr_db));
-      for (const float v : r.recon)
+      for (const float v : r.decoded)
         CHECK(v == value);
     }
   }
@@ -152,7 +134,7 @@ TEST_CASE("checklist: K = 1, K = 2, K > N and tiny N", "[contract][checklist]") 
       if (!run(name, k, t, {}, r)) continue;
       INFO(name << " N=" << n << " K=" << k);
       CHECK(std::isfinite(r.metrics.mse));
-      for (const float v : r.recon)
+      for (const float v : r.decoded)
         CHECK(std::isfinite(v));
       if (k == 1) CHECK(r.metrics.entropy_bits == 0.0);
     }
@@ -165,13 +147,13 @@ TEST_CASE("checklist: shape round trip at every granularity", "[contract][checkl
   const sqb::Tensor t = sqbtest::tensor(3, 100, 21);
   Result r;
   if (!run(name, 16, t, sqb::Granularity::parse(g), r)) return;
-  REQUIRE(r.recon.size() == t.size());
+  REQUIRE(r.decoded.size() == t.size());
   // Each element is reconstructed by its own block's codebook.
-  for (std::size_t b = 0; b < r.design.blocks.size(); ++b) {
-    const auto lv = r.design.designs[b].codebook.levels();
-    for (std::size_t i = 0; i < r.design.blocks[b].length; ++i) {
-      const std::size_t at = r.design.blocks[b].offset + i;
-      CHECK(r.recon[at] == lv[r.codes[at]]);
+  for (std::size_t b = 0; b < r.blocks.size(); ++b) {
+    const auto lv = r.designs[b].codebook.levels();
+    for (std::size_t i = 0; i < r.blocks[b].length; ++i) {
+      const std::size_t at = r.blocks[b].offset + i;
+      CHECK(r.decoded[at] == lv[r.codes[at]]);
     }
   }
   // Quantizing one row alone gives the same result as that row inside the tensor (per-channel and per-group;
@@ -180,8 +162,8 @@ TEST_CASE("checklist: shape round trip at every granularity", "[contract][checkl
     const sqb::Tensor row(1, t.cols, std::vector<float>(t.row(1).begin(), t.row(1).end()));
     Result single;
     REQUIRE(run(name, 16, row, sqb::Granularity::parse(g), single));
-    CHECK(std::equal(single.recon.begin(), single.recon.end(),
-                     r.recon.begin() + static_cast<std::ptrdiff_t>(t.cols)));
+    CHECK(std::equal(single.decoded.begin(), single.decoded.end(),
+                     r.decoded.begin() + static_cast<std::ptrdiff_t>(t.cols)));
   }
 }
 
@@ -192,8 +174,8 @@ TEST_CASE("checklist: determinism — same spec and seed give identical codebook
   Result a, b;
   if (!run(name, 16, t, sqb::Granularity::parse("channel"), a, 5)) return;
   REQUIRE(run(name, 16, t, sqb::Granularity::parse("channel"), b, 5));
-  for (std::size_t i = 0; i < a.design.designs.size(); ++i)
-    CHECK(a.design.designs[i].codebook == b.design.designs[i].codebook);
+  for (std::size_t i = 0; i < a.designs.size(); ++i)
+    CHECK(a.designs[i].codebook == b.designs[i].codebook);
   for (std::size_t i = 0; i < t.size(); ++i)
     CHECK(a.codes[i] == b.codes[i]);
 }
@@ -216,7 +198,7 @@ TEST_CASE("bad data: NaN or Inf is an error naming how many and the first index,
     }
   }
   REQUIRE(q);
-  CHECK_THROWS_WITH(sqb::design_tensor(*q, t, {}, 0), Catch::Contains("3 non-finite values") &&
-                                                          Catch::Contains("NaN at index 17 (row 0, col 17)"));
-  CHECK_THROWS_AS(sqb::design_tensor(*q, sqb::Tensor(), {}, 0), sqb::Error);
+  CHECK_THROWS_WITH(sqb::quantize(t, *q), Catch::Contains("3 non-finite values") &&
+                                              Catch::Contains("NaN at index 17 (row 0, col 17)"));
+  CHECK_THROWS_AS(sqb::quantize(sqb::Tensor(), *q), sqb::Error);
 }

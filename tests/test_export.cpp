@@ -72,17 +72,12 @@ TEST_CASE("export writes codes, codebooks and side values that decode to the lib
   // ... which is what the library computes for the same tensor.
   const sqb::npy::Array in = sqb::npy::read(input);
   const sqb::Tensor t = sqb::npy::to_tensor(in.shape, in.values, sqb::npy::Layout::oihw, "w.npy");
-  const auto q = sqb::make_quantizer(name, {16, 0});
-  const auto design = sqb::design_tensor(*q, t, sqb::Granularity::parse("group:16"), 0);
-  sqb::Codes c(t.size(), 16);
-  sqb::encode_tensor(*q, t, design, c);
-  std::vector<float> recon(t.size());
-  sqb::decode_tensor(design, c, recon);
-  CHECK(recon == decoded.values);
+  const sqb::Quantized r = sqb::quantize(t, name, 16, {.granularity = sqb::Granularity::parse("group:16")});
+  CHECK(r.decoded == decoded.values);
   // Side values: exactly what the storage accounting charges.
-  if (q->side_floats_per_block() > 0) {
+  if (r.side.per_block > 0) {
     const auto side = sqb::npy::read(opt.out / "side.npy");
-    CHECK(side.shape == std::vector<std::size_t>{18, q->side_floats_per_block()});
+    CHECK(side.shape == std::vector<std::size_t>{18, r.side.per_block});
   } else {
     CHECK_FALSE(fs::exists(opt.out / "side.npy"));
   }

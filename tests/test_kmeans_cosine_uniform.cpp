@@ -15,7 +15,7 @@ using Catch::Matchers::WithinRel;
 
 namespace {
 
-using Run = sqbtest::QuantizedRun;
+using Run = sqbtest::Run;
 using sqbtest::quantize;
 
 }  // namespace
@@ -30,7 +30,7 @@ TEST_CASE("cosine on N(0,1), N = 1e6, K = 256: MSE within 10% of 2.65e-4 (REFERE
 TEST_CASE("cosine levels are the Chebyshev nodes mapped onto [min, max]", "[cosine]") {
   const sqb::Tensor t(1, 3, {-2.0f, 0.0f, 6.0f});
   const Run r = quantize("cosine", 4, t);
-  const auto levels = r.design.designs[0].codebook.levels();
+  const auto levels = r.designs[0].codebook.levels();
   for (std::size_t i = 0; i < 4; ++i) {
     const double node = std::cos((2.0 * static_cast<double>(4 - i) - 1) * M_PI / 8.0);  // ascending order
     CHECK_THAT(levels[i], WithinRel(static_cast<float>(2.0 + 4.0 * node), 1e-6f));
@@ -44,15 +44,15 @@ TEST_CASE("cosine refine=R lowers the MSE and runs R Lloyd steps", "[cosine]") {
   const Run r2 = quantize("cosine refine=2", 64, t);
   CHECK(r1.metrics.mse < r0.metrics.mse);
   CHECK(r2.metrics.mse < r1.metrics.mse);
-  CHECK(r1.design.max_iterations() == 1);
-  CHECK(r2.design.max_iterations() == 2);
+  CHECK(r1.max_iterations() == 1);
+  CHECK(r2.max_iterations() == 2);
 }
 
 TEST_CASE("kmeans sorted, quantile init, N = 1e6, K = 16: MSE within 0.5% of Lloyd-Max 0.009501",
           "[kmeans][reference]") {
   const sqb::Tensor t = sqbtest::tensor(1, 1000000, 0);
   const Run r = quantize("kmeans init=quantile max_iter=100000 tol=0", 16, t);
-  CHECK(r.design.designs[0].converged);
+  CHECK(r.designs[0].converged);
   CHECK_THAT(r.metrics.mse, WithinRel(0.009501008008, 0.005));
 }
 
@@ -62,11 +62,11 @@ TEST_CASE("kmeans naive and sorted give the same codebook on the same data and i
   const sqb::Tensor t = sqbtest::tensor(1, 20000, 5);
   const Run sorted = quantize("kmeans algo=sorted tol=0 max_iter=2000 init=" + init, k, t, "tensor", 9);
   const Run naive = quantize("kmeans algo=naive tol=0 max_iter=2000 init=" + init, k, t, "tensor", 9);
-  const auto a = sorted.design.designs[0].codebook.levels();
-  const auto b = naive.design.designs[0].codebook.levels();
+  const auto a = sorted.designs[0].codebook.levels();
+  const auto b = naive.designs[0].codebook.levels();
   INFO("init=" << init << " k=" << k);
-  CHECK(sorted.design.designs[0].iterations == naive.design.designs[0].iterations);
-  CHECK(sorted.design.designs[0].converged == naive.design.designs[0].converged);
+  CHECK(sorted.designs[0].iterations == naive.designs[0].iterations);
+  CHECK(sorted.designs[0].converged == naive.designs[0].converged);
   for (std::size_t i = 0; i < k; ++i)
     CHECK_THAT(a[i], WithinRel(b[i], 1e-6f));
 }
@@ -94,11 +94,11 @@ TEST_CASE("kmeans++ init: distinct data values, sorted, deterministic per seed",
 TEST_CASE("kmeans records iterations and whether it converged", "[kmeans]") {
   const sqb::Tensor t = sqbtest::tensor(1, 50000, 3);
   const Run capped = quantize("kmeans init=uniform max_iter=3 tol=0", 64, t);
-  CHECK(capped.design.designs[0].iterations == 3);
-  CHECK_FALSE(capped.design.designs[0].converged);
+  CHECK(capped.designs[0].iterations == 3);
+  CHECK_FALSE(capped.designs[0].converged);
   const Run full = quantize("kmeans init=uniform max_iter=100000", 64, t);
-  CHECK(full.design.designs[0].converged);
-  CHECK(full.design.designs[0].iterations > 3);
+  CHECK(full.designs[0].converged);
+  CHECK(full.designs[0].iterations > 3);
   CHECK(full.metrics.mse < capped.metrics.mse);
 }
 
@@ -112,20 +112,19 @@ TEST_CASE("kmeans re-seeds empty clusters deterministically", "[kmeans]") {
   const sqb::Tensor t(1, x.size(), x);
   const std::string algo = GENERATE("sorted", "naive");
   const Run r = quantize("kmeans init=uniform tol=0 algo=" + algo, 8, t);
-  const auto levels = r.design.designs[0].codebook.levels();
+  const auto levels = r.designs[0].codebook.levels();
   CHECK(std::adjacent_find(levels.begin(), levels.end()) == levels.end());  // every centroid in use
-  CHECK(r.design.designs[0].converged);
+  CHECK(r.designs[0].converged);
   CHECK(r.metrics.mse < 1.0);
 }
 
 TEST_CASE("uniform levels span [min, max] and symmetric=1 is the absmax int-b grid", "[uniform]") {
   const sqb::Tensor t(1, 4, {-1.0f, 0.0f, 0.5f, 3.0f});
   const Run r = quantize("uniform", 5, t);
-  CHECK(std::vector<float>(r.design.designs[0].codebook.levels().begin(),
-                           r.design.designs[0].codebook.levels().end()) ==
+  CHECK(std::vector<float>(r.designs[0].codebook.levels().begin(), r.designs[0].codebook.levels().end()) ==
         std::vector<float>{-1.0f, 0.0f, 1.0f, 2.0f, 3.0f});
   const Run s = quantize("uniform symmetric=1", 16, t);  // int4: -7..7 times 3/7
-  const auto lv = s.design.designs[0].codebook.levels();
+  const auto lv = s.designs[0].codebook.levels();
   CHECK(lv.front() == -3.0f);
   CHECK(lv[7] == 0.0f);
   CHECK(lv[14] == 3.0f);

@@ -29,15 +29,7 @@ TEST_CASE("optimal k-means: divide and conquer equals the O(K N^2) programme", "
 TEST_CASE("optimal k-means is never worse than Lloyd from any initialisation", "[kmeans_optimal]") {
   const sqb::Tensor t = sqbtest::tensor(1, 20000, 33);
   const std::size_t k = GENERATE(4, 16, 64);
-  const auto mse = [&](const std::string& spec) {
-    const auto q = sqb::make_quantizer(spec, {k, 0});
-    const auto d = sqb::design_tensor(*q, t, {}, 0);
-    sqb::Codes codes(t.size(), k);
-    sqb::encode_tensor(*q, t, d, codes);
-    std::vector<float> recon(t.size());
-    sqb::decode_tensor(d, codes, recon);
-    return sqb::compute_metrics(t.values, recon, codes, 1, k).mse;
-  };
+  const auto mse = [&](const std::string& spec) { return sqb::quantize(t, spec, k).metrics.mse; };
   const double optimal = mse("kmeans_optimal");
   for (const std::string init : {"quantile", "kmeans++", "greedy", "uniform"}) {
     INFO("K=" << k << " init=" << init);
@@ -64,6 +56,6 @@ TEST_CASE("optimal k-means on N(0,1), N = 1e6, K = 16 reaches the Lloyd-Max MSE 
 
 TEST_CASE("optimal k-means refuses a split table above its memory budget", "[kmeans_optimal]") {
   const sqb::Tensor t = sqbtest::tensor(1, 100000, 3);
-  const auto q = sqb::make_quantizer("kmeans_optimal max_table_gib=0.01", {256, 0});
-  CHECK_THROWS_WITH(sqb::design_tensor(*q, t, {}, 0), Catch::Contains("max_table_gib"));
+  CHECK_THROWS_WITH(sqb::quantize(t, "kmeans_optimal max_table_gib=0.01", 256),
+                    Catch::Contains("max_table_gib"));
 }

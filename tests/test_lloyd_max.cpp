@@ -619,7 +619,7 @@ TEST_CASE("lloyd_max quantizer: a block spread near FLT_MAX keeps finite, sorted
 
 TEST_CASE("lloyd_max quantizer: storage, iterations, K = 2^b only", "[lloyd_max][quantizer]") {
   const auto side = [](const std::string& spec) {
-    return sqb::make_quantizer(spec, {16, 0})->side_floats_per_block();
+    return sqb::make_quantizer(spec, {16, 0})->side_values().per_block;
   };
   CHECK(side("lloyd_max") == 2);  // mean and sigma of the block
   CHECK(side("lloyd_max mean=0") == 1);

@@ -6,12 +6,13 @@
 #include <cmath>
 #include <set>
 
+#include "detail/measure.hpp"
 #include "helpers.hpp"
-#include "sqb/distribution.hpp"
 #include "sqb/error.hpp"
 #include "sqb/granularity.hpp"
 #include "sqb/metrics.hpp"
 #include "sqb/registry.hpp"
+#include "sqb/source.hpp"
 #include "sqb/spec.hpp"
 
 using Catch::Matchers::WithinAbs;
@@ -36,7 +37,7 @@ TEST_CASE("metrics on a hand example", "[metrics]") {
     c[2] = 2;
     c[3] = 0;
   });
-  const sqb::Metrics m = sqb::compute_metrics(x, y, codes, 2, 3);
+  const sqb::Metrics m = sqb::detail::compute_metrics(x, y, codes, 2, 3);
   CHECK_THAT(m.mse, WithinRel((0.25 + 0 + 1 + 0) / 4.0, 1e-15));
   CHECK(m.max_abs_err == 1.0);
   CHECK_THAT(m.variance, WithinRel(2.0, 1e-15));  // mean 1, deviations 0,4,4,0
@@ -50,7 +51,7 @@ TEST_CASE("metrics on a hand example", "[metrics]") {
 TEST_CASE("metrics: lossless gives SQNR +inf and NMSE 0, never NaN", "[metrics]") {
   const std::vector<float> zero(10, 0.0f);
   sqb::Codes codes(10, 1);
-  const sqb::Metrics m = sqb::compute_metrics(zero, zero, codes, 1, 1);
+  const sqb::Metrics m = sqb::detail::compute_metrics(zero, zero, codes, 1, 1);
   CHECK(m.mse == 0);
   CHECK(m.nmse == 0);
   CHECK(std::isinf(m.sqnr_db));
@@ -61,7 +62,7 @@ TEST_CASE("metrics near FLT_MAX do not overflow (sums in double)", "[metrics]") 
   const std::vector<float> x = {FLT_MAX, -FLT_MAX, FLT_MAX};
   const std::vector<float> y = {FLT_MAX, FLT_MAX, -FLT_MAX};
   sqb::Codes codes(3, 2);
-  const sqb::Metrics m = sqb::compute_metrics(x, y, codes, 1, 2);
+  const sqb::Metrics m = sqb::detail::compute_metrics(x, y, codes, 1, 2);
   CHECK(std::isfinite(m.mse));
   CHECK_THAT(m.mse, WithinRel(2.0 * 4.0 * double(FLT_MAX) * FLT_MAX / 3.0, 1e-12));
   CHECK(std::isfinite(m.variance));
@@ -138,14 +139,14 @@ TEST_CASE("distributions: seeded, reproducible, shaped by rows", "[data]") {
   const auto a = sqbtest::draw("gaussian", 1000, 42);
   CHECK(a == sqbtest::draw("gaussian", 1000, 42));
   CHECK(a != sqbtest::draw("gaussian", 1000, 43));
-  const sqb::Tensor t = sqb::make_distribution("laplace rows=4")->draw(100, 1);
+  const sqb::Tensor t = sqb::make_source("laplace rows=4")->draw(100, 1);
   CHECK(t.rows == 4);
   CHECK(t.cols == 25);
-  CHECK_THROWS_WITH(sqb::make_distribution("laplace rows=3")->draw(100, 1),
+  CHECK_THROWS_WITH(sqb::make_source("laplace rows=3")->draw(100, 1),
                     Catch::Contains("not a multiple of rows"));
-  CHECK_THROWS_WITH(sqb::make_distribution("gausian"), Catch::Contains("valid distributions: gaussian"));
-  CHECK_THROWS_WITH(sqb::make_distribution("uniform lo=2 hi=1"), Catch::Contains("'hi'"));
-  CHECK_THROWS_WITH(sqb::make_distribution("gaussian std=0"), Catch::Contains("'std'"));
+  CHECK_THROWS_WITH(sqb::make_source("gausian"), Catch::Contains("valid distributions: gaussian"));
+  CHECK_THROWS_WITH(sqb::make_source("uniform lo=2 hi=1"), Catch::Contains("'hi'"));
+  CHECK_THROWS_WITH(sqb::make_source("gaussian std=0"), Catch::Contains("'std'"));
 }
 
 TEST_CASE("distributions: Boost.Random streams are pinned (same numbers on every platform)", "[data]") {

@@ -9,11 +9,11 @@
 #include <limits>
 
 #include "npy_helpers.hpp"
-#include "sqb/distribution.hpp"
 #include "sqb/metrics.hpp"
 #include "sqb/npy.hpp"
 #include "sqb/quantize.hpp"
 #include "sqb/registry.hpp"
+#include "sqb/source.hpp"
 
 namespace {
 
@@ -68,7 +68,7 @@ TEST_CASE("edge data from .npy files: every quantizer stays finite, metrics do n
   const auto e = GENERATE_COPY(from_range(all));
   sqbtest::ScratchDir dir;
   sqb::npy::write(dir.path / "e.npy", e.shape, e.values);
-  const auto dist = sqb::make_distribution("npy path=e.npy", sqb::DistributionContext{dir.path});
+  const auto dist = sqb::make_source("npy path=e.npy", sqb::SourceContext{dir.path});
   const sqb::Tensor t = dist->draw(sqb::kWholeFile, 0);
   REQUIRE(t.size() == e.values.size());
   double lo = INFINITY, hi = -INFINITY;
@@ -88,22 +88,17 @@ TEST_CASE("edge data from .npy files: every quantizer stays finite, metrics do n
         } catch (const sqb::NotApplicable&) {
           continue;
         }
-        const sqb::TensorDesign d = sqb::design_tensor(*quant, t, sqb::Granularity::parse(g), 0);
-        for (const sqb::BlockDesign& b : d.designs) {
+        const sqb::Quantized r = sqb::quantize(t, *quant, {.granularity = sqb::Granularity::parse(g)});
+        for (const sqb::BlockDesign& b : r.designs) {
           const auto levels = b.codebook.levels();
           REQUIRE(levels.size() == k);
           for (const float l : levels)
             REQUIRE(std::isfinite(l));
           REQUIRE(std::is_sorted(levels.begin(), levels.end()));
         }
-        sqb::Codes codes(t.size(), quant->code_count());
-        sqb::encode_tensor(*quant, t, d, codes);
-        std::vector<float> recon(t.size());
-        sqb::decode_tensor(d, codes, recon);
-        for (const float r : recon)
-          REQUIRE(std::isfinite(r));
-        const sqb::Metrics m =
-            sqb::compute_metrics(t.values, recon, codes, d.blocks.size(), d.side_floats_per_block);
+        for (const float v : r.decoded)
+          REQUIRE(std::isfinite(v));
+        const sqb::Metrics& m = r.metrics;
         CHECK(std::isfinite(m.mse));
         CHECK(m.mse >= 0);
         CHECK(std::isfinite(m.max_abs_err));
@@ -138,8 +133,8 @@ TEST_CASE("kmeans sorted and naive agree on data spanning 1e-44 to 1e31 (fuzz_sp
         for (const char* algo : {"sorted", "naive"}) {
           const auto q =
               sqb::make_quantizer(std::string("kmeans tol=0 algo=") + algo + " init=" + init, {k, 3});
-          const sqb::TensorDesign d = sqb::design_tensor(*q, t, {}, 3);
-          const auto l = d.designs[0].codebook.levels();
+          const sqb::Quantized r = sqb::quantize(t, *q, {.seed = 3});
+          const auto l = r.designs[0].codebook.levels();
           levels.emplace_back(l.begin(), l.end());
         }
         REQUIRE(std::is_sorted(levels[0].begin(), levels[0].end()));

@@ -12,9 +12,9 @@
 #include <set>
 
 #include "npy_helpers.hpp"
-#include "sqb/distribution.hpp"
 #include "sqb/error.hpp"
 #include "sqb/npy.hpp"
+#include "sqb/source.hpp"
 
 namespace fs = std::filesystem;
 
@@ -35,8 +35,18 @@ void save(const fs::path& p, std::vector<std::size_t> shape, const std::vector<f
   sqb::npy::write(p, shape, v, f);
 }
 
-std::unique_ptr<sqb::Distribution> make(const std::string& spec, const fs::path& base) {
-  return sqb::make_distribution(spec, sqb::DistributionContext{base});
+std::unique_ptr<sqb::Source> make(const std::string& spec, const fs::path& base) {
+  return sqb::make_source(spec, sqb::SourceContext{base});
+}
+
+// The columns a source describes its data with, and their values.
+std::vector<sqb::Col> data_columns(const sqb::Source& s) {
+  const auto* d = sqb::part_of<sqb::DescribesData>(s);
+  return d ? d->data_columns() : std::vector<sqb::Col>{};
+}
+std::vector<double> describe(const sqb::Source& s) {
+  const auto* d = sqb::part_of<sqb::DescribesData>(s);
+  return d ? d->describe_data() : std::vector<double>{};
 }
 
 }  // namespace
@@ -55,7 +65,7 @@ TEST_CASE("npy source: the whole file, laid out by layout=, relative to the conf
     CHECK(t.cols == 12);
     CHECK(t.values == iota(48));
   }
-  CHECK(d->extra_metric_names().empty());
+  CHECK(data_columns(*d).empty());
   // layout=rows on a 1-D file is one row; hwio uses the last axis.
   save(dir.path / "bias.npy", {5}, iota(5));
   const sqb::Tensor b = make("npy path=bias.npy", dir.path)->draw(5, 0);
@@ -147,9 +157,8 @@ TEST_CASE("npy source: non-finite values are an error with count and first index
   const sqb::Tensor t = d->draw(0, 0);
   CHECK((t.rows == 1 && t.cols == 9));
   CHECK(t.values == std::vector<float>{1, 2, 3, 4, 5, 7, 9, 10, 12});
-  CHECK(d->extra_metric_names() == std::vector<std::string>{"dropped_nonfinite"});
-  const sqb::CellView view{t, t.values, 4, {}, 0, nullptr};
-  CHECK(d->extra_metrics(view) == std::vector<double>{3});
+  CHECK(data_columns(*d) == std::vector<sqb::Col>{sqb::Col::dropped_nonfinite});
+  CHECK(describe(*d) == std::vector<double>{3});
   CHECK_THROWS_WITH(d->check_n(10), Catch::Contains("more than the 9 values"));
   // A subsample draws from the kept values.
   CHECK(d->draw(5, 1).cols == 5);
@@ -157,7 +166,7 @@ TEST_CASE("npy source: non-finite values are an error with count and first index
   save(dir.path / "b.npy", {2, 2}, {1, 2, 3, 4});
   const auto clean = make("npy path=b.npy nonfinite=drop", dir.path);
   CHECK(clean->draw(0, 0).rows == 2);
-  CHECK(clean->extra_metrics(view) == std::vector<double>{0});
+  CHECK(describe(*clean) == std::vector<double>{0});
   save(dir.path / "c.npy", {2}, {NAN, -INFINITY});
   CHECK_THROWS_WITH(make("npy path=c.npy nonfinite=drop", dir.path),
                     Catch::Contains("all 2 values are NaN or +-Inf"));

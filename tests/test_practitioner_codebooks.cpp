@@ -25,7 +25,7 @@ using Catch::Matchers::WithinRel;
 
 namespace {
 
-using Run = sqbtest::QuantizedRun;
+using Run = sqbtest::Run;
 using sqbtest::quantize;
 
 std::vector<double> as_double(const std::vector<float>& v) {
@@ -108,17 +108,14 @@ TEST_CASE("fp4 is the OCP MX E2M1 value set: 16 codes, 15 distinct values, repro
   // A block whose absmax is 6 gets exactly the E2M1 values as levels.
   const sqb::Tensor data(1, 4, {6.0f, -1.2f, 0.7f, 2.9f});
   const Run r = quantize("fp4", 16, data);
-  const auto lv = r.design.designs[0].codebook.levels();
+  const auto lv = r.designs[0].codebook.levels();
   for (std::size_t i = 0; i < 16; ++i)
     CHECK(lv[i] == expected[i]);
   // and reconstructs each value to its nearest E2M1 value, sign of zero kept: -0.2 -> -0, 0.2 -> +0.
   const sqb::Tensor small(1, 3, {6.0f, -0.2f, 0.2f});
-  const auto q = sqb::make_quantizer("fp4", {16, 0});
-  const sqb::TensorDesign d = sqb::design_tensor(*q, small, {}, 0);
-  sqb::Codes codes(3, 16);
-  sqb::encode_tensor(*q, small, d, codes);
-  CHECK(codes[1] == 7);
-  CHECK(codes[2] == 8);
+  const sqb::Quantized s = sqb::quantize(small, "fp4", 16);
+  CHECK(s.codes[1] == 7);
+  CHECK(s.codes[2] == 8);
 }
 
 TEST_CASE("nf4 and fp4 serve only K = 16 and say so", "[nf4][fp4]") {
@@ -153,16 +150,16 @@ TEST_CASE("block-wise absmax (bitsandbytes' default NF4, group:64): levels are t
                                                    : sqb::quantizers::normal_quantile_table(k);
   const sqb::Tensor t = sqbtest::tensor(3, 200, 31);  // 4 groups per row, the last one 8 long
   const Run r = quantize(name, k, t, "group:64");
-  REQUIRE(r.design.blocks.size() == 12);
-  CHECK(r.design.side_floats_per_block == 1);
+  REQUIRE(r.blocks.size() == 12);
+  CHECK(r.side.per_block == 1);
   // storage: 4 index bits + one float32 scale per block (12 * 32 bits over 600 values)
   CHECK_THAT(r.metrics.storage_bits, WithinRel(4.0 + 12.0 * 32.0 / 600.0, 1e-12));
-  for (std::size_t b = 0; b < r.design.blocks.size(); ++b) {
-    const sqb::Block& blk = r.design.blocks[b];
+  for (std::size_t b = 0; b < r.blocks.size(); ++b) {
+    const sqb::Block& blk = r.blocks[b];
     float absmax = 0;
     for (std::size_t i = 0; i < blk.length; ++i)
       absmax = std::max(absmax, std::fabs(t.values[blk.offset + i]));
-    const auto lv = r.design.designs[b].codebook.levels();
+    const auto lv = r.designs[b].codebook.levels();
     INFO(name << " block " << b);
     for (std::size_t i = 0; i < k; ++i)
       CHECK(lv[i] == static_cast<float>(static_cast<double>(table[i]) * static_cast<double>(absmax)));
@@ -197,7 +194,7 @@ TEST_CASE("quantile levels equal a brute-force empirical quantile (numpy's linea
     x[i + 1] = x[i];
   const sqb::Tensor t(1, n, x);
   const Run r = quantize("quantile", k, t);
-  const auto lv = r.design.designs[0].codebook.levels();
+  const auto lv = r.designs[0].codebook.levels();
   REQUIRE(lv.size() == k);
   // Reference: the j-th order statistic by counting (the value with fewer than j+1 values below it and at
   // least j+1 at or below), then interpolation at h = (N - 1) p, p = (i + 1/2) / K.
@@ -225,7 +222,7 @@ TEST_CASE("quantile levels equal a brute-force empirical quantile (numpy's linea
     INFO("N=" << n << " K=" << k << " i=" << i);
     CHECK_THAT(lv[i], WithinAbs(expected, 1e-6 * span));
   }
-  CHECK(r.design.side_floats_per_block == k);  // a learned codebook: K float32 values per block
+  CHECK(r.side.per_block == k);  // a learned codebook: K float32 values per block
 }
 
 TEST_CASE("gaussian_table_mse reproduces Lloyd-Max distortions of N(0,1) (REFERENCE.md)",
@@ -285,7 +282,7 @@ TEST_CASE("scale=std: levels are table * (RMS of the block * the table's Gaussia
   for (const float v : x)
     ss += static_cast<double>(v) * v;
   const float s = static_cast<float>(std::sqrt(ss / static_cast<double>(x.size())) * c);
-  const auto lv = r.design.designs[0].codebook.levels();
+  const auto lv = r.designs[0].codebook.levels();
   for (std::size_t i = 0; i < k; ++i)
     CHECK(lv[i] == static_cast<float>(static_cast<double>(table[i]) * static_cast<double>(s)));
 }
@@ -354,13 +351,13 @@ TEST_CASE("scale=mse: the quantizer's levels are the table times the searched sc
                                                    : sqb::quantizers::normal_quantile_table(k);
   const sqb::Tensor t = sqbtest::tensor(2, 150, 9);
   const Run r = quantize(name + " scale=mse", k, t, "group:64");
-  for (std::size_t b = 0; b < r.design.blocks.size(); ++b) {
-    const sqb::Block& blk = r.design.blocks[b];
+  for (std::size_t b = 0; b < r.blocks.size(); ++b) {
+    const sqb::Block& blk = r.blocks[b];
     std::vector<float> x(t.values.begin() + static_cast<std::ptrdiff_t>(blk.offset),
                          t.values.begin() + static_cast<std::ptrdiff_t>(blk.offset + blk.length));
     std::sort(x.begin(), x.end());
     const auto s = static_cast<float>(sqb::detail::best_block_scale(x, as_double(table)).scale);
-    const auto lv = r.design.designs[b].codebook.levels();
+    const auto lv = r.designs[b].codebook.levels();
     for (std::size_t i = 0; i < k; ++i)
       CHECK(lv[i] == static_cast<float>(static_cast<double>(table[i]) * static_cast<double>(s)));
     // and it beats the absmax scale of the same block.
@@ -391,7 +388,7 @@ TEST_CASE("scales near the float32 limit saturate at FLT_MAX instead of producin
   const sqb::Tensor t(1, 6, {big, -big, big, 2e38f, -1e38f, big});
   const Run r = quantize(spec, 16, t);
   INFO(spec);
-  for (const float v : r.design.designs[0].codebook.levels())
+  for (const float v : r.designs[0].codebook.levels())
     CHECK(std::isfinite(v));
   CHECK(std::isfinite(r.metrics.mse));
 }
@@ -402,10 +399,10 @@ TEST_CASE("quantile: scale options rescale the empirical shape, storage stays K 
   const Run none = quantize("quantile", 16, t);
   const Run absmax = quantize("quantile scale=absmax", 16, t);
   const Run mse = quantize("quantile scale=mse", 16, t);
-  CHECK(absmax.design.side_floats_per_block == 16);
-  CHECK(mse.design.side_floats_per_block == 16);
-  const auto a = none.design.designs[0].codebook.levels();
-  const auto b = absmax.design.designs[0].codebook.levels();
+  CHECK(absmax.side.per_block == 16);
+  CHECK(mse.side.per_block == 16);
+  const auto a = none.designs[0].codebook.levels();
+  const auto b = absmax.designs[0].codebook.levels();
   float xmax = 0;
   for (const float v : x)
     xmax = std::max(xmax, std::fabs(v));

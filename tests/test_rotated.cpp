@@ -10,12 +10,12 @@
 #include <numbers>
 
 #include "helpers.hpp"
-#include "rotated.hpp"
-#include "sqb/distribution.hpp"
+#include "sources/rotated.hpp"
 #include "sqb/error.hpp"
 #include "sqb/lloyd_max.hpp"
 #include "sqb/quantize.hpp"
 #include "sqb/registry.hpp"
+#include "sqb/source.hpp"
 
 using Catch::Matchers::WithinAbs;
 using Catch::Matchers::WithinRel;
@@ -64,21 +64,17 @@ struct Cell {
 // Runs one sweep cell by hand: draw, quantize per row, decode, and ask the source for its figures.
 Cell run_cell(const std::string& dist, std::size_t n, const std::string& quantizer, std::size_t k,
               std::uint64_t seed) {
-  const auto source = sqb::make_distribution(dist);
+  const auto source = sqb::make_source(dist);
   Cell c;
   c.data = source->draw(n, seed);
-  const auto q = sqb::make_quantizer(quantizer, {k, seed});
-  const sqb::Granularity g = sqb::Granularity::parse("channel");
-  const sqb::TensorDesign design = sqb::design_tensor(*q, c.data, g, seed);
-  sqb::Codes codes(c.data.size(), q->code_count());
-  sqb::encode_tensor(*q, c.data, design, codes);
-  c.recon.assign(c.data.size(), 0.0f);
-  sqb::decode_tensor(design, codes, c.recon);
-  const sqb::CellView view{
-      c.data, c.recon, k,
-      g,      seed,    [&](std::size_t kk) { return sqb::make_quantizer(quantizer, {kk, seed}); }};
-  c.names = source->extra_metric_names();
-  c.values = source->extra_metrics(view);
+  const sqb::QuantizeOptions options{.granularity = sqb::Granularity::parse("channel"), .seed = seed};
+  const sqb::Quantized r = sqb::quantize(c.data, quantizer, k, options);
+  c.recon = r.decoded;
+  const auto* evaluation = sqb::part_of<sqb::EvaluatesResult>(*source);
+  REQUIRE(evaluation);
+  for (const sqb::Col col : evaluation->evaluation_columns())
+    c.names.emplace_back(sqb::column_name(col));
+  c.values = evaluation->evaluate({c.data, r, quantizer, k, options});
   REQUIRE(c.values.size() == c.names.size());
   return c;
 }
@@ -87,7 +83,7 @@ Cell run_cell(const std::string& dist, std::size_t n, const std::string& quantiz
 
 TEST_CASE("rotated: rows are unit vectors, a batch of one-hot rows is an orthogonal matrix", "[rotated]") {
   for (const std::string source : {"gaussian", "laplace", "student_t", "uniform", "onehot"}) {
-    const sqb::Tensor t = sqb::make_distribution("rotated d=16 source=" + source)->draw(16 * 40, 3);
+    const sqb::Tensor t = sqb::make_source("rotated d=16 source=" + source)->draw(16 * 40, 3);
     REQUIRE(t.rows == 40);
     REQUIRE(t.cols == 16);
     for (std::size_t r = 0; r < t.rows; ++r) {
@@ -98,7 +94,7 @@ TEST_CASE("rotated: rows are unit vectors, a batch of one-hot rows is an orthogo
     }
   }
   // One-hot rows e_0..e_15 rotated are the rotation's columns: their Gram matrix is the identity.
-  const sqb::Tensor q = sqb::make_distribution("rotated d=16 source=onehot")->draw(16 * 16, 4);
+  const sqb::Tensor q = sqb::make_source("rotated d=16 source=onehot")->draw(16 * 16, 4);
   for (std::size_t i = 0; i < 16; ++i) {
     for (std::size_t j = 0; j < 16; ++j) {
       double s = 0;
@@ -108,12 +104,12 @@ TEST_CASE("rotated: rows are unit vectors, a batch of one-hot rows is an orthogo
     }
   }
   // Without the rotation they stay basis vectors.
-  const sqb::Tensor e = sqb::make_distribution("rotated d=4 source=onehot rotation=none")->draw(4 * 4, 5);
+  const sqb::Tensor e = sqb::make_source("rotated d=4 source=onehot rotation=none")->draw(4 * 4, 5);
   for (std::size_t i = 0; i < 4; ++i)
     for (std::size_t j = 0; j < 4; ++j)
       CHECK(e.row(i)[j] == (i == j ? 1.0f : 0.0f));
   // Seeds are data.
-  const auto src = sqb::make_distribution("rotated d=8");
+  const auto src = sqb::make_source("rotated d=8");
   CHECK(src->draw(64, 7).values == src->draw(64, 7).values);
   CHECK(src->draw(64, 7).values != src->draw(64, 8).values);
 }
@@ -149,8 +145,8 @@ TEST_CASE("rotated coordinates follow the exact law (1+x)/2 ~ Beta((d-1)/2, (d-1
   for (const std::size_t d : {8, 64}) {
     const std::size_t vectors = d == 8 ? 50000 : 20000;
     for (const std::string source : {"gaussian", "student_t"}) {
-      const sqb::Tensor t = sqb::make_distribution("rotated d=" + std::to_string(d) + " source=" + source)
-                                ->draw(vectors * d, 2024);
+      const sqb::Tensor t =
+          sqb::make_source("rotated d=" + std::to_string(d) + " source=" + source)->draw(vectors * d, 2024);
       const std::vector<double> x = column(t, 3);
       const sqb::Law law = sqb::Law::sphere(static_cast<double>(d));
       const double p = ks_p_value(x, [&](double v) { return law.cdf(v); });
@@ -166,7 +162,7 @@ TEST_CASE("rotated coordinates follow the exact law (1+x)/2 ~ Beta((d-1)/2, (d-1
     }
   }
   // The one-hot worst case: rotated, e_0 is the rotation's first column; one coordinate per rotation.
-  const sqb::Tensor t = sqb::make_distribution("rotated d=8 source=onehot")->draw(8 * 8 * 20000, 77);
+  const sqb::Tensor t = sqb::make_source("rotated d=8 source=onehot")->draw(8 * 8 * 20000, 77);
   const sqb::Law law = sqb::Law::sphere(8);
   const double p = ks_p_value(column(t, 0, 8), [&](double v) { return law.cdf(v); });
   INFO("onehot, d = 8, KS p-value " << p);
@@ -206,12 +202,12 @@ TEST_CASE("rotated: Theorem 1 and 2 columns sit within Monte Carlo error of the 
 }
 
 TEST_CASE("rotated: bad parameters and n are errors naming them", "[rotated][baddata]") {
-  CHECK_THROWS_WITH(sqb::make_distribution("rotated"), Catch::Contains("'d'"));
-  CHECK_THROWS_WITH(sqb::make_distribution("rotated d=1"), Catch::Contains("'d'"));
-  CHECK_THROWS_WITH(sqb::make_distribution("rotated d=8 nu=3"), Catch::Contains("'nu'"));
-  CHECK_THROWS_WITH(sqb::make_distribution("rotated d=8 source=cube"), Catch::Contains("'source'"));
-  CHECK_THROWS_WITH(sqb::make_distribution("rotated d=8 queries=0"), Catch::Contains("'queries'"));
-  const auto src = sqb::make_distribution("rotated d=8");
+  CHECK_THROWS_WITH(sqb::make_source("rotated"), Catch::Contains("'d'"));
+  CHECK_THROWS_WITH(sqb::make_source("rotated d=1"), Catch::Contains("'d'"));
+  CHECK_THROWS_WITH(sqb::make_source("rotated d=8 nu=3"), Catch::Contains("'nu'"));
+  CHECK_THROWS_WITH(sqb::make_source("rotated d=8 source=cube"), Catch::Contains("'source'"));
+  CHECK_THROWS_WITH(sqb::make_source("rotated d=8 queries=0"), Catch::Contains("'queries'"));
+  const auto src = sqb::make_source("rotated d=8");
   CHECK_THROWS_WITH(src->check_n(12), Catch::Contains("multiple of d = 8"));
   CHECK_THROWS_AS(src->draw(0, 0), sqb::Error);
 }

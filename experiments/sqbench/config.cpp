@@ -6,11 +6,11 @@
 #include <sstream>
 
 #include "ini_check.hpp"
-#include "sqb/distribution.hpp"
 #include "sqb/error.hpp"
 #include "sqb/granularity.hpp"
 #include "sqb/npy.hpp"
 #include "sqb/registry.hpp"
+#include "sqb/source.hpp"
 #include "sqb/spec.hpp"
 #include "text.hpp"
 
@@ -274,7 +274,7 @@ Config parse_config(const std::filesystem::path& path, std::string text) {
         if (s.key == "quantizer") {
           sw.quantizers.push_back(canonical_spec(s, "quantizer", sqb::find_quantizer));
         } else if (s.key == "distribution") {
-          sw.distributions.push_back(canonical_spec(s, "distribution", sqb::find_distribution));
+          sw.distributions.push_back(canonical_spec(s, "distribution", sqb::find_source));
         } else if (s.key == "n") {
           // `all` (sqb::kWholeFile) asks a file source for every value it has; synthetic laws refuse it.
           std::string rest;

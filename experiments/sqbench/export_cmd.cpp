@@ -47,7 +47,9 @@ ExportResult export_quantized(const ExportOptions& opt) {
       : opt.layout == "hwio"
           ? sqb::npy::Layout::hwio
           : throw sqb::Error("--layout '" + opt.layout + "' must be one of rows|oihw|hwio");
-  const sqb::Granularity g = sqb::Granularity::parse(opt.granularity);
+  sqb::QuantizeOptions qopt;
+  qopt.granularity = sqb::Granularity::parse(opt.granularity);
+  qopt.seed = opt.seed;
   const std::unique_ptr<sqb::Quantizer> q = sqb::make_quantizer(opt.spec, {opt.k, opt.seed});
 
   const sqb::npy::Array in = sqb::npy::read(opt.input);
@@ -56,19 +58,17 @@ ExportResult export_quantized(const ExportOptions& opt) {
                      " values; export quantizes float16/float32/float64 tensors");
   }
   const sqb::Tensor t = sqb::npy::to_tensor(in.shape, in.values, layout, opt.input.string());
-  sqb::check_finite(t.values, opt.input.string(), t.cols);
-
-  const sqb::TensorDesign design = sqb::design_tensor(*q, t, g, opt.seed);
-  sqb::Codes codes(t.size(), q->code_count());
-  sqb::encode_tensor(*q, t, design, codes);
-  std::vector<float> recon(t.size());
-  sqb::decode_tensor(design, codes, recon);
-  const sqb::Metrics m =
-      sqb::compute_metrics(t.values, recon, codes, design.blocks.size(), design.side_floats_per_block);
+  sqb::check_finite(t.values, opt.input.string(),
+                    t.cols);  // named after the file, before the pipeline's check
+  qopt.check_input = false;
+  const sqb::Quantized result = sqb::quantize(t, *q, qopt);
+  const sqb::Granularity& g = qopt.granularity;
+  const sqb::Metrics& m = result.metrics;
 
   const std::size_t k = q->code_count();
-  const std::size_t nb = design.blocks.size();
-  const std::size_t side_n = design.side_floats_per_block;
+  const std::size_t nb = result.blocks.size();
+  const std::size_t side_n = result.side.per_block;
+  const sqb::Codes& codes = result.codes;
   const std::vector<std::size_t> tensor_shape = {t.rows, t.cols};
   std::vector<std::pair<fs::path, std::string>> files;
   std::string file_list;
@@ -93,15 +93,15 @@ ExportResult export_quantized(const ExportOptions& opt) {
     std::vector<float> levels, thresholds, side;
     std::vector<std::int32_t> blocks;
     for (std::size_t b = 0; b < nb; ++b) {
-      const sqb::Codebook& cb = design.designs[b].codebook;
+      const sqb::Codebook& cb = result.designs[b].codebook;
       levels.insert(levels.end(), cb.levels().begin(), cb.levels().end());
       thresholds.insert(thresholds.end(), cb.thresholds().begin(), cb.thresholds().end());
-      side.insert(side.end(), design.designs[b].side.begin(), design.designs[b].side.end());
-      if (design.blocks[b].offset + design.blocks[b].length > static_cast<std::size_t>(INT32_MAX)) {
+      side.insert(side.end(), result.designs[b].side.begin(), result.designs[b].side.end());
+      if (result.blocks[b].offset + result.blocks[b].length > static_cast<std::size_t>(INT32_MAX)) {
         throw sqb::Error(opt.input.string() + ": the tensor is too large for int32 block offsets");
       }
-      blocks.push_back(static_cast<std::int32_t>(design.blocks[b].offset));
-      blocks.push_back(static_cast<std::int32_t>(design.blocks[b].length));
+      blocks.push_back(static_cast<std::int32_t>(result.blocks[b].offset));
+      blocks.push_back(static_cast<std::int32_t>(result.blocks[b].length));
     }
     add("codebooks.npy", sqb::npy::serialize(std::vector<std::size_t>{nb, k}, levels, {}),
         "each block's K levels, ascending (decoded = codebooks[block, code])", {nb, k}, "float32");
@@ -113,17 +113,19 @@ ExportResult export_quantized(const ExportOptions& opt) {
     }
     if (side_n > 0) {
       add("side.npy", sqb::npy::serialize(std::vector<std::size_t>{nb, side_n}, side, {}),
-          "what a deployment stores per block: " + q->side_description(), {nb, side_n}, "float32");
+          "what a deployment stores per block: " + result.side.description, {nb, side_n}, "float32");
     }
     add("blocks.npy", sqb::npy::serialize(std::vector<std::size_t>{nb, 2}, blocks, {sqb::npy::DType::int32}),
         "each block's flat offset and length in the row-major rows x cols tensor", {nb, 2}, "int32");
   }
-  add("decoded.npy", sqb::npy::serialize(tensor_shape, recon, {}), "the reconstruction, rows x cols",
+  add("decoded.npy", sqb::npy::serialize(tensor_shape, result.decoded, {}), "the reconstruction, rows x cols",
       tensor_shape, "float32");
-  for (sqb::ExportArray& a : q->export_arrays(t, design, codes)) {
-    const sqb::npy::DType dt = dtype_named(a.dtype);
-    add(a.name + ".npy", sqb::npy::serialize(tensor_shape, a.values, {dt}), a.description, tensor_shape,
-        a.dtype);
+  if (const auto* ex = sqb::part_of<sqb::ExportsArrays>(*q)) {
+    for (sqb::ExportArray& a : ex->export_arrays(result)) {
+      const sqb::npy::DType dt = dtype_named(a.dtype);
+      add(a.name + ".npy", sqb::npy::serialize(tensor_shape, a.values, {dt}), a.description, tensor_shape,
+          a.dtype);
+    }
   }
 
   std::string manifest = "{\n";
@@ -142,11 +144,18 @@ ExportResult export_quantized(const ExportOptions& opt) {
                   "decoded[i] = codebooks[b, codes[i]] for the block b whose [offset, offset + length) "
                   "holds the flat index i") +
               ",\n";
-  manifest += "  \"side_values\": " + json_string(q->side_description()) + ",\n";
-  manifest += "  \"metrics\": {\"mse\": " + format_number(m.mse) + ", \"sqnr_db\": " +
-              (std::isfinite(m.sqnr_db) ? format_number(m.sqnr_db) : json_string(format_number(m.sqnr_db))) +
-              ", \"entropy_bits\": " + format_number(m.entropy_bits) +
-              ", \"storage_bits\": " + format_number(m.storage_bits) + "},\n";
+  manifest += "  \"side_values\": " + json_string(result.side.description) + ",\n";
+  // Every metric column of the result, by its results.csv name; JSON has no inf or NaN: "inf" as a string,
+  // an undefined figure as null.
+  std::string metrics;
+  for (const sqb::Figure& f : result.metric_columns()) {
+    const std::string v = std::isnan(f.value)      ? "null"
+                          : std::isfinite(f.value) ? format_number(f.value)
+                                                   : json_string(format_number(f.value));
+    metrics += std::string(metrics.empty() ? "" : ", ") +
+               json_string(std::string(sqb::column_name(f.column))) + ": " + v;
+  }
+  manifest += "  \"metrics\": {" + metrics + "},\n";
   manifest += "  \"files\": {\n" + file_list + "\n  }\n}\n";
 
   ensure_writable_dir(opt.out);

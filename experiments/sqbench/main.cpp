@@ -15,9 +15,10 @@
 #include "export_cmd.hpp"
 #include "plan.hpp"
 #include "plot.hpp"
-#include "sqb/distribution.hpp"
+#include "sqb/columns.hpp"
 #include "sqb/error.hpp"
 #include "sqb/registry.hpp"
+#include "sqb/source.hpp"
 #include "sqb/spec.hpp"
 #include "sqb/version.hpp"
 #include "sweep.hpp"
@@ -39,7 +40,9 @@ const char* kUsage =
     "  table RESULTS.csv ...     render a paper-style table (markdown, LaTeX booktabs or CSV)\n"
     "  merge DIR...              combine the shard folders of a sharded run and render its tables and plots\n"
     "  render DIR                re-render a finished results folder's tables and plots\n"
-    "  codebook SPEC --bits B    a Lloyd-Max codebook of a law: levels, thresholds, exact MSE, entropy\n"
+    "  columns                   the result columns (name, kind, unit, which way is better, meaning)\n"
+    "  codebook SPEC --bits B    a data-free codebook (nf4, lloyd_max, ...): levels, thresholds, MSE on a "
+    "law\n"
     "  export SPEC --input F.npy --out DIR --bits B   quantize a tensor; write codes, codebooks, scales "
     "(.npy)\n"
     "\n"
@@ -83,7 +86,7 @@ int cmd_list(const std::vector<std::string>& args) {
     print_params(e.params);
   }
   std::cout << "\nDistributions (spec: name key=value ...; n and seed come from the sweep):\n";
-  for (const sqb::DistributionEntry& e : sqb::distribution_registry()) {
+  for (const sqb::SourceEntry& e : sqb::source_registry()) {
     std::cout << "\n  " << e.name << " - " << e.description << "\n";
     print_params(e.params);
   }
@@ -277,6 +280,19 @@ int cmd_render(const std::vector<std::string>& args) {
   return 0;
 }
 
+int cmd_columns(const std::vector<std::string>& args) {
+  po::options_description desc("sqbench columns: the result-column schema, as a markdown table");
+  desc.add_options()("help,h", "this help");
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(desc).run(), vm);
+  if (vm.count("help")) {
+    std::cout << desc;
+    return 0;
+  }
+  std::cout << sqb::column_table_markdown();
+  return 0;
+}
+
 int cmd_codebook(const std::vector<std::string>& args) {
   return sqbench::codebook_command(args);
 }
@@ -310,9 +326,10 @@ int main(int argc, char** argv) {
     if (cmd == "merge") return cmd_merge(rest);
     if (cmd == "render") return cmd_render(rest);
     if (cmd == "codebook") return cmd_codebook(rest);
+    if (cmd == "columns") return cmd_columns(rest);
     if (cmd == "export") return sqbench::export_command(rest);
     std::cerr << "sqbench: unknown command '" << cmd
-              << "'; valid commands: list, run, table, merge, render, codebook, export\n\n"
+              << "'; valid commands: list, run, table, merge, render, columns, codebook, export\n\n"
               << kUsage;
     return kUsageError;
   } catch (const sqb::Error& e) {

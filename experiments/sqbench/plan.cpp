@@ -15,23 +15,22 @@ namespace sqbench {
 namespace fs = std::filesystem;
 
 const std::vector<std::string>& key_columns() {
-  static const std::vector<std::string> cols = {"quantizer", "distribution", "n",   "k",
-                                                "bits",      "granularity",  "seed"};
+  static const std::vector<std::string> cols = [] {
+    std::vector<std::string> out;
+    for (const sqb::ColumnInfo& c : sqb::column_schema()) {
+      if (c.kind == sqb::ColumnKind::key) out.emplace_back(c.name);
+    }
+    return out;
+  }();
   return cols;
 }
 
-const std::vector<std::string>& metric_columns() {
-  static const std::vector<std::string> cols = {"rows",         "cols",       "blocks",      "mse",
-                                                "nmse",         "sqnr_db",    "max_abs_err", "entropy_bits",
-                                                "storage_bits", "iterations", "converged"};
-  return cols;
-}
-
-const std::vector<std::string>& timing_columns() {
-  static const std::vector<std::string> cols = {
-      "fit_s",    "fit_s_min",    "fit_s_mad",    "encode_s",   "encode_s_min",   "encode_s_mad",
-      "decode_s", "decode_s_min", "decode_s_mad", "quantize_s", "quantize_s_min", "quantize_s_mad"};
-  return cols;
+std::size_t Plan::position(sqb::Col c) const {
+  const auto it = std::find(columns.begin(), columns.end(), c);
+  if (it == columns.end()) {
+    throw std::logic_error("result column '" + std::string(sqb::column_name(c)) + "' is not in this plan");
+  }
+  return static_cast<std::size_t>(it - columns.begin());
 }
 
 std::vector<std::string> Plan::key_fields(const Cell& c) const {
@@ -53,7 +52,7 @@ Plan make_plan(const Config& config) {
     list.push_back(v);
     return list.size() - 1;
   };
-  const sqb::DistributionContext dctx{fs::absolute(config.path).parent_path()};
+  const sqb::SourceContext dctx{fs::absolute(config.path).parent_path()};
   std::map<std::pair<std::size_t, std::size_t>, std::string> not_applicable;  // (q, k) -> reason ("" = fine)
   std::map<std::vector<std::string>, std::string> seen_cells;                 // key fields -> sweep id
 
@@ -75,7 +74,7 @@ Plan make_plan(const Config& config) {
       const std::size_t di = index_of(plan.distributions, d);
       if (di == before) {
         try {
-          plan.sources.push_back(sqb::make_distribution(d, dctx));
+          plan.sources.push_back(sqb::make_source(d, dctx));
         } catch (const sqb::Error& e) {
           throw sqb::Error(file + ": " + where + " distribution: " + e.what());
         }
@@ -138,25 +137,26 @@ Plan make_plan(const Config& config) {
     }
   }
 
-  // Columns: keys, metrics, extra figures (first-seen order), timings, the config hash.
-  const auto add_extra = [&](const std::vector<std::string>& names) {
-    for (const std::string& c : names) {
-      if (std::find(plan.extra_columns.begin(), plan.extra_columns.end(), c) == plan.extra_columns.end()) {
-        plan.extra_columns.push_back(c);
-      }
-    }
-  };
+  // Columns: the schema's, in its order; a figure column only when a planned quantizer or source fills it.
+  std::set<sqb::Col> figures;
+  const auto declare = [&](const std::vector<sqb::Col>& cols) { figures.insert(cols.begin(), cols.end()); };
   std::set<std::size_t> used_q, used_d;
   for (const Cell& c : plan.cells) {
-    if (used_q.insert(c.q).second)
-      add_extra(sqb::make_quantizer(plan.quantizers[c.q], {c.k, 0})->extra_metric_names());
-    if (used_d.insert(c.d).second) add_extra(plan.sources[c.d]->extra_metric_names());
+    if (used_q.insert(c.q).second) {
+      const auto q = sqb::make_quantizer(plan.quantizers[c.q], {c.k, 0});
+      if (const auto* f = sqb::part_of<sqb::ReportsFigures>(*q)) declare(f->figure_columns());
+    }
+    if (used_d.insert(c.d).second) {
+      const sqb::Source& src = *plan.sources[c.d];
+      if (const auto* f = sqb::part_of<sqb::DescribesData>(src)) declare(f->data_columns());
+      if (const auto* f = sqb::part_of<sqb::EvaluatesResult>(src)) declare(f->evaluation_columns());
+    }
   }
-  plan.header = key_columns();
-  plan.header.insert(plan.header.end(), metric_columns().begin(), metric_columns().end());
-  plan.header.insert(plan.header.end(), plan.extra_columns.begin(), plan.extra_columns.end());
-  plan.header.insert(plan.header.end(), timing_columns().begin(), timing_columns().end());
-  plan.header.push_back("config_hash");
+  for (const sqb::ColumnInfo& c : sqb::column_schema()) {
+    if (c.kind == sqb::ColumnKind::figure && !figures.contains(c.id)) continue;
+    plan.columns.push_back(c.id);
+    plan.header.emplace_back(c.name);
+  }
   check_outputs(config, plan.header);
   return plan;
 }

@@ -9,7 +9,8 @@
 #include <vector>
 
 #include "config.hpp"
-#include "sqb/distribution.hpp"
+#include "sqb/columns.hpp"
+#include "sqb/source.hpp"
 
 namespace sqbench {
 
@@ -26,22 +27,23 @@ struct Cell {
 struct Plan {
   std::vector<std::string> quantizers;     ///< distinct canonical quantizer specs, first-seen order
   std::vector<std::string> distributions;  ///< distinct canonical distribution specs, first-seen order
-  std::vector<std::unique_ptr<sqb::Distribution>> sources;  ///< built from `distributions`
+  std::vector<std::unique_ptr<sqb::Source>> sources;  ///< built from `distributions`
   std::vector<Cell> cells;  ///< canonical order (sweep, distribution, n, seed, quantizer, k, granularity)
   std::map<std::string, std::size_t> skipped;  ///< reason -> number of cells skipped for it
-  std::vector<std::string> header;             ///< the results.csv columns
-  std::vector<std::string> extra_columns;      ///< strategy- and source-specific columns (part of header)
+  /// The results.csv columns, in schema order: every key, shape, metric, timing and provenance column, and
+  /// the figure columns some planned quantizer or source declares.
+  std::vector<sqb::Col> columns;
+  std::vector<std::string> header;  ///< their names
 
-  /// The values of the key columns of a cell (quantizer, distribution, n, k, bits, granularity, seed).
+  /// The values of the key columns of a cell (quantizer, distribution, n, k, bits, granularity, seed): the
+  /// first fields of its row.
   std::vector<std::string> key_fields(const Cell& c) const;
+  /// Where column c sits in a row; throws std::logic_error when this plan has no such column (a bug).
+  std::size_t position(sqb::Col c) const;
 };
 
-/// The key columns that identify a cell, in header order.
+/// The names of the key columns (the schema's kind key), in header order.
 const std::vector<std::string>& key_columns();
-/// The metric columns every run has.
-const std::vector<std::string>& metric_columns();
-/// The timing columns (median, min and MAD of the timed repeats for fit, encode and decode).
-const std::vector<std::string>& timing_columns();
 
 /// Expands `config` into cells (a cell listed by several sweeps runs once, in the first). Throws sqb::Error
 /// (naming the file and key) for a spec that cannot be built, an n a source cannot give, or a quantizer with

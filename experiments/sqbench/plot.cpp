@@ -4,9 +4,11 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "files.hpp"
+#include "sqb/columns.hpp"
 #include "sqb/error.hpp"
 #include "text.hpp"
 
@@ -46,24 +48,9 @@ void check_references(const Config& config) {
 }
 
 std::string axis_label(const std::string& column) {
-  static const std::map<std::string, std::string> labels = {
-      {"n", "N (elements)"},
-      {"k", "K (levels)"},
-      {"bits", "bits per element (index width)"},
-      {"mse", "MSE"},
-      {"nmse", "NMSE (MSE / variance)"},
-      {"sqnr_db", "SQNR (dB)"},
-      {"max_abs_err", "max |error|"},
-      {"entropy_bits", "index entropy (bits/element)"},
-      {"storage_bits", "storage (bits/element)"},
-      {"iterations", "Lloyd iterations"},
-      {"fit_s", "fit time (s, median)"},
-      {"encode_s", "encode time (s, median)"},
-      {"decode_s", "decode time (s, median)"},
-      {"quantize_s", "quantize time: fit + encode (s, median)"},
-  };
-  const auto it = labels.find(column);
-  return it == labels.end() ? column : it->second;
+  const std::optional<sqb::Col> c = sqb::find_column(column);
+  if (!c || sqb::column_info(*c).label.empty()) return column;
+  return std::string(sqb::column_info(*c).label);
 }
 
 namespace {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -30,6 +31,7 @@
 #include "sqb/npy.hpp"
 #include "sqb/quantize.hpp"
 #include "sqb/registry.hpp"
+#include "sqb/source.hpp"
 #include "table.hpp"
 #include "text.hpp"
 
@@ -179,57 +181,32 @@ std::vector<std::string> run_cell(const Config& config, const Plan& plan, const 
                                   Gate& gate) {
   std::vector<std::string> row = plan.key_fields(c);
   row.resize(plan.header.size());
-  const auto set = [&](const std::string& column, const std::string& value) {
-    const auto at = std::find(plan.header.begin(), plan.header.end(), column) - plan.header.begin();
-    row[static_cast<std::size_t>(at)] = value;
+  const auto set = [&](sqb::Col column, const std::string& value) { row[plan.position(column)] = value; };
+  const auto put = [&](const std::vector<sqb::Col>& columns, const std::vector<double>& values) {
+    for (std::size_t i = 0; i < columns.size() && i < values.size(); ++i)
+      set(columns[i], std::isnan(values[i]) ? "" : format_number(values[i]));
   };
 
   gate.enter_shared();
   std::shared_ptr<const sqb::Tensor> data;
   std::unique_ptr<sqb::Quantizer> q;
-  sqb::Granularity g;
-  std::vector<float> recon;
-  sqb::Codes codes;
+  sqb::QuantizeOptions options;
   try {
-    data = cache.get(c);
+    data = cache.get(c);  // checked (finite, non-empty) when drawn: the pipeline need not check again
     // Strategies with randomness default to the cell's seed.
     q = sqb::make_quantizer(plan.quantizers[c.q], {c.k, c.seed});
-    g = sqb::Granularity::parse(c.granularity);
+    options.granularity = sqb::Granularity::parse(c.granularity);
+    options.seed = c.seed;
+    options.check_input = false;
     // Quality: one run gives the codebooks and codes the metrics come from (every run is deterministic).
-    const sqb::TensorDesign design = sqb::design_tensor(*q, *data, g, c.seed);
-    codes = sqb::Codes(data->size(), q->code_count());
-    sqb::encode_tensor(*q, *data, design, codes);
-    recon.assign(data->size(), 0.0f);
-    sqb::decode_tensor(design, codes, recon);
-    const sqb::Metrics m =
-        sqb::compute_metrics(data->values, recon, codes, design.blocks.size(), design.side_floats_per_block);
-    set("rows", std::to_string(data->rows));
-    set("cols", std::to_string(data->cols));
-    set("blocks", std::to_string(design.blocks.size()));
-    set("mse", format_number(m.mse));
-    set("nmse", format_number(m.nmse));
-    set("sqnr_db", format_number(m.sqnr_db));
-    set("max_abs_err", format_number(m.max_abs_err));
-    set("entropy_bits", format_number(m.entropy_bits));
-    set("storage_bits", format_number(m.storage_bits));
-    set("iterations", std::to_string(design.max_iterations()));
-    set("converged",
-        format_number(
-            static_cast<double>(design.converged_blocks()) / static_cast<double>(design.blocks.size()), 4));
-    const auto put = [&](const std::vector<std::string>& names, const std::vector<double>& values) {
-      for (std::size_t i = 0; i < names.size() && i < values.size(); ++i) {
-        set(names[i], std::isnan(values[i]) ? "" : format_number(values[i]));
-      }
-    };
-    put(q->extra_metric_names(), q->extra_metrics(*data, design, codes));
-    const sqb::Distribution& source = *plan.sources[c.d];
-    if (!source.extra_metric_names().empty()) {
-      const std::string& spec = plan.quantizers[c.q];
-      const std::uint64_t seed = c.seed;
-      const sqb::CellView view{
-          *data, recon, c.k,
-          g,     seed,  [&spec, seed](std::size_t kk) { return sqb::make_quantizer(spec, {kk, seed}); }};
-      put(source.extra_metric_names(), source.extra_metrics(view));
+    const sqb::Quantized result = sqb::quantize(*data, *q, options);
+    for (const sqb::Figure& f : result.metric_columns())
+      set(f.column,
+          std::isnan(f.value) ? "" : format_number(f.value, f.column == sqb::Col::converged ? 4 : 10));
+    const sqb::Source& source = *plan.sources[c.d];
+    if (const auto* d = sqb::part_of<sqb::DescribesData>(source)) put(d->data_columns(), d->describe_data());
+    if (const auto* e = sqb::part_of<sqb::EvaluatesResult>(source)) {
+      put(e->evaluation_columns(), e->evaluate({*data, result, plan.quantizers[c.q], c.k, options}));
     }
   } catch (...) {
     gate.leave_shared();
@@ -237,25 +214,22 @@ std::vector<std::string> run_cell(const Config& config, const Plan& plan, const 
   }
   gate.leave_shared();
 
-  // Timing: repeats after one warm-up, with nothing else of sqbench running.
+  // Timing: repeats after one warm-up, with nothing else of sqbench running; the same pipeline, its fit,
+  // encode and decode stages timed, the measure stage off.
   gate.enter_exclusive();
   std::vector<double> fit, enc, dec, quant;
   try {
+    sqb::QuantizeOptions timed = options;
+    timed.measure = false;
+    sqb::Quantized scratch;
     for (int rep = -1; rep < c.repeats; ++rep) {
-      Clock::time_point t0 = Clock::now();
-      const sqb::TensorDesign timed = sqb::design_tensor(*q, *data, g, c.seed);
-      const double t_fit = std::chrono::duration<double>(Clock::now() - t0).count();
-      t0 = Clock::now();
-      sqb::encode_tensor(*q, *data, timed, codes);
-      const double t_enc = std::chrono::duration<double>(Clock::now() - t0).count();
-      t0 = Clock::now();
-      sqb::decode_tensor(timed, codes, recon);
-      const double t_dec = std::chrono::duration<double>(Clock::now() - t0).count();
+      sqb::StageTimes t;
+      sqb::quantize_into(*data, *q, timed, scratch, &t);
       if (rep >= 0) {
-        fit.push_back(t_fit);
-        enc.push_back(t_enc);
-        dec.push_back(t_dec);
-        quant.push_back(t_fit + t_enc);
+        fit.push_back(t.fit);
+        enc.push_back(t.encode);
+        dec.push_back(t.decode);
+        quant.push_back(t.fit + t.encode);
       }
     }
   } catch (...) {
@@ -263,14 +237,19 @@ std::vector<std::string> run_cell(const Config& config, const Plan& plan, const 
     throw;
   }
   gate.leave_exclusive();
-  std::vector<std::string> times = timing_fields(fit);
-  for (const auto& v : {enc, dec, quant}) {
-    const auto f = timing_fields(v);
-    times.insert(times.end(), f.begin(), f.end());
+  using sqb::Col;
+  const std::pair<const std::vector<double>*, std::array<Col, 3>> timings[] = {
+      {&fit, {Col::fit_s, Col::fit_s_min, Col::fit_s_mad}},
+      {&enc, {Col::encode_s, Col::encode_s_min, Col::encode_s_mad}},
+      {&dec, {Col::decode_s, Col::decode_s_min, Col::decode_s_mad}},
+      {&quant, {Col::quantize_s, Col::quantize_s_min, Col::quantize_s_mad}},
+  };
+  for (const auto& [values, columns] : timings) {
+    const std::vector<std::string> f = timing_fields(*values);
+    for (std::size_t i = 0; i < 3; ++i)
+      set(columns[i], f[i]);
   }
-  for (std::size_t i = 0; i < timing_columns().size(); ++i)
-    set(timing_columns()[i], times[i]);
-  set("config_hash", config.hash);
+  set(Col::config_hash, config.hash);
   return row;
 }
 

@@ -4,9 +4,11 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "plan.hpp"
+#include "sqb/columns.hpp"
 #include "sqb/error.hpp"
 #include "text.hpp"
 
@@ -305,15 +307,18 @@ std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat f
     if (!note.empty()) notes.insert(note);
   }
 
-  // Best per column: higher is better for SQNR, lower for everything else, unless the spec says.
+  // Best per column: the direction the column schema gives (auto), or the spec's.
+  std::set<std::string> higher_better;  // brief names of the higher-is-better columns marked
   const auto direction = [&](const std::string& column_value) {
     if (spec.best != "auto") return spec.best;
-    // Counts and sweep keys have no "better" value.
-    for (const char* neutral :
-         {"iterations", "converged", "rows", "cols", "blocks", "n", "k", "bits", "seed"}) {
-      if (column_value == neutral) return std::string("none");
+    const std::optional<sqb::Col> col = sqb::find_column(column_value);
+    if (!col) return std::string("none");  // a column this sqbench does not know has no known direction
+    const sqb::ColumnInfo& info = sqb::column_info(*col);
+    if (info.better == sqb::Better::higher) {
+      higher_better.insert(std::string(info.brief.empty() ? info.name : info.brief));
+      return std::string("max");
     }
-    return column_value.find("sqnr") != std::string::npos ? std::string("max") : std::string("min");
+    return info.better == sqb::Better::lower ? std::string("min") : std::string("none");
   };
   std::map<std::string, double> best_in_col;
   std::set<std::string> directions;
@@ -344,7 +349,8 @@ std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat f
     details += std::string("; best per column in bold (") +
                (*directions.begin() == "min" ? "lower" : "higher") + " is better)";
   } else if (!directions.empty()) {
-    details += "; best per column in bold (higher SQNR, lower everything else)";
+    std::vector<std::string> names(higher_better.begin(), higher_better.end());
+    details += "; best per column in bold (higher " + join(names) + ", lower everything else)";
   }
   details += ". Config " + prov.config_name + " (hash " + prov.config_hash + ").";
 

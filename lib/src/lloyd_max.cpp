@@ -46,11 +46,6 @@ double conditional_expectation(const Law& law, double a, double b) {
   return detail::cell_moments(law, lo, hi).mean;
 }
 
-double probability(const Law& law, double a, double b) {
-  const auto [lo, hi] = clamp_cell(law, a, b, "probability");
-  return detail::cell_moments(law, lo, hi).p;
-}
-
 double law_mse(const Law& law, std::span<const double> levels, std::span<const double> boundaries) {
   if (levels.empty() || boundaries.size() + 1 != levels.size()) {
     throw Error("law_mse: need K >= 1 levels and K - 1 boundaries, got " + std::to_string(levels.size()) +

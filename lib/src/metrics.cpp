@@ -1,5 +1,7 @@
 #include "sqb/metrics.hpp"
 
+#include "detail/measure.hpp"
+
 #include <bit>
 #include <cmath>
 #include <limits>
@@ -27,8 +29,10 @@ double entropy_bits(std::span<const std::size_t> counts) {
   return h;
 }
 
+namespace detail {
+
 Metrics compute_metrics(std::span<const float> x, std::span<const float> xhat, const Codes& codes,
-                        std::size_t blocks, std::size_t side_floats_per_block) {
+                        std::size_t blocks, std::size_t side_per_block, std::span<const float> weights) {
   if (x.empty() || x.size() != xhat.size() || codes.size() != x.size()) {
     throw Error("compute_metrics: data, reconstruction and codes must have the same size >= 1");
   }
@@ -66,8 +70,22 @@ Metrics compute_metrics(std::span<const float> x, std::span<const float> xhat, c
   });
   m.entropy_bits = entropy_bits(hist);
   m.index_bits = index_bits(codes.code_count());
-  m.storage_bits = m.index_bits + static_cast<double>(blocks * side_floats_per_block) * 32.0 / n;
+  m.storage_bits = m.index_bits + static_cast<double>(blocks * side_per_block) * 32.0 / n;
+
+  m.wmse = std::numeric_limits<double>::quiet_NaN();
+  if (!weights.empty()) {
+    if (weights.size() != x.size()) throw Error("compute_metrics: weights must have the data's size");
+    double wsum = 0, werr = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const double e = static_cast<double>(x[i]) - static_cast<double>(xhat[i]);
+      wsum += weights[i];
+      werr += static_cast<double>(weights[i]) * e * e;
+    }
+    if (wsum > 0) m.wmse = werr / wsum;
+  }
   return m;
 }
+
+}  // namespace detail
 
 }  // namespace sqb

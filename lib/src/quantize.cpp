@@ -1,21 +1,54 @@
+// The one pipeline: check -> fit -> encode -> decode -> measure.
+
 #include "sqb/quantize.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <exception>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <thread>
 
+#include "detail/measure.hpp"
 #include "sqb/error.hpp"
+#include "sqb/registry.hpp"
 
 namespace sqb {
 
-int TensorDesign::max_iterations() const {
+int Quantized::max_iterations() const {
   int m = 0;
   for (const BlockDesign& d : designs)
     m = std::max(m, d.iterations);
   return m;
 }
 
-std::size_t TensorDesign::converged_blocks() const {
+std::size_t Quantized::converged_blocks() const {
   return static_cast<std::size_t>(
       std::count_if(designs.begin(), designs.end(), [](const BlockDesign& d) { return d.converged; }));
+}
+
+std::vector<Figure> Quantized::metric_columns() const {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  std::vector<Figure> out = {
+      {Col::rows, static_cast<double>(rows)},
+      {Col::cols, static_cast<double>(cols)},
+      {Col::blocks, static_cast<double>(blocks.size())},
+      {Col::mse, metrics.mse},
+      {Col::nmse, metrics.nmse},
+      {Col::sqnr_db, metrics.sqnr_db},
+      {Col::max_abs_err, metrics.max_abs_err},
+      {Col::entropy_bits, metrics.entropy_bits},
+      {Col::storage_bits, metrics.storage_bits},
+      {Col::wmse, metrics.wmse},
+      {Col::iterations, static_cast<double>(max_iterations())},
+      {Col::converged,
+       blocks.empty() ? nan : static_cast<double>(converged_blocks()) / static_cast<double>(blocks.size())},
+  };
+  out.insert(out.end(), figures.begin(), figures.end());
+  return out;
 }
 
 std::uint64_t block_seed(std::uint64_t seed, std::size_t block_index) {
@@ -27,58 +60,204 @@ std::uint64_t block_seed(std::uint64_t seed, std::size_t block_index) {
   return z ^ (z >> 31);
 }
 
-TensorDesign design_tensor(const Quantizer& q, const Tensor& t, Granularity g, std::uint64_t seed) {
-  check_finite(t.values, "data", t.cols);
-  TensorDesign d;
-  d.rows = t.rows;
-  d.cols = t.cols;
-  d.granularity = g;
-  d.blocks = make_blocks(t.rows, t.cols, g);
-  d.code_count = q.code_count();
-  d.side_floats_per_block = q.side_floats_per_block();
-  d.designs.reserve(d.blocks.size());
-  for (std::size_t i = 0; i < d.blocks.size(); ++i) {
-    const Block& b = d.blocks[i];
-    BlockDesign bd = q.design({t.values.data() + b.offset, b.length}, {i, block_seed(seed, i)});
-    if (bd.codebook.size() != d.code_count) {
-      throw std::logic_error("strategy designed " + std::to_string(bd.codebook.size()) +
-                             " levels for K = " + std::to_string(d.code_count));
-    }
-    if (bd.side.empty() && d.side_floats_per_block == d.code_count) {
-      bd.side.assign(bd.codebook.levels().begin(), bd.codebook.levels().end());
-    }
-    if (bd.side.size() != d.side_floats_per_block) {
-      throw std::logic_error("strategy stored " + std::to_string(bd.side.size()) + " side values, declared " +
-                             std::to_string(d.side_floats_per_block));
-    }
-    d.designs.push_back(std::move(bd));
+std::size_t codes_for_bits(int bits) {
+  if (bits < 1 || bits > 16) {
+    throw Error("bits = " + std::to_string(bits) + " is outside 1..16 (K = 2^bits codes, at most 65536)");
   }
-  return d;
+  return std::size_t{1} << bits;
 }
 
-void encode_tensor(const Quantizer& q, const Tensor& t, const TensorDesign& d, Codes& codes) {
-  if (codes.size() != t.size() || codes.code_count() != d.code_count) {
-    throw Error("encode_tensor: code buffer does not match the tensor");
-  }
-  codes.visit([&](auto out) {
-    for (std::size_t i = 0; i < d.blocks.size(); ++i) {
-      const Block& b = d.blocks[i];
-      const std::span<const float> x{t.values.data() + b.offset, b.length};
-      const auto c = out.subspan(b.offset, b.length);
-      encode(d.designs[i].codebook, x, c);
-      if (q.refines_codes()) q.refine_codes(x, d.designs[i].codebook, {b.offset, d.cols}, c);
-    }
-  });
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-void decode_tensor(const TensorDesign& d, const Codes& codes, std::span<float> out) {
-  if (out.size() != codes.size()) throw Error("decode_tensor: output size does not match the codes");
-  codes.visit([&](auto in) {
-    for (std::size_t i = 0; i < d.blocks.size(); ++i) {
-      const Block& b = d.blocks[i];
-      decode(d.designs[i].codebook, in.subspan(b.offset, b.length), out.subspan(b.offset, b.length));
+int resolve_threads(int threads) {
+  if (threads < 0) throw Error("threads = " + std::to_string(threads) + " must be >= 0 (0 = every core)");
+  if (threads == 0) return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return threads;
+}
+
+// Runs f(i) for i in [0, n) on up to `threads` threads (the caller's among them). Items are taken in index
+// order from a shared counter; which thread runs an item never affects its result. If items throw, the
+// exception of the lowest failing index is rethrown (so the error a user sees does not depend on timing).
+template <class F>
+void parallel_for(std::size_t n, int threads, F&& f) {
+  const std::size_t workers = std::min<std::size_t>(static_cast<std::size_t>(threads), n);
+  if (workers <= 1) {
+    for (std::size_t i = 0; i < n; ++i)
+      f(i);
+    return;
+  }
+  std::atomic<std::size_t> next{0};
+  std::atomic<std::size_t> first_failed{n};
+  std::vector<std::exception_ptr> errors(n);
+  const auto work = [&] {
+    for (std::size_t i = next++; i < n; i = next++) {
+      if (i > first_failed.load()) continue;  // a lower item failed: the rest cannot change the outcome
+      try {
+        f(i);
+      } catch (...) {
+        errors[i] = std::current_exception();
+        std::size_t cur = first_failed.load();
+        while (i < cur && !first_failed.compare_exchange_weak(cur, i)) {
+        }
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  pool.reserve(workers - 1);
+  for (std::size_t t = 1; t < workers; ++t)
+    pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool)
+    t.join();
+  if (const std::size_t i = first_failed.load(); i < n) std::rethrow_exception(errors[i]);
+}
+
+// Element ranges for the elementwise stages: whole blocks, with blocks longer than kChunk split so that one
+// big block (granularity=tensor) still spreads over the threads. Only used with threads > 1.
+constexpr std::size_t kChunk = std::size_t{1} << 16;
+
+struct Range {
+  std::size_t block, begin, length;  // begin is a flat index
+};
+
+std::vector<Range> element_ranges(const std::vector<Block>& blocks, bool split) {
+  std::vector<Range> out;
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    const Block& blk = blocks[b];
+    const std::size_t step = split ? kChunk : blk.length;
+    for (std::size_t s = 0; s < blk.length; s += step)
+      out.push_back({b, blk.offset + s, std::min(step, blk.length - s)});
+  }
+  return out;
+}
+
+void check_input(TensorView x, std::span<const float> weights) {
+  check_finite(x.values, "data", x.cols);
+  if (weights.empty()) return;
+  if (weights.size() != x.size()) {
+    throw Error("weights: " + std::to_string(weights.size()) + " values for a tensor of " +
+                std::to_string(x.size()) + " (one importance weight per element is needed)");
+  }
+  check_finite(weights, "weights", x.cols);
+  for (std::size_t i = 0; i < weights.size(); ++i) {
+    if (weights[i] < 0) {
+      throw Error("weights: the weight at index " + std::to_string(i) + " is negative (" +
+                  std::to_string(weights[i]) + "); importance weights must be >= 0");
+    }
+  }
+}
+
+}  // namespace
+
+void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& o, Quantized& out,
+                   StageTimes* times) {
+  // Check, once, at the boundary.
+  if (o.check_input) {
+    check_input(x, o.weights);
+  } else if (x.size() == 0 || (!o.weights.empty() && o.weights.size() != x.size())) {
+    throw Error("quantize: empty tensor, or weights of another size than the data");
+  }
+  const int threads = resolve_threads(o.threads);
+  const std::size_t k = q.code_count();
+
+  // Layout.
+  if (out.rows != x.rows || out.cols != x.cols || !(out.granularity == o.granularity) || out.blocks.empty()) {
+    out.blocks = make_blocks(x.rows, x.cols, o.granularity);
+  }
+  out.rows = x.rows;
+  out.cols = x.cols;
+  out.granularity = o.granularity;
+  out.code_count = k;
+  out.side = q.side_values();
+  const std::size_t nb = out.blocks.size();
+
+  // Fit: one design per block, each from its own seed, so the order blocks are designed in never matters.
+  auto t0 = Clock::now();
+  out.designs.resize(nb);
+  parallel_for(nb, threads, [&](std::size_t i) {
+    const Block& b = out.blocks[i];
+    const std::span<const float> w =
+        o.weights.empty() ? std::span<const float>() : o.weights.subspan(b.offset, b.length);
+    out.designs[i] = q.design(x.values.subspan(b.offset, b.length), {i, block_seed(o.seed, i), w});
+  });
+  if (times) times->fit = seconds_since(t0);
+  for (BlockDesign& d : out.designs) {
+    if (d.codebook.size() != k) {
+      throw std::logic_error("strategy designed " + std::to_string(d.codebook.size()) +
+                             " levels for K = " + std::to_string(k));
+    }
+    if (d.side.empty() && out.side.per_block == k) {
+      d.side.assign(d.codebook.levels().begin(), d.codebook.levels().end());
+    }
+    if (d.side.size() != out.side.per_block) {
+      throw std::logic_error("strategy stored " + std::to_string(d.side.size()) + " side values, declared " +
+                             std::to_string(out.side.per_block));
+    }
+  }
+
+  // Encode: the shared encoder over element ranges, then the strategy's refinement per block.
+  if (out.codes.size() != x.size() || out.codes.code_count() != k) out.codes = Codes(x.size(), k);
+  const std::vector<Range> ranges = element_ranges(out.blocks, threads > 1);
+  const RefinesCodes* refiner = part_of<RefinesCodes>(q);
+  t0 = Clock::now();
+  out.codes.visit([&](auto codes) {
+    parallel_for(ranges.size(), threads, [&](std::size_t r) {
+      const Range& g = ranges[r];
+      encode(out.designs[g.block].codebook, x.values.subspan(g.begin, g.length),
+             codes.subspan(g.begin, g.length));
+    });
+    if (refiner) {
+      parallel_for(nb, threads, [&](std::size_t i) {
+        const Block& b = out.blocks[i];
+        refiner->refine_codes(x.values.subspan(b.offset, b.length), out.designs[i].codebook,
+                              {b.offset, x.cols}, CodeSpan(codes.subspan(b.offset, b.length)));
+      });
     }
   });
+  if (times) times->encode = seconds_since(t0);
+
+  // Decode.
+  out.decoded.resize(x.size());
+  t0 = Clock::now();
+  out.codes.visit([&](auto codes) {
+    parallel_for(ranges.size(), threads, [&](std::size_t r) {
+      const Range& g = ranges[r];
+      decode(out.designs[g.block].codebook, codes.subspan(g.begin, g.length),
+             std::span<float>(out.decoded).subspan(g.begin, g.length));
+    });
+  });
+  if (times) times->decode = seconds_since(t0);
+
+  // Measure.
+  out.figures.clear();
+  out.metrics = {};
+  if (!o.measure) return;
+  out.metrics = detail::compute_metrics(x.values, out.decoded, out.codes, nb, out.side.per_block, o.weights);
+  if (const ReportsFigures* r = part_of<ReportsFigures>(q)) {
+    const std::vector<Col> cols = r->figure_columns();
+    const std::vector<double> values = r->figures(out);
+    if (cols.size() != values.size())
+      throw std::logic_error("strategy figures: names and values differ in count");
+    for (std::size_t i = 0; i < cols.size(); ++i)
+      out.figures.push_back({cols[i], values[i]});
+  }
+}
+
+Quantized quantize(TensorView x, const Quantizer& q, const QuantizeOptions& options) {
+  Quantized out;
+  quantize_into(x, q, options, out);
+  return out;
+}
+
+Quantized quantize(TensorView x, std::string_view spec, std::size_t k, const QuantizeOptions& options) {
+  const std::unique_ptr<Quantizer> q = make_quantizer(spec, {k, options.seed});
+  return quantize(x, *q, options);
 }
 
 }  // namespace sqb

@@ -16,6 +16,14 @@ Tensor::Tensor(std::size_t rows_, std::size_t cols_, std::vector<float> v)
   }
 }
 
+TensorView::TensorView(std::size_t rows_, std::size_t cols_, std::span<const float> values_)
+    : rows(rows_), cols(cols_), values(values_) {
+  if (values.size() != rows * cols) {
+    throw Error("tensor view of shape " + std::to_string(rows) + " x " + std::to_string(cols) + " given " +
+                std::to_string(values.size()) + " values");
+  }
+}
+
 void check_finite(std::span<const float> values, const std::string& what, std::size_t cols) {
   if (values.empty()) throw Error(what + ": no data (empty tensor)");
   const std::size_t bad = detail::count_non_finite(values);

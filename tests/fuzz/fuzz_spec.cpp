@@ -1,8 +1,8 @@
 // libFuzzer target: spec strings (SpecText::parse, Params validation) through the registries, and what the
 // strategies then build. Input: byte 0 picks K, byte 1 the granularity, the rows and n, then the spec text up
 // to a newline, then (optionally) raw float32 data. A quantizer spec is built (make_quantizer) and, if valid,
-// designs, encodes and decodes the data (or a fixed 4 x 16 tensor): codebooks must be finite, sorted and of
-// size K, reconstructions finite. A distribution spec is built and draws n values. Anything but sqb::Error
+// quantizes the data (or a fixed 4 x 16 tensor) through sqb::quantize: codebooks must be finite, sorted and
+// of size K, reconstructions finite. A distribution spec is built and draws n values. Anything but sqb::Error
 // escaping is a finding.
 
 #include <algorithm>
@@ -12,10 +12,10 @@
 #include <string>
 #include <string_view>
 
-#include "sqb/distribution.hpp"
 #include "sqb/error.hpp"
 #include "sqb/quantize.hpp"
 #include "sqb/registry.hpp"
+#include "sqb/source.hpp"
 #include "sqb/spec.hpp"
 
 namespace {
@@ -77,7 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   const std::string spec(rest.substr(0, nl));
   if (is_distribution(spec)) {
     try {
-      const auto d = sqb::make_distribution(spec);
+      const auto d = sqb::make_source(spec);
       const std::size_t n = 1 + g;
       d->check_n(n);
       const sqb::Tensor t = d->draw(n, g);
@@ -98,8 +98,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
                                     ? sqb::Granularity{sqb::Granularity::Kind::channel, 0}
                                     : sqb::Granularity{sqb::Granularity::Kind::group, 1u + g / 3u % 20u};
   const sqb::Tensor t = data(nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1), g);
-  const sqb::TensorDesign d = sqb::design_tensor(*q, t, gran, g);
-  for (const sqb::BlockDesign& b : d.designs) {
+  const sqb::Quantized r = sqb::quantize(t, *q, {.granularity = gran, .seed = g});
+  for (const sqb::BlockDesign& b : r.designs) {
     const auto levels = b.codebook.levels();
     if (levels.size() != k) bug("codebook size != K");
     if (!std::is_sorted(levels.begin(), levels.end())) bug("levels not sorted");
@@ -107,12 +107,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
       if (!std::isfinite(l)) bug("non-finite level");
     }
   }
-  sqb::Codes codes(t.size(), q->code_count());
-  sqb::encode_tensor(*q, t, d, codes);
-  std::vector<float> recon(t.size());
-  sqb::decode_tensor(d, codes, recon);
-  for (const float r : recon) {
-    if (!std::isfinite(r)) bug("non-finite reconstruction");
+  for (const float v : r.decoded) {
+    if (!std::isfinite(v)) bug("non-finite reconstruction");
   }
   return 0;
 }

@@ -72,10 +72,6 @@ double gaussian_conditional_expectation(double sigma, double a, double b);
 /// a and b are clamped to the support; throws Error unless a < b after clamping (or on NaN).
 double conditional_expectation(const Law& law, double a, double b);
 
-/// P(a < X < b) under `law`; same argument rules as conditional_expectation. May underflow to 0 far in a
-/// tail, where conditional_expectation still works.
-double probability(const Law& law, double a, double b);
-
 /// Exact MSE of a codebook under `law`: the integral of (x - level(x))^2 f(x) over the support, where
 /// level(x) = levels[i] on the cell (boundaries[i-1], boundaries[i]). levels: K >= 1 values; boundaries:
 /// K-1 ascending values (any codebook, not only Lloyd-Max). Integrated cell by cell: Gauss-Legendre on

@@ -1,12 +1,11 @@
 #pragma once
 /// \file metrics.hpp
-/// Quality and storage figures of one quantized tensor. All sums are accumulated in double, so values near
-/// FLT_MAX neither overflow nor lose the small errors.
+/// Quality and storage figures of one quantized tensor (the pipeline's measure stage fills them in; see
+/// quantize.hpp). All sums are accumulated in double, so values near FLT_MAX neither overflow nor lose the
+/// small errors.
 
 #include <cstddef>
 #include <span>
-
-#include "sqb/codebook.hpp"
 
 namespace sqb {
 
@@ -20,12 +19,10 @@ struct Metrics {
   double entropy_bits = 0;  ///< empirical entropy of the codes, bits per element
   double index_bits = 0;    ///< fixed-width index bits per element: ceil(log2 K) (0 for K = 1)
   double storage_bits = 0;  ///< index bits plus every codebook's float32 side values, per element
+  /// sum w_i (x_i - x~_i)^2 / sum w_i with the call's importance weights; NaN without weights (or when every
+  /// weight is 0).
+  double wmse = 0;
 };
-
-/// Metrics of a reconstruction. x and xhat have the same size >= 1; codes has that size; `blocks` codebooks
-/// each storing `side_floats_per_block` float32 values.
-Metrics compute_metrics(std::span<const float> x, std::span<const float> xhat, const Codes& codes,
-                        std::size_t blocks, std::size_t side_floats_per_block);
 
 /// Empirical entropy in bits of a histogram (counts of each symbol): -sum p log2 p over non-zero counts.
 double entropy_bits(std::span<const std::size_t> counts);

@@ -1,45 +1,101 @@
 #pragma once
 /// \file quantize.hpp
-/// Applying a strategy to a whole tensor at a granularity: the one wrapper through which every quantizer
-/// works per tensor, per channel or per group.
+/// The one pipeline: quantize a tensor with a strategy at a granularity and get everything back in one value
+/// — the layout (blocks), the design (per-block codebooks, thresholds, side values), the codes, the
+/// reconstruction and the metrics. The CLI's sweeps and export, the rotated source's evaluation, the Python
+/// module, the tests and the fuzzers all call it; there is no other sequence of design, encode and decode.
+///
+///     sqb::Quantized r = sqb::quantize(x, "kmeans init=kmeans++", 16, {.granularity =
+///     sqb::Granularity::parse("channel")}); double mse = r.metrics.mse;
+///
+/// Stages, in order: check (once, at the boundary) -> fit (design one codebook per block) -> encode (the
+/// shared encoder, then a strategy's code refinement) -> decode -> measure (metrics and the strategy's
+/// figures). quantize_into runs the same sequence into an existing result, reusing its buffers, and can time
+/// the fit, encode and decode stages (what a sweep's timed repeats do).
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "sqb/codebook.hpp"
+#include "sqb/columns.hpp"
 #include "sqb/granularity.hpp"
+#include "sqb/metrics.hpp"
 #include "sqb/quantizer.hpp"
 #include "sqb/tensor.hpp"
 
 namespace sqb {
 
-/// The codebooks of a tensor: one per block, in storage order.
-struct TensorDesign {
+/// Optional inputs of a quantize call.
+struct QuantizeOptions {
+  Granularity granularity;  ///< tensor (default), channel or group:G
+  std::uint64_t seed = 0;   ///< the cell's seed: randomised designs draw from block_seed(seed, block index)
+  /// Empty, or one non-negative finite importance weight per element (row-major, like the data). Strategies
+  /// that honour weights minimise the weighted squared error; every result reports the weighted MSE.
+  std::span<const float> weights;
+  /// Threads over the tensor's blocks (and over chunks of a long block when encoding and decoding): 1 runs
+  /// everything on the calling thread, 0 uses every core (std::thread::hardware_concurrency). The result is
+  /// bit-identical for every value: blocks are independent and each is designed by one thread.
+  int threads = 1;
+  /// Check the data (and weights) once before the first stage: every value finite, the sizes consistent.
+  /// A caller that checked the data when it was drawn (a sweep) passes false, so the check never lands in a
+  /// timed stage.
+  bool check_input = true;
+  /// Compute metrics and figures (the measure stage). False for timed repeats.
+  bool measure = true;
+};
+
+/// Seconds spent in each timed stage of one quantize_into run (std::chrono::steady_clock).
+struct StageTimes {
+  double fit = 0, encode = 0, decode = 0;
+};
+
+/// Everything one quantization of a tensor produced.
+struct Quantized {
+  // Layout.
   std::size_t rows = 0, cols = 0;
   Granularity granularity;
-  std::vector<Block> blocks;
-  std::vector<BlockDesign> designs;  ///< designs[i] is for blocks[i]
-  std::size_t code_count = 0;        ///< K
-  std::size_t side_floats_per_block = 0;
+  std::vector<Block> blocks;  ///< in storage order
+  // Design: designs[i] is the codebook of blocks[i].
+  std::vector<BlockDesign> designs;
+  std::size_t code_count = 0;  ///< K
+  SideValues side;             ///< what each block stores besides its codes
+  // Codes and reconstruction, rows * cols each, row-major.
+  Codes codes;
+  std::vector<float> decoded;
+  // Measure stage (empty/zero when QuantizeOptions::measure was false).
+  Metrics metrics;
+  std::vector<Figure> figures;  ///< the strategy's own columns (ReportsFigures), in its order
 
-  int max_iterations() const;
-  std::size_t converged_blocks() const;
+  int max_iterations() const;            ///< Lloyd iterations, max over blocks
+  std::size_t converged_blocks() const;  ///< blocks whose design converged
+  /// Every metric column of this result (the schema's kind `metric`, then the strategy's figures), as the CSV
+  /// and the Python module's `metrics` dict report them.
+  std::vector<Figure> metric_columns() const;
 };
+
+/// Quantizes `x` with the strategy `spec` (e.g. "kmeans init=greedy", see sqbench list) at K = `k` codes.
+/// Throws Error for a bad spec or parameter (naming it and the valid choices), K outside 1..65536, a K the
+/// strategy cannot serve (NotApplicable), an empty tensor, non-finite data or weights (naming the first bad
+/// index) or weights of the wrong size.
+Quantized quantize(TensorView x, std::string_view spec, std::size_t k, const QuantizeOptions& options = {});
+
+/// The same with a quantizer already built (make_quantizer): its K is the quantizer's.
+Quantized quantize(TensorView x, const Quantizer& q, const QuantizeOptions& options = {});
+
+/// The same sequence into `out`, reusing its buffers when the shapes match; when `times` is given, the fit,
+/// encode and decode stages are timed into it.
+void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& options, Quantized& out,
+                   StageTimes* times = nullptr);
+
+/// K = 2^bits for bits = 1..16; throws Error naming `bits` otherwise.
+std::size_t codes_for_bits(int bits);
 
 /// The seed a block gets: a mix of the cell seed and the block index (SplitMix64), so blocks draw
 /// independently and the same cell always gives the same codebooks.
 std::uint64_t block_seed(std::uint64_t seed, std::size_t block_index);
-
-/// Designs one codebook per block. Throws Error if the tensor is empty or holds non-finite values.
-TensorDesign design_tensor(const Quantizer& q, const Tensor& t, Granularity g, std::uint64_t seed);
-
-/// Encodes every block with its codebook (the shared encoder, then the strategy's refine_codes if any).
-/// `codes` must have t.size() entries and code_count K.
-void encode_tensor(const Quantizer& q, const Tensor& t, const TensorDesign& d, Codes& codes);
-
-/// Reconstructs the tensor: out[i] = level of codes[i] in its block's codebook. out.size() == codes.size().
-void decode_tensor(const TensorDesign& d, const Codes& codes, std::span<float> out);
 
 }  // namespace sqb

@@ -1,32 +1,113 @@
 #pragma once
 /// \file quantizer.hpp
-/// The strategy interface. Strategies differ in how they *design* a codebook for a block of data; applying it
-/// (encode/decode) is shared (codebook.hpp). A strategy that assigns values differently says so through the
-/// boundaries of the codebook it designs (Codebook::with_boundaries) and, if codes must change after
-/// assignment (phi_log's exponent sharing), through refine_codes() — never by re-implementing the encoder.
+/// The strategy interface. A strategy's one job is to *design* the codebook of a block of data (faiss calls
+/// this "train"); applying it — encode and decode — is shared by every strategy (codebook.hpp) and run by the
+/// one pipeline, sqb::quantize (quantize.hpp). A strategy that assigns values differently says so through the
+/// boundaries of the codebook it designs (Codebook::with_boundaries).
+///
+/// Anything beyond designing is an optional *part* a strategy adds by also deriving from one of the small
+/// interfaces below, and the pipeline, the CLI and the Python module ask for it with part_of<Part>(q):
+///  - RefinesCodes: a post-assignment step on the codes (phi_log's exponent sharing);
+///  - ReportsFigures: strategy-specific result columns (phi_log's exponent entropy);
+///  - ExportsArrays: extra arrays for `sqbench export` (phi_log's sign bits and exponents);
+///  - DesignsWithoutData: a codebook that needs no data (nf4, lloyd_max, ...), for `sqbench codebook`.
 
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "sqb/codebook.hpp"
+#include "sqb/columns.hpp"
 
 namespace sqb {
 
-struct Tensor;
-struct TensorDesign;
+struct Quantized;
 
 /// What one block's design produced.
 struct BlockDesign {
   Codebook codebook;
   int iterations = 0;     ///< Lloyd iterations run (0 for closed-form strategies)
   bool converged = true;  ///< false when an iterative strategy stopped at max_iter
-  /// The float32 values a deployment stores for this block (side_floats_per_block() of them), from which the
+  /// The float32 values a deployment stores for this block (SideValues::per_block of them), from which the
   /// codebook is rebuilt: e.g. {min, max}, {scale}, {mean, sigma}. Left empty by a strategy whose stored
-  /// values are its K levels (design_tensor fills those in).
+  /// values are its K levels (the pipeline fills those in).
   std::vector<float> side;
+};
+
+/// Where a block sits in its tensor, the seed it draws from, and its per-element importance weights.
+struct BlockInfo {
+  std::size_t index = 0;   ///< the block's index in storage order
+  std::uint64_t seed = 0;  ///< block_seed(cell seed, index) (see quantize.hpp)
+  /// Empty, or one non-negative finite weight per value of the block: strategies that honour weights (the
+  /// k-means family) minimise sum_i w_i (x_i - c(x_i))^2; the others ignore them.
+  std::span<const float> weights;
+};
+
+/// The float32 values a strategy stores per block to rebuild its codebook (storage accounting charges each at
+/// 32 bits) and what they are, for export manifests.
+struct SideValues {
+  std::size_t per_block = 0;  ///< K for a learned codebook, 2 for {min, max}, 1 for a scale, 0 for a constant
+  std::string description;    ///< e.g. "min, max", "the K levels (float32, ascending)"
+};
+
+class Quantizer {
+ public:
+  virtual ~Quantizer() = default;
+
+  /// K: the number of distinct codes this quantizer may emit (index width ceil(log2 K) bits). A codebook it
+  /// designs has exactly K levels, some of which may coincide.
+  std::size_t code_count() const { return k_; }
+  const SideValues& side_values() const { return side_; }
+
+  /// Designs the codebook for one block: a contiguous run of finite values, length >= 1 (the pipeline checked
+  /// them). Strategies with randomness draw from info.seed (or their own seed= mixed with info.index).
+  virtual BlockDesign design(std::span<const float> block, const BlockInfo& info) const = 0;
+
+ protected:
+  Quantizer(std::size_t k, SideValues side) : k_(k), side_(std::move(side)) {}
+
+ private:
+  std::size_t k_;
+  SideValues side_;
+};
+
+/// A part a strategy adds, or nullptr: part_of<ReportsFigures>(q).
+template <class Part>
+const Part* part_of(const Quantizer& q) {
+  return dynamic_cast<const Part*>(&q);
+}
+
+/// One block's codes, of the width the tensor is encoded with.
+using CodeSpan = std::variant<std::span<std::uint8_t>, std::span<std::uint16_t>>;
+
+/// Where a block lies in its tensor, for refine_codes(): strategies whose post-assignment step works along
+/// rows (phi_log's exponent sharing) find the row starts inside the block from these. A block lies inside one
+/// row (channel, group:G) or is whole rows starting at offset 0 (tensor).
+struct BlockPlace {
+  std::size_t offset = 0;  ///< flat index of the block's first element in the row-major tensor
+  std::size_t cols = 0;    ///< the tensor's row length (>= 1)
+};
+
+/// Part: a post-assignment step on one block's codes, after the shared encoder ran. `block` and `codes` have
+/// the same length; every code written must be < K.
+class RefinesCodes {
+ public:
+  virtual ~RefinesCodes() = default;
+  virtual void refine_codes(std::span<const float> block, const Codebook& cb, const BlockPlace& place,
+                            CodeSpan codes) const = 0;
+};
+
+/// Part: strategy-specific result columns (each a row of the column schema, columns.hpp).
+class ReportsFigures {
+ public:
+  virtual ~ReportsFigures() = default;
+  /// The columns this strategy fills (the same for every K and block).
+  virtual std::vector<Col> figure_columns() const = 0;
+  /// Their values for a quantized tensor, in the order of figure_columns(); NaN = not defined here.
+  virtual std::vector<double> figures(const Quantized& result) const = 0;
 };
 
 /// An extra array a strategy contributes to `sqbench export` (besides codes, codebooks and side values).
@@ -37,18 +118,31 @@ struct ExportArray {
   std::string description;           ///< one line for the export's manifest
 };
 
-/// Where a block sits and the seed it draws from: seed = block_seed(cell seed, index) (see quantize.hpp).
-struct BlockInfo {
-  std::size_t index = 0;
-  std::uint64_t seed = 0;
+/// Part: extra arrays for `sqbench export` (phi_log: sign bits and exponents).
+class ExportsArrays {
+ public:
+  virtual ~ExportsArrays() = default;
+  virtual std::vector<ExportArray> export_arrays(const Quantized& result) const = 0;
 };
 
-/// Where a block lies in its tensor, for refine_codes(): strategies whose post-assignment step works along
-/// rows (phi_log's exponent sharing) find the row starts inside the block from these. A block lies inside one
-/// row (channel, group:G) or is whole rows starting at offset 0 (tensor).
-struct BlockPlace {
-  std::size_t offset = 0;  ///< flat index of the block's first element in the row-major tensor
-  std::size_t cols = 0;    ///< the tensor's row length (>= 1)
+/// A codebook that needs no data: the levels a block gets before any per-block scale, and how a block's
+/// values map onto them.
+struct DataFreeCodebook {
+  std::vector<double> levels;      ///< K, ascending
+  std::vector<double> boundaries;  ///< K-1, ascending: the assignment boundaries between neighbours
+  /// How a block applies them, for people: e.g. "times the block's max |x|", "as they are".
+  std::string applied_as;
+  /// True when a block multiplies the levels by a scale of its own (absmax, std, mse): the shape is what is
+  /// fixed, so an MSE is only meaningful at a chosen scale.
+  bool scaled = false;
+};
+
+/// Part: the codebook without data (nf4, fp4, normal_quantile, uniform symmetric=1, phi_log with a fixed
+/// exponent range, lloyd_max), for `sqbench codebook` and the Python module's `codebook()`.
+class DesignsWithoutData {
+ public:
+  virtual ~DesignsWithoutData() = default;
+  virtual DataFreeCodebook data_free_codebook() const = 0;
 };
 
 /// Inputs a factory gets besides the spec's parameters.
@@ -56,50 +150,6 @@ struct BuildContext {
   std::size_t k = 0;  ///< number of codes K of the cell (1..65536)
   std::uint64_t seed =
       0;  ///< the cell's seed; strategies with randomness use it unless their spec sets seed=
-};
-
-class Quantizer {
- public:
-  virtual ~Quantizer() = default;
-
-  /// K: the number of distinct codes this quantizer may emit (index width is ceil(log2 K) bits). A codebook
-  /// it designs has exactly K levels, some of which may coincide.
-  virtual std::size_t code_count() const = 0;
-
-  /// Designs the codebook for one block (a contiguous run of finite values, length >= 1).
-  /// Strategies with randomness draw from info.seed (or from their own seed= mixed with info.index).
-  virtual BlockDesign design(std::span<const float> block, const BlockInfo& info) const = 0;
-
-  /// float32 values that must be stored per block to rebuild its codebook (K for a learned codebook; 2 for a
-  /// codebook that is a fixed function of min and max; 1 for a fixed table times a scale). Storage accounting
-  /// charges these at 32 bits each.
-  virtual std::size_t side_floats_per_block() const = 0;
-  /// What those values are, for export manifests ("min, max", "scale", ...). Default: the K levels.
-  virtual std::string side_description() const { return "the K levels (float32, ascending)"; }
-
-  /// Optional post-assignment step on one block's codes (after the shared encoder ran), called only when
-  /// refines_codes() is true. `block` and `codes` have the same length; `place` says where the block lies.
-  /// Every code written must be < K. Default: none.
-  virtual bool refines_codes() const { return false; }
-  virtual void refine_codes(std::span<const float> /*block*/, const Codebook& /*cb*/,
-                            const BlockPlace& /*place*/, std::span<std::uint8_t> /*codes*/) const {}
-  virtual void refine_codes(std::span<const float> /*block*/, const Codebook& /*cb*/,
-                            const BlockPlace& /*place*/, std::span<std::uint16_t> /*codes*/) const {}
-
-  /// Strategy-specific figures added to each result row (column names; the same for every K and block).
-  virtual std::vector<std::string> extra_metric_names() const { return {}; }
-  /// Their values for a quantized tensor, in the order of extra_metric_names(). NaN means "not defined here"
-  /// and is written as an empty field.
-  virtual std::vector<double> extra_metrics(const Tensor& /*data*/, const TensorDesign& /*design*/,
-                                            const Codes& /*codes*/) const {
-    return {};
-  }
-
-  /// Strategy-specific arrays for `sqbench export` (phi_log: sign bits and exponents). Default: none.
-  virtual std::vector<ExportArray> export_arrays(const Tensor& /*data*/, const TensorDesign& /*design*/,
-                                                 const Codes& /*codes*/) const {
-    return {};
-  }
 };
 
 }  // namespace sqb

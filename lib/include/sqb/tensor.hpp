@@ -26,6 +26,24 @@ struct Tensor {
   std::span<float> row(std::size_t r) { return {values.data() + r * cols, cols}; }
 };
 
+/// A read-only view of rows x cols float32 values, row-major: what the library's calls take, so a caller's
+/// own buffer (a memory-mapped file, a numpy array) is quantized without a copy. A Tensor converts to it.
+struct TensorView {
+  std::size_t rows = 0;
+  std::size_t cols = 0;
+  std::span<const float> values;  ///< rows * cols values
+
+  TensorView() = default;
+  /// Throws Error if values.size() != rows * cols.
+  TensorView(std::size_t rows_, std::size_t cols_, std::span<const float> values_);
+  TensorView(const Tensor& t)
+      : rows(t.rows), cols(t.cols), values(t.values) {}  // NOLINT: implicit on purpose
+  /// A 1-D array as one row.
+  static TensorView row_vector(std::span<const float> values_) { return {1, values_.size(), values_}; }
+
+  std::size_t size() const { return values.size(); }
+};
+
 /// Throws Error when `values` is empty or holds NaN or +-Inf: the message gives how many non-finite values
 /// there are and the first one's flat index (and row/column when cols > 0), prefixed by `what` (e.g. the file
 /// name).

@@ -6,20 +6,19 @@
 #include "detail/lloyd_1d.hpp"
 #include "detail/reduce.hpp"
 #include "quantizers/quantizers.hpp"
+#include "sqb/error.hpp"
 
 namespace sqb::quantizers {
 
 namespace {
 
-class Cosine final : public Quantizer {
+class Cosine final : public Quantizer, public DesignsWithoutData {
  public:
-  Cosine(std::size_t k, int refine) : k_(k), refine_(refine) {}
-  std::size_t code_count() const override { return k_; }
   // Without refinement the codebook is a fixed function of (min, max); refined levels must be stored.
-  std::size_t side_floats_per_block() const override { return refine_ == 0 ? 2 : k_; }
-  std::string side_description() const override {
-    return refine_ == 0 ? "min, max of the block" : Quantizer::side_description();
-  }
+  Cosine(std::size_t k, int refine)
+      : Quantizer(k, refine == 0 ? SideValues{2, "min, max of the block"} : learned_side(k)),
+        k_(k),
+        refine_(refine) {}
 
   BlockDesign design(std::span<const float> block, const BlockInfo&) const override {
     const auto [lo, hi] = detail::min_max(block);
@@ -34,6 +33,22 @@ class Cosine final : public Quantizer {
     d.codebook = Codebook::nearest(levels);
     if (refine_ == 0) d.side = {lo, hi};
     return d;
+  }
+
+  DataFreeCodebook data_free_codebook() const override {
+    if (refine_ > 0) {
+      throw Error(
+          "cosine refine=" + std::to_string(refine_) +
+          " is a learned codebook: its Lloyd steps move the levels to fit each block's data, so there is "
+          "no codebook without data (refine=0 has one)");
+    }
+    DataFreeCodebook c;
+    c.levels = detail::cosine_levels(-1.0, 1.0, k_);
+    for (std::size_t i = 0; i + 1 < k_; ++i)
+      c.boundaries.push_back(0.5 * (c.levels[i] + c.levels[i + 1]));
+    c.scaled = true;
+    c.applied_as = "mapped linearly onto the block's [min, max]";
+    return c;
   }
 
  private:

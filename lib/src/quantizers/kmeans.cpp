@@ -16,9 +16,13 @@ enum class Algo { sorted, naive };
 class KMeans final : public Quantizer {
  public:
   KMeans(std::size_t k, Init init, Algo algo, detail::LloydOptions opt, bool fixed_seed, std::uint64_t seed)
-      : k_(k), init_(init), algo_(algo), opt_(opt), fixed_seed_(fixed_seed), seed_(seed) {}
-  std::size_t code_count() const override { return k_; }
-  std::size_t side_floats_per_block() const override { return k_; }
+      : Quantizer(k, learned_side(k)),
+        k_(k),
+        init_(init),
+        algo_(algo),
+        opt_(opt),
+        fixed_seed_(fixed_seed),
+        seed_(seed) {}
 
   BlockDesign design(std::span<const float> block, const BlockInfo& info) const override {
     // Every initialisation works on a sorted copy (also for algo=naive, whose timing therefore includes one

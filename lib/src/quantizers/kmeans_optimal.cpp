@@ -13,9 +13,8 @@ namespace {
 
 class KMeansOptimal final : public Quantizer {
  public:
-  KMeansOptimal(std::size_t k, double max_table_gib) : k_(k), max_table_gib_(max_table_gib) {}
-  std::size_t code_count() const override { return k_; }
-  std::size_t side_floats_per_block() const override { return k_; }
+  KMeansOptimal(std::size_t k, double max_table_gib)
+      : Quantizer(k, learned_side(k)), k_(k), max_table_gib_(max_table_gib) {}
 
   BlockDesign design(std::span<const float> block, const BlockInfo&) const override {
     const detail::SortedBlock sorted(block);

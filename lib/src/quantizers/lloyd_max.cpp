@@ -16,21 +16,23 @@ namespace sqb::quantizers {
 
 namespace {
 
-class LloydMax final : public Quantizer {
+std::string side_text(const LloydMaxSetting& s) {
+  std::string out;
+  if (s.mean_from_data) out = "the block mean";
+  if (s.sigma_from == LloydMaxSetting::Sigma::data)
+    out += std::string(out.empty() ? "" : ", ") + "its RMS about it";
+  return out.empty() ? "nothing (a fixed law: the table is a constant)" : out;
+}
+
+class LloydMax final : public Quantizer, public DesignsWithoutData {
  public:
   LloydMax(LloydMaxSetting setting, std::size_t k, unsigned bits)
-      : s_(std::move(setting)), k_(k), bits_(bits) {
+      : Quantizer(k, {setting.side_floats(), side_text(setting)}),
+        s_(std::move(setting)),
+        k_(k),
+        bits_(bits) {
     if (!s_.d_from_data)
       fixed_ = lloyd_max_solution(s_.law, bits_);  // solve now: a bad law fails at build time
-  }
-  std::size_t code_count() const override { return k_; }
-  std::size_t side_floats_per_block() const override { return s_.side_floats(); }
-  std::string side_description() const override {
-    std::string out;
-    if (s_.mean_from_data) out = "the block mean";
-    if (s_.sigma_from == LloydMaxSetting::Sigma::data)
-      out += std::string(out.empty() ? "" : ", ") + "its RMS about it";
-    return out.empty() ? "nothing (a fixed law: the table is a constant)" : out;
   }
 
   BlockDesign design(std::span<const float> block, const BlockInfo&) const override {
@@ -62,6 +64,31 @@ class LloydMax final : public Quantizer {
     if (s_.mean_from_data) side.push_back(static_cast<float>(centre));
     if (s_.sigma_from == LloydMaxSetting::Sigma::data) side.push_back(static_cast<float>(rms));
     return {Codebook::nearest(levels), sol->iterations_total(), sol->converged, std::move(side)};
+  }
+
+  // The table as applied: centre + multiplier * levels; with sigma=data in units of the block's RMS (scaled)
+  // and about a centre of 0 when the block mean is the centre.
+  DataFreeCodebook data_free_codebook() const override {
+    if (s_.d_from_data) {
+      throw Error(
+          s_.spec +
+          ": parameter 'd' = data takes the dimension from each block, so there is no fixed table; give "
+          "d=<int>");
+    }
+    const Law law = s_.law_for(0);
+    const bool per_block_sigma = s_.sigma_from == LloydMaxSetting::Sigma::data;
+    const double mult = per_block_sigma ? s_.scale / law.stddev() : s_.multiplier(law, 0, 0.0);
+    const double centre = s_.mean_from_data ? 0.0 : s_.mean;
+    DataFreeCodebook c;
+    for (const double l : fixed_->levels)
+      c.levels.push_back(centre + mult * l);
+    for (const double t : fixed_->thresholds)
+      c.boundaries.push_back(centre + mult * t);
+    c.scaled = per_block_sigma;
+    c.applied_as =
+        std::string(per_block_sigma ? "in units of the block's RMS about its centre" : "as they are") +
+        (s_.mean_from_data ? ", plus the block mean" : "");
+    return c;
   }
 
  private:

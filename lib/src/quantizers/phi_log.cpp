@@ -73,78 +73,50 @@ void for_each_cluster(const BlockPlace& place, std::size_t n, std::size_t c, F&&
   }
 }
 
-class PhiLog final : public Quantizer {
+class PhiLog final : public Quantizer,
+                     public RefinesCodes,
+                     public ReportsFigures,
+                     public ExportsArrays,
+                     public DesignsWithoutData {
  public:
   explicit PhiLog(const PhiLogSetup& s)
-      : s_(s), m_(static_cast<std::size_t>(s.e_max - s.e_min + 1)), z_(s.zero ? 1 : 0), l_(2 * m_ + z_) {}
-
-  std::size_t code_count() const override { return s_.k; }
-  std::size_t side_floats_per_block() const override { return s_.absmax ? 1 : 0; }
-  std::string side_description() const override {
-    return s_.absmax ? "s = max |w| of the block (levels +-s*base^e)" : "nothing (scale=none: s = 1)";
-  }
+      : Quantizer(s.k, s.absmax ? SideValues{1, "s = max |w| of the block (levels +-s*base^e)"}
+                                : SideValues{0, "nothing (scale=none: s = 1)"}),
+        s_(s),
+        m_(static_cast<std::size_t>(s.e_max - s.e_min + 1)),
+        z_(s.zero ? 1 : 0),
+        l_(2 * m_ + z_) {}
 
   BlockDesign design(std::span<const float> block, const BlockInfo&) const override {
     const double s = s_.absmax ? static_cast<double>(detail::abs_max(block)) : 1.0;
-    std::vector<double> mag(m_);  // float32 magnitudes s*base^e, e = e_min + j, held in double
-    for (std::size_t j = 0; j < m_; ++j)
-      mag[j] = magnitude(s, s_.e_min + static_cast<std::int64_t>(j));
-
-    std::vector<float> levels(s_.k);
-    for (std::size_t i = 0; i < m_; ++i)
-      levels[i] = mag[m_ - 1 - i] == 0 ? 0.0f : static_cast<float>(-mag[m_ - 1 - i]);
-    if (s_.zero) levels[m_] = 0.0f;
-    for (std::size_t j = 0; j < m_; ++j)
-      levels[m_ + z_ + j] = static_cast<float>(mag[j]);
-    for (std::size_t i = l_; i < s_.k; ++i)
-      levels[i] = levels[l_ - 1];
-
-    // Boundary magnitudes: between ladder neighbours by the rounding rule; to the zero level at m/2.
-    const auto between = [&](double p, double q) { return s_.log_rule ? std::sqrt(p * q) : 0.5 * (p + q); };
-    // Ties go to the smaller magnitude: on the positive side that is the lower index already; on the
-    // negative side the boundary moves one double down, so the float comparison x > threshold becomes
-    // x >= -b (every float below -b is <= the next double below it).
-    const auto negative = [](double b) {
-      return std::nextafter(-b, -std::numeric_limits<double>::infinity());
-    };
-    std::vector<double> bounds(s_.k - 1);
-    for (std::size_t i = 0; i + 1 < s_.k; ++i) {
-      double b = 0;
-      if (i + 1 < m_) {  // two negative levels: -mag[m-1-i] < -mag[m-2-i]
-        b = negative(between(mag[m_ - 2 - i], mag[m_ - 1 - i]));
-      } else if (i + 1 == m_) {  // last negative level to the zero level, or to +mag[0]
-        b = negative(s_.zero ? 0.5 * mag[0] : 0.0);
-      } else if (s_.zero && i == m_) {  // zero level to +mag[0]
-        b = 0.5 * mag[0];
-      } else if (i + 1 < l_) {
-        const std::size_t j = i - m_ - z_;  // positive mag[j] to mag[j + 1]
-        b = between(mag[j], mag[j + 1]);
-      } else {
-        b = levels[i];  // spare codes
-      }
-      // Degenerate ladders (underflow to 0, overflow clamped to FLT_MAX) have equal neighbours.
-      bounds[i] = std::clamp(b, static_cast<double>(levels[i]), static_cast<double>(levels[i + 1]));
-    }
+    auto [levels, bounds] = ladder(s);
     std::vector<float> side;
     if (s_.absmax) side.push_back(static_cast<float>(s));
     return {Codebook::with_boundaries(std::move(levels), bounds), 0, true, std::move(side)};
   }
 
-  bool refines_codes() const override { return s_.cluster > 1 || s_.k > l_; }
-  void refine_codes(std::span<const float>, const Codebook&, const BlockPlace& place,
-                    std::span<std::uint8_t> codes) const override {
-    refine(place, codes);
+  // The ladder for s = 1: the levels as they are with scale=none, the shape a block's max |w| multiplies with
+  // scale=absmax.
+  DataFreeCodebook data_free_codebook() const override {
+    const auto [levels, bounds] = ladder(1.0);
+    DataFreeCodebook c;
+    c.levels.assign(levels.begin(), levels.end());
+    c.boundaries = bounds;
+    c.scaled = s_.absmax;
+    c.applied_as = s_.absmax ? "times the block's max |w| (scale=absmax)" : "as they are (scale=none)";
+    return c;
   }
+
   void refine_codes(std::span<const float>, const Codebook&, const BlockPlace& place,
-                    std::span<std::uint16_t> codes) const override {
-    refine(place, codes);
+                    CodeSpan codes) const override {
+    std::visit([&](auto c) { refine(place, c); }, codes);
   }
 
   // The seed's export_packed: a sign bit (1 = non-negative, as `W >= 0`) and an int16 exponent per element,
   // here taken from the codes, so clipping and exponent sharing are in them. w~ = s * (sign ? 1 : -1) *
   // base^e; the zero level (zero=1) has no exponent and is written as INT16_MIN.
-  std::vector<ExportArray> export_arrays(const Tensor&, const TensorDesign&,
-                                         const Codes& codes) const override {
+  std::vector<ExportArray> export_arrays(const Quantized& r) const override {
+    const Codes& codes = r.codes;
     ExportArray signs{
         "signs", "uint8", {}, "1 where the level is non-negative (the seed's sign_bit), else 0"};
     ExportArray exps{"exponents",
@@ -166,13 +138,11 @@ class PhiLog final : public Quantizer {
     return {std::move(signs), std::move(exps)};
   }
 
-  std::vector<std::string> extra_metric_names() const override {
-    return {"exp_entropy_bits", "exp_storage_bits"};
-  }
+  std::vector<Col> figure_columns() const override { return {Col::exp_entropy_bits, Col::exp_storage_bits}; }
 
-  std::vector<double> extra_metrics(const Tensor& data, const TensorDesign& d,
-                                    const Codes& codes) const override {
-    const std::size_t n = data.size();
+  std::vector<double> figures(const Quantized& d) const override {
+    const Codes& codes = d.codes;
+    const std::size_t n = codes.size();
     const std::size_t zero_symbol = m_;
     std::vector<std::size_t> elem_hist(m_ + 1, 0), group_hist(m_ + 1, 0);
     std::size_t nonzero = 0;
@@ -212,11 +182,55 @@ class PhiLog final : public Quantizer {
         exponent_bits += entropy_bits(flags);
       }
     }
-    const double scale_bits = 32.0 * static_cast<double>(d.blocks.size() * d.side_floats_per_block) / nd;
+    const double scale_bits = 32.0 * static_cast<double>(d.blocks.size() * d.side.per_block) / nd;
     return {h_elem, static_cast<double>(nonzero) / nd + exponent_bits + scale_bits};
   }
 
  private:
+  // K float32 levels (+-s*base^e, the zero level, spare copies of the top) and their K-1 exact boundaries.
+  std::pair<std::vector<float>, std::vector<double>> ladder(double s) const {
+    std::vector<double> mag(m_);  // float32 magnitudes s*base^e, e = e_min + j, held in double
+    for (std::size_t j = 0; j < m_; ++j)
+      mag[j] = magnitude(s, s_.e_min + static_cast<std::int64_t>(j));
+
+    std::vector<float> levels(s_.k);
+    for (std::size_t i = 0; i < m_; ++i)
+      levels[i] = mag[m_ - 1 - i] == 0 ? 0.0f : static_cast<float>(-mag[m_ - 1 - i]);
+    if (s_.zero) levels[m_] = 0.0f;
+    for (std::size_t j = 0; j < m_; ++j)
+      levels[m_ + z_ + j] = static_cast<float>(mag[j]);
+    for (std::size_t i = l_; i < s_.k; ++i)
+      levels[i] = levels[l_ - 1];
+
+    // Boundary magnitudes: between ladder neighbours by the rounding rule; to the zero level at m/2.
+    const auto between = [&](double p, double q) { return s_.log_rule ? std::sqrt(p * q) : 0.5 * (p + q); };
+    // Ties go to the smaller magnitude: on the positive side that is the lower index already; on the
+    // negative side the boundary moves one double down, so the float comparison x > threshold becomes
+    // x >= -b (every float below -b is <= the next double below it).
+    const auto negative = [](double b) {
+      return std::nextafter(-b, -std::numeric_limits<double>::infinity());
+    };
+    std::vector<double> bounds(s_.k - 1);
+    for (std::size_t i = 0; i + 1 < s_.k; ++i) {
+      double b = 0;
+      if (i + 1 < m_) {  // two negative levels: -mag[m-1-i] < -mag[m-2-i]
+        b = negative(between(mag[m_ - 2 - i], mag[m_ - 1 - i]));
+      } else if (i + 1 == m_) {  // last negative level to the zero level, or to +mag[0]
+        b = negative(s_.zero ? 0.5 * mag[0] : 0.0);
+      } else if (s_.zero && i == m_) {  // zero level to +mag[0]
+        b = 0.5 * mag[0];
+      } else if (i + 1 < l_) {
+        const std::size_t j = i - m_ - z_;  // positive mag[j] to mag[j + 1]
+        b = between(mag[j], mag[j + 1]);
+      } else {
+        b = levels[i];  // spare codes
+      }
+      // Degenerate ladders (underflow to 0, overflow clamped to FLT_MAX) have equal neighbours.
+      bounds[i] = std::clamp(b, static_cast<double>(levels[i]), static_cast<double>(levels[i + 1]));
+    }
+    return {std::move(levels), std::move(bounds)};
+  }
+
   float magnitude(double s, std::int64_t e) const {
     if (s == 0) return 0.0f;
     const double v = s * std::pow(s_.base, static_cast<double>(e));

@@ -10,6 +10,11 @@
 
 namespace sqb::quantizers {
 
+/// What a learned codebook stores per block: its K levels.
+inline SideValues learned_side(std::size_t k) {
+  return {k, "the K levels (float32, ascending)"};
+}
+
 std::span<const ParamSpec> cosine_params();
 std::unique_ptr<Quantizer> make_cosine(const Params& p, const BuildContext& ctx);
 

@@ -136,30 +136,21 @@ double gaussian_optimal_scale(const std::vector<float>& table) {
   return c;
 }
 
-// One codebook per block: levels = T * s. T is a fixed table with max |T| = 1 (nf4, fp4, normal_quantile;
-// one float32 scale stored per block, and the levels are computed as a float32 kernel dequantizes:
-// float32(T_i * float32(s))), or the block's empirical quantiles (quantile; the K levels are stored).
-class TableCodebook final : public Quantizer {
+// One codebook per block: levels = T * s. T is a fixed table with max |T| = 1 (nf4, fp4, normal_quantile);
+// one float32 scale is stored per block, and the levels are computed as a float32 kernel dequantizes:
+// float32(T_i * float32(s)).
+class TableCodebook final : public Quantizer, public DesignsWithoutData {
  public:
-  // Fixed table.
   TableCodebook(std::vector<float> table, Scale scale)
-      : k_(table.size()), table_(std::move(table)), table_d_(table_.begin(), table_.end()), scale_(scale) {
+      : Quantizer(table.size(), {1, "the block's scale (levels = table * scale)"}),
+        k_(table.size()),
+        table_(std::move(table)),
+        table_d_(table_.begin(), table_.end()),
+        scale_(scale) {
     if (scale_ == Scale::std) gauss_scale_ = gaussian_optimal_scale(table_);
   }
-  // Empirical quantiles of each block.
-  TableCodebook(std::size_t k, Scale scale) : k_(k), scale_(scale) {}
-
-  std::size_t code_count() const override { return k_; }
-  std::size_t side_floats_per_block() const override { return table_.empty() ? k_ : 1; }
 
   BlockDesign design(std::span<const float> block, const BlockInfo&) const override {
-    std::vector<float> sorted;
-    if (table_.empty() || scale_ == Scale::mse) {
-      sorted.assign(block.begin(), block.end());
-      std::sort(sorted.begin(), sorted.end());
-    }
-    if (table_.empty()) return {Codebook::nearest(learned_levels(sorted)), 0, true, {}};
-
     double s = 0;
     switch (scale_) {
       case Scale::none:
@@ -173,9 +164,12 @@ class TableCodebook final : public Quantizer {
         s = std::sqrt(ss / static_cast<double>(block.size())) * gauss_scale_;
         break;
       }
-      case Scale::mse:
+      case Scale::mse: {
+        std::vector<float> sorted(block.begin(), block.end());
+        std::sort(sorted.begin(), sorted.end());
         s = detail::best_block_scale(sorted, table_d_).scale;
         break;
+      }
     }
     // Stored as float32, which saturates at FLT_MAX (std and mse scales of data near the float32 limit can
     // exceed it; max |T| = 1 then keeps every level finite).
@@ -185,8 +179,38 @@ class TableCodebook final : public Quantizer {
       levels[i] = static_cast<float>(table_d_[i] * sf);
     return {Codebook::nearest(std::move(levels)), 0, true, {static_cast<float>(sf)}};
   }
-  std::string side_description() const override {
-    return table_.empty() ? Quantizer::side_description() : "the block's scale (levels = table * scale)";
+
+  DataFreeCodebook data_free_codebook() const override {
+    DataFreeCodebook c;
+    c.levels = table_d_;
+    for (std::size_t i = 0; i + 1 < k_; ++i)
+      c.boundaries.push_back(0.5 * (table_d_[i] + table_d_[i + 1]));
+    c.scaled = true;
+    c.applied_as = scale_ == Scale::std
+                       ? "times a scale per block: its RMS times the table's N(0,1)-optimal multiplier"
+                   : scale_ == Scale::mse ? "times a scale per block: the one minimising the block's MSE"
+                                          : "times a scale per block: its max |w| (absmax)";
+    return c;
+  }
+
+ private:
+  std::size_t k_;
+  std::vector<float> table_;
+  std::vector<double> table_d_;
+  Scale scale_;
+  double gauss_scale_ = 0;
+};
+
+// The block's own empirical quantiles as its codebook (a learned codebook: the K levels are stored),
+// optionally rescaled.
+class EmpiricalQuantile final : public Quantizer {
+ public:
+  EmpiricalQuantile(std::size_t k, Scale scale) : Quantizer(k, learned_side(k)), k_(k), scale_(scale) {}
+
+  BlockDesign design(std::span<const float> block, const BlockInfo&) const override {
+    std::vector<float> sorted(block.begin(), block.end());
+    std::sort(sorted.begin(), sorted.end());
+    return {Codebook::nearest(learned_levels(sorted)), 0, true, {}};
   }
 
  private:
@@ -212,10 +236,7 @@ class TableCodebook final : public Quantizer {
   }
 
   std::size_t k_;
-  std::vector<float> table_;  // empty: the block's empirical quantiles
-  std::vector<double> table_d_;
   Scale scale_;
-  double gauss_scale_ = 0;
 };
 
 Scale parse_scale(const Params& p) {
@@ -309,7 +330,7 @@ std::span<const ParamSpec> quantile_params() {
 }
 
 std::unique_ptr<Quantizer> make_quantile(const Params& p, const BuildContext& ctx) {
-  return std::make_unique<TableCodebook>(ctx.k, parse_scale(p));
+  return std::make_unique<EmpiricalQuantile>(ctx.k, parse_scale(p));
 }
 
 }  // namespace sqb::quantizers

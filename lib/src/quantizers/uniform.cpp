@@ -11,14 +11,13 @@ namespace sqb::quantizers {
 
 namespace {
 
-class Uniform final : public Quantizer {
+class Uniform final : public Quantizer, public DesignsWithoutData {
  public:
-  Uniform(std::size_t k, bool symmetric) : k_(k), symmetric_(symmetric) {}
-  std::size_t code_count() const override { return k_; }
-  std::size_t side_floats_per_block() const override { return symmetric_ ? 1 : 2; }
-  std::string side_description() const override {
-    return symmetric_ ? "absmax of the block" : "min, max of the block";
-  }
+  Uniform(std::size_t k, bool symmetric)
+      : Quantizer(k,
+                  symmetric ? SideValues{1, "absmax of the block"} : SideValues{2, "min, max of the block"}),
+        k_(k),
+        symmetric_(symmetric) {}
 
   BlockDesign design(std::span<const float> block, const BlockInfo&) const override {
     std::vector<double> levels(k_);
@@ -48,6 +47,19 @@ class Uniform final : public Quantizer {
       }
     }
     return {Codebook::nearest(levels), 0, true, std::move(side)};
+  }
+
+  // The levels for a block spanning [-1, 1] (symmetric: absmax 1).
+  DataFreeCodebook data_free_codebook() const override {
+    const BlockDesign d = design(std::vector<float>{-1.0f, 1.0f}, {});
+    DataFreeCodebook c;
+    c.levels.assign(d.codebook.levels().begin(), d.codebook.levels().end());
+    for (std::size_t i = 0; i + 1 < c.levels.size(); ++i)
+      c.boundaries.push_back(0.5 * (c.levels[i] + c.levels[i + 1]));
+    c.scaled = true;
+    c.applied_as =
+        symmetric_ ? "times the block's max |w| (absmax)" : "mapped linearly onto the block's [min, max]";
+    return c;
   }
 
  private:

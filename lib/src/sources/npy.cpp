@@ -1,7 +1,7 @@
-// The `npy` distribution: a real tensor from a .npy file, laid out as rows = output channels, optionally
+// The `npy` source: a real tensor from a .npy file, laid out as rows = output channels, optionally
 // scaled, with a policy for non-finite values and a deterministic subsample for n below the file's size.
 
-#include "npy_source.hpp"
+#include "sources/sources.hpp"
 
 #include <fnmatch.h>
 
@@ -29,7 +29,7 @@ struct Loaded {
   std::size_t dropped = 0;
 };
 
-class NpySource final : public Distribution {
+class NpySource final : public Source, public DescribesData {
  public:
   NpySource(fs::path file, npy::Layout layout, double scale, bool drop, std::string context)
       : file_(std::move(file)), layout_(layout), scale_(scale), drop_(drop), context_(std::move(context)) {
@@ -61,11 +61,11 @@ class NpySource final : public Distribution {
     return subsample(l.tensor, n, seed);
   }
 
-  std::vector<std::string> extra_metric_names() const override {
+  std::vector<Col> data_columns() const override {
     if (!drop_) return {};
-    return {"dropped_nonfinite"};
+    return {Col::dropped_nonfinite};
   }
-  std::vector<double> extra_metrics(const CellView&) const override {
+  std::vector<double> describe_data() const override {
     if (!drop_) return {};
     return {static_cast<double>(dropped_)};
   }
@@ -193,6 +193,8 @@ fs::path resolve(const fs::path& p, const fs::path& base) {
 
 }  // namespace
 
+namespace sources {
+
 std::span<const ParamSpec> npy_params() {
   static const ParamSpec params[] = {
       {"path", ParamSpec::Kind::text, "", 0, 0, false, {}, "the .npy file, relative to the config's folder"},
@@ -229,7 +231,7 @@ std::span<const ParamSpec> npy_params() {
   return params;
 }
 
-std::unique_ptr<Distribution> make_npy(const Params& p, const DistributionContext& ctx) {
+std::unique_ptr<Source> make_npy(const Params& p, const SourceContext& ctx) {
   if (p.given("glob")) {
     p.fail("glob",
            "lists files; the config loader expands it into one distribution per file (sqb::expand_npy_glob), "
@@ -242,6 +244,8 @@ std::unique_ptr<Distribution> make_npy(const Params& p, const DistributionContex
   const fs::path file = resolve(p.text("path"), ctx.base_dir);
   return std::make_unique<NpySource>(file, layout, p.real("scale"), p.is("nonfinite", "drop"), p.context());
 }
+
+}  // namespace sources
 
 std::vector<std::string> expand_npy_glob(std::string_view spec, const fs::path& base_dir) {
   const SpecText text = SpecText::parse(spec, "distribution");

@@ -1,6 +1,6 @@
-// Data sources for sweeps, and the one table naming them.
+// Data sources for sweeps: the synthetic laws, and the one table naming every source.
 
-#include "sqb/distribution.hpp"
+#include "sqb/source.hpp"
 
 #include <boost/random/laplace_distribution.hpp>
 #include <boost/random/mersenne_twister.hpp>
@@ -8,8 +8,7 @@
 #include <boost/random/student_t_distribution.hpp>
 #include <boost/random/uniform_real_distribution.hpp>
 
-#include "npy_source.hpp"
-#include "rotated.hpp"
+#include "sources/sources.hpp"
 #include "sqb/error.hpp"
 
 namespace sqb {
@@ -19,7 +18,7 @@ namespace {
 // Boost.Random's engines and distributions are header code with a fixed algorithm (the normal law is Boost's
 // ziggurat), so a seed gives the same numbers with any standard library; std:: distributions do not.
 template <class Dist>
-class Synthetic final : public Distribution {
+class Synthetic final : public Source {
  public:
   Synthetic(Dist dist, std::size_t rows, std::string context)
       : dist_(dist), rows_(rows), context_(std::move(context)) {}
@@ -54,7 +53,7 @@ const ParamSpec kRows{"rows", ParamSpec::Kind::integer,
                       {},     "rows of the tensor (n / rows columns each); granularity=channel is per row"};
 
 template <class Dist>
-std::unique_ptr<Distribution> synthetic(const Params& p, Dist dist) {
+std::unique_ptr<Source> synthetic(const Params& p, Dist dist) {
   return std::make_unique<Synthetic<Dist>>(dist, static_cast<std::size_t>(p.integer("rows")), p.context());
 }
 
@@ -66,7 +65,7 @@ std::span<const ParamSpec> gaussian_params() {
   };
   return params;
 }
-std::unique_ptr<Distribution> make_gaussian(const Params& p, const DistributionContext&) {
+std::unique_ptr<Source> make_gaussian(const Params& p, const SourceContext&) {
   return synthetic(p, boost::random::normal_distribution<double>(p.real("mean"), p.real("std")));
 }
 
@@ -78,7 +77,7 @@ std::span<const ParamSpec> uniform_params() {
   };
   return params;
 }
-std::unique_ptr<Distribution> make_uniform(const Params& p, const DistributionContext&) {
+std::unique_ptr<Source> make_uniform(const Params& p, const SourceContext&) {
   if (!(p.real("hi") > p.real("lo"))) p.fail("hi", "must be greater than lo");
   return synthetic(p, boost::random::uniform_real_distribution<double>(p.real("lo"), p.real("hi")));
 }
@@ -90,7 +89,7 @@ std::span<const ParamSpec> laplace_params() {
   };
   return params;
 }
-std::unique_ptr<Distribution> make_laplace(const Params& p, const DistributionContext&) {
+std::unique_ptr<Source> make_laplace(const Params& p, const SourceContext&) {
   return synthetic(p, boost::random::laplace_distribution<double>(0.0, p.real("scale")));
 }
 
@@ -108,39 +107,39 @@ std::span<const ParamSpec> student_t_params() {
   };
   return params;
 }
-std::unique_ptr<Distribution> make_student_t(const Params& p, const DistributionContext&) {
+std::unique_ptr<Source> make_student_t(const Params& p, const SourceContext&) {
   return synthetic(p, boost::random::student_t_distribution<double>(p.real("nu")));
 }
 
 // clang-format off
-const DistributionEntry kDistributions[] = {
+const SourceEntry kSources[] = {
     {"gaussian", "normal law N(mean, std^2)", gaussian_params(), make_gaussian},
     {"uniform", "uniform on [lo, hi]", uniform_params(), make_uniform},
     {"laplace", "Laplace law, mean 0, scale b", laplace_params(), make_laplace},
     {"student_t", "Student's t with nu degrees of freedom (unscaled)", student_t_params(), make_student_t},
-    {"npy", "a tensor read from a NumPy .npy file; a smaller n takes a seeded subsample (never padded)", npy_params(), make_npy},
-    {"rotated", "unit vectors in R^d (one per row) after a Haar-random rotation (TurboQuant); adds its Theorem 1/2 columns", rotated_params(), make_rotated},
+    {"npy", "a tensor read from a NumPy .npy file; a smaller n takes a seeded subsample (never padded)", sources::npy_params(), sources::make_npy},
+    {"rotated", "unit vectors in R^d (one per row) after a Haar-random rotation (TurboQuant); adds its Theorem 1/2 columns", sources::rotated_params(), sources::make_rotated},
 };
 // clang-format on
 
 }  // namespace
 
-std::span<const DistributionEntry> distribution_registry() {
-  return kDistributions;
+std::span<const SourceEntry> source_registry() {
+  return kSources;
 }
 
-const DistributionEntry& find_distribution(std::string_view name) {
+const SourceEntry& find_source(std::string_view name) {
   std::string names;
-  for (const DistributionEntry& e : kDistributions) {
+  for (const SourceEntry& e : kSources) {
     if (e.name == name) return e;
     names += (names.empty() ? "" : ", ") + std::string(e.name);
   }
   throw Error("unknown distribution '" + std::string(name) + "'; valid distributions: " + names);
 }
 
-std::unique_ptr<Distribution> make_distribution(std::string_view spec, const DistributionContext& ctx) {
+std::unique_ptr<Source> make_source(std::string_view spec, const SourceContext& ctx) {
   const SpecText text = SpecText::parse(spec, "distribution");
-  const DistributionEntry& entry = find_distribution(text.name);
+  const SourceEntry& entry = find_source(text.name);
   const Params params(entry.params, text.args, "distribution \"" + text.canonical() + "\"");
   return entry.make(params, ctx);
 }

@@ -8,7 +8,8 @@
 // codebook is exactly d C(f_d, b). One rotation per d vectors costs O(d^2) per vector, like the rotation
 // itself.
 
-#include "rotated.hpp"
+#include "sources/rotated.hpp"
+#include "sources/sources.hpp"
 
 #include <armadillo>
 #include <boost/math/constants/constants.hpp>
@@ -49,7 +50,7 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kPi = boost::math::constants::pi<double>();
 
-enum class Source { gaussian, laplace, student_t, uniform, onehot };
+enum class VectorLaw { gaussian, laplace, student_t, uniform, onehot };
 
 // Mean and standard error of the mean of per-vector values.
 struct MeanSe {
@@ -69,9 +70,9 @@ struct MeanSe {
   }
 };
 
-class Rotated final : public Distribution {
+class Rotated final : public Source, public EvaluatesResult {
  public:
-  Rotated(std::size_t d, Source source, double nu, bool rotate, std::size_t queries, std::string context)
+  Rotated(std::size_t d, VectorLaw source, double nu, bool rotate, std::size_t queries, std::string context)
       : d_(d), source_(source), nu_(nu), rotate_(rotate), queries_(queries), context_(std::move(context)) {}
 
   void check_n(std::size_t n) const override {
@@ -92,15 +93,15 @@ class Rotated final : public Distribution {
     boost::random::uniform_real_distribution<double> uniform(-1.0, 1.0);
     const auto coordinate = [&]() {
       switch (source_) {
-        case Source::gaussian:
+        case VectorLaw::gaussian:
           return normal(source_gen);
-        case Source::laplace:
+        case VectorLaw::laplace:
           return laplace(source_gen);
-        case Source::student_t:
+        case VectorLaw::student_t:
           return student(source_gen);
-        case Source::uniform:
+        case VectorLaw::uniform:
           return uniform(source_gen);
-        case Source::onehot:
+        case VectorLaw::onehot:
           break;
       }
       return 0.0;
@@ -109,7 +110,7 @@ class Rotated final : public Distribution {
       const std::size_t m = std::min(d_, vectors - first);
       arma::mat x(d_, m, arma::fill::zeros);
       for (std::size_t j = 0; j < m; ++j) {
-        if (source_ == Source::onehot) {
+        if (source_ == VectorLaw::onehot) {
           x(j, j) = 1;  // the batch's vectors are e_0, e_1, ...: rotated, the columns of the rotation
           continue;
         }
@@ -135,26 +136,28 @@ class Rotated final : public Distribution {
     return t;
   }
 
-  std::vector<std::string> extra_metric_names() const override {
-    return {"dmse",       "dmse_se",      "dmse_exact", "dmse_limit",    "dmse_paper",    "dmse_upper",
-            "dmse_lower", "d_dprod",      "d_dprod_se", "d_dprod_exact", "d_dprod_limit", "d_dprod_paper",
-            "prod_bias",  "prod_bias_se", "mse_bias",   "mse_bias_se",   "mse_bias_exact"};
+  std::vector<Col> evaluation_columns() const override {
+    return {Col::dmse,          Col::dmse_se,       Col::dmse_exact, Col::dmse_limit,   Col::dmse_paper,
+            Col::dmse_upper,    Col::dmse_lower,    Col::d_dprod,    Col::d_dprod_se,   Col::d_dprod_exact,
+            Col::d_dprod_limit, Col::d_dprod_paper, Col::prod_bias,  Col::prod_bias_se, Col::mse_bias,
+            Col::mse_bias_se,   Col::mse_bias_exact};
   }
 
-  std::vector<double> extra_metrics(const CellView& cell) const override {
-    const Tensor& x = cell.data;
-    if (x.cols != d_ || cell.recon.size() != x.size()) {
+  std::vector<double> evaluate(const Evaluation& cell) const override {
+    const TensorView x = cell.data;
+    const std::span<const float> recon = cell.result.decoded;
+    if (x.cols != d_ || recon.size() != x.size()) {
       throw std::logic_error("rotated: the cell's tensor is not this source's (rows of length d)");
     }
     const std::size_t vectors = x.rows;
-    std::vector<double> out(extra_metric_names().size(), kNaN);
+    std::vector<double> out(evaluation_columns().size(), kNaN);
 
     // Theorem 1: D_mse = E ||x - x~||^2 per unit vector.
     MeanSe dmse;
     for (std::size_t v = 0; v < vectors; ++v) {
       double e = 0;
       for (std::size_t i = 0; i < d_; ++i) {
-        const double diff = static_cast<double>(x.values[v * d_ + i]) - cell.recon[v * d_ + i];
+        const double diff = static_cast<double>(x.values[v * d_ + i]) - recon[v * d_ + i];
         e += diff * diff;
       }
       dmse.add(e);
@@ -199,23 +202,24 @@ class Rotated final : public Distribution {
   // (fresh for every d vectors, like the rotation). Against `queries_` random unit queries y per vector:
   // d * D_prod = d E[(<y, x~> - <y, x>)^2] and the multiplicative bias of E<y, x~> for TurboQuant_prod and
   // for the plain b-bit quantizer of the cell.
-  void prod_metrics(const CellView& cell, unsigned bits, bool power_of_two, std::vector<double>& out) const {
-    const Tensor& x = cell.data;
+  void prod_metrics(const Evaluation& cell, unsigned bits, bool power_of_two,
+                    std::vector<double>& out) const {
+    const TensorView x = cell.data;
+    const std::span<const float> recon = cell.result.decoded;
     const std::size_t vectors = x.rows;
     std::vector<float> coarse(x.size(), 0.0f);
     bool have_prod = power_of_two;
     if (power_of_two && bits >= 2) {
       try {
-        const auto q = cell.make_quantizer(cell.k / 2);
-        const TensorDesign design = design_tensor(*q, x, cell.granularity, cell.seed);
-        Codes codes(x.size(), q->code_count());
-        encode_tensor(*q, x, design, codes);
-        decode_tensor(design, codes, coarse);
+        QuantizeOptions o = cell.options;
+        o.measure = false;
+        coarse = quantize(x, cell.quantizer_spec, cell.k / 2, o).decoded;
       } catch (const NotApplicable&) {
         have_prod = false;
       }
     }
-    boost::random::mt19937_64 s_gen(block_seed(cell.seed, 2)), y_gen(block_seed(cell.seed, 3));
+    const std::uint64_t seed = cell.options.seed;
+    boost::random::mt19937_64 s_gen(block_seed(seed, 2)), y_gen(block_seed(seed, 3));
     boost::random::normal_distribution<double> normal;
     const double dd = static_cast<double>(d_);
     const double qjl_scale = std::sqrt(kPi / 2) / dd;
@@ -262,7 +266,7 @@ class Rotated final : public Distribution {
           double u = 0, vp = 0, vm = 0;
           for (std::size_t i = 0; i < d_; ++i) {
             u += y[i] * x.values[row + i];
-            vm += y[i] * cell.recon[row + i];
+            vm += y[i] * recon[row + i];
             if (have_prod) vp += y[i] * xprod(i, j);
           }
           u *= inv;
@@ -306,7 +310,7 @@ class Rotated final : public Distribution {
   }
 
   std::size_t d_;
-  Source source_;
+  VectorLaw source_;
   double nu_;
   bool rotate_;
   std::size_t queries_;
@@ -314,6 +318,8 @@ class Rotated final : public Distribution {
 };
 
 }  // namespace
+
+namespace sources {
 
 std::span<const ParamSpec> rotated_params() {
   static const ParamSpec params[] = {
@@ -358,18 +364,20 @@ std::span<const ParamSpec> rotated_params() {
   return params;
 }
 
-std::unique_ptr<Distribution> make_rotated(const Params& p, const DistributionContext&) {
+std::unique_ptr<Source> make_rotated(const Params& p, const SourceContext&) {
   if (!p.given("d")) p.fail("d", "is required: the dimension of the vectors, e.g. rotated d=128");
   if (p.given("nu") && !p.is("source", "student_t")) p.fail("nu", "applies only to source=student_t");
   const std::string& s = p.text("source");
-  const Source source = s == "laplace"     ? Source::laplace
-                        : s == "student_t" ? Source::student_t
-                        : s == "uniform"   ? Source::uniform
-                        : s == "onehot"    ? Source::onehot
-                                           : Source::gaussian;
+  const VectorLaw source = s == "laplace"     ? VectorLaw::laplace
+                           : s == "student_t" ? VectorLaw::student_t
+                           : s == "uniform"   ? VectorLaw::uniform
+                           : s == "onehot"    ? VectorLaw::onehot
+                                              : VectorLaw::gaussian;
   return std::make_unique<Rotated>(static_cast<std::size_t>(p.integer("d")), source, p.real("nu"),
                                    p.is("rotation", "haar"), static_cast<std::size_t>(p.integer("queries")),
                                    p.context());
 }
+
+}  // namespace sources
 
 }  // namespace sqb

@@ -1,0 +1,86 @@
+#pragma once
+/// \file source.hpp
+/// Data sources for sweeps: seeded synthetic laws (Boost.Random, so the same seed gives the same numbers on
+/// every run and platform), tensors from files, and randomly rotated vectors. Chosen by spec strings like
+/// `gaussian mean=0 std=1` from one registry table (the config key is `distribution`).
+///
+/// A source only produces data. Optional parts it may add (ask with part_of<Part>(source)):
+///  - DescribesData: columns describing the data it produced (npy: how many non-finite values it dropped);
+///  - EvaluatesResult: an evaluation step on a quantized result (rotated: TurboQuant's D_mse, D_prod,
+///  biases).
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sqb/columns.hpp"
+#include "sqb/quantize.hpp"
+#include "sqb/spec.hpp"
+#include "sqb/tensor.hpp"
+
+namespace sqb {
+
+class Source {
+ public:
+  virtual ~Source() = default;
+  /// The tensor for one cell: n elements drawn from `seed` (files: n = kWholeFile for every value, else a
+  /// seeded subsample). Synthetic laws honour the spec's rows= (n must be a multiple of it). Throws Error
+  /// when n is not valid for this source.
+  virtual Tensor draw(std::size_t n, std::uint64_t seed) const = 0;
+  /// Throws Error if draw(n, ...) would (checked while planning a sweep, before any work).
+  virtual void check_n(std::size_t n) const = 0;
+};
+
+template <class Part>
+const Part* part_of(const Source& s) {
+  return dynamic_cast<const Part*>(&s);
+}
+
+/// Part: columns describing the data a source produces (the same for every draw).
+class DescribesData {
+ public:
+  virtual ~DescribesData() = default;
+  virtual std::vector<Col> data_columns() const = 0;
+  virtual std::vector<double> describe_data() const = 0;  ///< in the order of data_columns(); NaN = empty
+};
+
+/// What an evaluation step sees: the cell's data, its quantized result, and how to quantize again (the
+/// cell's quantizer spec, K and options: the rotated source quantizes at b-1 bits for TurboQuant_prod).
+struct Evaluation {
+  TensorView data;
+  const Quantized& result;
+  std::string_view quantizer_spec;
+  std::size_t k = 0;
+  const QuantizeOptions& options;
+};
+
+/// Part: an evaluation step run on every quantized result of this source's data.
+class EvaluatesResult {
+ public:
+  virtual ~EvaluatesResult() = default;
+  virtual std::vector<Col> evaluation_columns() const = 0;
+  virtual std::vector<double> evaluate(const Evaluation& e) const = 0;  ///< NaN = empty
+};
+
+/// Where a source is built: the folder relative paths in its spec are resolved against.
+struct SourceContext {
+  std::filesystem::path base_dir;
+};
+
+struct SourceEntry {
+  std::string_view name;
+  std::string_view description;
+  std::span<const ParamSpec> params;
+  std::unique_ptr<Source> (*make)(const Params& params, const SourceContext& ctx);
+};
+
+std::span<const SourceEntry> source_registry();
+const SourceEntry& find_source(std::string_view name);  ///< throws Error listing the valid names
+std::unique_ptr<Source> make_source(std::string_view spec, const SourceContext& ctx = {});
+
+}  // namespace sqb
