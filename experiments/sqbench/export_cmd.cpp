@@ -145,12 +145,12 @@ ExportResult export_quantized(const ExportOptions& opt) {
                   "holds the flat index i") +
               ",\n";
   manifest += "  \"side_values\": " + json_string(result.side.description) + ",\n";
-  // Every metric column of the result, by its results.csv name; JSON has no inf or NaN: "inf" as a string,
-  // an undefined figure as null.
+  // Every metric column of the result, by its results.csv name, to 17 digits (reads back as the same double);
+  // JSON has no inf or NaN: "inf" as a string, an undefined figure as null.
   std::string metrics;
   for (const sqb::Figure& f : result.metric_columns()) {
     const std::string v = std::isnan(f.value)      ? "null"
-                          : std::isfinite(f.value) ? format_number(f.value)
+                          : std::isfinite(f.value) ? format_number(f.value, 17)
                                                    : json_string(format_number(f.value));
     metrics += std::string(metrics.empty() ? "" : ", ") +
                json_string(std::string(sqb::column_name(f.column))) + ": " + v;

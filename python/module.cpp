@@ -1,0 +1,332 @@
+// The Python module `sqbench`: a thin front door to the library's calls (sqb::quantize, the registry, the
+// data-free codebooks). numpy arrays in and out; float32 C-contiguous input is quantized in place, without a
+// copy; the GIL is released while quantizing; sqb::Error becomes ValueError with the CLI's message.
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sqb/sqb.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+// The input as rows x cols float32 values: a view of the caller's buffer when it is float32 and C-contiguous,
+// else a converted copy (float16 exactly; float64 rounded to nearest, an error beyond float32's range).
+struct Input {
+  std::vector<std::size_t> shape;  // the input's own shape
+  std::size_t rows = 1, cols = 1;
+  std::vector<float> copy;  // empty when viewing the caller's buffer
+  std::span<const float> values;
+};
+
+Input read_input(const py::buffer& x, const char* what) {
+  const py::buffer_info info = x.request();
+  Input in;
+  std::size_t n = 1;
+  for (const py::ssize_t d : info.shape) {
+    in.shape.push_back(static_cast<std::size_t>(d));
+    n *= static_cast<std::size_t>(d);
+  }
+  if (n == 0) throw sqb::Error(std::string(what) + ": the array is empty (shape has a zero)");
+  // 1-D is one row; 2-D rows x cols; higher ranks rows = first axis (PyTorch's [out, in, ...]).
+  if (in.shape.size() >= 2) {
+    in.rows = in.shape[0];
+    in.cols = n / in.rows;
+  } else {
+    in.cols = n;
+  }
+  const std::string fmt = info.format;
+  const char kind = fmt.empty() ? '?' : fmt.back();
+  const bool native = fmt.size() == 1 || fmt[0] == '=' || fmt[0] == '@' || fmt[0] == '<';
+  const bool is_f32 = kind == 'f' && info.itemsize == 4 && native;
+  const bool is_f16 = kind == 'e' && info.itemsize == 2 && native;
+  const bool is_f64 = kind == 'd' && info.itemsize == 8 && native;
+  if (!is_f32 && !is_f16 && !is_f64) {
+    throw sqb::Error(std::string(what) + ": element format '" + fmt +
+                     "' is not supported; give float32, float16 or float64 values");
+  }
+  // C-contiguous?
+  bool contiguous = true;
+  py::ssize_t expect = info.itemsize;
+  for (std::size_t d = info.shape.size(); d-- > 0;) {
+    if (info.shape[d] != 1 && info.strides[d] != expect) contiguous = false;
+    expect *= info.shape[d];
+  }
+  if (is_f32 && contiguous) {
+    in.values = {static_cast<const float*>(info.ptr), n};
+    return in;
+  }
+  // Copy element by element in C order, following the strides.
+  in.copy.resize(n);
+  std::vector<py::ssize_t> index(info.shape.size(), 0);
+  const auto* base = static_cast<const unsigned char*>(info.ptr);
+  for (std::size_t i = 0; i < n; ++i) {
+    py::ssize_t offset = 0;
+    for (std::size_t d = 0; d < index.size(); ++d)
+      offset += index[d] * info.strides[d];
+    const unsigned char* p = base + offset;
+    if (is_f32) {
+      std::memcpy(&in.copy[i], p, 4);
+    } else if (is_f16) {
+      std::uint16_t h;
+      std::memcpy(&h, p, 2);
+      in.copy[i] = sqb::npy::half_to_float(h);
+    } else {
+      double v;
+      std::memcpy(&v, p, 8);
+      if (std::isfinite(v) && std::fabs(v) > static_cast<double>(std::numeric_limits<float>::max()) &&
+          static_cast<float>(v) == std::numeric_limits<float>::infinity() * (v > 0 ? 1.0f : -1.0f)) {
+        throw sqb::Error(std::string(what) + ": the float64 value " + std::to_string(v) + " at flat index " +
+                         std::to_string(i) + " is beyond float32's range");
+      }
+      in.copy[i] = static_cast<float>(v);
+    }
+    for (std::size_t d = index.size(); d-- > 0;) {
+      if (++index[d] < info.shape[d]) break;
+      index[d] = 0;
+    }
+  }
+  in.values = in.copy;
+  return in;
+}
+
+// A result as Python sees it: numpy arrays (owned by this object, exposed without copies) and a dict.
+struct PyResult {
+  sqb::Quantized q;
+  std::vector<std::size_t> input_shape;
+  std::string spec;
+};
+
+template <class T>
+py::array_t<T> owned_array(std::vector<std::size_t> shape, const T* data, py::handle owner) {
+  std::vector<py::ssize_t> s(shape.begin(), shape.end());
+  return py::array_t<T>(s, data, owner);
+}
+
+py::object codes_of(const PyResult& r, py::handle self) {
+  const std::vector<std::size_t> shape = {r.q.rows, r.q.cols};
+  return r.q.codes.visit([&](auto c) -> py::object {
+    using Index = std::remove_const_t<typename decltype(c)::element_type>;
+    return owned_array<Index>(shape, c.data(), self);
+  });
+}
+
+template <class Get>
+py::array_t<float> per_block(const PyResult& r, std::size_t width, Get&& get) {
+  const std::size_t nb = r.q.blocks.size();
+  py::array_t<float> out(
+      std::vector<py::ssize_t>{static_cast<py::ssize_t>(nb), static_cast<py::ssize_t>(width)});
+  float* p = out.mutable_data();
+  for (std::size_t b = 0; b < nb; ++b) {
+    const std::span<const float> v = get(b);
+    std::copy(v.begin(), v.end(), p + b * width);
+  }
+  return out;
+}
+
+py::dict metrics_of(const sqb::Quantized& q) {
+  py::dict d;
+  for (const sqb::Figure& f : q.metric_columns()) {
+    d[py::str(std::string(sqb::column_name(f.column)))] =
+        std::isnan(f.value) ? py::object(py::none()) : py::object(py::float_(f.value));
+  }
+  return d;
+}
+
+std::size_t resolve_k(std::optional<std::size_t> k, std::optional<int> bits) {
+  if (k.has_value() == bits.has_value()) throw sqb::Error("give exactly one of k= and bits=");
+  if (bits) return sqb::codes_for_bits(*bits);
+  if (*k < 1 || *k > 65536) throw sqb::Error("k = " + std::to_string(*k) + " is outside 1..65536");
+  return *k;
+}
+
+PyResult quantize(const py::buffer& x, const std::string& spec, std::optional<std::size_t> k,
+                  std::optional<int> bits, const std::string& granularity, std::uint64_t seed, int threads,
+                  const std::optional<py::buffer>& weights) {
+  const std::size_t kk = resolve_k(k, bits);
+  const Input in = read_input(x, "x");
+  std::optional<Input> w;
+  if (weights) {
+    w = read_input(*weights, "weights");
+    if (w->values.size() != in.values.size()) {
+      throw sqb::Error("weights: " + std::to_string(w->values.size()) + " values for an array of " +
+                       std::to_string(in.values.size()) + " (one importance weight per element)");
+    }
+  }
+  sqb::QuantizeOptions opt;
+  opt.granularity = sqb::Granularity::parse(granularity);
+  opt.seed = seed;
+  opt.threads = threads;
+  if (w) opt.weights = w->values;
+  PyResult r;
+  r.input_shape = in.shape;
+  r.spec = spec;
+  {
+    py::gil_scoped_release release;
+    r.q = sqb::quantize(sqb::TensorView(in.rows, in.cols, in.values), spec, kk, opt);
+  }
+  return r;
+}
+
+py::dict data_free_codebook(const std::string& spec, int bits) {
+  const std::unique_ptr<sqb::Quantizer> q = sqb::make_quantizer(spec, {sqb::codes_for_bits(bits), 0});
+  const auto* part = sqb::part_of<sqb::DesignsWithoutData>(*q);
+  if (!part) {
+    throw sqb::Error(
+        "quantizer \"" + spec +
+        "\" designs its codebook from the data (a learned codebook): there is no codebook without "
+        "data; quantize() a tensor instead");
+  }
+  const sqb::DataFreeCodebook c = part->data_free_codebook();
+  py::dict d;
+  d["levels"] = py::array_t<double>(static_cast<py::ssize_t>(c.levels.size()), c.levels.data());
+  d["thresholds"] = py::array_t<double>(static_cast<py::ssize_t>(c.boundaries.size()), c.boundaries.data());
+  d["applied_as"] = c.applied_as;
+  d["scaled"] = c.scaled;
+  return d;
+}
+
+py::list quantizers() {
+  py::list out;
+  for (const sqb::QuantizerEntry& e : sqb::quantizer_registry()) {
+    py::list params;
+    for (const sqb::ParamSpec& p : e.params) {
+      py::dict pd;
+      pd["name"] = p.name;
+      pd["default"] = p.default_value.empty() ? py::object(py::none()) : py::object(py::str(p.default_value));
+      pd["domain"] = p.describe_domain();
+      pd["help"] = p.help;
+      params.append(pd);
+    }
+    py::dict d;
+    d["name"] = std::string(e.name);
+    d["description"] = std::string(e.description);
+    d["levels"] = std::string(e.levels);
+    d["randomized"] = e.randomized;
+    d["params"] = params;
+    out.append(d);
+  }
+  return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(sqbench, m) {
+  m.doc() =
+      "sqbench: scalar (1-D codebook) quantization.\n\n"
+      "    r = sqbench.quantize(w, \"kmeans\", bits=4, granularity=\"channel\")\n"
+      "    print(r.metrics[\"sqnr_db\"], r.codes.shape, r.codebooks.shape)\n\n"
+      "quantizers() lists the strategies and their parameters (the same registry as `sqbench list`).";
+  m.attr("__version__") = std::string(sqb::version());
+
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const sqb::Error& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    }
+  });
+
+  py::class_<PyResult>(m, "Quantized", "Everything one quantize() call produced.")
+      .def_property_readonly(
+          "codes", [](py::object self) { return codes_of(self.cast<const PyResult&>(), self); },
+          "the code (level index) of every element, uint8 (K <= 256) or uint16, shape (rows, cols) as laid "
+          "out")
+      .def_property_readonly(
+          "codebooks",
+          [](const PyResult& r) {
+            return per_block(r, r.q.code_count,
+                             [&](std::size_t b) { return r.q.designs[b].codebook.levels(); });
+          },
+          "each block's K levels, float32, shape (blocks, K): decoded = codebooks[block, code]")
+      .def_property_readonly(
+          "thresholds",
+          [](const PyResult& r) {
+            return per_block(r, r.q.code_count - 1,
+                             [&](std::size_t b) { return r.q.designs[b].codebook.thresholds(); });
+          },
+          "each block's K-1 thresholds: code = number of thresholds < x (numpy.searchsorted side='left')")
+      .def_property_readonly(
+          "side",
+          [](const PyResult& r) {
+            return per_block(r, r.q.side.per_block,
+                             [&](std::size_t b) { return std::span<const float>(r.q.designs[b].side); });
+          },
+          "what a deployment stores per block to rebuild its codebook, float32, shape (blocks, side values)")
+      .def_property_readonly("side_description", [](const PyResult& r) { return r.q.side.description; })
+      .def_property_readonly(
+          "blocks",
+          [](const PyResult& r) {
+            py::array_t<std::int64_t> out(
+                std::vector<py::ssize_t>{static_cast<py::ssize_t>(r.q.blocks.size()), 2});
+            auto* p = out.mutable_data();
+            for (std::size_t b = 0; b < r.q.blocks.size(); ++b) {
+              p[2 * b] = static_cast<std::int64_t>(r.q.blocks[b].offset);
+              p[2 * b + 1] = static_cast<std::int64_t>(r.q.blocks[b].length);
+            }
+            return out;
+          },
+          "each block's (offset, length) in the row-major (rows, cols) layout")
+      .def_property_readonly(
+          "decoded",
+          [](py::object self) {
+            const auto& r = self.cast<const PyResult&>();
+            return owned_array<float>(r.input_shape, r.q.decoded.data(), self);
+          },
+          "the reconstruction, float32, in the input's shape")
+      .def_property_readonly(
+          "metrics", [](const PyResult& r) { return metrics_of(r.q); },
+          "the metric columns by their results.csv names (mse, nmse, sqnr_db, ...)")
+      .def_property_readonly("k", [](const PyResult& r) { return r.q.code_count; })
+      .def_property_readonly(
+          "shape", [](const PyResult& r) { return py::make_tuple(r.q.rows, r.q.cols); },
+          "(rows, cols) as laid out")
+      .def_property_readonly("granularity", [](const PyResult& r) { return r.q.granularity.to_string(); })
+      .def_property_readonly("spec", [](const PyResult& r) { return r.spec; })
+      .def("__repr__", [](const PyResult& r) {
+        return "<sqbench.Quantized " + r.spec + ", K=" + std::to_string(r.q.code_count) + ", " +
+               std::to_string(r.q.rows) + "x" + std::to_string(r.q.cols) + ", " +
+               std::to_string(r.q.blocks.size()) + " block(s), mse=" + std::to_string(r.q.metrics.mse) + ">";
+      });
+
+  m.def("quantize", &quantize, py::arg("x"), py::arg("spec"), py::kw_only(), py::arg("k") = py::none(),
+        py::arg("bits") = py::none(), py::arg("granularity") = "tensor", py::arg("seed") = 0,
+        py::arg("threads") = 1, py::arg("weights") = py::none(),
+        "Quantize x (any float32/float16/float64 array; 1-D is one row, 2-D rows x cols, higher ranks rows = "
+        "first axis) with the quantizer `spec` at K = k codes or 2**bits. granularity: tensor | channel | "
+        "group:G. threads: blocks designed and encoded in parallel (0 = every core); the result is the same "
+        "for every value. weights: optional importance per element (same shape) for weighted objectives and "
+        "the wmse metric. Raises ValueError for a bad spec, parameter or data.");
+  m.def("codebook", &data_free_codebook, py::arg("spec"), py::arg("bits"),
+        "The codebook of a data-free quantizer (nf4, fp4, normal_quantile, uniform, cosine, phi_log, "
+        "lloyd_max): a dict of levels, thresholds, how a block applies them (applied_as) and whether a "
+        "per-block scale multiplies them (scaled). ValueError for a learned codebook.");
+  m.def("quantizers", &quantizers,
+        "The registry: name, description, levels and parameters of every quantizer.");
+  m.def(
+      "columns",
+      []() {
+        py::list out;
+        for (const sqb::ColumnInfo& c : sqb::column_schema()) {
+          py::dict d;
+          d["name"] = std::string(c.name);
+          d["unit"] = std::string(c.unit);
+          d["better"] = c.better == sqb::Better::lower    ? "lower"
+                        : c.better == sqb::Better::higher ? "higher"
+                                                          : "";
+          d["meaning"] = std::string(c.meaning);
+          out.append(d);
+        }
+        return out;
+      },
+      "The result-column schema (names as in results.csv and Quantized.metrics).");
+}

@@ -1,0 +1,234 @@
+"""Tests of the Python module `sqbench` (run by ctest with Debian's /usr/bin/python3 and PYTHONPATH=build/python).
+
+The module is a front door to the same library calls as the CLI, so its results must equal `sqbench export` of the
+same tensor bit for bit, and its codes must be what numpy.searchsorted / torch.bucketize give on its thresholds.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+
+import numpy as np
+
+import sqbench
+
+SQBENCH_EXE = os.environ.get("SQBENCH_EXE", "")
+NF4 = [-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
+       -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
+       0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941, 0.7229568362236023,
+       1.0]
+
+
+def gaussian(shape, seed=0, dtype=np.float32):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def skip_loudly(reason):
+    print(f"\nSKIPPED: {reason}", file=sys.stderr)
+    raise unittest.SkipTest(reason)
+
+
+class QuantizeTest(unittest.TestCase):
+    def test_result_shapes_and_metrics(self):
+        w = gaussian((8, 100))
+        r = sqbench.quantize(w, "kmeans", bits=4, granularity="channel")
+        self.assertEqual(r.codes.shape, (8, 100))
+        self.assertEqual(r.codes.dtype, np.uint8)
+        self.assertEqual(r.codebooks.shape, (8, 16))
+        self.assertEqual(r.codebooks.dtype, np.float32)
+        self.assertEqual(r.thresholds.shape, (8, 15))
+        self.assertEqual(r.side.shape, (8, 16))  # a learned codebook stores its K levels
+        self.assertEqual(r.blocks.tolist(), [[100 * i, 100] for i in range(8)])
+        self.assertEqual(r.decoded.shape, w.shape)
+        self.assertEqual(r.decoded.dtype, np.float32)
+        for name in ("mse", "nmse", "sqnr_db", "max_abs_err", "entropy_bits", "storage_bits", "iterations"):
+            self.assertIn(name, r.metrics)
+        self.assertIsNone(r.metrics["wmse"])  # no weights given
+        mse = float(np.mean((w.astype(np.float64) - r.decoded) ** 2))
+        self.assertAlmostEqual(r.metrics["mse"], mse, delta=1e-12 * max(mse, 1))
+        # decoded = codebooks[block, code]
+        rows = np.arange(8)[:, None]
+        np.testing.assert_array_equal(r.decoded, r.codebooks[rows, r.codes])
+
+    def test_wide_codes_are_uint16(self):
+        r = sqbench.quantize(gaussian(5000), "uniform", k=1000)
+        self.assertEqual(r.codes.dtype, np.uint16)
+        self.assertEqual(r.codes.shape, (1, 5000))
+
+    def test_codes_equal_numpy_searchsorted_per_block(self):
+        w = gaussian((6, 300), seed=1)
+        for spec, kw in (("kmeans", {"bits": 5}), ("phi_log base=2 zero=1", {"bits": 4}), ("nf4", {"bits": 4}),
+                         ("cosine", {"k": 300})):
+            r = sqbench.quantize(w, spec, granularity="group:64", **kw)
+            flat = w.reshape(-1)
+            codes = r.codes.reshape(-1)
+            for b, (off, n) in enumerate(r.blocks):
+                x = flat[off:off + n]
+                want = np.searchsorted(r.thresholds[b], x, side="left")
+                np.testing.assert_array_equal(codes[off:off + n], want, err_msg=f"{spec} block {b}")
+
+    def test_codes_equal_torch_bucketize(self):
+        try:
+            import torch
+        except ImportError:
+            skip_loudly("python3-torch is not installed: the torch.bucketize cross-check did not run")
+        w = gaussian((4, 1000), seed=2)
+        r = sqbench.quantize(w, "lloyd_max", bits=3, granularity="channel")
+        for b in range(4):
+            t = torch.from_numpy(r.thresholds[b].copy())
+            want = torch.bucketize(torch.from_numpy(w[b].copy()), t, right=False).numpy()
+            np.testing.assert_array_equal(r.codes[b], want)
+
+    def test_float16_and_float64_and_torch_input(self):
+        w16 = gaussian((3, 64), seed=3, dtype=np.float16)
+        r16 = sqbench.quantize(w16, "kmeans_optimal", bits=3)
+        r32 = sqbench.quantize(w16.astype(np.float32), "kmeans_optimal", bits=3)
+        np.testing.assert_array_equal(r16.codes, r32.codes)
+        np.testing.assert_array_equal(r16.decoded, r32.decoded)
+        w64 = gaussian((3, 64), seed=3, dtype=np.float64)
+        r64 = sqbench.quantize(w64, "uniform", bits=4)
+        np.testing.assert_array_equal(r64.decoded, sqbench.quantize(w64.astype(np.float32), "uniform", bits=4).decoded)
+        try:
+            import torch
+        except ImportError:
+            skip_loudly("python3-torch is not installed: the torch-tensor input check did not run")
+        t = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
+        rt = sqbench.quantize(t.numpy(), "nf4", bits=4, granularity="channel")
+        np.testing.assert_array_equal(rt.decoded, sqbench.quantize(t.numpy().copy(), "nf4", bits=4,
+                                                                   granularity="channel").decoded)
+
+    def test_layouts(self):
+        w = gaussian((4, 3, 2, 2), seed=4)  # PyTorch conv weight [out, in, kh, kw]: rows = out channels
+        r = sqbench.quantize(w, "uniform", bits=3, granularity="channel")
+        self.assertEqual(r.codes.shape, (4, 12))
+        self.assertEqual(r.decoded.shape, w.shape)
+        flat = sqbench.quantize(w.reshape(4, 12), "uniform", bits=3, granularity="channel")
+        np.testing.assert_array_equal(r.decoded.reshape(4, 12), flat.decoded)
+        # A non-contiguous view gives what its contiguous copy gives.
+        m = gaussian((50, 40), seed=5)
+        np.testing.assert_array_equal(sqbench.quantize(m.T, "kmeans", bits=2).decoded,
+                                      sqbench.quantize(np.ascontiguousarray(m.T), "kmeans", bits=2).decoded)
+        one = sqbench.quantize(gaussian(10, seed=6), "uniform", k=4)
+        self.assertEqual(one.codes.shape, (1, 10))
+        self.assertEqual(one.decoded.shape, (10,))
+
+    def test_threads_give_identical_results(self):
+        w = gaussian((64, 257), seed=7)
+        a = sqbench.quantize(w, "kmeans", bits=4, granularity="channel", seed=3, threads=1)
+        b = sqbench.quantize(w, "kmeans", bits=4, granularity="channel", seed=3, threads=4)
+        np.testing.assert_array_equal(a.codes, b.codes)
+        np.testing.assert_array_equal(a.codebooks, b.codebooks)
+        self.assertEqual(a.metrics, b.metrics)
+
+    def test_weights_give_wmse(self):
+        w = gaussian(1000, seed=8)
+        imp = np.abs(w) ** 2
+        r = sqbench.quantize(w, "uniform", bits=3, weights=imp)
+        err = (w.astype(np.float64) - r.decoded) ** 2
+        imp64 = imp.astype(np.float64)
+        self.assertAlmostEqual(r.metrics["wmse"], float(np.sum(imp64 * err) / np.sum(imp64)), places=12)
+        with self.assertRaisesRegex(ValueError, "one importance weight per element"):
+            sqbench.quantize(w, "uniform", bits=3, weights=imp[:10])
+
+    def test_gil_is_released(self):
+        # Another Python thread runs while a long quantize() call is in C++.
+        w = gaussian(400_000, seed=9)
+        ticks = []
+        done = threading.Event()
+
+        def count():
+            while not done.is_set():
+                ticks.append(1)
+                done.wait(0.001)
+
+        t = threading.Thread(target=count)
+        t.start()
+        try:
+            sqbench.quantize(w, "kmeans algo=naive max_iter=20 tol=0", bits=6)
+        finally:
+            done.set()
+            t.join()
+        self.assertGreater(len(ticks), 3)
+
+
+class ErrorTest(unittest.TestCase):
+    def test_bad_input_is_value_error_with_the_cli_message(self):
+        w = gaussian(100)
+        with self.assertRaises(ValueError) as e:
+            sqbench.quantize(w, "kmean", bits=4)
+        self.assertIn("unknown quantizer 'kmean'; valid quantizers: ", str(e.exception))
+        if SQBENCH_EXE:
+            cli = subprocess.run([SQBENCH_EXE, "codebook", "kmean", "--bits", "4"], capture_output=True,
+                                 text=True)
+            self.assertEqual(cli.returncode, 2)
+            self.assertIn(str(e.exception), cli.stderr)
+        with self.assertRaisesRegex(ValueError, "parameter 'init'"):
+            sqbench.quantize(w, "kmeans init=random", bits=4)
+        with self.assertRaisesRegex(ValueError, "give exactly one of k= and bits="):
+            sqbench.quantize(w, "kmeans")
+        with self.assertRaisesRegex(ValueError, "outside 1..16"):
+            sqbench.quantize(w, "kmeans", bits=17)
+        with self.assertRaisesRegex(ValueError, "granularity 'rows'"):
+            sqbench.quantize(w, "kmeans", bits=2, granularity="rows")
+        bad = w.copy()
+        bad[7] = np.nan
+        with self.assertRaisesRegex(ValueError, "NaN at index 7"):
+            sqbench.quantize(bad, "kmeans", bits=2)
+        with self.assertRaisesRegex(ValueError, "element format"):
+            sqbench.quantize(np.arange(10, dtype=np.int32), "kmeans", bits=2)
+        with self.assertRaisesRegex(ValueError, "empty"):
+            sqbench.quantize(np.zeros((0, 3), dtype=np.float32), "kmeans", bits=2)
+        with self.assertRaisesRegex(ValueError, "nf4 is a fixed 16-code table"):
+            sqbench.quantize(w, "nf4", bits=3)
+
+
+class RegistryTest(unittest.TestCase):
+    def test_version_quantizers_columns(self):
+        self.assertRegex(sqbench.__version__, r"^\d+\.\d+\.\d+$")
+        names = [q["name"] for q in sqbench.quantizers()]
+        for n in ("cosine", "kmeans", "kmeans_optimal", "phi_log", "lloyd_max", "uniform", "nf4"):
+            self.assertIn(n, names)
+        kmeans = next(q for q in sqbench.quantizers() if q["name"] == "kmeans")
+        self.assertIn("init", [p["name"] for p in kmeans["params"]])
+        self.assertIn("sqnr_db", [c["name"] for c in sqbench.columns()])
+
+    def test_data_free_codebooks(self):
+        nf4 = sqbench.codebook("nf4", 4)
+        np.testing.assert_array_equal(nf4["levels"].astype(np.float32), np.array(NF4, dtype=np.float32))
+        self.assertTrue(nf4["scaled"])
+        lm = sqbench.codebook("lloyd_max law=sphere d=128", 1)
+        self.assertAlmostEqual(lm["levels"][1], 0.07066157274, places=10)  # REFERENCE.md, exact finite-d
+        with self.assertRaisesRegex(ValueError, "learned codebook"):
+            sqbench.codebook("kmeans", 4)
+
+
+class ExportEquivalenceTest(unittest.TestCase):
+    def test_equals_sqbench_export_bit_for_bit(self):
+        if not SQBENCH_EXE:
+            skip_loudly("SQBENCH_EXE is not set: the comparison with `sqbench export` did not run")
+        w = gaussian((6, 40), seed=10)
+        for spec, bits, g in (("kmeans", 4, "channel"), ("phi_log cluster=4", 4, "group:16"),
+                              ("nf4", 4, "group:16"), ("lloyd_max", 3, "tensor")):
+            with tempfile.TemporaryDirectory() as d:
+                np.save(os.path.join(d, "w.npy"), w)
+                out = os.path.join(d, "out")
+                subprocess.run([SQBENCH_EXE, "export", spec, "--input", os.path.join(d, "w.npy"), "--out", out,
+                                "--bits", str(bits), "--granularity", g, "--seed", "5"], check=True,
+                               capture_output=True)
+                r = sqbench.quantize(w, spec, bits=bits, granularity=g, seed=5)
+                np.testing.assert_array_equal(np.load(os.path.join(out, "codes.npy")), r.codes)
+                np.testing.assert_array_equal(np.load(os.path.join(out, "codebooks.npy")), r.codebooks)
+                np.testing.assert_array_equal(np.load(os.path.join(out, "thresholds.npy")), r.thresholds)
+                np.testing.assert_array_equal(np.load(os.path.join(out, "blocks.npy")), r.blocks)
+                np.testing.assert_array_equal(np.load(os.path.join(out, "decoded.npy")).reshape(w.shape), r.decoded)
+                if r.side.shape[1] > 0:
+                    np.testing.assert_array_equal(np.load(os.path.join(out, "side.npy")), r.side)
+                manifest = json.load(open(os.path.join(out, "manifest.json")))
+                self.assertEqual(manifest["metrics"]["mse"], r.metrics["mse"])
+
+
+if __name__ == "__main__":
+    unittest.main()
