@@ -5,6 +5,7 @@
 
 #include <sys/wait.h>
 
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 
@@ -119,4 +120,43 @@ TEST_CASE("sqbench codebook: bad input exits 2 naming the parameter", "[cli][llo
     CHECK_THAT(o.output, Catch::Contains(c.names));
   }
   CHECK(run_cli("codebook --help").status == 0);
+}
+
+TEST_CASE("sqbench codebook prints every data-free codebook; a scaled shape gets its best N(0,1) fit",
+          "[cli][codebook]") {
+  // REFERENCE.md: best-scale MSE on N(0,1) of NF4 0.0098993 and of FP4 (E2M1) 0.0126849 (7 digits given).
+  struct Case {
+    const char* spec;
+    double mse;
+  };
+  for (const Case c : {Case{"nf4", 0.0098993}, Case{"fp4", 0.0126849}}) {
+    INFO(c.spec);
+    const std::string json = sqbench::codebook_report(c.spec, "4", "json");
+    const auto at = json.find("\"mse\": ");
+    REQUIRE(at != std::string::npos);
+    CHECK_THAT(std::stod(json.substr(at + 7)),
+               Catch::Matchers::WithinAbs(c.mse, 5e-8));  // REFERENCE rounds to 1e-7
+    CHECK(json_array(json, "levels").size() == 16);
+    CHECK(json_array(json, "thresholds").size() == 15);
+  }
+  // The bitsandbytes NF4 table, exactly as REFERENCE.md lists it (float32 values).
+  const std::vector<double> nf4 = json_array(sqbench::codebook_report("nf4", "4", "json"), "levels");
+  CHECK(static_cast<float>(nf4[1]) == -0.6961928009986877f);
+  CHECK(static_cast<float>(nf4[8]) == 0.07958029955625534f);
+  // A ladder with scale=none is printed as it is (no fit): +-phi^e for e = -3..0.
+  const std::string phi = sqbench::codebook_report("phi_log scale=none bits=3", "3", "json");
+  const std::vector<double> lv = json_array(phi, "levels");
+  REQUIRE(lv.size() == 8);
+  CHECK_THAT(lv[7], Catch::Matchers::WithinRel(1.0, 1e-7));
+  CHECK_THAT(lv[4], Catch::Matchers::WithinRel(std::pow((1 + std::sqrt(5.0)) / 2, -3.0), 1e-7));
+  CHECK(phi.find("\"n01\"") == std::string::npos);
+  // Every format works for every data-free entry, and learned ones are refused by name.
+  for (const char* spec : {"normal_quantile", "uniform symmetric=1", "uniform", "cosine", "phi_log"}) {
+    for (const char* format : {"text", "csv", "md", "json"})
+      CHECK_NOTHROW(sqbench::codebook_report(spec, "4", format));
+  }
+  const Outcome o = run_cli("codebook \"quantile\" --bits 4");
+  CHECK(o.status == 2);
+  CHECK_THAT(o.output, Catch::Contains("learned codebook") && Catch::Contains("nf4"));
+  CHECK_THAT(run_cli("codebook \"cosine refine=1\" --bits 4").output, Catch::Contains("learned codebook"));
 }

@@ -7,9 +7,12 @@
 #include <iostream>
 #include <sstream>
 
+#include "context.hpp"
 #include "csv.hpp"
 #include "sqb/error.hpp"
 #include "sqb/lloyd_max.hpp"
+#include "sqb/quantizer.hpp"
+#include "sqb/registry.hpp"
 #include "sqb/spec.hpp"
 
 namespace sqbench {
@@ -198,6 +201,151 @@ std::string json(const Report& r) {
   return o.str();
 }
 
+// A data-free codebook of any other strategy (DesignsWithoutData): its levels and boundaries, how a block
+// applies them and, for a shape a per-block scale multiplies, its best fit to N(0, 1).
+struct ShapeReport {
+  std::string spec, applied_as;
+  unsigned bits = 0;
+  std::size_t k = 0;
+  bool scaled = false;
+  std::vector<double> levels, lower, upper;
+  double scale = NAN, mse = NAN, entropy = NAN;  // N(0,1) at the best scale (scaled shapes only)
+  std::vector<double> probabilities;
+};
+
+// The quantizers that print a codebook without data at this K, for the error a learned one gets.
+std::string data_free_names(std::size_t k) {
+  std::string out;
+  for (const sqb::QuantizerEntry& e : sqb::quantizer_registry()) {
+    try {
+      const auto q = sqb::make_quantizer(std::string(e.name), {k, 0});
+      const auto* part = sqb::part_of<sqb::DesignsWithoutData>(*q);
+      if (part == nullptr) continue;
+      part->data_free_codebook();
+    } catch (const sqb::Error&) {
+      continue;
+    }
+    out += (out.empty() ? "" : ", ") + std::string(e.name);
+  }
+  return out;
+}
+
+ShapeReport build_shape(const std::string& spec, unsigned bits) {
+  const std::size_t k = std::size_t{1} << bits;
+  const std::unique_ptr<sqb::Quantizer> q = sqb::make_quantizer(spec, {k, 0});
+  const auto* part = sqb::part_of<sqb::DesignsWithoutData>(*q);
+  if (part == nullptr) {
+    throw sqb::Error(
+        "quantizer \"" + sqb::SpecText::parse(spec, "quantizer").canonical() +
+        "\" designs its codebook from each block's data (a learned codebook), so there is no codebook to "
+        "print without data; data-free codebooks at K = " +
+        std::to_string(k) + ": " + data_free_names(k));
+  }
+  const sqb::DataFreeCodebook c = part->data_free_codebook();
+  ShapeReport r;
+  r.spec = sqb::SpecText::parse(spec, "quantizer").canonical();
+  r.applied_as = c.applied_as;
+  r.bits = bits;
+  r.k = c.levels.size();
+  r.scaled = c.scaled;
+  r.levels = c.levels;
+  for (std::size_t i = 0; i < r.k; ++i) {
+    r.lower.push_back(i == 0 ? -INFINITY : c.boundaries[i - 1]);
+    r.upper.push_back(i + 1 == r.k ? INFINITY : c.boundaries[i]);
+  }
+  if (r.scaled) {
+    const sqb::Law n01 = sqb::Law::gaussian();
+    const sqb::ScaledFit fit = sqb::best_scale_fit(n01, c.levels, c.boundaries);
+    r.scale = fit.scale;
+    r.mse = fit.mse;
+    r.entropy = 0;
+    for (std::size_t i = 0; i < r.k; ++i) {
+      const double p = n01.cdf(r.upper[i] * fit.scale) - n01.cdf(r.lower[i] * fit.scale);
+      r.probabilities.push_back(p);
+      if (p > 0) r.entropy -= p * std::log2(p);
+    }
+  }
+  return r;
+}
+
+std::string text(const ShapeReport& r) {
+  std::ostringstream o;
+  o << "codebook   " << r.spec << "   b = " << r.bits << " (K = " << r.k << ")\n";
+  o << "applied    " << r.applied_as << "\n\n";
+  char line[256];
+  std::snprintf(line, sizeof line, "%6s  %24s  %24s  %24s%s\n", "index", "level", "lower threshold",
+                "upper threshold", r.scaled ? "  p under N(0,1) at s*" : "");
+  o << line;
+  for (std::size_t i = 0; i < r.k; ++i) {
+    std::snprintf(line, sizeof line, "%6zu  %24s  %24s  %24s", i, exact(r.levels[i]).c_str(),
+                  exact(r.lower[i]).c_str(), exact(r.upper[i]).c_str());
+    o << line;
+    if (r.scaled) o << "  " << exact(r.probabilities[i]);
+    o << "\n";
+  }
+  if (r.scaled) {
+    o << "\nbest scale s* for N(0,1)       " << exact(r.scale) << "  (levels x s*)\n";
+    o << "mse on N(0,1) at s* (exact)   " << exact(r.mse) << "\n";
+    o << "index entropy at s*           " << exact(r.entropy) << " bits (of " << r.bits << ")\n";
+  }
+  return o.str();
+}
+
+std::string csv(const ShapeReport& r) {
+  const std::vector<std::string> header = {"spec",       "bits",    "k",
+                                           "applied_as", "index",   "level",
+                                           "lower",      "upper",   "probability_n01",
+                                           "scale_n01",  "mse_n01", "entropy_bits_n01"};
+  const auto opt = [](double v) { return std::isnan(v) ? std::string() : exact(v); };
+  std::vector<std::vector<std::string>> rows;
+  for (std::size_t i = 0; i < r.k; ++i) {
+    rows.push_back({r.spec, std::to_string(r.bits), std::to_string(r.k), r.applied_as, std::to_string(i),
+                    exact(r.levels[i]), exact(r.lower[i]), exact(r.upper[i]),
+                    r.scaled ? exact(r.probabilities[i]) : "", opt(r.scale), opt(r.mse), opt(r.entropy)});
+  }
+  return csv_text(header, rows);
+}
+
+std::string markdown(const ShapeReport& r) {
+  std::ostringstream o;
+  o << "**`" << r.spec << "`**, b = " << r.bits << " (K = " << r.k << "), " << r.applied_as << "\n\n";
+  o << "| index | level | lower threshold | upper threshold |" << (r.scaled ? " p under N(0,1) at s* |" : "")
+    << "\n|---:|---:|---:|---:|" << (r.scaled ? "---:|" : "") << "\n";
+  for (std::size_t i = 0; i < r.k; ++i) {
+    o << "| " << i << " | " << exact(r.levels[i]) << " | " << exact(r.lower[i]) << " | " << exact(r.upper[i])
+      << " |";
+    if (r.scaled) o << " " << exact(r.probabilities[i]) << " |";
+    o << "\n";
+  }
+  if (r.scaled) {
+    o << "\n- best scale for N(0,1): s* = " << exact(r.scale)
+      << "\n- mse on N(0,1) at s* (exact): " << exact(r.mse)
+      << "\n- index entropy at s*: " << exact(r.entropy) << " bits\n";
+  }
+  return o.str();
+}
+
+std::string json(const ShapeReport& r) {
+  const auto array = [](const std::vector<double>& v, std::size_t from, std::size_t to) {
+    std::string out = "[";
+    for (std::size_t i = from; i < to; ++i)
+      out += (i > from ? ", " : "") + json_number(v[i]);
+    return out + "]";
+  };
+  std::ostringstream o;
+  o << "{\n  \"spec\": " << json_string(r.spec) << ",\n  \"bits\": " << r.bits << ",\n  \"k\": " << r.k
+    << ",\n  \"applied_as\": " << json_string(r.applied_as)
+    << ",\n  \"scaled\": " << (r.scaled ? "true" : "false") << ",\n  \"levels\": " << array(r.levels, 0, r.k)
+    << ",\n  \"thresholds\": " << array(r.upper, 0, r.k - 1);
+  if (r.scaled) {
+    o << ",\n  \"n01\": {\"scale\": " << json_number(r.scale) << ", \"mse\": " << json_number(r.mse)
+      << ", \"entropy_bits\": " << json_number(r.entropy)
+      << ", \"probabilities\": " << array(r.probabilities, 0, r.k) << "}";
+  }
+  o << "\n}\n";
+  return o.str();
+}
+
 }  // namespace
 
 std::string codebook_report(const std::string& spec, const std::string& bits, const std::string& format) {
@@ -211,7 +359,15 @@ std::string codebook_report(const std::string& spec, const std::string& bits, co
     throw sqb::Error("sqbench codebook: parameter '--format' must be one of text|csv|md|json, got '" +
                      format + "'");
   }
-  const Report r = build(spec, static_cast<unsigned>(*b));
+  const auto bits_u = static_cast<unsigned>(*b);
+  if (sqb::names_lloyd_max(spec)) {
+    const Report r = build(spec, bits_u);
+    if (format == "csv") return csv(r);
+    if (format == "md") return markdown(r);
+    if (format == "json") return json(r);
+    return text(r);
+  }
+  const ShapeReport r = build_shape(spec, bits_u);
   if (format == "csv") return csv(r);
   if (format == "md") return markdown(r);
   if (format == "json") return json(r);
@@ -220,8 +376,10 @@ std::string codebook_report(const std::string& spec, const std::string& bits, co
 
 int codebook_command(const std::vector<std::string>& args) {
   po::options_description desc(
-      "sqbench codebook SPEC --bits B: a data-free Lloyd-Max codebook of a law, e.g.\n"
-      "  sqbench codebook \"lloyd_max law=sphere d=128\" --bits 3\noptions");
+      "sqbench codebook SPEC --bits B: a codebook that needs no data (lloyd_max, nf4, fp4, normal_quantile,\n"
+      "uniform, cosine, phi_log): levels, thresholds, and its MSE on a law (lloyd_max: its own; a shape a\n"
+      "per-block scale multiplies: N(0,1) at the best scale), e.g.\n"
+      "  sqbench codebook \"lloyd_max law=sphere d=128\" --bits 3\n  sqbench codebook nf4 --bits 4\noptions");
   desc.add_options()("help,h", "this help")("bits,b", po::value<std::string>(),
                                             "bits b = 1..16 (K = 2^b levels)")(
       "format,f", po::value<std::string>()->default_value("text"), "text | csv | md | json");

@@ -2,6 +2,8 @@
 
 #include "sqb/lloyd_max.hpp"
 
+#include <algorithm>
+#include <boost/math/tools/minima.hpp>
 #include <cmath>
 #include <map>
 #include <mutex>
@@ -61,6 +63,43 @@ double law_mse(const Law& law, std::span<const double> levels, std::span<const d
     if (lo < hi) mse += detail::cell_squared_deviation(law, lo, hi, levels[i]);
   }
   return mse;
+}
+
+ScaledFit best_scale_fit(const Law& law, std::span<const double> levels, std::span<const double> boundaries) {
+  if (levels.empty() || boundaries.size() + 1 != levels.size()) {
+    throw Error("best_scale_fit: need K >= 1 levels and K - 1 boundaries");
+  }
+  double top = 0;
+  for (const double l : levels)
+    top = std::max(top, std::fabs(l));
+  if (!(top > 0)) throw Error("best_scale_fit: every level is 0, no scale can fit a law");
+  std::vector<double> sl(levels.size()), sb(boundaries.size());
+  const auto mse = [&](double s) {
+    for (std::size_t i = 0; i < levels.size(); ++i)
+      sl[i] = s * levels[i];
+    for (std::size_t i = 0; i < boundaries.size(); ++i)
+      sb[i] = s * boundaries[i];
+    return law_mse(law, sl, sb);
+  };
+  // The grid, in log2(s * top).
+  constexpr int kPerOctave = 16, kLo = -12 * kPerOctave, kHi = 8 * kPerOctave;
+  std::vector<double> scales, values;
+  for (int i = kLo; i <= kHi; ++i) {
+    scales.push_back(std::exp2(static_cast<double>(i) / kPerOctave) / top);
+    values.push_back(mse(scales.back()));
+  }
+  std::vector<std::size_t> order(scales.size());
+  for (std::size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return values[a] < values[b]; });
+  ScaledFit best{scales[order[0]], values[order[0]]};
+  for (std::size_t r = 0; r < std::min<std::size_t>(3, order.size()); ++r) {
+    const std::size_t i = order[r];
+    const double lo = scales[i == 0 ? 0 : i - 1], hi = scales[std::min(i + 1, scales.size() - 1)];
+    const auto [s, v] = boost::math::tools::brent_find_minima(mse, lo, hi, 40);
+    if (v < best.mse) best = {s, v};
+  }
+  return best;
 }
 
 LloydMaxSolution solve_lloyd_max(const Law& law, unsigned bits) {

@@ -223,6 +223,11 @@ std::unique_ptr<Quantizer> make_lloyd_max(const Params& p, const BuildContext& c
 
 namespace sqb {
 
+bool names_lloyd_max(std::string_view spec) {
+  const SpecText text = SpecText::parse(spec, "quantizer");
+  return find_quantizer(text.name).make == &quantizers::make_lloyd_max;
+}
+
 LloydMaxSetting parse_lloyd_max_spec(const std::string& spec) {
   const SpecText text = SpecText::parse(spec, "quantizer");
   const QuantizerEntry& entry = find_quantizer(text.name);
