@@ -4,8 +4,10 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <set>
 
 #include "cli_helpers.hpp"
+#include "sqb/columns.hpp"
 
 namespace fs = std::filesystem;
 
@@ -147,4 +149,31 @@ TEST_CASE("an unwritable results folder is an error before any work", "[cli]") {
   const Outcome o = run_cli("run " + cfg.string() + " --quiet --out " + (dir.path / "file" / "sub").string());
   CHECK(o.status == 2);
   CHECK(o.output.find("results folder") != std::string::npos);
+}
+
+TEST_CASE("README's column table is the column schema's (sqbench columns)", "[cli][columns]") {
+  const std::string readme = sqbtest::slurp(fs::path(SQB_SOURCE_DIR) / "README.md");
+  const std::string begin = "<!-- sqbench columns: begin -->\n", end = "<!-- sqbench columns: end -->";
+  const auto a = readme.find(begin), b = readme.find(end);
+  REQUIRE(a != std::string::npos);
+  REQUIRE(b != std::string::npos);
+  INFO("regenerate the README block between the markers from `build/experiments/sqbench columns`");
+  CHECK(readme.substr(a + begin.size(), b - a - begin.size()) == sqb::column_table_markdown());
+  const sqbtest::Outcome o = sqbtest::run_cli("columns", false);
+  CHECK(o.status == 0);
+  CHECK(o.output == sqb::column_table_markdown());
+}
+
+TEST_CASE("column schema: every name once, unknown names are errors listing the columns", "[columns]") {
+  std::set<std::string> names;
+  for (const sqb::ColumnInfo& c : sqb::column_schema()) {
+    CHECK(names.insert(std::string(c.name)).second);
+    CHECK(sqb::column_named(c.name) == c.id);
+    CHECK_FALSE(c.meaning.empty());
+  }
+  CHECK_THROWS_WITH(sqb::column_named("sqnr"), Catch::Contains("unknown result column 'sqnr'") &&
+                                                   Catch::Contains("sqnr_db"));
+  CHECK(sqb::column_info(sqb::Col::sqnr_db).better == sqb::Better::higher);
+  CHECK(sqb::column_info(sqb::Col::mse).better == sqb::Better::lower);
+  CHECK(sqb::column_info(sqb::Col::iterations).better == sqb::Better::none);
 }

@@ -58,7 +58,8 @@ constexpr ColumnInfo kColumns[] = {
      "npy source with nonfinite=drop: how many NaN/Inf values were dropped"},
 
     {Col::dmse, "dmse", K::figure, B::lower, "", "", "",
-     "rotated: measured D_mse = mean over vectors of ||x - x~||^2 (x~ = the cell's reconstruction)"},
+     "rotated: measured D_mse = mean over vectors of ||x - x~||^2 (x~ = the cell's reconstruction); b = log2 k, "
+     "and the reference columns are empty when k is not a power of two"},
     {Col::dmse_se, "dmse_se", K::figure, B::none, "", "", "", "rotated: standard error of dmse"},
     {Col::dmse_exact, "dmse_exact", K::figure, B::none, "", "", "",
      "rotated: d * C(f_d, b), the sphere law's Lloyd-Max distortion: E[dmse] exactly for `lloyd_max law=sphere "
@@ -78,7 +79,7 @@ constexpr ColumnInfo kColumns[] = {
     {Col::d_dprod_se, "d_dprod_se", K::figure, B::none, "", "", "", "rotated: standard error of d_dprod"},
     {Col::d_dprod_exact, "d_dprod_exact", K::figure, B::none, "", "", "",
      "rotated: (pi/2 - 1/d) * d C(f_d, b-1) (= 1 at b - 1 = 0): exactly E[d_dprod] for unit queries and the "
-     "sphere codebook"},
+     "sphere codebook, since Var(QJL) = ((pi/2)||r||^2 - <y, r>^2)/d and E<y, r>^2 = ||r||^2/d"},
     {Col::d_dprod_limit, "d_dprod_limit", K::figure, B::none, "", "", "",
      "rotated: (pi/2) C(N(0,1), b-1): 1.5708, 0.5708, 0.1845, 0.0543 for b = 1..4"},
     {Col::d_dprod_paper, "d_dprod_paper", K::figure, B::none, "", "", "",
