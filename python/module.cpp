@@ -102,6 +102,7 @@ Input read_input(const py::buffer& x, const char* what) {
 // A result as Python sees it: numpy arrays (owned by this object, exposed without copies) and a dict.
 struct PyResult {
   sqb::Quantized q;
+  sqb::StageTimes times;
   std::vector<std::size_t> input_shape;
   std::string spec;
 };
@@ -172,9 +173,42 @@ PyResult quantize(const py::buffer& x, const std::string& spec, std::optional<st
   r.spec = spec;
   {
     py::gil_scoped_release release;
-    r.q = sqb::quantize(sqb::TensorView(in.rows, in.cols, in.values), spec, kk, opt);
+    const std::unique_ptr<sqb::Quantizer> q = sqb::make_quantizer(spec, {kk, seed});
+    sqb::quantize_into(sqb::TensorView(in.rows, in.cols, in.values), *q, opt, r.q, &r.times);
   }
   return r;
+}
+
+// The shared encoder on its own: code = number of thresholds < x, for a codebook designed elsewhere.
+py::array encode_with(const py::buffer& x, const py::buffer& thresholds) {
+  const Input in = read_input(x, "x");
+  const Input th = read_input(thresholds, "thresholds");
+  sqb::check_finite(in.values, "x");
+  sqb::check_finite(th.values, "thresholds");
+  if (th.values.size() > 65535) throw sqb::Error("thresholds: at most 65535 (K <= 65536 codes)");
+  std::vector<float> levels(th.values.size() + 1);
+  // Levels only matter for decoding; the codebook is built from the thresholds as given.
+  std::vector<double> bounds(th.values.begin(), th.values.end());
+  for (std::size_t i = 0; i < levels.size(); ++i)
+    levels[i] = i < th.values.size() ? th.values[i] : th.values.empty() ? 0.0f : th.values.back();
+  for (std::size_t i = 1; i < bounds.size(); ++i) {
+    if (!(bounds[i] >= bounds[i - 1]))
+      throw sqb::Error("thresholds must be ascending (index " + std::to_string(i) + ")");
+  }
+  const sqb::Codebook cb = sqb::Codebook::with_boundaries(levels, bounds);
+  std::vector<py::ssize_t> shape(in.shape.begin(), in.shape.end());
+  if (levels.size() <= 256) {
+    py::array_t<std::uint8_t> out(shape);
+    std::span<std::uint8_t> o(out.mutable_data(), in.values.size());
+    py::gil_scoped_release release;
+    sqb::encode(cb, in.values, o);
+    return std::move(out);
+  }
+  py::array_t<std::uint16_t> out(shape);
+  std::span<std::uint16_t> o(out.mutable_data(), in.values.size());
+  py::gil_scoped_release release;
+  sqb::encode(cb, in.values, o);
+  return std::move(out);
 }
 
 py::dict data_free_codebook(const std::string& spec, int bits) {
@@ -286,6 +320,17 @@ PYBIND11_MODULE(sqbench, m) {
       .def_property_readonly(
           "metrics", [](const PyResult& r) { return metrics_of(r.q); },
           "the metric columns by their results.csv names (mse, nmse, sqnr_db, ...)")
+      .def_property_readonly(
+          "timings",
+          [](const PyResult& r) {
+            py::dict d;
+            d["fit_s"] = r.times.fit;
+            d["encode_s"] = r.times.encode;
+            d["decode_s"] = r.times.decode;
+            return d;
+          },
+          "seconds this call spent designing, encoding and decoding (one run, not a median: time repeated "
+          "calls for figures)")
       .def_property_readonly("k", [](const PyResult& r) { return r.q.code_count; })
       .def_property_readonly(
           "shape", [](const PyResult& r) { return py::make_tuple(r.q.rows, r.q.cols); },
@@ -310,6 +355,10 @@ PYBIND11_MODULE(sqbench, m) {
         "The codebook of a data-free quantizer (nf4, fp4, normal_quantile, uniform, cosine, phi_log, "
         "lloyd_max): a dict of levels, thresholds, how a block applies them (applied_as) and whether a "
         "per-block scale multiplies them (scaled). ValueError for a learned codebook.");
+  m.def("encode", &encode_with, py::arg("x"), py::arg("thresholds"),
+        "The shared encoder alone: codes[i] = number of thresholds < x[i] (numpy.searchsorted(thresholds, x, "
+        "side='left')), uint8 for up to 255 thresholds, else uint16, in x's shape. thresholds: ascending "
+        "float32.");
   m.def("quantizers", &quantizers,
         "The registry: name, description, levels and parameters of every quantizer.");
   m.def(

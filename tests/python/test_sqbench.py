@@ -53,6 +53,26 @@ class QuantizeTest(unittest.TestCase):
         rows = np.arange(8)[:, None]
         np.testing.assert_array_equal(r.decoded, r.codebooks[rows, r.codes])
 
+    def test_encode_alone_equals_searchsorted(self):
+        rng = np.random.default_rng(11)
+        x = rng.standard_normal(10_000).astype(np.float32)
+        for k in (2, 16, 256, 300):
+            t = np.sort(rng.standard_normal(k - 1).astype(np.float32))
+            t[len(t) // 2:len(t) // 2 + 2] = t[len(t) // 2]  # a repeated threshold
+            x[:k - 1] = t  # values exactly on thresholds go to the lower level
+            codes = sqbench.encode(x, t)
+            self.assertEqual(codes.dtype, np.uint8 if k <= 256 else np.uint16)
+            np.testing.assert_array_equal(codes, np.searchsorted(t, x, side="left"))
+        with self.assertRaisesRegex(ValueError, "ascending"):
+            sqbench.encode(x, np.array([1, 0], dtype=np.float32))
+        with self.assertRaisesRegex(ValueError, "non-finite"):
+            sqbench.encode(np.array([np.nan], dtype=np.float32), np.array([0], dtype=np.float32))
+
+    def test_timings_are_reported(self):
+        r = sqbench.quantize(gaussian(10_000), "kmeans", bits=4)
+        self.assertEqual(set(r.timings), {"fit_s", "encode_s", "decode_s"})
+        self.assertTrue(all(v >= 0 for v in r.timings.values()))
+
     def test_wide_codes_are_uint16(self):
         r = sqbench.quantize(gaussian(5000), "uniform", k=1000)
         self.assertEqual(r.codes.dtype, np.uint16)
