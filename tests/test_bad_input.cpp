@@ -308,6 +308,58 @@ TEST_CASE("tables, plots and memory are checked against the planned cells before
   record(c.label, line);
 }
 
+TEST_CASE("memory, another config's results, sqbench table: refused with the values or limits named",
+          "[bad-input][cli][sweep-checks]") {
+  ScratchDir dir;
+  // n = 2e9 under `ulimit -v 8G` (the address space `ulimit -v` limits) used to allocate, die with exit 1 and
+  // leave a header-only results.partial.csv behind.
+  const fs::path big =
+      dir.write("big.ini", "[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 2e9\nk = 16\n");
+  Outcome o = shell("/bin/bash -c 'ulimit -v 8388608; exec " + std::string(SQBENCH_EXE) + " run " +
+                    big.string() + " --out " + (dir.path / "big").string() + "' 2>&1");
+  INFO(o.output);
+  CHECK(o.status == 2);
+  CHECK(error_line(o, dir.path)
+            .rfind("DIR/big.ini: cell cosine | gaussian | n=2000000000 k=16 tensor seed=0 needs about 16.8 "
+                   "GiB (n = "
+                   "2000000000 (1 x 2000000000), K = 16, tensor: data 7.45 GiB + reconstruction 7.45 GiB + "
+                   "codes 1.86 "
+                   "GiB + codebooks 288 B + design workspace 0 B), but the address-space limit (ulimit -v) "
+                   "allows 8 GiB",
+                   0) == 0);
+  CHECK_FALSE(fs::exists(dir.path / "big"));  // no results.partial.csv to block the next run
+  CHECK(o.seconds < 5);
+  record("memory: n = 2e9 under `ulimit -v 8G`", error_line(o, dir.path));
+
+  // A finished results folder of another config.
+  const fs::path first = dir.write("c.ini", kSweep);
+  const fs::path out = dir.path / "out";
+  REQUIRE(run_sqbench("run " + first.string() + " --quiet --out " + out.string()).status == 0);
+  const std::string results = slurp(out / "results.csv");
+  const fs::path second = dir.write("d.ini", kSweep + "seed = 1\n");
+  o = run_sqbench("run " + second.string() + " --quiet --out " + out.string());
+  INFO(o.output);
+  CHECK(o.status == 2);
+  CHECK(error_line(o, dir.path)
+            .rfind("results folder DIR/out holds the finished results of a different config "
+                   "(hash ",
+                   0) == 0);
+  CHECK(error_line(o, dir.path)
+            .find("nothing was changed: pass --fresh to replace them, or choose another "
+                  "--out") != std::string::npos);
+  CHECK(slurp(out / "results.csv") == results);
+  record("output: a finished results folder of another config (without --fresh)", error_line(o, dir.path));
+
+  // sqbench table with a --where value no row has.
+  o = run_sqbench("table " + (out / "results.csv").string() +
+                  " --rows quantizer --cols k --value mse --where distribution=gausian");
+  CHECK(o.status == 2);
+  CHECK(error_line(o, dir.path) ==
+        "sqbench table: --where distribution=gausian: no result row has distribution "
+        "'gausian'; the values are: gaussian");
+  record("sqbench table: a --where value no row has", error_line(o, dir.path));
+}
+
 TEST_CASE("permissions: an unreadable config and a read-only results folder", "[bad-input][cli]") {
   const auto prefix = unprivileged_prefix();
   if (!prefix) {
