@@ -519,3 +519,23 @@ TEST_CASE("the shipped results folders render exactly as committed", "[sweep-che
   }
   CHECK(compared >= 10);
 }
+
+TEST_CASE("every shipped config passes the checks made before the first cell", "[sweep-checks][shipped]") {
+  // Planning only: the tables and plots built from the planned cells, and each cell's memory estimated (the
+  // configs are not run; full.ini alone takes hours).
+  for (const auto& e : fs::directory_iterator(fs::path(SQB_SOURCE_DIR) / "configs")) {
+    if (e.path().extension() != ".ini") continue;
+    INFO(e.path());
+    const sqbench::Config c = sqbench::load_config(e.path());
+    const sqbench::Plan plan = sqbench::make_plan(c);
+    CHECK_NOTHROW(
+        sqbench::check_outputs_before_work(c, sqbench::planned_results(c, plan), sqbench::RowsKind::planned));
+    std::vector<std::size_t> cells(plan.cells.size());
+    for (std::size_t i = 0; i < cells.size(); ++i)
+      cells[i] = i;
+    // Within a generous budget: the largest shipped cell (N = 1e7 with an exact DP table) is about 1 GB.
+    sqbench::Config budget = c;
+    budget.max_memory = 16ull << 30;
+    CHECK_NOTHROW(sqbench::check_memory(budget, plan, cells, 1, sqbench::memory_limits(budget)));
+  }
+}

@@ -288,7 +288,7 @@ std::string format_bytes(std::uint64_t bytes) {
   if (u == 0) {
     std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
   } else {
-    std::snprintf(buf, sizeof buf, "%.3g %s", v, kUnits[u]);
+    std::snprintf(buf, sizeof buf, v >= 100 ? "%.0f %s" : "%.3g %s", v, kUnits[u]);
   }
   return buf;
 }
