@@ -191,6 +191,175 @@ TEST_CASE("bad configs, .npy files and data: exit 2, a message naming the file a
   record(c.label, line);
 }
 
+namespace {
+
+// A sweep whose first cell takes seconds (O(N K) k-means, about 5 s of CPU here), then a few fast cells: a
+// check that happens "before any work" must end far sooner than that first cell, and must not have created
+// the results folder (its results.partial.csv is written before the first cell starts).
+const std::string kSlowFirst = R"([sweep.a]
+quantizer = kmeans algo=naive init=uniform max_iter=40 tol=0
+distribution = gaussian
+n = 200000
+k = 256
+[sweep.b]
+quantizer = uniform
+distribution = laplace rows=4
+n = 100000, 200000
+bits = 2, 8
+)";
+
+struct PreRunCase {
+  std::string label;
+  std::string config;  // the whole config text
+  std::string expect;  // the message, after "DIR/c.ini: " (or the start of it)
+};
+
+}  // namespace
+
+TEST_CASE("tables, plots and memory are checked against the planned cells before the first cell runs",
+          "[bad-input][cli][sweep-checks]") {
+  const std::string table = "[table.t]\nrows = quantizer\ncols = bits\nvalue = mse\n";
+  const std::string plot = "[plot.p]\nx = bits\ny = nmse\nseries = quantizer\nagg = mean\n";
+  const PreRunCase c = GENERATE_COPY(
+      PreRunCase{
+          "plot: a text column as the x of a line plot",
+          kSlowFirst + "[plot.p]\nx = distribution\ny = sqnr_db\nseries = quantizer\n",
+          "[plot.p] key 'x': column 'distribution' holds text ('gaussian', 'laplace rows=4'), not numbers: "
+          "a line plot needs a numeric x (kind = bar takes a categorical x)"},
+      PreRunCase{
+          "plot: a text column as the x of a scatter plot",
+          kSlowFirst + "[plot.p]\nkind = scatter\nx = quantizer\ny = mse\n",
+          "[plot.p] key 'x': column 'quantizer' holds text ('kmeans algo=naive init=uniform max_iter=40 "
+          "tol=0', 'uniform'), not numbers: a scatter plot needs a numeric x"},
+      PreRunCase{
+          "plot: a text column as y (any kind)",
+          kSlowFirst + "[plot.p]\nkind = bar\nx = distribution\ny = granularity\n",
+          "[plot.p] key 'y': column 'granularity' holds text ('tensor'), not numbers: y must be a number"},
+      PreRunCase{
+          "table: a mistyped where value", kSlowFirst + table + "where = quantizer=unifrom\n",
+          "[table.t] where quantizer=unifrom: no planned cell has quantizer 'unifrom'; the values are: "
+          "kmeans algo=naive init=uniform max_iter=40 tol=0, uniform"},
+      PreRunCase{
+          "plot: a mistyped where value", kSlowFirst + plot + "where = distribution=gausian\n",
+          "[plot.p] where distribution=gausian: no planned cell has distribution 'gausian'; the values "
+          "are: gaussian, laplace rows=4"},
+      PreRunCase{"table: one mistyped alternative of a where value",
+                 kSlowFirst + table + "where = bits=2|4|8\n",
+                 "[table.t] where bits=2|4|8: no planned cell has bits '4'; the values are: 2, 8"},
+      PreRunCase{"table: a where number no cell has (numbers compare numerically)",
+                 kSlowFirst + table + "where = n=1e5|2e6\n",
+                 "[table.t] where n=1e5|2e6: no planned cell has n '2e6'; the values are: 100000, 200000"},
+      PreRunCase{
+          "table: where filters that exist alone but select nothing together",
+          kSlowFirst + table + "where = quantizer=uniform\nwhere = distribution=gaussian\n",
+          "[table.t] where quantizer=uniform, distribution=gaussian: no planned cell matches all of these "
+          "together, though each value exists on its own (so the table or plot would be empty)"},
+      PreRunCase{"table: cells that differ in more than the seed, without agg",
+                 kSlowFirst + table + "where = quantizer=uniform\n",
+                 "[table.t] (checked against the 5 planned cells before any work): table 't' cell "
+                 "(quantizer=uniform, bits=2): 2 result rows fall into one cell and differ in n; add a where "
+                 "filter (e.g. where = n=...) or agg = mean|median|min|max"},
+      PreRunCase{"plot: points that differ in more than the seed, without agg",
+                 kSlowFirst + "[plot.p]\nx = bits\ny = nmse\nseries = quantizer\n",
+                 "[plot.p] (checked against the 5 planned cells before any work): plot 'p' point "
+                 "(quantizer=uniform, bits=2): 2 result rows fall into one cell and differ in n; add a where "
+                 "filter (e.g. where = n=...) or agg = mean|median|min|max"},
+      PreRunCase{"plot: an unknown agg", kSlowFirst + "[plot.p]\nx = bits\ny = nmse\nagg = avg\n",
+                 "key 'plot.p.agg': 'avg' must be one of none|mean|median|min|max"},
+      PreRunCase{"plot: a reference curve on a bar plot",
+                 kSlowFirst + "[plot.p]\nkind = bar\nx = bits\ny = nmse\nreference = shannon\n",
+                 "[plot.p]: reference curves need a numeric x axis; kind = bar has a categorical one"},
+      PreRunCase{"table: best_along = row with several values",
+                 kSlowFirst + "[table.t]\nrows = quantizer\nvalue = mse, sqnr_db\nbest_along = row\n",
+                 "[table.t]: best_along = row compares the columns of a row, but with several values (mse, "
+                 "sqnr_db) they are different quantities; use best_along = col"},
+      PreRunCase{
+          "memory: a cell over max_memory", "max_memory = 20M\n" + kSlowFirst,
+          "cell kmeans algo=naive init=uniform max_iter=40 tol=0 | gaussian | n=200000 k=256 tensor seed=0 "
+          "needs about 13.9 MiB (n = 200000 (1 x 200000), K = 256, tensor: data 781 KiB + reconstruction "
+          "781 KiB + codes 195 KiB + codebooks 3.09 KiB + design workspace 12.2 MiB), but max_memory "
+          "allows 20 MiB and sqbench itself takes about 16 MiB of it, leaving 4 MiB; nothing was run. "
+          "Use a smaller n, a finer granularity or a smaller K for it, or raise max_memory"},
+      PreRunCase{
+          "memory: max_memory that is not a size", "max_memory = lots\n" + kSlowFirst,
+          "key 'max_memory': 'lots' must be a size in bytes, with an optional K, M, G or T (binary: 1K = "
+          "1024), e.g. max_memory = 8G"},
+      PreRunCase{
+          "kmeans_optimal: a split table over max_table_gib",
+          kSlowFirst + "[sweep.c]\nquantizer = kmeans_optimal max_table_gib=0.1\ndistribution = "
+                       "gaussian\nn = 200000\nk = 256\n",
+          "cell kmeans_optimal max_table_gib=0.1 | gaussian | n=200000 k=256 tensor seed=0: kmeans_optimal "
+          "needs a 0.191 GiB split table for blocks of 200000 values at K = 256, above its max_table_gib = "
+          "0.1; use a finer granularity, a smaller K or raise max_table_gib (it would stop the run when the "
+          "cell starts)"});
+  ScratchDir dir;
+  dir.write("c.ini", c.config);
+  const fs::path out = dir.path / "out";
+  const Outcome o = run_sqbench("run " + (dir.path / "c.ini").string() + " --out " + out.string());
+  INFO(c.label << "\n--- output:\n" << o.output.substr(0, 2000));
+  CHECK(o.status == 2);
+  const std::string line = error_line(o, dir.path);
+  CHECK(line.find(c.expect) != std::string::npos);
+  CHECK(line.find("DIR/c.ini") == 0);                // names the config
+  CHECK(o.output.find("[1/") == std::string::npos);  // no cell ran
+  CHECK_FALSE(fs::exists(out / "results.partial.csv"));
+  CHECK_FALSE(fs::exists(out / "results.csv"));
+  CHECK(o.seconds < 1.5);  // the first cell alone takes about 5 s of CPU
+  record(c.label, line);
+}
+
+TEST_CASE("memory, another config's results, sqbench table: refused with the values or limits named",
+          "[bad-input][cli][sweep-checks]") {
+  ScratchDir dir;
+  // n = 2e9 under `ulimit -v 8G` (the address space `ulimit -v` limits) used to allocate, die with exit 1 and
+  // leave a header-only results.partial.csv behind.
+  const fs::path big =
+      dir.write("big.ini", "[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 2e9\nk = 16\n");
+  Outcome o = shell("/bin/bash -c 'ulimit -v 8388608; exec " + std::string(SQBENCH_EXE) + " run " +
+                    big.string() + " --out " + (dir.path / "big").string() + "' 2>&1");
+  INFO(o.output);
+  CHECK(o.status == 2);
+  CHECK(error_line(o, dir.path)
+            .rfind("DIR/big.ini: cell cosine | gaussian | n=2000000000 k=16 tensor seed=0 needs about 16.8 "
+                   "GiB (n = "
+                   "2000000000 (1 x 2000000000), K = 16, tensor: data 7.45 GiB + reconstruction 7.45 GiB + "
+                   "codes 1.86 "
+                   "GiB + codebooks 288 B + design workspace 0 B), but the address-space limit (ulimit -v) "
+                   "allows 8 GiB",
+                   0) == 0);
+  CHECK_FALSE(fs::exists(dir.path / "big"));  // no results.partial.csv to block the next run
+  CHECK(o.seconds < 5);
+  record("memory: n = 2e9 under `ulimit -v 8G`", error_line(o, dir.path));
+
+  // A finished results folder of another config.
+  const fs::path first = dir.write("c.ini", kSweep);
+  const fs::path out = dir.path / "out";
+  REQUIRE(run_sqbench("run " + first.string() + " --quiet --out " + out.string()).status == 0);
+  const std::string results = slurp(out / "results.csv");
+  const fs::path second = dir.write("d.ini", kSweep + "seed = 1\n");
+  o = run_sqbench("run " + second.string() + " --quiet --out " + out.string());
+  INFO(o.output);
+  CHECK(o.status == 2);
+  CHECK(error_line(o, dir.path)
+            .rfind("results folder DIR/out holds the finished results of a different config "
+                   "(hash ",
+                   0) == 0);
+  CHECK(error_line(o, dir.path)
+            .find("nothing was changed: pass --fresh to replace them, or choose another "
+                  "--out") != std::string::npos);
+  CHECK(slurp(out / "results.csv") == results);
+  record("output: a finished results folder of another config (without --fresh)", error_line(o, dir.path));
+
+  // sqbench table with a --where value no row has.
+  o = run_sqbench("table " + (out / "results.csv").string() +
+                  " --rows quantizer --cols k --value mse --where distribution=gausian");
+  CHECK(o.status == 2);
+  CHECK(error_line(o, dir.path) ==
+        "sqbench table: --where distribution=gausian: no result row has distribution "
+        "'gausian'; the values are: gaussian");
+  record("sqbench table: a --where value no row has", error_line(o, dir.path));
+}
+
 TEST_CASE("permissions: an unreadable config and a read-only results folder", "[bad-input][cli]") {
   const auto prefix = unprivileged_prefix();
   if (!prefix) {
@@ -356,13 +525,13 @@ TEST_CASE("a run that cannot finish writing keeps the previous results.csv byte-
   REQUIRE(run_sqbench("run " + first.string() + " --quiet --out " + out.string()).status == 0);
   const std::string previous = slurp(out / "results.csv");
   REQUIRE(!previous.empty());
-  // A bigger sweep whose results.csv (about 5 KB) exceeds the 1 KiB file-size limit: write() fails with EFBIG
-  // as it would with ENOSPC on a full disk.
+  // A bigger sweep (another config: --fresh replaces the folder) whose results.csv (about 5 KB) exceeds the
+  // 1 KiB file-size limit: write() fails with EFBIG as it would with ENOSPC on a full disk.
   const fs::path second = dir.write("second.ini",
                                     "[sweep]\nquantizer = cosine\nquantizer = uniform\ndistribution = "
                                     "gaussian\nn = 100\nk = 2, 4, 8, 16, 32\n");
   const Outcome o = shell("/bin/bash -c \"trap '' XFSZ; ulimit -f 1; exec " + std::string(SQBENCH_EXE) +
-                          " run " + second.string() + " --quiet --out " + out.string() + "\" 2>&1");
+                          " run " + second.string() + " --quiet --fresh --out " + out.string() + "\" 2>&1");
   INFO(o.output);
   CHECK(o.status == 2);
   // The limit is hit while appending finished cells to the partial file; the complete results stay as they
@@ -403,7 +572,7 @@ TEST_CASE("a full disk (a tiny tmpfs) leaves the previous results intact", "[bad
   }
   const fs::path cfg2 =
       dir.write("c2.ini", "[sweep]\nquantizer = kmeans\ndistribution = laplace\nn = 200\nk = 2, 8\n");
-  const Outcome o = run_sqbench("run " + cfg2.string() + " --quiet --out " + out.string());
+  const Outcome o = run_sqbench("run " + cfg2.string() + " --quiet --fresh --out " + out.string());
   INFO(o.output);
   CHECK(o.status == 2);
   CHECK(error_line(o, dir.path).find("(No space left on device); the previous file is unchanged") !=

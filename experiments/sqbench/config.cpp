@@ -1,6 +1,7 @@
 #include "config.hpp"
 
 #include <boost/program_options.hpp>
+#include <cmath>
 #include <map>
 #include <set>
 #include <sstream>
@@ -22,13 +23,13 @@ namespace {
 
 constexpr std::size_t kMaxN = 2'000'000'000;  // float32 tensors of up to 8 GB
 
-const std::vector<std::string> kTopKeys = {"name", "description", "repeats"};
+const std::vector<std::string> kTopKeys = {"name", "description", "repeats", "max_memory"};
 const std::vector<std::string> kSweepKeys = {"quantizer", "distribution", "n",    "k",
                                              "bits",      "granularity",  "seed", "repeats"};
-const std::vector<std::string> kTableKeys = {"rows", "cols", "value", "where",
-                                             "agg",  "best", "title", "digits"};
-const std::vector<std::string> kPlotKeys = {"kind",  "x",         "y",     "series", "logx",  "logy",
-                                            "where", "reference", "title", "xlabel", "ylabel"};
+const std::vector<std::string> kTableKeys = {"rows", "cols",       "value", "where", "agg",
+                                             "best", "best_along", "title", "digits"};
+const std::vector<std::string> kPlotKeys = {"kind", "x",     "y",         "series", "agg",    "logx",
+                                            "logy", "where", "reference", "title",  "xlabel", "ylabel"};
 const std::vector<std::string> kMultiKeys = {"where", "reference"};  // table/plot keys that may repeat
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
@@ -149,6 +150,48 @@ bool is_best_choice(const std::string& name) {
   return name == "auto" || name == "min" || name == "max" || name == "none";
 }
 
+std::optional<std::uint64_t> parse_bytes(const std::string& text) {
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (text.empty() || !(text[0] >= '0' && text[0] <= '9')) return std::nullopt;  // no sign, no "inf"
+  std::string suffix = text.substr(used);
+  while (!suffix.empty() && suffix.front() == ' ')
+    suffix.erase(0, 1);
+  double unit = 1;
+  if (!suffix.empty()) {
+    const std::string rest = suffix.substr(1);
+    if (rest != "" && rest != "B" && rest != "iB") return std::nullopt;
+    switch (suffix[0]) {
+      case 'K':
+      case 'k':
+        unit = 0x1p10;
+        break;
+      case 'M':
+        unit = 0x1p20;
+        break;
+      case 'G':
+        unit = 0x1p30;
+        break;
+      case 'T':
+        unit = 0x1p40;
+        break;
+      case 'B':
+        if (rest.empty()) break;
+        return std::nullopt;
+      default:
+        return std::nullopt;
+    }
+  }
+  const double bytes = std::floor(v * unit);
+  if (!(bytes >= 1) || bytes >= 0x1p63) return std::nullopt;
+  return static_cast<std::uint64_t>(bytes);
+}
+
 Where parse_where(const std::string& text) {
   const auto eq = text.find('=');
   if (eq == std::string::npos || eq == 0) {
@@ -157,11 +200,11 @@ Where parse_where(const std::string& text) {
   return {text.substr(0, eq), text.substr(eq + 1)};
 }
 
-Config load_config(const std::filesystem::path& path) {
-  return parse_config(path, read_config_file(path));
+Config load_config(const std::filesystem::path& path, ConfigUse use) {
+  return parse_config(path, read_config_file(path), use);
 }
 
-Config parse_config(const std::filesystem::path& path, std::string text) {
+Config parse_config(const std::filesystem::path& path, std::string text, ConfigUse use) {
   Config c;
   c.path = path;
   c.text = std::move(text);
@@ -258,6 +301,13 @@ Config parse_config(const std::filesystem::path& path, std::string text) {
       const auto v = sqb::parse_integer(s.value);
       if (!v || *v < 1 || *v > 1000) r.fail(s, "'" + s.value + "' must be an integer in 1..1000");
       c.repeats = static_cast<int>(*v);
+    } else if (s.key == "max_memory") {
+      c.max_memory = parse_bytes(s.value);
+      if (!c.max_memory) {
+        r.fail(s, "'" + s.value +
+                      "' must be a size in bytes, with an optional K, M, G or T (binary: 1K = 1024), " +
+                      "e.g. max_memory = 8G");
+      }
     }
   }
 
@@ -377,6 +427,12 @@ Config parse_config(const std::filesystem::path& path, std::string text) {
           if (!is_best_choice(s.value)) r.fail(s, "'" + s.value + "' must be one of " + kBestChoices);
           t.best = s.value;
         }
+        if (s.key == "best_along") {
+          if (s.value != "col" && s.value != "row") {
+            r.fail(s, "'" + s.value + "' must be one of " + kBestAlongChoices);
+          }
+          t.best_along = s.value;
+        }
         if (s.key == "digits") {
           const auto v = sqb::parse_integer(s.value);
           if (!v || *v < 1 || *v > kMaxDigits) {
@@ -393,6 +449,10 @@ Config parse_config(const std::filesystem::path& path, std::string text) {
                        "with several values (" + t.value + ") the columns are the values: drop 'cols'");
       }
       if (!multi && t.cols.empty()) r.fail_section(section, "missing key 'cols' (or give several values)");
+      if (multi && t.best_along == "row") {
+        r.fail_section(section, "best_along = row compares the columns of a row, but with several values (" +
+                                    t.value + ") they are different quantities; use best_along = col");
+      }
       c.tables.push_back(std::move(t));
     } else if (kind == "plot") {
       single(list);
@@ -400,9 +460,13 @@ Config parse_config(const std::filesystem::path& path, std::string text) {
       p.id = id;
       for (const Setting& s : list) {
         if (s.key == "kind") {
-          if (s.value != "line" && s.value != "scatter")
-            r.fail(s, "'" + s.value + "' must be one of line|scatter");
+          if (s.value != "line" && s.value != "scatter" && s.value != "bar")
+            r.fail(s, "'" + s.value + "' must be one of " + kPlotKinds);
           p.kind = s.value;
+        }
+        if (s.key == "agg") {
+          p.agg = agg_named(s.value);
+          if (!p.agg) r.fail(s, "'" + s.value + "' must be one of " + kAggChoices);
         }
         if (s.key == "x") p.x = s.value;
         if (s.key == "y") p.y = s.value;
@@ -423,10 +487,18 @@ Config parse_config(const std::filesystem::path& path, std::string text) {
       }
       if (p.x.empty()) r.fail_section(section, "missing key 'x'");
       if (p.y.empty()) r.fail_section(section, "missing key 'y'");
+      if (p.kind == "bar") {
+        // Bars stand on a categorical axis: there is no x scale to take a logarithm of or to draw a curve on.
+        if (p.logx) r.fail_section(section, "logx does not apply to kind = bar (its x axis is categorical)");
+        if (!p.references.empty()) {
+          r.fail_section(section, "reference curves need a numeric x axis; kind = bar has a categorical one");
+        }
+      }
       c.plots.push_back(std::move(p));
     }
   }
-  if (c.sweeps.empty()) r.fail_file("no [sweep] section: a config needs at least one sweep");
+  if (c.sweeps.empty() && use == ConfigUse::run)
+    r.fail_file("no [sweep] section: a config needs at least one sweep");
   return c;
 }
 

@@ -2,7 +2,7 @@
 // Experiment configs: INI files tokenised by Boost.program_options' config-file parser, then validated key by
 // key here (so every message can name the file, line, section and key).
 //
-//   name = quick                 top level: name, description, repeats
+//   name = quick                 top level: name, description, repeats, max_memory
 //   [sweep] / [sweep.<id>]       one or more sweeps; every combination of a sweep's lists is a cell
 //   [table.<id>]                 tables `sqbench run` renders into tables.md / tables.tex
 //   [plot.<id>]                  plots rendered with gnuplot (PNG + SVG, with their .gp and .dat)
@@ -45,15 +45,20 @@ struct TableSpec {
   std::vector<Where> where;
   Agg agg = Agg::none;        ///< none: rows differing only in seed are averaged, anything else is an error
   std::string best = "auto";  ///< min | max | none | auto (max for sqnr_db, min otherwise)
+  std::string best_along = "col";  ///< col: the best of each column is bold | row: the best of each row
   std::string title;
   int digits = 4;  ///< significant digits
 };
 
-/// A reference curve drawn on a plot (see plot.hpp for the list).
+/// A plot: `kind` is line (numeric x; the rows at one x of a series are combined into one point), scatter
+/// (numeric x; every row is a point unless `agg` is given) or bar (categorical x: one group of bars per x
+/// value, one bar per series value; the rows of a bar are combined like table cells).
 struct PlotSpec {
   std::string id;
-  std::string kind = "line";  ///< line | scatter
+  std::string kind = "line";  ///< line | scatter | bar
   std::string x, y, series;   ///< result columns; series may be empty (one series)
+  std::optional<Agg> agg;     ///< how the rows of a point or bar combine; unset: Agg::none, and for a
+                              ///< scatter every row is its own point
   bool logx = false, logy = false;
   std::vector<Where> where;
   std::vector<std::string> references;
@@ -67,6 +72,9 @@ struct Config {
   std::string name;            ///< `name =`, default: the file's stem
   std::string description;
   int repeats = 3;  ///< timed repeats after one warm-up
+  /// `max_memory =`: the bytes the cells of a run may use at once (replaces the machine's available memory
+  /// in the check before any work; the address-space and cgroup limits still apply). Unset: not given.
+  std::optional<std::uint64_t> max_memory;
   std::vector<SweepSpec> sweeps;
   std::vector<TableSpec> tables;
   std::vector<PlotSpec> plots;
@@ -75,15 +83,24 @@ struct Config {
 /// FNV-1a 64-bit hash of `text` as 16 lowercase hex digits.
 std::string text_hash(std::string_view text);
 
+/// What a config is loaded for: a run needs at least one [sweep]; re-rendering (`sqbench render --config`)
+/// uses only the [table.*] and [plot.*] sections, so a config of those alone is fine there.
+enum class ConfigUse { run, outputs };
+
 /// Reads and validates a config. Throws sqb::Error naming the file, line and key and the problem: unreadable
 /// file, unknown section or key (listing the valid ones), repeated single-valued key, an empty or missing
 /// list, a value listed twice, a non-numeric or out-of-range number (n < 1, k < 1, k > 65536, bits
 /// outside 1..16), an unknown quantizer or distribution or a bad parameter, both k and bits, bad table/plot
-/// settings.
-Config load_config(const std::filesystem::path& path);
+/// settings, no [sweep] (for ConfigUse::run).
+Config load_config(const std::filesystem::path& path, ConfigUse use = ConfigUse::run);
 
 /// Same from text already read (`path` is used in messages and to resolve relative data paths).
-Config parse_config(const std::filesystem::path& path, std::string text);
+Config parse_config(const std::filesystem::path& path, std::string text, ConfigUse use = ConfigUse::run);
+
+/// Parses a byte count: an integer or decimal number with an optional binary suffix K, M, G or T (also
+/// written KB/KiB, ...; 1K = 1024), e.g. "8G", "512M", "1.5T", "4096". std::nullopt when malformed, zero or
+/// beyond 2^63.
+std::optional<std::uint64_t> parse_bytes(const std::string& text);
 
 /// Parses "column=value" (for --where and where = ...). Throws sqb::Error quoting `text`.
 Where parse_where(const std::string& text);
@@ -94,6 +111,8 @@ std::optional<Agg> agg_named(const std::string& name);
 bool is_best_choice(const std::string& name);
 inline constexpr const char* kAggChoices = "none|mean|median|min|max";
 inline constexpr const char* kBestChoices = "auto|min|max|none";
+inline constexpr const char* kBestAlongChoices = "col|row";
+inline constexpr const char* kPlotKinds = "line|scatter|bar";
 inline constexpr int kMaxDigits = 17;
 
 }  // namespace sqbench

@@ -204,6 +204,9 @@ std::string context_json(const Config& config, const RunInfo& run) {
   j << "    \"cells_done\": " << run.cells_done << ",\n";
   j << "    \"cells_resumed\": " << run.cells_resumed << ",\n";
   j << "    \"skipped\": " << skipped << ",\n";
+  if (run.memory_estimate_bytes > 0)
+    j << "    \"memory_estimate_bytes\": " << run.memory_estimate_bytes << ",\n";
+  if (run.peak_resident_bytes > 0) j << "    \"peak_resident_bytes\": " << run.peak_resident_bytes << ",\n";
   j << "    \"wall_s\": " << format_number(run.wall_s, 6) << ",\n";
   j << "    \"complete\": " << (run.complete ? "true" : "false") << "\n";
   j << "  }\n";

@@ -2,6 +2,7 @@
 // context.json: where a result came from (in the spirit of Google Benchmark's context block), so a number is
 // never separated from the machine, build and config that produced it.
 
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -20,6 +21,8 @@ struct RunInfo {
   std::map<std::string, std::size_t> skipped;  ///< reason -> cells
   double wall_s = 0;
   bool complete = false;
+  std::uint64_t memory_estimate_bytes = 0;  ///< what the check before any work estimated (0: not known)
+  std::uint64_t peak_resident_bytes = 0;    ///< the process's peak resident memory, VmHWM (0: not known)
 };
 
 /// A JSON string literal (quotes included) with JSON escapes.

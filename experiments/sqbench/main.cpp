@@ -9,6 +9,7 @@
 #include <tuple>
 #include <vector>
 
+#include "checks.hpp"
 #include "cli_args.hpp"
 #include "codebook_cmd.hpp"
 #include "config.hpp"
@@ -175,7 +176,9 @@ int cmd_table(const std::vector<std::string>& args) {
       "agg", po::value<std::string>()->default_value("none"),
       "none (average over seeds only) | mean | median | min | max")(
       "best", po::value<std::string>()->default_value("auto"),
-      "bold the best per column: auto | min | max | none")(
+      "bold the best value: auto | min | max | none")(
+      "best-along", po::value<std::string>()->default_value("col"),
+      "col: the best of each column is bold | row: the best of each row")(
       "digits", po::value<int>()->default_value(4), "significant digits")("title", po::value<std::string>(),
                                                                           "caption");
   const auto parsed = sqbench::parse_command(args, desc, "results");
@@ -204,6 +207,10 @@ int cmd_table(const std::vector<std::string>& args) {
   spec.best = vm["best"].as<std::string>();
   if (!sqbench::is_best_choice(spec.best)) {
     throw sqb::Error("--best '" + spec.best + "' must be one of " + sqbench::kBestChoices);
+  }
+  spec.best_along = vm["best-along"].as<std::string>();
+  if (spec.best_along != "col" && spec.best_along != "row") {
+    throw sqb::Error("--best-along '" + spec.best_along + "' must be one of " + sqbench::kBestAlongChoices);
   }
   spec.digits = vm["digits"].as<int>();
   if (spec.digits < 1 || spec.digits > sqbench::kMaxDigits) {
@@ -234,7 +241,10 @@ int cmd_table(const std::vector<std::string>& args) {
       // the table stays usable without it
     }
   }
-  std::cout << sqbench::render_table(results, spec, fmt, prov);
+  // The filters name the values that exist when one matches nothing (the key columns), and messages name
+  // this command, not the folder the CSV is in.
+  sqbench::check_where(spec.where, results, sqbench::RowsKind::finished, "sqbench table: --where");
+  std::cout << sqbench::render_table(results, spec, fmt, prov, "sqbench table");
   return 0;
 }
 
@@ -270,12 +280,15 @@ int cmd_render(const std::vector<std::string>& args) {
   const sqbench::CsvTable results = sqbench::read_csv(dir / "results.csv");
   sqbench::Config config = sqbench::load_results_config(dir);
   if (vm.count("config")) {
-    const sqbench::Config other = sqbench::load_config(vm["config"].as<std::string>());
+    // Only the tables and plots are taken from it, so it needs no [sweep].
+    const sqbench::Config other =
+        sqbench::load_config(vm["config"].as<std::string>(), sqbench::ConfigUse::outputs);
+    config.path = other.path;  // messages name the file the sections come from
     config.tables = other.tables;
     config.plots = other.plots;
   }
-  sqbench::check_outputs(config, results.header);
   sqbench::check_references(config);
+  sqbench::check_outputs_before_work(config, results, sqbench::RowsKind::finished);
   sqbench::render_outputs(config, results, dir, vm.count("quiet") > 0);
   return 0;
 }

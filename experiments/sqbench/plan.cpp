@@ -191,4 +191,10 @@ void check_outputs(const Config& config, const std::vector<std::string>& header)
   }
 }
 
+std::string cell_label(const Plan& plan, const Cell& c) {
+  return plan.quantizers[c.q] + " | " + plan.distributions[c.d] +
+         " | n=" + (c.n == sqb::kWholeFile ? std::string("all") : std::to_string(c.n)) +
+         " k=" + std::to_string(c.k) + " " + c.granularity + " seed=" + std::to_string(c.seed);
+}
+
 }  // namespace sqbench

@@ -50,6 +50,9 @@ const std::vector<std::string>& key_columns();
 /// no usable cell in a sweep.
 Plan make_plan(const Config& config);
 
+/// A cell for people: "quantizer | distribution | n=... k=... granularity seed=...".
+std::string cell_label(const Plan& plan, const Cell& c);
+
 /// Checks that every column named by the config's tables and plots exists in `header`; throws sqb::Error
 /// naming the section and the missing column (and listing the valid ones).
 void check_outputs(const Config& config, const std::vector<std::string>& header);

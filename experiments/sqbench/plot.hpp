@@ -28,8 +28,20 @@ struct PlotFiles {
   std::string message;    ///< why not rendered
 };
 
-/// Writes <dir>/<id>.dat and <id>.gp and runs gnuplot to make <id>.png and <id>.svg. Throws sqb::Error for
-/// bad columns or no matching rows.
+/// A plot's gnuplot data file and script, as written beside the images.
+struct PlotScript {
+  std::string dat, gp;
+};
+
+/// Builds a plot's data and script in memory (nothing is written). Throws sqb::Error for bad columns, no
+/// matching rows, a text value on a numeric axis, rows that fall into one point or bar and differ in more
+/// than the seed (without agg), or nothing drawable.
+PlotScript plot_script(const CsvTable& t, const PlotSpec& spec, const Provenance& prov);
+
+/// Writes <dir>/<id>.dat and <id>.gp and runs gnuplot to make <id>.png and <id>.svg.
+PlotFiles write_plot(const PlotScript& script, const PlotSpec& spec, const std::filesystem::path& dir);
+
+/// plot_script, then write_plot.
 PlotFiles render_plot(const CsvTable& t, const PlotSpec& spec, const Provenance& prov,
                       const std::filesystem::path& dir);
 

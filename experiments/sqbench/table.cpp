@@ -264,8 +264,9 @@ std::vector<std::string> table_values(const TableSpec& spec) {
   return spec.value.empty() ? std::vector<std::string>{""} : split_list(spec.value);
 }
 
-std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat fmt, const Provenance& prov) {
-  const std::string context = "table '" + spec.id + "'";
+std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat fmt, const Provenance& prov,
+                         const std::string& context_name) {
+  const std::string context = context_name.empty() ? "table '" + spec.id + "'" : context_name;
   // Either one value pivoted by `cols`, or several values side by side (the columns are the values).
   const std::vector<std::string> values = table_values(spec);
   const bool multi = values.size() > 1;
@@ -274,6 +275,14 @@ std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat f
                      ") the columns are the values; drop cols");
   }
   if (!multi && spec.cols.empty()) throw sqb::Error(context + ": cols is required for a single value");
+  const bool along_rows = spec.best_along == "row";
+  if (spec.best_along != "col" && !along_rows) {
+    throw sqb::Error(context + ": best_along '" + spec.best_along + "' must be one of " + kBestAlongChoices);
+  }
+  if (multi && along_rows) {
+    throw sqb::Error(context + ": best along a row compares its columns, but with several values (" +
+                     spec.value + ") they are different quantities; mark the best per column");
+  }
   // rows and cols may each name several columns ("distribution, bits"): one row/column per combination,
   // labelled "a / b".
   const CompositeKey row_key(t, spec.rows, context + " rows");
@@ -335,6 +344,26 @@ std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat f
       }
     }
   }
+  // Best per row: one value pivoted, so every cell of a row holds the same quantity and its cells compare.
+  std::map<std::string, double> best_in_row;
+  if (along_rows && !directions.empty()) {
+    const std::string dir = *directions.begin();
+    for (const std::string& r : row_keys) {
+      for (const std::string& c : col_keys) {
+        const auto it = value.find({r, c});
+        if (it == value.end()) continue;
+        const auto b = best_in_row.find(r);
+        if (b == best_in_row.end() || (dir == "min" ? it->second < b->second : it->second > b->second)) {
+          best_in_row[r] = it->second;
+        }
+      }
+    }
+  }
+  const auto is_best = [&](const std::string& r, const std::string& c, double v) {
+    if (along_rows) return best_in_row.contains(r) && best_in_row.at(r) == v;
+    return best_in_col.contains(c) && best_in_col.at(c) == v;
+  };
+  const std::string along = along_rows ? "row" : "column";
 
   std::string caption = spec.title.empty() ? (multi ? spec.value + " by " + spec.rows
                                                     : spec.value + " by " + spec.rows + " and " + spec.cols)
@@ -346,8 +375,8 @@ std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat f
   for (const std::string& n : notes)
     details += "; " + n;
   if (directions.size() == 1) {
-    details += std::string("; best per column in bold (") +
-               (*directions.begin() == "min" ? "lower" : "higher") + " is better)";
+    details += "; best per " + along + " in bold (" + (*directions.begin() == "min" ? "lower" : "higher") +
+               " is better)";
   } else if (!directions.empty()) {
     std::vector<std::string> names(higher_better.begin(), higher_better.end());
     details += "; best per column in bold (higher " + join(names) + ", lower everything else)";
@@ -387,7 +416,7 @@ std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat f
           continue;
         }
         const std::string text = as_md(format_sig(it->second, spec.digits));
-        const bool bold = best_in_col.contains(c) && best_in_col[c] == it->second;
+        const bool bold = is_best(r, c, it->second);
         out += " " + (bold ? "**" + text + "**" : text) + " |";
       }
       out += "\n";
@@ -413,7 +442,7 @@ std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat f
         out += " & --";
         continue;
       }
-      const bool bold = best_in_col.contains(c) && best_in_col[c] == it->second;
+      const bool bold = is_best(r, c, it->second);
       out += " & " + as_latex(format_sig(it->second, spec.digits), bold);
     }
     out += " \\\\\n";

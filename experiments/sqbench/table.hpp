@@ -36,7 +36,9 @@ enum class TableFormat { md, latex, csv };
 /// The value columns of a table spec (`value` split at commas, trimmed).
 std::vector<std::string> table_values(const TableSpec& spec);
 
-/// Renders a table. Throws sqb::Error for a missing column, no matching rows, or a non-numeric value.
-std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat fmt, const Provenance& prov);
+/// Renders a table. Throws sqb::Error for a missing column, no matching rows, or a non-numeric value; its
+/// messages start with `context` (default "table '<id>'"; `sqbench table` names itself).
+std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat fmt, const Provenance& prov,
+                         const std::string& context = "");
 
 }  // namespace sqbench

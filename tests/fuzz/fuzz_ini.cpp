@@ -1,7 +1,8 @@
 // libFuzzer target: the INI config loader, exactly as `sqbench run` uses it (load_config on a file, which
 // runs check_ini_text and then Boost.program_options and the key-by-key validation), then the run's
-// planning (make_plan and check_outputs: every distribution and quantizer built, every n checked, every
-// table and plot column checked). Any input must load or throw sqb::Error; any other exception escaping
+// planning and the checks before any work (make_plan, check_outputs, check_outputs_before_work, check_memory:
+// every distribution and quantizer built, every n checked, every table and plot built from the planned cells,
+// every cell's memory estimated). Any input must load or throw sqb::Error; any other exception escaping
 // (a std::logic_error, a Boost error that was not translated) aborts and counts as a finding.
 
 #include <unistd.h>
@@ -11,8 +12,13 @@
 #include <filesystem>
 #include <string>
 
+#include <vector>
+
+#include "checks.hpp"
 #include "config.hpp"
+#include "memory.hpp"
 #include "plan.hpp"
+#include "plot.hpp"
 #include "sqb/error.hpp"
 
 namespace {
@@ -58,9 +64,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       }
     }
     // Plan the run as `sqbench run` does before any work: every distribution and quantizer built, every n
-    // checked, every table and plot column checked against the results header.
+    // checked, every table and plot column checked against the results header, then every table and plot
+    // built from the planned cells and every cell's memory estimated (nothing is allocated for the data).
     const sqbench::Plan plan = sqbench::make_plan(c);
     sqbench::check_outputs(c, plan.header);
+    sqbench::check_references(c);
+    sqbench::check_outputs_before_work(c, sqbench::planned_results(c, plan), sqbench::RowsKind::planned);
+    std::vector<std::size_t> cells(plan.cells.size());
+    for (std::size_t i = 0; i < cells.size(); ++i)
+      cells[i] = i;
+    sqbench::check_memory(c, plan, cells, 1, sqbench::memory_limits(c));
   } catch (const sqb::Error&) {
   }
   return 0;

@@ -77,6 +77,13 @@ inis = {
     "crlf.ini": sweep.replace("\n", "\r\n"),
     "comments.ini": "# c\nname = x # y\n" + sweep + "seed = 1 # z\n",
     "utf8.ini": "description = caf\u00e9 \u20ac\n" + sweep,
+    # The tables and plots checked against the planned cells before any work, and the memory budget.
+    "outputs.ini": "max_memory = 512M\n[sweep]\nquantizer = cosine\nquantizer = kmeans\ndistribution = gaussian\n"
+                   "distribution = laplace rows=4\nn = 1e3, 1e4\nbits = 2, 4\nseed = 0, 1\n"
+                   "[table.t]\nrows = quantizer\ncols = bits\nvalue = mse\nwhere = n=1e3|1e4\n"
+                   "where = distribution=gaussian\nagg = mean\nbest_along = row\n"
+                   "[plot.b]\nkind = bar\nx = distribution\ny = sqnr_db\nseries = quantizer\nagg = median\n"
+                   "[plot.s]\nkind = scatter\nx = n\ny = nmse\nseries = bits\nlogx = 1\nlogy = 1\n",
 }
 for name, text in inis.items():
     (d / name).write_bytes(text.encode("utf-8"))

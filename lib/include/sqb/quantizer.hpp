@@ -10,7 +10,8 @@
 ///  - RefinesCodes: a post-assignment step on the codes (phi_log's exponent sharing);
 ///  - ReportsFigures: strategy-specific result columns (phi_log's exponent entropy);
 ///  - ExportsArrays: extra arrays for `sqbench export` (phi_log's sign bits and exponents);
-///  - DesignsWithoutData: a codebook that needs no data (nf4, lloyd_max, ...), for `sqbench codebook`.
+///  - DesignsWithoutData: a codebook that needs no data (nf4, lloyd_max, ...), for `sqbench codebook`;
+///  - LimitsBlocks: a block size it refuses (kmeans_optimal's memory budget), checked before a sweep starts.
 
 #include <cstddef>
 #include <cstdint>
@@ -61,17 +62,22 @@ class Quantizer {
   /// designs has exactly K levels, some of which may coincide.
   std::size_t code_count() const { return k_; }
   const SideValues& side_values() const { return side_; }
+  /// Bytes of working memory design() allocates per value of a block (sorted copies, prefix sums, tables):
+  /// what a sweep's memory estimate charges for the largest block before any work.
+  double design_bytes_per_value() const { return design_bytes_per_value_; }
 
   /// Designs the codebook for one block: a contiguous run of finite values, length >= 1 (the pipeline checked
   /// them). Strategies with randomness draw from info.seed (or their own seed= mixed with info.index).
   virtual BlockDesign design(std::span<const float> block, const BlockInfo& info) const = 0;
 
  protected:
-  Quantizer(std::size_t k, SideValues side) : k_(k), side_(std::move(side)) {}
+  Quantizer(std::size_t k, SideValues side, double design_bytes_per_value = 0)
+      : k_(k), side_(std::move(side)), design_bytes_per_value_(design_bytes_per_value) {}
 
  private:
   std::size_t k_;
   SideValues side_;
+  double design_bytes_per_value_;
 };
 
 /// A part a strategy adds, or nullptr: part_of<ReportsFigures>(q).
@@ -108,6 +114,15 @@ class ReportsFigures {
   virtual std::vector<Col> figure_columns() const = 0;
   /// Their values for a quantized tensor, in the order of figure_columns(); NaN = not defined here.
   virtual std::vector<double> figures(const Quantized& result) const = 0;
+};
+
+/// Part: a limit on the blocks a strategy can design (kmeans_optimal's memory budget), checked by a sweep for
+/// its largest block before any work.
+class LimitsBlocks {
+ public:
+  virtual ~LimitsBlocks() = default;
+  /// Throws Error (saying why and what to change) when a block of `length` values cannot be designed.
+  virtual void check_block(std::size_t length) const = 0;
 };
 
 /// An extra array a strategy contributes to `sqbench export` (besides codes, codebooks and side values).

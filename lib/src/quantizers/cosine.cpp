@@ -16,7 +16,8 @@ class Cosine final : public Quantizer, public DesignsWithoutData {
  public:
   // Without refinement the codebook is a fixed function of (min, max); refined levels must be stored.
   Cosine(std::size_t k, int refine)
-      : Quantizer(k, refine == 0 ? SideValues{2, "min, max of the block"} : learned_side(k)),
+      : Quantizer(k, refine == 0 ? SideValues{2, "min, max of the block"} : learned_side(k),
+                  refine == 0 ? 0.0 : 4.0),  // refine: a 16-bit label per value plus the encoder's codes
         k_(k),
         refine_(refine) {}
 

@@ -16,7 +16,8 @@ enum class Algo { sorted, naive };
 class KMeans final : public Quantizer {
  public:
   KMeans(std::size_t k, Init init, Algo algo, detail::LloydOptions opt, bool fixed_seed, std::uint64_t seed)
-      : Quantizer(k, learned_side(k)),
+      // A sorted copy (4 B), three prefix sums (24), k-means++'s segment tree (up to 32), naive's labels (4).
+      : Quantizer(k, learned_side(k), 64),
         k_(k),
         init_(init),
         algo_(algo),

@@ -1,6 +1,7 @@
 // Exactly optimal 1-D k-means (dynamic programming): the MSE floor every learned codebook is measured
 // against.
 
+#include <cstdio>
 #include <string>
 
 #include "detail/kmeans_dp.hpp"
@@ -11,10 +12,31 @@ namespace sqb::quantizers {
 
 namespace {
 
-class KMeansOptimal final : public Quantizer {
+std::string format_gib(double g) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%g", g);
+  return buf;
+}
+
+class KMeansOptimal final : public Quantizer, public LimitsBlocks {
  public:
   KMeansOptimal(std::size_t k, double max_table_gib)
-      : Quantizer(k, learned_side(k)), k_(k), max_table_gib_(max_table_gib) {}
+      : Quantizer(k, learned_side(k), 44.0 + 4.0 * static_cast<double>(k)),  // see check_block
+        k_(k),
+        max_table_gib_(max_table_gib) {}
+
+  // The K x (N+1) table of uint32 split points dominates (plus the sorted copy and prefix sums).
+  void check_block(std::size_t length) const override {
+    const double gib = static_cast<double>(k_) * static_cast<double>(length + 1) * 4.0 / (1u << 30);
+    if (gib > max_table_gib_) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.3g", gib);
+      throw Error("kmeans_optimal needs a " + std::string(buf) + " GiB split table for blocks of " +
+                  std::to_string(length) + " values at K = " + std::to_string(k_) +
+                  ", above its max_table_gib = " + format_gib(max_table_gib_) +
+                  "; use a finer granularity, a smaller K or raise max_table_gib");
+    }
+  }
 
   BlockDesign design(std::span<const float> block, const BlockInfo&) const override {
     const detail::SortedBlock sorted(block);
@@ -23,13 +45,7 @@ class KMeansOptimal final : public Quantizer {
       d.codebook = Codebook::nearest(exact);
       return d;
     }
-    const double gib = static_cast<double>(k_) * static_cast<double>(block.size() + 1) * 4.0 / (1u << 30);
-    if (gib > max_table_gib_) {
-      throw Error("kmeans_optimal: K = " + std::to_string(k_) + " and a block of " +
-                  std::to_string(block.size()) + " values need a " + std::to_string(gib) +
-                  " GiB split table, above max_table_gib = " + std::to_string(max_table_gib_) +
-                  "; use a finer granularity, a smaller K or raise max_table_gib");
-    }
+    check_block(block.size());
     d.codebook = Codebook::nearest(detail::kmeans_optimal_dp(sorted, k_).centroids);
     return d;
   }

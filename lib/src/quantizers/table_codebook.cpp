@@ -142,7 +142,9 @@ double gaussian_optimal_scale(const std::vector<float>& table) {
 class TableCodebook final : public Quantizer, public DesignsWithoutData {
  public:
   TableCodebook(std::vector<float> table, Scale scale)
-      : Quantizer(table.size(), {1, "the block's scale (levels = table * scale)"}),
+      // scale=mse: a sorted copy (4 B) and the exact search's five doubles per breakpoint event (80).
+      : Quantizer(table.size(), {1, "the block's scale (levels = table * scale)"},
+                  scale == Scale::mse ? 84.0 : 0.0),
         k_(table.size()),
         table_(std::move(table)),
         table_d_(table_.begin(), table_.end()),
@@ -205,7 +207,10 @@ class TableCodebook final : public Quantizer, public DesignsWithoutData {
 // optionally rescaled.
 class EmpiricalQuantile final : public Quantizer {
  public:
-  EmpiricalQuantile(std::size_t k, Scale scale) : Quantizer(k, learned_side(k)), k_(k), scale_(scale) {}
+  EmpiricalQuantile(std::size_t k, Scale scale)
+      : Quantizer(k, learned_side(k), scale == Scale::mse ? 84.0 : 4.0),
+        k_(k),
+        scale_(scale) {}  // sorted copy
 
   BlockDesign design(std::span<const float> block, const BlockInfo&) const override {
     std::vector<float> sorted(block.begin(), block.end());

@@ -25,6 +25,8 @@ set logscale y 10
 set format y '10^{%L}'
 set xtics 1
 set samples 400
+set autoscale fix
+set offsets graph 0.04, graph 0.04, graph 0.06, graph 0.06
 plot 'nmse_vs_bits.dat' index 0 using 1:2 with linespoints lw 2 ps 1.1 title "cosine", \
      'nmse_vs_bits.dat' index 1 using 1:2 with linespoints lw 2 ps 1.1 title "cosine refine=1", \
      'nmse_vs_bits.dat' index 2 using 1:2 with linespoints lw 2 ps 1.1 title "kmeans algo=sorted init=greedy max_iter=200 tol=0", \

@@ -26,6 +26,9 @@ set format x '10^{%L}'
 set logscale y 10
 set format y '10^{%L}'
 set samples 400
+set autoscale xfix
+set yrange [1e-05:0.001]
+set offsets graph 0.04, graph 0.04, graph 0.06, graph 0.06
 plot 'pareto.dat' index 0 using 1:2 with points ps 1.6 title "cosine", \
      'pareto.dat' index 1 using 1:2 with points ps 1.6 title "cosine refine=1", \
      'pareto.dat' index 2 using 1:2 with points ps 1.6 title "cosine refine=2", \

@@ -26,6 +26,8 @@ set format x '10^{%L}'
 set logscale y 10
 set format y '10^{%L}'
 set samples 400
+set autoscale fix
+set offsets graph 0.04, graph 0.04, graph 0.06, graph 0.06
 plot 'time_vs_n.dat' index 0 using 1:2 with linespoints lw 2 ps 1.1 title "cosine", \
      'time_vs_n.dat' index 1 using 1:2 with linespoints lw 2 ps 1.1 title "cosine refine=1", \
      'time_vs_n.dat' index 2 using 1:2 with linespoints lw 2 ps 1.1 title "kmeans algo=naive init=greedy max_iter=200 tol=0", \
