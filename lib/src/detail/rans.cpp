@@ -247,16 +247,33 @@ std::vector<std::uint32_t> rans_quantize_frequencies(std::span<const std::uint64
     throw Error("rans_quantize_frequencies: " + std::to_string(present) +
                 " present symbols do not fit in 2^" + std::to_string(scale_bits) + " slots");
   }
-  // Start from the proportional shares rounded down (at least 1), then move single units. The objective
-  // sum c_s log f_s is separable and concave in each f_s, so a vector where no unit move from one symbol to
-  // another helps is the optimum; the moves below go until none helps.
+  // Start from the continuous optimum rounded down, then move single units. The objective sum c_s log f_s is
+  // separable and concave in each f_s, so a vector where no unit move from one symbol to another helps is the
+  // optimum; the moves below go until none helps. The continuous optimum with f_s >= 1 is water-filling:
+  // f_s = max(1, lambda c_s) with lambda such that the sum is 2^M; the symbols held at 1 are the rarest, so
+  // lambda comes from one pass over the counts in increasing order. Starting there keeps the moves few.
   const std::size_t k = counts.size();
+  std::vector<std::uint64_t> sorted;
+  sorted.reserve(present);
+  for (const std::uint64_t c : counts) {
+    if (c > 0) sorted.push_back(c);
+  }
+  std::sort(sorted.begin(), sorted.end());
+  double lambda = 0;
+  {
+    // With the j rarest at 1: lambda = (2^M - j) / (sum of the other counts); valid once lambda c_j >= 1.
+    double rest = static_cast<double>(n);
+    for (std::size_t j = 0; j < sorted.size(); ++j) {
+      lambda = (static_cast<double>(total_slots) - static_cast<double>(j)) / rest;
+      if (lambda * static_cast<double>(sorted[j]) >= 1) break;
+      rest -= static_cast<double>(sorted[j]);
+    }
+  }
   std::vector<std::uint64_t> f(k, 0);
   std::uint64_t sum = 0;
-  const double scale = static_cast<double>(total_slots) / static_cast<double>(n);
   for (std::size_t s = 0; s < k; ++s) {
     if (counts[s] == 0) continue;
-    const double share = std::floor(static_cast<double>(counts[s]) * scale);
+    const double share = std::floor(static_cast<double>(counts[s]) * lambda);
     f[s] = std::clamp<std::uint64_t>(static_cast<std::uint64_t>(share), 1, total_slots);
     sum += f[s];
   }
@@ -275,8 +292,19 @@ std::vector<std::uint32_t> rans_quantize_frequencies(std::span<const std::uint64
   };
   const auto less_value = [](const Entry& a, const Entry& b) { return a.value < b.value; };
   const auto more_value = [](const Entry& a, const Entry& b) { return a.value > b.value; };
-  std::priority_queue<Entry, std::vector<Entry>, decltype(less_value)> gains(less_value);   // max first
-  std::priority_queue<Entry, std::vector<Entry>, decltype(more_value)> losses(more_value);  // min first
+  // Both heaps start from every present symbol's entry, heapified at once (O(k), no regrowth).
+  std::vector<Entry> initial_gains, initial_losses;
+  initial_gains.reserve(2 * present + 16);
+  initial_losses.reserve(2 * present + 16);
+  for (std::size_t s = 0; s < k; ++s) {
+    if (counts[s] == 0) continue;
+    initial_gains.push_back({gain(s), s, f[s]});
+    if (f[s] > 1) initial_losses.push_back({loss(s), s, f[s]});
+  }
+  std::priority_queue<Entry, std::vector<Entry>, decltype(less_value)> gains(less_value,
+                                                                             std::move(initial_gains));
+  std::priority_queue<Entry, std::vector<Entry>, decltype(more_value)> losses(more_value,
+                                                                              std::move(initial_losses));
   const auto push = [&](std::size_t s) {
     gains.push({gain(s), s, f[s]});
     if (f[s] > 1) losses.push({loss(s), s, f[s]});
@@ -286,9 +314,6 @@ std::vector<std::uint32_t> rans_quantize_frequencies(std::span<const std::uint64
       heap.pop();
     return heap.empty() ? nullptr : &heap.top();
   };
-  for (std::size_t s = 0; s < k; ++s) {
-    if (counts[s] > 0) push(s);
-  }
   while (sum > total_slots) {
     const Entry* e = top_valid(losses);
     if (e == nullptr) throw std::logic_error("rans_quantize_frequencies: nothing left to take from");
