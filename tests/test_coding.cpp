@@ -12,6 +12,7 @@
 #include <map>
 #include <numeric>
 #include <random>
+#include <sstream>
 
 #include "npy_helpers.hpp"
 #include "sqb/coding.hpp"
@@ -515,6 +516,150 @@ TEST_CASE("rans: encoder input errors and coded_bits", "[coding][rans]") {
   };
   CHECK(m > 14);                                   // rare symbols make a coarse M expensive here
   CHECK(estimate(m) < estimate(14) - 0.01 * 1e6);  // > 0.01 bits per symbol better
+}
+
+TEST_CASE("a Python rANS coder written from the documented format interoperates with rans_encode/decode",
+          "[coding][rans][python]") {
+  const std::string python = "/usr/bin/python3";
+  if (!fs::exists(python)) {
+    WARN("SKIPPED: the Python rANS interoperability test needs " << python);
+    return;
+  }
+  TempDir dir;
+  // C++ streams for Python to decode (symbols alongside as text), over several alphabets and M.
+  struct Stream {
+    std::string name;
+    std::vector<std::uint16_t> symbols;
+    std::size_t alphabet;
+    unsigned m;
+  };
+  std::vector<Stream> streams = {{"g16", draw(gaussian_weights(16), 3000, 1), 16, 0},
+                                 {"g256", draw(gaussian_weights(256), 3000, 2), 256, 0},
+                                 {"g4096m22", draw(gaussian_weights(4096), 3000, 3), 4096, 22},
+                                 {"one", std::vector<std::uint16_t>(100, 3), 4, 0},
+                                 {"empty", {}, 7, 0}};
+  std::vector<std::uint16_t> sparse(2000);
+  for (std::size_t i = 0; i < sparse.size(); ++i)
+    sparse[i] = static_cast<std::uint16_t>(i % 3 == 0 ? 65535 : (i * 7919) % 40);
+  streams.push_back({"sparse", sparse, 65536, 0});
+  for (const Stream& st : streams) {
+    const auto e = sqb::rans_encode(st.symbols, st.alphabet, {st.m});
+    dir.write(st.name + ".rans", std::string(e.bytes.begin(), e.bytes.end()));
+    std::string text;
+    for (const auto x : st.symbols)
+      text += std::to_string(x) + " ";
+    dir.write(st.name + ".txt", text);
+  }
+  // The decoder and encoder below follow the stream description in sqb/coding.hpp, nothing else.
+  const std::string script = R"PY(
+import bisect, os, random, sys
+root = sys.argv[1]
+L = 1 << 23
+
+def read_varint(b, i):
+    v, shift = 0, 0
+    while True:
+        x = b[i]; i += 1
+        v |= (x & 0x7F) << shift
+        if x < 0x80:
+            return v, i
+        shift += 7
+
+def decode(b):
+    n, i = read_varint(b, 0)
+    S, i = read_varint(b, i)
+    if n == 0:
+        assert i == len(b)
+        return []
+    M = b[i]; i += 1
+    T = 1 << M
+    freq, s, total = [0] * S, 0, 0
+    while total < T:
+        z, i = read_varint(b, i); s += z
+        p, i = read_varint(b, i)
+        for _ in range(p):
+            f, i = read_varint(b, i)
+            freq[s] = f + 1; total += f + 1; s += 1
+    assert total == T
+    cum, c = [0] * S, 0
+    for k in range(S):
+        cum[k] = c; c += freq[k]
+    present = [k for k in range(S) if freq[k]]
+    starts = [cum[k] for k in present]
+    x = int.from_bytes(b[i:i + 4], "little"); i += 4
+    out = []
+    for _ in range(n):
+        slot = x & (T - 1)
+        k = present[bisect.bisect_right(starts, slot) - 1]
+        out.append(k)
+        x = freq[k] * (x >> M) + slot - cum[k]
+        while x < L:
+            x = (x << 8) | b[i]; i += 1
+    assert x == L and i == len(b), (x, i, len(b))
+    return out
+
+def varint(v):
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80); v >>= 7
+    out.append(v)
+    return bytes(out)
+
+def encode(symbols, S, M):
+    n = len(symbols)
+    out = varint(n) + varint(S)
+    T = 1 << M
+    counts = [0] * S
+    for s in symbols:
+        counts[s] += 1
+    freq = [max(1, c * T // n) if c else 0 for c in counts]
+    big = max(range(S), key=lambda k: freq[k]); freq[big] += T - sum(freq)
+    out += bytes([M])
+    s = 0
+    while s < S:
+        z = s
+        while z < S and freq[z] == 0: z += 1
+        if z == S: break
+        p = z
+        while p < S and freq[p]: p += 1
+        out += varint(z - s) + varint(p - z) + b"".join(varint(freq[k] - 1) for k in range(z, p))
+        s = p
+    cum, c = [0] * S, 0
+    for k in range(S):
+        cum[k] = c; c += freq[k]
+    x, emitted = L, []
+    for s in reversed(symbols):
+        f = freq[s]
+        while x >= ((L >> M) << 8) * f:
+            emitted.append(x & 0xFF); x >>= 8
+        x = ((x // f) << M) + (x % f) + cum[s]
+    return out + x.to_bytes(4, "little") + bytes(reversed(emitted))
+
+names = sorted(f[:-5] for f in os.listdir(root) if f.endswith(".rans"))
+for name in names:
+    got = decode(open(os.path.join(root, name + ".rans"), "rb").read())
+    want = [int(t) for t in open(os.path.join(root, name + ".txt")).read().split()]
+    assert got == want, name
+rng = random.Random(4)
+for j, (S, M) in enumerate([(16, 14), (300, 17), (65536, 22)]):
+    syms = [min(S - 1, int(rng.expovariate(0.05))) for _ in range(2500)]
+    open(os.path.join(root, "py%d.rans" % j), "wb").write(encode(syms, S, M))
+    open(os.path.join(root, "py%d.txt" % j), "w").write(" ".join(map(str, syms)))
+print("python decoded", len(names), "streams")
+)PY";
+  const fs::path sp = dir.write("rans.py", script);
+  const auto r = sqbtest::shell(python + " " + sp.string() + " " + dir.path.string() + " 2>&1");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  for (int j = 0; j < 3; ++j) {
+    INFO("py" << j);
+    const std::string bytes = sqbtest::slurp(dir.path / ("py" + std::to_string(j) + ".rans"));
+    std::istringstream text(sqbtest::slurp(dir.path / ("py" + std::to_string(j) + ".txt")));
+    std::vector<std::uint16_t> want;
+    for (unsigned x; text >> x;)
+      want.push_back(static_cast<std::uint16_t>(x));
+    CHECK(sqb::rans_decode(std::vector<std::uint8_t>(bytes.begin(), bytes.end()), want.size()) == want);
+  }
 }
 
 TEST_CASE("rans figures: overhead over the entropy (hidden; run with [.figures])", "[.figures]") {
