@@ -109,6 +109,10 @@ TEST_CASE("pack_codes: hand-checked bytes", "[coding]") {
   CHECK(sqb::pack_codes(std::vector<std::uint16_t>{0x1234, 0xFFFF}, 16) ==
         std::vector<std::uint8_t>{0x34, 0x12, 0xFF, 0xFF});
   CHECK(sqb::pack_codes(std::vector<std::uint16_t>{}, 5).empty());
+  // Empty input at the full width (the plain-copy path; fuzz_rans found a memcpy from a null pointer here).
+  CHECK(sqb::pack_codes(std::vector<std::uint16_t>{}, 16).empty());
+  CHECK(sqb::pack_codes(std::vector<std::uint8_t>{}, 8).empty());
+  CHECK(sqb::unpack_codes(std::vector<std::uint8_t>{}, 0, 16).empty());
   CHECK(sqb::packed_bytes(3, 3) == 2);
   CHECK(sqb::packed_bytes(8, 3) == 3);
   CHECK(sqb::packed_bytes(0, 16) == 0);

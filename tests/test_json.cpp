@@ -112,7 +112,8 @@ TEST_CASE("json: what RFC 8259 forbids is an error naming the byte", "[json]") {
       Case{"\"ab\xE2\x82\"", "invalid UTF-8 (byte 0xE2)", 3},
       Case{"\"\xFF\"", "invalid UTF-8 (byte 0xFF)", 1}, Case{"[\x01]", "unexpected byte 0x01", 1},
       Case{std::string("[1]\x00", 4), "unexpected byte 0x00 after the JSON value", 3},
-      Case{"{\"a\":1,\"b\":2,\"a\":3}", "the name \"a\" appears twice in one object (first at byte 101)", 13});
+      Case{"{\"a\":1,\"b\":2,\"a\":3}", "the name \"a\" appears twice in one object (first at byte 101)",
+           13});
   INFO(c.text);
   try {
     json::parse(c.text, "t.json", 100);

@@ -51,7 +51,7 @@ std::vector<std::uint8_t> pack_any(std::span<const Code> codes, unsigned bits) {
   }
   std::vector<std::uint8_t> out(packed_bytes(codes.size(), bits));
   if (bits == 8 * sizeof(Code) && std::endian::native == std::endian::little) {
-    std::memcpy(out.data(), codes.data(), out.size());
+    if (!out.empty()) std::memcpy(out.data(), codes.data(), out.size());  // empty spans may hold nullptr
     return out;
   }
   std::uint64_t acc = 0;

@@ -2,7 +2,8 @@
 //  - even: the rest is an rANS stream for rans_decode (at most 2^16 symbols). It must decode or throw
 //    sqb::Error, never crash or read out of bounds; what decodes must survive re-encoding: encode(decoded)
 //    decodes to the same symbols.
-//  - odd: the rest is symbols for the encoder: byte 1 (with byte 0's upper bits) picks the alphabet size, then
+//  - odd: the rest is symbols for the encoder: byte 1 (with byte 0's upper bits) picks the alphabet size,
+//  then
 //    little-endian uint16s reduced into the alphabet. rans_encode -> rans_decode must give them back, and so
 //    must pack_codes -> unpack_codes at the alphabet's bit width.
 

@@ -1,8 +1,9 @@
 // libFuzzer target: the safetensors reader and the strict JSON parser behind it. Every input is tried as a
-// safetensors file (File::parse) and as a sharded checkpoint's index (parse_index). Either must parse or throw
-// sqb::Error (never crash, leak, hang, overflow or read out of bounds), and what parses must be consistent:
-// names sorted and unique, byte ranges inside the buffer, covering it exactly, of shape x dtype size; every
-// readable tensor reads to exactly its raw bytes' values; every name matches itself as an escaped glob.
+// safetensors file (File::parse) and as a sharded checkpoint's index (parse_index). Either must parse or
+// throw sqb::Error (never crash, leak, hang, overflow or read out of bounds), and what parses must be
+// consistent: names sorted and unique, byte ranges inside the buffer, covering it exactly, of shape x dtype
+// size; every readable tensor reads to exactly its raw bytes' values; every name matches itself as an escaped
+// glob.
 
 #include <algorithm>
 #include <bit>
@@ -29,7 +30,8 @@ namespace {
 }
 
 bool same(float a, float b) {
-  return (std::isnan(a) && std::isnan(b)) || std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b);
+  return (std::isnan(a) && std::isnan(b)) ||
+         std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b);
 }
 
 std::string escape_glob(const std::string& name) {
@@ -61,7 +63,8 @@ void check_file(const st::File& f, std::size_t size) {
       if (!zero && __builtin_mul_overflow(count, d, &count)) bug("validated shape overflows");
     }
     if (zero) count = 0;
-    if (count / 8 * bits + count % 8 * bits / 8 != t.end - t.begin) bug("byte range is not shape x dtype size");
+    if (count / 8 * bits + count % 8 * bits / 8 != t.end - t.begin)
+      bug("byte range is not shape x dtype size");
     if (f.find(t.name) != &t) bug("find() does not return the entry");
     by_offset.push_back(&t);
   }
@@ -138,7 +141,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } catch (const sqb::Error&) {
   }
   try {
-    const auto map = st::parse_index(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz.index.json");
+    const auto map =
+        st::parse_index(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz.index.json");
     if (map.empty()) bug("an empty weight_map parsed");
     for (std::size_t i = 1; i < map.size(); ++i) {
       if (!(map[i - 1].first < map[i].first)) bug("weight_map not sorted and unique");

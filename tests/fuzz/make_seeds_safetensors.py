@@ -239,4 +239,12 @@ for name, data in {"overlong": b"\x80\x00\x01", "big_n": varint(2 ** 40) + b"\x0
 for i, (sel, n) in enumerate([(0x01, 0), (0x03, 10), (0x05, 300), (0x0f, 1000), (0x1f, 500), (0xff, 200)]):
     body = bytes(rng.randrange(256) for _ in range(2 * n))
     (d / f"encode_{i}").write_bytes(bytes([sel | 1, rng.randrange(256)]) + body)
+# Inputs that once crashed the target, kept as seeds so every run replays them (see README, Fuzzing).
+regressions = {
+    # No symbols over a 65536 alphabet: pack_codes at 16 bits copied with memcpy from the empty vector's null
+    # pointer (UBSan; fixed: the copy is skipped when there is nothing to copy).
+    "regress_pack_empty_16": "9b5c05",
+}
+for name, hexbytes in regressions.items():
+    (d / name).write_bytes(bytes.fromhex(hexbytes))
 print("rans:", len(list(d.iterdir())), "seeds")
