@@ -92,9 +92,53 @@ void put_table(std::vector<std::uint8_t>& out, std::span<const std::uint32_t> fr
   }
 }
 
-std::size_t count_present(std::span<const std::uint64_t> counts) {
-  return static_cast<std::size_t>(
-      std::count_if(counts.begin(), counts.end(), [](std::uint64_t c) { return c > 0; }));
+std::size_t varint_bytes(std::uint64_t v) {
+  std::size_t b = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++b;
+  }
+  return b;
+}
+
+// The present symbols of a histogram, compacted: all the work on frequencies is O(present), not O(alphabet).
+struct Present {
+  std::vector<std::uint64_t> counts;  // > 0 each
+  std::vector<std::size_t> symbols;   // increasing
+  std::uint64_t n = 0;
+
+  std::vector<std::uint32_t> scatter(const std::vector<std::uint32_t>& f, std::size_t alphabet) const {
+    std::vector<std::uint32_t> out(alphabet, 0);
+    for (std::size_t i = 0; i < f.size(); ++i)
+      out[symbols[i]] = f[i];
+    return out;
+  }
+  // Table bytes other than the frequencies: the (absent, present) run headers, the same for every M.
+  std::size_t run_header_bytes() const {
+    std::size_t bytes = 0, next = 0;  // next: the first symbol after the previous run
+    for (std::size_t i = 0; i < symbols.size();) {
+      std::size_t j = i + 1;
+      while (j < symbols.size() && symbols[j] == symbols[j - 1] + 1)
+        ++j;
+      bytes += varint_bytes(symbols[i] - next) + varint_bytes(j - i);
+      next = symbols[j - 1] + 1;
+      i = j;
+    }
+    return bytes;
+  }
+};
+
+Present present_of(std::span<const std::uint64_t> counts, const char* who) {
+  Present p;
+  for (std::size_t s = 0; s < counts.size(); ++s) {
+    if (counts[s] == 0) continue;
+    if (__builtin_add_overflow(p.n, counts[s], &p.n))
+      throw Error(std::string(who) + ": the counts overflow uint64");
+    p.counts.push_back(counts[s]);
+    p.symbols.push_back(s);
+  }
+  if (p.n == 0) throw Error(std::string(who) + ": all counts are 0");
+  return p;
 }
 
 unsigned min_scale_bits(std::size_t present) {
@@ -104,34 +148,135 @@ unsigned min_scale_bits(std::size_t present) {
   return std::max(lg, kRansMinScaleBits);
 }
 
-// rans_choose_scale_bits, also returning the chosen frequencies.
+std::vector<std::uint32_t> quantize_present(std::span<const std::uint64_t> counts, std::uint64_t n,
+                                            unsigned scale_bits);
+
+// rans_choose_scale_bits, also returning the chosen frequencies (over the whole alphabet).
 unsigned choose_scale_bits(std::span<const std::uint64_t> counts, std::vector<std::uint32_t>& best_freq) {
-  const std::size_t present = count_present(counts);
-  if (present == 0) throw Error("rans_choose_scale_bits: all counts are 0");
-  const unsigned lo = min_scale_bits(present);
+  const Present p = present_of(counts, "rans_choose_scale_bits");
+  const unsigned lo = min_scale_bits(p.counts.size());
   if (lo > kRansAutoMaxScaleBits) {
-    throw Error("rans_choose_scale_bits: " + std::to_string(present) + " present symbols need more than 2^" +
-                std::to_string(kRansAutoMaxScaleBits) + " frequency slots");
+    throw Error("rans_choose_scale_bits: " + std::to_string(p.counts.size()) +
+                " present symbols need more than 2^" + std::to_string(kRansAutoMaxScaleBits) +
+                " frequency slots");
   }
+  const double run_bits = 8.0 * static_cast<double>(p.run_header_bytes());
   double best = std::numeric_limits<double>::infinity();
   unsigned best_m = lo;
-  std::vector<std::uint8_t> table;
+  std::vector<std::uint32_t> best_f;
   for (unsigned m = lo; m <= kRansAutoMaxScaleBits; ++m) {
-    std::vector<std::uint32_t> f = rans_quantize_frequencies(counts, m);
-    double bits = 0;
-    for (std::size_t s = 0; s < f.size(); ++s) {
-      if (counts[s] > 0) bits += static_cast<double>(counts[s]) * (m - std::log2(static_cast<double>(f[s])));
+    std::vector<std::uint32_t> f = quantize_present(p.counts, p.n, m);
+    double bits = run_bits;
+    for (std::size_t i = 0; i < f.size(); ++i) {
+      bits += static_cast<double>(p.counts[i]) * (m - std::log2(static_cast<double>(f[i])));
+      bits += 8.0 * static_cast<double>(varint_bytes(f[i] - 1));
     }
-    table.clear();
-    put_table(table, f);
-    bits += 8.0 * static_cast<double>(table.size());
     if (bits < best) {
       best = bits;
       best_m = m;
-      best_freq = std::move(f);
+      best_f = std::move(f);
     }
   }
+  best_freq = p.scatter(best_f, counts.size());
   return best_m;
+}
+
+// The optimal frequencies (see rans_quantize_frequencies) for counts that are all > 0, summing to n, with
+// 2^scale_bits >= counts.size().
+std::vector<std::uint32_t> quantize_present(std::span<const std::uint64_t> counts, std::uint64_t n,
+                                            unsigned scale_bits) {
+  const std::uint64_t total_slots = std::uint64_t{1} << scale_bits;
+  // Start from the continuous optimum rounded down, then move single units. The objective sum c_s log f_s is
+  // separable and concave in each f_s, so a vector where no unit move from one symbol to another helps is the
+  // optimum; the moves below go until none helps. The continuous optimum with f_s >= 1 is water-filling:
+  // f_s = max(1, lambda c_s) with lambda such that the sum is 2^M; the symbols held at 1 are the rarest, so
+  // lambda comes from one pass over the counts in increasing order. Starting there keeps the moves few.
+  const std::size_t k = counts.size();
+  std::vector<std::uint64_t> sorted(counts.begin(), counts.end());
+  std::sort(sorted.begin(), sorted.end());
+  double lambda = 0;
+  {
+    // With the j rarest at 1: lambda = (2^M - j) / (sum of the other counts); valid once lambda c_j >= 1.
+    double rest = static_cast<double>(n);
+    for (std::size_t j = 0; j < sorted.size(); ++j) {
+      lambda = (static_cast<double>(total_slots) - static_cast<double>(j)) / rest;
+      if (lambda * static_cast<double>(sorted[j]) >= 1) break;
+      rest -= static_cast<double>(sorted[j]);
+    }
+  }
+  std::vector<std::uint64_t> f(k, 0);
+  std::uint64_t sum = 0;
+  for (std::size_t s = 0; s < k; ++s) {
+    const double share = std::floor(static_cast<double>(counts[s]) * lambda);
+    f[s] = std::clamp<std::uint64_t>(static_cast<std::uint64_t>(share), 1, total_slots);
+    sum += f[s];
+  }
+  // The gain of one more unit for s, and the loss of one unit less (in nats times the count).
+  const auto gain = [&](std::size_t s) {
+    return static_cast<double>(counts[s]) * std::log1p(1.0 / static_cast<double>(f[s]));
+  };
+  const auto loss = [&](std::size_t s) {
+    return f[s] <= 1 ? std::numeric_limits<double>::infinity()
+                     : -static_cast<double>(counts[s]) * std::log1p(-1.0 / static_cast<double>(f[s]));
+  };
+  struct Entry {
+    double value;
+    std::size_t s;
+    std::uint64_t f_at;  // f[s] when pushed; stale entries are skipped
+  };
+  const auto less_value = [](const Entry& a, const Entry& b) { return a.value < b.value; };
+  const auto more_value = [](const Entry& a, const Entry& b) { return a.value > b.value; };
+  // Both heaps start from every present symbol's entry, heapified at once (O(k), no regrowth).
+  std::vector<Entry> initial_gains, initial_losses;
+  initial_gains.reserve(2 * k + 16);
+  initial_losses.reserve(2 * k + 16);
+  for (std::size_t s = 0; s < k; ++s) {
+    initial_gains.push_back({gain(s), s, f[s]});
+    if (f[s] > 1) initial_losses.push_back({loss(s), s, f[s]});
+  }
+  std::priority_queue<Entry, std::vector<Entry>, decltype(less_value)> gains(less_value,
+                                                                             std::move(initial_gains));
+  std::priority_queue<Entry, std::vector<Entry>, decltype(more_value)> losses(more_value,
+                                                                              std::move(initial_losses));
+  const auto push = [&](std::size_t s) {
+    gains.push({gain(s), s, f[s]});
+    if (f[s] > 1) losses.push({loss(s), s, f[s]});
+  };
+  const auto top_valid = [&](auto& heap) -> const Entry* {
+    while (!heap.empty() && heap.top().f_at != f[heap.top().s])
+      heap.pop();
+    return heap.empty() ? nullptr : &heap.top();
+  };
+  while (sum > total_slots) {
+    const Entry* e = top_valid(losses);
+    if (e == nullptr) throw std::logic_error("rans_quantize_frequencies: nothing left to take from");
+    const std::size_t s = e->s;
+    losses.pop();
+    --f[s];
+    --sum;
+    push(s);
+  }
+  while (sum < total_slots) {
+    const std::size_t s = top_valid(gains)->s;
+    gains.pop();
+    ++f[s];
+    ++sum;
+    push(s);
+  }
+  while (true) {
+    const Entry* g = top_valid(gains);
+    const Entry* l = top_valid(losses);
+    // A relative margin keeps rounding in the logs from cycling between equal-valued vectors.
+    if (g == nullptr || l == nullptr || !(g->value > l->value * (1 + 1e-12))) break;
+    const std::size_t up = g->s, down = l->s;  // different: a symbol's gain is always below its loss
+    gains.pop();
+    losses.pop();
+    ++f[up];
+    --f[down];
+    push(up);
+    push(down);
+  }
+  return std::vector<std::uint32_t>(f.begin(), f.end());
 }
 
 template <class Sym>
@@ -156,7 +301,8 @@ RansEncoded encode_any(std::span<const Sym> symbols, std::size_t alphabet, const
     r.header_bytes = r.bytes.size();
     return r;
   }
-  const std::size_t present = count_present(counts);
+  const auto present = static_cast<std::size_t>(
+      std::count_if(counts.begin(), counts.end(), [](std::uint64_t c) { return c > 0; }));
   unsigned m = options.scale_bits;
   std::vector<std::uint32_t> freq;
   if (m == 0) {
@@ -234,116 +380,12 @@ std::vector<std::uint32_t> rans_quantize_frequencies(std::span<const std::uint64
     throw Error("rans_quantize_frequencies: scale_bits must be in [1, 30], not " +
                 std::to_string(scale_bits));
   }
-  const std::uint64_t total_slots = std::uint64_t{1} << scale_bits;
-  std::uint64_t n = 0;
-  std::size_t present = 0;
-  for (const std::uint64_t c : counts) {
-    if (__builtin_add_overflow(n, c, &n))
-      throw Error("rans_quantize_frequencies: the counts overflow uint64");
-    present += c > 0;
-  }
-  if (n == 0) throw Error("rans_quantize_frequencies: all counts are 0");
-  if (present > total_slots) {
-    throw Error("rans_quantize_frequencies: " + std::to_string(present) +
+  const Present p = present_of(counts, "rans_quantize_frequencies");
+  if (p.counts.size() > (std::uint64_t{1} << scale_bits)) {
+    throw Error("rans_quantize_frequencies: " + std::to_string(p.counts.size()) +
                 " present symbols do not fit in 2^" + std::to_string(scale_bits) + " slots");
   }
-  // Start from the continuous optimum rounded down, then move single units. The objective sum c_s log f_s is
-  // separable and concave in each f_s, so a vector where no unit move from one symbol to another helps is the
-  // optimum; the moves below go until none helps. The continuous optimum with f_s >= 1 is water-filling:
-  // f_s = max(1, lambda c_s) with lambda such that the sum is 2^M; the symbols held at 1 are the rarest, so
-  // lambda comes from one pass over the counts in increasing order. Starting there keeps the moves few.
-  const std::size_t k = counts.size();
-  std::vector<std::uint64_t> sorted;
-  sorted.reserve(present);
-  for (const std::uint64_t c : counts) {
-    if (c > 0) sorted.push_back(c);
-  }
-  std::sort(sorted.begin(), sorted.end());
-  double lambda = 0;
-  {
-    // With the j rarest at 1: lambda = (2^M - j) / (sum of the other counts); valid once lambda c_j >= 1.
-    double rest = static_cast<double>(n);
-    for (std::size_t j = 0; j < sorted.size(); ++j) {
-      lambda = (static_cast<double>(total_slots) - static_cast<double>(j)) / rest;
-      if (lambda * static_cast<double>(sorted[j]) >= 1) break;
-      rest -= static_cast<double>(sorted[j]);
-    }
-  }
-  std::vector<std::uint64_t> f(k, 0);
-  std::uint64_t sum = 0;
-  for (std::size_t s = 0; s < k; ++s) {
-    if (counts[s] == 0) continue;
-    const double share = std::floor(static_cast<double>(counts[s]) * lambda);
-    f[s] = std::clamp<std::uint64_t>(static_cast<std::uint64_t>(share), 1, total_slots);
-    sum += f[s];
-  }
-  // The gain of one more unit for s, and the loss of one unit less (in nats times the count).
-  const auto gain = [&](std::size_t s) {
-    return static_cast<double>(counts[s]) * std::log1p(1.0 / static_cast<double>(f[s]));
-  };
-  const auto loss = [&](std::size_t s) {
-    return f[s] <= 1 ? std::numeric_limits<double>::infinity()
-                     : -static_cast<double>(counts[s]) * std::log1p(-1.0 / static_cast<double>(f[s]));
-  };
-  struct Entry {
-    double value;
-    std::size_t s;
-    std::uint64_t f_at;  // f[s] when pushed; stale entries are skipped
-  };
-  const auto less_value = [](const Entry& a, const Entry& b) { return a.value < b.value; };
-  const auto more_value = [](const Entry& a, const Entry& b) { return a.value > b.value; };
-  // Both heaps start from every present symbol's entry, heapified at once (O(k), no regrowth).
-  std::vector<Entry> initial_gains, initial_losses;
-  initial_gains.reserve(2 * present + 16);
-  initial_losses.reserve(2 * present + 16);
-  for (std::size_t s = 0; s < k; ++s) {
-    if (counts[s] == 0) continue;
-    initial_gains.push_back({gain(s), s, f[s]});
-    if (f[s] > 1) initial_losses.push_back({loss(s), s, f[s]});
-  }
-  std::priority_queue<Entry, std::vector<Entry>, decltype(less_value)> gains(less_value,
-                                                                             std::move(initial_gains));
-  std::priority_queue<Entry, std::vector<Entry>, decltype(more_value)> losses(more_value,
-                                                                              std::move(initial_losses));
-  const auto push = [&](std::size_t s) {
-    gains.push({gain(s), s, f[s]});
-    if (f[s] > 1) losses.push({loss(s), s, f[s]});
-  };
-  const auto top_valid = [&](auto& heap) -> const Entry* {
-    while (!heap.empty() && heap.top().f_at != f[heap.top().s])
-      heap.pop();
-    return heap.empty() ? nullptr : &heap.top();
-  };
-  while (sum > total_slots) {
-    const Entry* e = top_valid(losses);
-    if (e == nullptr) throw std::logic_error("rans_quantize_frequencies: nothing left to take from");
-    const std::size_t s = e->s;
-    losses.pop();
-    --f[s];
-    --sum;
-    push(s);
-  }
-  while (sum < total_slots) {
-    const std::size_t s = top_valid(gains)->s;
-    gains.pop();
-    ++f[s];
-    ++sum;
-    push(s);
-  }
-  while (true) {
-    const Entry* g = top_valid(gains);
-    const Entry* l = top_valid(losses);
-    // A relative margin keeps rounding in the logs from cycling between equal-valued vectors.
-    if (g == nullptr || l == nullptr || !(g->value > l->value * (1 + 1e-12))) break;
-    const std::size_t up = g->s, down = l->s;  // different: a symbol's gain is always below its loss
-    gains.pop();
-    losses.pop();
-    ++f[up];
-    --f[down];
-    push(up);
-    push(down);
-  }
-  return std::vector<std::uint32_t>(f.begin(), f.end());
+  return p.scatter(quantize_present(p.counts, p.n, scale_bits), counts.size());
 }
 
 RansEncoded rans_encode(std::span<const std::uint16_t> symbols, std::size_t alphabet,
