@@ -45,9 +45,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   if (size < 2) return 0;
-  // Alphabet 1 .. 65536 from 9 bits spread so that small alphabets are common.
-  const unsigned sel = (static_cast<unsigned>(data[0] >> 1) << 8 | data[1]) % 17;  // 0 .. 16
-  const std::size_t alphabet = sel == 16 ? 65536 : (std::size_t{1} << sel) - (sel > 1 ? data[1] % 2 : 0);
+  // Alphabet 1 .. 65536 (about half the inputs stay within 256): 2^sel, or one less.
+  unsigned sel = (static_cast<unsigned>(data[0] >> 1 & 0x3F) << 8 | data[1]) % 17;  // 0 .. 16
+  if (data[0] & 0x80) sel %= 9;
+  const std::size_t alphabet = (std::size_t{1} << sel) - (sel > 1 ? data[1] % 2 : 0);
   std::vector<std::uint16_t> symbols;
   for (std::size_t i = 2; i + 1 < size; i += 2)
     symbols.push_back(static_cast<std::uint16_t>((data[i] | data[i + 1] << 8) % alphabet));

@@ -284,15 +284,20 @@ RansEncoded encode_any(std::span<const Sym> symbols, std::size_t alphabet, const
   if (alphabet < 1 || alphabet > 65536) {
     throw Error("rans_encode: the alphabet size must be in [1, 65536], not " + std::to_string(alphabet));
   }
-  std::vector<std::uint64_t> counts(alphabet, 0);
+  // Per-symbol arrays cover [0, largest symbol] only: the table's runs end at the last present symbol anyway,
+  // and a wide alphabet with few symbols in use then costs no more than a narrow one.
+  std::size_t used = 0;
   for (std::size_t i = 0; i < symbols.size(); ++i) {
     const std::size_t s = symbols[i];
     if (s >= alphabet) {
       throw Error("rans_encode: symbol " + std::to_string(s) + " at index " + std::to_string(i) +
                   " is outside the alphabet [0, " + std::to_string(alphabet) + ")");
     }
-    ++counts[s];
+    used = std::max(used, s + 1);
   }
+  std::vector<std::uint64_t> counts(used, 0);
+  for (const Sym s : symbols)
+    ++counts[s];
   RansEncoded r;
   r.symbols = symbols.size();
   put_varint(r.bytes, symbols.size());
@@ -318,9 +323,9 @@ RansEncoded encode_any(std::span<const Sym> symbols, std::size_t alphabet, const
   r.bytes.push_back(static_cast<std::uint8_t>(m));
   r.header_bytes = r.bytes.size();
   if (freq.empty()) freq = rans_quantize_frequencies(counts, m);
-  std::vector<std::uint32_t> cum(alphabet, 0);
+  std::vector<std::uint32_t> cum(used, 0);
   std::uint32_t c = 0;
-  for (std::size_t s = 0; s < alphabet; ++s) {
+  for (std::size_t s = 0; s < used; ++s) {
     cum[s] = c;
     c += freq[s];
   }
@@ -328,8 +333,8 @@ RansEncoded encode_any(std::span<const Sym> symbols, std::size_t alphabet, const
   r.table_bytes = r.bytes.size() - r.header_bytes;
 
   // x_max(s) = 2^(31 - M) f[s]: at most 2^31, so it fits in uint32.
-  std::vector<std::uint32_t> x_max(alphabet);
-  for (std::size_t s = 0; s < alphabet; ++s)
+  std::vector<std::uint32_t> x_max(used);
+  for (std::size_t s = 0; s < used; ++s)
     x_max[s] = ((kRansLow >> m) << 8) * freq[s];
   std::vector<std::uint8_t> emitted;
   emitted.reserve(symbols.size() / 2 + 16);
@@ -418,7 +423,8 @@ std::vector<std::uint16_t> rans_decode(std::span<const std::uint8_t> bytes, std:
                std::to_string(kRansMaxScaleBits) + "]");
   }
   const std::uint32_t total = std::uint32_t{1} << m;
-  std::vector<std::uint32_t> freq(alphabet, 0), cum(alphabet, 0);
+  // Sized to the last present symbol as the runs arrive, so a header's alphabet size alone allocates nothing.
+  std::vector<std::uint32_t> freq, cum;
   std::uint64_t s = 0;
   std::uint32_t sum = 0;
   while (sum < total) {
@@ -428,6 +434,8 @@ std::vector<std::uint16_t> rans_decode(std::span<const std::uint8_t> bytes, std:
     const std::uint64_t p = in.varint("a table run");
     if (p == 0) bad_stream("a frequency-table run of 0 present symbols");
     if (p > alphabet - s) bad_stream("a frequency-table run goes past the alphabet's end");
+    freq.resize(static_cast<std::size_t>(s + p), 0);
+    cum.resize(static_cast<std::size_t>(s + p), 0);
     for (std::uint64_t i = 0; i < p; ++i, ++s) {
       const std::uint64_t f = in.varint("a frequency");
       if (f >= total - sum) bad_stream("the frequencies add up to more than 2^" + std::to_string(m));
@@ -451,7 +459,7 @@ std::vector<std::uint16_t> rans_decode(std::span<const std::uint8_t> bytes, std:
   std::vector<std::uint32_t> starts;
   std::vector<std::uint16_t> start_symbol;
   const bool table = n >= total / 8;
-  for (std::size_t k = 0; k < alphabet; ++k) {
+  for (std::size_t k = 0; k < freq.size(); ++k) {
     if (freq[k] == 0) continue;
     if (table) {
       by_slot.insert(by_slot.end(), freq[k], static_cast<std::uint16_t>(k));
