@@ -92,16 +92,18 @@ inline constexpr unsigned kRansAutoMaxScaleBits = 20;
 /// The M that rans_encode uses by default for a histogram `counts` (indexed by symbol): among M from
 /// max(14, ceil(log2(present symbols))) to 20, the one minimising the stream's size estimate
 /// sum_s counts[s] * (M - log2 f_M[s]) + 8 * (table bytes at M), f_M = rans_quantize_frequencies(counts, M)
-/// (the ideal code length under the quantised frequencies plus the table; the smaller M on a tie). Few
-/// symbols or a small alphabet give 14; large alphabets on many symbols go higher, where a coarse M would
-/// force rare symbols to take slots from frequent ones. Throws Error when all counts are 0 or more than 2^20
-/// symbols are present.
+/// (the ideal code length under the quantised frequencies plus the table; the smaller M on a tie). For a
+/// small alphabet the choice moves the size by a few bits at most; for a large one on many symbols it
+/// matters: a coarse M makes rare symbols take slots from frequent ones (4096 Gaussian-shaped levels, 10^6
+/// symbols: 0.074 bits per symbol lost at M = 14, 0.0026 at the chosen 17). Throws Error when all counts are
+/// 0 or more than 2^20 symbols are present.
 unsigned rans_choose_scale_bits(std::span<const std::uint64_t> counts);
 
 /// Quantises symbol counts to frequencies summing to exactly 2^scale_bits: a symbol with a count gets >= 1,
 /// one without gets 0, and among all such integer vectors the result minimises the coded size
 /// sum_s counts[s] * log2(2^M / f[s]) (greedy unit moves on a separable concave objective, so optimal).
-/// Throws Error when the counts are all 0 or more symbols are present than 2^scale_bits.
+/// scale_bits in [1, 30]. Throws Error when it is not, when the counts are all 0 or overflow uint64, or when
+/// more symbols are present than 2^scale_bits.
 std::vector<std::uint32_t> rans_quantize_frequencies(std::span<const std::uint64_t> counts,
                                                      unsigned scale_bits);
 
@@ -119,8 +121,8 @@ RansEncoded rans_encode(std::span<const std::uint8_t> symbols, std::size_t alpha
 /// stream costs no payload, so n itself cannot be checked against the length).
 std::vector<std::uint16_t> rans_decode(std::span<const std::uint8_t> bytes, std::size_t max_symbols);
 
-/// The issue's `coded_bits` (before side values): total bits of the rANS stream (header + frequency table +
-/// payload) coding `codes` over an alphabet of size `alphabet`. The stream is decoded and compared with the
+/// The `coded_bits` result figure before side values: total bits of the rANS stream (header + frequency table
+/// + payload) coding `codes` over an alphabet of size `alphabet`. The stream is decoded and compared with the
 /// codes; a mismatch throws std::logic_error (a coder bug, never bad input).
 std::uint64_t rans_coded_bits(std::span<const std::uint16_t> codes, std::size_t alphabet);
 std::uint64_t rans_coded_bits(std::span<const std::uint8_t> codes, std::size_t alphabet);
