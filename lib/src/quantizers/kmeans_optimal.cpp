@@ -24,10 +24,11 @@ class KMeansOptimal final : public Quantizer {
       d.codebook = Codebook::nearest(exact);
       return d;
     }
-    const double gib = static_cast<double>(k_) * static_cast<double>(block.size() + 1) * 4.0 / (1u << 30);
+    const double gib = detail::kmeans_optimal_table_bytes(sorted.distinct_count(), k_) / (1u << 30);
     if (gib > max_table_gib_) {
       throw Error("kmeans_optimal: K = " + std::to_string(k_) + " and a block of " +
-                  std::to_string(block.size()) + " values need a " + std::to_string(gib) +
+                  std::to_string(block.size()) + " values (" + std::to_string(sorted.distinct_count()) +
+                  " distinct) need a " + std::to_string(gib) +
                   " GiB split table, above max_table_gib = " + std::to_string(max_table_gib_) +
                   "; use a finer granularity, a smaller K or raise max_table_gib");
     }
@@ -51,7 +52,9 @@ std::span<const ParamSpec> kmeans_optimal_params() {
        1024,
        true,
        {},
-       "refuse blocks whose K x (N+1) table of split points would exceed this many GiB"},
+       "refuse blocks whose (K-1) x (M+1) table of 4-byte split points (M = distinct values) would exceed "
+       "this many "
+       "GiB"},
   };
   return params;
 }

@@ -1,0 +1,125 @@
+// Exact 1-D k-means (issue 11): the SMAWK programme against the previous divide-and-conquer one on the same
+// sorted block, on N(0,1) float32 data, on the same data rounded to float16 (few distinct values), and with
+// weights. Items/s counts input values; the sort (SortedBlock) is built once outside the timed loop except in
+// the with_sort variants, which time what the kmeans_optimal strategy does per block.
+//
+//   build/experiments/sqbench_micro --benchmark_filter=kmeans_dp --benchmark_repetitions=5
+//   (add --benchmark_report_aggregates_only=true for medians only)
+
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "detail/kmeans_dp.hpp"
+#include "sqb/distribution.hpp"
+#include "sqb/npy.hpp"
+
+namespace {
+
+// N(0,1) values; `half` rounds them to float16 (at most 65536 distinct values, as in a float16 checkpoint).
+const std::vector<float>& data(std::size_t n, bool half) {
+  static std::map<std::pair<std::size_t, bool>, std::vector<float>> cache;
+  auto& v = cache[{n, half}];
+  if (v.empty()) {
+    v = sqb::make_distribution("gaussian")->draw(n, 0).values;
+    if (half)
+      for (float& x : v)
+        x = sqb::npy::half_to_float(sqb::npy::float_to_half(x));
+  }
+  return v;
+}
+
+// Log-normal importance weights spanning about four decades, independent of the values.
+const std::vector<float>& weights(std::size_t n) {
+  static std::map<std::size_t, std::vector<float>> cache;
+  auto& w = cache[n];
+  if (w.empty()) {
+    const std::vector<float> z = sqb::make_distribution("gaussian")->draw(n, 1).values;
+    w.resize(n);
+    for (std::size_t i = 0; i < n; ++i)
+      w[i] = std::exp(2.0f * z[i]);
+  }
+  return w;
+}
+
+enum class Solver { smawk, dnc, sse_only };
+
+void run(benchmark::State& state, Solver solver, bool half, bool weighted) {
+  const std::size_t n = static_cast<std::size_t>(state.range(0));
+  const std::size_t k = static_cast<std::size_t>(state.range(1));
+  const auto& x = data(n, half);
+  const sqb::detail::SortedBlock sorted(
+      x, weighted ? std::span<const float>(weights(n)) : std::span<const float>{});
+  for (auto _ : state) {
+    double sse = 0;
+    switch (solver) {
+      case Solver::smawk:
+        sse = sqb::detail::kmeans_optimal_dp(sorted, k).sse;
+        break;
+      case Solver::dnc:
+        sse = sqb::detail::kmeans_optimal_dnc(sorted, k).sse;
+        break;
+      case Solver::sse_only:
+        sse = sqb::detail::optimal_sse(sorted, k);
+        break;
+    }
+    benchmark::DoNotOptimize(sse);
+  }
+  state.counters["distinct"] = static_cast<double>(sorted.distinct_count());
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+
+// What the strategy pays per block: the sort and prefix sums, then the programme.
+void run_with_sort(benchmark::State& state, bool half) {
+  const std::size_t n = static_cast<std::size_t>(state.range(0));
+  const std::size_t k = static_cast<std::size_t>(state.range(1));
+  const auto& x = data(n, half);
+  for (auto _ : state) {
+    const sqb::detail::SortedBlock sorted(x);
+    benchmark::DoNotOptimize(sqb::detail::kmeans_optimal_dp(sorted, k).sse);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+
+void sizes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"n", "k"})->Unit(benchmark::kMillisecond);
+  for (const std::int64_t n : {100000, 1000000})
+    for (const std::int64_t k : {16, 256})
+      b->Args({n, k});
+}
+
+void big(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"n", "k"})->Unit(benchmark::kMillisecond)->Args({1000000, 16})->Args({1000000, 256});
+}
+
+// Registered at static initialisation, as BENCHMARK() does, with names free of the capture's spaces.
+const bool registered = [] {
+  const auto add = [](const char* name, auto fn, void (*shape)(benchmark::internal::Benchmark*)) {
+    benchmark::RegisterBenchmark(name, fn)->Apply(shape);
+  };
+  add(
+      "kmeans_dp/smawk", [](benchmark::State& s) { run(s, Solver::smawk, false, false); }, sizes);
+  add(
+      "kmeans_dp/dnc", [](benchmark::State& s) { run(s, Solver::dnc, false, false); }, sizes);
+  add(
+      "kmeans_dp/sse_only", [](benchmark::State& s) { run(s, Solver::sse_only, false, false); }, big);
+  add(
+      "kmeans_dp/float16/smawk", [](benchmark::State& s) { run(s, Solver::smawk, true, false); }, big);
+  add(
+      "kmeans_dp/float16/dnc", [](benchmark::State& s) { run(s, Solver::dnc, true, false); }, big);
+  add(
+      "kmeans_dp/weighted/smawk", [](benchmark::State& s) { run(s, Solver::smawk, false, true); }, big);
+  add(
+      "kmeans_dp/weighted/dnc", [](benchmark::State& s) { run(s, Solver::dnc, false, true); }, big);
+  add(
+      "kmeans_dp/with_sort/float32", [](benchmark::State& s) { run_with_sort(s, false); }, big);
+  add(
+      "kmeans_dp/with_sort/float16", [](benchmark::State& s) { run_with_sort(s, true); }, big);
+  return true;
+}();
+
+}  // namespace
