@@ -1,5 +1,6 @@
-// Exactly optimal 1-D k-means: the SMAWK and divide-and-conquer dynamic programmes against the O(K N^2)
-// textbook one and against Lloyd, duplicate values, ties, extreme data, and the REFERENCE.md numbers.
+// Exactly optimal 1-D k-means: the Lagrangian search (kmeans_optimal_dp) and the layered SMAWK and
+// divide-and-conquer programmes against the O(K N^2) textbook one and against Lloyd, duplicate values, ties,
+// extreme data, the memory guard, and the REFERENCE.md numbers.
 
 #include <catch2/catch.hpp>
 
@@ -50,22 +51,23 @@ double unit(std::mt19937_64& g) {
 
 }  // namespace
 
-TEST_CASE("optimal k-means: SMAWK and divide and conquer equal the O(K N^2) programme", "[kmeans_optimal]") {
+TEST_CASE("optimal k-means: Lagrangian, SMAWK and divide and conquer equal the O(K N^2) programme",
+          "[kmeans_optimal]") {
   const std::string law = GENERATE("gaussian", "laplace", "student_t nu=2", "uniform");
   const std::size_t k = GENERATE(1, 2, 3, 7, 16, 40);
   const std::vector<float> x = sqbtest::draw(law, 300, k + 17);
   const sqb::detail::SortedBlock sorted(x);
   const auto fast = sqb::detail::kmeans_optimal_dp(sorted, k);
+  const auto smawk = sqb::detail::kmeans_optimal_smawk(sorted, k);
   const auto dnc = sqb::detail::kmeans_optimal_dnc(sorted, k);
   const auto slow = sqb::detail::kmeans_optimal_reference(sorted, k);
   INFO(law << " K=" << k);
-  CHECK_THAT(fast.sse, WithinRel(slow.sse, 1e-12));
-  CHECK_THAT(dnc.sse, WithinRel(slow.sse, 1e-12));
-  check_shape(fast, sorted, k);
-  check_shape(dnc, sorted, k);
-  // Continuous data: the optimum is unique, so are its bounds.
-  CHECK(fast.bounds == slow.bounds);
-  CHECK(dnc.bounds == slow.bounds);
+  for (const auto* r : {&fast, &smawk, &dnc}) {
+    CHECK_THAT(r->sse, WithinRel(slow.sse, 1e-12));
+    check_shape(*r, sorted, k);
+    // Continuous data: the optimum is unique, so are its bounds.
+    CHECK(r->bounds == slow.bounds);
+  }
 }
 
 TEST_CASE("optimal k-means on many seeds, sizes and K, with duplicate values and ties", "[kmeans_optimal]") {
@@ -102,12 +104,13 @@ TEST_CASE("optimal k-means on many seeds, sizes and K, with duplicate values and
         1 + static_cast<std::size_t>(unit(g) * static_cast<double>(std::min<std::size_t>(m, 40)));
     INFO("trial " << trial << " kind " << kind << " N=" << n << " M=" << m << " K=" << k);
     const auto fast = sqb::detail::kmeans_optimal_dp(sorted, k);
+    const auto smawk = sqb::detail::kmeans_optimal_smawk(sorted, k);
     const auto dnc = sqb::detail::kmeans_optimal_dnc(sorted, k);
     const auto slow = sqb::detail::kmeans_optimal_reference(sorted, k);
-    check_same_sse(fast.sse, slow.sse, sorted);
-    check_same_sse(dnc.sse, slow.sse, sorted);
-    check_shape(fast, sorted, k);
-    check_shape(dnc, sorted, k);
+    for (const auto* r : {&fast, &smawk, &dnc}) {
+      check_same_sse(r->sse, slow.sse, sorted);
+      check_shape(*r, sorted, k);
+    }
     // Runs of equal values are never split.
     for (std::size_t j = 1; j < k; ++j)
       CHECK(sorted.values()[fast.bounds[j] - 1] < sorted.values()[fast.bounds[j]]);
@@ -149,6 +152,7 @@ TEST_CASE("optimal k-means on float16-rounded data equals divide and conquer and
     const auto fast = sqb::detail::kmeans_optimal_dp(sorted, k);
     check_shape(fast, sorted, k);
     check_same_sse(fast.sse, sqb::detail::kmeans_optimal_dnc(sorted, k).sse, sorted);
+    check_same_sse(fast.sse, sqb::detail::kmeans_optimal_smawk(sorted, k).sse, sorted);
     if (k <= 16) check_same_sse(fast.sse, sqb::detail::kmeans_optimal_reference(sorted, k).sse, sorted);
   }
 }
@@ -184,6 +188,7 @@ TEST_CASE("optimal k-means refuses K = 0 and K above the number of distinct valu
   CHECK_THROWS_AS(sqb::detail::kmeans_optimal_dp(sorted, 0), sqb::Error);
   CHECK_THROWS_WITH(sqb::detail::kmeans_optimal_dp(sorted, 4), Catch::Contains("3 distinct"));
   CHECK_THROWS_AS(sqb::detail::kmeans_optimal_dnc(sorted, 4), sqb::Error);
+  CHECK_THROWS_AS(sqb::detail::kmeans_optimal_smawk(sorted, 4), sqb::Error);
   CHECK_THROWS_AS(sqb::detail::optimal_sse(sorted, 0), sqb::Error);
   CHECK(sqb::detail::optimal_sse(sorted, 3) == 0);
   CHECK(sqb::detail::optimal_sse(sorted, 7) == 0);
@@ -228,11 +233,12 @@ TEST_CASE("optimal k-means on N(0,1), N = 1e6, K = 16 reaches the Lloyd-Max MSE 
   CHECK(sqb::detail::optimal_sse(x, {}, 16) == r.sse);
 }
 
-TEST_CASE("optimal k-means refuses a split table above its memory budget", "[kmeans_optimal]") {
+TEST_CASE("optimal k-means refuses a block above its memory budget", "[kmeans_optimal]") {
+  // 100000 distinct values need about 7 MB (72 bytes each), above 1 MiB.
   const sqb::Tensor t = sqbtest::tensor(1, 100000, 3);
-  const auto q = sqb::make_quantizer("kmeans_optimal max_table_gib=0.01", {256, 0});
+  const auto q = sqb::make_quantizer("kmeans_optimal max_table_gib=0.001", {256, 0});
   CHECK_THROWS_WITH(sqb::design_tensor(*q, t, {}, 0), Catch::Contains("max_table_gib"));
-  // The table is sized by the distinct values: 100000 values on 1000 distinct ones fit.
+  // The memory is sized by the distinct values: 100000 values on 1000 distinct ones fit.
   std::vector<float> few(100000);
   for (std::size_t i = 0; i < few.size(); ++i)
     few[i] = static_cast<float>(i % 1000);

@@ -158,8 +158,9 @@ TEST_CASE("weighted optimal k-means equals a weighted brute force on many seeds"
                   << " K=" << k);
     const Brute b = brute_force(x, w, k);
     const double slack = objective_slack(x, w);
-    for (const auto& r : {sqb::detail::kmeans_optimal_dp(d, k), sqb::detail::kmeans_optimal_dnc(d, k),
-                          sqb::detail::kmeans_optimal_reference(d, k)}) {
+    for (const auto& r :
+         {sqb::detail::kmeans_optimal_dp(d, k), sqb::detail::kmeans_optimal_smawk(d, k),
+          sqb::detail::kmeans_optimal_dnc(d, k), sqb::detail::kmeans_optimal_reference(d, k)}) {
       CHECK(std::fabs(r.sse - b.sse) <= 1e-12 * b.sse + slack);
       REQUIRE(r.centroids.size() == k);
       CHECK(std::is_sorted(r.centroids.begin(), r.centroids.end()));

@@ -1,7 +1,8 @@
-// Exact 1-D k-means (issue 11): the SMAWK programme against the previous divide-and-conquer one on the same
-// sorted block, on N(0,1) float32 data, on the same data rounded to float16 (few distinct values), and with
-// weights. Items/s counts input values; the sort (SortedBlock) is built once outside the timed loop except in
-// the with_sort variants, which time what the kmeans_optimal strategy does per block.
+// Exact 1-D k-means (issue 11): the Lagrangian search (kmeans_optimal_dp) against the layered SMAWK and
+// divide-and-conquer (the previous default) programmes on the same sorted block, on N(0,1) float32 data, on
+// the same data rounded to float16 (few distinct values), and with weights. Items/s counts input values; the
+// sort (SortedBlock) is built once outside the timed loop except in the with_sort variants, which time what
+// the kmeans_optimal strategy does per block.
 //
 //   build/experiments/sqbench_micro --benchmark_filter=kmeans_dp --benchmark_repetitions=5
 //   (add --benchmark_report_aggregates_only=true for medians only)
@@ -46,7 +47,7 @@ const std::vector<float>& weights(std::size_t n) {
   return w;
 }
 
-enum class Solver { smawk, dnc, sse_only };
+enum class Solver { lagrangian, smawk, dnc, sse_only };
 
 void run(benchmark::State& state, Solver solver, bool half, bool weighted) {
   const std::size_t n = static_cast<std::size_t>(state.range(0));
@@ -57,8 +58,11 @@ void run(benchmark::State& state, Solver solver, bool half, bool weighted) {
   for (auto _ : state) {
     double sse = 0;
     switch (solver) {
-      case Solver::smawk:
+      case Solver::lagrangian:
         sse = sqb::detail::kmeans_optimal_dp(sorted, k).sse;
+        break;
+      case Solver::smawk:
+        sse = sqb::detail::kmeans_optimal_smawk(sorted, k).sse;
         break;
       case Solver::dnc:
         sse = sqb::detail::kmeans_optimal_dnc(sorted, k).sse;
@@ -96,29 +100,36 @@ void big(benchmark::internal::Benchmark* b) {
   b->ArgNames({"n", "k"})->Unit(benchmark::kMillisecond)->Args({1000000, 16})->Args({1000000, 256});
 }
 
-// Registered at static initialisation, as BENCHMARK() does, with names free of the capture's spaces.
+struct Entry {
+  const char* name;
+  Solver solver;
+  bool half, weighted;
+  void (*shape)(benchmark::internal::Benchmark*);
+};
+
+const Entry kEntries[] = {
+    {"kmeans_dp/lagrangian", Solver::lagrangian, false, false, sizes},
+    {"kmeans_dp/smawk", Solver::smawk, false, false, sizes},
+    {"kmeans_dp/dnc", Solver::dnc, false, false, sizes},
+    {"kmeans_dp/sse_only", Solver::sse_only, false, false, big},
+    {"kmeans_dp/float16/lagrangian", Solver::lagrangian, true, false, big},
+    {"kmeans_dp/float16/dnc", Solver::dnc, true, false, big},
+    {"kmeans_dp/weighted/lagrangian", Solver::lagrangian, false, true, big},
+    {"kmeans_dp/weighted/dnc", Solver::dnc, false, true, big},
+};
+
+// Registered at static initialisation, as BENCHMARK() does.
 const bool registered = [] {
-  const auto add = [](const char* name, auto fn, void (*shape)(benchmark::internal::Benchmark*)) {
-    benchmark::RegisterBenchmark(name, fn)->Apply(shape);
-  };
-  add(
-      "kmeans_dp/smawk", [](benchmark::State& s) { run(s, Solver::smawk, false, false); }, sizes);
-  add(
-      "kmeans_dp/dnc", [](benchmark::State& s) { run(s, Solver::dnc, false, false); }, sizes);
-  add(
-      "kmeans_dp/sse_only", [](benchmark::State& s) { run(s, Solver::sse_only, false, false); }, big);
-  add(
-      "kmeans_dp/float16/smawk", [](benchmark::State& s) { run(s, Solver::smawk, true, false); }, big);
-  add(
-      "kmeans_dp/float16/dnc", [](benchmark::State& s) { run(s, Solver::dnc, true, false); }, big);
-  add(
-      "kmeans_dp/weighted/smawk", [](benchmark::State& s) { run(s, Solver::smawk, false, true); }, big);
-  add(
-      "kmeans_dp/weighted/dnc", [](benchmark::State& s) { run(s, Solver::dnc, false, true); }, big);
-  add(
-      "kmeans_dp/with_sort/float32", [](benchmark::State& s) { run_with_sort(s, false); }, big);
-  add(
-      "kmeans_dp/with_sort/float16", [](benchmark::State& s) { run_with_sort(s, true); }, big);
+  for (const Entry& e : kEntries) {
+    benchmark::RegisterBenchmark(e.name, [e](benchmark::State& s) {
+      run(s, e.solver, e.half, e.weighted);
+    })->Apply(e.shape);
+  }
+  for (const bool half : {false, true}) {
+    benchmark::RegisterBenchmark(half ? "kmeans_dp/with_sort/float16" : "kmeans_dp/with_sort/float32",
+                                 [half](benchmark::State& s) { run_with_sort(s, half); })
+        ->Apply(big);
+  }
   return true;
 }();
 

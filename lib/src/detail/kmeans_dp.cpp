@@ -1,6 +1,7 @@
 #include "detail/kmeans_dp.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -53,6 +54,15 @@ class Groups {
   std::vector<std::size_t> start_;
   std::vector<Prefix> p_;
 };
+
+// The SSE of a partition: its clusters' costs added left to right (the order in which the layered programme
+// adds them, so it reports the same number).
+double partition_sse(const Groups& g, const std::vector<std::uint32_t>& b) {
+  double sse = 0;
+  for (std::size_t t = 0; t + 1 < b.size(); ++t)
+    sse += g.cost(b[t], b[t + 1]);
+  return sse;
+}
 
 // Row minima of one layer, A(i, j) = prev[j] + cost(j, i) for rows i in [r_lo, r_hi] over columns
 // j in [c_lo, r_hi - 1] (+inf where j >= i): out[i] = min_j A(i, j), arg[i] = the smallest minimising j.
@@ -190,6 +200,225 @@ struct Exhaustive {
   }
 };
 
+// Lagrangian relaxation (Gronlund et al. 2017, section 4; the "Aliens trick"): for a penalty lambda per
+// cluster, min over partitions into any number c of clusters of SSE + lambda c is one concave least-weight
+// subsequence problem, solved in one pass. The least SSE with c clusters, D(c), is convex in c (SSE is
+// Monge), so some lambda makes a K-cluster partition optimal, and that partition is then optimal among all
+// with K clusters.
+class Lagrangian {
+ public:
+  struct Solution {
+    double lambda = 0;
+    std::size_t clusters = 0;
+    double sse = 0;                     // of the partition, summed from its clusters
+    double g = 0;                       // sse + lambda * clusters as the pass computed it
+    std::vector<std::uint32_t> bounds;  // group indices 0 = b_0 < ... < b_c = M
+  };
+
+  explicit Lagrangian(const Groups& g)
+      : g_(g),
+        f_(g.size() + 1),
+        cnt_(g.size() + 1),
+        par_(g.size() + 1),
+        dq_j_(g.size() + 1),
+        dq_s_(g.size() + 1) {}
+
+  // F(i) = min_j F(j) + SSE(j, i) + lambda over the first i groups. A candidate j that beats an older one
+  // at row r beats it at every later row (Monge), so the candidates live in a deque, each owning the rows
+  // from its start on; a new candidate pops the candidates it beats at their start and finds where it
+  // overtakes the last one by galloping from there (the crossover is usually a row or two further, so a pass
+  // is about five cost evaluations per group; O(M log M) in the worst case). Exact ties in value go to the
+  // candidate with fewer clusters.
+  Solution solve(double lambda) {
+    const std::size_t m = g_.size();
+    const auto val = [&](std::size_t j, std::size_t r) { return f_[j] + g_.cost(j, r); };
+    const auto beats = [&](std::size_t a, std::size_t b, std::size_t r) {  // candidate a over b at row r
+      const double va = val(a, r), vb = val(b, r);
+      return va < vb || (va == vb && cnt_[a] < cnt_[b]);
+    };
+    f_[0] = 0;
+    cnt_[0] = 0;
+    std::size_t head = 0, tail = 0;
+    dq_j_[tail] = 0;
+    dq_s_[tail++] = 1;
+    for (std::size_t i = 1; i <= m; ++i) {
+      while (tail - head >= 2 && dq_s_[head + 1] <= i)
+        ++head;
+      const std::size_t j = dq_j_[head];
+      f_[i] = val(j, i) + lambda;
+      cnt_[i] = cnt_[j] + 1;
+      par_[i] = static_cast<std::uint32_t>(j);
+      if (i == m) break;
+      while (tail > head && beats(i, dq_j_[tail - 1], std::max<std::size_t>(dq_s_[tail - 1], i + 1)))
+        --tail;
+      if (tail == head) {
+        dq_j_[tail] = static_cast<std::uint32_t>(i);
+        dq_s_[tail++] = static_cast<std::uint32_t>(i + 1);
+        continue;
+      }
+      const std::size_t b = dq_j_[tail - 1];
+      const std::size_t lo = std::max<std::size_t>(dq_s_[tail - 1], i + 1);  // i does not beat b here
+      // Gallop: rows lo + 1, lo + 2, lo + 4, ... up to m, then bisect (below, above].
+      std::size_t below = lo, above = 0, step = 1;
+      while (true) {
+        const std::size_t r = std::min(lo + step, m);
+        if (beats(i, b, r)) {
+          above = r;
+          break;
+        }
+        below = r;
+        if (r == m) break;
+        step *= 2;
+      }
+      if (above == 0) continue;  // i never overtakes b
+      while (above - below > 1) {
+        const std::size_t mid = below + (above - below) / 2;
+        if (beats(i, b, mid))
+          above = mid;
+        else
+          below = mid;
+      }
+      dq_j_[tail] = static_cast<std::uint32_t>(i);
+      dq_s_[tail++] = static_cast<std::uint32_t>(above);
+    }
+    Solution s;
+    s.lambda = lambda;
+    s.clusters = cnt_[m];
+    s.g = f_[m];
+    s.bounds.resize(s.clusters + 1);
+    for (std::size_t c = s.clusters, i = m; c > 0; --c) {
+      s.bounds[c] = static_cast<std::uint32_t>(i);
+      i = par_[i];
+    }
+    s.bounds[0] = 0;
+    s.sse = partition_sse(g_, s.bounds);
+    return s;
+  }
+
+ private:
+  const Groups& g_;
+  std::vector<double> f_;
+  std::vector<std::uint32_t> cnt_, par_, dq_j_, dq_s_;
+};
+
+// Two partitions optimal for the same lambda, `p` with fewer clusters than k and `q` with more, give an
+// optimal one with exactly k (D is linear between their counts): some cluster of q, [q_t, q_t+1), lies
+// inside a cluster [p_s-1, p_s) of p with t - s + 1 = k - |p|; then q_0..q_t followed by p_s..p_end has k
+// clusters, and exchanging the nested pair for the crossing pair costs nothing more (Monge), so both halves
+// of the exchange stay optimal. Such a t exists because t - s + 1 rises by at most one per cluster of q, and
+// only across a nested cluster, from 0 to |q| - |p|.
+std::vector<std::uint32_t> splice(const std::vector<std::uint32_t>& p, const std::vector<std::uint32_t>& q,
+                                  std::size_t k) {
+  const std::size_t kp = p.size() - 1, kq = q.size() - 1;
+  std::size_t s = 1;
+  for (std::size_t t = 0; t < kq; ++t) {
+    while (p[s] <= q[t])
+      ++s;  // p[s-1] <= q[t] < p[s]
+    if (t + 1 == s + (k - kp) && q[t + 1] <= p[s]) {
+      std::vector<std::uint32_t> out(q.begin(), q.begin() + static_cast<std::ptrdiff_t>(t + 1));
+      out.insert(out.end(), p.begin() + static_cast<std::ptrdiff_t>(s), p.end());
+      return out;
+    }
+  }
+  return {};  // not reached for partitions of the right shape
+}
+
+// The Lagrangian search for exactly k clusters, 2 <= k < M. Returns group bounds (k + 1 entries), or
+// nothing after 200 passes (never seen; the caller then runs the layered programme).
+//
+// Each pass at some lambda gives a partition with c clusters, optimal for c; c falls as lambda grows. The
+// search keeps the best partition on each side of k, A (the most clusters below k) and B (the fewest above),
+// starting from the trivial ones (one cluster; every group alone, SSE 0). Until passes have landed on both
+// sides, lambda moves by the high-resolution law D(c) ~ c^-2, i.e. c ~ lambda^-1/3, with the step doubled
+// (in log) while the count does not move. Then, while the bracket is wider than 8 clusters (and for at most
+// 12 steps), regula falsi (Illinois) on log c against log lambda aims at k. Then the chord slope
+// (SSE_A - SSE_B) / (c_B - c_A): a pass there either finds a partition strictly below the chord with a count
+// strictly inside the bracket, or shows D linear from c_A to c_B, and then A and B are both optimal at that
+// lambda and are spliced. So every chord pass narrows the bracket or ends the search. Regula falsi alone
+// stalls where D(c) is nearly linear (the lambda interval of k is then tiny) and the chord tests the middle
+// count directly; the mix averaged 3.9 passes over 60 blocks of 2e5 values (5 laws, float32 and float16,
+// K = 3..4096), at most 16. "Strictly below" has no tolerance: a partition below the chord by rounding only
+// is still optimal for its count, so taking it as the new A or B is never wrong, while a tolerance would let
+// a splice miss the optimum by that much (seen: 1e-12 of the one-cluster SSE with 8 eps per cluster,
+// against 6e-17 without).
+std::vector<std::uint32_t> lagrangian_bounds(const Groups& g, std::size_t k) {
+  const std::size_t m = g.size();
+  Lagrangian lg(g);
+  const double sse1 = g.cost(0, m);
+  const double kd = static_cast<double>(k);
+  Lagrangian::Solution a, b;
+  a.lambda = kInf;
+  a.clusters = 1;
+  a.sse = sse1;
+  a.bounds = {0, static_cast<std::uint32_t>(m)};
+  b.lambda = 0;
+  b.clusters = m;
+  b.sse = 0;
+  b.bounds.resize(m + 1);
+  for (std::size_t i = 0; i <= m; ++i)
+    b.bounds[i] = static_cast<std::uint32_t>(i);
+  bool seen_a = false, seen_b = false;  // a pass has landed on that side (its lambda is finite and > 0)
+  double lambda = 2 * sse1 / (kd * kd * kd);
+  double jump = 1;                    // grows while one-sided passes keep landing on the same count
+  double weight_a = 1, weight_b = 1;  // Illinois: the endpoint kept twice in a row counts half
+  char last_side = 0;
+  int secant_steps = 0;
+  bool jumps_failed = false;
+  for (int pass = 0; pass < 200; ++pass) {
+    bool chord = false;
+    const bool bracketed = seen_a && seen_b;
+    if (bracketed || pass >= 24 || jumps_failed) {
+      const std::size_t width = b.clusters - a.clusters;
+      lambda = (a.sse - b.sse) / static_cast<double>(width);
+      chord = true;
+      if (bracketed && width > 8 && secant_steps < 12) {
+        // Regula falsi on log c - log k against log lambda (c ~ lambda^-1/3 makes it nearly linear).
+        const double fa = std::log(static_cast<double>(a.clusters) / kd) * weight_a;  // < 0
+        const double fb = std::log(static_cast<double>(b.clusters) / kd) * weight_b;  // > 0
+        const double t = fa / (fa - fb);
+        const double secant = std::exp(std::log(a.lambda) + t * (std::log(b.lambda) - std::log(a.lambda)));
+        if (secant > b.lambda && secant < a.lambda) {
+          lambda = secant;
+          chord = false;
+          ++secant_steps;
+        }
+      }
+    }
+    if (!(lambda > 0) || !std::isfinite(lambda)) {
+      if (chord) return splice(a.bounds, b.bounds, k);  // D is flat (0) from c_A on
+      jumps_failed = true;  // the power law under- or overflowed: chord steps from here
+      continue;
+    }
+    Lagrangian::Solution s = lg.solve(lambda);
+    if (s.clusters == k) return std::move(s.bounds);
+    if (chord) {
+      const double on_chord = a.sse + lambda * static_cast<double>(a.clusters);
+      const bool inside = s.clusters > a.clusters && s.clusters < b.clusters;
+      if (!inside || !(s.g < on_chord)) return splice(a.bounds, b.bounds, k);
+    }
+    // The next jump, used while one side has no pass yet: by the power law, doubled (in log) each time the
+    // count does not move.
+    const std::size_t before = s.clusters < k ? a.clusters : b.clusters;
+    jump = s.clusters == before && !bracketed ? 2 * jump : 1;
+    lambda *= std::clamp(std::pow(static_cast<double>(s.clusters) / kd, 3.0 * jump), 1e-3, 1e3);
+    // Ties in count keep the newer partition, whose lambda is finite.
+    const char side = s.clusters < k ? 'a' : 'b';
+    if (side == 'a') {
+      seen_a = true;
+      if (s.clusters > a.clusters || (s.clusters == a.clusters && s.sse <= a.sse)) a = std::move(s);
+      weight_a = 1;
+      if (last_side == 'a') weight_b *= 0.5;
+    } else {
+      seen_b = true;
+      if (s.clusters < b.clusters || (s.clusters == b.clusters && s.sse <= b.sse)) b = std::move(s);
+      weight_b = 1;
+      if (last_side == 'b') weight_a *= 0.5;
+    }
+    last_side = side;
+  }
+  return {};
+}
+
 void check_k(const Groups& g, std::size_t k) {
   if (g.size() >= std::numeric_limits<std::uint32_t>::max()) {
     throw Error("kmeans_optimal: a block of " + std::to_string(g.size()) +
@@ -207,8 +436,9 @@ void check_k(const Groups& g, std::size_t k) {
 // layer only row M. With `table` (K-1 rows of M+1 split points, layer l in row l-1) the split points are kept
 // for backtracking; without, one scratch row serves every layer. Returns D[K-1][M].
 template <class Solver>
-double layered(const Groups& g, std::size_t k, Solver& solver, std::uint32_t* table) {
+double layered(const Groups& g, std::size_t k, std::uint32_t* table) {
   const std::size_t m = g.size();
+  Solver solver;
   std::vector<double> prev(m + 1, kInf), cur(m + 1, kInf);
   std::vector<std::uint32_t> scratch(table ? 0 : m + 1);
   for (std::size_t i = 1; i <= m; ++i)
@@ -222,23 +452,55 @@ double layered(const Groups& g, std::size_t k, Solver& solver, std::uint32_t* ta
   return prev[m];
 }
 
+// The layered programme with its split table, backtracked to K + 1 group bounds.
 template <class Solver>
-OptimalClustering solve_and_backtrack(const SortedBlock& d, std::size_t k, bool merge_equal) {
-  const Groups g(d, merge_equal);
-  check_k(g, k);
+std::vector<std::uint32_t> layered_bounds(const Groups& g, std::size_t k) {
   const std::size_t m = g.size();
   std::vector<std::uint32_t> table((k - 1) * (m + 1));
-  Solver solver;
-  OptimalClustering r;
-  r.sse = layered(g, k, solver, table.data());
-  r.bounds.assign(k + 1, 0);
-  r.bounds[k] = m;
+  layered<Solver>(g, k, table.data());
+  std::vector<std::uint32_t> b(k + 1, 0);
+  b[k] = static_cast<std::uint32_t>(m);
   for (std::size_t layer = k - 1, i = m; layer >= 1; --layer) {
     i = table[(layer - 1) * (m + 1) + i];
-    r.bounds[layer] = i;
+    b[layer] = static_cast<std::uint32_t>(i);
   }
-  for (std::size_t& b : r.bounds)
-    b = g.start(b);
+  return b;
+}
+
+enum class Method { lagrangian, smawk, dnc, exhaustive };
+
+// Group bounds of an optimal partition into k clusters (1 <= k <= M).
+std::vector<std::uint32_t> optimal_bounds(const Groups& g, std::size_t k, Method method) {
+  const std::size_t m = g.size();
+  if (k == m || k == 1) {  // every group alone, or one cluster: nothing to search
+    std::vector<std::uint32_t> b(k + 1);
+    for (std::size_t c = 0; c <= k; ++c)
+      b[c] = static_cast<std::uint32_t>(c == k ? m : c);
+    return b;
+  }
+  switch (method) {
+    case Method::lagrangian:
+      if (auto b = lagrangian_bounds(g, k); !b.empty()) return b;
+      return layered_bounds<DivideAndConquer>(g, k);
+    case Method::smawk:
+      return layered_bounds<Smawk>(g, k);
+    case Method::dnc:
+      return layered_bounds<DivideAndConquer>(g, k);
+    case Method::exhaustive:
+      break;
+  }
+  return layered_bounds<Exhaustive>(g, k);
+}
+
+OptimalClustering solve(const SortedBlock& d, std::size_t k, Method method) {
+  const Groups g(d, method != Method::exhaustive);
+  check_k(g, k);
+  const std::vector<std::uint32_t> gb = optimal_bounds(g, k, method);
+  OptimalClustering r;
+  r.sse = partition_sse(g, gb);
+  r.bounds.resize(k + 1);
+  for (std::size_t c = 0; c <= k; ++c)
+    r.bounds[c] = g.start(gb[c]);
   // Each level is its cluster's (weighted) mean summed directly (O(N) in all) and clamped to the cluster's
   // range: with data spanning dozens of orders of magnitude a prefix-sum difference can lose a small cluster
   // entirely (found by fuzzing), and the levels must stay sorted.
@@ -265,28 +527,32 @@ OptimalClustering solve_and_backtrack(const SortedBlock& d, std::size_t k, bool 
 }  // namespace
 
 OptimalClustering kmeans_optimal_dp(const SortedBlock& d, std::size_t k) {
-  return solve_and_backtrack<Smawk>(d, k, true);
+  return solve(d, k, Method::lagrangian);
+}
+
+OptimalClustering kmeans_optimal_smawk(const SortedBlock& d, std::size_t k) {
+  return solve(d, k, Method::smawk);
 }
 
 OptimalClustering kmeans_optimal_dnc(const SortedBlock& d, std::size_t k) {
-  return solve_and_backtrack<DivideAndConquer>(d, k, true);
+  return solve(d, k, Method::dnc);
 }
 
 OptimalClustering kmeans_optimal_reference(const SortedBlock& d, std::size_t k) {
-  return solve_and_backtrack<Exhaustive>(d, k, false);
+  return solve(d, k, Method::exhaustive);
 }
 
-double kmeans_optimal_table_bytes(std::size_t distinct, std::size_t k) {
-  return k <= 1 ? 0.0
-                : static_cast<double>(k - 1) * static_cast<double>(distinct + 1) * sizeof(std::uint32_t);
+double kmeans_optimal_dp_bytes(std::size_t distinct) {
+  // Groups: 3 prefix sums and a start per distinct value (32 bytes); a Lagrangian pass: F, counts, parents
+  // and the deque (24); up to four partitions of at most M + 1 bounds (16).
+  return 72.0 * static_cast<double>(distinct + 1);
 }
 
 double optimal_sse(const SortedBlock& d, std::size_t k) {
   if (k == 0) throw Error("optimal_sse: K = 0; K must be >= 1");
   const Groups g(d, true);
   if (k >= g.size()) return 0.0;
-  Smawk solver;
-  return layered(g, k, solver, nullptr);
+  return partition_sse(g, optimal_bounds(g, k, Method::lagrangian));
 }
 
 double optimal_sse(std::span<const float> values, std::span<const float> weights, std::size_t k) {

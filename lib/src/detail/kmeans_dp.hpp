@@ -6,12 +6,23 @@
 // Every function minimises the (weighted) SSE sum_i w_i (x_i - c(x_i))^2 over the block's values with their
 // weights (w_i = 1 for an unweighted SortedBlock; see SortedBlock for zero and all-zero weights). In 1-D the
 // optimal clusters are contiguous in sorted order, and equal values can always share a cluster, so the
-// programme runs on the M distinct values, each carrying its total weight (exactly equivalent; data rounded
-// from float16 or bfloat16 has M <= 65536). With D[l][i] the least SSE of the first i distinct values in l+1
-// clusters, D[l][i] = min_j D[l-1][j] + SSE(j, i); SSE(j, i) comes from the block's centred prefix sums in
-// O(1). The matrix A[i][j] = D[l-1][j] + SSE(j, i) is totally monotone (SSE is Monge), so the row minima of
-// a layer are found in O(M) by SMAWK (Aggarwal, Klawe, Moran, Shor & Wilber 1987), as in Ckmeans.1d.dp's
-// "linear" method.
+// programmes run on the M distinct values, each carrying its total weight (exactly equivalent; data rounded
+// from float16 or bfloat16 has M <= 65536). SSE(j, i), the cost of distinct values [j, i) as one cluster,
+// comes from the block's centred prefix sums in O(1), and is Monge: SSE(a, c) + SSE(b, d) <= SSE(a, d) +
+// SSE(b, c) for a <= b <= c <= d.
+//
+// Two ways to use that:
+// - Layered: D[l][i], the least SSE of the first i distinct values in l+1 clusters, is
+//   min_j D[l-1][j] + SSE(j, i), and the minimising j is monotone in i. One layer costs O(M log M) by divide
+//   and conquer or O(M) by SMAWK (Aggarwal, Klawe, Moran, Shor & Wilber 1987; Ckmeans.1d.dp's "linear"
+//   method), K layers in all, with a K x M table of split points for backtracking.
+// - Lagrangian (Gronlund et al., section 4): a penalty lambda per cluster turns the problem into one pass
+//   over the values with no K (a concave least-weight subsequence); D(c) is convex in c, so searching lambda
+//   finds a partition with exactly K clusters, optimal. Each pass is O(M) in practice, a handful of passes
+//   suffice, and nothing of size K x M is stored.
+// Measured here (experiments/microbench/bench_kmeans.cpp) the Lagrangian search is the fastest at every K
+// and SMAWK is no faster than divide and conquer, so kmeans_optimal_dp is the Lagrangian search and the two
+// layered solvers are kept as references.
 
 #include <cstddef>
 #include <span>
@@ -27,30 +38,37 @@ struct OptimalClustering {
   double sse = 0;                   ///< the minimum (weighted) sum of squared errors
 };
 
-// All three solvers: 1 <= K <= data.distinct_count() (sqb::Error otherwise). A cluster never splits a run of
-// equal values; each has positive weight. Centroids are summed directly over each cluster (not from prefix
-// sums, which can lose a small cluster next to huge values) and clamped to its range, so they stay sorted on
-// data spanning 1e-44..1e31. Where several partitions are optimal any of them may be returned (the
-// solvers can differ there); the SSE is the same to rounding.
+// All solvers: 1 <= K <= data.distinct_count() (sqb::Error otherwise). Where several partitions are optimal
+// any of them may be returned (the solvers can differ there); the SSE is the same to rounding, which is a few
+// eps of the one-cluster SSE per cluster (the prefix sums round relative to the whole block). Centroids are
+// summed directly over each cluster (not from prefix sums, which can lose a small cluster next to huge
+// values) and clamped to its range, so they stay sorted on data spanning 1e-44..1e31. `sse` is the clusters'
+// costs (from the prefix sums) added in order. Except for the reference, a cluster never splits a run of
+// equal values, and every cluster has positive weight.
 
-/// SMAWK per layer: O(K M) time; memory O(M) plus the K x (M+1) table of 4-byte split points read back by
-/// the backtracking (kmeans_optimal_table_bytes).
+/// The Lagrangian search: O(M) per pass in practice (O(M log M) at worst), typically 3-10 passes whatever
+/// K; memory about kmeans_optimal_dp_bytes(M). Should the search not settle within 200 passes (never
+/// observed; it would take rounding noise larger than the SSE differences it resolves), it falls back to the
+/// divide-and-conquer programme and its K x M table.
 OptimalClustering kmeans_optimal_dp(const SortedBlock& data, std::size_t k);
 
-/// Divide and conquer per layer (the optimal split is monotone in i): O(K M log M) time, the same memory.
-/// The previous default, kept as a reference and benchmark.
+/// Layered, SMAWK per layer: O(K M) time, O(M) memory plus the (K-1) x (M+1) table of 4-byte split points.
+OptimalClustering kmeans_optimal_smawk(const SortedBlock& data, std::size_t k);
+
+/// Layered, divide and conquer per layer: O(K M log M) time, the same memory as SMAWK. The previous
+/// default, kept as a reference and benchmark.
 OptimalClustering kmeans_optimal_dnc(const SortedBlock& data, std::size_t k);
 
-/// The textbook programme over every sorted position (no merging of equal values): O(K N^2), for tests.
+/// The textbook layered programme over every sorted position (no merging of equal values): O(K N^2), for
+/// tests.
 OptimalClustering kmeans_optimal_reference(const SortedBlock& data, std::size_t k);
 
-/// Bytes of the split-point table kmeans_optimal_dp and kmeans_optimal_dnc allocate for K clusters of a
-/// block with `distinct` distinct values (0 for K = 1).
-double kmeans_optimal_table_bytes(std::size_t distinct, std::size_t k);
+/// Bytes kmeans_optimal_dp and optimal_sse allocate for a block with `distinct` distinct values, beyond the
+/// SortedBlock itself (about 72 per distinct value, whatever K).
+double kmeans_optimal_dp_bytes(std::size_t distinct);
 
-/// The least (weighted) SSE of any K-level codebook on the block: the SSE of kmeans_optimal_dp without its
-/// split table (O(K M) time, O(M) memory). 0 when K >= the number of distinct values. K >= 1 (sqb::Error
-/// otherwise).
+/// The least (weighted) SSE of any K-level codebook on the block: kmeans_optimal_dp(data, k).sse bit for bit,
+/// without building the centroids. 0 when K >= the number of distinct values. K >= 1 (sqb::Error otherwise).
 double optimal_sse(const SortedBlock& data, std::size_t k);
 
 /// The same from raw values and weights (`weights` empty or one finite weight >= 0 per value, as for

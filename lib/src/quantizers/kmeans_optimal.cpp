@@ -24,13 +24,12 @@ class KMeansOptimal final : public Quantizer {
       d.codebook = Codebook::nearest(exact);
       return d;
     }
-    const double gib = detail::kmeans_optimal_table_bytes(sorted.distinct_count(), k_) / (1u << 30);
+    const double gib = detail::kmeans_optimal_dp_bytes(sorted.distinct_count()) / (1u << 30);
     if (gib > max_table_gib_) {
-      throw Error("kmeans_optimal: K = " + std::to_string(k_) + " and a block of " +
-                  std::to_string(block.size()) + " values (" + std::to_string(sorted.distinct_count()) +
-                  " distinct) need a " + std::to_string(gib) +
-                  " GiB split table, above max_table_gib = " + std::to_string(max_table_gib_) +
-                  "; use a finer granularity, a smaller K or raise max_table_gib");
+      throw Error("kmeans_optimal: a block of " + std::to_string(block.size()) + " values (" +
+                  std::to_string(sorted.distinct_count()) + " distinct) needs " + std::to_string(gib) +
+                  " GiB of working memory for the programme, above max_table_gib = " +
+                  std::to_string(max_table_gib_) + "; use a finer granularity or raise max_table_gib");
     }
     d.codebook = Codebook::nearest(detail::kmeans_optimal_dp(sorted, k_).centroids);
     return d;
@@ -52,9 +51,8 @@ std::span<const ParamSpec> kmeans_optimal_params() {
        1024,
        true,
        {},
-       "refuse blocks whose (K-1) x (M+1) table of 4-byte split points (M = distinct values) would exceed "
-       "this many "
-       "GiB"},
+       "refuse blocks whose programme would need more than this many GiB of working memory (about 72 bytes "
+       "per distinct value, whatever K)"},
   };
   return params;
 }
