@@ -157,6 +157,47 @@ TEST_CASE("optimal k-means on float16-rounded data equals divide and conquer and
   }
 }
 
+TEST_CASE("optimal k-means where D(K) is linear in K: the Lagrangian search splices two partitions",
+          "[kmeans_optimal]") {
+  // Two mirrored blobs of 4 integers: every cluster cost is exact in double, D(2) = 10, D(4) = 2, and D(3) =
+  // 6 lies on the line between them, so no penalty lambda makes a 3-cluster partition the unique optimum; the
+  // search must splice the 2- and 4-cluster ones. Same for 5 = between 4 and 6 on six blobs.
+  const std::vector<float> two = {-1003, -1002, -1001, -1000, 1000, 1001, 1002, 1003};
+  const sqb::detail::SortedBlock d2(two);
+  const auto r3 = sqb::detail::kmeans_optimal_dp(d2, 3);
+  CHECK_THAT(r3.sse, WithinRel(6.0, 1e-15));
+  CHECK((r3.bounds == std::vector<std::size_t>{0, 2, 4, 8} ||
+         r3.bounds == std::vector<std::size_t>{0, 4, 6, 8}));
+  std::vector<float> six;
+  for (const float centre : {-20000.0f, -10000.0f, -5000.0f, 5000.0f, 10000.0f, 20000.0f})
+    for (const float off : {-3.0f, -1.0f, 1.0f, 3.0f})
+      six.push_back(centre + off);
+  const sqb::detail::SortedBlock d6(six);
+  for (std::size_t k = 2; k <= 12; ++k) {
+    INFO("K=" << k);
+    check_same_sse(sqb::detail::kmeans_optimal_dp(d6, k).sse,
+                   sqb::detail::kmeans_optimal_reference(d6, k).sse, d6);
+    check_shape(sqb::detail::kmeans_optimal_dp(d6, k), d6, k);
+  }
+}
+
+TEST_CASE("optimal k-means: Lagrangian search equals divide and conquer on larger blocks",
+          "[kmeans_optimal]") {
+  const std::string law = GENERATE("gaussian", "laplace", "student_t nu=2", "uniform");
+  const bool half = GENERATE(false, true);
+  std::vector<float> x = sqbtest::draw(law, 20000, 40);
+  if (half)
+    for (float& v : x)
+      v = sqb::npy::half_to_float(sqb::npy::float_to_half(v));
+  const sqb::detail::SortedBlock sorted(x);
+  for (const std::size_t k : {2, 3, 5, 31, 200}) {
+    INFO(law << (half ? " float16" : "") << " K=" << k);
+    const auto fast = sqb::detail::kmeans_optimal_dp(sorted, k);
+    check_shape(fast, sorted, k);
+    check_same_sse(fast.sse, sqb::detail::kmeans_optimal_dnc(sorted, k).sse, sorted);
+  }
+}
+
 TEST_CASE("optimal k-means keeps sorted, finite levels on data spanning 1e-44 to 1e31",
           "[kmeans_optimal][edge]") {
   // The fuzz_spec findings of the Lloyd tests, plus +-FLT_MAX and subnormals.

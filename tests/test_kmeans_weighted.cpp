@@ -178,6 +178,21 @@ TEST_CASE("weighted optimal k-means equals a weighted brute force on many seeds"
   }
 }
 
+TEST_CASE("weighted optimal k-means equals divide and conquer on larger blocks", "[kmeans_weighted]") {
+  std::mt19937_64 g(2);
+  const std::vector<float> x = sqbtest::draw("laplace", 20000, 41);
+  const int wkind = GENERATE(1, 2, 3);
+  const std::vector<float> w = weights(g, x.size(), wkind);
+  const SortedBlock d(x, w);
+  for (const std::size_t k : {2, 7, 64, 300}) {
+    INFO("weights " << wkind << " K=" << k);
+    const auto fast = sqb::detail::kmeans_optimal_dp(d, k);
+    const auto dnc = sqb::detail::kmeans_optimal_dnc(d, k);
+    CHECK(std::fabs(fast.sse - dnc.sse) <= 1e-12 * dnc.sse + objective_slack(x, w));
+    CHECK(std::is_sorted(fast.centroids.begin(), fast.centroids.end()));
+  }
+}
+
 TEST_CASE("weighted optimal k-means equals the best of all K^N assignments", "[kmeans_weighted]") {
   std::mt19937_64 g(5);
   for (int trial = 0; trial < 150; ++trial) {

@@ -126,9 +126,8 @@ std::vector<double> init_greedy(const SortedBlock& d, float first, std::size_t k
 std::vector<double> init_greedy_reference(std::span<const float> data, std::size_t k);
 /// k-means++ (Arthur & Vassilvitskii 2007): D^2 sampling from a Boost mt19937_64 seeded with `seed`, over the
 /// sorted values; on a weighted block the first centre is drawn with probability proportional to w and the
-/// others to w * D^2 (the weighted variant of the same paper's analysis). A segment tree of the sampling
-/// weights makes each draw O(log N), and adding a centre only touches the values whose nearest centre
-/// changes.
+/// others to w * D^2 (weighted D^2 sampling). A segment tree of the sampling masses makes each draw
+/// O(log N), and adding a centre only touches the values whose nearest centre changes.
 std::vector<double> init_kmeanspp(const SortedBlock& d, std::size_t k, std::uint64_t seed);
 
 }  // namespace sqb::detail
