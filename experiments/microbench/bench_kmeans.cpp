@@ -1,17 +1,19 @@
 // Exact 1-D k-means (issue 11): the Lagrangian search (kmeans_optimal_dp) against the layered SMAWK and
 // divide-and-conquer (the previous default) programmes on the same sorted block, on N(0,1) float32 data, on
-// the same data rounded to float16 (few distinct values), and with weights. Items/s counts input values; the
-// sort (SortedBlock) is built once outside the timed loop except in the with_sort variants, which time what
-// the kmeans_optimal strategy does per block.
+// the same data rounded to float16 (few distinct values), and with weights; and the weighted Lloyd machinery
+// against the unweighted one. Items/s counts input values; the sort (SortedBlock) is built once outside the
+// timed loop except in the with_sort variants, which time what the kmeans_optimal strategy does per block.
 //
-//   build/experiments/sqbench_micro --benchmark_filter=kmeans_dp --benchmark_repetitions=5
+//   build/experiments/sqbench_micro --benchmark_filter=kmeans_ --benchmark_repetitions=5
 //   (add --benchmark_report_aggregates_only=true for medians only)
 
 #include <benchmark/benchmark.h>
 
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <map>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -89,6 +91,39 @@ void run_with_sort(benchmark::State& state, bool half) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
 }
 
+// The weighted machinery against the unweighted one on N = 1e6: building the SortedBlock (sort and prefix
+// sums), Lloyd from the quantile start (tol = 0, at most 20 iterations; the counter says how many ran),
+// sorted and naive.
+enum class LloydStep { block, sorted, naive };
+
+void run_lloyd(benchmark::State& state, LloydStep what, bool weighted) {
+  const std::size_t n = 1000000;
+  const std::size_t k = static_cast<std::size_t>(state.range(0));
+  const auto& x = data(n, false);
+  const std::span<const float> w = weighted ? std::span<const float>(weights(n)) : std::span<const float>{};
+  const sqb::detail::SortedBlock sorted(x, w);
+  const std::vector<double> init = sqb::detail::init_quantile(sorted, k);
+  const sqb::detail::LloydOptions opt{20, 0.0};
+  int iterations = 0;
+  for (auto _ : state) {
+    switch (what) {
+      case LloydStep::block: {
+        const sqb::detail::SortedBlock b(x, w);
+        benchmark::DoNotOptimize(b.values().data());
+        break;
+      }
+      case LloydStep::sorted:
+        iterations = sqb::detail::lloyd_sorted(sorted, init, opt).iterations;
+        break;
+      case LloydStep::naive:
+        iterations = sqb::detail::lloyd_naive(x, init, opt, w).iterations;
+        break;
+    }
+  }
+  if (what != LloydStep::block) state.counters["iterations"] = iterations;
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+
 void sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"n", "k"})->Unit(benchmark::kMillisecond);
   for (const std::int64_t n : {100000, 1000000})
@@ -124,6 +159,19 @@ const bool registered = [] {
     benchmark::RegisterBenchmark(e.name, [e](benchmark::State& s) {
       run(s, e.solver, e.half, e.weighted);
     })->Apply(e.shape);
+  }
+  for (const bool weighted : {false, true}) {
+    const std::string suffix = weighted ? "/weighted" : "/unweighted";
+    const auto add = [&](const char* name, LloydStep step, std::initializer_list<std::int64_t> ks) {
+      auto* b = benchmark::RegisterBenchmark(
+          (name + suffix).c_str(), [step, weighted](benchmark::State& s) { run_lloyd(s, step, weighted); });
+      b->ArgName("k")->Unit(benchmark::kMillisecond);
+      for (const std::int64_t k : ks)
+        b->Arg(k);
+    };
+    add("kmeans_lloyd/sorted_block", LloydStep::block, {1});  // K plays no part
+    add("kmeans_lloyd/sorted", LloydStep::sorted, {16, 256});
+    add("kmeans_lloyd/naive", LloydStep::naive, {16});  // O(N K) per iteration: K = 256 takes seconds
   }
   for (const bool half : {false, true}) {
     benchmark::RegisterBenchmark(half ? "kmeans_dp/with_sort/float16" : "kmeans_dp/with_sort/float32",
