@@ -284,14 +284,16 @@ TEST_CASE("tables, plots and memory are checked against the planned cells before
           "memory: max_memory that is not a size", "max_memory = lots\n" + kSlowFirst,
           "key 'max_memory': 'lots' must be a size in bytes, with an optional K, M, G or T (binary: 1K = "
           "1024), e.g. max_memory = 8G"},
-      PreRunCase{
-          "kmeans_optimal: a split table over max_table_gib",
-          kSlowFirst + "[sweep.c]\nquantizer = kmeans_optimal max_table_gib=0.1\ndistribution = "
-                       "gaussian\nn = 200000\nk = 256\n",
-          "cell kmeans_optimal max_table_gib=0.1 | gaussian | n=200000 k=256 tensor seed=0: kmeans_optimal "
-          "needs a 0.191 GiB split table for blocks of 200000 values at K = 256, above its max_table_gib = "
-          "0.1; use a finer granularity, a smaller K or raise max_table_gib (it would stop the run when the "
-          "cell starts)"});
+      PreRunCase{"kmeans_optimal: a block over max_table_gib",
+                 kSlowFirst + "[sweep.c]\nquantizer = kmeans_optimal max_table_gib=0.001\ndistribution = "
+                              "gaussian\nn = 200000\nk = 256\n",
+                 "cell kmeans_optimal max_table_gib=0.001 | gaussian | n=200000 k=256 tensor seed=0: "
+                 "kmeans_optimal: a "
+                 "block of 200000 values (200000 distinct) needs 0.0134 GiB of working memory for the "
+                 "programme, above "
+                 "max_table_gib = 0.001; use a finer granularity or raise max_table_gib (it would stop the "
+                 "run when the "
+                 "cell starts)"});
   ScratchDir dir;
   dir.write("c.ini", c.config);
   const fs::path out = dir.path / "out";

@@ -1,7 +1,33 @@
 #pragma once
-// Exactly optimal 1-D k-means by dynamic programming (Bellman 1973; Wang & Song 2011, "Ckmeans.1d.dp").
+// Exactly optimal 1-D k-means by dynamic programming (Bellman 1973; Wang & Song 2011, "Ckmeans.1d.dp";
+// Gronlund, Larsen, Mathiasen, Nielsen, Schneider & Song 2017, "Fast exact k-means, k-medians and Bregman
+// divergence clustering in 1D").
+//
+// Every function minimises the (weighted) SSE sum_i w_i (x_i - c(x_i))^2 over the block's values with their
+// weights (w_i = 1 for an unweighted SortedBlock; see SortedBlock for zero and all-zero weights). In 1-D the
+// optimal clusters are contiguous in sorted order, and equal values can always share a cluster, so the
+// programmes run on the M distinct values, each carrying its total weight (exactly equivalent; data rounded
+// from float16 or bfloat16 has M <= 65536). SSE(j, i), the cost of distinct values [j, i) as one cluster,
+// comes from the block's centred prefix sums in O(1), and is Monge: SSE(a, c) + SSE(b, d) <= SSE(a, d) +
+// SSE(b, c) for a <= b <= c <= d.
+//
+// Two ways to use that:
+// - Layered: D[l][i], the least SSE of the first i distinct values in l+1 clusters, is
+//   min_j D[l-1][j] + SSE(j, i), and the minimising j is monotone in i. One layer costs O(M log M) by divide
+//   and conquer or O(M) by SMAWK (Aggarwal, Klawe, Moran, Shor & Wilber 1987; Ckmeans.1d.dp's "linear"
+//   method), K layers in all, with a K x M table of split points for backtracking.
+// - Lagrangian (surveyed by Gronlund et al.): a penalty lambda per cluster turns the problem into one pass
+//   over the values with no K (a concave least-weight subsequence); the least SSE with c clusters is convex
+//   in c (Aggarwal, Schieber & Tokuyama 1994, k-link paths in concave Monge graphs), so searching lambda
+//   finds a partition with exactly K clusters, optimal. Each pass is O(M) in practice, a handful of passes
+//   suffice, and nothing of size K x M is stored.
+// Measured here (experiments/microbench/bench_kmeans.cpp, N(0,1), N = 1e5 and 1e6, K = 16 and 256) the
+// Lagrangian search is the fastest everywhere (1.6x to 60x faster than divide and conquer), and SMAWK, with
+// fewer but costlier evaluations, is no faster than divide and conquer. So kmeans_optimal_dp is the
+// Lagrangian search and the two layered solvers are kept as references.
 
 #include <cstddef>
+#include <span>
 #include <vector>
 
 #include "detail/lloyd_1d.hpp"
@@ -9,19 +35,46 @@
 namespace sqb::detail {
 
 struct OptimalClustering {
-  std::vector<double> centroids;    ///< K cluster means, ascending
-  std::vector<std::size_t> bounds;  ///< K+1 sorted positions: cluster j is [bounds[j], bounds[j+1])
-  double sse = 0;                   ///< the minimum sum of squared errors
+  std::vector<double> centroids;    ///< K weighted cluster means, ascending, each clamped to its cluster
+  std::vector<std::size_t> bounds;  ///< K+1 positions in data.values(): cluster j is [bounds[j], bounds[j+1])
+  double sse = 0;                   ///< the minimum (weighted) sum of squared errors
 };
 
-/// Optimal partition of the sorted values into K <= N contiguous clusters (in 1-D the optimal clusters are
-/// contiguous in sorted order). D[k][i] = min_j D[k-1][j] + SSE(j, i); the optimal split point is monotone in
-/// i, so each layer is solved by divide and conquer in O(N log N): O(K N log N) time, K (N+1) split points of
-/// memory. SSE(j, i) comes from the block's centred prefix sums (O(1)). Requires 1 <= K <= number of distinct
-/// values.
+// All solvers: 1 <= K <= data.distinct_count() (sqb::Error otherwise). Where several partitions are optimal
+// any of them may be returned (the solvers can differ there); the SSE is the same to rounding, which is a few
+// eps of the one-cluster SSE per cluster (the prefix sums round relative to the whole block). Centroids are
+// summed directly over each cluster (not from prefix sums, which can lose a small cluster next to huge
+// values) and clamped to its range, so they stay sorted on data spanning 1e-44..1e31. `sse` is the clusters'
+// costs (from the prefix sums) added in order. Except for the reference, a cluster never splits a run of
+// equal values, and every cluster has positive weight.
+
+/// The Lagrangian search: O(M) per pass in practice (O(M log M) at worst), typically 3-10 passes whatever
+/// K; memory about kmeans_optimal_dp_bytes(M). Should the search not settle within 200 passes (never
+/// observed; it would take rounding noise larger than the SSE differences it resolves), it falls back to the
+/// divide-and-conquer programme and its K x M table.
 OptimalClustering kmeans_optimal_dp(const SortedBlock& data, std::size_t k);
 
-/// The O(K N^2) textbook dynamic programme, for tests.
+/// Layered, SMAWK per layer: O(K M) time, O(M) memory plus the (K-1) x (M+1) table of 4-byte split points.
+OptimalClustering kmeans_optimal_smawk(const SortedBlock& data, std::size_t k);
+
+/// Layered, divide and conquer per layer: O(K M log M) time, the same memory as SMAWK. The previous
+/// default, kept as a reference and benchmark.
+OptimalClustering kmeans_optimal_dnc(const SortedBlock& data, std::size_t k);
+
+/// The textbook layered programme over every sorted position (no merging of equal values): O(K N^2), for
+/// tests.
 OptimalClustering kmeans_optimal_reference(const SortedBlock& data, std::size_t k);
+
+/// Bytes kmeans_optimal_dp and optimal_sse allocate for a block with `distinct` distinct values, beyond the
+/// SortedBlock itself (about 72 per distinct value, whatever K).
+double kmeans_optimal_dp_bytes(std::size_t distinct);
+
+/// The least (weighted) SSE of any K-level codebook on the block: kmeans_optimal_dp(data, k).sse bit for bit,
+/// without building the centroids. 0 when K >= the number of distinct values. K >= 1 (sqb::Error otherwise).
+double optimal_sse(const SortedBlock& data, std::size_t k);
+
+/// The same from raw values and weights (`weights` empty or one finite weight >= 0 per value, as for
+/// SortedBlock; sqb::Error otherwise or on an empty block).
+double optimal_sse(std::span<const float> values, std::span<const float> weights, std::size_t k);
 
 }  // namespace sqb::detail

@@ -7,38 +7,127 @@
 #include <numbers>
 #include <queue>
 #include <set>
+#include <string>
+#include <utility>
 
 #include <boost/random/mersenne_twister.hpp>
 #include <boost/random/uniform_real_distribution.hpp>
 
 #include "sqb/codebook.hpp"
+#include "sqb/error.hpp"
 
 namespace sqb::detail {
 
-SortedBlock::SortedBlock(std::span<const float> block) : v_(block.begin(), block.end()) {
-  std::sort(v_.begin(), v_.end());
-  double total = 0;
-  for (const float x : v_)
-    total += x;
-  shift_ = total / static_cast<double>(v_.size());
-  s_.resize(v_.size() + 1);
-  s2_.resize(v_.size() + 1);
-  abs_s_.resize(v_.size() + 1);
-  s_[0] = s2_[0] = abs_s_[0] = 0;
-  for (std::size_t i = 0; i < v_.size(); ++i) {
-    const double c = static_cast<double>(v_[i]) - shift_;
-    s_[i + 1] = s_[i] + c;
-    s2_[i + 1] = s2_[i] + c * c;
-    abs_s_[i + 1] = abs_s_[i] + std::fabs(s_[i + 1]);
+namespace {
+
+// The positive-weight elements of (values, weights), or nothing when the weights are to be ignored (empty,
+// or all 0: every codebook then has weighted SSE 0, and the unweighted block is the useful one).
+struct WeightedElements {
+  bool weighted = false;
+  std::vector<float> values, weights;
+};
+
+WeightedElements positive_weight_elements(std::span<const float> values, std::span<const float> weights) {
+  WeightedElements out;
+  if (weights.empty()) return out;
+  if (weights.size() != values.size()) {
+    throw Error("weights: " + std::to_string(weights.size()) + " weights for " +
+                std::to_string(values.size()) + " values; give one weight per value (or none)");
   }
+  double total = 0;
+  for (std::size_t i = 0; i < weights.size(); ++i) {
+    if (!std::isfinite(weights[i]) || weights[i] < 0) {
+      throw Error("weights: element " + std::to_string(i) + " is " + std::to_string(weights[i]) +
+                  "; weights must be finite and >= 0");
+    }
+    total += weights[i];
+  }
+  if (total == 0) return out;
+  out.weighted = true;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (weights[i] > 0) {
+      out.values.push_back(values[i]);
+      out.weights.push_back(weights[i]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+SortedBlock::SortedBlock(std::span<const float> block, std::span<const float> weights) {
+  WeightedElements we = positive_weight_elements(block, weights);
+  if (!we.weighted) {
+    v_.assign(block.begin(), block.end());
+    std::sort(v_.begin(), v_.end());
+    double total = 0;
+    for (const float x : v_)
+      total += x;
+    shift_ = total / static_cast<double>(v_.size());
+    s_.resize(v_.size() + 1);
+    s2_.resize(v_.size() + 1);
+    abs_s_.resize(v_.size() + 1);
+    s_[0] = s2_[0] = abs_s_[0] = 0;
+    for (std::size_t i = 0; i < v_.size(); ++i) {
+      const double c = static_cast<double>(v_[i]) - shift_;
+      s_[i + 1] = s_[i] + c;
+      s2_[i + 1] = s2_[i] + c * c;
+      abs_s_[i + 1] = abs_s_[i] + std::fabs(s_[i + 1]);
+    }
+  } else {
+    // Sort (value, weight) pairs: ties in value are ordered by weight, so the prefix sums (and every result)
+    // do not depend on the input order.
+    const std::size_t n = we.values.size();
+    std::vector<std::pair<float, float>> pairs(n);
+    for (std::size_t i = 0; i < n; ++i)
+      pairs[i] = {we.values[i], we.weights[i]};
+    std::sort(pairs.begin(), pairs.end());
+    v_.resize(n);
+    w_.resize(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      v_[i] = pairs[i].first;
+      w_[i] = pairs[i].second;
+    }
+    double total = 0, total_w = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      total += static_cast<double>(w_[i]) * v_[i];
+      total_w += w_[i];
+    }
+    shift_ = total / total_w;
+    s_.resize(n + 1);
+    s2_.resize(n + 1);
+    abs_s_.resize(n + 1);
+    ws_.resize(n + 1);
+    abs_ws_.resize(n + 1);
+    s_[0] = s2_[0] = abs_s_[0] = ws_[0] = abs_ws_[0] = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const double w = w_[i];
+      const double c = static_cast<double>(v_[i]) - shift_;
+      s_[i + 1] = s_[i] + w * c;
+      s2_[i + 1] = s2_[i] + w * c * c;
+      abs_s_[i + 1] = abs_s_[i] + std::fabs(s_[i + 1]);
+      ws_[i + 1] = ws_[i] + w;
+      abs_ws_[i + 1] = abs_ws_[i] + ws_[i + 1];
+    }
+  }
+  distinct_ = v_.empty() ? 0 : 1;
+  for (std::size_t i = 1; i < v_.size(); ++i)
+    distinct_ += v_[i] != v_[i - 1];
 }
 
 bool SortedBlock::sum_is_accurate(std::size_t lo, std::size_t hi) const {
   // s_[hi] is built from s_[lo] by hi - lo additions, each rounding by at most eps |s_i|; the error already
   // in s_[lo] cancels in the difference.
-  const double err = std::numeric_limits<double>::epsilon() * (abs_s_[hi] - abs_s_[lo] + std::fabs(s_[hi]));
+  const double eps = std::numeric_limits<double>::epsilon();
+  const double err = eps * (abs_s_[hi] - abs_s_[lo] + std::fabs(s_[hi]));
   const double scale = std::max(std::fabs(v_[lo]), std::fabs(v_[hi - 1]));
-  return err <= 1e-7 * scale * static_cast<double>(hi - lo);
+  if (w_.empty()) return err <= 1e-7 * scale * static_cast<double>(hi - lo);
+  // Weighted: the mean's error is (err_s + |s| err_w / w) / w to first order; each product w * (x - shift)
+  // adds its own rounding, at most eps w |x - shift|.
+  const double w = weight(lo, hi);
+  const double err_w = eps * (abs_ws_[hi] - abs_ws_[lo] + ws_[hi]);
+  const double far = std::max(std::fabs(v_[lo] - shift_), std::fabs(v_[hi - 1] - shift_));
+  return w > 0 && err + eps * w * far + std::fabs(sum(lo, hi)) * err_w / w <= 1e-7 * scale * w;
 }
 
 std::size_t SortedBlock::count_at_or_below(double t) const {
@@ -116,7 +205,7 @@ LloydResult lloyd_sorted(const SortedBlock& data, std::vector<double> init, cons
   std::vector<std::size_t> bounds(k + 1, 0), prev_bounds;
   ClusterStats st{std::vector<std::size_t>(k), std::vector<double>(k), std::vector<double>(k),
                   std::vector<double>(k)};
-  const std::span<const float> v = data.values();
+  const std::span<const float> v = data.values(), w = data.weights();
   double prev_sse = std::numeric_limits<double>::infinity();
   bool reseeded = false;
   for (int it = 0; it < opt.max_iter; ++it) {
@@ -138,7 +227,7 @@ LloydResult lloyd_sorted(const SortedBlock& data, std::vector<double> init, cons
         st.sse[j] = 0;
         continue;
       }
-      const double cnt = static_cast<double>(hi - lo);
+      const double cnt = data.weight(lo, hi);
       st.lo[j] = v[lo];
       st.hi[j] = v[hi - 1];
       double mean = st.lo[j];
@@ -148,7 +237,7 @@ LloydResult lloyd_sorted(const SortedBlock& data, std::vector<double> init, cons
           const double s = data.sum(lo, hi);
           mean = data.shift() + s / cnt;
           st.sse[j] = std::max(0.0, data.sum_sq(lo, hi) - s * s / cnt);
-        } else {
+        } else if (w.empty()) {
           // Values spanning many orders of magnitude (zeros next to 1e31): the prefix sums cannot resolve
           // this cluster, so sum it directly (found by fuzz_spec: prefix-sum means left their clusters and
           // the centroids their order). On data of one scale only a few tiny clusters next to 0 at K >= 4096.
@@ -158,6 +247,16 @@ LloydResult lloyd_sorted(const SortedBlock& data, std::vector<double> init, cons
           mean = sum / cnt;
           for (std::size_t i = lo; i < hi; ++i)
             st.sse[j] += (v[i] - mean) * (v[i] - mean);
+        } else {
+          // The same for weights: also tiny weights after huge ones, whose prefix-sum difference is noise.
+          double sum = 0, wsum = 0;
+          for (std::size_t i = lo; i < hi; ++i) {
+            sum += static_cast<double>(w[i]) * v[i];
+            wsum += w[i];
+          }
+          mean = sum / wsum;
+          for (std::size_t i = lo; i < hi; ++i)
+            st.sse[j] += w[i] * (v[i] - mean) * (v[i] - mean);
         }
       }
       // A mean lies within its cluster's range; the clamp only removes rounding.
@@ -179,31 +278,34 @@ LloydResult lloyd_sorted(const SortedBlock& data, std::vector<double> init, cons
 
 namespace {
 
-// Lloyd on unsorted data, given how to label every value with a centroid: `assign(c, label)`. The update (one
-// pass: counts, sums, squares about the current centroid, ranges), the empty-cluster rule and the stopping
-// rules are shared by the two labelling strategies below.
-template <class Assign>
-LloydResult lloyd_labelled(std::span<const float> data, std::vector<double> init, const LloydOptions& opt,
-                           Assign&& assign) {
+// Lloyd on unsorted data, given how to label every value with a centroid: `assign(data, c, label)`. The
+// update (one pass: weights, sums, squares about the current centroid, ranges), the empty-cluster rule and
+// the stopping rules are shared by the two labelling strategies below. `w` is empty (unweighted) or holds the
+// positive weights of `data`; the unweighted instance keeps the original arithmetic (no multiplications by
+// 1).
+template <bool Weighted, class Assign>
+LloydResult lloyd_labelled(std::span<const float> data, std::span<const float> w, std::vector<double> init,
+                           const LloydOptions& opt, Assign&& assign) {
   const std::size_t k = init.size();
   const std::size_t n = data.size();
   LloydResult r;
   r.centroids = std::move(init);
   std::vector<double>& c = r.centroids;
   std::vector<std::uint16_t> label(n), prev_label;  // K <= 65536
-  std::vector<double> sum(k), sum_sq(k);
+  std::vector<double> sum(k), sum_sq(k), wsum(Weighted ? k : 0);
   ClusterStats st{std::vector<std::size_t>(k), std::vector<double>(k), std::vector<double>(k),
                   std::vector<double>(k)};
   double prev_sse = std::numeric_limits<double>::infinity();
   bool reseeded = false;
   for (int it = 0; it < opt.max_iter; ++it) {
-    assign(c, std::span<std::uint16_t>(label));
+    assign(data, c, std::span<std::uint16_t>(label));
     if (!reseeded && label == prev_label) {
       r.converged = true;
       break;
     }
     std::fill(sum.begin(), sum.end(), 0.0);
     std::fill(sum_sq.begin(), sum_sq.end(), 0.0);
+    std::fill(wsum.begin(), wsum.end(), 0.0);
     std::fill(st.count.begin(), st.count.end(), 0);
     std::fill(st.lo.begin(), st.lo.end(), std::numeric_limits<double>::infinity());
     std::fill(st.hi.begin(), st.hi.end(), -std::numeric_limits<double>::infinity());
@@ -211,8 +313,15 @@ LloydResult lloyd_labelled(std::span<const float> data, std::vector<double> init
       const std::uint16_t j = label[i];
       // Squares about the current centroid (not about 0) keep the SSE free of cancellation.
       const double x = data[i], d = x - c[j];
-      sum[j] += x;
-      sum_sq[j] += d * d;
+      if constexpr (Weighted) {
+        const double wi = w[i];
+        sum[j] += wi * x;
+        sum_sq[j] += wi * d * d;
+        wsum[j] += wi;
+      } else {
+        sum[j] += x;
+        sum_sq[j] += d * d;
+      }
       ++st.count[j];
       st.lo[j] = std::min(st.lo[j], x);
       st.hi[j] = std::max(st.hi[j], x);
@@ -223,7 +332,7 @@ LloydResult lloyd_labelled(std::span<const float> data, std::vector<double> init
         st.sse[j] = 0;
         continue;
       }
-      const double cnt = static_cast<double>(st.count[j]);
+      const double cnt = Weighted ? wsum[j] : static_cast<double>(st.count[j]);
       // A mean lies within its cluster's range (the clamp removes rounding, as in lloyd_sorted); the SSE
       // about it is the SSE about the old centroid minus cnt * (mean - old)^2.
       const double mean = std::clamp(sum[j] / cnt, st.lo[j], st.hi[j]);
@@ -244,38 +353,50 @@ LloydResult lloyd_labelled(std::span<const float> data, std::vector<double> init
   return r;
 }
 
-}  // namespace
-
-LloydResult lloyd_naive(std::span<const float> data, std::vector<double> init, const LloydOptions& opt) {
-  return lloyd_labelled(data, std::move(init), opt,
-                        [&](const std::vector<double>& c, std::span<std::uint16_t> label) {
-                          // The nearest centroid by squared distance; a tie goes to the lower one when x is
-                          // at or below their midpoint, the rule lloyd_sorted applies. Rounding keeps the
-                          // order of distances but can merge them: for x = 5e31, (x - 0)^2 == (x - 1608)^2 in
-                          // double, and "the lower one wins" then sent x to the centroid farthest from it and
-                          // broke the centroids' order (found by fuzz_spec).
-                          const std::size_t k = c.size();
-                          for (std::size_t i = 0; i < data.size(); ++i) {
-                            const double x = data[i];
-                            std::size_t best = 0;
-                            double best_d = (x - c[0]) * (x - c[0]);
-                            for (std::size_t j = 1; j < k; ++j) {
-                              const double d = (x - c[j]) * (x - c[j]);
-                              if (d < best_d || (d == best_d && x > (c[best] + c[j]) * 0.5)) {
-                                best_d = d;
-                                best = j;
-                              }
-                            }
-                            label[i] = static_cast<std::uint16_t>(best);
-                          }
-                        });
+// Runs lloyd_labelled on the values and weights that matter (see positive_weight_elements).
+template <class Assign>
+LloydResult lloyd_labelled_weighted(std::span<const float> data, std::span<const float> weights,
+                                    std::vector<double> init, const LloydOptions& opt, Assign&& assign) {
+  const WeightedElements we = positive_weight_elements(data, weights);
+  if (!we.weighted) return lloyd_labelled<false>(data, {}, std::move(init), opt, assign);
+  return lloyd_labelled<true>(we.values, we.weights, std::move(init), opt, assign);
 }
 
-LloydResult lloyd_encoded(std::span<const float> data, std::vector<double> init, const LloydOptions& opt) {
-  return lloyd_labelled(data, std::move(init), opt,
-                        [&](const std::vector<double>& c, std::span<std::uint16_t> label) {
-                          encode(Codebook::nearest(std::span<const double>(c)), data, label);
-                        });
+}  // namespace
+
+LloydResult lloyd_naive(std::span<const float> data, std::vector<double> init, const LloydOptions& opt,
+                        std::span<const float> weights) {
+  return lloyd_labelled_weighted(
+      data, weights, std::move(init), opt,
+      [](std::span<const float> x, const std::vector<double>& c, std::span<std::uint16_t> label) {
+        // The nearest centroid by squared distance; a tie goes to the lower one when x is at or below their
+        // midpoint, the rule lloyd_sorted applies. Rounding keeps the order of distances but can merge them:
+        // for x = 5e31, (x - 0)^2 == (x - 1608)^2 in double, and "the lower one wins" then sent x to the
+        // centroid farthest from it and broke the centroids' order (found by fuzz_spec).
+        const std::size_t k = c.size();
+        for (std::size_t i = 0; i < x.size(); ++i) {
+          const double xi = x[i];
+          std::size_t best = 0;
+          double best_d = (xi - c[0]) * (xi - c[0]);
+          for (std::size_t j = 1; j < k; ++j) {
+            const double d = (xi - c[j]) * (xi - c[j]);
+            if (d < best_d || (d == best_d && xi > (c[best] + c[j]) * 0.5)) {
+              best_d = d;
+              best = j;
+            }
+          }
+          label[i] = static_cast<std::uint16_t>(best);
+        }
+      });
+}
+
+LloydResult lloyd_encoded(std::span<const float> data, std::vector<double> init, const LloydOptions& opt,
+                          std::span<const float> weights) {
+  return lloyd_labelled_weighted(
+      data, weights, std::move(init), opt,
+      [](std::span<const float> x, const std::vector<double>& c, std::span<std::uint16_t> label) {
+        encode(Codebook::nearest(std::span<const double>(c)), x, label);
+      });
 }
 
 std::vector<double> cosine_levels(double lo, double hi, std::size_t k) {
@@ -307,9 +428,23 @@ std::vector<double> init_uniform(const SortedBlock& d, std::size_t k) {
 std::vector<double> init_quantile(const SortedBlock& d, std::size_t k) {
   const std::size_t n = d.size();
   std::vector<double> out(k);
+  if (!d.weighted()) {
+    for (std::size_t j = 0; j < k; ++j) {
+      const std::size_t rank = std::min(n - 1, (2 * j + 1) * n / (2 * k));
+      out[j] = d.values()[rank];
+    }
+    return out;
+  }
+  // The first position whose cumulative weight exceeds the target (with unit weights: the rank above).
+  const double total = d.total_weight();
+  std::size_t i = 0;
   for (std::size_t j = 0; j < k; ++j) {
-    const std::size_t rank = std::min(n - 1, (2 * j + 1) * n / (2 * k));
-    out[j] = d.values()[rank];
+    // (2j + 1) W / (2K) in this order: with integer weights it is exact or rounds away from integers, so
+    // unit weights give the ranks above.
+    const double target = static_cast<double>(2 * j + 1) * total / static_cast<double>(2 * k);
+    while (i + 1 < n && !(d.weight(0, i + 1) > target))
+      ++i;
+    out[j] = d.values()[i];
   }
   return out;
 }
@@ -422,11 +557,33 @@ std::vector<double> init_kmeanspp(const SortedBlock& d, std::size_t k, std::uint
   };
 
   std::set<double> centres;
-  const std::size_t first = std::min(n - 1, static_cast<std::size_t>(unit(gen) * static_cast<double>(n)));
+  const std::span<const float> w = d.weights();
+  std::size_t first = 0;
+  if (w.empty()) {
+    first = std::min(n - 1, static_cast<std::size_t>(unit(gen) * static_cast<double>(n)));
+  } else {
+    // The first centre with probability proportional to its weight: the first position whose cumulative
+    // weight exceeds u W.
+    const double u = unit(gen) * d.total_weight();
+    std::size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+      const std::size_t mid = lo + (hi - lo) / 2;
+      if (d.weight(0, mid + 1) > u)
+        hi = mid;
+      else
+        lo = mid + 1;
+    }
+    first = lo;
+  }
   const double c0 = v[first];
   centres.insert(c0);
+  // Sampling weight w * D^2 (D^2 without weights).
+  const auto mass = [&](std::size_t i, double c) {
+    const double d2 = (v[i] - c) * (v[i] - c);
+    return w.empty() ? d2 : w[i] * d2;
+  };
   for (std::size_t i = 0; i < n; ++i)
-    tree[p + i] = (v[i] - c0) * (v[i] - c0);
+    tree[p + i] = mass(i, c0);
   rebuild(0, n);
 
   while (centres.size() < k) {
@@ -465,10 +622,8 @@ std::vector<double> init_kmeanspp(const SortedBlock& d, std::size_t k, std::uint
     const std::size_t lo = std::isinf(left) ? 0 : d.count_at_or_below(t_lo);
     std::size_t hi = std::isinf(right) ? n : d.count_at_or_below(t_hi);
     if (lo >= hi) continue;
-    for (std::size_t j = lo; j < hi; ++j) {
-      const double w = (v[j] - c) * (v[j] - c);
-      tree[p + j] = std::min(tree[p + j], w);
-    }
+    for (std::size_t j = lo; j < hi; ++j)
+      tree[p + j] = std::min(tree[p + j], mass(j, c));
     rebuild(lo, hi);
   }
   return {centres.begin(), centres.end()};

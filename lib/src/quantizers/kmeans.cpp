@@ -10,6 +10,15 @@ namespace sqb::quantizers {
 
 namespace {
 
+// The block's first element, as TorchAO's greedy start takes it; with weights the first one that counts (a
+// zero-weight value is not part of the weighted block).
+float first_weighted(std::span<const float> block, std::span<const float> weights) {
+  for (std::size_t i = 0; i < weights.size(); ++i) {
+    if (weights[i] > 0) return block[i];
+  }
+  return block.front();
+}
+
 enum class Init { kmeanspp, greedy, uniform, quantile, cosine };
 enum class Algo { sorted, naive };
 
@@ -28,7 +37,9 @@ class KMeans final : public Quantizer {
   BlockDesign design(std::span<const float> block, const BlockInfo& info) const override {
     // Every initialisation works on a sorted copy (also for algo=naive, whose timing therefore includes one
     // O(N log N) sort; its O(N K) iterations dominate).
-    const detail::SortedBlock sorted(block);
+    // Importance weights (when given) enter every step: weighted prefix sums, weighted k-means++ (w D^2),
+    // weighted means; a zero-weight value is assigned but pulls no level.
+    const detail::SortedBlock sorted(block, info.weights);
     BlockDesign d;
     if (const std::vector<double> exact = sorted.levels_if_few_distinct(k_); !exact.empty()) {
       d.codebook = Codebook::nearest(exact);
@@ -40,7 +51,7 @@ class KMeans final : public Quantizer {
         init = detail::init_kmeanspp(sorted, k_, fixed_seed_ ? block_seed(seed_, info.index) : info.seed);
         break;
       case Init::greedy:
-        init = detail::init_greedy(sorted, block.front(), k_);
+        init = detail::init_greedy(sorted, first_weighted(block, info.weights), k_);
         break;
       case Init::uniform:
         init = detail::init_uniform(sorted, k_);
@@ -52,8 +63,9 @@ class KMeans final : public Quantizer {
         init = detail::init_cosine(sorted, k_);
         break;
     }
-    const detail::LloydResult r = algo_ == Algo::sorted ? detail::lloyd_sorted(sorted, std::move(init), opt_)
-                                                        : detail::lloyd_naive(block, std::move(init), opt_);
+    const detail::LloydResult r = algo_ == Algo::sorted
+                                      ? detail::lloyd_sorted(sorted, std::move(init), opt_)
+                                      : detail::lloyd_naive(block, std::move(init), opt_, info.weights);
     d.codebook = Codebook::nearest(r.centroids);
     d.iterations = r.iterations;
     d.converged = r.converged;

@@ -1,5 +1,5 @@
-// Exactly optimal 1-D k-means (dynamic programming): the MSE floor every learned codebook is measured
-// against.
+// Exactly optimal 1-D k-means (dynamic programming on the distinct values, weighted when the block has
+// importance weights): the MSE floor every learned codebook is measured against.
 
 #include <cstdio>
 #include <string>
@@ -14,43 +14,47 @@ namespace {
 
 std::string format_gib(double g) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%g", g);
+  std::snprintf(buf, sizeof buf, "%.3g", g);
   return buf;
 }
+
+// The sorted block with its prefix sums (about 40 bytes per value, 44 with weights) and the programme's
+// working memory (kmeans_optimal_dp_bytes: about 72 per distinct value, whatever K).
+constexpr double kSortedBytesPerValue = 44;
 
 class KMeansOptimal final : public Quantizer, public LimitsBlocks {
  public:
   KMeansOptimal(std::size_t k, double max_table_gib)
-      : Quantizer(k, learned_side(k), 44.0 + 4.0 * static_cast<double>(k)),  // see check_block
+      : Quantizer(k, learned_side(k), kSortedBytesPerValue + detail::kmeans_optimal_dp_bytes(1) / 2),
         k_(k),
         max_table_gib_(max_table_gib) {}
 
-  // The K x (N+1) table of uint32 split points dominates (plus the sorted copy and prefix sums).
-  void check_block(std::size_t length) const override {
-    const double gib = static_cast<double>(k_) * static_cast<double>(length + 1) * 4.0 / (1u << 30);
-    if (gib > max_table_gib_) {
-      char buf[64];
-      std::snprintf(buf, sizeof buf, "%.3g", gib);
-      throw Error("kmeans_optimal needs a " + std::string(buf) + " GiB split table for blocks of " +
-                  std::to_string(length) + " values at K = " + std::to_string(k_) +
-                  ", above its max_table_gib = " + format_gib(max_table_gib_) +
-                  "; use a finer granularity, a smaller K or raise max_table_gib");
-    }
-  }
+  // Before any data is seen the distinct values can only be bounded by the block length.
+  void check_block(std::size_t length) const override { check_distinct(length, length); }
 
-  BlockDesign design(std::span<const float> block, const BlockInfo&) const override {
-    const detail::SortedBlock sorted(block);
+  BlockDesign design(std::span<const float> block, const BlockInfo& info) const override {
+    const detail::SortedBlock sorted(block, info.weights);
     BlockDesign d;
     if (const std::vector<double> exact = sorted.levels_if_few_distinct(k_); !exact.empty()) {
       d.codebook = Codebook::nearest(exact);
       return d;
     }
-    check_block(block.size());
+    check_distinct(block.size(), sorted.distinct_count());
     d.codebook = Codebook::nearest(detail::kmeans_optimal_dp(sorted, k_).centroids);
     return d;
   }
 
  private:
+  void check_distinct(std::size_t length, std::size_t distinct) const {
+    const double gib = detail::kmeans_optimal_dp_bytes(distinct) / (1u << 30);
+    if (gib > max_table_gib_) {
+      throw Error("kmeans_optimal: a block of " + std::to_string(length) + " values (" +
+                  std::to_string(distinct) + " distinct) needs " + format_gib(gib) +
+                  " GiB of working memory for the programme, above max_table_gib = " +
+                  format_gib(max_table_gib_) + "; use a finer granularity or raise max_table_gib");
+    }
+  }
+
   std::size_t k_;
   double max_table_gib_;
 };
@@ -66,7 +70,8 @@ std::span<const ParamSpec> kmeans_optimal_params() {
        1024,
        true,
        {},
-       "refuse blocks whose K x (N+1) table of split points would exceed this many GiB"},
+       "refuse blocks whose programme would need more than this many GiB of working memory (about 72 bytes "
+       "per distinct value, whatever K)"},
   };
   return params;
 }

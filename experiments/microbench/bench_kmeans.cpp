@@ -1,0 +1,184 @@
+// Exact 1-D k-means (issue 11): the Lagrangian search (kmeans_optimal_dp) against the layered SMAWK and
+// divide-and-conquer (the previous default) programmes on the same sorted block, on N(0,1) float32 data, on
+// the same data rounded to float16 (few distinct values), and with weights; and the weighted Lloyd machinery
+// against the unweighted one. Items/s counts input values; the sort (SortedBlock) is built once outside the
+// timed loop except in the with_sort variants, which time what the kmeans_optimal strategy does per block.
+//
+//   build/experiments/sqbench_micro --benchmark_filter=kmeans_ --benchmark_repetitions=5
+//   (add --benchmark_report_aggregates_only=true for medians only)
+
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "detail/kmeans_dp.hpp"
+#include "sqb/npy.hpp"
+#include "sqb/source.hpp"
+
+namespace {
+
+// N(0,1) values; `half` rounds them to float16 (at most 65536 distinct values, as in a float16 checkpoint).
+const std::vector<float>& data(std::size_t n, bool half) {
+  static std::map<std::pair<std::size_t, bool>, std::vector<float>> cache;
+  auto& v = cache[{n, half}];
+  if (v.empty()) {
+    v = sqb::make_source("gaussian")->draw(n, 0).values;
+    if (half)
+      for (float& x : v)
+        x = sqb::npy::half_to_float(sqb::npy::float_to_half(x));
+  }
+  return v;
+}
+
+// Log-normal importance weights spanning about four decades, independent of the values.
+const std::vector<float>& weights(std::size_t n) {
+  static std::map<std::size_t, std::vector<float>> cache;
+  auto& w = cache[n];
+  if (w.empty()) {
+    const std::vector<float> z = sqb::make_source("gaussian")->draw(n, 1).values;
+    w.resize(n);
+    for (std::size_t i = 0; i < n; ++i)
+      w[i] = std::exp(2.0f * z[i]);
+  }
+  return w;
+}
+
+enum class Solver { lagrangian, smawk, dnc, sse_only };
+
+void run(benchmark::State& state, Solver solver, bool half, bool weighted) {
+  const std::size_t n = static_cast<std::size_t>(state.range(0));
+  const std::size_t k = static_cast<std::size_t>(state.range(1));
+  const auto& x = data(n, half);
+  const sqb::detail::SortedBlock sorted(
+      x, weighted ? std::span<const float>(weights(n)) : std::span<const float>{});
+  for (auto _ : state) {
+    double sse = 0;
+    switch (solver) {
+      case Solver::lagrangian:
+        sse = sqb::detail::kmeans_optimal_dp(sorted, k).sse;
+        break;
+      case Solver::smawk:
+        sse = sqb::detail::kmeans_optimal_smawk(sorted, k).sse;
+        break;
+      case Solver::dnc:
+        sse = sqb::detail::kmeans_optimal_dnc(sorted, k).sse;
+        break;
+      case Solver::sse_only:
+        sse = sqb::detail::optimal_sse(sorted, k);
+        break;
+    }
+    benchmark::DoNotOptimize(sse);
+  }
+  state.counters["distinct"] = static_cast<double>(sorted.distinct_count());
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+
+// What the strategy pays per block: the sort and prefix sums, then the programme.
+void run_with_sort(benchmark::State& state, bool half) {
+  const std::size_t n = static_cast<std::size_t>(state.range(0));
+  const std::size_t k = static_cast<std::size_t>(state.range(1));
+  const auto& x = data(n, half);
+  for (auto _ : state) {
+    const sqb::detail::SortedBlock sorted(x);
+    benchmark::DoNotOptimize(sqb::detail::kmeans_optimal_dp(sorted, k).sse);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+
+// The weighted machinery against the unweighted one on N = 1e6: building the SortedBlock (sort and prefix
+// sums), Lloyd from the quantile start (tol = 0, at most 20 iterations; the counter says how many ran),
+// sorted and naive.
+enum class LloydStep { block, sorted, naive };
+
+void run_lloyd(benchmark::State& state, LloydStep what, bool weighted) {
+  const std::size_t n = 1000000;
+  const std::size_t k = static_cast<std::size_t>(state.range(0));
+  const auto& x = data(n, false);
+  const std::span<const float> w = weighted ? std::span<const float>(weights(n)) : std::span<const float>{};
+  const sqb::detail::SortedBlock sorted(x, w);
+  const std::vector<double> init = sqb::detail::init_quantile(sorted, k);
+  const sqb::detail::LloydOptions opt{20, 0.0};
+  int iterations = 0;
+  for (auto _ : state) {
+    switch (what) {
+      case LloydStep::block: {
+        const sqb::detail::SortedBlock b(x, w);
+        benchmark::DoNotOptimize(b.values().data());
+        break;
+      }
+      case LloydStep::sorted:
+        iterations = sqb::detail::lloyd_sorted(sorted, init, opt).iterations;
+        break;
+      case LloydStep::naive:
+        iterations = sqb::detail::lloyd_naive(x, init, opt, w).iterations;
+        break;
+    }
+  }
+  if (what != LloydStep::block) state.counters["iterations"] = iterations;
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+
+void sizes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"n", "k"})->Unit(benchmark::kMillisecond);
+  for (const std::int64_t n : {100000, 1000000})
+    for (const std::int64_t k : {16, 256})
+      b->Args({n, k});
+}
+
+void big(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"n", "k"})->Unit(benchmark::kMillisecond)->Args({1000000, 16})->Args({1000000, 256});
+}
+
+struct Entry {
+  const char* name;
+  Solver solver;
+  bool half, weighted;
+  void (*shape)(benchmark::internal::Benchmark*);
+};
+
+const Entry kEntries[] = {
+    {"kmeans_dp/lagrangian", Solver::lagrangian, false, false, sizes},
+    {"kmeans_dp/smawk", Solver::smawk, false, false, sizes},
+    {"kmeans_dp/dnc", Solver::dnc, false, false, sizes},
+    {"kmeans_dp/sse_only", Solver::sse_only, false, false, big},
+    {"kmeans_dp/float16/lagrangian", Solver::lagrangian, true, false, big},
+    {"kmeans_dp/float16/dnc", Solver::dnc, true, false, big},
+    {"kmeans_dp/weighted/lagrangian", Solver::lagrangian, false, true, big},
+    {"kmeans_dp/weighted/dnc", Solver::dnc, false, true, big},
+};
+
+// Registered at static initialisation, as BENCHMARK() does.
+const bool registered = [] {
+  for (const Entry& e : kEntries) {
+    benchmark::RegisterBenchmark(e.name, [e](benchmark::State& s) {
+      run(s, e.solver, e.half, e.weighted);
+    })->Apply(e.shape);
+  }
+  for (const bool weighted : {false, true}) {
+    const std::string suffix = weighted ? "/weighted" : "/unweighted";
+    const auto add = [&](const char* name, LloydStep step, std::initializer_list<std::int64_t> ks) {
+      auto* b = benchmark::RegisterBenchmark(
+          (name + suffix).c_str(), [step, weighted](benchmark::State& s) { run_lloyd(s, step, weighted); });
+      b->ArgName("k")->Unit(benchmark::kMillisecond);
+      for (const std::int64_t k : ks)
+        b->Arg(k);
+    };
+    add("kmeans_lloyd/sorted_block", LloydStep::block, {1});  // K plays no part
+    add("kmeans_lloyd/sorted", LloydStep::sorted, {16, 256});
+    add("kmeans_lloyd/naive", LloydStep::naive, {16});  // O(N K) per iteration: K = 256 takes seconds
+  }
+  for (const bool half : {false, true}) {
+    benchmark::RegisterBenchmark(half ? "kmeans_dp/with_sort/float16" : "kmeans_dp/with_sort/float32",
+                                 [half](benchmark::State& s) { run_with_sort(s, half); })
+        ->Apply(big);
+  }
+  return true;
+}();
+
+}  // namespace
