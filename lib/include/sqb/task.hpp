@@ -189,6 +189,9 @@ struct TrainOptions {
   /// mt19937_64 seeded by a SplitMix64 mix of (seed, e): fine_tune and train_qat with the same seed see
   /// the same batches, so QAT is compared with float fine-tuning on identical data order.
   std::uint64_t seed = 0;
+  /// Called after each epoch with its index (0-based) and mean training loss, e.g. for progress or a
+  /// per-epoch evaluation (its time counts in TrainReport::seconds). Optional.
+  std::function<void(std::size_t epoch, double train_loss)> on_epoch;
 
   void validate() const;  ///< batch >= 1 and adamw.validate(); epochs may be 0 (nothing happens)
 };
@@ -253,7 +256,7 @@ enum class Ste {
 
 struct QatOptions {
   /// Epochs, batch, AdamW and seed of the fine-tuning (the qat_epochs = 2 and lr = 2e-4 by default).
-  TrainOptions train{.epochs = 2, .batch = 64, .adamw = {.lr = 2e-4}, .seed = 0};
+  TrainOptions train{.epochs = 2, .batch = 64, .adamw = {.lr = 2e-4}, .seed = 0, .on_epoch = {}};
   Ste ste = Ste::identity;
   /// Codebook re-design cadence (`redesign=M`): the transform is called before every step, with
   /// redesign = true before steps 0, M, 2M, ... and false in between (assign to the last codebooks); M = 0
@@ -313,7 +316,8 @@ std::string model_key(const TaskSpec& spec, std::uint64_t seed);
 std::string text_hash(std::string_view text);
 
 /// Writes `dir`/layer<l>.weight.npy ([out, in] float32), layer<l>.bias.npy (with bias) and last model.txt
-/// (key, hash, layer shapes), each atomically, creating `dir`. A model whose model.txt exists is complete.
+/// (key, hash, layer shapes), each atomically, creating `dir`; an existing model.txt is removed first, so a
+/// folder with a model.txt always holds a complete model.
 void save_model(const std::filesystem::path& dir, const Mlp& model, std::string_view key);
 /// True if `dir`/model.txt exists.
 bool model_saved(const std::filesystem::path& dir);

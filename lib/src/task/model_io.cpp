@@ -82,6 +82,9 @@ void save_model(const fs::path& dir, const Mlp& model, std::string_view key) {
   model.validate();
   if (key.find('\n') != std::string_view::npos) throw Error("save_model: the key must be one line");
   make_dir(dir);
+  // A model replaced in place is incomplete until its new model.txt lands.
+  std::error_code ec;
+  fs::remove(dir / kModelFile, ec);
   for (std::size_t l = 0; l < model.weights.size(); ++l) {
     const Tensor& w = model.weights[l];
     const std::size_t shape[2] = {w.rows, w.cols};

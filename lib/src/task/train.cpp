@@ -308,6 +308,7 @@ TrainReport Trainer::run(const Dataset& data) {
       sum += step(x, labels);
     }
     report.epoch_loss.push_back(sum / static_cast<double>(data.count));
+    if (options_.on_epoch) options_.on_epoch(e, report.epoch_loss.back());
   }
   report.steps = steps_;
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
