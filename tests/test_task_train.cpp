@@ -48,7 +48,8 @@ sqb::task::Dataset synthetic(std::size_t n, std::size_t side, std::size_t classe
 }
 
 bool same_bytes(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+  return a.size() == b.size() &&
+         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
 bool same_model(const Mlp& a, const Mlp& b) {

@@ -201,7 +201,8 @@ void Trainer::transform_all(bool redesign) {
   for (std::size_t l = 0; l < qat_layers_.size(); ++l) {
     QatLayer& q = qat_layers_[l];
     q.fq = call_transform(l, model_.weights[l], redesign);
-    if (q.fq.has_assignment()) {
+    // Only the clipped STE and trained levels read the assignment.
+    if (q.fq.has_assignment() && (qat_->ste == Ste::clipped || qat_->train_levels)) {
       const std::size_t size = q.fq.codes.size();
       q.elem_block.resize(size);
       q.flat_code.resize(size);
