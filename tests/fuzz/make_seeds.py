@@ -3,6 +3,7 @@
 
     /usr/bin/python3 tests/fuzz/make_seeds.py         # needs python3-numpy (for NumPy-written .npy seeds)
 
+idx/: IDX files (plain and gzip) of images and labels, plus broken ones.
 npy/: NumPy-written files of every supported dtype, byte order, order and version, 0-D to 4-D, plus
       unsupported and broken ones. ini/: the shipped configs and variants. spec/: byte 0 picks K, byte 1 the
       granularity and n, then a spec string (see fuzz_spec.cpp).
@@ -131,4 +132,50 @@ for name, hexbytes in regressions.items():
     "323a73693153736550697a65252525252525252525252525252525252525252525252525252525252525252525252525"
     "252525252525252525252525252525252525252525252525252525252525252525252525252525252525252525252525"
     "2525696e76616c69645f6c696e6525252525252525252525252525252525252525252565207375"))
+# --- idx
+d = fresh("idx")
+import gzip
+import struct
+
+
+def idx_bytes(dims, data, type_code=8, rank=None):
+    rank = len(dims) if rank is None else rank
+    return bytes([0, 0, type_code, rank]) + struct.pack(">" + "I" * len(dims), *dims) + bytes(data)
+
+
+def gz(b):
+    return gzip.compress(b, mtime=0)
+
+
+images = idx_bytes((3, 4, 4), (np.arange(48) * 37 % 256).astype(np.uint8))
+labels = idx_bytes((3,), [9, 0, 3])
+idx_files = {
+    "images.idx": images,
+    "labels.idx": labels,
+    "images.idx.gz": gz(images),
+    "labels.idx.gz": gz(labels),
+    "two_members.gz": gz(images[:10]) + gz(images[10:]),
+    "rank5.idx": idx_bytes((1, 2, 1, 2, 2), range(8)),
+    "big_label.idx": idx_bytes((2,), [1, 10]),
+    "float32.idx": idx_bytes((2,), b"\x3f\x80\x00\x00\x00\x00\x00\x00", type_code=0x0D),
+    "int16.idx": idx_bytes((2,), b"\x00\x01\x00\x02", type_code=0x0B),
+    "rank0.idx": idx_bytes((), b"", rank=0),
+    "zero_dim.idx": idx_bytes((2, 0), b""),
+    "huge_dims.idx": idx_bytes((0xFFFFFFFF, 0xFFFFFFFF), b""),
+    "truncated.idx": images[:-5],
+    "trailing.idx": images + b"xyz",
+    "truncated.gz": gz(images)[:-6],
+    "garbage_after.gz": gz(labels) + b"junk",
+    "lying_header.gz": gz(idx_bytes((100000, 100), b"abc")),
+}
+fm = pathlib.Path("/usr/share/datasets/fashion-mnist")
+if (fm / "t10k-images-idx3-ubyte.gz").exists():
+    # The first two test images and labels of the real dataset, re-headed.
+    img = gzip.decompress((fm / "t10k-images-idx3-ubyte.gz").read_bytes())
+    lab = gzip.decompress((fm / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    idx_files["fashion_images2.gz"] = gz(idx_bytes((2, 28, 28), img[16:16 + 2 * 784]))
+    idx_files["fashion_labels2.gz"] = gz(idx_bytes((2,), lab[8:10]))
+for name, b in idx_files.items():
+    (d / name).write_bytes(b)
+
 print("seeds written")

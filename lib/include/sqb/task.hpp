@@ -1,0 +1,342 @@
+#pragma once
+/// \file task.hpp
+/// Task accuracy: a small MLP image classifier (by default seed 001's TinyNet, 784 -> 256 -> ReLU -> 10, no
+/// biases) trained on an IDX dataset (Fashion-MNIST by default), evaluated by top-1 accuracy and
+/// cross-entropy, and fine-tuned with fake-quantized weights (quantization-aware training, QAT) through a
+/// straight-through estimator.
+///
+/// Conventions:
+///  - A weight matrix is stored [out, in], row-major, as torch.nn.Linear stores it: row o holds the weights
+///    into output o, so granularity=channel (one codebook per row) is one codebook per output unit.
+///  - The math is float32 with Armadillo on the BLAS that the system's alternatives select (Debian's
+///    OpenBLAS when `libopenblas0-pthread` is installed; see blas_info()). The forward and backward passes
+///    are written by hand: layer l computes z = W a + b, hidden layers apply ReLU (gradient 0 at z = 0, as
+///    torch), the last gives logits; the loss is softmax cross-entropy via the log-sum-exp trick, averaged
+///    over the batch (torch.nn.CrossEntropyLoss).
+///  - Deterministic: the same seed, data and BLAS thread count give the same weights bit for bit. Random
+///    numbers come from Boost.Random's mt19937_64 (platform-stable sequences).
+///
+/// Bad input (a spec, a file, a shape that does not fit) throws sqb::Error naming what and where.
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sqb/granularity.hpp"
+#include "sqb/idx.hpp"
+#include "sqb/spec.hpp"
+#include "sqb/tensor.hpp"
+
+namespace sqb::task {
+
+/// Where Debian's `dataset-fashion-mnist` installs the four gzip IDX files.
+inline constexpr std::string_view kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+/// The Debian package that provides them (named in the message when they are missing).
+inline constexpr std::string_view kFashionMnistPackage = "dataset-fashion-mnist";
+/// Classes of (Fashion-)MNIST; a label >= kClasses is an Error.
+inline constexpr std::size_t kClasses = 10;
+
+// ---------------------------------------------------------------------------------------------------------
+// Data
+
+/// Labelled images, pixels scaled to [0, 1] (byte / 255, as torchvision's ToTensor).
+struct Dataset {
+  std::size_t count = 0;              ///< number of examples
+  std::size_t height = 0, width = 0;  ///< image size (28 x 28 for MNIST)
+  std::vector<float> pixels;          ///< count x features, row-major (one image after another)
+  std::vector<std::uint8_t> labels;   ///< count values, each < kClasses
+
+  std::size_t features() const { return height * width; }
+  /// The first min(n, count) examples.
+  Dataset head(std::size_t n) const;
+};
+
+struct DataSplit {
+  Dataset train, test;
+};
+
+/// Builds a dataset from an IDX images array (rank 3: count x height x width) and an IDX labels array
+/// (rank 1: count). Throws Error starting with the file name concerned for a wrong rank, counts that
+/// disagree, or a label >= kClasses (naming its index and value).
+Dataset make_dataset(const idx::Array& images, std::string_view images_name, const idx::Array& labels,
+                     std::string_view labels_name);
+
+/// The file names inside a dataset folder, in MNIST's naming (Fashion-MNIST uses the same): each is tried as
+/// `<name>.gz`, then `<name>` (uncompressed).
+inline constexpr std::string_view kTrainImages = "train-images-idx3-ubyte";
+inline constexpr std::string_view kTrainLabels = "train-labels-idx1-ubyte";
+inline constexpr std::string_view kTestImages = "t10k-images-idx3-ubyte";
+inline constexpr std::string_view kTestLabels = "t10k-labels-idx1-ubyte";
+
+/// Reads the four files of `dir`. A missing file is an Error naming the paths tried and, for the default
+/// folder, the Debian package that provides them; the train and test images must have the same size.
+DataSplit load_dataset(const std::filesystem::path& dir = std::filesystem::path(kFashionMnistDir));
+
+// ---------------------------------------------------------------------------------------------------------
+// The task spec: what determines a trained float model
+
+/// `fashion_mnist key=value ...` (see task_params() for the keys, their defaults and ranges).
+struct TaskSpec {
+  std::filesystem::path data{std::string(kFashionMnistDir)};  ///< the dataset folder
+  std::vector<std::size_t> hidden{256};                       ///< hidden widths; empty: a linear model
+  bool bias = false;                                          ///< biases in every layer
+  std::size_t epochs = 10;                                    ///< float training epochs
+  std::size_t batch = 64;                                     ///< minibatch size
+  double lr = 1e-3;                                           ///< AdamW learning rate
+  double weight_decay = 0.01;                                 ///< AdamW decoupled weight decay
+  std::size_t train_n = 0;  ///< train on the first train_n images only (0: all of them)
+
+  /// Every key with its value, in task_params() order, after the name: "fashion_mnist data=... hidden=256
+  /// bias=0 epochs=10 batch=64 lr=0.001 weight_decay=0.01 train_n=0" (numbers in their shortest exact form,
+  /// so equal specs give equal text).
+  std::string canonical() const;
+};
+
+/// The task names a spec may start with ("fashion_mnist").
+std::span<const std::string_view> task_names();
+/// The declared keys: data (text), hidden (comma-separated widths in [1, 65536], or `none`), bias (0|1),
+/// epochs [1, 1000], batch [1, 1e6], lr (0, 1], weight_decay [0, 1], train_n [0, 1e9].
+std::span<const ParamSpec> task_params();
+/// Parses `fashion_mnist key=value ...`. Throws Error quoting the spec for an unknown task name (listing the
+/// valid ones), an unknown key (listing the valid ones) or a value out of its domain.
+TaskSpec parse_task_spec(std::string_view text);
+
+// ---------------------------------------------------------------------------------------------------------
+// The model
+
+struct ModelSpec {
+  std::size_t inputs = 784;
+  std::vector<std::size_t> hidden{256};
+  std::size_t classes = kClasses;
+  bool bias = false;
+
+  /// {inputs, hidden..., classes}: layer l maps sizes()[l] -> sizes()[l + 1].
+  std::vector<std::size_t> sizes() const;
+  std::size_t layers() const { return hidden.size() + 1; }
+  /// Throws Error unless inputs >= 1, every hidden width >= 1 and classes >= 2.
+  void validate() const;
+};
+
+/// The model a task spec trains on a dataset of `features` pixels per image.
+ModelSpec model_spec(const TaskSpec& spec, std::size_t features);
+
+struct Mlp {
+  ModelSpec spec;
+  std::vector<Tensor> weights;             ///< weights[l]: [sizes[l+1], sizes[l]] (out x in)
+  std::vector<std::vector<float>> biases;  ///< biases[l]: sizes[l+1] values; empty vectors without bias
+
+  /// Throws Error when the shapes do not match spec (naming the layer), or a value is not finite.
+  void validate() const;
+};
+
+/// torch.nn.Linear's default initialisation (kaiming_uniform_ with a = sqrt(5)): every weight and bias of
+/// layer l uniform in [-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = sizes[l]; layer by layer, weights in
+/// row-major order then the biases, from one mt19937_64 stream seeded by `seed`.
+Mlp init_mlp(const ModelSpec& spec, std::uint64_t seed);
+
+/// The same model with other weight matrices (e.g. quantized ones); biases kept. Throws Error on a shape
+/// mismatch.
+Mlp with_weights(const Mlp& model, std::vector<Tensor> weights);
+
+// ---------------------------------------------------------------------------------------------------------
+// Evaluation
+
+struct Evaluation {
+  std::size_t count = 0;    ///< examples evaluated
+  std::size_t correct = 0;  ///< top-1 hits (argmax of the logits, the first index on ties)
+  double accuracy = 0;      ///< correct / count
+  double loss = 0;          ///< mean cross-entropy (natural log), accumulated in double
+};
+
+/// Evaluates on every example of `data` (in batches of 1000). Throws Error if data.features() !=
+/// model.spec.inputs.
+Evaluation evaluate(const Mlp& model, const Dataset& data);
+
+/// The logits of `count` images (`images`: count x inputs, row-major): count x classes, row-major.
+Tensor logits(const Mlp& model, std::span<const float> images, std::size_t count);
+
+// ---------------------------------------------------------------------------------------------------------
+// Training
+
+/// torch.optim.AdamW (PyTorch 1.13, amsgrad off) for one parameter p with gradient g at step t = 1, 2, ...:
+///   p <- p (1 - lr wd);  m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
+///   p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+/// (scalars in double, rounded to float32 once; the tensors in float32).
+struct AdamW {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.01;
+
+  /// Throws Error unless lr > 0, 0 <= beta1, beta2 < 1, eps > 0, weight_decay >= 0 (all finite).
+  void validate() const;
+  /// One step over a parameter tensor: p, m, v and g have the same size; t >= 1 is this tensor's step count.
+  void step(std::span<float> p, std::span<float> m, std::span<float> v, std::span<const float> g,
+            std::uint64_t t) const;
+};
+
+struct TrainOptions {
+  std::size_t epochs = 10;
+  std::size_t batch = 64;  ///< the last partial batch is kept (torch DataLoader, drop_last=False)
+  AdamW adamw;
+  /// Epoch e (0-based, counted within this call) visits the examples in a Fisher-Yates permutation drawn from
+  /// mt19937_64 seeded by a SplitMix64 mix of (seed, e): fine_tune and train_qat with the same seed see
+  /// the same batches, so QAT is compared with float fine-tuning on identical data order.
+  std::uint64_t seed = 0;
+  /// Called after each epoch with its index (0-based) and mean training loss, e.g. for progress or a
+  /// per-epoch evaluation (its time counts in TrainReport::seconds). Optional.
+  std::function<void(std::size_t epoch, double train_loss)> on_epoch;
+
+  void validate() const;  ///< batch >= 1 and adamw.validate(); epochs may be 0 (nothing happens)
+};
+
+struct TrainReport {
+  std::vector<double> epoch_loss;  ///< mean training loss of each epoch (over the batches as trained)
+  std::size_t steps = 0;           ///< optimizer steps taken
+  double seconds = 0;              ///< wall time of the whole call (steady_clock)
+};
+
+/// Float training from the model's current weights with a fresh optimizer state. Throws Error if the data
+/// does not fit the model (features, labels) or the options are invalid.
+TrainReport train(Mlp& model, const Dataset& data, const TrainOptions& options);
+
+/// Plain float fine-tuning: train() for `epochs` epochs at learning rate `lr`, otherwise default AdamW and
+/// batch 64. The fp32 reference for QAT: the float model trained for the same extra epochs as QAT.
+TrainReport fine_tune(Mlp& model, const Dataset& data, std::size_t epochs, double lr = 2e-4,
+                      std::uint64_t seed = 0);
+
+// ---------------------------------------------------------------------------------------------------------
+// Quantization-aware training
+
+/// One layer's fake quantization, as a weight transform returns it.
+struct FakeQuant {
+  /// W_q: the same shape as the latent weights; exactly what the forward pass uses. Must be finite.
+  Tensor weights;
+  /// The codebook assignment (optional: leave all three empty when only W_q is known; ste=clipped and
+  /// train_levels need it). blocks are contiguous runs of the row-major tensor, in order, covering it
+  /// exactly (sqb::make_blocks gives them for a granularity); levels[b] is block b's codebook (K_b >= 1
+  /// finite values, any order); codes[i] indexes element i's level in its block's codebook, and
+  /// weights.values[i] must equal levels[b][codes[i]] bit for bit.
+  std::vector<Block> blocks;
+  std::vector<std::vector<float>> levels;
+  std::vector<std::uint32_t> codes;
+
+  bool has_assignment() const { return !blocks.empty(); }
+};
+
+/// What a weight transform is asked to do.
+struct TransformCall {
+  std::size_t layer = 0;  ///< which weight matrix
+  std::size_t step = 0;   ///< optimizer steps taken so far (0 before the first)
+  /// true: design new codebooks from `latent` (then assign). false: keep the codebooks of this layer's last
+  /// redesign call and only assign `latent` to them (encode + decode), so an expensive design (k-means) runs
+  /// every M steps while W_q still follows the latent weights every step. A transform without separate
+  /// designs may treat every call as a redesign.
+  bool redesign = true;
+};
+
+/// Maps a layer's latent (float) weights ([out, in]) to its fake-quantized weights. May keep state between
+/// calls (its last codebooks per layer); must be deterministic (the same calls give the same results).
+using WeightTransform = std::function<FakeQuant(const TransformCall& call, const Tensor& latent)>;
+
+/// The identity: W_q = the latent weights, no assignment. With it, train_qat equals train bit for bit.
+FakeQuant identity_transform(const TransformCall& call, const Tensor& latent);
+
+/// The straight-through estimator's backward pass for the latent weights.
+enum class Ste {
+  identity,  ///< dL/dW = dL/dW_q (seed 001's STE)
+  clipped,   ///< dL/dW = dL/dW_q where min(levels) <= W <= max(levels) of the element's block, else 0
+};
+
+struct QatOptions {
+  /// Epochs, batch, AdamW and seed of the fine-tuning (the issue's qat_epochs = 2 and lr = 2e-4 by default).
+  TrainOptions train{.epochs = 2, .batch = 64, .adamw = {.lr = 2e-4}, .seed = 0, .on_epoch = {}};
+  Ste ste = Ste::identity;
+  /// Codebook re-design cadence (`redesign=M`): the transform is called before every step, with
+  /// redesign = true before steps 0, M, 2M, ... and false in between (assign to the last codebooks); M = 0
+  /// designs once, before the first step.
+  std::size_t redesign = 1;
+  /// `qat=levels`: the codebook levels are parameters too. The transform is called only before the
+  /// re-design steps; in between, the codes stay fixed and the forward pass uses W_q[i] = levels[b][codes[i]]
+  /// with the levels as trained (Deep Compression's trained shared weights). A level's gradient is the sum
+  /// of dL/dW_q over the weights assigned to it; the levels are updated by the same AdamW (weight decay
+  /// included), with a fresh optimizer state from each re-design (a new codebook is a new parameter). The
+  /// latent weights are trained by the STE as well and shape the next design. Needs redesign != 1 (a
+  /// codebook re-designed before every step would discard its trained levels before they are used): that
+  /// combination is an Error.
+  bool train_levels = false;
+
+  void validate() const;
+};
+
+struct QatReport {
+  TrainReport train;
+  /// The quantized weights after training, per layer. STE modes: what the forward pass of one more step would
+  /// use (the transform on the final latent weights, a redesign if the step count is a multiple of M, for
+  /// M >= 1). train_levels: the trained levels at the last codes (W_q = levels[codes]), no further call.
+  std::vector<FakeQuant> final;
+  std::size_t transform_calls = 0;  ///< calls of the transform, summed over layers, the final ones included
+  std::size_t redesigns = 0;        ///< of which with redesign = true
+  double transform_seconds = 0;     ///< time spent inside the transform (included in train.seconds)
+};
+
+/// QAT from the model's current (float) weights: before each forward pass the fake-quantized weights are
+/// (re)computed as QatOptions says, the forward pass uses them, and the backward pass gives the latent
+/// weights the STE gradient. `model` ends with the trained latent weights; evaluate
+/// with_weights(model, final weights) for the quantized network. Throws Error for invalid options, data that
+/// does not fit, or a transform result that breaks the FakeQuant contract (naming the layer and what).
+QatReport train_qat(Mlp& model, const Dataset& data, const QatOptions& options,
+                    const WeightTransform& transform);
+
+/// Post-training quantization: transform({l, 0, true}, weights[l]) for every layer.
+std::vector<FakeQuant> apply_transform(const Mlp& model, const WeightTransform& transform);
+
+// ---------------------------------------------------------------------------------------------------------
+// Sensitivity
+
+/// The empirical Fisher information diagonal of every weight matrix: F[l] = (1/N) sum_i (d loss_i / d W_l)^2
+/// over the N examples of `data`, per example i (the textbook empirical Fisher with the true labels, as
+/// SqueezeLLM's sensitivity weights; not squared mean minibatch gradients, which depend on the batch size).
+/// For a linear layer this is (delta^2) (a^2)^T summed over examples, computed in batches of 1000 in float32
+/// and accumulated in double. Returned per layer as float32 [out, in], >= 0.
+std::vector<Tensor> fisher_diagonal(const Mlp& model, const Dataset& data);
+
+// ---------------------------------------------------------------------------------------------------------
+// On disk
+
+/// The text a float model is cached under: the task spec's canonical text plus " seed=S".
+std::string model_key(const TaskSpec& spec, std::uint64_t seed);
+/// FNV-1a 64 of `text` as 16 lowercase hex digits.
+std::string text_hash(std::string_view text);
+
+/// Writes `dir`/layer<l>.weight.npy ([out, in] float32), layer<l>.bias.npy (with bias) and last model.txt
+/// (key, hash, layer shapes), each atomically, creating `dir`; an existing model.txt is removed first, so a
+/// folder with a model.txt always holds a complete model.
+void save_model(const std::filesystem::path& dir, const Mlp& model, std::string_view key);
+/// True if `dir`/model.txt exists.
+bool model_saved(const std::filesystem::path& dir);
+/// Reads a saved model. Throws Error naming the file when model.txt is missing or malformed, its key differs
+/// from `key` or its hash does not match its key, or a weight file's shape differs from `spec`.
+Mlp load_model(const std::filesystem::path& dir, const ModelSpec& spec, std::string_view key);
+/// Writes `dir`/layer<l>.fisher.npy ([out, in] float32) for every layer.
+void save_fisher(const std::filesystem::path& dir, std::span<const Tensor> fisher);
+
+// ---------------------------------------------------------------------------------------------------------
+// The BLAS in use (for context.json)
+
+struct BlasInfo {
+  std::string library;  ///< the resolved path of the shared object defining sgemm_, or "unknown"
+  std::string config;   ///< openblas_get_config() for OpenBLAS, else empty
+  int threads = -1;     ///< openblas_get_num_threads() for OpenBLAS, else -1 (unknown)
+};
+BlasInfo blas_info();
+/// openblas_set_num_threads(n) when the BLAS is OpenBLAS; false (and nothing changes) otherwise.
+bool set_blas_threads(int n);
+
+}  // namespace sqb::task

@@ -1,0 +1,111 @@
+// Datasets from IDX images and labels (MNIST's four-file layout).
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+
+#include "sqb/error.hpp"
+#include "sqb/idx.hpp"
+#include "sqb/task.hpp"
+
+namespace sqb::task {
+
+namespace {
+
+std::string dims_text(const std::vector<std::size_t>& dims) {
+  std::string s;
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (i) s += " x ";
+    s += std::to_string(dims[i]);
+  }
+  return s;
+}
+
+// `<dir>/<name>.gz`, else `<dir>/<name>`; a missing pair names both paths and where the files come from.
+idx::Array read_one(const std::filesystem::path& dir, std::string_view name, std::string& used) {
+  const std::filesystem::path gz = dir / (std::string(name) + ".gz");
+  const std::filesystem::path plain = dir / std::string(name);
+  std::error_code ec;
+  if (std::filesystem::exists(gz, ec)) {
+    used = gz.string();
+    return idx::read(gz);
+  }
+  if (std::filesystem::exists(plain, ec)) {
+    used = plain.string();
+    return idx::read(plain);
+  }
+  std::string msg = gz.string() + ": no such file (nor " + plain.string() + ")";
+  if (dir == std::filesystem::path(kFashionMnistDir)) {
+    msg += "; Fashion-MNIST comes with the Debian package " + std::string(kFashionMnistPackage) +
+           " (apt-get install " + std::string(kFashionMnistPackage) + ", or scripts/setup)";
+  } else {
+    msg += "; a dataset folder holds MNIST's four files " + std::string(kTrainImages) + ", " +
+           std::string(kTrainLabels) + ", " + std::string(kTestImages) + ", " + std::string(kTestLabels) +
+           " (each plain or .gz), as Fashion-MNIST from the Debian package " +
+           std::string(kFashionMnistPackage) + " in " + std::string(kFashionMnistDir);
+  }
+  throw Error(msg);
+}
+
+}  // namespace
+
+Dataset Dataset::head(std::size_t n) const {
+  Dataset d;
+  d.count = std::min(n, count);
+  d.height = height;
+  d.width = width;
+  d.pixels.assign(pixels.begin(), pixels.begin() + static_cast<std::ptrdiff_t>(d.count * features()));
+  d.labels.assign(labels.begin(), labels.begin() + static_cast<std::ptrdiff_t>(d.count));
+  return d;
+}
+
+Dataset make_dataset(const idx::Array& images, std::string_view images_name, const idx::Array& labels,
+                     std::string_view labels_name) {
+  const std::string in(images_name), ln(labels_name);
+  if (images.dims.size() != 3) {
+    throw Error(in + ": the images file has rank " + std::to_string(images.dims.size()) + " (" +
+                dims_text(images.dims) + "); images must have rank 3 (count x height x width)");
+  }
+  if (labels.dims.size() != 1) {
+    throw Error(ln + ": the labels file has rank " + std::to_string(labels.dims.size()) + " (" +
+                dims_text(labels.dims) + "); labels must have rank 1 (count)");
+  }
+  if (labels.dims[0] != images.dims[0]) {
+    throw Error(ln + ": " + std::to_string(labels.dims[0]) + " labels for " + std::to_string(images.dims[0]) +
+                " images (" + in + "); the counts must agree");
+  }
+  for (std::size_t i = 0; i < labels.data.size(); ++i) {
+    if (labels.data[i] >= kClasses) {
+      throw Error(ln + ": label " + std::to_string(i) + " is " + std::to_string(labels.data[i]) +
+                  "; labels must be 0.." + std::to_string(kClasses - 1) + " (" + std::to_string(kClasses) +
+                  " classes)");
+    }
+  }
+  Dataset d;
+  d.count = images.dims[0];
+  d.height = images.dims[1];
+  d.width = images.dims[2];
+  d.pixels.resize(images.data.size());
+  // torchvision's ToTensor: float(byte) / 255 in float32.
+  std::transform(images.data.begin(), images.data.end(), d.pixels.begin(),
+                 [](std::uint8_t b) { return static_cast<float>(b) / 255.0f; });
+  d.labels = labels.data;
+  return d;
+}
+
+DataSplit load_dataset(const std::filesystem::path& dir) {
+  std::string train_img, train_lab, test_img, test_lab;
+  const idx::Array ti = read_one(dir, kTrainImages, train_img);
+  const idx::Array tl = read_one(dir, kTrainLabels, train_lab);
+  const idx::Array si = read_one(dir, kTestImages, test_img);
+  const idx::Array sl = read_one(dir, kTestLabels, test_lab);
+  DataSplit s{make_dataset(ti, train_img, tl, train_lab), make_dataset(si, test_img, sl, test_lab)};
+  if (s.train.height != s.test.height || s.train.width != s.test.width) {
+    throw Error(test_img + ": test images are " + std::to_string(s.test.height) + " x " +
+                std::to_string(s.test.width) + ", the training images (" + train_img + ") " +
+                std::to_string(s.train.height) + " x " + std::to_string(s.train.width));
+  }
+  return s;
+}
+
+}  // namespace sqb::task

@@ -1,0 +1,138 @@
+// The task spec `fashion_mnist key=value ...`, validated through the same ParamSpec/Params machinery as the
+// quantizer and distribution specs, so messages and `sqbench list` read alike.
+
+#include <array>
+#include <charconv>
+#include <cstdio>
+#include <string>
+
+#include "sqb/error.hpp"
+#include "sqb/task.hpp"
+
+namespace sqb::task {
+
+namespace {
+
+constexpr std::array<std::string_view, 1> kNames = {"fashion_mnist"};
+
+std::string shortest(double v) {
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general);
+  return std::string(buf, r.ptr);
+}
+
+std::vector<ParamSpec> make_params() {
+  using K = ParamSpec::Kind;
+  return {
+      {"data",
+       K::text,
+       std::string(kFashionMnistDir),
+       0,
+       0,
+       false,
+       {},
+       "folder of the four IDX files (train/t10k images/labels, plain or .gz; MNIST's layout)"},
+      {"hidden",
+       K::text,
+       "256",
+       0,
+       0,
+       false,
+       {},
+       "hidden layer widths, comma-separated (512,256), each in [1, 65536]; none for a linear model"},
+      {"bias", K::choice, "0", 0, 0, false, {"0", "1"}, "biases in every layer (torch.nn.Linear bias=)"},
+      {"epochs", K::integer, "10", 1, 1000, false, {}, "float training epochs"},
+      {"batch", K::integer, "64", 1, 1e6, false, {}, "minibatch size (the last partial batch is kept)"},
+      {"lr", K::real, "0.001", 0, 1, true, {}, "AdamW learning rate"},
+      {"weight_decay", K::real, "0.01", 0, 1, false, {}, "AdamW decoupled weight decay"},
+      {"train_n", K::integer, "0", 0, 1e9, false, {}, "train on the first train_n images only (0: all)"},
+  };
+}
+
+std::vector<std::size_t> parse_hidden(const std::string& text, const std::string& context) {
+  if (text == "none") return {};
+  std::vector<std::size_t> out;
+  std::size_t i = 0;
+  while (true) {
+    const std::size_t j = text.find(',', i);
+    const std::string item = text.substr(i, j == std::string::npos ? std::string::npos : j - i);
+    const auto v = parse_integer(item);
+    if (!v || *v < 1 || *v > 65536) {
+      throw Error(context +
+                  ": parameter 'hidden' must be comma-separated widths in [1, 65536] or none (got '" + text +
+                  "')");
+    }
+    out.push_back(static_cast<std::size_t>(*v));
+    if (j == std::string::npos) break;
+    i = j + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::span<const std::string_view> task_names() {
+  return kNames;
+}
+
+std::span<const ParamSpec> task_params() {
+  static const std::vector<ParamSpec> params = make_params();
+  return params;
+}
+
+TaskSpec parse_task_spec(std::string_view text) {
+  if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+    throw Error("empty task spec: give a task name, e.g. \"fashion_mnist hidden=256\"");
+  }
+  const SpecText st = SpecText::parse(text, "task");
+  const std::string context = "task \"" + std::string(text) + "\"";
+  bool known = false;
+  for (const auto n : kNames)
+    known = known || n == st.name;
+  if (!known) {
+    std::string valid;
+    for (const auto n : kNames)
+      valid += (valid.empty() ? "" : ", ") + std::string(n);
+    throw Error(context + ": unknown task '" + st.name + "'; valid tasks: " + valid);
+  }
+  const Params p(task_params(), st.args, context);
+  TaskSpec s;
+  s.data = p.text("data");
+  s.hidden = parse_hidden(p.text("hidden"), context);
+  s.bias = p.is("bias", "1");
+  s.epochs = static_cast<std::size_t>(p.integer("epochs"));
+  s.batch = static_cast<std::size_t>(p.integer("batch"));
+  s.lr = p.real("lr");
+  s.weight_decay = p.real("weight_decay");
+  s.train_n = static_cast<std::size_t>(p.integer("train_n"));
+  return s;
+}
+
+std::string TaskSpec::canonical() const {
+  std::string h;
+  for (std::size_t i = 0; i < hidden.size(); ++i) {
+    if (i) h += ',';
+    h += std::to_string(hidden[i]);
+  }
+  return std::string(kNames[0]) + " data=" + data.string() + " hidden=" + (h.empty() ? "none" : h) +
+         " bias=" + (bias ? "1" : "0") + " epochs=" + std::to_string(epochs) +
+         " batch=" + std::to_string(batch) + " lr=" + shortest(lr) +
+         " weight_decay=" + shortest(weight_decay) + " train_n=" + std::to_string(train_n);
+}
+
+std::string model_key(const TaskSpec& spec, std::uint64_t seed) {
+  return spec.canonical() + " seed=" + std::to_string(seed);
+}
+
+std::string text_hash(std::string_view text) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (const unsigned char c : text) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+}  // namespace sqb::task
