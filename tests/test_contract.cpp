@@ -202,3 +202,22 @@ TEST_CASE("bad data: NaN or Inf is an error naming how many and the first index,
                                               Catch::Contains("NaN at index 17 (row 0, col 17)"));
   CHECK_THROWS_AS(sqb::quantize(sqb::Tensor(), *q), sqb::Error);
 }
+
+TEST_CASE("quantize_into with reuse_design encodes new data with the codebooks of an earlier call",
+          "[contract][pipeline]") {
+  const sqb::Tensor a = sqbtest::tensor(3, 500, 31), b = sqbtest::tensor(3, 500, 32);
+  const auto q = sqb::make_quantizer("kmeans", {16, 0});
+  sqb::QuantizeOptions opt;
+  opt.granularity = sqb::Granularity::parse("channel");
+  sqb::Quantized r;
+  sqb::quantize_into(a, *q, opt, r);
+  const std::vector<sqb::BlockDesign> designs = r.designs;
+  opt.reuse_design = true;
+  sqb::quantize_into(b, *q, opt, r);
+  for (std::size_t i = 0; i < designs.size(); ++i)
+    CHECK(r.designs[i].codebook == designs[i].codebook);
+  CHECK(r.decoded == sqbtest::reencode(r, *q, b.values));  // b encoded with a's codebooks
+  CHECK(r.decoded != sqb::quantize(b, *q, {.granularity = opt.granularity}).decoded);
+  sqb::Quantized fresh;
+  CHECK_THROWS_WITH(sqb::quantize_into(b, *q, opt, fresh), Catch::Contains("reuse_design"));
+}

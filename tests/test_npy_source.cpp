@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include <unistd.h>
 
 #include <cmath>
@@ -230,4 +232,39 @@ TEST_CASE("expand_npy_glob: one spec per matching file, sorted, path= in glob='s
                     Catch::Contains("give path= or glob=, not both"));
   save(dir.path / "w" / "with blank.npy", {2}, {1, 2});
   CHECK_THROWS_WITH(sqb::expand_npy_glob("npy glob=w/*.npy", dir.path), Catch::Contains("holds a blank"));
+}
+
+TEST_CASE("sources attach importance weights: a file of the same shape, square or lognormal",
+          "[npy-source][weights]") {
+  TempDir dir;
+  save(dir.path / "w.npy", {2, 3}, {1, -2, 3, 4, -5, 6});
+  save(dir.path / "imp.npy", {2, 3}, {0.5f, 1, 0, 2, 3, 4});
+  // hwio lays out both the same way: rows = last axis.
+  const sqb::Tensor t = make("npy path=w.npy weights=imp.npy layout=hwio", dir.path)->draw(0, 0);
+  CHECK(t.values == std::vector<float>{1, 4, -2, -5, 3, 6});
+  CHECK(t.weights == std::vector<float>{0.5f, 2, 1, 3, 0, 4});
+  // A subsample takes the weights of the values it keeps.
+  const sqb::Tensor s = make("npy path=w.npy weights=imp.npy", dir.path)->draw(3, 5);
+  REQUIRE(s.weights.size() == 3);
+  const std::vector<float> all = {1, -2, 3, 4, -5, 6}, imp = {0.5f, 1, 0, 2, 3, 4};
+  for (std::size_t i = 0; i < 3; ++i) {
+    const auto at = std::find(all.begin(), all.end(), s.values[i]) - all.begin();
+    CHECK(s.weights[i] == imp[static_cast<std::size_t>(at)]);
+  }
+  const sqb::Tensor sq = make("npy path=w.npy weights=square", dir.path)->draw(0, 0);
+  CHECK(sq.weights == std::vector<float>{1, 4, 9, 16, 25, 36});
+  // lognormal: seeded, positive, and the data is the same as without weights.
+  const auto g = sqb::make_source("gaussian weights=lognormal");
+  const sqb::Tensor a = g->draw(1000, 3), b = g->draw(1000, 3);
+  CHECK(a.weights == b.weights);
+  CHECK(a.values == sqb::make_source("gaussian")->draw(1000, 3).values);
+  CHECK(std::all_of(a.weights.begin(), a.weights.end(), [](float w) { return w > 0; }));
+  // Bad weights are errors naming the weights file.
+  save(dir.path / "short.npy", {3}, {1, 2, 3});
+  CHECK_THROWS_WITH(make("npy path=w.npy weights=short.npy", dir.path)->draw(0, 0),
+                    Catch::Contains("short.npy") && Catch::Contains("must match"));
+  save(dir.path / "neg.npy", {2, 3}, {1, 1, -1, 1, 1, 1});
+  CHECK_THROWS_WITH(make("npy path=w.npy weights=neg.npy", dir.path),
+                    Catch::Contains("neg.npy") && Catch::Contains("finite and >= 0"));
+  CHECK_THROWS_WITH(sqb::make_source("gaussian weights=imp.npy"), Catch::Contains("'weights'"));
 }

@@ -8,6 +8,7 @@
 #include "sqb/error.hpp"
 #include "sqb/registry.hpp"
 #include "sqb/source.hpp"
+#include "sqb/spec.hpp"
 #include "table.hpp"
 #include "text.hpp"
 
@@ -112,6 +113,12 @@ CsvTable planned_results(const Config& config, const Plan& plan) {
         d_fig[d].insert(col);
     }
   }
+  // A source with weights= gives its cells a wmse.
+  std::vector<bool> weighted(plan.distributions.size(), false);
+  for (std::size_t d = 0; d < plan.distributions.size(); ++d) {
+    for (const auto& [key, value] : sqb::SpecText::parse(plan.distributions[d], "distribution").args)
+      weighted[d] = weighted[d] || key == "weights";
+  }
   const std::size_t keys = key_columns().size();
   for (std::size_t i = 0; i < plan.cells.size(); ++i) {
     const Cell& c = plan.cells[i];
@@ -121,8 +128,9 @@ CsvTable planned_results(const Config& config, const Plan& plan) {
       const sqb::Col id = plan.columns[col];
       if (id == sqb::Col::config_hash) {
         row.push_back(config.hash);
-      } else if (id == sqb::Col::wmse || (sqb::column_info(id).kind == sqb::ColumnKind::figure &&
-                                          !q_fig[c.q].contains(id) && !d_fig[c.d].contains(id))) {
+      } else if ((id == sqb::Col::wmse && !weighted[c.d]) ||
+                 (sqb::column_info(id).kind == sqb::ColumnKind::figure && !q_fig[c.q].contains(id) &&
+                  !d_fig[c.d].contains(id))) {
         row.push_back("");  // wmse: no importance weights in this cell
       } else {
         row.push_back(placeholder);

@@ -122,6 +122,20 @@ class Gate {
 // ---- data cache
 // ------------------------------------------------------------------------------------------------
 
+// Importance weights a source attached: one per value, finite and >= 0 (checked when drawn, like the data, so
+// the pipeline need not check them again inside a timed stage).
+void check_weights(const sqb::Tensor& t, const std::string& what) {
+  if (t.weights.size() != t.size()) throw std::logic_error(what + ": weights of the wrong size");
+  sqb::check_finite(t.weights, what + " weights", t.cols);
+  for (std::size_t i = 0; i < t.weights.size(); ++i) {
+    if (t.weights[i] < 0) {
+      throw sqb::Error(what + ": the weight at index " + std::to_string(i) +
+                       " is negative; importance weights "
+                       "must be >= 0");
+    }
+  }
+}
+
 // A tensor is generated once and shared by the cells that need it while any of them runs.
 class DataCache {
  public:
@@ -137,7 +151,9 @@ class DataCache {
     std::lock_guard lock(e->mu);
     if (auto t = e->tensor.lock()) return t;
     auto t = std::make_shared<const sqb::Tensor>(plan_.sources[c.d]->draw(c.n, c.seed));
-    sqb::check_finite(t->values, "distribution \"" + plan_.distributions[c.d] + "\"", t->cols);
+    const std::string what = "distribution \"" + plan_.distributions[c.d] + "\"";
+    sqb::check_finite(t->values, what, t->cols);
+    if (!t->weights.empty()) check_weights(*t, what);
     e->tensor = t;
     return t;
   }
@@ -193,6 +209,7 @@ std::vector<std::string> run_cell(const Config& config, const Plan& plan, const 
     q = sqb::make_quantizer(plan.quantizers[c.q], {c.k, c.seed});
     options.granularity = sqb::Granularity::parse(c.granularity);
     options.seed = c.seed;
+    options.weights = data->weights;
     options.check_input = false;
     // Quality: one run gives the codebooks and codes the metrics come from (every run is deterministic).
     const sqb::Quantized result = sqb::quantize(*data, *q, options);

@@ -166,6 +166,13 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& o, Q
   const int threads = resolve_threads(o.threads);
   const std::size_t k = q.code_count();
 
+  if (o.reuse_design &&
+      (out.rows != x.rows || out.cols != x.cols || !(out.granularity == o.granularity) ||
+       out.code_count != k || out.designs.size() != out.blocks.size() || out.blocks.empty())) {
+    throw Error(
+        "quantize: reuse_design needs the codebooks of an earlier call on a tensor of the same shape (" +
+        std::to_string(x.rows) + " x " + std::to_string(x.cols) + "), granularity and K");
+  }
   // Layout.
   if (out.rows != x.rows || out.cols != x.cols || !(out.granularity == o.granularity) || out.blocks.empty()) {
     out.blocks = make_blocks(x.rows, x.cols, o.granularity);
@@ -179,8 +186,8 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& o, Q
 
   // Fit: one design per block, each from its own seed, so the order blocks are designed in never matters.
   auto t0 = Clock::now();
-  out.designs.resize(nb);
-  parallel_for(nb, threads, [&](std::size_t i) {
+  if (!o.reuse_design) out.designs.resize(nb);
+  parallel_for(o.reuse_design ? 0 : nb, threads, [&](std::size_t i) {
     const Block& b = out.blocks[i];
     const std::span<const float> w =
         o.weights.empty() ? std::span<const float>() : o.weights.subspan(b.offset, b.length);

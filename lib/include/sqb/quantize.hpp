@@ -46,6 +46,10 @@ struct QuantizeOptions {
   bool check_input = true;
   /// Compute metrics and figures (the measure stage). False for timed repeats.
   bool measure = true;
+  /// quantize_into only: skip the fit stage and encode with the codebooks already in the result (designed by
+  /// an earlier call on a tensor of the same shape, granularity and K): quantization-aware training assigns
+  /// its latent weights to the last codebooks between re-designs. Throws Error when they do not match.
+  bool reuse_design = false;
 };
 
 /// Seconds spent in each timed stage of one quantize_into run (std::chrono::steady_clock).

@@ -15,6 +15,10 @@ struct Tensor {
   std::size_t rows = 0;
   std::size_t cols = 0;
   std::vector<float> values;
+  /// Empty, or one importance weight per value (finite, >= 0), in the same order: what a source attaches
+  /// when its spec asks for weights (a file of the same shape, or a rule such as |x|^2), and what
+  /// QuantizeOptions::weights then carries into a quantize call.
+  std::vector<float> weights;
 
   Tensor() = default;
   Tensor(std::size_t rows_, std::size_t cols_) : rows(rows_), cols(cols_), values(rows_ * cols_) {}

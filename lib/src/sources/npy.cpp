@@ -10,6 +10,7 @@
 #include <boost/random/uniform_int_distribution.hpp>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <sstream>
 
 #include "sqb/error.hpp"
@@ -31,8 +32,15 @@ struct Loaded {
 
 class NpySource final : public Source, public DescribesData {
  public:
-  NpySource(fs::path file, npy::Layout layout, double scale, bool drop, std::string context)
-      : file_(std::move(file)), layout_(layout), scale_(scale), drop_(drop), context_(std::move(context)) {
+  NpySource(fs::path file, npy::Layout layout, double scale, bool drop,
+            std::optional<sources::WeightRule> rule, fs::path weights_file, std::string context)
+      : file_(std::move(file)),
+        layout_(layout),
+        scale_(scale),
+        drop_(drop),
+        rule_(rule),
+        weights_file_(std::move(weights_file)),
+        context_(std::move(context)) {
     // Read and check everything once while the sweep is planned, so a bad file fails before any work. The
     // tensor is not kept: a sweep over a folder of real weights would otherwise hold all of them at once.
     const Loaded l = load();
@@ -57,6 +65,7 @@ class NpySource final : public Source, public DescribesData {
     if (l.tensor.rows != rows_ || l.tensor.cols != cols_ || l.dropped != dropped_) {
       throw Error(context_ + ": " + file_.string() + " changed while the sweep was running");
     }
+    if (rule_) sources::apply_weight_rule(l.tensor, *rule_, seed);
     if (n == kWholeFile || n == l.tensor.size()) return std::move(l.tensor);
     return subsample(l.tensor, n, seed);
   }
@@ -121,17 +130,21 @@ class NpySource final : public Source, public DescribesData {
                   " values are NaN or +-Inf; nothing is left");
     }
     out.tensor = npy::to_tensor(a.shape, a.values, layout_, file_.string());
+    if (!weights_file_.empty()) out.tensor.weights = load_weights(a.shape);
     a.values = {};
     if (bad > 0) {
       // Dropping values from a rows x cols tensor breaks its rectangle, so the kept values (in the tensor's
-      // row-major order) become one row; the rows/cols columns of the results show it.
-      std::vector<float> kept;
+      // row-major order) become one row; the rows/cols columns of the results show it. Their weights go too.
+      std::vector<float> kept, kept_w;
       kept.reserve(out.tensor.size() - bad);
-      for (const float v : out.tensor.values) {
-        if (std::isfinite(v)) kept.push_back(v);
+      for (std::size_t i = 0; i < out.tensor.size(); ++i) {
+        if (!std::isfinite(out.tensor.values[i])) continue;
+        kept.push_back(out.tensor.values[i]);
+        if (!out.tensor.weights.empty()) kept_w.push_back(out.tensor.weights[i]);
       }
       const std::size_t n = kept.size();
       out.tensor = Tensor(1, n, std::move(kept));
+      out.tensor.weights = std::move(kept_w);
       out.dropped = bad;
     }
     if (scale_ != 1.0) {
@@ -150,6 +163,29 @@ class NpySource final : public Source, public DescribesData {
     return out;
   }
 
+  // The weights file: the data file's shape, laid out the same way; finite and >= 0.
+  std::vector<float> load_weights(const std::vector<std::size_t>& shape) const {
+    const npy::Array w = npy::read(weights_file_);
+    if (w.shape != shape) {
+      throw Error(weights_file_.string() + ": weights of shape " + npy::shape_text(w.shape) +
+                  " for data of shape " + npy::shape_text(shape) + " (" + file_.string() +
+                  "); they must match");
+    }
+    if (!npy::is_floating(w.format.dtype)) {
+      throw Error(weights_file_.string() + ": holds " + std::string(npy::dtype_name(w.format.dtype)) +
+                  " values; weights are float16/float32/float64");
+    }
+    Tensor t = npy::to_tensor(w.shape, w.values, layout_, weights_file_.string());
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      if (!(t.values[i] >= 0) || !std::isfinite(t.values[i])) {
+        throw Error(weights_file_.string() + ": the weight at flat index " + std::to_string(i) +
+                    " (laid out) is " + std::to_string(t.values[i]) +
+                    "; importance weights must be finite and >= 0");
+      }
+    }
+    return std::move(t.values);
+  }
+
   // n of the tensor's values, chosen by the seed: whole rows when n is a multiple of the row length (so
   // granularity=channel still means output channels), else single values as one row. Either way each
   // subset of that size is equally likely (selection sampling, Knuth's Algorithm S) and the chosen rows or
@@ -166,16 +202,28 @@ class NpySource final : public Source, public DescribesData {
         }
       }
     };
+    const bool weighted = !t.weights.empty();
     if (t.rows > 1 && n % t.cols == 0) {
       Tensor out(n / t.cols, t.cols);
+      if (weighted) out.weights.resize(out.size());
       std::size_t r_out = 0;
-      pick(t.rows, n / t.cols,
-           [&](std::size_t r) { std::copy(t.row(r).begin(), t.row(r).end(), out.row(r_out++).begin()); });
+      pick(t.rows, n / t.cols, [&](std::size_t r) {
+        std::copy(t.row(r).begin(), t.row(r).end(), out.row(r_out).begin());
+        if (weighted) {
+          std::copy_n(t.weights.begin() + static_cast<std::ptrdiff_t>(r * t.cols), t.cols,
+                      out.weights.begin() + static_cast<std::ptrdiff_t>(r_out * t.cols));
+        }
+        ++r_out;
+      });
       return out;
     }
     Tensor out(1, n);
+    if (weighted) out.weights.resize(n);
     std::size_t at = 0;
-    pick(t.size(), n, [&](std::size_t i) { out.values[at++] = t.values[i]; });
+    pick(t.size(), n, [&](std::size_t i) {
+      if (weighted) out.weights[at] = t.weights[i];
+      out.values[at++] = t.values[i];
+    });
     return out;
   }
 
@@ -183,6 +231,8 @@ class NpySource final : public Source, public DescribesData {
   npy::Layout layout_;
   double scale_;
   bool drop_;
+  std::optional<sources::WeightRule> rule_;
+  fs::path weights_file_;
   std::string context_;
   std::size_t rows_ = 0, cols_ = 0, dropped_ = 0;
 };
@@ -227,6 +277,7 @@ std::span<const ParamSpec> npy_params() {
        {"error", "drop"},
        "NaN/+-Inf: error (count and first index) or drop (the rest becomes one row; column "
        "dropped_nonfinite)"},
+      weights_param(true),
   };
   return params;
 }
@@ -242,7 +293,14 @@ std::unique_ptr<Source> make_npy(const Params& p, const SourceContext& ctx) {
                              : p.is("layout", "hwio") ? npy::Layout::hwio
                                                       : npy::Layout::rows;
   const fs::path file = resolve(p.text("path"), ctx.base_dir);
-  return std::make_unique<NpySource>(file, layout, p.real("scale"), p.is("nonfinite", "drop"), p.context());
+  std::optional<WeightRule> rule;
+  fs::path weights_file;
+  if (p.given("weights")) {
+    rule = weight_rule(p.text("weights"));
+    if (!rule) weights_file = resolve(p.text("weights"), ctx.base_dir);
+  }
+  return std::make_unique<NpySource>(file, layout, p.real("scale"), p.is("nonfinite", "drop"), rule,
+                                     weights_file, p.context());
 }
 
 }  // namespace sources

@@ -2,14 +2,18 @@
 
 #include "sqb/source.hpp"
 
+#include <algorithm>
 #include <boost/random/laplace_distribution.hpp>
 #include <boost/random/mersenne_twister.hpp>
 #include <boost/random/normal_distribution.hpp>
 #include <boost/random/student_t_distribution.hpp>
 #include <boost/random/uniform_real_distribution.hpp>
+#include <cmath>
+#include <limits>
 
 #include "sources/sources.hpp"
 #include "sqb/error.hpp"
+#include "sqb/quantize.hpp"
 
 namespace sqb {
 
@@ -20,8 +24,8 @@ namespace {
 template <class Dist>
 class Synthetic final : public Source {
  public:
-  Synthetic(Dist dist, std::size_t rows, std::string context)
-      : dist_(dist), rows_(rows), context_(std::move(context)) {}
+  Synthetic(Dist dist, std::size_t rows, std::optional<sources::WeightRule> weights, std::string context)
+      : dist_(dist), rows_(rows), weights_(weights), context_(std::move(context)) {}
 
   void check_n(std::size_t n) const override {
     if (n == 0) throw Error(context_ + ": n must be >= 1");
@@ -38,12 +42,14 @@ class Synthetic final : public Source {
     Tensor t(rows_, n / rows_);
     for (float& v : t.values)
       v = static_cast<float>(dist(gen));
+    if (weights_) sources::apply_weight_rule(t, *weights_, seed);
     return t;
   }
 
  private:
   Dist dist_;
   std::size_t rows_;
+  std::optional<sources::WeightRule> weights_;
   std::string context_;
 };
 
@@ -52,9 +58,14 @@ const ParamSpec kRows{"rows", ParamSpec::Kind::integer,
                       1e9,    false,
                       {},     "rows of the tensor (n / rows columns each); granularity=channel is per row"};
 
+const ParamSpec kWeights = sources::weights_param(false);
+
 template <class Dist>
 std::unique_ptr<Source> synthetic(const Params& p, Dist dist) {
-  return std::make_unique<Synthetic<Dist>>(dist, static_cast<std::size_t>(p.integer("rows")), p.context());
+  std::optional<sources::WeightRule> rule;
+  if (p.given("weights")) rule = sources::weight_rule(p.text("weights"));
+  return std::make_unique<Synthetic<Dist>>(dist, static_cast<std::size_t>(p.integer("rows")), rule,
+                                           p.context());
 }
 
 std::span<const ParamSpec> gaussian_params() {
@@ -62,6 +73,7 @@ std::span<const ParamSpec> gaussian_params() {
       {"mean", ParamSpec::Kind::real, "0", -1e30, 1e30, false, {}, "mean"},
       {"std", ParamSpec::Kind::real, "1", 0, 1e30, true, {}, "standard deviation (> 0)"},
       kRows,
+      kWeights,
   };
   return params;
 }
@@ -74,6 +86,7 @@ std::span<const ParamSpec> uniform_params() {
       {"lo", ParamSpec::Kind::real, "-1", -1e30, 1e30, false, {}, "lower end"},
       {"hi", ParamSpec::Kind::real, "1", -1e30, 1e30, false, {}, "upper end (> lo)"},
       kRows,
+      kWeights,
   };
   return params;
 }
@@ -86,6 +99,7 @@ std::span<const ParamSpec> laplace_params() {
   static const ParamSpec params[] = {
       {"scale", ParamSpec::Kind::real, "1", 0, 1e30, true, {}, "scale b (> 0); variance 2 b^2"},
       kRows,
+      kWeights,
   };
   return params;
 }
@@ -104,6 +118,7 @@ std::span<const ParamSpec> student_t_params() {
        {},
        "degrees of freedom (> 0); heavy tails for small nu"},
       kRows,
+      kWeights,
   };
   return params;
 }
@@ -123,6 +138,46 @@ const SourceEntry kSources[] = {
 // clang-format on
 
 }  // namespace
+
+namespace sources {
+
+ParamSpec weights_param(bool files_allowed) {
+  return {"weights",
+          files_allowed ? ParamSpec::Kind::text : ParamSpec::Kind::choice,
+          "",
+          0,
+          0,
+          false,
+          files_allowed ? std::vector<std::string>{} : std::vector<std::string>{"square", "lognormal"},
+          std::string(
+              "importance weights for the quantizers that honour them and the wmse column: square "
+              "(w = x^2), lognormal (w = exp(z), z ~ N(0,1) from the seed: heavy-tailed, unrelated to x)") +
+              (files_allowed ? ", or a .npy file of the same shape (relative to the config's folder)" : "")};
+}
+
+std::optional<WeightRule> weight_rule(std::string_view text) {
+  if (text == "square") return WeightRule::square;
+  if (text == "lognormal") return WeightRule::lognormal;
+  return std::nullopt;
+}
+
+void apply_weight_rule(Tensor& t, WeightRule rule, std::uint64_t seed) {
+  t.weights.resize(t.values.size());
+  if (rule == WeightRule::square) {
+    // In double, saturating at FLT_MAX: the square of |x| > 1.8e19 does not fit a float32.
+    constexpr double kMax = std::numeric_limits<float>::max();
+    for (std::size_t i = 0; i < t.values.size(); ++i)
+      t.weights[i] = static_cast<float>(std::min(static_cast<double>(t.values[i]) * t.values[i], kMax));
+    return;
+  }
+  // Its own stream (block_seed(seed, 7)), so asking for weights does not change the data drawn from seed.
+  boost::random::mt19937_64 gen(block_seed(seed, 7));
+  boost::random::normal_distribution<double> z;
+  for (float& w : t.weights)
+    w = static_cast<float>(std::exp(z(gen)));
+}
+
+}  // namespace sources
 
 std::span<const SourceEntry> source_registry() {
   return kSources;
