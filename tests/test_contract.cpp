@@ -221,3 +221,34 @@ TEST_CASE("quantize_into with reuse_design encodes new data with the codebooks o
   sqb::Quantized fresh;
   CHECK_THROWS_WITH(sqb::quantize_into(b, *q, opt, fresh), Catch::Contains("reuse_design"));
 }
+
+TEST_CASE("threads: every strategy gives bit-identical results for every thread count", "[contract][threads]") {
+  const std::string name = GENERATE(from_range(registry_names()));
+  // 37 rows of 301: more blocks than threads, and a tensor-granularity run whose one long block is encoded
+  // in chunks by several threads.
+  const sqb::Tensor t = sqbtest::tensor(37, 301, 41);
+  for (const char* g : {"channel", "group:64", "tensor"}) {
+    Result one;
+    if (!run(name, 16, t, sqb::Granularity::parse(g), one, 9)) return;
+    for (const int threads : {2, 3, 8}) {
+      INFO(name << " " << g << " threads=" << threads);
+      const sqb::Quantized many =
+          sqb::quantize(t, name, 16, {.granularity = sqb::Granularity::parse(g), .seed = 9, .threads = threads});
+      REQUIRE(many.designs.size() == one.designs.size());
+      for (std::size_t i = 0; i < one.designs.size(); ++i)
+        CHECK(many.designs[i].codebook == one.designs[i].codebook);
+      CHECK(many.decoded == one.decoded);
+      std::size_t mismatches = 0;
+      for (std::size_t i = 0; i < t.size(); ++i)
+        mismatches += many.codes[i] != one.codes[i];
+      CHECK(mismatches == 0);
+      CHECK(many.metrics.mse == one.metrics.mse);
+    }
+  }
+  // A long tensor-granularity block (several encode chunks of 2^16).
+  const sqb::Tensor big = sqbtest::tensor(1, 300000, 42);
+  Result a;
+  if (!run(name, 16, big, {}, a, 9)) return;
+  const sqb::Quantized b = sqb::quantize(big, name, 16, {.seed = 9, .threads = 2});
+  CHECK(b.decoded == a.decoded);
+}

@@ -124,13 +124,13 @@ const std::string& seed_policy() {
   return policy;
 }
 
-std::string timing_policy(int jobs, int repeats) {
+std::string timing_policy(int jobs, int threads, int repeats) {
   return "fit, encode and decode of the whole tensor, each timed separately with std::chrono::steady_clock; "
          "one "
          "untimed warm-up, then " +
-         std::to_string(repeats) +
-         " timed repeats summarised as median, min and MAD (median absolute deviation); single-threaded "
-         "kernels; " +
+         std::to_string(repeats) + " timed repeats summarised as median, min and MAD (median absolute deviation); " +
+         (threads > 1 ? "each cell's blocks designed, encoded and decoded on " + std::to_string(threads) + " threads; "
+                      : std::string("single-threaded kernels; ")) +
          (jobs > 1
               ? "quality metrics ran on " + std::to_string(jobs) +
                     " threads, but timed repeats ran exclusively (every other worker paused at a gate), so "
@@ -194,10 +194,11 @@ std::string context_json(const Config& config, const RunInfo& run) {
   j << "    \"description\": " << json_string(config.description) << "\n";
   j << "  },\n";
   j << "  \"seed_policy\": " << json_string(seed_policy()) << ",\n";
-  j << "  \"timing\": " << json_string(timing_policy(run.jobs, config.repeats)) << ",\n";
+  j << "  \"timing\": " << json_string(timing_policy(run.jobs, run.threads, config.repeats)) << ",\n";
   j << "  \"run\": {\n";
   j << "    \"command\": " << json_string(run.command) << ",\n";
   j << "    \"jobs\": " << run.jobs << ",\n";
+  j << "    \"threads\": " << run.threads << ",\n";
   j << "    \"shard\": " << json_string(run.shard) << ",\n";
   j << "    \"repeats\": " << config.repeats << ",\n";
   j << "    \"cells\": " << run.cells_total << ",\n";

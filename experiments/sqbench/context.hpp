@@ -14,6 +14,7 @@ namespace sqbench {
 struct RunInfo {
   std::string command;  ///< the command line
   int jobs = 1;
+  int threads = 1;  ///< threads inside each cell
   std::string shard = "0/1";
   std::size_t cells_total = 0;                 ///< cells of this run (this shard)
   std::size_t cells_done = 0;                  ///< finished (including resumed)
@@ -38,6 +39,6 @@ std::string context_json(const Config& config, const RunInfo& run);
 const std::string& seed_policy();
 
 /// How timings are taken, given the number of parallel jobs.
-std::string timing_policy(int jobs, int repeats);
+std::string timing_policy(int jobs, int threads, int repeats);
 
 }  // namespace sqbench

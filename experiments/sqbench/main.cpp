@@ -1,11 +1,13 @@
 // sqbench: the command-line front end. Exit status: 0 success, 2 bad usage/config/input, 1 internal error.
 
 #include <boost/program_options.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -130,6 +132,9 @@ int cmd_run(const std::vector<std::string>& args, const std::string& command) {
       "fresh", "discard an interrupted run's partial results and start over")(
       "jobs,j", po::value<int>()->default_value(1),
       "cells computed in parallel (timings still never overlap)")(
+      "threads,t", po::value<int>(),
+      "threads inside each cell: its blocks designed and encoded in parallel (default: the cores / jobs, at "
+      "least 1; results do not depend on it)")(
       "shard", po::value<std::string>(),
       "i/n: run the i-th of n deterministic parts (default: SLURM_ARRAY_TASK_ID/COUNT when set)");
   const auto parsed = sqbench::parse_command(args, desc, "config");
@@ -150,6 +155,11 @@ int cmd_run(const std::vector<std::string>& args, const std::string& command) {
   opt.resume = vm.count("resume") > 0;
   opt.fresh = vm.count("fresh") > 0;
   opt.jobs = jobs;
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  opt.threads = vm.count("threads") ? vm["threads"].as<int>() : std::max(1, cores / jobs);
+  if (opt.threads < 1 || opt.threads > 1024) {
+    throw sqb::Error("--threads " + std::to_string(opt.threads) + " must be in 1..1024");
+  }
   opt.command = command;
   if (vm.count("shard")) {
     std::tie(opt.shard_index, opt.shard_count) = parse_shard(vm["shard"].as<std::string>());

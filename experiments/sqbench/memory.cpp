@@ -70,7 +70,7 @@ struct SourceFacts {
 
 class Estimator {
  public:
-  explicit Estimator(const Plan& plan) : plan_(plan) {}
+  Estimator(const Plan& plan, int threads) : plan_(plan), threads_(std::max(1, threads)) {}
 
   MemoryEstimate estimate(const Cell& c);
 
@@ -121,6 +121,7 @@ class Estimator {
   }
 
   const Plan& plan_;
+  int threads_;
   std::map<std::size_t, SourceFacts> facts_;
 };
 
@@ -169,7 +170,8 @@ MemoryEstimate Estimator::estimate(const Cell& c) {
                              {"reconstruction", 4 * nd},
                              {"codes", (c.k <= 256 ? 1 : 2) * nd},
                              {"codebooks", codebooks},
-                             {"design workspace", q->design_bytes_per_value() * largest}};
+                             {"design workspace", q->design_bytes_per_value() * largest *
+                                                      std::min(blocks, static_cast<double>(threads_))}};
   if (sqb::part_of<sqb::EvaluatesResult>(*plan.sources[c.d]) != nullptr)
     terms.push_back({"the source's evaluation", 6 * nd + codebooks});
   double total = 0;
@@ -269,8 +271,8 @@ std::string format_bytes(std::uint64_t bytes) {
   return buf;
 }
 
-MemoryEstimate estimate_cell_memory(const Plan& plan, const Cell& cell) {
-  return Estimator(plan).estimate(cell);
+MemoryEstimate estimate_cell_memory(const Plan& plan, const Cell& cell, int threads) {
+  return Estimator(plan, threads).estimate(cell);
 }
 
 std::uint64_t address_space_overhead(int jobs) {
@@ -311,9 +313,9 @@ std::uint64_t peak_resident_bytes() {
 }
 
 std::uint64_t check_memory(const Config& config, const Plan& plan, const std::vector<std::size_t>& cells,
-                           int jobs, const MemoryLimits& limits) {
+                           int jobs, const MemoryLimits& limits, int threads) {
   if (cells.empty()) return 0;
-  Estimator est(plan);
+  Estimator est(plan, threads);
   std::vector<std::pair<MemoryEstimate, std::size_t>> all;
   for (const std::size_t i : cells) {
     try {

@@ -7,7 +7,8 @@
 //   data 4n + reconstruction 4n + codes n (K <= 256) or 2n
 //   + codebooks nb (12 K + 96)                    levels, thresholds and stored side values (float32) per
 //   block
-//   + design workspace w B                        what the strategy allocates to design one block: each
+//   + design workspace w B min(T, nb)             (T threads design up to T blocks at once)
+//                                                                        what the strategy allocates to design one block: each
 //   strategy
 //                                                 declares w (Quantizer::design_bytes_per_value): kmeans 64
 //                                                 (sorted copy, three prefix sums, k-means++'s segment tree,
@@ -43,7 +44,8 @@ struct MemoryEstimate {
 
 /// Estimates a cell's peak memory (see above). Throws sqb::Error for a kmeans_optimal block whose split table
 /// would exceed the spec's max_table_gib (the strategy would refuse it only when the cell runs).
-MemoryEstimate estimate_cell_memory(const Plan& plan, const Cell& cell);
+/// With threads > 1 up to that many blocks are designed at once, each with its own workspace.
+MemoryEstimate estimate_cell_memory(const Plan& plan, const Cell& cell, int threads = 1);
 
 /// A limit and where it comes from ("MemAvailable in /proc/meminfo", "max_memory = 8G", ...).
 struct MemoryLimit {
@@ -68,7 +70,7 @@ std::uint64_t address_space_overhead(int jobs);
 /// into plan.cells: the ones this run will compute) cannot fit: one alone, or the `jobs` largest together.
 /// Returns the estimate of the `jobs` largest together (what context.json records).
 std::uint64_t check_memory(const Config& config, const Plan& plan, const std::vector<std::size_t>& cells,
-                           int jobs, const MemoryLimits& limits);
+                           int jobs, const MemoryLimits& limits, int threads = 1);
 
 /// This process's peak resident memory so far (VmHWM in /proc/self/status: the current program image only, so
 /// not what a large parent held before exec), or 0 when unknown.

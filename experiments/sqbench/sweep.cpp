@@ -190,7 +190,7 @@ std::vector<std::string> timing_fields(const std::vector<double>& t) {
 // --------------------------------------------------------------------------------------------------
 
 std::vector<std::string> run_cell(const Config& config, const Plan& plan, const Cell& c, DataCache& cache,
-                                  Gate& gate) {
+                                  Gate& gate, int threads) {
   std::vector<std::string> row = plan.key_fields(c);
   row.resize(plan.header.size());
   const auto set = [&](sqb::Col column, const std::string& value) { row[plan.position(column)] = value; };
@@ -210,6 +210,7 @@ std::vector<std::string> run_cell(const Config& config, const Plan& plan, const 
     options.granularity = sqb::Granularity::parse(c.granularity);
     options.seed = c.seed;
     options.weights = data->weights;
+    options.threads = threads;
     options.check_input = false;
     // Quality: one run gives the codebooks and codes the metrics come from (every run is deterministic).
     const sqb::Quantized result = sqb::quantize(*data, *q, options);
@@ -262,6 +263,7 @@ std::vector<std::string> run_cell(const Config& config, const Plan& plan, const 
     for (std::size_t i = 0; i < 3; ++i)
       set(columns[i], f[i]);
   }
+  set(Col::threads, std::to_string(threads));
   set(Col::config_hash, config.hash);
   return row;
 }
@@ -523,12 +525,13 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
   }
   const std::uint64_t memory_estimate = check_memory(
       config, plan, todo, std::min<int>(opt.jobs, static_cast<int>(std::max<std::size_t>(todo.size(), 1))),
-      memory_limits(config));
+      memory_limits(config), opt.threads);
 
   ensure_writable_dir(out);
   RunInfo info;
   info.command = opt.command;
   info.jobs = opt.jobs;
+  info.threads = opt.threads;
   info.shard = std::to_string(opt.shard_index) + "/" + std::to_string(opt.shard_count);
   info.cells_total = mine.size();
   info.cells_resumed = resumed;
@@ -567,7 +570,7 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
       const std::string label = cell_label(plan, cell);
       try {
         progress.started(label);
-        std::vector<std::string> row = run_cell(config, plan, cell, cache, gate);
+        std::vector<std::string> row = run_cell(config, plan, cell, cache, gate, opt.threads);
         appender.append(csv_line(row));
         {
           std::lock_guard lock(rows_mu);

@@ -25,6 +25,7 @@ struct RunOptions {
   bool resume = false;            ///< keep the cells an earlier (interrupted) run of the same config finished
   bool fresh = false;           ///< discard an interrupted run's partial results instead of refusing to start
   int jobs = 1;                 ///< worker threads for quality metrics (timings never overlap other work)
+  int threads = 1;              ///< threads inside each cell's quantize call (its blocks in parallel)
   std::size_t shard_index = 0;  ///< run cells with index % shard_count == shard_index
   std::size_t shard_count = 1;
   std::string command;  ///< the command line, for context.json

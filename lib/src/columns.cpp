@@ -113,6 +113,10 @@ constexpr ColumnInfo kColumns[] = {
     {Col::quantize_s_mad, "quantize_s_mad", K::timing, B::none, "s", "", "",
      "median absolute deviation of quantize_s"},
 
+    {Col::threads, "threads", K::timing, B::none, "threads", "", "",
+     "threads each timed repeat (and the cell's quality run) used: blocks designed and encoded in parallel "
+     "(--threads; the results do not depend on it)"},
+
     {Col::config_hash, "config_hash", K::provenance, B::none, "", "", "",
      "FNV-1a 64 of the config text (--resume and merge check it)", false},
 };

@@ -90,6 +90,7 @@ enum class Col : std::uint16_t {
   quantize_s,
   quantize_s_min,
   quantize_s_mad,
+  threads,
   // provenance
   config_hash,
   count_  ///< not a column: the number of columns
