@@ -128,9 +128,9 @@ CsvTable planned_results(const Config& config, const Plan& plan) {
       const sqb::Col id = plan.columns[col];
       if (id == sqb::Col::config_hash) {
         row.push_back(config.hash);
-      } else if ((id == sqb::Col::wmse && !weighted[c.d]) ||
-                 (sqb::column_info(id).kind == sqb::ColumnKind::figure && !q_fig[c.q].contains(id) &&
-                  !d_fig[c.d].contains(id))) {
+      } else if ((id == sqb::Col::wmse && !weighted[c.d]) || (id == sqb::Col::opt_ratio && !c.opt_ratio) ||
+                 (sqb::column_info(id).kind == sqb::ColumnKind::figure && id != sqb::Col::opt_ratio &&
+                  !q_fig[c.q].contains(id) && !d_fig[c.d].contains(id))) {
         row.push_back("");  // wmse: no importance weights in this cell
       } else {
         row.push_back(placeholder);

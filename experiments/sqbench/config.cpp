@@ -23,9 +23,10 @@ namespace {
 
 constexpr std::size_t kMaxN = 2'000'000'000;  // float32 tensors of up to 8 GB
 
-const std::vector<std::string> kTopKeys = {"name", "description", "repeats", "max_memory"};
-const std::vector<std::string> kSweepKeys = {"quantizer", "distribution", "n",    "k",
-                                             "bits",      "granularity",  "seed", "repeats"};
+const std::vector<std::string> kTopKeys = {"name",       "description", "repeats",
+                                           "max_memory", "opt_ratio",   "opt_ratio_max_n"};
+const std::vector<std::string> kSweepKeys = {"quantizer",   "distribution", "n",       "k",        "bits",
+                                             "granularity", "seed",         "repeats", "opt_ratio"};
 const std::vector<std::string> kTableKeys = {"rows", "cols",       "value", "where", "agg",
                                              "best", "best_along", "title", "digits"};
 const std::vector<std::string> kPlotKeys = {"kind", "x",     "y",         "series", "agg",    "logx",
@@ -301,6 +302,15 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
       const auto v = sqb::parse_integer(s.value);
       if (!v || *v < 1 || *v > 1000) r.fail(s, "'" + s.value + "' must be an integer in 1..1000");
       c.repeats = static_cast<int>(*v);
+    } else if (s.key == "opt_ratio") {
+      c.opt_ratio = parse_bool(r, s);
+    } else if (s.key == "opt_ratio_max_n") {
+      const auto v = sqb::parse_integer(s.value);
+      if (!v || *v < 1 || static_cast<double>(*v) > static_cast<double>(kMaxN)) {
+        r.fail(s, "'" + s.value + "' must be an integer in 1.." + std::to_string(kMaxN) +
+                      " (the largest cell, in values, whose exact optimum is computed)");
+      }
+      c.opt_ratio_max_n = static_cast<std::size_t>(*v);
     } else if (s.key == "max_memory") {
       c.max_memory = parse_bytes(s.value);
       if (!c.max_memory) {
@@ -359,6 +369,9 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
               r.fail(s, e.what());
             }
           }
+        } else if (s.key == "opt_ratio") {
+          if (sw.opt_ratio) r.fail(s, "given more than once");
+          sw.opt_ratio = parse_bool(r, s);
         } else if (s.key == "repeats") {
           const auto v = sqb::parse_integer(s.value);
           if (!v || *v < 1 || *v > 1000 || sw.repeats != 0) {

@@ -2,7 +2,7 @@
 // Experiment configs: INI files tokenised by Boost.program_options' config-file parser, then validated key by
 // key here (so every message can name the file, line, section and key).
 //
-//   name = quick                 top level: name, description, repeats, max_memory
+//   name = quick                 top level: name, description, repeats, max_memory, opt_ratio, opt_ratio_max_n
 //   [sweep] / [sweep.<id>]       one or more sweeps; every combination of a sweep's lists is a cell
 //   [table.<id>]                 tables `sqbench run` renders into tables.md / tables.tex
 //   [plot.<id>]                  plots rendered with gnuplot (PNG + SVG, with their .gp and .dat)
@@ -27,6 +27,7 @@ struct SweepSpec {
   std::vector<std::string> granularities;  ///< canonical text
   std::vector<std::uint64_t> seeds;
   int repeats = 0;  ///< timed repeats for this sweep's cells; 0 = the top-level `repeats`
+  std::optional<bool> opt_ratio;  ///< `opt_ratio = 1|0` for this sweep; unset: the top-level setting
 };
 
 /// A `column=value` filter on result rows.
@@ -72,6 +73,10 @@ struct Config {
   std::string name;            ///< `name =`, default: the file's stem
   std::string description;
   int repeats = 3;  ///< timed repeats after one warm-up
+  /// `opt_ratio = 1`: every cell also reports its MSE over the exact optimum of a K-level codebook per block
+  /// (sqb::optimal_mse), unless its sweep says opt_ratio = 0, for cells of at most `opt_ratio_max_n` values.
+  bool opt_ratio = false;
+  std::size_t opt_ratio_max_n = std::size_t{1} << 24;
   /// `max_memory =`: the bytes the cells of a run may use at once (replaces the machine's available memory
   /// in the check before any work; the address-space and cgroup limits still apply). Unset: not given.
   std::optional<std::uint64_t> max_memory;

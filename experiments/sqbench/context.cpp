@@ -128,8 +128,10 @@ std::string timing_policy(int jobs, int threads, int repeats) {
   return "fit, encode and decode of the whole tensor, each timed separately with std::chrono::steady_clock; "
          "one "
          "untimed warm-up, then " +
-         std::to_string(repeats) + " timed repeats summarised as median, min and MAD (median absolute deviation); " +
-         (threads > 1 ? "each cell's blocks designed, encoded and decoded on " + std::to_string(threads) + " threads; "
+         std::to_string(repeats) +
+         " timed repeats summarised as median, min and MAD (median absolute deviation); " +
+         (threads > 1 ? "each cell's blocks designed, encoded and decoded on " + std::to_string(threads) +
+                            " threads; "
                       : std::string("single-threaded kernels; ")) +
          (jobs > 1
               ? "quality metrics ran on " + std::to_string(jobs) +

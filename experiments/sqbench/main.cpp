@@ -1,7 +1,7 @@
 // sqbench: the command-line front end. Exit status: 0 success, 2 bad usage/config/input, 1 internal error.
 
-#include <boost/program_options.hpp>
 #include <algorithm>
+#include <boost/program_options.hpp>
 #include <cstdlib>
 #include <iostream>
 #include <map>

@@ -120,7 +120,15 @@ Plan make_plan(const Config& config) {
           for (const std::size_t qi : qs) {
             for (const std::size_t k : sw.k) {
               for (const std::string& g : sw.granularities) {
-                const Cell cell{qi, di, n, k, g, seed, sw.id, sw.repeats > 0 ? sw.repeats : config.repeats};
+                const Cell cell{qi,
+                                di,
+                                n,
+                                k,
+                                g,
+                                seed,
+                                sw.id,
+                                sw.repeats > 0 ? sw.repeats : config.repeats,
+                                sw.opt_ratio.value_or(config.opt_ratio)};
                 if (!not_applicable[{qi, k}].empty()) {
                   ++plan.skipped[not_applicable[{qi, k}]];
                   continue;
@@ -142,6 +150,7 @@ Plan make_plan(const Config& config) {
   const auto declare = [&](const std::vector<sqb::Col>& cols) { figures.insert(cols.begin(), cols.end()); };
   std::set<std::size_t> used_q, used_d;
   for (const Cell& c : plan.cells) {
+    if (c.opt_ratio) figures.insert(sqb::Col::opt_ratio);
     if (used_q.insert(c.q).second) {
       const auto q = sqb::make_quantizer(plan.quantizers[c.q], {c.k, 0});
       if (const auto* f = sqb::part_of<sqb::ReportsFigures>(*q)) declare(f->figure_columns());

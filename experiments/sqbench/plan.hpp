@@ -22,6 +22,7 @@ struct Cell {
   std::uint64_t seed = 0;
   std::string sweep;  ///< the sweep's id ("" for [sweep])
   int repeats = 1;    ///< timed repeats
+  bool opt_ratio = false;  ///< report mse / the exact optimum (the sweep's or the config's opt_ratio)
 };
 
 struct Plan {

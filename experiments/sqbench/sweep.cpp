@@ -190,7 +190,7 @@ std::vector<std::string> timing_fields(const std::vector<double>& t) {
 // --------------------------------------------------------------------------------------------------
 
 std::vector<std::string> run_cell(const Config& config, const Plan& plan, const Cell& c, DataCache& cache,
-                                  Gate& gate, int threads) {
+                                  Gate& gate, int threads, std::atomic<std::size_t>& opt_ratio_skipped) {
   std::vector<std::string> row = plan.key_fields(c);
   row.resize(plan.header.size());
   const auto set = [&](sqb::Col column, const std::string& value) { row[plan.position(column)] = value; };
@@ -217,6 +217,16 @@ std::vector<std::string> run_cell(const Config& config, const Plan& plan, const 
     for (const sqb::Figure& f : result.metric_columns())
       set(f.column,
           std::isnan(f.value) ? "" : format_number(f.value, f.column == sqb::Col::converged ? 4 : 10));
+    if (c.opt_ratio) {
+      if (data->size() > config.opt_ratio_max_n) {
+        ++opt_ratio_skipped;  // left empty; the run says so at the end
+      } else {
+        const double optimum = sqb::optimal_mse(*data, c.k, options);
+        const double measured = options.weights.empty() ? result.metrics.mse : result.metrics.wmse;
+        const double ratio = optimum > 0 ? measured / optimum : (measured == 0 ? 1.0 : INFINITY);
+        set(sqb::Col::opt_ratio, std::isnan(ratio) ? "" : format_number(ratio));
+      }
+    }
     const sqb::Source& source = *plan.sources[c.d];
     if (const auto* d = sqb::part_of<sqb::DescribesData>(source)) put(d->data_columns(), d->describe_data());
     if (const auto* e = sqb::part_of<sqb::EvaluatesResult>(source)) {
@@ -560,6 +570,7 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
   Gate gate;
   std::mutex rows_mu;
   std::atomic<std::size_t> next{0};
+  std::atomic<std::size_t> opt_ratio_skipped{0};
   std::exception_ptr failure;
   std::mutex failure_mu;
   const auto worker = [&] {
@@ -570,7 +581,8 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
       const std::string label = cell_label(plan, cell);
       try {
         progress.started(label);
-        std::vector<std::string> row = run_cell(config, plan, cell, cache, gate, opt.threads);
+        std::vector<std::string> row =
+            run_cell(config, plan, cell, cache, gate, opt.threads, opt_ratio_skipped);
         appender.append(csv_line(row));
         {
           std::lock_guard lock(rows_mu);
@@ -595,6 +607,12 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
     th.join();
   progress.done();
 
+  if (opt_ratio_skipped > 0) {
+    std::cerr << "sqbench: note: opt_ratio is empty for " << opt_ratio_skipped << " cell"
+              << (opt_ratio_skipped == 1 ? "" : "s")
+              << " larger than opt_ratio_max_n = " << config.opt_ratio_max_n
+              << " values (raise it in the config to compute their exact optimum)\n";
+  }
   info.cells_done = rows.size();
   info.memory_estimate_bytes = memory_estimate;
   info.peak_resident_bytes = peak_resident_bytes();

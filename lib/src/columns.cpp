@@ -48,6 +48,9 @@ constexpr ColumnInfo kColumns[] = {
      "fraction of blocks whose iterative design converged (1 for closed-form codebooks; lloyd_max: residual "
      "<= 1e-12)"},
 
+    {Col::opt_ratio, "opt_ratio", K::figure, B::lower, "", "MSE / optimal MSE", "",
+     "the cell's mse (its wmse when the source gives weights) / the exact least MSE of any K-level codebook "
+     "per block on the same blocks (1 = optimal); asked for with opt_ratio = 1, empty above opt_ratio_max_n"},
     {Col::exp_entropy_bits, "exp_entropy_bits", K::figure, B::lower, "bits/element", "", "",
      "phi_log: empirical entropy of the exponent stream per element (after clipping and sharing; the zero "
      "level is one more symbol)"},

@@ -12,7 +12,9 @@
 #include <string>
 #include <thread>
 
+#include "detail/kmeans_dp.hpp"
 #include "detail/measure.hpp"
+#include "detail/parallel.hpp"
 #include "sqb/error.hpp"
 #include "sqb/registry.hpp"
 
@@ -75,49 +77,6 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-int resolve_threads(int threads) {
-  if (threads < 0) throw Error("threads = " + std::to_string(threads) + " must be >= 0 (0 = every core)");
-  if (threads == 0) return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  return threads;
-}
-
-// Runs f(i) for i in [0, n) on up to `threads` threads (the caller's among them). Items are taken in index
-// order from a shared counter; which thread runs an item never affects its result. If items throw, the
-// exception of the lowest failing index is rethrown (so the error a user sees does not depend on timing).
-template <class F>
-void parallel_for(std::size_t n, int threads, F&& f) {
-  const std::size_t workers = std::min<std::size_t>(static_cast<std::size_t>(threads), n);
-  if (workers <= 1) {
-    for (std::size_t i = 0; i < n; ++i)
-      f(i);
-    return;
-  }
-  std::atomic<std::size_t> next{0};
-  std::atomic<std::size_t> first_failed{n};
-  std::vector<std::exception_ptr> errors(n);
-  const auto work = [&] {
-    for (std::size_t i = next++; i < n; i = next++) {
-      if (i > first_failed.load()) continue;  // a lower item failed: the rest cannot change the outcome
-      try {
-        f(i);
-      } catch (...) {
-        errors[i] = std::current_exception();
-        std::size_t cur = first_failed.load();
-        while (i < cur && !first_failed.compare_exchange_weak(cur, i)) {
-        }
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  pool.reserve(workers - 1);
-  for (std::size_t t = 1; t < workers; ++t)
-    pool.emplace_back(work);
-  work();
-  for (std::thread& t : pool)
-    t.join();
-  if (const std::size_t i = first_failed.load(); i < n) std::rethrow_exception(errors[i]);
-}
-
 // Element ranges for the elementwise stages: whole blocks, with blocks longer than kChunk split so that one
 // big block (granularity=tensor) still spreads over the threads. Only used with threads > 1.
 constexpr std::size_t kChunk = std::size_t{1} << 16;
@@ -163,7 +122,7 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& o, Q
   } else if (x.size() == 0 || (!o.weights.empty() && o.weights.size() != x.size())) {
     throw Error("quantize: empty tensor, or weights of another size than the data");
   }
-  const int threads = resolve_threads(o.threads);
+  const int threads = detail::resolve_threads(o.threads);
   const std::size_t k = q.code_count();
 
   if (o.reuse_design &&
@@ -187,7 +146,7 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& o, Q
   // Fit: one design per block, each from its own seed, so the order blocks are designed in never matters.
   auto t0 = Clock::now();
   if (!o.reuse_design) out.designs.resize(nb);
-  parallel_for(o.reuse_design ? 0 : nb, threads, [&](std::size_t i) {
+  detail::parallel_for(o.reuse_design ? 0 : nb, threads, [&](std::size_t i) {
     const Block& b = out.blocks[i];
     const std::span<const float> w =
         o.weights.empty() ? std::span<const float>() : o.weights.subspan(b.offset, b.length);
@@ -214,13 +173,13 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& o, Q
   const RefinesCodes* refiner = part_of<RefinesCodes>(q);
   t0 = Clock::now();
   out.codes.visit([&](auto codes) {
-    parallel_for(ranges.size(), threads, [&](std::size_t r) {
+    detail::parallel_for(ranges.size(), threads, [&](std::size_t r) {
       const Range& g = ranges[r];
       encode(out.designs[g.block].codebook, x.values.subspan(g.begin, g.length),
              codes.subspan(g.begin, g.length));
     });
     if (refiner) {
-      parallel_for(nb, threads, [&](std::size_t i) {
+      detail::parallel_for(nb, threads, [&](std::size_t i) {
         const Block& b = out.blocks[i];
         refiner->refine_codes(x.values.subspan(b.offset, b.length), out.designs[i].codebook,
                               {b.offset, x.cols}, CodeSpan(codes.subspan(b.offset, b.length)));
@@ -233,7 +192,7 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& o, Q
   out.decoded.resize(x.size());
   t0 = Clock::now();
   out.codes.visit([&](auto codes) {
-    parallel_for(ranges.size(), threads, [&](std::size_t r) {
+    detail::parallel_for(ranges.size(), threads, [&](std::size_t r) {
       const Range& g = ranges[r];
       decode(out.designs[g.block].codebook, codes.subspan(g.begin, g.length),
              std::span<float>(out.decoded).subspan(g.begin, g.length));
@@ -254,6 +213,27 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& o, Q
     for (std::size_t i = 0; i < cols.size(); ++i)
       out.figures.push_back({cols[i], values[i]});
   }
+}
+
+double optimal_mse(TensorView x, std::size_t k, const QuantizeOptions& o) {
+  if (o.check_input) check_input(x, o.weights);
+  if (k < 1 || k > 65536) throw Error("optimal_mse: K = " + std::to_string(k) + " is outside 1..65536");
+  const std::vector<Block> blocks = make_blocks(x.rows, x.cols, o.granularity);
+  std::vector<double> sse(blocks.size());
+  detail::parallel_for(blocks.size(), detail::resolve_threads(o.threads), [&](std::size_t i) {
+    const Block& b = blocks[i];
+    sse[i] = detail::optimal_sse(
+        x.values.subspan(b.offset, b.length),
+        o.weights.empty() ? std::span<const float>() : o.weights.subspan(b.offset, b.length), k);
+  });
+  double total = 0;
+  for (const double v : sse)
+    total += v;
+  if (o.weights.empty()) return total / static_cast<double>(x.size());
+  double wsum = 0;
+  for (const float w : o.weights)
+    wsum += w;
+  return wsum > 0 ? total / wsum : std::numeric_limits<double>::quiet_NaN();
 }
 
 Quantized quantize(TensorView x, const Quantizer& q, const QuantizeOptions& options) {

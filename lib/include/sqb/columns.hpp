@@ -54,6 +54,8 @@ enum class Col : std::uint16_t {
   wmse,
   iterations,
   converged,
+  // figures: distance from the best possible codebook
+  opt_ratio,
   // figures: phi_log's exponent stream
   exp_entropy_bits,
   exp_storage_bits,

@@ -95,6 +95,14 @@ Quantized quantize(TensorView x, const Quantizer& q, const QuantizeOptions& opti
 void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& options, Quantized& out,
                    StageTimes* times = nullptr);
 
+/// The least MSE any codebook of K levels per block can reach on x at options.granularity: 1-D k-means solved
+/// exactly in every block (kmeans_optimal's programme, on the distinct values; Lagrangian search over the
+/// number of clusters, Gronlund et al. 2017). With options.weights it is the least weighted MSE,
+/// sum w (x - c)^2 / sum w (NaN when every weight is 0). Blocks run on options.threads threads. What a
+/// result's mse (or wmse) is divided by for the opt_ratio column. Throws Error like quantize for bad data,
+/// weights or K.
+double optimal_mse(TensorView x, std::size_t k, const QuantizeOptions& options = {});
+
 /// K = 2^bits for bits = 1..16; throws Error naming `bits` otherwise.
 std::size_t codes_for_bits(int bits);
 
