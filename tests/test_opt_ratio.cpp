@@ -85,3 +85,23 @@ k = 16
                  .output,
              Catch::Contains("key 'opt_ratio'") && Catch::Contains("1|0|true|false|yes|no"));
 }
+
+TEST_CASE("kmeans and kmeans_optimal honour the call's weights; weighted=0 ignores them", "[opt_ratio][weights]") {
+  const sqb::Tensor t = sqbtest::tensor(3, 2000, 52);
+  std::vector<float> w(t.size());
+  for (std::size_t i = 0; i < w.size(); ++i)
+    w[i] = std::exp(t.values[i]);  // importance rising with x
+  const sqb::QuantizeOptions plain{.granularity = sqb::Granularity::parse("channel"), .seed = 4};
+  sqb::QuantizeOptions weighted = plain;
+  weighted.weights = w;
+  for (const char* spec : {"kmeans", "kmeans algo=naive init=greedy", "kmeans_optimal"}) {
+    INFO(spec);
+    const sqb::Quantized a = sqb::quantize(t, spec, 8, weighted);
+    const sqb::Quantized b = sqb::quantize(t, std::string(spec) + " weighted=0", 8, weighted);
+    const sqb::Quantized c = sqb::quantize(t, spec, 8, plain);
+    CHECK(b.decoded == c.decoded);  // weighted=0: the weights only enter the wmse column
+    CHECK(a.metrics.wmse < b.metrics.wmse);
+    CHECK(a.metrics.mse > b.metrics.mse);
+    CHECK(std::isnan(c.metrics.wmse));
+  }
+}

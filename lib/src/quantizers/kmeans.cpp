@@ -24,7 +24,8 @@ enum class Algo { sorted, naive };
 
 class KMeans final : public Quantizer {
  public:
-  KMeans(std::size_t k, Init init, Algo algo, detail::LloydOptions opt, bool fixed_seed, std::uint64_t seed)
+  KMeans(std::size_t k, Init init, Algo algo, detail::LloydOptions opt, bool fixed_seed, std::uint64_t seed,
+         bool weighted)
       // A sorted copy (4 B), three prefix sums (24), k-means++'s segment tree (up to 32), naive's labels (4).
       : Quantizer(k, learned_side(k), 64),
         k_(k),
@@ -32,9 +33,12 @@ class KMeans final : public Quantizer {
         algo_(algo),
         opt_(opt),
         fixed_seed_(fixed_seed),
-        seed_(seed) {}
+        seed_(seed),
+        weighted_(weighted) {}
 
-  BlockDesign design(std::span<const float> block, const BlockInfo& info) const override {
+  BlockDesign design(std::span<const float> block, const BlockInfo& info_in) const override {
+    BlockInfo info = info_in;
+    info.weights = used_weights(weighted_, info.weights);
     // Every initialisation works on a sorted copy (also for algo=naive, whose timing therefore includes one
     // O(N log N) sort; its O(N K) iterations dominate).
     // Importance weights (when given) enter every step: weighted prefix sums, weighted k-means++ (w D^2),
@@ -79,6 +83,7 @@ class KMeans final : public Quantizer {
   detail::LloydOptions opt_;
   bool fixed_seed_;
   std::uint64_t seed_;
+  bool weighted_;
 };
 
 }  // namespace
@@ -121,6 +126,7 @@ std::span<const ParamSpec> kmeans_params() {
        false,
        {},
        "k-means++ seed, mixed with the block index (default: the cell's seed)"},
+      weighted_param(),
   };
   return params;
 }
@@ -136,7 +142,7 @@ std::unique_ptr<Quantizer> make_kmeans(const Params& p, const BuildContext& ctx)
   const detail::LloydOptions opt{static_cast<int>(p.integer("max_iter")), p.real("tol")};
   const bool fixed_seed = p.has("seed");
   const std::uint64_t seed = fixed_seed ? static_cast<std::uint64_t>(p.integer("seed")) : ctx.seed;
-  return std::make_unique<KMeans>(ctx.k, init, algo, opt, fixed_seed, seed);
+  return std::make_unique<KMeans>(ctx.k, init, algo, opt, fixed_seed, seed, p.integer("weighted") == 1);
 }
 
 }  // namespace sqb::quantizers

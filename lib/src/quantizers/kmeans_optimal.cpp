@@ -24,16 +24,17 @@ constexpr double kSortedBytesPerValue = 44;
 
 class KMeansOptimal final : public Quantizer, public LimitsBlocks {
  public:
-  KMeansOptimal(std::size_t k, double max_table_gib)
+  KMeansOptimal(std::size_t k, double max_table_gib, bool weighted)
       : Quantizer(k, learned_side(k), kSortedBytesPerValue + detail::kmeans_optimal_dp_bytes(1) / 2),
         k_(k),
-        max_table_gib_(max_table_gib) {}
+        max_table_gib_(max_table_gib),
+        weighted_(weighted) {}
 
   // Before any data is seen the distinct values can only be bounded by the block length.
   void check_block(std::size_t length) const override { check_distinct(length, length); }
 
   BlockDesign design(std::span<const float> block, const BlockInfo& info) const override {
-    const detail::SortedBlock sorted(block, info.weights);
+    const detail::SortedBlock sorted(block, used_weights(weighted_, info.weights));
     BlockDesign d;
     if (const std::vector<double> exact = sorted.levels_if_few_distinct(k_); !exact.empty()) {
       d.codebook = Codebook::nearest(exact);
@@ -57,6 +58,7 @@ class KMeansOptimal final : public Quantizer, public LimitsBlocks {
 
   std::size_t k_;
   double max_table_gib_;
+  bool weighted_;
 };
 
 }  // namespace
@@ -72,12 +74,13 @@ std::span<const ParamSpec> kmeans_optimal_params() {
        {},
        "refuse blocks whose programme would need more than this many GiB of working memory (about 72 bytes "
        "per distinct value, whatever K)"},
+      weighted_param(),
   };
   return params;
 }
 
 std::unique_ptr<Quantizer> make_kmeans_optimal(const Params& p, const BuildContext& ctx) {
-  return std::make_unique<KMeansOptimal>(ctx.k, p.real("max_table_gib"));
+  return std::make_unique<KMeansOptimal>(ctx.k, p.real("max_table_gib"), p.integer("weighted") == 1);
 }
 
 }  // namespace sqb::quantizers

@@ -10,6 +10,18 @@
 
 namespace sqb::quantizers {
 
+/// The `weighted` parameter of the strategies that honour importance weights (kmeans, kmeans_optimal).
+inline ParamSpec weighted_param() {
+  return {"weighted", ParamSpec::Kind::integer, "1", 0, 1, false, {},
+          "1: minimise the importance-weighted error when the data has weights; 0: ignore them (the plain "
+          "objective, for a weighted-vs-unweighted comparison on the same data)"};
+}
+
+/// The block's weights, or none when the strategy was told to ignore them.
+inline std::span<const float> used_weights(bool weighted, std::span<const float> w) {
+  return weighted ? w : std::span<const float>();
+}
+
 /// What a learned codebook stores per block: its K levels.
 inline SideValues learned_side(std::size_t k) {
   return {k, "the K levels (float32, ascending)"};
