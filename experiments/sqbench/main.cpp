@@ -74,15 +74,19 @@ void print_params(std::span<const sqb::ParamSpec> params) {
   }
 }
 
-int cmd_list(const std::vector<std::string>& args) {
-  po::options_description desc("sqbench list: the quantizer and distribution registries");
+// A subcommand that takes no options but --help: true when it should run (false: the help was printed).
+bool no_options(const std::vector<std::string>& args, const char* title) {
+  po::options_description desc(title);
   desc.add_options()("help,h", "this help");
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(desc).run(), vm);
-  if (vm.count("help")) {
-    std::cout << desc;
-    return 0;
-  }
+  if (!vm.count("help")) return true;
+  std::cout << desc;
+  return false;
+}
+
+int cmd_list(const std::vector<std::string>& args) {
+  if (!no_options(args, "sqbench list: the quantizer and distribution registries")) return 0;
   std::cout << "Quantizers (spec: name key=value ...; K comes from the sweep's k or bits):\n";
   for (const sqb::QuantizerEntry& e : sqb::quantizer_registry()) {
     std::cout << "\n  " << e.name << " - " << e.description << "\n      levels: " << e.levels << "\n";
@@ -304,14 +308,7 @@ int cmd_render(const std::vector<std::string>& args) {
 }
 
 int cmd_columns(const std::vector<std::string>& args) {
-  po::options_description desc("sqbench columns: the result-column schema, as a markdown table");
-  desc.add_options()("help,h", "this help");
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(desc).run(), vm);
-  if (vm.count("help")) {
-    std::cout << desc;
-    return 0;
-  }
+  if (!no_options(args, "sqbench columns: the result-column schema, as a markdown table")) return 0;
   std::cout << sqb::column_table_markdown();
   return 0;
 }
