@@ -59,18 +59,41 @@ float float_at_or_below(double b);
 
 /// Encodes x.size() values into out (same size) with the rule above. Index must hold K-1.
 /// Throws Error on size mismatch or when K does not fit the index type.
+///
+/// The kernels are SIMD (Google Highway), compiled for every target of the architecture (AVX-512, AVX2, SSE4,
+/// SSSE3, NEON, ... and a portable fallback) and chosen at run time by the CPU; the result is the same bit
+/// for bit on every target. Speed (lib/src/encode_simd.cpp picks by a cost model): K <= 17 compares every
+/// value with every threshold; larger K look up a window of thresholds in a uniform grid over [t_0, t_{K-2}]
+/// and finish with a binary search over it (a plain binary search when the thresholds are too unevenly
+/// spread for a grid to pay). Figures: experiments/microbench (encode/...).
 void encode(const Codebook& cb, std::span<const float> x, std::span<std::uint8_t> out);
 void encode(const Codebook& cb, std::span<const float> x, std::span<std::uint16_t> out);
 
-/// out[i] = levels[codes[i]]. Throws Error on size mismatch or a code >= K (naming its position).
+/// Bit layouts of 16-bit inputs: IEEE 754 binary16 (1 sign, 5 exponent, 10 mantissa bits) and bfloat16 (the
+/// top half of a float32).
+enum class HalfFormat { float16, bfloat16 };
+
+/// Encodes 16-bit floats given as bit patterns: out[i] == the encode() of bits[i] converted exactly to
+/// float32, bit for bit (every half value is a float32), for every pattern (NaN patterns get 0, infinities
+/// the end indices). Throws Error like encode().
+///
+/// For long inputs this builds the full table (bit pattern -> code, 65,536 entries, by one encode() of all
+/// patterns) and then costs one table load per value, whatever K and however the levels are spread; short
+/// inputs are converted and encoded directly. half_table_pays(K, n) says which: the table is built when
+/// K > kHalfTableMinLevels (below that the compare-everything encoder is about as fast as the table lookup)
+/// and n >= kHalfTableMinValues (the table costs about as much as encoding that many values).
+void encode_half(const Codebook& cb, std::span<const std::uint16_t> bits, HalfFormat format,
+                 std::span<std::uint8_t> out);
+void encode_half(const Codebook& cb, std::span<const std::uint16_t> bits, HalfFormat format,
+                 std::span<std::uint16_t> out);
+inline constexpr std::size_t kHalfTableMinLevels = 17;
+inline constexpr std::size_t kHalfTableMinValues = std::size_t{1} << 17;
+bool half_table_pays(std::size_t k, std::size_t n);
+
+/// out[i] = levels[codes[i]]. Throws Error on size mismatch or a code >= K (naming its position; out is then
+/// partly written).
 void decode(const Codebook& cb, std::span<const std::uint8_t> codes, std::span<float> out);
 void decode(const Codebook& cb, std::span<const std::uint16_t> codes, std::span<float> out);
-
-/// The slow, obviously correct reference for the nearest-level rule, against which the fast encoder is
-/// tested: scans all levels computing |x - l| in double; a tie between distinct levels (x on their midpoint)
-/// keeps the lower one; among equal levels x goes to the first of them when x <= level and to the last when x
-/// > level (what the threshold search does). Only meaningful for midpoint codebooks.
-std::size_t nearest_level_reference(std::span<const float> levels, float x);
 
 /// Convenience: indices of the nearest of `centroids` (sorted ascending, 1..65536 of them) for every value.
 std::vector<std::uint16_t> nearest_centroid_indices(std::span<const float> values,
