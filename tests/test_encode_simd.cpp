@@ -388,13 +388,6 @@ TEST_CASE("encode_half equals encode of the converted values for all 65,536 patt
       values.push_back(v);
     }
     CHECK(conversion_mismatches == 0);
-    // Three times over (reversed the second time), so that the long input builds the table.
-    std::vector<std::uint16_t> many = bits;
-    many.insert(many.end(), bits.rbegin(), bits.rend());
-    many.insert(many.end(), bits.begin(), bits.end());
-    std::vector<float> many_values = values;
-    many_values.insert(many_values.end(), values.rbegin(), values.rend());
-    many_values.insert(many_values.end(), values.begin(), values.end());
     const double scale = is16 ? 1.0 : 1e3;  // bfloat16 covers float32's range: spread the levels wider too
     for (const std::size_t k : {2, 16, 17, 256, 4096, 65536}) {
       std::vector<float> levels = shaped_levels(k > 256 ? "random" : "cosine", k, k);
@@ -402,30 +395,35 @@ TEST_CASE("encode_half equals encode of the converted values for all 65,536 patt
         l = static_cast<float>(l * scale);
       const Codebook cb = Codebook::nearest(levels);
       const std::vector<float> t(cb.thresholds().begin(), cb.thresholds().end());
-      const auto expect = count_below_all(t, many_values);
+      const auto expect = count_below_all(t, values);
       INFO((is16 ? "float16" : "bfloat16") << " K=" << k);
-      const auto check = [&](const std::vector<std::uint16_t>& in, std::size_t count) {
-        const std::span<const std::uint16_t> s(in.data(), count);
-        INFO("n=" << count << (sqb::half_table_pays(k, count) ? " (table)" : " (direct)"));
-        std::vector<std::uint16_t> out(count);
-        sqb::encode_half(cb, s, format, std::span<std::uint16_t>(out));
-        std::vector<std::uint16_t> direct(count);
-        sqb::encode(cb, std::span<const float>(many_values.data(), count), std::span<std::uint16_t>(direct));
-        CHECK(out == direct);
-        CHECK(mismatches(std::vector<std::size_t>(out.begin(), out.end()),
-                         std::vector<std::size_t>(expect.begin(), expect.begin() + count)) == 0);
+      for (const auto path : {sqb::detail::HalfPath::table, sqb::detail::HalfPath::direct}) {
+        INFO((path == sqb::detail::HalfPath::table ? "table" : "direct"));
+        std::vector<std::uint16_t> out(bits.size());
+        sqb::detail::encode_half_bits(t, bits, !is16, path, std::span<std::uint16_t>(out));
+        CHECK(mismatches(std::vector<std::size_t>(out.begin(), out.end()), expect) == 0);
         if (k <= 256) {
-          std::vector<std::uint8_t> narrow(count);
-          sqb::encode_half(cb, s, format, std::span<std::uint8_t>(narrow));
+          std::vector<std::uint8_t> narrow(bits.size());
+          sqb::detail::encode_half_bits(t, bits, !is16, path, std::span<std::uint8_t>(narrow));
           CHECK(std::equal(narrow.begin(), narrow.end(), out.begin()));
         }
-      };
-      check(many, many.size());  // the table when K > kHalfTableMinLevels
-      check(many, bits.size());  // all patterns once: converted and encoded directly
-      CHECK(sqb::half_table_pays(k, many.size()) == (k > sqb::kHalfTableMinLevels));
-      CHECK_FALSE(sqb::half_table_pays(k, bits.size()));
+      }
+      // The public call (either path) equals encode() of the converted values.
+      std::vector<std::uint16_t> out(bits.size()), direct(bits.size());
+      sqb::encode_half(cb, bits, format, std::span<std::uint16_t>(out));
+      sqb::encode(cb, values, std::span<std::uint16_t>(direct));
+      CHECK(out == direct);
     }
   }
+  // The documented choice.
+  CHECK_FALSE(sqb::half_table_pays(2, std::size_t{1} << 30));
+  CHECK_FALSE(sqb::half_table_pays(64, std::size_t{1} << 30));
+  CHECK_FALSE(sqb::half_table_pays(65, (std::size_t{1} << 18) - 1));
+  CHECK(sqb::half_table_pays(65, std::size_t{1} << 18));
+  CHECK(sqb::half_table_pays(256, std::size_t{1} << 18));
+  CHECK_FALSE(sqb::half_table_pays(257, (std::size_t{1} << 17) - 1));
+  CHECK(sqb::half_table_pays(257, std::size_t{1} << 17));
+  CHECK(sqb::half_table_pays(65536, std::size_t{1} << 17));
   // NaN patterns get 0, like encode().
   const Codebook cb = Codebook::nearest(std::vector<float>{-1.0f, 0.0f, 1.0f});
   const std::vector<std::uint16_t> nans = {0x7e00, 0xfe00, 0x7c01, 0x7fc0};
@@ -442,7 +440,8 @@ TEST_CASE("encode_half equals encode of the converted values for all 65,536 patt
 
 TEST_CASE("encode_half on every SIMD target: the table and the direct path", "[encode]") {
   const Codebook cb = Codebook::nearest(shaped_levels("geometric", 256, 2));
-  std::vector<std::uint16_t> bits(sqb::kHalfTableMinValues + 13);
+  const std::vector<float> t(cb.thresholds().begin(), cb.thresholds().end());
+  std::vector<std::uint16_t> bits(70001);
   std::mt19937 rng(5);
   for (auto& b : bits) {
     do {
@@ -451,25 +450,24 @@ TEST_CASE("encode_half on every SIMD target: the table and the direct path", "[e
   }
   std::vector<float> values(bits.size());
   for (std::size_t i = 0; i < bits.size(); ++i)
-    values[i] = sqb::detail::float16_to_float(bits[i]);
-  const auto expect =
-      count_below_all(std::vector<float>(cb.thresholds().begin(), cb.thresholds().end()), values);
-  REQUIRE(sqb::half_table_pays(cb.size(), bits.size()));
-  REQUIRE_FALSE(sqb::half_table_pays(cb.size(), bits.size() - 20));
+    values[i] = f16(bits[i]);
+  const auto expect = count_below_all(t, values);
   on_every_target([&](const std::string&) {
-    // the table, then the direct conversion with an odd length
-    for (const std::size_t n : {bits.size(), bits.size() - 20}) {
-      std::vector<std::uint8_t> out(n);
-      sqb::encode_half(cb, std::span<const std::uint16_t>(bits).first(n), sqb::HalfFormat::float16,
-                       std::span<std::uint8_t>(out));
-      CHECK(mismatches(std::vector<std::size_t>(out.begin(), out.end()),
-                       std::vector<std::size_t>(expect.begin(), expect.begin() + n)) == 0);
+    for (const auto path : {sqb::detail::HalfPath::table, sqb::detail::HalfPath::direct}) {
+      for (const std::size_t offset : {std::size_t{0}, std::size_t{1}}) {
+        const auto in = std::span<const std::uint16_t>(bits).subspan(offset);
+        std::vector<std::uint8_t> out(in.size());
+        sqb::detail::encode_half_bits(t, in, false, path, std::span<std::uint8_t>(out));
+        INFO((path == sqb::detail::HalfPath::table ? "table" : "direct") << " offset " << offset);
+        CHECK(mismatches(std::vector<std::size_t>(out.begin(), out.end()),
+                         std::vector<std::size_t>(expect.begin() + offset, expect.end())) == 0);
+      }
     }
   });
 }
 
 TEST_CASE("decode on every SIMD target: levels[code], and the first bad code's position", "[encode]") {
-  const std::size_t k = GENERATE(1, 2, 16, 256, 257, 4096, 65536);
+  const std::size_t k = GENERATE(1, 2, 4, 5, 8, 9, 16, 17, 32, 33, 256, 257, 4096, 65536);
   const Codebook cb = Codebook::nearest(shaped_levels("random", k, k));
   const auto levels = cb.levels();
   std::mt19937_64 rng(k);

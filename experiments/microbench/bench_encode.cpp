@@ -148,10 +148,10 @@ void BM_encode_reference(benchmark::State& state) {
   set_items(state, n);
 }
 
-// encode_half/<format>/k:K/n:N: the same N(0, 1) values truncated to float16 / bfloat16 (bit patterns in).
-// The label says whether the 65,536-entry table was built (half_table_pays) or each value converted and
-// encoded.
-void BM_encode_half(benchmark::State& state, sqb::HalfFormat format) {
+// encode_half/<format>/<path>/k:K/n:N: the same N(0, 1) values truncated to float16 / bfloat16 (bit patterns
+// in), through the 65,536-entry table or converted and encoded directly; encode_half picks by
+// half_table_pays (the label says which it would pick).
+void BM_encode_half(benchmark::State& state, sqb::HalfFormat format, sqb::detail::HalfPath path) {
   const std::size_t k = static_cast<std::size_t>(state.range(0));
   const std::size_t n = static_cast<std::size_t>(state.range(1));
   const auto& x = gaussian(n);
@@ -178,25 +178,29 @@ void BM_encode_half(benchmark::State& state, sqb::HalfFormat format) {
   const sqb::Codebook cb = codebook_for(k, Shape::gaussian);
   std::vector<std::uint16_t> out(n);
   for (auto _ : state) {
-    sqb::encode_half(cb, bits, format, std::span<std::uint16_t>(out));
+    sqb::detail::encode_half_bits(cb.thresholds(), bits, format == sqb::HalfFormat::bfloat16, path,
+                                  std::span<std::uint16_t>(out));
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
   set_items(state, n);
-  state.SetLabel(sqb::detail::active_target() + (sqb::half_table_pays(k, n) ? " table" : " direct"));
+  state.SetLabel(sqb::detail::active_target() +
+                 (sqb::half_table_pays(k, n) ? " (encode_half: table)" : " (encode_half: direct)"));
 }
 
 void register_encode_half() {
   for (const auto& [name, format] :
        {std::pair{"float16", sqb::HalfFormat::float16}, std::pair{"bfloat16", sqb::HalfFormat::bfloat16}}) {
-    auto* b =
-        benchmark::RegisterBenchmark((std::string("encode_half/") + name).c_str(),
-                                     [format = format](benchmark::State& st) { BM_encode_half(st, format); });
-    b->ArgNames({"k", "n"});
-    for (const std::int64_t n :
-         {std::int64_t{1} << 16, std::int64_t{1} << 17, std::int64_t{1} << 20, std::int64_t{1} << 24}) {
-      for (const std::int64_t k : {16, 256, 4096, 65536})
-        b->Args({k, n});
+    for (const auto& [path_name, path] : {std::pair{"table", sqb::detail::HalfPath::table},
+                                          std::pair{"direct", sqb::detail::HalfPath::direct}}) {
+      auto* b = benchmark::RegisterBenchmark(
+          (std::string("encode_half/") + name + "/" + path_name).c_str(),
+          [format = format, path = path](benchmark::State& st) { BM_encode_half(st, format, path); });
+      b->ArgNames({"k", "n"});
+      for (const int log_n : {16, 17, 18, 19, 20, 24}) {
+        for (const std::int64_t k : {16, 64, 256, 4096, 65536})
+          b->Args({k, std::int64_t{1} << log_n});
+      }
     }
   }
 }
@@ -251,7 +255,7 @@ void register_decode() {
   for (auto* b : {u8, scalar, u16})
     b->ArgNames({"k", "n"});
   for (const std::int64_t n : {std::int64_t{1} << 20, std::int64_t{1} << 24}) {
-    for (const std::int64_t k : {16, 256}) {
+    for (const std::int64_t k : {16, 32, 64, 256}) {
       u8->Args({k, n});
       scalar->Args({k, n});
     }

@@ -110,40 +110,13 @@ void decode_impl(const Codebook& cb, std::span<const Index> codes, std::span<flo
   }
 }
 
-// Values converted a chunk at a time when no table is built: small enough to stay in L1 with its codes.
-constexpr std::size_t kHalfChunk = 2048;
-
 template <class Index>
 void encode_half_impl(const Codebook& cb, std::span<const std::uint16_t> bits, HalfFormat format,
                       std::span<Index> out) {
   check_encode<Index>(cb, bits.size(), out.size(), "encode_half");
-  const auto convert = [format](std::span<const std::uint16_t> b, std::span<float> f) {
-    if (format == HalfFormat::float16) {
-      detail::float16_to_float(b, f);
-    } else {
-      detail::bfloat16_to_float(b, f);
-    }
-  };
-  const std::size_t n = bits.size();
-  if (half_table_pays(cb.size(), n)) {
-    std::vector<std::uint16_t> patterns(std::size_t{1} << 16);
-    for (std::size_t b = 0; b < patterns.size(); ++b)
-      patterns[b] = static_cast<std::uint16_t>(b);
-    std::vector<float> values(patterns.size());
-    convert(patterns, values);
-    std::vector<Index> table(patterns.size());
-    detail::encode_thresholds(cb.thresholds(), values, std::span<Index>(table));
-    for (std::size_t i = 0; i < n; ++i)
-      out[i] = table[bits[i]];
-    return;
-  }
-  const detail::ThresholdEncoder encoder(cb.thresholds(), n);
-  float chunk[kHalfChunk];
-  for (std::size_t base = 0; base < n; base += kHalfChunk) {
-    const std::size_t m = std::min(kHalfChunk, n - base);
-    convert(bits.subspan(base, m), std::span<float>(chunk, m));
-    encoder.encode(std::span<const float>(chunk, m), out.subspan(base, m));
-  }
+  detail::encode_half_bits(
+      cb.thresholds(), bits, format == HalfFormat::bfloat16,
+      half_table_pays(cb.size(), bits.size()) ? detail::HalfPath::table : detail::HalfPath::direct, out);
 }
 
 }  // namespace
@@ -162,7 +135,9 @@ void decode(const Codebook& cb, std::span<const std::uint16_t> codes, std::span<
 }
 
 bool half_table_pays(std::size_t k, std::size_t n) {
-  return k > kHalfTableMinLevels && n >= kHalfTableMinValues;
+  // See the header for the measurements behind these thresholds.
+  if (k <= 64) return false;
+  return n >= (k <= 256 ? std::size_t{1} << 18 : std::size_t{1} << 17);
 }
 void encode_half(const Codebook& cb, std::span<const std::uint16_t> bits, HalfFormat format,
                  std::span<std::uint8_t> out) {

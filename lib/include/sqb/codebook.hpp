@@ -78,16 +78,16 @@ enum class HalfFormat { float16, bfloat16 };
 /// the end indices). Throws Error like encode().
 ///
 /// For long inputs this builds the full table (bit pattern -> code, 65,536 entries, by one encode() of all
-/// patterns) and then costs one table load per value, whatever K and however the levels are spread; short
-/// inputs are converted and encoded directly. half_table_pays(K, n) says which: the table is built when
-/// K > kHalfTableMinLevels (below that the compare-everything encoder is about as fast as the table lookup)
-/// and n >= kHalfTableMinValues (the table costs about as much as encoding that many values).
+/// patterns) and then costs one table load per value, whatever K and however the levels are spread; other
+/// inputs are converted (SIMD, exactly) and encoded a chunk at a time. half_table_pays(K, n) says which:
+/// K > 64 and n >= 2^18 when K <= 256, n >= 2^17 when K > 256. Measured with experiments/microbench
+/// (encode_half/...; AVX-512, one thread): the table runs at 2-3.4 G values/s once n >= 2^19 whatever K, the
+/// direct path at 3-5 G/s for K <= 64 (so the table never pays there), about 1.7 G/s for K = 256 (the table
+/// wins from n = 2^18) and 0.1-0.7 G/s for K >= 4096 (the table wins from n = 2^17).
 void encode_half(const Codebook& cb, std::span<const std::uint16_t> bits, HalfFormat format,
                  std::span<std::uint8_t> out);
 void encode_half(const Codebook& cb, std::span<const std::uint16_t> bits, HalfFormat format,
                  std::span<std::uint16_t> out);
-inline constexpr std::size_t kHalfTableMinLevels = 17;
-inline constexpr std::size_t kHalfTableMinValues = std::size_t{1} << 17;
 bool half_table_pays(std::size_t k, std::size_t n);
 
 /// out[i] = levels[codes[i]]. Throws Error on size mismatch or a code >= K (naming its position; out is then

@@ -107,6 +107,15 @@ float bfloat16_to_float(std::uint16_t bits);
 void float16_to_float(std::span<const std::uint16_t> bits, std::span<float> out);
 void bfloat16_to_float(std::span<const std::uint16_t> bits, std::span<float> out);
 
+/// sqb::encode_half's two paths, the same result bit for bit: `table` converts all 65,536 patterns, encodes
+/// them and looks every value up; `direct` converts and encodes a chunk at a time. Sizes must match (not
+/// checked).
+enum class HalfPath { table, direct };
+void encode_half_bits(std::span<const float> t, std::span<const std::uint16_t> bits, bool bfloat16,
+                      HalfPath path, std::span<std::uint8_t> out);
+void encode_half_bits(std::span<const float> t, std::span<const std::uint16_t> bits, bool bfloat16,
+                      HalfPath path, std::span<std::uint16_t> out);
+
 /// Dispatch control, for tests and benchmark labels. A target is one Highway target bit (HWY_AVX2, ...).
 struct SimdTarget {
   std::int64_t bit = 0;
