@@ -488,18 +488,19 @@ HWY_EXPORT(TargetBit);
 
 namespace {
 
-// The cost model: vector operations per vector of N values (N = the target's lanes), from
-// experiments/microbench (encode/...) on AVX-512 and AVX2. A gather costs about 3 N operations (one element
-// per ~1.5 cycles: on the machine measured, 16 gathered floats cost as much as ~50 compares), which is why
-// K <= W^2 uses the register tables instead. The planner's own scalar work counts about one operation per
-// bucket entry or threshold visited.
+// The cost model: vector operations per vector of N values (N = the target's lanes), from forcing each tier
+// on AVX-512, AVX2, SSE4 and the scalar target (K = 2..256, 2^20 values). A gather costs about 4-7 N
+// operations (a gathered element every ~1.5 cycles: on the machine measured, 16 gathered floats cost as
+// much as ~50 compares), which is why K <= W^2 uses the register tables instead. The planner's own scalar
+// work counts about one operation per bucket entry or threshold visited.
 constexpr double kCountPerThreshold = 3;  // compare, mask to vector, subtract
 constexpr double kCountFixed = 4;         // load, narrow, store
 constexpr double kTreePerStep = 4;        // index add, permute, compare, blend
 constexpr double kTreePerBlockTable = 3;  // permute, compare, subtract
 constexpr double kTreeFixed = 6;
 constexpr double kSearchFixed = 8;          // load, bucket arithmetic, narrow, store
-constexpr double kSearchGatherPerLane = 3;  // a gather: this many operations per lane
+constexpr double kSearchGatherPerLane = 5;  // a gather: this many operations per lane (AVX-512 3.6, AVX2 7)
+constexpr double kScalarGather = 40;        // the same on a one-lane target
 constexpr double kSearchPerStep = 3;        // besides its gather: compare, blend, add
 constexpr double kSetupPerBucket = 4;       // the start table sweep
 constexpr double kSetupPerThreshold = 8;    // the pass that sizes every candidate grid's windows
@@ -596,7 +597,8 @@ Plan choose_plan(std::span<const float> t, std::size_t n, const EncodeOptions& o
   const std::size_t nt = t.size();
   const double lanes = static_cast<double>(HWY_DYNAMIC_DISPATCH(Lanes32)());
   const double vectors = std::ceil(static_cast<double>(n) / lanes);
-  const double gather = kSearchGatherPerLane * lanes;
+  // One-lane targets (HWY_SCALAR) emulate everything a lane at a time; their gathers cost far more.
+  const double gather = (lanes > 1 ? kSearchGatherPerLane : kScalarGather) * lanes;
   const auto search_cost = [&](bool lookup, std::size_t steps) {
     return vectors *
            (kSearchFixed + (lookup ? gather : 0) + static_cast<double>(steps) * (gather + kSearchPerStep));
@@ -623,10 +625,14 @@ Plan choose_plan(std::span<const float> t, std::size_t n, const EncodeOptions& o
       break;
   }
 
-  const double count_cost = vectors * (kCountFixed + kCountPerThreshold * static_cast<double>(nt));
+  // tier search with buckets 0: the best search (grid or not), never count or tree.
+  const bool search_only = options.tier == EncodeTier::search;
+  const double count_cost = search_only
+                                ? std::numeric_limits<double>::infinity()
+                                : vectors * (kCountFixed + kCountPerThreshold * static_cast<double>(nt));
   double best_cost = count_cost;
   Plan* best = &count;
-  if (tree.tree.width != 0) {
+  if (tree.tree.width != 0 && !search_only) {
     const double tree_cost =
         vectors * (kTreeFixed + kTreePerStep * static_cast<double>(tree.tree.steps) +
                    kTreePerBlockTable * static_cast<double>((std::size_t{1} << tree.tree.block_shift) - 1)) +
@@ -641,7 +647,7 @@ Plan choose_plan(std::span<const float> t, std::size_t n, const EncodeOptions& o
     best_cost = binary_cost;
     best = &binary;
   }
-  const bool forced_grid = options.tier == EncodeTier::search;
+  const bool forced_grid = search_only && options.buckets > 1;
   // No grid search costs less than a lookup and one step per value.
   if (!forced_grid && best_cost <= search_cost(true, 1)) return std::move(*best);
 
