@@ -152,8 +152,11 @@ std::vector<EncodeOptions> tiers(std::size_t nt) {
   if (nt <= 300) out.push_back({EncodeTier::count, 0});  // correct for any T, but slow beyond that
   if (sqb::detail::tree_fits(nt)) out.push_back({EncodeTier::tree, 0});  // depends on the target's lanes
   const std::size_t base = std::bit_ceil(std::max<std::size_t>(nt, 1));
-  for (const std::size_t b : {std::size_t{2}, base, 4 * base, 64 * base})
-    out.push_back({EncodeTier::search, std::min<std::size_t>(b, std::size_t{1} << 20)});
+  for (const std::size_t b : {std::size_t{2}, base, 4 * base, 64 * base}) {
+    const std::size_t capped = std::min<std::size_t>(b, std::size_t{1} << 18);
+    if (out.back().tier != EncodeTier::search || out.back().buckets != capped)
+      out.push_back({EncodeTier::search, capped});
+  }
   return out;
 }
 
@@ -241,11 +244,12 @@ TEST_CASE("tails and unaligned spans on every SIMD target, nothing written outsi
   on_every_target([&](const std::string&) {
     for (const EncodeOptions& o : tiers(t.size())) {
       INFO(describe(o));
+      const sqb::detail::ThresholdEncoder encoder(t, 70, o);  // planned once, run on every span
       for (std::size_t offset = 0; offset < 4; ++offset) {
         for (std::size_t len = 0; len <= 70; ++len) {
           std::vector<std::uint16_t> out(len + 8, 0xbeef);
-          sqb::detail::encode_thresholds(t, std::span<const float>(x).subspan(offset + 3, len),
-                                         std::span<std::uint16_t>(out).subspan(offset, len), o);
+          encoder.encode(std::span<const float>(x).subspan(offset + 3, len),
+                         std::span<std::uint16_t>(out).subspan(offset, len));
           std::size_t bad = 0;
           for (std::size_t i = 0; i < out.size(); ++i) {
             const bool inside = i >= offset && i < offset + len;
@@ -255,8 +259,8 @@ TEST_CASE("tails and unaligned spans on every SIMD target, nothing written outsi
           CHECK(bad == 0);
           if (k <= 256) {
             std::vector<std::uint8_t> narrow(len + 8, 0xa5);
-            sqb::detail::encode_thresholds(t, std::span<const float>(x).subspan(offset + 1, len),
-                                           std::span<std::uint8_t>(narrow).subspan(offset + 2, len), o);
+            encoder.encode(std::span<const float>(x).subspan(offset + 1, len),
+                           std::span<std::uint8_t>(narrow).subspan(offset + 2, len));
             std::size_t bad8 = 0;
             for (std::size_t i = 0; i < narrow.size(); ++i) {
               const bool inside = i >= offset + 2 && i < offset + 2 + len;

@@ -20,7 +20,7 @@
 #define SQB_ENCODE_SIMD_SHARED
 namespace sqb::detail {
 
-// What the search kernels need; built once per call by the planner below.
+// What the search kernels need; built by ThresholdEncoder from the planner's choice.
 struct SearchParams {
   const float* thresholds = nullptr;           // T thresholds then 2^steps - 1 copies of +inf
   const std::int32_t* window_start = nullptr;  // per bucket; null when there is one bucket (start 0)
@@ -73,7 +73,7 @@ HWY_INLINE void for_each_vector(const float* HWY_RESTRICT x, std::size_t n, Inde
   for (; i + lanes <= n; i += lanes)
     store_counts(kernel(hn::LoadU(df, x + i)), out + i);
   if (i < n) {
-    constexpr std::size_t kMax = HWY_MAX_BYTES / sizeof(float);
+    constexpr std::size_t kMax = hn::MaxLanes(DF());
     HWY_ALIGN float xb[kMax] = {};
     HWY_ALIGN Index ob[kMax];
     std::memcpy(xb, x + i, (n - i) * sizeof(float));
@@ -543,6 +543,7 @@ std::int32_t bucket_of_offset(float d, const Grid& g) {
 //   - t_j < x implies up(t_j) <= x, so c_j <= m: index(x) <= #{j : c_j <= m}.
 // So index(x) lies in [s_m, s_m + #{j : c_j = m}], and S = max_m #{j : c_j = m} bounds every window. NaN has
 // bucket 0 and s_0 = 0, and compares false with every threshold: index 0.
+//
 // start[m] = #{j : c_j < m} from the counts #{j : c_j = m} (an exclusive prefix sum, in place).
 std::vector<std::int32_t> window_starts(std::vector<std::int32_t> counts) {
   std::int32_t below = 0;
