@@ -22,7 +22,7 @@ namespace sqb::detail {
 
 // What the search kernels need; built by ThresholdEncoder from the planner's choice.
 struct SearchParams {
-  const float* thresholds = nullptr;           // T thresholds then 2^steps - 1 copies of +inf
+  const float* thresholds = nullptr;           // every window start + 2^steps - 1 entries are readable
   const std::int32_t* window_start = nullptr;  // per bucket; null when there is one bucket (start 0)
   float t0 = 0, inv_width = 0, top = 0;        // grid_bucket's parameters
   std::int32_t steps = 0;                      // binary-search steps over the window
@@ -652,17 +652,18 @@ Plan choose_plan(std::span<const float> t, std::size_t n, const EncodeOptions& o
   // No grid search costs less than a lookup and one step per value.
   if (!forced_grid && best_cost <= search_cost(true, 1)) return std::move(*best);
 
-  // up(t_j) - t0: grid_bucket(up(t_j)) = bucket_of_offset(this, grid).
-  std::vector<float> up_offsets(nt);
-  for (std::size_t j = 0; j < nt; ++j)
-    up_offsets[j] = next_up(t[j]) - t.front();
+  // c_j = grid_bucket(up(t_j)) = bucket_of_offset(up(t_j) - t0, grid) for every threshold, into counts[c_j].
+  const auto histogram = [&](const Grid& g, std::vector<std::int32_t>& counts) {
+    counts.assign(g.buckets, 0);
+    for (const float tj : t)
+      ++counts[static_cast<std::size_t>(bucket_of_offset(next_up(tj) - t.front(), g))];
+  };
 
   Plan grid = binary;
   if (forced_grid) {
     if (grid_parameters(t, options.buckets, grid.grid)) {
-      std::vector<std::int32_t> counts(grid.grid.buckets, 0);
-      for (const float d : up_offsets)
-        ++counts[static_cast<std::size_t>(bucket_of_offset(d, grid.grid))];
+      std::vector<std::int32_t> counts;
+      histogram(grid.grid, counts);
       grid.grid.window = static_cast<std::size_t>(*std::max_element(counts.begin(), counts.end()));
       grid.steps = search_steps(grid.grid.window);
       grid.start = window_starts(std::move(counts));
@@ -681,12 +682,12 @@ Plan choose_plan(std::span<const float> t, std::size_t n, const EncodeOptions& o
   const std::size_t smallest = std::max<std::size_t>(base / 4, 2);
   const std::size_t largest =
       std::min({kMaxBuckets, base * 16, std::max(smallest, std::bit_floor(std::max<std::size_t>(n / 4, 1)))});
-  Grid finest;
-  if (largest < smallest || !grid_parameters(t, largest, finest)) return std::move(*best);
-  std::vector<std::int32_t> counts(largest, 0);
-  for (const float d : up_offsets)
-    ++counts[static_cast<std::size_t>(bucket_of_offset(d, finest))];
   const double thresholds_pass = kSetupPerThreshold * static_cast<double>(nt);
+  Grid finest;
+  if (thresholds_pass >= best_cost || largest < smallest || !grid_parameters(t, largest, finest))
+    return std::move(*best);
+  std::vector<std::int32_t> counts;
+  histogram(finest, counts);
   int best_shift = -1;
   std::size_t size = largest;
   for (int shift = 0; size >= smallest; ++shift, size /= 2) {
@@ -712,9 +713,9 @@ Plan choose_plan(std::span<const float> t, std::size_t n, const EncodeOptions& o
     }
   }
   if (best_shift < 0) return std::move(*best);
-  counts.assign(grid.grid.buckets, 0);
-  for (const float d : up_offsets)
-    ++counts[static_cast<std::size_t>(bucket_of_offset(d, grid.grid))];
+  // The counts of the chosen grid: recomputed from its own bucket function (which is what the kernel runs),
+  // in the histogram's buffer.
+  histogram(grid.grid, counts);
   grid.start = window_starts(std::move(counts));
   return grid;
 }
@@ -728,7 +729,7 @@ std::int64_t cpu_target_mask() {
 }  // namespace
 
 ThresholdEncoder::ThresholdEncoder(std::span<const float> t, std::size_t n, const EncodeOptions& options)
-    : t_(t.begin(), t.end()), n_(n), options_(options) {
+    : t_(t), n_(n), options_(options) {
   if (t_.empty()) return;
   Plan plan = choose_plan(t_, n, options);
   info_.tier = plan.tier;
@@ -751,8 +752,20 @@ ThresholdEncoder::ThresholdEncoder(std::span<const float> t, std::size_t n, cons
     const Grid& g = plan.grid;
     info_.buckets = g.buckets;
     info_.window = g.window;
-    tables_.assign(t_.size() + (std::size_t{1} << plan.steps) - 1, kInf);
-    std::copy(t_.begin(), t_.end(), tables_.begin());
+    // The search reads 2^steps - 1 thresholds from each window start. Where that runs past the end, the
+    // start moves back to T - (2^steps - 1): the window still holds every threshold the count can include
+    // (it ends at T), and the ones added in front are below x (they precede the true start). Only when T
+    // itself is shorter than a window (always so for the plain binary search, unless T = 2^steps - 1) are
+    // the thresholds copied and padded with +inf, which no value exceeds.
+    const std::size_t window = (std::size_t{1} << plan.steps) - 1;
+    if (g.buckets > 1 && t_.size() >= window) {
+      const auto last_start = static_cast<std::int32_t>(t_.size() - window);
+      for (auto& st : plan.start)
+        st = std::min(st, last_start);
+    } else if (g.buckets > 1 || t_.size() != window) {
+      padded_.assign(t_.size() + window, kInf);
+      std::copy(t_.begin(), t_.end(), padded_.begin());
+    }
     if (g.buckets > 1) {
       t0_ = g.t0;
       inv_width_ = g.inv_width;
@@ -792,7 +805,7 @@ void ThresholdEncoder::run(std::span<const float> x, std::span<Index> out) const
     }
   } else {
     SearchParams p;
-    p.thresholds = tables_.data();
+    p.thresholds = padded_.empty() ? t_.data() : padded_.data();
     p.steps = static_cast<std::int32_t>(info_.steps);
     if (!start_.empty()) {
       p.window_start = start_.data();

@@ -45,8 +45,8 @@ struct EncodePlanInfo {
 /// The encoder for one threshold set, planned once (tier and tables) for about n values, then run on any
 /// number of spans: out[i] = #{j : t[j] < x[i]} for ascending thresholds t (at most 65535 of them; the count
 /// must fit the output type: not checked here, sqb::encode checks it). x and out must have the same size
-/// (not checked). The thresholds are copied. Plans with the target the dispatcher uses at construction; if
-/// the target changes before a run (tests), the run re-plans.
+/// (not checked). The thresholds are not copied: they must outlive the encoder. Plans with the target the
+/// dispatcher uses at construction; if the target changes before a run (tests), the run re-plans.
 class ThresholdEncoder {
  public:
   /// Throws std::invalid_argument when the tree tier is forced but the target's tables cannot hold T.
@@ -59,12 +59,13 @@ class ThresholdEncoder {
   template <class Index>
   void run(std::span<const float> x, std::span<Index> out) const;
 
-  std::vector<float> t_;
+  std::span<const float> t_;
   std::size_t n_ = 0;
   EncodeOptions options_;
   EncodePlanInfo info_;
   std::size_t tree_width_ = 0;       // the target table width the tree tables were laid out for
-  std::vector<float> tables_;        // tree: its tables; search: the thresholds padded with +inf
+  std::vector<float> tables_;        // tree: its tables
+  std::vector<float> padded_;        // search, when a window can reach past T: the thresholds, then +inf
   std::vector<std::int32_t> start_;  // search with a grid: each bucket's window start
   float t0_ = 0, inv_width_ = 0, top_ = 0;
 };
