@@ -28,8 +28,8 @@ struct SearchParams {
   std::int32_t steps = 0;                      // binary-search steps over the window
 };
 
-// What the tree kernel needs (planner below): 1 + (2^block_shift - 1) tables of W floats each (W =
-// TreeWidth() of the target), the pivots first, then one table per position inside a block.
+// What the tree kernel needs (planner below): steps + (2^block_shift - 1) tables of W floats each (W =
+// TreeWidth() of the target): the pivots once per search step, then one table per position inside a block.
 struct TreeParams {
   const float* tables = nullptr;
   std::int32_t steps = 0;        // binary-search steps over the pivots
@@ -60,6 +60,33 @@ template <class Index>
 HWY_INLINE void store_counts(VI c, Index* HWY_RESTRICT out) {
   const hn::Rebind<Index, DI> dn;
   hn::StoreU(hn::DemoteTo(dn, c), dn, out);
+}
+
+// Four vectors of counts to 4 N consecutive outputs. On AVX-512 two packs and a lane permute narrow all four
+// at once (DemoteTo would take four operations per vector).
+template <class Index>
+HWY_INLINE void store_counts4(VI c0, VI c1, VI c2, VI c3, Index* HWY_RESTRICT out) {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  // packus works within 128-bit blocks: block b of the packed vector holds elements 4b..4b+3 of each input.
+  const __m512i ab = _mm512_packus_epi32(c0.raw, c1.raw);
+  const __m512i cd = _mm512_packus_epi32(c2.raw, c3.raw);
+  if constexpr (sizeof(Index) == 1) {
+    // dword 4b + j = elements 4b..4b+3 of input j; output dword m wants input m / 4, elements 4 (m % 4)...
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    _mm512_storeu_si512(out, _mm512_permutexvar_epi32(order, _mm512_packus_epi16(ab, cd)));
+  } else {
+    // qword 2b + j = elements 4b..4b+3 of input j of the pair; output qword m wants input m / 4, block m % 4.
+    const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+    _mm512_storeu_si512(out, _mm512_permutexvar_epi64(order, ab));
+    _mm512_storeu_si512(out + 32, _mm512_permutexvar_epi64(order, cd));
+  }
+#else
+  const std::size_t lanes = hn::Lanes(DF());
+  store_counts(c0, out);
+  store_counts(c1, out + lanes);
+  store_counts(c2, out + 2 * lanes);
+  store_counts(c3, out + 3 * lanes);
+#endif
 }
 
 // Runs `kernel` (float vector -> int32 counts) over x, whole vectors first; the last partial vector is
@@ -103,10 +130,7 @@ void count_kernel(const float* HWY_RESTRICT t, std::size_t nt, const float* HWY_
       c2 = hn::Sub(c2, above(x2, tj));
       c3 = hn::Sub(c3, above(x3, tj));
     }
-    store_counts(c0, out + i);
-    store_counts(c1, out + i + lanes);
-    store_counts(c2, out + i + 2 * lanes);
-    store_counts(c3, out + i + 3 * lanes);
+    store_counts4(c0, c1, c2, c3, out + i);
   }
   for_each_vector(x + i, n - i, out + i, [&](VF v) {
     VI c = hn::Zero(di);
@@ -159,7 +183,7 @@ void search_kernel(const SearchParams& p, const float* HWY_RESTRICT x, std::size
 // Blocks of Bs = 2^block_shift consecutive thresholds; the last one of each block is its pivot. A
 // branch-free binary search over the pivots (one table) finds c, the number of pivots below x; every
 // threshold of blocks before c is then below x and every one from block c's pivot on is not, so
-// index(x) = c Bs + #{r < Bs - 1 : t[c Bs + r] < x}, counted with one table per r (entry c = t[c Bs + r],
+// index(x) = c Bs + #{r < Bs - 1 : t[c Bs + r] < x}, found with one table per r (entry c = t[c Bs + r],
 // +inf past the end). Table width W: the vector's lanes, or two vectors' on AVX-512 (one two-table
 // permute).
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
@@ -198,25 +222,48 @@ void tree_kernel_fixed(const TreeParams& p, const float* HWY_RESTRICT x, std::si
   const int steps = kSteps > 0 ? kSteps : p.steps;
   const int shift = kShift >= 0 ? kShift : p.block_shift;
   const std::size_t block_tables = (std::size_t{1} << shift) - 1;
-  const float* HWY_RESTRICT pivots = p.tables;
-  const float* HWY_RESTRICT blocks = p.tables + width;
+  const float* HWY_RESTRICT pivots = p.tables;  // one table per step: entry c = pivot c + half - 1
+  const float* HWY_RESTRICT blocks = p.tables + steps * width;
   // Subtracting the all-ones mask adds 1 where t < v.
   const auto add_if_below = [&](VI c, VF t, VF v) {
     return hn::Sub(c, hn::VecFromMask(di, hn::RebindMask(di, hn::Lt(t, v))));
   };
-  const auto step = [&](VI pos, VF v, std::int32_t half) {
-    const VF probe = tree_lookup(pivots, tree_index(hn::Add(pos, hn::Set(di, half - 1))));
+  // Step s probes pivot pos + half - 1; its table is stored shifted by half - 1 so that pos indexes it.
+  const auto step = [&](VI pos, VF v, std::int32_t half, int s) {
+    const VF probe = tree_lookup(pivots + s * width, tree_index(pos));
     return hn::IfThenElse(hn::RebindMask(di, hn::Lt(probe, v)), hn::Add(pos, hn::Set(di, half)), pos);
+  };
+  // Inside block c: blocks of up to 8 (a fixed shift of 1 to 3) are searched too, each probe chosen among
+  // the tables by the masks already found (a blend instead of a count per table: 17 instead of 28
+  // operations for 8); larger blocks count every table.
+  const auto add_where = [&](VI c, hn::Mask<DF> m, std::int32_t k) {
+    return hn::IfThenElse(hn::RebindMask(di, m), hn::Add(c, hn::Set(di, k)), c);
+  };
+  const auto in_block = [&](VI count, TreeIndex c, VF v) {
+    const auto table = [&](int r) { return tree_lookup(blocks + r * width, c); };
+    if constexpr (kShift == 1) {
+      return add_where(count, hn::Lt(table(0), v), 1);
+    } else if constexpr (kShift == 2) {
+      const auto m1 = hn::Lt(table(1), v);
+      const auto m2 = hn::Lt(hn::IfThenElse(m1, table(2), table(0)), v);
+      return add_where(add_where(count, m1, 2), m2, 1);
+    } else if constexpr (kShift == 3) {
+      const auto m1 = hn::Lt(table(3), v);
+      const auto m2 = hn::Lt(hn::IfThenElse(m1, table(5), table(1)), v);
+      const VF low = hn::IfThenElse(m2, table(2), table(0)), high = hn::IfThenElse(m2, table(6), table(4));
+      const auto m3 = hn::Lt(hn::IfThenElse(m1, high, low), v);
+      return add_where(add_where(add_where(count, m1, 4), m2, 2), m3, 1);
+    } else {
+      for (std::size_t r = 0; r < block_tables; ++r)
+        count = add_if_below(count, table(static_cast<int>(r)), v);
+      return count;
+    }
   };
   const auto single = [&](VF v) {
     VI pos = hn::Zero(di);
-    for (std::int32_t half = std::int32_t{1} << (steps - 1); half > 0; half >>= 1)
-      pos = step(pos, v, half);
-    VI count = hn::ShiftLeftSame(pos, shift);
-    const TreeIndex c = tree_index(pos);
-    for (std::size_t r = 0; r < block_tables; ++r)
-      count = add_if_below(count, tree_lookup(blocks + r * width, c), v);
-    return count;
+    for (int st = 0; st < steps; ++st)
+      pos = step(pos, v, std::int32_t{1} << (steps - 1 - st), st);
+    return in_block(hn::ShiftLeftSame(pos, shift), tree_index(pos), v);
   };
   const std::size_t lanes = hn::Lanes(df);
   std::size_t i = 0;
@@ -225,27 +272,32 @@ void tree_kernel_fixed(const TreeParams& p, const float* HWY_RESTRICT x, std::si
     const VF v2 = hn::LoadU(df, x + i + 2 * lanes), v3 = hn::LoadU(df, x + i + 3 * lanes);
     VI p0 = hn::Zero(di), p1 = hn::Zero(di), p2 = hn::Zero(di), p3 = hn::Zero(di);
     HWY_UNROLL(8)
-    for (std::int32_t half = std::int32_t{1} << (steps - 1); half > 0; half >>= 1) {
-      p0 = step(p0, v0, half);
-      p1 = step(p1, v1, half);
-      p2 = step(p2, v2, half);
-      p3 = step(p3, v3, half);
+    for (int st = 0; st < steps; ++st) {
+      const std::int32_t half = std::int32_t{1} << (steps - 1 - st);
+      p0 = step(p0, v0, half, st);
+      p1 = step(p1, v1, half, st);
+      p2 = step(p2, v2, half, st);
+      p3 = step(p3, v3, half, st);
     }
-    VI c0 = hn::ShiftLeftSame(p0, shift), c1 = hn::ShiftLeftSame(p1, shift);
-    VI c2 = hn::ShiftLeftSame(p2, shift), c3 = hn::ShiftLeftSame(p3, shift);
-    const TreeIndex i0 = tree_index(p0), i1 = tree_index(p1), i2 = tree_index(p2), i3 = tree_index(p3);
-    HWY_UNROLL(8)
-    for (std::size_t r = 0; r < block_tables; ++r) {
-      const float* table = blocks + r * width;
-      c0 = add_if_below(c0, tree_lookup(table, i0), v0);
-      c1 = add_if_below(c1, tree_lookup(table, i1), v1);
-      c2 = add_if_below(c2, tree_lookup(table, i2), v2);
-      c3 = add_if_below(c3, tree_lookup(table, i3), v3);
+    if constexpr (kShift >= 1 && kShift <= 3) {
+      store_counts4(in_block(hn::ShiftLeftSame(p0, shift), tree_index(p0), v0),
+                    in_block(hn::ShiftLeftSame(p1, shift), tree_index(p1), v1),
+                    in_block(hn::ShiftLeftSame(p2, shift), tree_index(p2), v2),
+                    in_block(hn::ShiftLeftSame(p3, shift), tree_index(p3), v3), out + i);
+    } else {
+      VI c0 = hn::ShiftLeftSame(p0, shift), c1 = hn::ShiftLeftSame(p1, shift);
+      VI c2 = hn::ShiftLeftSame(p2, shift), c3 = hn::ShiftLeftSame(p3, shift);
+      const TreeIndex i0 = tree_index(p0), i1 = tree_index(p1), i2 = tree_index(p2), i3 = tree_index(p3);
+      HWY_UNROLL(8)
+      for (std::size_t r = 0; r < block_tables; ++r) {
+        const float* table = blocks + r * width;
+        c0 = add_if_below(c0, tree_lookup(table, i0), v0);
+        c1 = add_if_below(c1, tree_lookup(table, i1), v1);
+        c2 = add_if_below(c2, tree_lookup(table, i2), v2);
+        c3 = add_if_below(c3, tree_lookup(table, i3), v3);
+      }
+      store_counts4(c0, c1, c2, c3, out + i);
     }
-    store_counts(c0, out + i);
-    store_counts(c1, out + i + lanes);
-    store_counts(c2, out + i + 2 * lanes);
-    store_counts(c3, out + i + 3 * lanes);
   }
   for_each_vector(x + i, n - i, out + i, single);
 }
@@ -495,7 +547,7 @@ namespace {
 // work counts about one operation per bucket entry or threshold visited.
 constexpr double kCountPerThreshold = 3;  // compare, mask to vector, subtract
 constexpr double kCountFixed = 4;         // load, narrow, store
-constexpr double kTreePerStep = 4;        // index add, permute, compare, blend
+constexpr double kTreePerStep = 3;        // permute, compare, blend
 constexpr double kTreePerBlockTable = 3;  // permute, compare, subtract
 constexpr double kTreeFixed = 6;
 constexpr double kSearchFixed = 8;          // load, bucket arithmetic, narrow, store
@@ -740,12 +792,21 @@ ThresholdEncoder::ThresholdEncoder(std::span<const float> t, std::size_t n, cons
     const std::size_t bs = std::size_t{1} << tr.block_shift, w = tr.width;
     info_.block_size = bs;
     tree_width_ = w;
-    // Table 0: pivot c = t[c Bs + Bs - 1]; table 1 + r: entry c = t[c Bs + r]; +inf where past the end.
-    tables_.assign(bs * w, kInf);
+    // Pivot c = t[c Bs + Bs - 1]. Tables 0..steps-1: step s (half = 2^(steps-1-s)) has entry c = pivot
+    // c + half - 1. Then table steps + r: entry c = t[c Bs + r]. +inf wherever past the end.
+    const std::size_t steps = tr.steps;
+    tables_.assign((steps + bs - 1) * w, kInf);
+    const auto pivot = [&](std::size_t c) {
+      return c * bs + bs - 1 < t_.size() ? t_[c * bs + bs - 1] : kInf;
+    };
+    for (std::size_t st = 0; st < steps; ++st) {
+      const std::size_t half = std::size_t{1} << (steps - 1 - st);
+      for (std::size_t c = 0; c + half - 1 < w; ++c)
+        tables_[st * w + c] = pivot(c + half - 1);
+    }
     for (std::size_t c = 0; c < w; ++c) {
-      if (c * bs + bs - 1 < t_.size()) tables_[c] = t_[c * bs + bs - 1];
       for (std::size_t r = 0; r + 1 < bs; ++r) {
-        if (c * bs + r < t_.size()) tables_[(r + 1) * w + c] = t_[c * bs + r];
+        if (c * bs + r < t_.size()) tables_[(steps + r) * w + c] = t_[c * bs + r];
       }
     }
   } else if (plan.tier == EncodeTier::search) {
