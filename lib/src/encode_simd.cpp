@@ -2,6 +2,13 @@
 // file) and chosen at run time (HWY_DYNAMIC_DISPATCH). The contract and the tiers are in
 // detail/encode_simd.hpp; exactness arguments are next to the code that relies on them.
 
+// Highway 1.0.3 compiles AVX3_DL (AVX-512 with VBMI2/VNNI/..., Ice Lake and Zen 4 on) only when asked, and
+// stops with #error when the compiler's baseline already is AVX3_DL (-march=native there: the bench preset).
+// Asking for it keeps that build working and lets such CPUs run their own code in the portable one.
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL
+#endif
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
