@@ -62,10 +62,13 @@ float float_at_or_below(double b);
 ///
 /// The kernels are SIMD (Google Highway), compiled for every target of the architecture (AVX-512, AVX2, SSE4,
 /// SSSE3, NEON, ... and a portable fallback) and chosen at run time by the CPU; the result is the same bit
-/// for bit on every target. Speed (lib/src/encode_simd.cpp picks by a cost model): K <= 17 compares every
-/// value with every threshold; larger K look up a window of thresholds in a uniform grid over [t_0, t_{K-2}]
-/// and finish with a binary search over it (a plain binary search when the thresholds are too unevenly
-/// spread for a grid to pay). Figures: experiments/microbench (encode/...).
+/// for bit on every target. A cost model (lib/src/encode_simd.cpp) picks how: up to K = 4 every value is
+/// compared with every threshold; up to K = W^2 (W = 32 on AVX-512, 8 on AVX2, 4 on SSE4) the thresholds are
+/// held in registers and searched with lane permutes; above that a uniform grid over [t_0, t_{K-2}] gives
+/// each value a short window of thresholds, finished by a binary search with gathers (or a plain binary
+/// search when the input is too short for a grid to pay). Safe to call from several threads at once.
+/// Assumes IEEE subnormal arithmetic (no flush-to-zero / denormals-are-zero mode set by the caller).
+/// Figures: README (Speed) and experiments/microbench (encode/...).
 void encode(const Codebook& cb, std::span<const float> x, std::span<std::uint8_t> out);
 void encode(const Codebook& cb, std::span<const float> x, std::span<std::uint16_t> out);
 
@@ -81,9 +84,10 @@ enum class HalfFormat { float16, bfloat16 };
 /// patterns) and then costs one table load per value, whatever K and however the levels are spread; other
 /// inputs are converted (SIMD, exactly) and encoded a chunk at a time. half_table_pays(K, n) says which:
 /// K > 64 and n >= 2^18 when K <= 256, n >= 2^17 when K > 256. Measured with experiments/microbench
-/// (encode_half/...; AVX-512, one thread): the table runs at 2-3.4 G values/s once n >= 2^19 whatever K, the
-/// direct path at 3-5 G/s for K <= 64 (so the table never pays there), about 1.7 G/s for K = 256 (the table
-/// wins from n = 2^18) and 0.1-0.7 G/s for K >= 4096 (the table wins from n = 2^17).
+/// (encode_half/..., AVX-512, one thread): the table path runs at 2.4-4 G values/s at n = 2^24 whatever K
+/// (about 2x slower at n = 2^18, where building the table is still a large share); the direct path at
+/// 3.6-5.5 G/s for K <= 64 (so the table never pays there), 1.0-1.8 G/s for K = 256 (the table wins from
+/// n = 2^18) and 0.1-0.75 G/s for K >= 4096 (the table wins from n = 2^17).
 void encode_half(const Codebook& cb, std::span<const std::uint16_t> bits, HalfFormat format,
                  std::span<std::uint8_t> out);
 void encode_half(const Codebook& cb, std::span<const std::uint16_t> bits, HalfFormat format,
