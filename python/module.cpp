@@ -202,13 +202,13 @@ py::array encode_with(const py::buffer& x, const py::buffer& thresholds) {
     std::span<std::uint8_t> o(out.mutable_data(), in.values.size());
     py::gil_scoped_release release;
     sqb::encode(cb, in.values, o);
-    return std::move(out);
+    return out;
   }
   py::array_t<std::uint16_t> out(shape);
   std::span<std::uint16_t> o(out.mutable_data(), in.values.size());
   py::gil_scoped_release release;
   sqb::encode(cb, in.values, o);
-  return std::move(out);
+  return out;
 }
 
 py::dict data_free_codebook(const std::string& spec, int bits) {

@@ -8,6 +8,7 @@
 #include <numbers>
 #include <random>
 
+#include "detail/nearest_reference.hpp"
 #include "helpers.hpp"
 #include "sqb/codebook.hpp"
 #include "sqb/error.hpp"
@@ -100,7 +101,7 @@ TEST_CASE("fast encoder is bit-identical to the reference (every kernel, both in
   sqb::encode(cb, x, std::span<std::uint16_t>(fast));
   std::size_t mismatches = 0;
   for (std::size_t i = 0; i < x.size(); ++i)
-    mismatches += fast[i] != sqb::nearest_level_reference(levels, x[i]);
+    mismatches += fast[i] != sqb::detail::nearest_level_reference(levels, x[i]);
   CHECK(mismatches == 0);
   if (k <= 256) {
     std::vector<std::uint8_t> narrow(x.size());
@@ -190,7 +191,7 @@ TEST_CASE("large inputs: the grid-accelerated encoder is bit-identical to the re
   const auto fast = enc16(cb, x);
   std::size_t mismatches = 0;
   for (std::size_t i = 0; i < x.size(); ++i)
-    mismatches += fast[i] != sqb::nearest_level_reference(levels, x[i]);
+    mismatches += fast[i] != sqb::detail::nearest_level_reference(levels, x[i]);
   INFO(shape << " K=" << k);
   CHECK(mismatches == 0);
   // At +-FLT_MAX every distance rounds to the same double, so the reference cannot be used there: the ends

@@ -17,6 +17,7 @@
 
 #include "detail/laws.hpp"
 #include "detail/lloyd_max_solver.hpp"
+#include "detail/nearest_reference.hpp"
 #include "helpers.hpp"
 #include "sqb/codebook.hpp"
 #include "sqb/error.hpp"
@@ -703,5 +704,5 @@ TEST_CASE("nearest_centroid_indices: hand-made cases, batch equals single, midpo
   const std::vector<float> r = sqbtest::draw("gaussian std=3", 5000, 9);
   const auto br = sqb::nearest_centroid_indices(r, lv);
   for (std::size_t i = 0; i < r.size(); ++i)
-    CHECK(br[i] == sqb::nearest_level_reference(lv, r[i]));
+    CHECK(br[i] == sqb::detail::nearest_level_reference(lv, r[i]));
 }

@@ -1,15 +1,13 @@
 // Google Benchmark micro-benchmarks. Registered at run time from the quantizer registry (every strategy is
-// benchmarked without its name being spelled here) plus the shared encode/decode kernels against the slow
-// reference. Items/s counts elements.
+// benchmarked without its name being spelled here); the shared encode/decode kernels are in bench_encode.cpp.
+// Items/s counts elements.
 //
-//   build-bench/experiments/sqbench_micro --benchmark_filter=encode/
+//   build-bench/experiments/sqbench_micro --benchmark_filter=fit/
 
 #include <benchmark/benchmark.h>
 
-#include <algorithm>
-#include <cmath>
 #include <cstdint>
-#include <numbers>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,100 +22,6 @@ const std::vector<float>& gaussian(std::size_t n) {
   static std::vector<float> cache;
   if (cache.size() != n) cache = sqb::make_source("gaussian")->draw(n, 0).values;
   return cache;
-}
-
-// Codebook shapes for the encode kernels: which search wins depends on how the levels are spread, not only
-// on K (the grid search needs thresholds spread evenly enough; see lib/src/codebook.cpp).
-enum class Shape { uniform, gaussian, cosine };
-constexpr const char* kShapeNames[] = {"uniform", "gaussian", "cosine"};
-
-// uniform: evenly spaced over [-4, 4]; gaussian: the sample's quantiles at (i + 1/2) / K (where k-means and
-// Lloyd-Max put levels on Gaussian data: crowded in the middle); cosine: 4 cos(pi (i + 1/2) / K) (crowded at
-// both ends, the cosine strategy's shape).
-sqb::Codebook codebook_for(std::size_t k, Shape shape = Shape::uniform) {
-  std::vector<double> levels(k);
-  const double kd = static_cast<double>(k);
-  if (shape == Shape::gaussian) {
-    static const std::vector<float> sorted = [] {
-      std::vector<float> v = gaussian(1 << 20);
-      std::sort(v.begin(), v.end());
-      return v;
-    }();
-    for (std::size_t i = 0; i < k; ++i)
-      levels[i] = sorted[static_cast<std::size_t>((static_cast<double>(i) + 0.5) / kd *
-                                                  static_cast<double>(sorted.size()))];
-  } else {
-    for (std::size_t i = 0; i < k; ++i) {
-      const double u = (static_cast<double>(i) + 0.5) / kd;
-      levels[i] = shape == Shape::uniform ? -4.0 + 8.0 * u : -4.0 * std::cos(std::numbers::pi * u);
-    }
-  }
-  levels.erase(std::unique(levels.begin(), levels.end()), levels.end());
-  return sqb::Codebook::nearest(levels);
-}
-
-template <class Index>
-void BM_encode(benchmark::State& state, Shape shape) {
-  const std::size_t k = static_cast<std::size_t>(state.range(0));
-  const std::size_t n = 1 << 20;
-  const auto& x = gaussian(n);
-  const sqb::Codebook cb = codebook_for(k, shape);
-  std::vector<Index> out(n);
-  for (auto _ : state) {
-    sqb::encode(cb, x, std::span<Index>(out));
-    benchmark::DoNotOptimize(out.data());
-  }
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
-}
-
-// encode/<shape>/<index type>/K for every shape: N(0,1) values, 2^20 of them.
-void register_encode_benchmarks() {
-  for (const Shape shape : {Shape::uniform, Shape::gaussian, Shape::cosine}) {
-    const std::string prefix = std::string("encode/") + kShapeNames[static_cast<int>(shape)];
-    benchmark::RegisterBenchmark((prefix + "/u8").c_str(),
-                                 [shape](benchmark::State& st) { BM_encode<std::uint8_t>(st, shape); })
-        ->Arg(2)
-        ->Arg(4)
-        ->Arg(16)
-        ->Arg(17)
-        ->Arg(32)
-        ->Arg(64)
-        ->Arg(256);
-    benchmark::RegisterBenchmark((prefix + "/u16").c_str(),
-                                 [shape](benchmark::State& st) { BM_encode<std::uint16_t>(st, shape); })
-        ->Arg(256)
-        ->Arg(4096)
-        ->Arg(65536);
-  }
-}
-
-void BM_encode_reference(benchmark::State& state) {
-  const std::size_t k = static_cast<std::size_t>(state.range(0));
-  const std::size_t n = 1 << 16;
-  const auto& x = gaussian(n);
-  const sqb::Codebook cb = codebook_for(k);
-  std::vector<std::uint16_t> out(n);
-  for (auto _ : state) {
-    for (std::size_t i = 0; i < n; ++i)
-      out[i] = static_cast<std::uint16_t>(sqb::nearest_level_reference(cb.levels(), x[i]));
-    benchmark::DoNotOptimize(out.data());
-  }
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
-}
-
-void BM_decode(benchmark::State& state) {
-  const std::size_t k = static_cast<std::size_t>(state.range(0));
-  const std::size_t n = 1 << 20;
-  const auto& x = gaussian(n);
-  const sqb::Codebook cb = codebook_for(k);
-  std::vector<std::uint8_t> codes(n);
-  sqb::encode(cb, x, std::span<std::uint8_t>(codes));
-  std::vector<float> out(n);
-  for (auto _ : state) {
-    sqb::decode(cb, std::span<const std::uint8_t>(codes), out);
-    benchmark::DoNotOptimize(out.data());
-  }
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
 }
 
 // The fit stage of the one pipeline (sqb::quantize_into times its stages; the others are not counted).
@@ -221,11 +125,7 @@ void register_channel_benchmarks() {
 
 }  // namespace
 
-BENCHMARK(BM_encode_reference)->Arg(16)->Arg(256);
-BENCHMARK(BM_decode)->Arg(16)->Arg(256);
-
 int main(int argc, char** argv) {
-  register_encode_benchmarks();
   register_fit_benchmarks();
   register_scale_benchmarks();
   register_channel_benchmarks();

@@ -59,18 +59,45 @@ float float_at_or_below(double b);
 
 /// Encodes x.size() values into out (same size) with the rule above. Index must hold K-1.
 /// Throws Error on size mismatch or when K does not fit the index type.
+///
+/// The kernels are SIMD (Google Highway), compiled for every target of the architecture (AVX-512, AVX2, SSE4,
+/// SSSE3, NEON, ... and a portable fallback) and chosen at run time by the CPU; the result is the same bit
+/// for bit on every target. A cost model (lib/src/encode_simd.cpp) picks how: up to K = 4 every value is
+/// compared with every threshold; up to K = W^2 (W = 32 on AVX-512, 8 on AVX2, 4 on SSE4) the thresholds are
+/// held in registers and searched with lane permutes; above that a uniform grid over [t_0, t_{K-2}] gives
+/// each value a short window of thresholds, finished by a binary search with gathers (or a plain binary
+/// search when the input is too short for a grid to pay). Safe to call from several threads at once.
+/// Assumes IEEE subnormal arithmetic (no flush-to-zero / denormals-are-zero mode set by the caller).
+/// Figures: README (Speed) and experiments/microbench (encode/...).
 void encode(const Codebook& cb, std::span<const float> x, std::span<std::uint8_t> out);
 void encode(const Codebook& cb, std::span<const float> x, std::span<std::uint16_t> out);
 
-/// out[i] = levels[codes[i]]. Throws Error on size mismatch or a code >= K (naming its position).
+/// Bit layouts of 16-bit inputs: IEEE 754 binary16 (1 sign, 5 exponent, 10 mantissa bits) and bfloat16 (the
+/// top half of a float32).
+enum class HalfFormat { float16, bfloat16 };
+
+/// Encodes 16-bit floats given as bit patterns: out[i] == the encode() of bits[i] converted exactly to
+/// float32, bit for bit (every half value is a float32), for every pattern (NaN patterns get 0, infinities
+/// the end indices). Throws Error like encode().
+///
+/// For long inputs this builds the full table (bit pattern -> code, 65,536 entries, by one encode() of all
+/// patterns) and then costs one table load per value, whatever K and however the levels are spread; other
+/// inputs are converted (SIMD, exactly) and encoded a chunk at a time. half_table_pays(K, n) says which:
+/// K > 64 and n >= 2^18 when K <= 256, n >= 2^17 when K > 256. Measured with experiments/microbench
+/// (encode_half/..., AVX-512, one thread): the table path runs at 2.4-4 G values/s at n = 2^24 whatever K
+/// (about 2x slower at n = 2^18, where building the table is still a large share); the direct path at
+/// 3.6-5.5 G/s for K <= 64 (so the table never pays there), 1.0-1.8 G/s for K = 256 (the table wins from
+/// n = 2^18) and 0.1-0.75 G/s for K >= 4096 (the table wins from n = 2^17).
+void encode_half(const Codebook& cb, std::span<const std::uint16_t> bits, HalfFormat format,
+                 std::span<std::uint8_t> out);
+void encode_half(const Codebook& cb, std::span<const std::uint16_t> bits, HalfFormat format,
+                 std::span<std::uint16_t> out);
+bool half_table_pays(std::size_t k, std::size_t n);
+
+/// out[i] = levels[codes[i]]. Throws Error on size mismatch or a code >= K (naming its position; out is then
+/// partly written).
 void decode(const Codebook& cb, std::span<const std::uint8_t> codes, std::span<float> out);
 void decode(const Codebook& cb, std::span<const std::uint16_t> codes, std::span<float> out);
-
-/// The slow, obviously correct reference for the nearest-level rule, against which the fast encoder is
-/// tested: scans all levels computing |x - l| in double; a tie between distinct levels (x on their midpoint)
-/// keeps the lower one; among equal levels x goes to the first of them when x <= level and to the last when x
-/// > level (what the threshold search does). Only meaningful for midpoint codebooks.
-std::size_t nearest_level_reference(std::span<const float> levels, float x);
 
 /// Convenience: indices of the nearest of `centroids` (sorted ascending, 1..65536 of them) for every value.
 std::vector<std::uint16_t> nearest_centroid_indices(std::span<const float> values,
