@@ -13,6 +13,7 @@
 #include "sqb/registry.hpp"
 #include "sqb/source.hpp"
 #include "sqb/spec.hpp"
+#include "sqb/task.hpp"
 #include "text.hpp"
 
 namespace po = boost::program_options;
@@ -24,8 +25,8 @@ namespace {
 constexpr std::size_t kMaxN = 2'000'000'000;  // float32 tensors of up to 8 GB
 
 const std::vector<std::string> kTopKeys = {"name", "description", "repeats", "max_memory"};
-const std::vector<std::string> kSweepKeys = {"quantizer", "distribution", "n",    "k",
-                                             "bits",      "granularity",  "seed", "repeats"};
+const std::vector<std::string> kSweepKeys = {"quantizer", "distribution", "task",        "mode", "n",
+                                             "k",         "bits",         "granularity", "seed", "repeats"};
 const std::vector<std::string> kTableKeys = {"rows", "cols",       "value", "where", "agg",
                                              "best", "best_along", "title", "digits"};
 const std::vector<std::string> kPlotKeys = {"kind", "x",     "y",         "series", "agg",    "logx",
@@ -320,11 +321,36 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
       SweepSpec sw;
       sw.id = id;
       bool has_k = false, has_bits = false, has_gran = false, has_seed = false;
+      bool has_distribution = false, has_task = false;
+      std::vector<sqb::task::TaskSpec> task_specs;
+      std::vector<Setting> task_lines;
+      std::optional<Setting> mode_setting;
       for (const Setting& s : list) {
         if (s.key == "quantizer") {
           sw.quantizers.push_back(canonical_spec(s, "quantizer", sqb::find_quantizer));
         } else if (s.key == "distribution") {
+          if (has_task) r.fail(s, "a sweep lists either distribution or task, not both (use two sweeps)");
+          has_distribution = true;
           sw.distributions.push_back(canonical_spec(s, "distribution", sqb::find_source));
+        } else if (s.key == "task") {
+          if (has_distribution)
+            r.fail(s, "a sweep lists either distribution or task, not both (use two sweeps)");
+          has_task = true;
+          try {
+            task_specs.push_back(sqb::task::parse_task_spec(s.value));
+            sw.tasks.push_back(sqb::SpecText::parse(s.value, "task").canonical());
+          } catch (const sqb::Error& e) {
+            r.fail(s, e.what());
+          }
+          task_lines.push_back(s);
+        } else if (s.key == "mode") {
+          mode_setting = s;
+          for (const std::string& m : split_commas(s.value)) {
+            if (m != "fp32" && m != "ptq" && m != "qat") {
+              r.fail(s, "'" + m + "' is not a mode; valid modes: " + std::string(kTaskModes));
+            }
+            sw.modes.push_back(m);
+          }
         } else if (s.key == "n") {
           // `all` (sqb::kWholeFile) asks a file source for every value it has; synthetic laws refuse it.
           std::string rest;
@@ -376,10 +402,41 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
       const auto require = [&](const std::string& key, bool empty) {
         if (empty) r.fail_section(section, "missing key '" + key + "': a sweep needs at least one value");
       };
-      require("quantizer", sw.quantizers.empty());
-      require("distribution", sw.distributions.empty());
-      require("n", sw.n.empty());
-      require(has_bits ? "bits" : "k", sw.k.empty());
+      if (!has_distribution && !has_task) {
+        r.fail_section(section,
+                       "missing key 'distribution' (tensors to quantize) or 'task' (a network to train, "
+                       "quantize and evaluate): a sweep needs one of them");
+      }
+      if (has_task) {
+        // A task sweep quantizes the network's weight matrices: no n; its modes say what each cell does.
+        for (const Setting& s : list) {
+          if (s.key == "n")
+            r.fail(s, "n does not apply to a task sweep (it quantizes the network's weights)");
+        }
+        if (!mode_setting) {
+          r.fail_section(section,
+                         "missing key 'mode': a task sweep needs at least one of " + std::string(kTaskModes));
+        }
+        const bool quantized =
+            std::any_of(sw.modes.begin(), sw.modes.end(), [](const std::string& m) { return m != "fp32"; });
+        const bool qat = std::find(sw.modes.begin(), sw.modes.end(), "qat") != sw.modes.end();
+        for (std::size_t t = 0; t < task_specs.size() && qat; ++t) {
+          if (task_specs[t].qat_epochs == 0) {
+            r.fail(task_lines[t], "mode qat needs qat_epochs >= 1 (qat_epochs=0 leaves nothing to train)");
+          }
+        }
+        if (quantized) {
+          require("quantizer", sw.quantizers.empty());
+          require(has_bits ? "bits" : "k", sw.k.empty());
+        }
+      } else {
+        if (mode_setting) {
+          r.fail(*mode_setting, "mode applies to task sweeps (task = ...), not to distributions");
+        }
+        require("quantizer", sw.quantizers.empty());
+        require("n", sw.n.empty());
+        require(has_bits ? "bits" : "k", sw.k.empty());
+      }
       // A value listed twice would make duplicate cells.
       const auto unique = [&](const std::string& key, const std::vector<std::string>& values) {
         std::set<std::string> seen;
@@ -397,6 +454,8 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
       };
       unique("quantizer", sw.quantizers);
       unique("distribution", sw.distributions);
+      unique("task", sw.tasks);
+      unique("mode", sw.modes);
       unique("n", text_of(sw.n));
       unique(has_bits ? "bits" : "k", text_of(sw.k));
       unique("granularity", sw.granularities);

@@ -17,11 +17,14 @@
 
 namespace sqbench {
 
-/// One sweep: every combination of the listed values is a cell.
+/// One sweep: every combination of the listed values is a cell. A sweep lists either distributions (tensors
+/// to quantize) or tasks (networks to train, quantize and evaluate, in the listed modes).
 struct SweepSpec {
   std::string id;                          ///< "" for [sweep], else the <id> of [sweep.<id>]
   std::vector<std::string> quantizers;     ///< canonical spec strings, validated against the registry
   std::vector<std::string> distributions;  ///< canonical spec strings (npy glob= already expanded)
+  std::vector<std::string> tasks;  ///< canonical task specs (sqb::task::parse_task_spec validated them)
+  std::vector<std::string> modes;  ///< a task sweep's modes: fp32, ptq, qat (kTaskModes)
   std::vector<std::size_t> n;
   std::vector<std::size_t> k;              ///< from k = ... or 2^bits for bits = ...
   std::vector<std::string> granularities;  ///< canonical text
@@ -113,6 +116,7 @@ inline constexpr const char* kAggChoices = "none|mean|median|min|max";
 inline constexpr const char* kBestChoices = "auto|min|max|none";
 inline constexpr const char* kBestAlongChoices = "col|row";
 inline constexpr const char* kPlotKinds = "line|scatter|bar";
+inline constexpr const char* kTaskModes = "fp32|ptq|qat";
 inline constexpr int kMaxDigits = 17;
 
 }  // namespace sqbench
