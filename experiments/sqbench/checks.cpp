@@ -196,12 +196,17 @@ void check_outputs_before_work(const Config& config, const CsvTable& rows, RowsK
   for (const PlotSpec& p : config.plots) {
     const std::string section = file + ": [plot." + p.id + "]";
     check_where(p.where, rows, kind, section + " where");
+    for (const std::vector<Where>& h : p.hlines)
+      check_where(h, rows, kind, section + " hline");
     const std::vector<std::size_t> selected = select_rows(rows, key_filters(p.where), section);
     if (p.kind != "bar") check_numeric_axis(rows, p, "x", p.x, selected, section);
     check_numeric_axis(rows, p, "y", p.y, selected, section);
     if (kind != RowsKind::planned) continue;
     PlotSpec keys_only = p;
     keys_only.where = key_filters(p.where);
+    // An hline filtering on a metric cannot be built before the values exist.
+    std::erase_if(keys_only.hlines,
+                  [](const std::vector<Where>& h) { return key_filters(h).size() != h.size(); });
     try {
       plot_script(rows, keys_only, prov);
     } catch (const sqb::Error& e) {

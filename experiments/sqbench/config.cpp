@@ -27,11 +27,13 @@ constexpr std::size_t kMaxN = 2'000'000'000;  // float32 tensors of up to 8 GB
 const std::vector<std::string> kTopKeys = {"name", "description", "repeats", "max_memory"};
 const std::vector<std::string> kSweepKeys = {"quantizer", "distribution", "task",        "mode", "n",
                                              "k",         "bits",         "granularity", "seed", "repeats"};
-const std::vector<std::string> kTableKeys = {"rows", "cols",       "value", "where", "agg",
-                                             "best", "best_along", "title", "digits"};
-const std::vector<std::string> kPlotKeys = {"kind", "x",     "y",         "series", "agg",    "logx",
-                                            "logy", "where", "reference", "title",  "xlabel", "ylabel"};
-const std::vector<std::string> kMultiKeys = {"where", "reference"};  // table/plot keys that may repeat
+const std::vector<std::string> kTableKeys = {"rows", "cols",       "value", "where",  "agg",
+                                             "best", "best_along", "title", "digits", "spread"};
+const std::vector<std::string> kPlotKeys = {"kind",   "x",      "y",     "series",    "agg",
+                                            "logx",   "logy",   "where", "reference", "title",
+                                            "xlabel", "ylabel", "dash",  "hline"};
+const std::vector<std::string> kMultiKeys = {"where", "reference",
+                                             "hline"};  // table/plot keys that may repeat
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
@@ -272,7 +274,7 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
     for (const Setting& s : list) {
       if (contains(kMultiKeys, s.key)) continue;
       if (!seen.insert(s.key).second)
-        r.fail(s, "given more than once (only [sweep] keys, where and reference take lists)");
+        r.fail(s, "given more than once (only [sweep] keys, where, reference and hline take lists)");
     }
   };
 
@@ -492,6 +494,11 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
           }
           t.best_along = s.value;
         }
+        if (s.key == "spread") {
+          if (s.value != "none" && s.value != "std")
+            r.fail(s, "'" + s.value + "' must be one of " + kSpreadChoices);
+          t.spread = s.value;
+        }
         if (s.key == "digits") {
           const auto v = sqb::parse_integer(s.value);
           if (!v || *v < 1 || *v > kMaxDigits) {
@@ -499,6 +506,10 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
           }
           t.digits = static_cast<int>(*v);
         }
+      }
+      if (t.spread == "std" && t.agg != Agg::none && t.agg != Agg::mean) {
+        r.fail_section(section,
+                       "spread = std shows mean ± std, so the cells must be means: use agg = none or mean");
       }
       if (t.rows.empty()) r.fail_section(section, "missing key 'rows'");
       if (t.value.empty()) r.fail_section(section, "missing key 'value'");
@@ -536,6 +547,19 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
         if (s.key == "xlabel") p.xlabel = s.value;
         if (s.key == "ylabel") p.ylabel = s.value;
         if (s.key == "reference") p.references.push_back(s.value);
+        if (s.key == "dash") p.dash = s.value;
+        if (s.key == "hline") {
+          std::vector<Where> filters;
+          try {
+            for (const std::string& f : split_commas(s.value))
+              filters.push_back(parse_where(f));
+          } catch (const sqb::Error& e) {
+            r.fail(s, e.what() +
+                          std::string(" (an hline is the y of the rows matching column=value filters, e.g. "
+                                      "hline = mode=fp32)"));
+          }
+          p.hlines.push_back(std::move(filters));
+        }
         if (s.key == "where") {
           try {
             p.where.push_back(parse_where(s.value));
@@ -552,6 +576,9 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
         if (!p.references.empty()) {
           r.fail_section(section, "reference curves need a numeric x axis; kind = bar has a categorical one");
         }
+        if (!p.dash.empty()) r.fail_section(section, "dash splits lines; kind = bar draws bars (use series)");
+        if (!p.hlines.empty())
+          r.fail_section(section, "hline is drawn on line and scatter plots, not on bars");
       }
       c.plots.push_back(std::move(p));
     }

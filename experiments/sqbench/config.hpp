@@ -51,6 +51,9 @@ struct TableSpec {
   std::string best_along = "col";  ///< col: the best of each column is bold | row: the best of each row
   std::string title;
   int digits = 4;  ///< significant digits
+  /// none | std: a cell of several rows (seeds) shows "mean ± std" (the sample standard deviation, n - 1);
+  /// needs agg none or mean.
+  std::string spread = "none";
 };
 
 /// A plot: `kind` is line (numeric x; the rows at one x of a series are combined into one point), scatter
@@ -66,6 +69,14 @@ struct PlotSpec {
   std::vector<Where> where;
   std::vector<std::string> references;
   std::string title, xlabel, ylabel;
+  /// A result column whose values split every series into lines drawn solid, dashed, dotted, ... (line and
+  /// scatter): in the order of the alternatives of a where filter on that column (where = mode=qat|ptq:
+  /// qat solid, ptq dashed), else the order of the values in the results. Empty: none.
+  std::string dash;
+  /// Horizontal reference lines (line and scatter): each the y of the rows matching its filters
+  /// ("mode=fp32", several separated by commas; the plot's own where does not apply), combined like a
+  /// point (agg), drawn across the plot and named in the legend with its value.
+  std::vector<std::vector<Where>> hlines;
 };
 
 struct Config {
@@ -117,6 +128,7 @@ inline constexpr const char* kBestChoices = "auto|min|max|none";
 inline constexpr const char* kBestAlongChoices = "col|row";
 inline constexpr const char* kPlotKinds = "line|scatter|bar";
 inline constexpr const char* kTaskModes = "fp32|ptq|qat";
+inline constexpr const char* kSpreadChoices = "none|std";
 inline constexpr int kMaxDigits = 17;
 
 }  // namespace sqbench

@@ -180,7 +180,9 @@ int cmd_table(const std::vector<std::string>& args) {
       "best-along", po::value<std::string>()->default_value("col"),
       "col: the best of each column is bold | row: the best of each row")(
       "digits", po::value<int>()->default_value(4), "significant digits")("title", po::value<std::string>(),
-                                                                          "caption");
+                                                                          "caption")(
+      "spread", po::value<std::string>()->default_value("none"),
+      "none | std: cells of several seeds show mean ± std (sample, n - 1)");
   const auto parsed = sqbench::parse_command(args, desc, "results");
   if (!parsed) return 0;
   const po::variables_map& vm = *parsed;
@@ -217,6 +219,13 @@ int cmd_table(const std::vector<std::string>& args) {
     throw sqb::Error("--digits must be in 1.." + std::to_string(sqbench::kMaxDigits));
   }
   if (vm.count("title")) spec.title = vm["title"].as<std::string>();
+  spec.spread = vm["spread"].as<std::string>();
+  if (spec.spread != "none" && spec.spread != "std") {
+    throw sqb::Error("--spread '" + spec.spread + "' must be one of " + sqbench::kSpreadChoices);
+  }
+  if (spec.spread == "std" && spec.agg != sqbench::Agg::none && spec.agg != sqbench::Agg::mean) {
+    throw sqb::Error("--spread std shows mean ± std, so the cells must be means: use --agg none or mean");
+  }
   const std::string format = vm["format"].as<std::string>();
   sqbench::TableFormat fmt;
   if (format == "md") {

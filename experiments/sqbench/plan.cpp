@@ -325,8 +325,13 @@ void check_outputs(const Config& config, const std::vector<std::string>& header)
     check(s, "x", p.x);
     check(s, "y", p.y);
     check(s, "series", p.series);
+    check(s, "dash", p.dash);
     for (const Where& w : p.where)
       check(s, "where", w.column);
+    for (const std::vector<Where>& h : p.hlines) {
+      for (const Where& w : h)
+        check(s, "hline", w.column);
+    }
   }
 }
 
