@@ -21,6 +21,7 @@
 #include "sqb/registry.hpp"
 #include "sqb/source.hpp"
 #include "sqb/spec.hpp"
+#include "sqb/task.hpp"
 #include "sqb/version.hpp"
 #include "sweep.hpp"
 #include "table.hpp"
@@ -90,6 +91,15 @@ int cmd_list(const std::vector<std::string>& args) {
   for (const sqb::SourceEntry& e : sqb::source_registry()) {
     std::cout << "\n  " << e.name << " - " << e.description << "\n";
     print_params(e.params);
+  }
+  std::cout << "\nTasks (spec: name key=value ...; mode, quantizer, k or bits, granularity and seed come from the "
+               "sweep):\n";
+  for (const std::string_view name : sqb::task::task_names()) {
+    std::cout << "\n  " << name
+              << " - an MLP classifier (seed 001's TinyNet, 784 -> 256 -> 10, by default) trained on "
+                 "Fashion-MNIST (or another folder of MNIST's four IDX files) with AdamW; the keys from "
+                 "qat_epochs on are the cells' recipe, not part of the float model\n";
+    print_params(sqb::task::task_params());
   }
   return 0;
 }

@@ -224,8 +224,8 @@ TaskRunner::Model TaskRunner::train_or_load(const task::TaskSpec& spec, std::uin
     note_("float model " + key + ": loaded from " + dir.string());
     return m;
   }
-  note_("float model " + key + ": training (" + std::to_string(spec.epochs) + " epochs on " +
-        std::to_string(train.count) + " images)");
+  note_("float model " + key + ": training (" + std::to_string(spec.epochs) +
+        (spec.epochs == 1 ? " epoch on " : " epochs on ") + std::to_string(train.count) + " images)");
   m.mlp = task::init_mlp(mspec, seed);
   task::TrainOptions o;
   o.epochs = spec.epochs;

@@ -155,7 +155,7 @@ TaskSpec parse_task_spec(std::string_view text) {
   s.fisher_weights = p.is("weights", "fisher");
   if (s.train_levels && s.redesign == 1) {
     p.fail("qat",
-           "levels needs redesign=0 (design once) or redesign=M >= 2: a codebook re-designed before "
+           "= levels needs redesign=0 (design once) or redesign=M >= 2: a codebook re-designed before "
            "every step would discard its trained levels before they are used");
   }
   return s;
