@@ -85,6 +85,11 @@ void record(const std::string& label, const std::string& message) {
 
 const std::string kSweep = "[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 100\nk = 4\n";
 
+// A task sweep of `task` in `modes`.
+std::string task_config(const std::string& task, const std::string& modes = "qat") {
+  return "[sweep]\ntask = " + task + "\nmode = " + modes + "\nquantizer = cosine\nbits = 4\n";
+}
+
 // A config reading DIR/data.npy.
 std::string npy_config(const std::string& extra = "", const std::string& n = "4") {
   return "[sweep]\nquantizer = cosine\ndistribution = npy path=data.npy" + extra + "\nn = " + n + "\nk = 4\n";
@@ -175,7 +180,47 @@ TEST_CASE("bad configs, .npy files and data: exit 2, a message naming the file a
            "layout=oihw needs a weight of rank >= 2 ([out, in, ...]), but the "
            "shape is (4,)",
            npy(raw_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", four),
-               npy_config(" layout=oihw"))});
+               npy_config(" layout=oihw"))},
+      // Task sweeps.
+      Case{"task: an unknown mode", "c.ini:3: key 'sweep.mode': 'int8' is not a mode; valid modes: fp32|ptq|qat",
+           ini(task_config("fashion_mnist", "fp32, int8"))},
+      Case{"task: an unknown task", "c.ini:2: key 'sweep.task': task \"cifar10\": unknown task 'cifar10'; valid "
+                                    "tasks: fashion_mnist",
+           ini(task_config("cifar10"))},
+      Case{"task: a bad QAT setting",
+           "c.ini:2: key 'sweep.task': task \"fashion_mnist ste=straight\": parameter 'ste' must be one of "
+           "identity|clipped (got 'straight')",
+           ini(task_config("fashion_mnist ste=straight"))},
+      Case{"task: trained levels re-designed every step",
+           "c.ini:2: key 'sweep.task': task \"fashion_mnist qat=levels\": parameter 'qat' = levels needs "
+           "redesign=0 (design once) or redesign=M >= 2",
+           ini(task_config("fashion_mnist qat=levels"))},
+      Case{"task: mode qat with qat_epochs=0",
+           "c.ini:2: key 'sweep.task': mode qat needs qat_epochs >= 1 (qat_epochs=0 leaves nothing to train)",
+           ini(task_config("fashion_mnist qat_epochs=0"))},
+      Case{"task: both task and distribution",
+           "c.ini:3: key 'sweep.task': a sweep lists either distribution or task, not both (use two sweeps)",
+           ini("[sweep]\ndistribution = gaussian\ntask = fashion_mnist\nmode = ptq\nquantizer = cosine\nbits = 4\n")},
+      Case{"task: neither task nor distribution",
+           "c.ini: [sweep]: missing key 'distribution' (tensors to quantize) or 'task' (a network to train, "
+           "quantize and evaluate): a sweep needs one of them",
+           ini("[sweep]\nquantizer = cosine\nbits = 4\nn = 10\n")},
+      Case{"task: n in a task sweep",
+           "c.ini:6: key 'sweep.n': n does not apply to a task sweep (it quantizes the network's weights)",
+           ini(task_config("fashion_mnist") + "n = 100\n")},
+      Case{"task: opt_ratio in a task sweep",
+           "c.ini:6: key 'sweep.opt_ratio': opt_ratio applies to tensor sweeps",
+           ini(task_config("fashion_mnist") + "opt_ratio = 1\n")},
+      Case{"task: mode in a distribution sweep",
+           "c.ini:2: key 'sweep.mode': mode applies to task sweeps (task = ...), not to distributions",
+           ini("[sweep]\nmode = ptq\n" + kSweep.substr(8))},
+      Case{"task: data=DIR without the dataset",
+           "c.ini: [sweep] task: task \"fashion_mnist data=mnist\": DIR/mnist/train-images-idx3-ubyte.gz: no such "
+           "file (nor DIR/mnist/train-images-idx3-ubyte); a dataset folder holds MNIST's four files "
+           "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte "
+           "(each plain or .gz), as Fashion-MNIST from the Debian package dataset-fashion-mnist in "
+           "/usr/share/datasets/fashion-mnist",
+           ini(task_config("fashion_mnist data=mnist"))});
   ScratchDir dir;
   c.setup(dir);
   const fs::path out = dir.path / "out";
@@ -207,6 +252,10 @@ distribution = laplace rows=4
 n = 100000, 200000
 bits = 2, 8
 )";
+
+// A task sweep: training its float model (before the first cell) takes about 10 s.
+const std::string kTaskSweep =
+    "[sweep]\ntask = fashion_mnist\nmode = fp32, ptq\nquantizer = cosine\nbits = 4\n";
 
 struct PreRunCase {
   std::string label;
@@ -284,6 +333,16 @@ TEST_CASE("tables, plots and memory are checked against the planned cells before
           "memory: max_memory that is not a size", "max_memory = lots\n" + kSlowFirst,
           "key 'max_memory': 'lots' must be a size in bytes, with an optional K, M, G or T (binary: 1K = "
           "1024), e.g. max_memory = 8G"},
+      PreRunCase{"task: a per-layer text column as a plot's y",
+                 kTaskSweep + "[plot.p]\nx = bits\ny = layer_sqnr_db\nwhere = mode=ptq\n",
+                 "[plot.p] key 'y': column 'layer_sqnr_db' holds text ('layer values'), not numbers: y must be a "
+                 "number"},
+      PreRunCase{"task: a mistyped mode in a where filter",
+                 kTaskSweep + "[table.t]\nrows = quantizer\ncols = bits\nvalue = accuracy\nwhere = mode=qta\n",
+                 "[table.t] where mode=qta: no planned cell has mode 'qta'; the values are: fp32, fp32_ft, ptq"},
+      PreRunCase{"task: an hline that selects no planned cell",
+                 kTaskSweep + "[plot.p]\nx = bits\ny = accuracy\nwhere = mode=ptq\nhline = mode=qat\n",
+                 "[plot.p] hline mode=qat: no planned cell has mode 'qat'; the values are: fp32, fp32_ft, ptq"},
       PreRunCase{"kmeans_optimal: a block over max_table_gib",
                  kSlowFirst + "[sweep.c]\nquantizer = kmeans_optimal max_table_gib=0.001\ndistribution = "
                               "gaussian\nn = 200000\nk = 256\n",
@@ -294,6 +353,11 @@ TEST_CASE("tables, plots and memory are checked against the planned cells before
                  "max_table_gib = 0.001; use a finer granularity or raise max_table_gib (it would stop the "
                  "run when the "
                  "cell starts)"});
+  if (c.config.find("task = fashion_mnist") != std::string::npos &&
+      !fs::exists(fs::path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))) {
+    WARN("SKIPPED: " << c.label << ": Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
+    return;
+  }
   ScratchDir dir;
   dir.write("c.ini", c.config);
   const fs::path out = dir.path / "out";

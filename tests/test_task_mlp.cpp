@@ -283,7 +283,42 @@ TEST_CASE("task: spec parsing, defaults, canonical text and errors", "[task][spe
   CHECK_THROWS_WITH(sqb::task::parse_task_spec("fashion_mnist lr=0"), Contains("'lr'"));
   CHECK_THROWS_WITH(sqb::task::parse_task_spec("fashion_mnist bias=yes"), Contains("one of 0|1"));
   CHECK_THROWS_WITH(sqb::task::parse_task_spec("fashion_mnist epochs=2 epochs=3"), Contains("twice"));
-  CHECK(sqb::task::task_params().size() == 8);
+  CHECK(sqb::task::task_params().size() == 14);
+}
+
+TEST_CASE("task: the cells' recipe keys parse, default as the issue says, and leave the model key alone",
+          "[task][spec]") {
+  const sqb::task::TaskSpec d = sqb::task::parse_task_spec("fashion_mnist");
+  CHECK(d.qat_epochs == 2);
+  CHECK(d.qat_lr == 2e-4);
+  CHECK(d.ste == sqb::task::Ste::identity);
+  CHECK(d.redesign == 1);
+  CHECK_FALSE(d.train_levels);
+  CHECK_FALSE(d.fisher_weights);
+  const sqb::task::TaskSpec r = sqb::task::parse_task_spec(
+      "fashion_mnist qat_epochs=3 qat_lr=1e-4 ste=clipped redesign=50 qat=levels weights=fisher");
+  CHECK(r.qat_epochs == 3);
+  CHECK(r.qat_lr == 1e-4);
+  CHECK(r.ste == sqb::task::Ste::clipped);
+  CHECK(r.redesign == 50);
+  CHECK(r.train_levels);
+  CHECK(r.fisher_weights);
+  // Cells that differ only in their recipe share one trained float model.
+  CHECK(r.canonical() == d.canonical());
+  CHECK(sqb::task::model_key(r, 7) == sqb::task::model_key(d, 7));
+  CHECK(sqb::task::model_key(r, 7) != sqb::task::model_key(d, 8));
+
+  CHECK_THROWS_WITH(sqb::task::parse_task_spec("fashion_mnist ste=straight"),
+                    Contains("'ste'") && Contains("identity|clipped"));
+  CHECK_THROWS_WITH(sqb::task::parse_task_spec("fashion_mnist qat=weights"), Contains("ste|levels"));
+  CHECK_THROWS_WITH(sqb::task::parse_task_spec("fashion_mnist weights=hessian"), Contains("none|fisher"));
+  CHECK_THROWS_WITH(sqb::task::parse_task_spec("fashion_mnist qat_epochs=-1"), Contains("'qat_epochs'"));
+  CHECK_THROWS_WITH(sqb::task::parse_task_spec("fashion_mnist qat_lr=0"), Contains("'qat_lr'"));
+  CHECK_THROWS_WITH(sqb::task::parse_task_spec("fashion_mnist redesign=x"), Contains("'redesign'"));
+  // Trained levels re-designed before every step would never be used.
+  CHECK_THROWS_WITH(sqb::task::parse_task_spec("fashion_mnist qat=levels"),
+                    Contains("'qat'") && Contains("redesign=0"));
+  CHECK_NOTHROW(sqb::task::parse_task_spec("fashion_mnist qat=levels redesign=0"));
 }
 
 TEST_CASE("task: text_hash is FNV-1a 64", "[task][spec]") {

@@ -10,6 +10,7 @@
 #include "sqb/source.hpp"
 #include "sqb/spec.hpp"
 #include "table.hpp"
+#include "task_cells.hpp"
 #include "text.hpp"
 
 namespace sqbench {
@@ -95,7 +96,7 @@ CsvTable planned_results(const Config& config, const Plan& plan) {
   std::vector<std::set<sqb::Col>> q_fig(plan.quantizers.size()), d_fig(plan.distributions.size());
   std::vector<bool> q_done(plan.quantizers.size(), false);
   for (const Cell& c : plan.cells) {
-    if (q_done[c.q]) continue;
+    if (c.is_task() || q_done[c.q]) continue;  // a task cell fills no strategy figure
     q_done[c.q] = true;
     const auto q = sqb::make_quantizer(plan.quantizers[c.q], {c.k, 0});
     if (const auto* f = sqb::part_of<sqb::ReportsFigures>(*q)) {
@@ -119,7 +120,7 @@ CsvTable planned_results(const Config& config, const Plan& plan) {
     for (const auto& [key, value] : sqb::SpecText::parse(plan.distributions[d], "distribution").args)
       weighted[d] = weighted[d] || key == "weights";
   }
-  const std::size_t keys = key_columns().size();
+  const std::size_t keys = plan.keys.size();
   for (std::size_t i = 0; i < plan.cells.size(); ++i) {
     const Cell& c = plan.cells[i];
     std::vector<std::string> row = plan.key_fields(c);
@@ -128,6 +129,13 @@ CsvTable planned_results(const Config& config, const Plan& plan) {
       const sqb::Col id = plan.columns[col];
       if (id == sqb::Col::config_hash) {
         row.push_back(config.hash);
+      } else if (c.is_task()) {
+        // Text columns (the per-layer lists) get text, so that a plot of one fails now as it would later.
+        row.push_back(!task_cell_fills(plan, c, id)  ? ""
+                      : sqb::column_info(id).numeric ? placeholder
+                                                     : "layer values");
+      } else if (id == sqb::Col::train_s) {
+        row.push_back("");  // trained only in task cells
       } else if ((id == sqb::Col::wmse && !weighted[c.d]) || (id == sqb::Col::opt_ratio && !c.opt_ratio) ||
                  (sqb::column_info(id).kind == sqb::ColumnKind::figure && id != sqb::Col::opt_ratio &&
                   !q_fig[c.q].contains(id) && !d_fig[c.d].contains(id))) {
@@ -188,12 +196,17 @@ void check_outputs_before_work(const Config& config, const CsvTable& rows, RowsK
   for (const PlotSpec& p : config.plots) {
     const std::string section = file + ": [plot." + p.id + "]";
     check_where(p.where, rows, kind, section + " where");
+    for (const std::vector<Where>& h : p.hlines)
+      check_where(h, rows, kind, section + " hline");
     const std::vector<std::size_t> selected = select_rows(rows, key_filters(p.where), section);
     if (p.kind != "bar") check_numeric_axis(rows, p, "x", p.x, selected, section);
     check_numeric_axis(rows, p, "y", p.y, selected, section);
     if (kind != RowsKind::planned) continue;
     PlotSpec keys_only = p;
     keys_only.where = key_filters(p.where);
+    // An hline filtering on a metric cannot be built before the values exist.
+    std::erase_if(keys_only.hlines,
+                  [](const std::vector<Where>& h) { return key_filters(h).size() != h.size(); });
     try {
       plot_script(rows, keys_only, prov);
     } catch (const sqb::Error& e) {

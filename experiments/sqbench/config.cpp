@@ -13,6 +13,7 @@
 #include "sqb/registry.hpp"
 #include "sqb/source.hpp"
 #include "sqb/spec.hpp"
+#include "sqb/task.hpp"
 #include "text.hpp"
 
 namespace po = boost::program_options;
@@ -25,13 +26,14 @@ constexpr std::size_t kMaxN = 2'000'000'000;  // float32 tensors of up to 8 GB
 
 const std::vector<std::string> kTopKeys = {"name",       "description", "repeats",
                                            "max_memory", "opt_ratio",   "opt_ratio_max_n"};
-const std::vector<std::string> kSweepKeys = {"quantizer",   "distribution", "n",       "k",        "bits",
-                                             "granularity", "seed",         "repeats", "opt_ratio"};
-const std::vector<std::string> kTableKeys = {"rows", "cols",       "value", "where", "agg",
-                                             "best", "best_along", "title", "digits"};
-const std::vector<std::string> kPlotKeys = {"kind", "x",     "y",         "series", "agg",    "logx",
-                                            "logy", "where", "reference", "title",  "xlabel", "ylabel"};
-const std::vector<std::string> kMultiKeys = {"where", "reference"};  // table/plot keys that may repeat
+const std::vector<std::string> kSweepKeys = {"quantizer",   "distribution", "task", "mode",    "n",        "k",
+                                             "bits",        "granularity",  "seed", "repeats", "opt_ratio"};
+const std::vector<std::string> kTableKeys = {"rows", "cols",       "value", "where",  "agg",
+                                             "best", "best_along", "title", "digits", "spread"};
+const std::vector<std::string> kPlotKeys = {"kind",   "x",      "y",     "series",    "agg",
+                                            "logx",   "logy",   "where", "reference", "title",
+                                            "xlabel", "ylabel", "dash",  "hline"};
+const std::vector<std::string> kMultiKeys = {"where", "reference", "hline"};  // table/plot keys that may repeat
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
@@ -272,7 +274,7 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
     for (const Setting& s : list) {
       if (contains(kMultiKeys, s.key)) continue;
       if (!seen.insert(s.key).second)
-        r.fail(s, "given more than once (only [sweep] keys, where and reference take lists)");
+        r.fail(s, "given more than once (only [sweep] keys, where, reference and hline take lists)");
     }
   };
 
@@ -330,11 +332,36 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
       SweepSpec sw;
       sw.id = id;
       bool has_k = false, has_bits = false, has_gran = false, has_seed = false;
+      bool has_distribution = false, has_task = false;
+      std::vector<sqb::task::TaskSpec> task_specs;
+      std::vector<Setting> task_lines;
+      std::optional<Setting> mode_setting;
       for (const Setting& s : list) {
         if (s.key == "quantizer") {
           sw.quantizers.push_back(canonical_spec(s, "quantizer", sqb::find_quantizer));
         } else if (s.key == "distribution") {
+          if (has_task) r.fail(s, "a sweep lists either distribution or task, not both (use two sweeps)");
+          has_distribution = true;
           sw.distributions.push_back(canonical_spec(s, "distribution", sqb::find_source));
+        } else if (s.key == "task") {
+          if (has_distribution)
+            r.fail(s, "a sweep lists either distribution or task, not both (use two sweeps)");
+          has_task = true;
+          try {
+            task_specs.push_back(sqb::task::parse_task_spec(s.value));
+            sw.tasks.push_back(sqb::SpecText::parse(s.value, "task").canonical());
+          } catch (const sqb::Error& e) {
+            r.fail(s, e.what());
+          }
+          task_lines.push_back(s);
+        } else if (s.key == "mode") {
+          mode_setting = s;
+          for (const std::string& m : split_commas(s.value)) {
+            if (m != "fp32" && m != "ptq" && m != "qat") {
+              r.fail(s, "'" + m + "' is not a mode; valid modes: " + std::string(kTaskModes));
+            }
+            sw.modes.push_back(m);
+          }
         } else if (s.key == "n") {
           // `all` (sqb::kWholeFile) asks a file source for every value it has; synthetic laws refuse it.
           std::string rest;
@@ -389,10 +416,44 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
       const auto require = [&](const std::string& key, bool empty) {
         if (empty) r.fail_section(section, "missing key '" + key + "': a sweep needs at least one value");
       };
-      require("quantizer", sw.quantizers.empty());
-      require("distribution", sw.distributions.empty());
-      require("n", sw.n.empty());
-      require(has_bits ? "bits" : "k", sw.k.empty());
+      if (!has_distribution && !has_task) {
+        r.fail_section(section,
+                       "missing key 'distribution' (tensors to quantize) or 'task' (a network to train, "
+                       "quantize and evaluate): a sweep needs one of them");
+      }
+      if (has_task) {
+        // A task sweep quantizes the network's weight matrices: no n; its modes say what each cell does.
+        for (const Setting& s : list) {
+          if (s.key == "n")
+            r.fail(s, "n does not apply to a task sweep (it quantizes the network's weights)");
+          if (s.key == "opt_ratio")
+            r.fail(s, "opt_ratio applies to tensor sweeps (a task cell reports accuracy, not the MSE of one "
+                      "tensor); a config-wide opt_ratio = 1 skips task sweeps");
+        }
+        if (!mode_setting) {
+          r.fail_section(section,
+                         "missing key 'mode': a task sweep needs at least one of " + std::string(kTaskModes));
+        }
+        const bool quantized =
+            std::any_of(sw.modes.begin(), sw.modes.end(), [](const std::string& m) { return m != "fp32"; });
+        const bool qat = std::find(sw.modes.begin(), sw.modes.end(), "qat") != sw.modes.end();
+        for (std::size_t t = 0; t < task_specs.size() && qat; ++t) {
+          if (task_specs[t].qat_epochs == 0) {
+            r.fail(task_lines[t], "mode qat needs qat_epochs >= 1 (qat_epochs=0 leaves nothing to train)");
+          }
+        }
+        if (quantized) {
+          require("quantizer", sw.quantizers.empty());
+          require(has_bits ? "bits" : "k", sw.k.empty());
+        }
+      } else {
+        if (mode_setting) {
+          r.fail(*mode_setting, "mode applies to task sweeps (task = ...), not to distributions");
+        }
+        require("quantizer", sw.quantizers.empty());
+        require("n", sw.n.empty());
+        require(has_bits ? "bits" : "k", sw.k.empty());
+      }
       // A value listed twice would make duplicate cells.
       const auto unique = [&](const std::string& key, const std::vector<std::string>& values) {
         std::set<std::string> seen;
@@ -410,6 +471,8 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
       };
       unique("quantizer", sw.quantizers);
       unique("distribution", sw.distributions);
+      unique("task", sw.tasks);
+      unique("mode", sw.modes);
       unique("n", text_of(sw.n));
       unique(has_bits ? "bits" : "k", text_of(sw.k));
       unique("granularity", sw.granularities);
@@ -446,6 +509,11 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
           }
           t.best_along = s.value;
         }
+        if (s.key == "spread") {
+          if (s.value != "none" && s.value != "std")
+            r.fail(s, "'" + s.value + "' must be one of " + kSpreadChoices);
+          t.spread = s.value;
+        }
         if (s.key == "digits") {
           const auto v = sqb::parse_integer(s.value);
           if (!v || *v < 1 || *v > kMaxDigits) {
@@ -453,6 +521,10 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
           }
           t.digits = static_cast<int>(*v);
         }
+      }
+      if (t.spread == "std" && t.agg != Agg::none && t.agg != Agg::mean) {
+        r.fail_section(section,
+                       "spread = std shows mean ± std, so the cells must be means: use agg = none or mean");
       }
       if (t.rows.empty()) r.fail_section(section, "missing key 'rows'");
       if (t.value.empty()) r.fail_section(section, "missing key 'value'");
@@ -490,6 +562,19 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
         if (s.key == "xlabel") p.xlabel = s.value;
         if (s.key == "ylabel") p.ylabel = s.value;
         if (s.key == "reference") p.references.push_back(s.value);
+        if (s.key == "dash") p.dash = s.value;
+        if (s.key == "hline") {
+          std::vector<Where> filters;
+          try {
+            for (const std::string& f : split_commas(s.value))
+              filters.push_back(parse_where(f));
+          } catch (const sqb::Error& e) {
+            r.fail(s, e.what() +
+                          std::string(" (an hline is the y of the rows matching column=value filters, e.g. "
+                                      "hline = mode=fp32)"));
+          }
+          p.hlines.push_back(std::move(filters));
+        }
         if (s.key == "where") {
           try {
             p.where.push_back(parse_where(s.value));
@@ -506,6 +591,9 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
         if (!p.references.empty()) {
           r.fail_section(section, "reference curves need a numeric x axis; kind = bar has a categorical one");
         }
+        if (!p.dash.empty()) r.fail_section(section, "dash splits lines; kind = bar draws bars (use series)");
+        if (!p.hlines.empty())
+          r.fail_section(section, "hline is drawn on line and scatter plots, not on bars");
       }
       c.plots.push_back(std::move(p));
     }

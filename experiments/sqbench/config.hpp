@@ -17,11 +17,14 @@
 
 namespace sqbench {
 
-/// One sweep: every combination of the listed values is a cell.
+/// One sweep: every combination of the listed values is a cell. A sweep lists either distributions (tensors
+/// to quantize) or tasks (networks to train, quantize and evaluate, in the listed modes).
 struct SweepSpec {
   std::string id;                          ///< "" for [sweep], else the <id> of [sweep.<id>]
   std::vector<std::string> quantizers;     ///< canonical spec strings, validated against the registry
   std::vector<std::string> distributions;  ///< canonical spec strings (npy glob= already expanded)
+  std::vector<std::string> tasks;  ///< canonical task specs (sqb::task::parse_task_spec validated them)
+  std::vector<std::string> modes;  ///< a task sweep's modes: fp32, ptq, qat (kTaskModes)
   std::vector<std::size_t> n;
   std::vector<std::size_t> k;              ///< from k = ... or 2^bits for bits = ...
   std::vector<std::string> granularities;  ///< canonical text
@@ -49,6 +52,9 @@ struct TableSpec {
   std::string best_along = "col";  ///< col: the best of each column is bold | row: the best of each row
   std::string title;
   int digits = 4;  ///< significant digits
+  /// none | std: a cell of several rows (seeds) shows "mean ± std" (the sample standard deviation, n - 1);
+  /// needs agg none or mean.
+  std::string spread = "none";
 };
 
 /// A plot: `kind` is line (numeric x; the rows at one x of a series are combined into one point), scatter
@@ -64,6 +70,14 @@ struct PlotSpec {
   std::vector<Where> where;
   std::vector<std::string> references;
   std::string title, xlabel, ylabel;
+  /// A result column whose values split every series into lines drawn solid, dashed, dotted, ... (line and
+  /// scatter): in the order of the alternatives of a where filter on that column (where = mode=qat|ptq:
+  /// qat solid, ptq dashed), else the order of the values in the results. Empty: none.
+  std::string dash;
+  /// Horizontal reference lines (line and scatter): each the y of the rows matching its filters
+  /// ("mode=fp32", several separated by commas; the plot's own where does not apply), combined like a
+  /// point (agg), drawn across the plot and named in the legend with its value.
+  std::vector<std::vector<Where>> hlines;
 };
 
 struct Config {
@@ -118,6 +132,8 @@ inline constexpr const char* kAggChoices = "none|mean|median|min|max";
 inline constexpr const char* kBestChoices = "auto|min|max|none";
 inline constexpr const char* kBestAlongChoices = "col|row";
 inline constexpr const char* kPlotKinds = "line|scatter|bar";
+inline constexpr const char* kTaskModes = "fp32|ptq|qat";
+inline constexpr const char* kSpreadChoices = "none|std";
 inline constexpr int kMaxDigits = 17;
 
 }  // namespace sqbench

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "csv.hpp"
+#include "sqb/task.hpp"
 #include "sqb/version.hpp"
 
 namespace sqbench {
@@ -187,7 +188,11 @@ std::string context_json(const Config& config, const RunInfo& run) {
   j << "    \"boost\": " << json_string(std::string(sqb::boost_version())) << ",\n";
   j << "    \"armadillo\": " << json_string(std::string(sqb::armadillo_version())) << ",\n";
   j << "    \"google_benchmark\": "
-    << json_string(std::string(sqb::benchmark_version()) + " (micro-benchmarks only)") << "\n";
+    << json_string(std::string(sqb::benchmark_version()) + " (micro-benchmarks only)") << ",\n";
+  // The BLAS behind Armadillo (what a task sweep's training runs on) and the threads it was given.
+  const sqb::task::BlasInfo blas = sqb::task::blas_info();
+  j << "    \"blas\": {\"library\": " << json_string(blas.library)
+    << ", \"config\": " << json_string(blas.config) << ", \"threads\": " << blas.threads << "}\n";
   j << "  },\n";
   j << "  \"config\": {\n";
   j << "    \"name\": " << json_string(config.name) << ",\n";
@@ -210,6 +215,14 @@ std::string context_json(const Config& config, const RunInfo& run) {
   if (run.memory_estimate_bytes > 0)
     j << "    \"memory_estimate_bytes\": " << run.memory_estimate_bytes << ",\n";
   if (run.peak_resident_bytes > 0) j << "    \"peak_resident_bytes\": " << run.peak_resident_bytes << ",\n";
+  if (run.float_models_trained + run.float_models_loaded > 0) {
+    j << "    \"float_models_trained\": " << run.float_models_trained << ",\n";
+    j << "    \"float_models_loaded\": " << run.float_models_loaded << ",\n";
+    j << "    \"task_timing\": "
+      << json_string("train_s: std::chrono::steady_clock wall time of each task cell's training, measured once; "
+                     "with --jobs J, J cells (or float models) train at once, each on one BLAS thread")
+      << ",\n";
+  }
   j << "    \"wall_s\": " << format_number(run.wall_s, 6) << ",\n";
   j << "    \"complete\": " << (run.complete ? "true" : "false") << "\n";
   j << "  }\n";

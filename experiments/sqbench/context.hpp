@@ -24,6 +24,8 @@ struct RunInfo {
   bool complete = false;
   std::uint64_t memory_estimate_bytes = 0;  ///< what the check before any work estimated (0: not known)
   std::uint64_t peak_resident_bytes = 0;    ///< the process's peak resident memory, VmHWM (0: not known)
+  std::size_t float_models_trained = 0;     ///< task sweeps: float models trained by this run
+  std::size_t float_models_loaded = 0;      ///< and loaded from the results folder's models/
 };
 
 /// A JSON string literal (quotes included) with JSON escapes.

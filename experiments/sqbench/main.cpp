@@ -23,6 +23,7 @@
 #include "sqb/registry.hpp"
 #include "sqb/source.hpp"
 #include "sqb/spec.hpp"
+#include "sqb/task.hpp"
 #include "sqb/version.hpp"
 #include "sweep.hpp"
 #include "table.hpp"
@@ -96,6 +97,15 @@ int cmd_list(const std::vector<std::string>& args) {
   for (const sqb::SourceEntry& e : sqb::source_registry()) {
     std::cout << "\n  " << e.name << " - " << e.description << "\n";
     print_params(e.params);
+  }
+  std::cout << "\nTasks (spec: name key=value ...; mode, quantizer, k or bits, granularity and seed come from the "
+               "sweep):\n";
+  for (const std::string_view name : sqb::task::task_names()) {
+    std::cout << "\n  " << name
+              << " - an MLP classifier (seed 001's TinyNet, 784 -> 256 -> 10, by default) trained on "
+                 "Fashion-MNIST (or another folder of MNIST's four IDX files) with AdamW; the keys from "
+                 "qat_epochs on are the cells' recipe, not part of the float model\n";
+    print_params(sqb::task::task_params());
   }
   return 0;
 }
@@ -194,7 +204,9 @@ int cmd_table(const std::vector<std::string>& args) {
       "best-along", po::value<std::string>()->default_value("col"),
       "col: the best of each column is bold | row: the best of each row")(
       "digits", po::value<int>()->default_value(4), "significant digits")("title", po::value<std::string>(),
-                                                                          "caption");
+                                                                          "caption")(
+      "spread", po::value<std::string>()->default_value("none"),
+      "none | std: cells of several seeds show mean ± std (sample, n - 1)");
   const auto parsed = sqbench::parse_command(args, desc, "results");
   if (!parsed) return 0;
   const po::variables_map& vm = *parsed;
@@ -231,6 +243,13 @@ int cmd_table(const std::vector<std::string>& args) {
     throw sqb::Error("--digits must be in 1.." + std::to_string(sqbench::kMaxDigits));
   }
   if (vm.count("title")) spec.title = vm["title"].as<std::string>();
+  spec.spread = vm["spread"].as<std::string>();
+  if (spec.spread != "none" && spec.spread != "std") {
+    throw sqb::Error("--spread '" + spec.spread + "' must be one of " + sqbench::kSpreadChoices);
+  }
+  if (spec.spread == "std" && spec.agg != sqbench::Agg::none && spec.agg != sqbench::Agg::mean) {
+    throw sqb::Error("--spread std shows mean ± std, so the cells must be means: use --agg none or mean");
+  }
   const std::string format = vm["format"].as<std::string>();
   sqbench::TableFormat fmt;
   if (format == "md") {

@@ -18,6 +18,7 @@
 #include "sqb/registry.hpp"
 #include "sqb/source.hpp"
 #include "sqb/spec.hpp"
+#include "task_cells.hpp"
 
 namespace sqbench {
 
@@ -126,6 +127,7 @@ class Estimator {
 };
 
 MemoryEstimate Estimator::estimate(const Cell& c) {
+  if (c.is_task()) return estimate_task_cell(plan_, c);
   const Plan& plan = plan_;
   SourceFacts& f = facts(c.d);
   const std::size_t n = c.n == sqb::kWholeFile ? f.file_values : c.n;
@@ -326,6 +328,18 @@ std::uint64_t check_memory(const Config& config, const Plan& plan, const std::ve
   }
   std::stable_sort(all.begin(), all.end(),
                    [](const auto& a, const auto& b) { return a.first.bytes > b.first.bytes; });
+  // What task cells share (their datasets and float models) is held once, whatever the jobs: it counts with
+  // the largest cell alone and with the largest cells together.
+  MemoryEstimate shared;
+  try {
+    shared = task_shared_memory(plan, cells);
+  } catch (const sqb::Error& e) {
+    throw sqb::Error(config.path.string() + ": " + e.what());
+  }
+  if (shared.bytes > 0) {
+    all[0].first.bytes += shared.bytes;
+    all[0].first.terms += " + shared by the task cells: " + shared.terms;
+  }
   const std::size_t together = std::min<std::size_t>(static_cast<std::size_t>(std::max(jobs, 1)), all.size());
   std::uint64_t sum = 0;
   for (std::size_t i = 0; i < together; ++i)

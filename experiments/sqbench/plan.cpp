@@ -8,11 +8,53 @@
 #include "sqb/npy.hpp"
 #include "sqb/registry.hpp"
 #include "table.hpp"
+#include "task_cells.hpp"
 #include "text.hpp"
 
 namespace sqbench {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// A task spec as a cell runs it: a relative data= folder is relative to the config's folder (as npy path=
+// is), and its four files must be there now rather than when the first cell starts.
+sqb::task::TaskSpec resolve_task(const std::string& text, const fs::path& base_dir) {
+  sqb::task::TaskSpec spec = sqb::task::parse_task_spec(text);
+  if (spec.data.is_relative()) spec.data = base_dir / spec.data;
+  try {
+    sqb::task::dataset_files(spec.data);
+  } catch (const sqb::Error& e) {
+    throw sqb::Error("task \"" + text + "\": " + e.what());
+  }
+  return spec;
+}
+
+}  // namespace
+
+std::string mode_name(Mode m) {
+  switch (m) {
+    case Mode::none:
+      return "";
+    case Mode::fp32:
+      return "fp32";
+    case Mode::fp32_ft:
+      return "fp32_ft";
+    case Mode::ptq:
+      return "ptq";
+    case Mode::qat:
+      return "qat";
+  }
+  return "";
+}
+
+std::size_t key_count(const std::vector<std::string>& header) {
+  const auto& keys = key_columns();
+  std::size_t n = 0;
+  while (n < header.size() && std::find(keys.begin(), keys.end(), header[n]) != keys.end())
+    ++n;
+  return n;
+}
 
 const std::vector<std::string>& key_columns() {
   static const std::vector<std::string> cols = [] {
@@ -34,13 +76,42 @@ std::size_t Plan::position(sqb::Col c) const {
 }
 
 std::vector<std::string> Plan::key_fields(const Cell& c) const {
-  return {quantizers[c.q],
-          distributions[c.d],
-          c.n == sqb::kWholeFile ? std::string("all") : std::to_string(c.n),
-          std::to_string(c.k),
-          std::to_string(sqb::index_bits(c.k)),
-          c.granularity,
-          std::to_string(c.seed)};
+  std::vector<std::string> out;
+  for (const sqb::Col col : keys) {
+    switch (col) {
+      case sqb::Col::quantizer:
+        out.push_back(c.quantized() ? quantizers[c.q] : "none");
+        break;
+      case sqb::Col::distribution:
+        out.push_back(c.is_task() ? "" : distributions[c.d]);
+        break;
+      case sqb::Col::task:
+        out.push_back(c.is_task() ? tasks[c.d] : "");
+        break;
+      case sqb::Col::mode:
+        out.push_back(mode_name(c.mode));
+        break;
+      case sqb::Col::n:
+        out.push_back(c.is_task() ? "" : c.n == sqb::kWholeFile ? std::string("all") : std::to_string(c.n));
+        break;
+      case sqb::Col::k:
+        out.push_back(c.quantized() ? std::to_string(c.k) : "");
+        break;
+      case sqb::Col::bits:
+        // A float32 weight takes 32 bits.
+        out.push_back(c.quantized() ? std::to_string(sqb::index_bits(c.k)) : "32");
+        break;
+      case sqb::Col::granularity:
+        out.push_back(c.granularity);
+        break;
+      case sqb::Col::seed:
+        out.push_back(std::to_string(c.seed));
+        break;
+      default:
+        throw std::logic_error("key column '" + std::string(sqb::column_name(col)) + "' has no value");
+    }
+  }
+  return out;
 }
 
 Plan make_plan(const Config& config) {
@@ -55,6 +126,21 @@ Plan make_plan(const Config& config) {
   const sqb::SourceContext dctx{fs::absolute(config.path).parent_path()};
   std::map<std::pair<std::size_t, std::size_t>, std::string> not_applicable;  // (q, k) -> reason ("" = fine)
   std::map<std::vector<std::string>, std::string> seen_cells;                 // key fields -> sweep id
+
+  // The key columns: distribution and n only when some sweep lists distributions, task and mode only when
+  // one lists tasks, so a config without task sweeps keeps the header it always had.
+  const bool any_task = std::any_of(config.sweeps.begin(), config.sweeps.end(),
+                                    [](const SweepSpec& s) { return !s.tasks.empty(); });
+  const bool any_distribution = std::any_of(config.sweeps.begin(), config.sweeps.end(),
+                                            [](const SweepSpec& s) { return !s.distributions.empty(); });
+  const auto column_used = [&](sqb::Col c) {
+    if (c == sqb::Col::distribution || c == sqb::Col::n) return any_distribution;
+    if (c == sqb::Col::task || c == sqb::Col::mode || c == sqb::Col::train_s) return any_task;
+    return true;
+  };
+  for (const sqb::ColumnInfo& c : sqb::column_schema()) {
+    if (c.kind == sqb::ColumnKind::key && column_used(c.id)) plan.keys.push_back(c.id);
+  }
 
   for (const SweepSpec& sw : config.sweeps) {
     const std::string where = sw.id.empty() ? "[sweep]" : "[sweep." + sw.id + "]";
@@ -88,7 +174,10 @@ Plan make_plan(const Config& config) {
       }
       ds.push_back(di);
     }
-    for (const std::string& q : sw.quantizers) {
+    // A task sweep quantizes only in its ptq and qat modes.
+    const bool fp32_only = !sw.tasks.empty() && std::all_of(sw.modes.begin(), sw.modes.end(),
+                                                            [](const std::string& m) { return m == "fp32"; });
+    for (const std::string& q : fp32_only ? std::vector<std::string>() : sw.quantizers) {
       const std::size_t qi = index_of(plan.quantizers, q);
       std::size_t usable = 0;
       std::string reason;
@@ -114,6 +203,51 @@ Plan make_plan(const Config& config) {
       }
       qs.push_back(qi);
     }
+    if (!sw.tasks.empty()) {
+      std::vector<std::size_t> ts;
+      for (const std::string& t : sw.tasks) {
+        const std::size_t before = plan.tasks.size();
+        const std::size_t ti = index_of(plan.tasks, t);
+        if (ti == before) {
+          try {
+            plan.task_specs.push_back(resolve_task(t, dctx.base_dir));
+          } catch (const sqb::Error& e) {
+            throw sqb::Error(file + ": " + where + " task: " + e.what());
+          }
+        }
+        ts.push_back(ti);
+      }
+      const int repeats = sw.repeats > 0 ? sw.repeats : config.repeats;
+      const auto add = [&](const Cell& cell) {
+        if (seen_cells.emplace(plan.key_fields(cell), sw.id).second) plan.cells.push_back(cell);
+      };
+      for (const std::size_t ti : ts) {
+        for (const std::uint64_t seed : sw.seeds) {
+          // The float model, and (so that QAT is never credited for its extra epochs) the float model
+          // fine-tuned for as many epochs as QAT.
+          if (std::find(sw.modes.begin(), sw.modes.end(), "fp32") != sw.modes.end()) {
+            add(Cell{kNoQuantizer, ti, 0, 0, "", seed, sw.id, repeats, Mode::fp32});
+            if (plan.task_specs[ti].qat_epochs > 0)
+              add(Cell{kNoQuantizer, ti, 0, 0, "", seed, sw.id, repeats, Mode::fp32_ft});
+          }
+          for (const std::size_t qi : qs) {
+            for (const std::size_t k : sw.k) {
+              for (const std::string& g : sw.granularities) {
+                for (const std::string& m : sw.modes) {
+                  if (m == "fp32") continue;
+                  if (!not_applicable[{qi, k}].empty()) {
+                    ++plan.skipped[not_applicable[{qi, k}]];
+                    continue;
+                  }
+                  add(Cell{qi, ti, 0, k, g, seed, sw.id, repeats, m == "ptq" ? Mode::ptq : Mode::qat});
+                }
+              }
+            }
+          }
+        }
+      }
+      continue;
+    }
     for (const std::size_t di : ds) {
       for (const std::size_t n : sw.n) {
         for (const std::uint64_t seed : sw.seeds) {
@@ -128,6 +262,7 @@ Plan make_plan(const Config& config) {
                                 seed,
                                 sw.id,
                                 sw.repeats > 0 ? sw.repeats : config.repeats,
+                                Mode::none,
                                 sw.opt_ratio.value_or(config.opt_ratio)};
                 if (!not_applicable[{qi, k}].empty()) {
                   ++plan.skipped[not_applicable[{qi, k}]];
@@ -150,6 +285,10 @@ Plan make_plan(const Config& config) {
   const auto declare = [&](const std::vector<sqb::Col>& cols) { figures.insert(cols.begin(), cols.end()); };
   std::set<std::size_t> used_q, used_d;
   for (const Cell& c : plan.cells) {
+    if (c.is_task()) {
+      declare(task_figure_columns(c));
+      continue;
+    }
     if (c.opt_ratio) figures.insert(sqb::Col::opt_ratio);
     if (used_q.insert(c.q).second) {
       const auto q = sqb::make_quantizer(plan.quantizers[c.q], {c.k, 0});
@@ -163,6 +302,7 @@ Plan make_plan(const Config& config) {
   }
   for (const sqb::ColumnInfo& c : sqb::column_schema()) {
     if (c.kind == sqb::ColumnKind::figure && !figures.contains(c.id)) continue;
+    if (!column_used(c.id)) continue;
     plan.columns.push_back(c.id);
     plan.header.emplace_back(c.name);
   }
@@ -195,12 +335,23 @@ void check_outputs(const Config& config, const std::vector<std::string>& header)
     check(s, "x", p.x);
     check(s, "y", p.y);
     check(s, "series", p.series);
+    check(s, "dash", p.dash);
     for (const Where& w : p.where)
       check(s, "where", w.column);
+    for (const std::vector<Where>& h : p.hlines) {
+      for (const Where& w : h)
+        check(s, "hline", w.column);
+    }
   }
 }
 
 std::string cell_label(const Plan& plan, const Cell& c) {
+  if (c.is_task()) {
+    std::string label =
+        (c.quantized() ? plan.quantizers[c.q] : "none") + " | " + plan.tasks[c.d] + " | " + mode_name(c.mode);
+    if (c.quantized()) label += " k=" + std::to_string(c.k) + " " + c.granularity;
+    return label + " seed=" + std::to_string(c.seed);
+  }
   return plan.quantizers[c.q] + " | " + plan.distributions[c.d] +
          " | n=" + (c.n == sqb::kWholeFile ? std::string("all") : std::to_string(c.n)) +
          " k=" + std::to_string(c.k) + " " + c.granularity + " seed=" + std::to_string(c.seed);

@@ -11,47 +11,72 @@
 #include "config.hpp"
 #include "sqb/columns.hpp"
 #include "sqb/source.hpp"
+#include "sqb/task.hpp"
 
 namespace sqbench {
 
-/// One cell: indices into Plan::quantizers / Plan::distributions plus the numeric keys.
+/// What a cell does: quantize a tensor (none: a distribution sweep's cell), or, in a task sweep, evaluate the
+/// float model (fp32), the float model fine-tuned as long as QAT (fp32_ft, planned with every fp32 cell
+/// whose task has qat_epochs > 0), quantize its weights (ptq) or fine-tune it through the quantizer (qat).
+enum class Mode : std::uint8_t { none, fp32, fp32_ft, ptq, qat };
+/// "fp32", "fp32_ft", "ptq", "qat" ("" for none): the mode column.
+std::string mode_name(Mode m);
+
+/// Cell::q of a cell without a quantizer (modes fp32 and fp32_ft).
+inline constexpr std::size_t kNoQuantizer = static_cast<std::size_t>(-1);
+
+/// One cell: indices into Plan::quantizers and Plan::distributions (or Plan::tasks) plus the numeric keys.
 struct Cell {
-  std::size_t q = 0, d = 0;
-  std::size_t n = 0, k = 0;
-  std::string granularity;
+  std::size_t q = 0, d = 0;  ///< d indexes Plan::tasks for a task cell; q is kNoQuantizer for fp32 modes
+  std::size_t n = 0, k = 0;  ///< n = 0 for a task cell; k = 0 without a quantizer
+  std::string granularity;   ///< "" without a quantizer
   std::uint64_t seed = 0;
   std::string sweep;  ///< the sweep's id ("" for [sweep])
   int repeats = 1;    ///< timed repeats
-  bool opt_ratio = false;  ///< report mse / the exact optimum (the sweep's or the config's opt_ratio)
+  Mode mode = Mode::none;
+  bool opt_ratio = false;  ///< report mse / the exact optimum (the sweep's or the config's opt_ratio; never a task cell)
+
+  bool is_task() const { return mode != Mode::none; }
+  bool quantized() const { return q != kNoQuantizer; }
 };
 
 struct Plan {
   std::vector<std::string> quantizers;     ///< distinct canonical quantizer specs, first-seen order
   std::vector<std::string> distributions;  ///< distinct canonical distribution specs, first-seen order
   std::vector<std::unique_ptr<sqb::Source>> sources;  ///< built from `distributions`
-  std::vector<Cell> cells;  ///< canonical order (sweep, distribution, n, seed, quantizer, k, granularity)
+  std::vector<std::string> tasks;                     ///< distinct canonical task specs, first-seen order
+  /// Parsed from `tasks`, a relative data= folder resolved against the config's folder (its files checked).
+  std::vector<sqb::task::TaskSpec> task_specs;
+  /// Canonical order: sweep, distribution, n, seed, quantizer, k, granularity; in a task sweep: sweep, task,
+  /// seed, the fp32 modes, then quantizer, k, granularity, mode (in the order the sweep lists its modes).
+  std::vector<Cell> cells;
   std::map<std::string, std::size_t> skipped;  ///< reason -> number of cells skipped for it
-  /// The results.csv columns, in schema order: every key, shape, metric, timing and provenance column, and
-  /// the figure columns some planned quantizer or source declares.
+  /// The results.csv columns, in schema order: the key columns (distribution and n only when a sweep lists
+  /// distributions, task and mode only when one lists tasks), every shape, metric, timing and provenance
+  /// column, and the figure columns some planned quantizer, source or task declares.
   std::vector<sqb::Col> columns;
   std::vector<std::string> header;  ///< their names
+  std::vector<sqb::Col> keys;       ///< the key columns among them (the first keys.size() columns)
 
-  /// The values of the key columns of a cell (quantizer, distribution, n, k, bits, granularity, seed): the
-  /// first fields of its row.
+  /// The values of the key columns of a cell: the first fields of its row. A task cell has no distribution
+  /// and n; an fp32 or fp32_ft cell has quantizer "none", no k or granularity, and bits 32.
   std::vector<std::string> key_fields(const Cell& c) const;
   /// Where column c sits in a row; throws std::logic_error when this plan has no such column (a bug).
   std::size_t position(sqb::Col c) const;
 };
 
-/// The names of the key columns (the schema's kind key), in header order.
+/// The names of the key columns (the schema's kind key), in schema order; a results.csv holds some of them.
 const std::vector<std::string>& key_columns();
+/// How many of `header`'s columns are key columns (they come first).
+std::size_t key_count(const std::vector<std::string>& header);
 
 /// Expands `config` into cells (a cell listed by several sweeps runs once, in the first). Throws sqb::Error
 /// (naming the file and key) for a spec that cannot be built, an n a source cannot give, or a quantizer with
 /// no usable cell in a sweep.
 Plan make_plan(const Config& config);
 
-/// A cell for people: "quantizer | distribution | n=... k=... granularity seed=...".
+/// A cell for people: "quantizer | distribution | n=... k=... granularity seed=..." ("quantizer | task |
+/// mode k=... granularity seed=..." for a task cell).
 std::string cell_label(const Plan& plan, const Cell& c);
 
 /// Checks that every column named by the config's tables and plots exists in `header`; throws sqb::Error

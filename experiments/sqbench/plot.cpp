@@ -55,6 +55,25 @@ std::string axis_label(const std::string& column) {
 
 namespace {
 
+// "a|b|c" -> a, b, c (a where value's alternatives).
+std::vector<std::string> split_alternatives(const std::string& value) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t bar = value.find('|', start);
+    out.push_back(value.substr(start, bar == std::string::npos ? std::string::npos : bar - start));
+    if (bar == std::string::npos) return out;
+    start = bar + 1;
+  }
+}
+
+// Equal as text, or as numbers (as where filters compare).
+bool same_field(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  const auto x = parse_field_number(a), y = parse_field_number(b);
+  return x && y && *x == *y;
+}
+
 // A string as a gnuplot double-quoted literal.
 std::string gp_quote(const std::string& s) {
   std::string out = "\"";
@@ -260,8 +279,59 @@ PlotScript plot_script(const CsvTable& t, const PlotSpec& spec, const Provenance
     if (!v) throw sqb::Error(context + ": column '" + name + "' holds '" + t.rows[r][c] + "', not a number");
     return *v;
   };
-  for (std::size_t s = 0; s < series.names.size(); ++s) {
-    const auto& members = series.rows.at(series.names[s]);
+  // The lines: one per series, or with `dash` one per series and value of the dash column.
+  struct Line {
+    std::size_t series = 0, dash = 0;
+    std::string name, title, where;  // data comment, legend entry, the point's context
+    std::vector<std::size_t> members;
+  };
+  std::vector<Line> lines;
+  std::vector<std::string> dash_values;
+  if (spec.dash.empty()) {
+    for (std::size_t s = 0; s < series.names.size(); ++s) {
+      lines.push_back({s, 0, series.names[s], series.names[s].empty() ? spec.y : series.titles[s],
+                       spec.series.empty() ? "" : spec.series + "=" + series.names[s] + ", ",
+                       series.rows.at(series.names[s])});
+    }
+  } else {
+    const std::size_t dc = col(spec.dash, "dash");
+    // Patterns follow a where filter's alternatives on the dash column (where = mode=qat|ptq: qat solid),
+    // then the order of the values in the results.
+    for (const Where& w : spec.where) {
+      if (w.column != spec.dash) continue;
+      for (const std::string& v : split_alternatives(w.value)) {
+        for (const std::string& have : distinct_values(t, dc, rows)) {
+          if (same_field(have, v) &&
+              std::find(dash_values.begin(), dash_values.end(), have) == dash_values.end())
+            dash_values.push_back(have);
+        }
+      }
+    }
+    for (const std::string& v : distinct_values(t, dc, rows)) {
+      if (std::find(dash_values.begin(), dash_values.end(), v) == dash_values.end()) dash_values.push_back(v);
+    }
+    const bool numeric = std::all_of(dash_values.begin(), dash_values.end(),
+                                     [](const std::string& v) { return parse_field_number(v).has_value(); });
+    for (std::size_t s = 0; s < series.names.size(); ++s) {
+      for (std::size_t d = 0; d < dash_values.size(); ++d) {
+        Line line;
+        line.series = s;
+        line.dash = d;
+        for (const std::size_t r : series.rows.at(series.names[s])) {
+          if (t.rows[r][dc] == dash_values[d]) line.members.push_back(r);
+        }
+        if (line.members.empty()) continue;
+        const std::string dv = numeric ? spec.dash + "=" + dash_values[d] : dash_values[d];
+        line.name = series.names[s].empty() ? dash_values[d] : series.names[s] + " / " + dash_values[d];
+        line.title = series.names[s].empty() ? dv : series.titles[s] + ", " + dv;
+        line.where = (spec.series.empty() ? "" : spec.series + "=" + series.names[s] + ", ") + spec.dash +
+                     "=" + dash_values[d] + ", ";
+        lines.push_back(std::move(line));
+      }
+    }
+  }
+  for (std::size_t s = 0; s < lines.size(); ++s) {
+    const auto& members = lines[s].members;
     std::vector<std::pair<double, double>> points;
     if (every_row) {
       for (const std::size_t r : members)
@@ -276,14 +346,11 @@ PlotScript plot_script(const CsvTable& t, const PlotSpec& spec, const Provenance
         std::string note;
         points.emplace_back(
             xv, combine(t, rs, yc, spec.agg.value_or(Agg::none),
-                        context + " point (" +
-                            (spec.series.empty() ? "" : spec.series + "=" + series.names[s] + ", ") + spec.x +
-                            "=" + num(xv) + ")",
-                        note));
+                        context + " point (" + lines[s].where + spec.x + "=" + num(xv) + ")", note));
         if (!note.empty()) notes.insert(note);
       }
     }
-    dat += "\n\n# series " + std::to_string(s) + ": " + series.names[s] + "\n";
+    dat += "\n\n# series " + std::to_string(s) + ": " + lines[s].name + "\n";
     for (const auto& [xv, yv] : points) {
       if ((spec.logx && xv <= 0) || (spec.logy && yv <= 0) || !std::isfinite(yv)) continue;  // not drawable
       dat += num(xv) + " " + num(yv) + "\n";
@@ -300,11 +367,30 @@ PlotScript plot_script(const CsvTable& t, const PlotSpec& spec, const Provenance
   }
   if (!any) throw sqb::Error(context + ": no drawable points (log axes need positive values)");
 
+  // Horizontal reference lines: the y of the rows their filters select (from all the results).
+  std::vector<std::pair<double, std::string>> hlines;
+  for (const std::vector<Where>& filters : spec.hlines) {
+    std::vector<std::string> texts;
+    for (const Where& w : filters)
+      texts.push_back(w.column + "=" + w.value);
+    const std::string what = context + " hline " + join(texts);
+    const std::vector<std::size_t> hrows = select_rows(t, filters, what);
+    if (hrows.empty()) throw sqb::Error(what + ": no result rows match");
+    std::string note;
+    const double v = combine(t, hrows, yc, spec.agg.value_or(Agg::none), what, note);
+    if (!std::isfinite(v) || (spec.logy && v <= 0))
+      throw sqb::Error(what + ": y = " + num(v) + " cannot be drawn");
+    y_lo = std::min(y_lo, v);
+    y_hi = std::max(y_hi, v);
+    hlines.emplace_back(v,
+                        join(texts) + ": " + format_number(v, 4) + (note.empty() ? "" : " (" + note + ")"));
+  }
+
   const std::string title =
       spec.title.empty() ? axis_label(spec.y) + " vs " + axis_label(spec.x) : spec.title;
   std::string size;
   std::string gp = common_header(spec, prov, title, subtitle_of(spec, prov, notes),
-                                 series.names.size() + spec.references.size(), size);
+                                 lines.size() + spec.references.size() + hlines.size(), size);
   gp += "set grid xtics ytics mxtics mytics lc rgb '#dddddd'\n";
   gp += "set border lw 1.2\n";
   if (spec.logx) gp += "set logscale x 10\nset format x '10^{%L}'\n";
@@ -329,10 +415,14 @@ PlotScript plot_script(const CsvTable& t, const PlotSpec& spec, const Provenance
   gp += "set offsets graph 0.04, graph 0.04, graph 0.06, graph 0.06\n";
   const std::string style = spec.kind == "scatter" ? "points ps 1.6" : "linespoints lw 2 ps 1.1";
   std::string plot;
-  for (std::size_t s = 0; s < series.names.size(); ++s) {
+  for (std::size_t s = 0; s < lines.size(); ++s) {
     if (!plot.empty()) plot += ", \\\n     ";
-    plot += "'" + spec.id + ".dat' index " + std::to_string(s) + " using 1:2 with " + style + " title " +
-            gp_quote(series.names[s].empty() ? spec.y : series.titles[s]);
+    plot += "'" + spec.id + ".dat' index " + std::to_string(s) + " using 1:2 with " + style;
+    // With dash, a series keeps its colour and marker (its linetype) and each dash value its pattern.
+    if (!spec.dash.empty())
+      plot +=
+          " lt " + std::to_string(lines[s].series % 12 + 1) + " dt " + std::to_string(lines[s].dash % 5 + 1);
+    plot += " title " + gp_quote(lines[s].title);
   }
   std::size_t ref_index = 0;
   for (const std::string& r : spec.references) {
@@ -353,6 +443,11 @@ PlotScript plot_script(const CsvTable& t, const PlotSpec& spec, const Provenance
     static const char* kRefStyles[] = {"dt 2 lw 1.5 lc rgb '#444444'", "dt 4 lw 1.5 lc rgb '#888888'",
                                        "dt 3 lw 1.8 lc rgb '#aa3333'", "dt 5 lw 1.5 lc rgb '#3333aa'"};
     plot += ", \\\n     " + expr + " with lines " + kRefStyles[ref_index++ % 4] + " title " + gp_quote(label);
+  }
+  static const char* kHlineStyles[] = {"dt 3 lw 2 lc rgb '#000000'", "dt 4 lw 2 lc rgb '#666666'"};
+  for (std::size_t h = 0; h < hlines.size(); ++h) {
+    plot += ", \\\n     " + num(hlines[h].first) + " with lines " + kHlineStyles[h % 2] + " title " +
+            gp_quote(hlines[h].second);
   }
   gp += "plot " + plot + "\n";
   gp += svg_tail(spec, size);

@@ -34,7 +34,9 @@
 #include "sqb/quantize.hpp"
 #include "sqb/registry.hpp"
 #include "sqb/source.hpp"
+#include "sqb/task.hpp"
 #include "table.hpp"
+#include "task_cells.hpp"
 #include "text.hpp"
 
 namespace sqbench {
@@ -317,6 +319,15 @@ class Appender {
   std::mutex mu_;
 };
 
+// A cell's key fields for messages: "column=value" for each key that has a value.
+std::string key_text(const std::vector<std::string>& header, const std::vector<std::string>& key) {
+  std::string out;
+  for (std::size_t i = 0; i < key.size() && i < header.size(); ++i) {
+    if (!key[i].empty()) out += (out.empty() ? "" : " | ") + header[i] + "=" + key[i];
+  }
+  return out;
+}
+
 Provenance provenance(const Config& c) {
   return {c.name, c.hash};
 }
@@ -499,16 +510,15 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
                            r[hash_col] + ", this config's is " + config.hash + "); nothing was changed");
         }
         const std::vector<std::string> key(r.begin(),
-                                           r.begin() + static_cast<std::ptrdiff_t>(key_columns().size()));
+                                           r.begin() + static_cast<std::ptrdiff_t>(plan.keys.size()));
         const auto it = index_of_key.find(key);
         if (it == index_of_key.end()) {
           throw sqb::Error(from.string() + ": cannot resume: it holds a cell this run does not have (" +
-                           key[0] + " | " + key[1] + " | n=" + key[2] + " k=" + key[3] +
-                           "); nothing was changed");
+                           key_text(old.header, key) + "); nothing was changed");
         }
         if (rows.contains(it->second)) {
-          throw sqb::Error(from.string() + ": cannot resume: a cell appears twice (" + key[0] + " | " +
-                           key[1] + ")");
+          throw sqb::Error(from.string() + ": cannot resume: a cell appears twice (" +
+                           key_text(old.header, key) + ")");
         }
         rows[it->second] = r;
       }
@@ -568,6 +578,15 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
   Appender appender(partial);
   DataCache cache(plan);
   Gate gate;
+  // Task cells: one BLAS thread per job (the jobs never oversubscribe the cores, and the results do not
+  // depend on --jobs), and each float model trained (or loaded from out/models/) once, before the cells
+  // that use it start, up to --jobs at a time.
+  std::unique_ptr<TaskRunner> tasks;
+  if (std::any_of(todo.begin(), todo.end(), [&](std::size_t i) { return plan.cells[i].is_task(); })) {
+    sqb::task::set_blas_threads(kTaskBlasThreads);
+    tasks = std::make_unique<TaskRunner>(plan, out, [&](const std::string& line) { progress.note(line); });
+    tasks->prepare(todo, opt.jobs, g_stop);
+  }
   std::mutex rows_mu;
   std::atomic<std::size_t> next{0};
   std::atomic<std::size_t> opt_ratio_skipped{0};
@@ -581,8 +600,20 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
       const std::string label = cell_label(plan, cell);
       try {
         progress.started(label);
-        std::vector<std::string> row =
-            run_cell(config, plan, cell, cache, gate, opt.threads, opt_ratio_skipped);
+        std::vector<std::string> row;
+        if (cell.is_task()) {
+          // Training is quality work: a tensor cell's timed repeats never overlap it.
+          gate.enter_shared();
+          try {
+            row = tasks->run(config, cell);
+          } catch (...) {
+            gate.leave_shared();
+            throw;
+          }
+          gate.leave_shared();
+        } else {
+          row = run_cell(config, plan, cell, cache, gate, opt.threads, opt_ratio_skipped);
+        }
         appender.append(csv_line(row));
         {
           std::lock_guard lock(rows_mu);
@@ -614,6 +645,10 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
               << " values (raise it in the config to compute their exact optimum)\n";
   }
   info.cells_done = rows.size();
+  if (tasks) {
+    info.float_models_trained = tasks->models_trained();
+    info.float_models_loaded = tasks->models_loaded();
+  }
   info.memory_estimate_bytes = memory_estimate;
   info.peak_resident_bytes = peak_resident_bytes();
   info.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
@@ -735,10 +770,9 @@ fs::path merge_results(const std::vector<fs::path>& dirs, fs::path out, bool qui
     for (std::size_t j = 0; j < s.table.rows.size(); ++j) {
       const auto& r = s.table.rows[j];
       const std::vector<std::string> key(r.begin(),
-                                         r.begin() + static_cast<std::ptrdiff_t>(key_columns().size()));
+                                         r.begin() + static_cast<std::ptrdiff_t>(key_count(s.table.header)));
       if (!keys.insert(key).second) {
-        throw sqb::Error("merge: the cell (" + key[0] + " | " + key[1] + " | n=" + key[2] + " k=" + key[3] +
-                         ") appears more than once");
+        throw sqb::Error("merge: the cell (" + key_text(s.table.header, key) + ") appears more than once");
       }
       ordered[s.index + n * j] = r;
     }
@@ -754,7 +788,7 @@ fs::path merge_results(const std::vector<fs::path>& dirs, fs::path out, bool qui
       const auto it = ordered.find(i);
       const auto want = plan.key_fields(plan.cells[i]);
       if (it == ordered.end() || !std::equal(want.begin(), want.end(), it->second.begin())) {
-        throw sqb::Error("merge: cell " + std::to_string(i) + " (" + want[0] + " | " + want[1] +
+        throw sqb::Error("merge: cell " + std::to_string(i) + " (" + key_text(plan.header, want) +
                          ") is missing");
       }
     }

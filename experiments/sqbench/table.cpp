@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -78,6 +79,17 @@ std::string as_latex(const Formatted& f, bool bold) {
     body = f.mantissa;
   }
   return bold ? "$\\mathbf{" + body + "}$" : "$" + body + "$";
+}
+
+// A standard deviation written to the same decimal place as the mean `f` (in the mean's power of ten when
+// it is scientific), so "88.24" gets "0.31" and "1.234e-5" gets "0.012" (read: (1.234 ± 0.012)e-5).
+std::string spread_text(const Formatted& f, double sd) {
+  const auto dot = f.mantissa.find('.');
+  const int decimals = dot == std::string::npos ? 0 : static_cast<int>(f.mantissa.size() - dot - 1);
+  const double scaled = f.scientific ? sd / std::pow(10.0, f.exponent) : sd;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, scaled);
+  return buf;
 }
 
 std::string latex_escape(const std::string& s) {
@@ -210,7 +222,7 @@ std::vector<std::string> CompositeKey::distinct(const std::vector<std::size_t>& 
 }
 
 double combine(const CsvTable& t, const std::vector<std::size_t>& rows, std::size_t value_col, Agg agg,
-               const std::string& context, std::string& note) {
+               const std::string& context, std::string& note, double* spread) {
   std::vector<double> values;
   for (const std::size_t r : rows) {
     const auto v = parse_field_number(t.rows[r][value_col]);
@@ -219,6 +231,19 @@ double combine(const CsvTable& t, const std::vector<std::size_t>& rows, std::siz
                        "', not a number");
     }
     values.push_back(*v);
+  }
+  if (spread != nullptr) {
+    *spread = std::numeric_limits<double>::quiet_NaN();
+    if (values.size() > 1) {
+      double mean = 0;
+      for (const double v : values)
+        mean += v;
+      mean /= static_cast<double>(values.size());
+      double ss = 0;
+      for (const double v : values)
+        ss += (v - mean) * (v - mean);
+      *spread = std::sqrt(ss / static_cast<double>(values.size() - 1));
+    }
   }
   if (values.size() == 1) return values[0];
   if (agg == Agg::none) {
@@ -306,15 +331,44 @@ std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat f
       cells[{row_key.label(r), col_key.label(r)}].push_back(r);
     }
   }
-  std::map<std::pair<std::string, std::string>, double> value;
+  std::map<std::pair<std::string, std::string>, double> value, spread;
   std::set<std::string> notes;
+  const bool with_spread = spec.spread == "std";
   for (const auto& [key, members] : cells) {
     std::string note;
-    value[key] = combine(
-        t, members, multi ? value_col[key.second] : value_col[values[0]], spec.agg,
-        context + " cell (" + spec.rows + "=" + key.first + ", " + cols_name + "=" + key.second + ")", note);
+    double sd = 0;
+    value[key] =
+        combine(t, members, multi ? value_col[key.second] : value_col[values[0]], spec.agg,
+                context + " cell (" + spec.rows + "=" + key.first + ", " + cols_name + "=" + key.second + ")",
+                note, &sd);
+    spread[key] = sd;
+    if (with_spread && members.size() > 1) {
+      // "mean of 3 seeds" -> "mean ± std of 3 seeds"
+      note = note.rfind("mean of ", 0) == 0
+                 ? "mean ± std (n - 1) of " + note.substr(8)
+                 : "mean ± std (n - 1) of " + std::to_string(members.size()) + " rows";
+    }
     if (!note.empty()) notes.insert(note);
   }
+  // A cell's text: the value, or with spread = std "mean ± std" (the std to the mean's last decimal place).
+  const auto cell_md = [&](const std::pair<std::string, std::string>& key) {
+    const Formatted f = format_sig(value.at(key), spec.digits);
+    const double sd = spread.at(key);
+    if (!with_spread || std::isnan(sd) || f.special) return as_md(f);
+    const std::string s = spread_text(f, sd);
+    return f.scientific ? "(" + f.mantissa + " ± " + s + ")e" + std::to_string(f.exponent)
+                        : f.mantissa + " ± " + s;
+  };
+  const auto cell_latex = [&](const std::pair<std::string, std::string>& key, bool bold) {
+    const Formatted f = format_sig(value.at(key), spec.digits);
+    const double sd = spread.at(key);
+    if (!with_spread || std::isnan(sd) || f.special) return as_latex(f, bold);
+    const std::string s = spread_text(f, sd);
+    const std::string body =
+        f.scientific ? "(" + f.mantissa + " \\pm " + s + ")\\times 10^{" + std::to_string(f.exponent) + "}"
+                     : f.mantissa + " \\pm " + s;
+    return bold ? "$\\mathbf{" + body + "}$" : "$" + body + "$";
+  };
 
   // Best per column: the direction the column schema gives (auto), or the spec's.
   std::set<std::string> higher_better;  // brief names of the higher-is-better columns marked
@@ -415,7 +469,7 @@ std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat f
           out += " – |";
           continue;
         }
-        const std::string text = as_md(format_sig(it->second, spec.digits));
+        const std::string text = cell_md({r, c});
         const bool bold = is_best(r, c, it->second);
         out += " " + (bold ? "**" + text + "**" : text) + " |";
       }
@@ -443,7 +497,7 @@ std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat f
         continue;
       }
       const bool bold = is_best(r, c, it->second);
-      out += " & " + as_latex(format_sig(it->second, spec.digits), bold);
+      out += " & " + cell_latex({r, c}, bold);
     }
     out += " \\\\\n";
   }

@@ -27,9 +27,10 @@ std::vector<std::string> distinct_values(const CsvTable& t, std::size_t col,
 
 /// Combines the values that fall into one table cell or plot point. With Agg::none, rows that differ only in
 /// `seed` are averaged; rows that differ in any other key column are an error (sqb::Error listing those
-/// columns and suggesting a where filter or agg). `note` receives e.g. "mean of 3 seeds".
+/// columns and suggesting a where filter or agg). `note` receives e.g. "mean of 3 seeds". When `spread` is
+/// given it receives the sample standard deviation (n - 1) of the values, or NaN for a single value.
 double combine(const CsvTable& t, const std::vector<std::size_t>& rows, std::size_t value_col, Agg agg,
-               const std::string& context, std::string& note);
+               const std::string& context, std::string& note, double* spread = nullptr);
 
 enum class TableFormat { md, latex, csv };
 

@@ -17,6 +17,13 @@ constexpr ColumnInfo kColumns[] = {
      "the quantizer spec (canonical: the registry name, then its parameters as written)", false},
     {Col::distribution, "distribution", K::key, B::none, "", "", "",
      "the data source spec (canonical, like quantizer)", false},
+    {Col::task, "task", K::key, B::none, "", "", "",
+     "a task sweep's task spec (canonical, like quantizer): the network, its float training and the cells' "
+     "recipe; the column is present only in results of a config with a task sweep (so are mode and the "
+     "task figures)", false},
+    {Col::mode, "mode", K::key, B::none, "", "", "",
+     "a task cell's mode: fp32 (the float model, quantizer none, bits 32), fp32_ft (it fine-tuned as long as "
+     "QAT), ptq or qat", false},
     {Col::n, "n", K::key, B::none, "elements", "N (elements)", "",
      "elements drawn from the source (`all` = every value of a file)"},
     {Col::k, "k", K::key, B::none, "levels", "K (levels)", "", "number of codes K per codebook"},
@@ -98,6 +105,17 @@ constexpr ColumnInfo kColumns[] = {
     {Col::mse_bias_exact, "mse_bias_exact", K::figure, B::none, "", "", "",
      "rotated: -dmse_exact: E<y, x~> = (1 - D_mse) <y, x> for a Lloyd-Max codebook (centroid condition)"},
 
+    {Col::accuracy, "accuracy", K::figure, B::higher, "%", "test accuracy (%)", "accuracy",
+     "task: top-1 accuracy of the (quantized) network on the whole test set (10,000 images for "
+     "Fashion-MNIST), in percent"},
+    {Col::test_loss, "test_loss", K::figure, B::lower, "nats", "test loss (cross-entropy)", "",
+     "task: mean cross-entropy on the test set (natural log)"},
+    {Col::layer_mse, "layer_mse", K::figure, B::none, "", "", "",
+     "task: each weight matrix's mse, input layer first, separated by spaces (mse, sqnr_db, storage_bits "
+     "are over every weight of the network)", false},
+    {Col::layer_sqnr_db, "layer_sqnr_db", K::figure, B::none, "dB", "", "",
+     "task: each weight matrix's sqnr_db, input layer first, separated by spaces", false},
+
     {Col::fit_s, "fit_s", K::timing, B::lower, "s", "fit time (s, median)", "",
      "median seconds of the timed repeats to design every codebook of the tensor"},
     {Col::fit_s_min, "fit_s_min", K::timing, B::lower, "s", "", "", "fastest repeat of fit_s"},
@@ -119,6 +137,9 @@ constexpr ColumnInfo kColumns[] = {
     {Col::threads, "threads", K::timing, B::none, "threads", "", "",
      "threads each timed repeat (and the cell's quality run) used: blocks designed and encoded in parallel "
      "(--threads; the results do not depend on it)"},
+    {Col::train_s, "train_s", K::timing, B::lower, "s", "training time (s)", "",
+     "task: seconds of training in the cell: fp32 the float model's (when it was trained), fp32_ft and qat "
+     "the fine-tuning (QAT's transform calls included), ptq 0"},
 
     {Col::config_hash, "config_hash", K::provenance, B::none, "", "", "",
      "FNV-1a 64 of the config text (--resume and merge check it)", false},

@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -57,8 +58,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       __builtin_trap();
     }
     for (const sqbench::SweepSpec& s : c.sweeps) {
-      if (s.quantizers.empty() || s.distributions.empty() || s.n.empty() || s.k.empty() ||
-          s.granularities.empty() || s.seeds.empty() || s.repeats < 0) {
+      // A task sweep has tasks and modes instead of distributions and n, and quantizers unless it only
+      // evaluates the float model.
+      const bool task = !s.tasks.empty();
+      const bool fp32_only =
+          task && std::all_of(s.modes.begin(), s.modes.end(), [](const std::string& m) { return m == "fp32"; });
+      const bool data_ok = task ? !s.modes.empty() && s.distributions.empty() && s.n.empty()
+                                : !s.distributions.empty() && !s.n.empty() && s.modes.empty();
+      if (!data_ok || (!fp32_only && (s.quantizers.empty() || s.k.empty())) || s.granularities.empty() ||
+          s.seeds.empty() || s.repeats < 0) {
         __builtin_printf("fuzz_ini: a loaded sweep has an empty list\n");
         __builtin_trap();
       }

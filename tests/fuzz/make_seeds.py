@@ -85,6 +85,16 @@ inis = {
                    "where = distribution=gaussian\nagg = mean\nbest_along = row\n"
                    "[plot.b]\nkind = bar\nx = distribution\ny = sqnr_db\nseries = quantizer\nagg = median\n"
                    "[plot.s]\nkind = scatter\nx = n\ny = nmse\nseries = bits\nlogx = 1\nlogy = 1\n",
+    # A task sweep (issue 12): modes, the recipe keys, a mixed config, spread, dash and hline.
+    "task.ini": "[sweep]\ntask = fashion_mnist epochs=1 train_n=100 qat_epochs=1 ste=clipped redesign=5 qat=levels "
+                "weights=fisher\ntask = fashion_mnist hidden=16,8 bias=1\nmode = fp32, qat, ptq\n"
+                "quantizer = uniform symmetric=1\nquantizer = kmeans\nbits = 2, 4\ngranularity = channel, group:64\n"
+                "seed = 0, 1\n[sweep.t]\nquantizer = cosine\ndistribution = gaussian\nn = 100\nk = 4\n"
+                "[table.a]\nrows = quantizer, mode\ncols = bits\nvalue = accuracy\nwhere = mode=ptq|qat\n"
+                "where = task=fashion_mnist hidden=16,8 bias=1\nspread = std\n"
+                "[plot.p]\nx = bits\ny = accuracy\nseries = quantizer\ndash = mode\nwhere = mode=qat|ptq\n"
+                "where = task=fashion_mnist hidden=16,8 bias=1\nhline = mode=fp32, task=fashion_mnist hidden=16,8 bias=1\n",
+    "task_data.ini": "[sweep]\ntask = fashion_mnist data=/nonexistent\nmode = ptq\nquantizer = nf4\nbits = 4\n",
 }
 for name, text in inis.items():
     (d / name).write_bytes(text.encode("utf-8"))

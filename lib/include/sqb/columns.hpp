@@ -35,6 +35,8 @@ enum class Col : std::uint16_t {
   // keys
   quantizer,
   distribution,
+  task,  // present only in configs with a task sweep (as are its figures below)
+  mode,
   n,
   k,
   bits,
@@ -79,6 +81,11 @@ enum class Col : std::uint16_t {
   mse_bias,
   mse_bias_se,
   mse_bias_exact,
+  // figures: a task sweep's evaluation of the quantized network
+  accuracy,
+  test_loss,
+  layer_mse,
+  layer_sqnr_db,
   // timings
   fit_s,
   fit_s_min,
@@ -93,6 +100,8 @@ enum class Col : std::uint16_t {
   quantize_s_min,
   quantize_s_mad,
   threads,
+  // timings: a task sweep
+  train_s,
   // provenance
   config_hash,
   count_  ///< not a column: the number of columns
@@ -109,7 +118,7 @@ struct ColumnInfo {
   std::string_view label;    ///< a plot axis label; "" = the name
   std::string_view brief;    ///< a short word for captions ("SQNR"); "" = the name
   std::string_view meaning;  ///< one or two sentences for the README and `sqbench columns`
-  bool numeric = true;       ///< false for text columns (quantizer, distribution, granularity, config_hash)
+  bool numeric = true;  ///< false for text columns (quantizer, distribution, task, mode, granularity, ...)
 };
 
 /// Every column, in Col order.

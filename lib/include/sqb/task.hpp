@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -29,6 +30,8 @@
 
 #include "sqb/granularity.hpp"
 #include "sqb/idx.hpp"
+#include "sqb/metrics.hpp"
+#include "sqb/quantize.hpp"
 #include "sqb/spec.hpp"
 #include "sqb/tensor.hpp"
 
@@ -77,8 +80,19 @@ inline constexpr std::string_view kTestLabels = "t10k-labels-idx1-ubyte";
 /// folder, the Debian package that provides them; the train and test images must have the same size.
 DataSplit load_dataset(const std::filesystem::path& dir = std::filesystem::path(kFashionMnistDir));
 
+/// The files load_dataset(dir) reads, in the order train images, train labels, test images, test labels (each
+/// `<name>.gz` if present, else `<name>`), found without reading them. Throws the Error load_dataset throws
+/// for a missing file (naming the paths tried and the Debian package).
+std::vector<std::filesystem::path> dataset_files(const std::filesystem::path& dir);
+
 // ---------------------------------------------------------------------------------------------------------
-// The task spec: what determines a trained float model
+// The task spec: what determines a trained float model, and how a sweep's cells fine-tune and quantize it
+
+/// The straight-through estimator's backward pass for the latent weights.
+enum class Ste {
+  identity,  ///< dL/dW = dL/dW_q (seed 001's STE)
+  clipped,   ///< dL/dW = dL/dW_q where min(levels) <= W <= max(levels) of the element's block, else 0
+};
 
 /// `fashion_mnist key=value ...` (see task_params() for the keys, their defaults and ranges).
 struct TaskSpec {
@@ -91,19 +105,31 @@ struct TaskSpec {
   double weight_decay = 0.01;                                 ///< AdamW decoupled weight decay
   std::size_t train_n = 0;  ///< train on the first train_n images only (0: all of them)
 
-  /// Every key with its value, in task_params() order, after the name: "fashion_mnist data=... hidden=256
-  /// bias=0 epochs=10 batch=64 lr=0.001 weight_decay=0.01 train_n=0" (numbers in their shortest exact form,
-  /// so equal specs give equal text).
+  // The cells' recipe: how a sweep fine-tunes and quantizes the float model. Not part of canonical(), so
+  // specs that differ only here share one trained float model.
+  std::size_t qat_epochs = 2;   ///< QAT fine-tuning epochs, and the float fine-tuning of mode fp32_ft
+  double qat_lr = 2e-4;         ///< their AdamW learning rate (batch and weight decay as the float training)
+  Ste ste = Ste::identity;      ///< `ste=identity|clipped`
+  std::size_t redesign = 1;     ///< `redesign=M`: QatOptions::redesign (codebooks re-designed every M steps)
+  bool train_levels = false;    ///< `qat=levels`: QatOptions::train_levels (else `qat=ste`)
+  bool fisher_weights = false;  ///< `weights=fisher`: the float model's Fisher diagonal weights the designs
+
+  /// The keys that determine the float model, each with its value, in task_params() order, after the name:
+  /// "fashion_mnist data=... hidden=256 bias=0 epochs=10 batch=64 lr=0.001 weight_decay=0.01 train_n=0"
+  /// (numbers in their shortest exact form, so equal models give equal text). The recipe keys are left out.
   std::string canonical() const;
 };
 
 /// The task names a spec may start with ("fashion_mnist").
 std::span<const std::string_view> task_names();
 /// The declared keys: data (text), hidden (comma-separated widths in [1, 65536], or `none`), bias (0|1),
-/// epochs [1, 1000], batch [1, 1e6], lr (0, 1], weight_decay [0, 1], train_n [0, 1e9].
+/// epochs [1, 1000], batch [1, 1e6], lr (0, 1], weight_decay [0, 1], train_n [0, 1e9]; the recipe's
+/// qat_epochs [0, 1000], qat_lr (0, 1], ste (identity|clipped), redesign [0, 1e9], qat (ste|levels),
+/// weights (none|fisher).
 std::span<const ParamSpec> task_params();
 /// Parses `fashion_mnist key=value ...`. Throws Error quoting the spec for an unknown task name (listing the
-/// valid ones), an unknown key (listing the valid ones) or a value out of its domain.
+/// valid ones), an unknown key (listing the valid ones), a value out of its domain, or qat=levels with
+/// redesign=1 (see QatOptions::train_levels).
 TaskSpec parse_task_spec(std::string_view text);
 
 // ---------------------------------------------------------------------------------------------------------
@@ -248,12 +274,6 @@ using WeightTransform = std::function<FakeQuant(const TransformCall& call, const
 /// The identity: W_q = the latent weights, no assignment. With it, train_qat equals train bit for bit.
 FakeQuant identity_transform(const TransformCall& call, const Tensor& latent);
 
-/// The straight-through estimator's backward pass for the latent weights.
-enum class Ste {
-  identity,  ///< dL/dW = dL/dW_q (seed 001's STE)
-  clipped,   ///< dL/dW = dL/dW_q where min(levels) <= W <= max(levels) of the element's block, else 0
-};
-
 struct QatOptions {
   /// Epochs, batch, AdamW and seed of the fine-tuning (the issue's qat_epochs = 2 and lr = 2e-4 by default).
   TrainOptions train{.epochs = 2, .batch = 64, .adamw = {.lr = 2e-4}, .seed = 0, .on_epoch = {}};
@@ -296,6 +316,59 @@ QatReport train_qat(Mlp& model, const Dataset& data, const QatOptions& options,
 
 /// Post-training quantization: transform({l, 0, true}, weights[l]) for every layer.
 std::vector<FakeQuant> apply_transform(const Mlp& model, const WeightTransform& transform);
+
+// ---------------------------------------------------------------------------------------------------------
+// Quantizing a network with the library's one pipeline
+
+/// The weight transform of a quantizer: every layer's [out, in] matrix is quantized by sqb::quantize_into at
+/// `granularity` (channel: one codebook per output unit, seed 001's per_channel). A redesign call runs the
+/// whole pipeline (design, encode, decode); any other call encodes the latent weights with the codebooks of
+/// the layer's last redesign (QuantizeOptions::reuse_design), so W_q still follows the latent weights every
+/// step. W_q is the pipeline's reconstruction (Quantized::decoded) bit for bit, and the assignment is its
+/// blocks, levels and codes. Nothing is measured during training (QuantizeOptions::measure = false; see
+/// measure_network). Layer l designs from the seed block_seed(seed, l) and, when `importance` is given,
+/// with importance[l] (one finite weight >= 0 per weight, [out, in]: e.g. the Fisher diagonal) as
+/// QuantizeOptions::weights.
+///
+/// The transform keeps each layer's last result, so it is stateful and not copyable: hand it to train_qat or
+/// apply_transform by reference, WeightTransform(std::ref(transform)).
+class QuantizerTransform {
+ public:
+  /// Throws Error for a bad spec or parameter, or a K the strategy cannot serve (as make_quantizer).
+  QuantizerTransform(std::string_view spec, std::size_t k, Granularity granularity, std::uint64_t seed = 0,
+                     std::vector<Tensor> importance = {});
+
+  /// Throws Error when importance[layer] does not have the latent weights' shape, for a redesign == false
+  /// call before the layer's first redesign, and for whatever sqb::quantize_into throws (non-finite weights).
+  FakeQuant operator()(const TransformCall& call, const Tensor& latent);
+
+  const Quantizer& quantizer() const { return *quantizer_; }
+  /// Layer l's last result (an empty Quantized before the layer's first call).
+  const Quantized& result(std::size_t layer) const;
+
+ private:
+  std::unique_ptr<const Quantizer> quantizer_;
+  Granularity granularity_;
+  std::uint64_t seed_ = 0;
+  std::vector<Tensor> importance_;
+  std::vector<Quantized> results_;
+};
+
+/// How far a quantized network's weights are from the weights they were quantized from.
+struct NetworkQuality {
+  /// Over every weight of every layer (sums in double): mse, nmse (against the variance of all weights),
+  /// sqnr_db, max_abs_err and, with importance weights, wmse; entropy_bits and storage_bits are each layer's
+  /// (its codes, and its blocks' side values) averaged per weight; index_bits the fixed index width.
+  Metrics total;
+  std::vector<Metrics> layers;  ///< each layer as sqb::quantize measures one tensor
+};
+
+/// Measures `quantized[l]` (with its assignment; K = `k` codes per block, each block storing
+/// `side_per_block` float32 values) against `latent[l]`, with `importance[l]` when given. Throws Error when
+/// the counts or shapes disagree or an assignment is missing.
+NetworkQuality measure_network(std::span<const Tensor> latent, std::span<const FakeQuant> quantized,
+                               std::size_t k, std::size_t side_per_block,
+                               std::span<const Tensor> importance = {});
 
 // ---------------------------------------------------------------------------------------------------------
 // Sensitivity

@@ -22,18 +22,12 @@ std::string dims_text(const std::vector<std::size_t>& dims) {
 }
 
 // `<dir>/<name>.gz`, else `<dir>/<name>`; a missing pair names both paths and where the files come from.
-idx::Array read_one(const std::filesystem::path& dir, std::string_view name, std::string& used) {
+std::filesystem::path find_one(const std::filesystem::path& dir, std::string_view name) {
   const std::filesystem::path gz = dir / (std::string(name) + ".gz");
   const std::filesystem::path plain = dir / std::string(name);
   std::error_code ec;
-  if (std::filesystem::exists(gz, ec)) {
-    used = gz.string();
-    return idx::read(gz);
-  }
-  if (std::filesystem::exists(plain, ec)) {
-    used = plain.string();
-    return idx::read(plain);
-  }
+  if (std::filesystem::exists(gz, ec)) return gz;
+  if (std::filesystem::exists(plain, ec)) return plain;
   std::string msg = gz.string() + ": no such file (nor " + plain.string() + ")";
   if (dir == std::filesystem::path(kFashionMnistDir)) {
     msg += "; Fashion-MNIST comes with the Debian package " + std::string(kFashionMnistPackage) +
@@ -47,7 +41,18 @@ idx::Array read_one(const std::filesystem::path& dir, std::string_view name, std
   throw Error(msg);
 }
 
+idx::Array read_one(const std::filesystem::path& dir, std::string_view name, std::string& used) {
+  const std::filesystem::path path = find_one(dir, name);
+  used = path.string();
+  return idx::read(path);
+}
+
 }  // namespace
+
+std::vector<std::filesystem::path> dataset_files(const std::filesystem::path& dir) {
+  return {find_one(dir, kTrainImages), find_one(dir, kTrainLabels), find_one(dir, kTestImages),
+          find_one(dir, kTestLabels)};
+}
 
 Dataset Dataset::head(std::size_t n) const {
   Dataset d;

@@ -46,6 +46,48 @@ std::vector<ParamSpec> make_params() {
       {"lr", K::real, "0.001", 0, 1, true, {}, "AdamW learning rate"},
       {"weight_decay", K::real, "0.01", 0, 1, false, {}, "AdamW decoupled weight decay"},
       {"train_n", K::integer, "0", 0, 1e9, false, {}, "train on the first train_n images only (0: all)"},
+      // The cells' recipe (not part of the float model's key).
+      {"qat_epochs",
+       K::integer,
+       "2",
+       0,
+       1000,
+       false,
+       {},
+       "QAT fine-tuning epochs; mode fp32 also reports the float model fine-tuned as long (fp32_ft)"},
+      {"qat_lr", K::real, "0.0002", 0, 1, true, {}, "AdamW learning rate of that fine-tuning"},
+      {"ste",
+       K::choice,
+       "identity",
+       0,
+       0,
+       false,
+       {"identity", "clipped"},
+       "straight-through estimator: identity, or clipped (no gradient outside the codebook's range)"},
+      {"redesign",
+       K::integer,
+       "1",
+       0,
+       1e9,
+       false,
+       {},
+       "QAT re-designs the codebooks every M steps (0: once) and assigns to them in between"},
+      {"qat",
+       K::choice,
+       "ste",
+       0,
+       0,
+       false,
+       {"ste", "levels"},
+       "ste: train the latent weights through the STE; levels: train the codebook levels too"},
+      {"weights",
+       K::choice,
+       "none",
+       0,
+       0,
+       false,
+       {"none", "fisher"},
+       "importance weights of the designs: fisher = the float model's Fisher diagonal (wmse)"},
   };
 }
 
@@ -105,6 +147,17 @@ TaskSpec parse_task_spec(std::string_view text) {
   s.lr = p.real("lr");
   s.weight_decay = p.real("weight_decay");
   s.train_n = static_cast<std::size_t>(p.integer("train_n"));
+  s.qat_epochs = static_cast<std::size_t>(p.integer("qat_epochs"));
+  s.qat_lr = p.real("qat_lr");
+  s.ste = p.is("ste", "clipped") ? Ste::clipped : Ste::identity;
+  s.redesign = static_cast<std::size_t>(p.integer("redesign"));
+  s.train_levels = p.is("qat", "levels");
+  s.fisher_weights = p.is("weights", "fisher");
+  if (s.train_levels && s.redesign == 1) {
+    p.fail("qat",
+           "= levels needs redesign=0 (design once) or redesign=M >= 2: a codebook re-designed before "
+           "every step would discard its trained levels before they are used");
+  }
   return s;
 }
 

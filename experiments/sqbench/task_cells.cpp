@@ -1,0 +1,464 @@
+#include "task_cells.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "csv.hpp"
+#include "files.hpp"
+#include "sqb/error.hpp"
+#include "sqb/npy.hpp"
+#include "sqb/quantize.hpp"
+#include "sqb/registry.hpp"
+
+namespace sqbench {
+
+namespace fs = std::filesystem;
+using sqb::Col;
+namespace task = sqb::task;
+
+namespace {
+
+// An exclusive flock on a file, held while the object lives. flock locks belong to the open file
+// description, so two threads of this process that each open the file exclude each other as two processes do.
+class FileLock {
+ public:
+  explicit FileLock(const fs::path& path) {
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0)
+      throw sqb::Error(path.string() + ": cannot create the lock file (" + std::strerror(errno) + ")");
+    while (::flock(fd_, LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd_);
+      throw sqb::Error(path.string() + ": cannot lock (" + std::strerror(err) + ")");
+    }
+  }
+  ~FileLock() {
+    ::flock(fd_, LOCK_UN);
+    ::close(fd_);
+  }
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+std::string layer_file(std::size_t l, const char* what) {
+  return "layer" + std::to_string(l) + "." + what + ".npy";
+}
+
+// training.txt: "key = value" lines, for people and for the fp32 cell's train_s on later runs.
+double read_train_seconds(const fs::path& file) {
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("train_s = ", 0) == 0) {
+      if (const auto v = parse_field_number(line.substr(10))) return *v;
+    }
+  }
+  throw sqb::Error(file.string() +
+                   ": no 'train_s = ...' line (the model folder is damaged: delete it to retrain)");
+}
+
+std::string numbers_text(const std::vector<double>& v) {
+  std::string s;
+  for (const double x : v) {
+    if (!s.empty()) s += ' ';
+    s += format_number(x, 6);
+  }
+  return s;
+}
+
+// The uncompressed size of an IDX file: a gzip file's last four bytes (ISIZE, RFC 1952) hold it modulo 2^32
+// (Fashion-MNIST's largest file is 47 MB), a plain file is its size.
+std::uint64_t idx_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  unsigned char head[2] = {0, 0};
+  in.read(reinterpret_cast<char*>(head), 2);
+  std::error_code ec;
+  const std::uint64_t size = fs::file_size(path, ec);
+  if (ec) return 0;
+  if (!(head[0] == 0x1f && head[1] == 0x8b) || size < 4) return size;
+  unsigned char tail[4] = {0, 0, 0, 0};
+  in.seekg(static_cast<std::streamoff>(size - 4));
+  in.read(reinterpret_cast<char*>(tail), 4);
+  return static_cast<std::uint64_t>(tail[0]) | static_cast<std::uint64_t>(tail[1]) << 8 |
+         static_cast<std::uint64_t>(tail[2]) << 16 | static_cast<std::uint64_t>(tail[3]) << 24;
+}
+
+// Examples and features of a dataset folder from its files' sizes: images hold a 16-byte header (rank 3),
+// labels an 8-byte one (rank 1).
+struct DataSize {
+  std::uint64_t train = 0, test = 0, features = 0, compressed = 0, largest = 0;
+};
+DataSize data_size(const fs::path& dir) {
+  const std::vector<fs::path> files = task::dataset_files(dir);
+  DataSize s;
+  const std::uint64_t train_img = idx_bytes(files[0]), train_lab = idx_bytes(files[1]);
+  const std::uint64_t test_img = idx_bytes(files[2]), test_lab = idx_bytes(files[3]);
+  s.train = train_lab > 8 ? train_lab - 8 : 0;
+  s.test = test_lab > 8 ? test_lab - 8 : 0;
+  s.features = s.train > 0 && train_img > 16 ? (train_img - 16) / s.train : 784;
+  for (const fs::path& f : files) {
+    std::error_code ec;
+    s.compressed = std::max<std::uint64_t>(s.compressed, fs::file_size(f, ec));
+  }
+  s.largest = std::max(train_img, test_img);
+  return s;
+}
+
+// Weights (and biases) of the network a task spec trains on images of `features` pixels.
+std::uint64_t parameters(const task::TaskSpec& spec, std::uint64_t features) {
+  std::vector<std::size_t> sizes = {static_cast<std::size_t>(features)};
+  sizes.insert(sizes.end(), spec.hidden.begin(), spec.hidden.end());
+  sizes.push_back(task::kClasses);
+  std::uint64_t p = 0;
+  for (std::size_t l = 0; l + 1 < sizes.size(); ++l)
+    p += static_cast<std::uint64_t>(sizes[l]) * sizes[l + 1] + (spec.bias ? sizes[l + 1] : 0);
+  return p;
+}
+
+}  // namespace
+
+std::vector<Col> task_figure_columns(const Cell& cell) {
+  if (!cell.quantized()) return {Col::accuracy, Col::test_loss};
+  return {Col::accuracy, Col::test_loss, Col::layer_mse, Col::layer_sqnr_db};
+}
+
+bool task_cell_fills(const Plan& plan, const Cell& cell, Col c) {
+  if (c == Col::config_hash || c == Col::train_s || c == Col::accuracy || c == Col::test_loss) return true;
+  if (!cell.quantized()) return c == Col::storage_bits;  // 32 bits per float32 weight
+  switch (c) {
+    case Col::blocks:
+    case Col::mse:
+    case Col::nmse:
+    case Col::sqnr_db:
+    case Col::max_abs_err:
+    case Col::entropy_bits:
+    case Col::storage_bits:
+    case Col::iterations:
+    case Col::converged:
+    case Col::layer_mse:
+    case Col::layer_sqnr_db:
+      return true;
+    case Col::wmse:
+      return plan.task_specs[cell.d].fisher_weights;
+    default:
+      return false;  // the tensor's rows and cols (a network has several), timings of the tensor sweeps
+  }
+}
+
+fs::path model_dir(const fs::path& out, const task::TaskSpec& spec, std::uint64_t seed) {
+  return out / "models" / task::text_hash(task::model_key(spec, seed));
+}
+
+std::uint64_t fine_tune_seed(std::uint64_t seed) {
+  return sqb::block_seed(seed, 0xF17E);
+}
+
+TaskRunner::TaskRunner(const Plan& plan, fs::path out, std::function<void(const std::string&)> note)
+    : plan_(plan), out_(std::move(out)), note_(std::move(note)) {}
+
+TaskRunner::Data& TaskRunner::data(const fs::path& dir) {
+  std::shared_ptr<std::pair<std::mutex, std::unique_ptr<Data>>> slot;
+  {
+    std::lock_guard lock(mu_);
+    auto& s = data_[dir.string()];
+    if (!s) s = std::make_shared<std::pair<std::mutex, std::unique_ptr<Data>>>();
+    slot = s;
+  }
+  std::lock_guard lock(slot->first);
+  if (!slot->second) {
+    auto d = std::make_unique<Data>();
+    d->split = task::load_dataset(dir);
+    slot->second = std::move(d);
+  }
+  return *slot->second;
+}
+
+const task::Dataset& TaskRunner::train_set(const task::TaskSpec& spec) {
+  Data& d = data(spec.data);
+  if (spec.train_n == 0 || spec.train_n >= d.split.train.count) return d.split.train;
+  std::lock_guard lock(mu_);  // heads are added under the map lock; a std::map entry never moves
+  auto it = d.heads.find(spec.train_n);
+  if (it == d.heads.end()) it = d.heads.emplace(spec.train_n, d.split.train.head(spec.train_n)).first;
+  return it->second;
+}
+
+TaskRunner::Model TaskRunner::train_or_load(const task::TaskSpec& spec, std::uint64_t seed) {
+  const std::string key = task::model_key(spec, seed);
+  const fs::path dir = model_dir(out_, spec, seed);
+  ensure_writable_dir(dir.parent_path());
+  // Another job or process may be training this model now: wait for it rather than train it twice.
+  const FileLock lock(dir.parent_path() / (dir.filename().string() + ".lock"));
+  const task::Dataset& train = train_set(spec);
+  const task::ModelSpec mspec = task::model_spec(spec, train.features());
+  Model m;
+  if (task::model_saved(dir)) {
+    m.mlp = task::load_model(dir, mspec, key);
+    for (std::size_t l = 0; l < mspec.layers(); ++l) {
+      const fs::path f = dir / layer_file(l, "fisher");
+      sqb::npy::Array a = sqb::npy::read(f);
+      const sqb::Tensor& w = m.mlp.weights[l];
+      if (a.shape != std::vector<std::size_t>{w.rows, w.cols}) {
+        throw sqb::Error(f.string() + ": holds " + sqb::npy::shape_text(a.shape) + ", expected (" +
+                         std::to_string(w.rows) + ", " + std::to_string(w.cols) +
+                         ") (the model folder is damaged: delete it to retrain)");
+      }
+      m.fisher.emplace_back(w.rows, w.cols, std::move(a.values));
+    }
+    m.train_s = read_train_seconds(dir / "training.txt");
+    ++loaded_;
+    note_("float model " + key + ": loaded from " + dir.string());
+    return m;
+  }
+  note_("float model " + key + ": training (" + std::to_string(spec.epochs) +
+        (spec.epochs == 1 ? " epoch on " : " epochs on ") + std::to_string(train.count) + " images)");
+  m.mlp = task::init_mlp(mspec, seed);
+  task::TrainOptions o;
+  o.epochs = spec.epochs;
+  o.batch = spec.batch;
+  o.adamw.lr = spec.lr;
+  o.adamw.weight_decay = spec.weight_decay;
+  o.seed = seed;
+  const task::TrainReport r = task::train(m.mlp, train, o);
+  m.fisher = task::fisher_diagonal(m.mlp, train);
+  m.train_s = r.seconds;
+  const task::Evaluation e = task::evaluate(m.mlp, data(spec.data).split.test);
+  const task::BlasInfo blas = task::blas_info();
+  std::ostringstream t;
+  t << "# sqbench float model training (model.txt is written last: a folder without it is incomplete)\n"
+    << "key = " << key << "\n"
+    << "train_s = " << format_number(r.seconds, 6) << "\n"
+    << "steps = " << r.steps << "\n"
+    << "epoch_loss = " << numbers_text(r.epoch_loss) << "\n"
+    << "test_accuracy = " << format_number(e.accuracy, 6) << "\n"
+    << "test_loss = " << format_number(e.loss, 6) << "\n"
+    << "blas = " << blas.library << "\n"
+    << "blas_threads = " << blas.threads << "\n";
+  task::save_fisher(dir, m.fisher);
+  write_file_atomic(dir / "training.txt", t.str());
+  task::save_model(dir, m.mlp, key);  // model.txt last
+  ++trained_;
+  char acc[32];
+  std::snprintf(acc, sizeof acc, "%.2f%%", 100 * e.accuracy);
+  note_("float model " + key + ": trained in " + format_number(r.seconds, 3) + " s, test accuracy " + acc +
+        "; saved to " + dir.string());
+  return m;
+}
+
+const TaskRunner::Model& TaskRunner::model(std::size_t t, std::uint64_t seed) {
+  const task::TaskSpec& spec = plan_.task_specs[t];
+  std::shared_ptr<std::pair<std::mutex, std::unique_ptr<Model>>> slot;
+  {
+    std::lock_guard lock(mu_);
+    auto& s = models_[task::model_key(spec, seed)];
+    if (!s) s = std::make_shared<std::pair<std::mutex, std::unique_ptr<Model>>>();
+    slot = s;
+  }
+  std::lock_guard lock(slot->first);
+  if (!slot->second) slot->second = std::make_unique<Model>(train_or_load(spec, seed));
+  return *slot->second;
+}
+
+void TaskRunner::prepare(const std::vector<std::size_t>& cells, int jobs, const std::atomic<bool>& stop) {
+  std::vector<std::pair<std::size_t, std::uint64_t>> todo;
+  std::set<std::string> keys;
+  for (const std::size_t i : cells) {
+    const Cell& c = plan_.cells[i];
+    if (!c.is_task()) continue;
+    if (keys.insert(task::model_key(plan_.task_specs[c.d], c.seed)).second) todo.emplace_back(c.d, c.seed);
+  }
+  std::atomic<std::size_t> next{0};
+  std::exception_ptr failure;
+  std::mutex failure_mu;
+  const auto work = [&] {
+    for (std::size_t i = next++; i < todo.size() && !stop; i = next++) {
+      try {
+        model(todo[i].first, todo[i].second);
+      } catch (...) {
+        std::lock_guard lock(failure_mu);
+        if (!failure) failure = std::current_exception();
+        return;
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int j = 1; j < std::min<int>(jobs, static_cast<int>(todo.size())); ++j)
+    pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool)
+    t.join();
+  if (failure) std::rethrow_exception(failure);
+}
+
+std::vector<std::string> TaskRunner::run(const Config& config, const Cell& c) {
+  const task::TaskSpec& spec = plan_.task_specs[c.d];
+  const Model& fm = model(c.d, c.seed);
+  const task::Dataset& train = train_set(spec);
+  const task::Dataset& test = data(spec.data).split.test;
+
+  std::vector<std::string> row = plan_.key_fields(c);
+  row.resize(plan_.header.size());
+  const auto set = [&](Col column, double value, int digits = 10) {
+    row[plan_.position(column)] = std::isnan(value) ? "" : format_number(value, digits);
+  };
+  const auto fine_tune_options = [&] {
+    task::TrainOptions o;
+    o.epochs = spec.qat_epochs;
+    o.batch = spec.batch;
+    o.adamw.lr = spec.qat_lr;
+    o.adamw.weight_decay = spec.weight_decay;
+    o.seed = fine_tune_seed(c.seed);
+    return o;
+  };
+
+  task::Mlp evaluated;  // the network whose accuracy the row reports
+  double train_s = 0;
+  if (!c.quantized()) {
+    evaluated = fm.mlp;
+    train_s = fm.train_s;
+    if (c.mode == Mode::fp32_ft) train_s = task::train(evaluated, train, fine_tune_options()).seconds;
+    set(Col::storage_bits, 32);
+  } else {
+    const std::size_t k = c.k;
+    task::QuantizerTransform qt(plan_.quantizers[c.q], k, sqb::Granularity::parse(c.granularity), c.seed,
+                                spec.fisher_weights ? fm.fisher : std::vector<sqb::Tensor>{});
+    task::Mlp latent = fm.mlp;
+    std::vector<task::FakeQuant> quantized;
+    if (c.mode == Mode::ptq) {
+      quantized = task::apply_transform(latent, task::WeightTransform(std::ref(qt)));
+    } else {
+      task::QatOptions qo;
+      qo.train = fine_tune_options();
+      qo.ste = spec.ste;
+      qo.redesign = spec.redesign;
+      qo.train_levels = spec.train_levels;
+      task::QatReport r = task::train_qat(latent, train, qo, task::WeightTransform(std::ref(qt)));
+      train_s = r.train.seconds;
+      quantized = std::move(r.final);
+    }
+    // Trained levels are stored as they are (K per block); otherwise a block stores the strategy's side
+    // values.
+    const std::size_t side =
+        spec.train_levels && c.mode == Mode::qat ? k : qt.quantizer().side_values().per_block;
+    const task::NetworkQuality quality = task::measure_network(
+        latent.weights, quantized, k, side, spec.fisher_weights ? fm.fisher : std::vector<sqb::Tensor>{});
+    std::vector<sqb::Tensor> wq;
+    std::size_t blocks = 0, converged = 0;
+    int iterations = 0;
+    std::vector<double> layer_mse, layer_sqnr;
+    for (std::size_t l = 0; l < quantized.size(); ++l) {
+      wq.push_back(quantized[l].weights);
+      blocks += quantized[l].blocks.size();
+      const sqb::Quantized& last = qt.result(l);  // the layer's last design
+      iterations = std::max(iterations, last.max_iterations());
+      converged += last.converged_blocks();
+      layer_mse.push_back(quality.layers[l].mse);
+      layer_sqnr.push_back(quality.layers[l].sqnr_db);
+    }
+    evaluated = task::with_weights(latent, std::move(wq));
+    const sqb::Metrics& t = quality.total;
+    set(Col::blocks, static_cast<double>(blocks));
+    set(Col::mse, t.mse);
+    set(Col::nmse, t.nmse);
+    set(Col::sqnr_db, t.sqnr_db);
+    set(Col::max_abs_err, t.max_abs_err);
+    set(Col::entropy_bits, t.entropy_bits);
+    set(Col::storage_bits, t.storage_bits);
+    if (spec.fisher_weights) set(Col::wmse, t.wmse);
+    set(Col::iterations, iterations);
+    set(Col::converged, static_cast<double>(converged) / static_cast<double>(blocks), 4);
+    row[plan_.position(Col::layer_mse)] = numbers_text(layer_mse);
+    row[plan_.position(Col::layer_sqnr_db)] = numbers_text(layer_sqnr);
+  }
+  const task::Evaluation e = task::evaluate(evaluated, test);
+  set(Col::accuracy, 100 * e.accuracy);
+  set(Col::test_loss, e.loss);
+  set(Col::train_s, train_s, 6);
+  row[plan_.position(Col::config_hash)] = config.hash;
+  return row;
+}
+
+MemoryEstimate estimate_task_cell(const Plan& plan, const Cell& c) {
+  const task::TaskSpec& spec = plan.task_specs[c.d];
+  const DataSize ds = data_size(spec.data);
+  const double p = static_cast<double>(parameters(spec, ds.features));
+  std::size_t widest = ds.features + task::kClasses;
+  for (const std::size_t h : spec.hidden)
+    widest += h;
+  // A copy of the model, AdamW's two moments and the gradients (16 B per weight); QAT adds W_q, its codes
+  // (32-bit) and the trainer's flat assignment (16 B), the pipeline's reconstruction and codes (6 B); an
+  // evaluation batch of 1000 images keeps every layer's activations and their gradients (8 B per unit).
+  const double model_state = 16 * p + (c.quantized() ? 22 * p : 0);
+  const double batch = 8.0 * 1000 * static_cast<double>(widest);
+  double design = 0;
+  if (c.quantized()) {
+    std::vector<std::size_t> sizes = {static_cast<std::size_t>(ds.features)};
+    sizes.insert(sizes.end(), spec.hidden.begin(), spec.hidden.end());
+    sizes.push_back(task::kClasses);
+    const sqb::Granularity g = sqb::Granularity::parse(c.granularity);
+    double largest = 0;
+    for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
+      const double in = static_cast<double>(sizes[l]), out = static_cast<double>(sizes[l + 1]);
+      const double block = g.kind == sqb::Granularity::Kind::tensor ? in * out
+                           : g.kind == sqb::Granularity::Kind::channel
+                               ? in
+                               : std::min(in, static_cast<double>(g.group));
+      largest = std::max(largest, block);
+    }
+    design = sqb::make_quantizer(plan.quantizers[c.q], {c.k, 0})->design_bytes_per_value() * largest;
+  }
+  const double total = model_state + batch + design;
+  return {static_cast<std::uint64_t>(total),
+          std::to_string(static_cast<std::uint64_t>(p)) +
+              " weights: model copy, optimizer state and gradients" +
+              (c.quantized() ? ", quantized weights and codes " : " ") +
+              format_bytes(static_cast<std::uint64_t>(model_state)) + " + an evaluation batch " +
+              format_bytes(static_cast<std::uint64_t>(batch)) + " + design workspace " +
+              format_bytes(static_cast<std::uint64_t>(design))};
+}
+
+MemoryEstimate task_shared_memory(const Plan& plan, const std::vector<std::size_t>& cells) {
+  std::set<std::string> dirs, models;
+  std::set<std::pair<std::string, std::size_t>> heads;
+  double data = 0, load = 0, weights = 0;
+  for (const std::size_t i : cells) {
+    const Cell& c = plan.cells[i];
+    if (!c.is_task()) continue;
+    const task::TaskSpec& spec = plan.task_specs[c.d];
+    const DataSize ds = data_size(spec.data);
+    if (dirs.insert(spec.data.string()).second) {
+      // Pixels as float32 and labels, kept; while a file is read, its bytes and the decoded bytes as well.
+      data += 4.0 * static_cast<double>((ds.train + ds.test) * ds.features) +
+              static_cast<double>(ds.train + ds.test);
+      load = std::max(load, static_cast<double>(ds.compressed + ds.largest));
+    }
+    if (spec.train_n > 0 && spec.train_n < ds.train &&
+        heads.insert({spec.data.string(), spec.train_n}).second)
+      data += 4.0 * static_cast<double>(spec.train_n * ds.features) + static_cast<double>(spec.train_n);
+    if (models.insert(task::model_key(spec, c.seed)).second)
+      weights += 8.0 * static_cast<double>(parameters(spec, ds.features));  // weights and Fisher diagonal
+  }
+  if (dirs.empty()) return {0, ""};
+  const double total = data + load + weights;
+  return {static_cast<std::uint64_t>(total),
+          "task data " + format_bytes(static_cast<std::uint64_t>(data)) + " (" + std::to_string(dirs.size()) +
+              " dataset(s)) + reading it " + format_bytes(static_cast<std::uint64_t>(load)) + " + " +
+              std::to_string(models.size()) + " float model(s) with their Fisher diagonals " +
+              format_bytes(static_cast<std::uint64_t>(weights))};
+}
+
+}  // namespace sqbench

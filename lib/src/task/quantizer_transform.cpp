@@ -1,0 +1,140 @@
+// A quantizer as a weight transform: every layer through the library's one pipeline (quantize_into), so QAT
+// and PTQ of a network use exactly the codebooks, encoder and decoder that a sweep over tensors measures.
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "detail/measure.hpp"
+#include "sqb/error.hpp"
+#include "sqb/registry.hpp"
+#include "sqb/task.hpp"
+
+namespace sqb::task {
+
+QuantizerTransform::QuantizerTransform(std::string_view spec, std::size_t k, Granularity granularity,
+                                       std::uint64_t seed, std::vector<Tensor> importance)
+    : quantizer_(make_quantizer(spec, {k, seed})),
+      granularity_(granularity),
+      seed_(seed),
+      importance_(std::move(importance)) {}
+
+const Quantized& QuantizerTransform::result(std::size_t layer) const {
+  static const Quantized empty;
+  return layer < results_.size() ? results_[layer] : empty;
+}
+
+FakeQuant QuantizerTransform::operator()(const TransformCall& call, const Tensor& latent) {
+  if (results_.size() <= call.layer) results_.resize(call.layer + 1);
+  Quantized& r = results_[call.layer];
+  QuantizeOptions o;
+  o.granularity = granularity_;
+  // Each layer its own stream: block b of layer l draws from block_seed(block_seed(seed, l), b).
+  o.seed = block_seed(seed_, call.layer);
+  o.measure = false;  // measure_network measures the final weights once; a training step needs only W_q
+  o.reuse_design = !call.redesign;
+  if (!importance_.empty()) {
+    if (call.layer >= importance_.size() || importance_[call.layer].rows != latent.rows ||
+        importance_[call.layer].cols != latent.cols) {
+      throw Error("quantizer transform: layer " + std::to_string(call.layer) + " is " +
+                  std::to_string(latent.rows) + " x " + std::to_string(latent.cols) +
+                  " but its importance weights are " +
+                  (call.layer < importance_.size() ? std::to_string(importance_[call.layer].rows) + " x " +
+                                                         std::to_string(importance_[call.layer].cols)
+                                                   : std::string("missing")));
+    }
+    o.weights = importance_[call.layer].values;
+  }
+  if (o.reuse_design && r.designs.empty()) {
+    throw Error("quantizer transform: layer " + std::to_string(call.layer) +
+                " was asked to reuse its codebooks before any was designed (the first call must redesign)");
+  }
+  quantize_into(latent, *quantizer_, o, r);
+
+  FakeQuant fq;
+  fq.weights = Tensor(latent.rows, latent.cols, r.decoded);
+  fq.blocks = r.blocks;
+  fq.levels.reserve(r.designs.size());
+  for (const BlockDesign& d : r.designs)
+    fq.levels.emplace_back(d.codebook.levels().begin(), d.codebook.levels().end());
+  fq.codes.resize(r.codes.size());
+  r.codes.visit([&](auto codes) { std::copy(codes.begin(), codes.end(), fq.codes.begin()); });
+  return fq;
+}
+
+NetworkQuality measure_network(std::span<const Tensor> latent, std::span<const FakeQuant> quantized,
+                               std::size_t k, std::size_t side_per_block,
+                               std::span<const Tensor> importance) {
+  if (latent.size() != quantized.size() || latent.empty() ||
+      (!importance.empty() && importance.size() != latent.size())) {
+    throw Error("measure_network: " + std::to_string(latent.size()) + " layers of weights, " +
+                std::to_string(quantized.size()) + " quantized and " + std::to_string(importance.size()) +
+                " of importance weights");
+  }
+  NetworkQuality q;
+  // Pooled sums over every weight, in double (variance by a second pass about the pooled mean).
+  double n = 0, sum = 0, sum_sq = 0, err_sq = 0, max_err = 0, entropy = 0, storage = 0, wsum = 0, werr = 0;
+  for (std::size_t l = 0; l < latent.size(); ++l) {
+    const Tensor& x = latent[l];
+    const FakeQuant& fq = quantized[l];
+    if (fq.weights.values.size() != x.values.size() || fq.codes.size() != x.values.size() ||
+        !fq.has_assignment()) {
+      throw Error("measure_network: layer " + std::to_string(l) +
+                  ": the quantized weights need the latent weights' size and a codebook assignment");
+    }
+    Codes codes(x.size(), k);
+    codes.visit([&](auto c) {
+      for (std::size_t i = 0; i < c.size(); ++i) {
+        if (fq.codes[i] >= k) throw Error("measure_network: layer " + std::to_string(l) + ": a code >= K");
+        c[i] = static_cast<typename decltype(c)::value_type>(fq.codes[i]);
+      }
+    });
+    const std::span<const float> w = importance.empty() ? std::span<const float>() : importance[l].values;
+    if (!w.empty() && w.size() != x.size()) {
+      throw Error("measure_network: layer " + std::to_string(l) + ": importance weights of another size");
+    }
+    const Metrics m =
+        detail::compute_metrics(x.values, fq.weights.values, codes, fq.blocks.size(), side_per_block, w);
+    q.layers.push_back(m);
+    const double nl = static_cast<double>(x.size());
+    n += nl;
+    entropy += m.entropy_bits * nl;
+    storage += m.storage_bits * nl;
+    max_err = std::max(max_err, m.max_abs_err);
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const double v = x.values[i];
+      const double e = v - static_cast<double>(fq.weights.values[i]);
+      sum += v;
+      sum_sq += v * v;
+      err_sq += e * e;
+      if (!w.empty()) {
+        wsum += w[i];
+        werr += static_cast<double>(w[i]) * e * e;
+      }
+    }
+  }
+  const double mean = sum / n;
+  double var = 0;
+  for (const Tensor& x : latent) {
+    for (const float v : x.values)
+      var += (v - mean) * (v - mean);
+  }
+  var /= n;
+  const double inf = std::numeric_limits<double>::infinity();
+  Metrics& t = q.total;
+  t.n = static_cast<std::size_t>(n);
+  t.mse = err_sq / n;
+  t.variance = var;
+  t.max_abs_err = max_err;
+  t.nmse = t.mse == 0 ? 0.0 : (var > 0 ? t.mse / var : inf);
+  const double power = sum_sq / n;
+  t.sqnr_db = t.mse == 0 ? inf : (power > 0 ? 10.0 * std::log10(power / t.mse) : -inf);
+  t.entropy_bits = entropy / n;
+  t.index_bits = index_bits(k);
+  t.storage_bits = storage / n;
+  t.wmse = !importance.empty() && wsum > 0 ? werr / wsum : std::numeric_limits<double>::quiet_NaN();
+  return q;
+}
+
+}  // namespace sqb::task
