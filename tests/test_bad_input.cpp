@@ -715,12 +715,18 @@ TEST_CASE("configs/real.ini runs every quantizer on the shipped example tensors"
       quantizers += line.rfind("quantizer = ", 0) == 0;
   }
   const std::size_t per_file = (quantizers * 4 - 2 * 3) * 3;
-  CHECK(lines.size() == 1 + 2 * per_file);
-  std::size_t conv = 0, linear = 0;
+  CHECK(lines.size() == 1 + 3 * per_file);
+  // Each file under its stem, with the layout its rule gives (the source column keeps the whole spec).
+  std::size_t conv = 0, kernel = 0, linear = 0;
   for (const std::string& l : lines) {
-    conv += l.find("npy path=../tests/data/conv_oihw.npy layout=oihw") != std::string::npos;
-    linear += l.find("npy path=../tests/data/linear_f16.npy layout=oihw") != std::string::npos;
+    conv += l.find(",conv_oihw,all,") != std::string::npos &&
+            l.find(",npy path=../tests/data/conv_oihw.npy layout=oihw,") != std::string::npos;
+    kernel += l.find(",kernel_hwio,all,") != std::string::npos &&
+              l.find(",npy path=../tests/data/kernel_hwio.npy layout=hwio,") != std::string::npos;
+    linear += l.find(",linear_f16,all,") != std::string::npos &&
+              l.find(",npy path=../tests/data/linear_f16.npy layout=oihw,") != std::string::npos;
   }
   CHECK(conv == per_file);
+  CHECK(kernel == per_file);
   CHECK(linear == per_file);
 }

@@ -121,12 +121,13 @@ TEST_CASE("NumPy decodes an export the same way", "[export][numpy]") {
   sqbench::ExportOptions opt{"kmeans init=quantile", input, dir.path / "out", 16, "group:16", "oihw", 0};
   sqbench::export_quantized(opt);
   const std::string script =
-      "import numpy as np, sys\n"
+      "import json, numpy as np, sys\n"
       "d = sys.argv[1]\n"
       "c = np.load(d + '/codes.npy'); cb = np.load(d + '/codebooks.npy'); b = np.load(d + '/blocks.npy')\n"
       "flat = c.reshape(-1); out = np.empty(flat.size, np.float32)\n"
       "for i, (o, n) in enumerate(b): out[o:o + n] = cb[i][flat[o:o + n]]\n"
-      "assert np.array_equal(out.reshape(c.shape), np.load(d + '/decoded.npy'))\n";
+      "m = json.load(open(d + '/manifest.json'))\n"
+      "assert np.array_equal(out.reshape(m['input_shape']), np.load(d + '/decoded.npy'))\n";
   std::ofstream(dir.path / "check.py") << script;
   const std::string cmd = "/usr/bin/python3 " + (dir.path / "check.py").string() + " " + opt.out.string();
   CHECK(std::system(cmd.c_str()) == 0);
