@@ -22,6 +22,8 @@
 #include <boost/math/constants/constants.hpp>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <string>
 
@@ -45,6 +47,18 @@ struct PhiLogSetup {
   std::int64_t e_min = 0, e_max = 0;
   std::size_t k = 0;
 };
+
+// A double as the shortest text that reads back as the same value.
+std::string number_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  for (int digits = 1; digits <= 17; ++digits) {
+    char shorter[32];
+    std::snprintf(shorter, sizeof shorter, "%.*g", digits, v);
+    if (std::strtod(shorter, nullptr) == v) return shorter;
+  }
+  return buf;
+}
 
 // Rounds num / den to the nearest integer, ties to even (torch.round), exactly (den > 0).
 std::int64_t round_half_even(std::int64_t num, std::int64_t den) {
@@ -150,15 +164,19 @@ class PhiLog final : public Quantizer,
          "(numpy.unpackbits(b, bitorder='little')), the pad bits zero"});
     out.push_back(
         {"exponents.rans", c.exponents.bytes,
-         s_.cluster > 1
-             ? "rANS stream (sqbench's format, see the manifest's rans_format) of one exponent symbol j per "
-               "group of " +
-                   std::to_string(s_.cluster) +
-                   " elements (groups restart at every row and block; an all-zero group has none), in "
-                   "order: every non-zero member is s * sign * base^(e_min + j)"
-             : "rANS stream (sqbench's format, see the manifest's rans_format) of one symbol j per element "
-               "in the laid-out row-major order: the level is s * sign * base^(e_min + j)" +
-                   std::string(s_.zero ? "; j = M (the number of exponents) is the exact zero level" : "")});
+         (s_.cluster > 1
+              ? "rANS stream (sqbench's format, see the manifest's rans_format) of one exponent symbol j per "
+                "group of C = " +
+                    std::to_string(s_.cluster) +
+                    " consecutive elements of a row within a block (groups start at each block's start and "
+                    "each row's start; an all-zero group has none), in the laid-out row-major order: every "
+                    "non-zero member of the group is s * sign * base^(e_min + j)"
+              : "rANS stream (sqbench's format, see the manifest's rans_format) of one symbol j per element "
+                "in the laid-out row-major order: the level is s * sign * base^(e_min + j)" +
+                    std::string(s_.zero ? "; j = M is the exact zero level (no sign bit)" : "")) +
+             "; s = the block's side value" + (s_.absmax ? "" : " (1 with scale=none)") +
+             ", base = " + number_text(s_.base) + ", e_min = " + std::to_string(s_.e_min) +
+             ", M = " + std::to_string(m_) + " exponents"});
     if (!c.zeros.bytes.empty()) {
       out.push_back(
           {"zeros.rans", c.zeros.bytes,
