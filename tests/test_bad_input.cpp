@@ -30,6 +30,7 @@
 #include "files.hpp"
 #include "ini_check.hpp"
 #include "npy_helpers.hpp"
+#include "safetensors_helpers.hpp"
 #include "sqb/error.hpp"
 #include "sqb/npy.hpp"
 
@@ -90,6 +91,12 @@ std::string npy_config(const std::string& extra = "", const std::string& n = "4"
   return "[sweep]\nquantizer = cosine\ndistribution = npy path=data.npy" + extra + "\nn = " + n + "\nk = 4\n";
 }
 
+// A config reading tensor `tensor` of DIR/data.safetensors (n omitted: the whole tensor).
+std::string st_config(const std::string& tensor = "w", const std::string& extra = "") {
+  return "[sweep]\nquantizer = cosine\ndistribution = safetensors path=data.safetensors tensor=" + tensor +
+         extra + "\nk = 4\n";
+}
+
 struct Case {
   std::string label;
   std::string expect;
@@ -111,6 +118,13 @@ TEST_CASE("bad configs, .npy files and data: exit 2, a message naming the file a
   const auto ini = [](const std::string& text) {
     return [text](const ScratchDir& d) { d.write("c.ini", text); };
   };
+  const auto st = [](const std::string& bytes, const std::string& config = st_config()) {
+    return [bytes, config](const ScratchDir& d) {
+      d.write("data.safetensors", bytes);
+      d.write("c.ini", config);
+    };
+  };
+  const std::string w_header = "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}";
   const Case c = GENERATE_COPY(
       // Configs.
       Case{"config: missing file", "c.ini: cannot read the config file", [](const ScratchDir&) {}},
@@ -175,7 +189,76 @@ TEST_CASE("bad configs, .npy files and data: exit 2, a message naming the file a
            "layout=oihw needs a weight of rank >= 2 ([out, in, ...]), but the "
            "shape is (4,)",
            npy(raw_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", four),
-               npy_config(" layout=oihw"))});
+               npy_config(" layout=oihw"))},
+      Case{"data: layout=auto with nothing to tell the layout",
+           "data.npy: layout=auto: tensor 'data' of shape (2, 2): nothing tells its layout",
+           npy(raw_npy(f4, four), npy_config(" layout=auto"))},
+      // safetensors checkpoints.
+      Case{"safetensors: a .npy file given as a checkpoint", "data.safetensors: ", st(raw_npy(f4, four))},
+      Case{"safetensors: header length beyond the file",
+           "data.safetensors: ", st(sqbtest::st_raw(w_header, four).substr(0, 30))},
+      Case{"safetensors: header over 100 MB (a sparse 200 MB file)", "data.safetensors: ",
+           [](const ScratchDir& d) {
+             d.write("data.safetensors", std::string("\x00\xc2\xeb\x0b\x00\x00\x00\x00", 8));  // 2e8
+             fs::resize_file(d.path / "data.safetensors", 200'000'100);
+             d.write("c.ini", st_config());
+           }},
+      Case{"safetensors: header not valid JSON", "data.safetensors: ",
+           st(sqbtest::st_raw("{\"w\": {\"dtype\": \"F32\", \"shape\": [2, 2],}}", four))},
+      Case{"safetensors: a tensor named twice", "data.safetensors: ",
+           st(sqbtest::st_raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                              "\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}",
+                              four))},
+      Case{"safetensors: offsets beyond the data", "data.safetensors: ",
+           st(sqbtest::st_raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[2,4],\"data_offsets\":[0,32]}}", four))},
+      Case{"safetensors: overlapping tensors", "data.safetensors: ",
+           st(sqbtest::st_raw("{\"v\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]},"
+                              "\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}",
+                              four))},
+      Case{"safetensors: shape x dtype size not the byte range", "data.safetensors: ",
+           st(sqbtest::st_raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,16]}}", four))},
+      Case{"safetensors: a dtype sqbench does not read", "tensor \"w\": dtype I64 is not data sqbench reads",
+           st(sqbtest::st_raw("{\"w\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}", four))},
+      Case{"safetensors: no such tensor", "no tensor \"v\"",
+           st(sqbtest::st_raw(w_header, four), st_config("v"))},
+      Case{"safetensors: a tensor pattern matching nothing",
+           "tensor pattern \"*.weight\" matches none of the 2 tensors, e.g. \"v\", \"w\"",
+           st(sqbtest::st_raw("{\"v\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                              "\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}",
+                              four),
+              st_config("*.weight"))},
+      Case{"safetensors: layout=auto where the clues disagree",
+           "says PyTorch-style [out, in, ...] (rows = first axis), but the name's last part 'kernel'",
+           [four](const ScratchDir& d) {
+             d.write("data.safetensors",
+                     sqbtest::st_file({{"dense.kernel", "F32", {2, 2}, four}}, "{\"format\":\"pt\"}"));
+             d.write("c.ini", st_config("dense.kernel", " layout=auto"));
+           }},
+      // Labels and n.
+      Case{"labels: two sources with one label",
+           "two sources have the label 'data': \"npy path=data.npy\" and \"npy path=other/data.npy\"; give "
+           "one of them its own label=",
+           [f4, four](const ScratchDir& d) {
+             d.write("data.npy", raw_npy(f4, four));
+             fs::create_directories(d.path / "other");
+             d.write("other/data.npy", raw_npy(f4, four));
+             d.write("c.ini",
+                     "[sweep]\nquantizer = cosine\ndistribution = npy path=data.npy\n"
+                     "distribution = npy path=other/data.npy\nk = 4\n");
+           }},
+      Case{"n: `all` on a synthetic law",
+           "key 'n': distribution \"gaussian\": n = all (every value of a file) is for file sources (npy, "
+           "safetensors); a synthetic law needs n = a number of values",
+           ini("[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = all\nk = 4\n")},
+      Case{"n: omitted, with a synthetic law among the sources",
+           "[sweep] has no key 'n': n defaults to all (every value) only when every distribution is a file "
+           "(npy, safetensors), and distribution \"laplace\" is not; give n",
+           [f4, four](const ScratchDir& d) {
+             d.write("data.npy", raw_npy(f4, four));
+             d.write("c.ini",
+                     "[sweep]\nquantizer = cosine\ndistribution = npy path=data.npy\n"
+                     "distribution = laplace\nk = 4\n");
+           }});
   ScratchDir dir;
   c.setup(dir);
   const fs::path out = dir.path / "out";

@@ -161,8 +161,14 @@ std::unique_ptr<Source> make_safetensors(const Params& p, const SourceContext& c
   if (!p.given("tensor")) p.fail("tensor", "is required: the tensor's name, or a pattern such as *.weight");
   fs::path weights_file;
   FileSettings settings = file_settings(p, ctx, weights_file);
-  return std::make_unique<SafetensorsSource>(resolve(p.text("path"), ctx.base_dir), p.text("tensor"),
-                                             weights_file, std::move(settings));
+  try {
+    return std::make_unique<SafetensorsSource>(resolve(p.text("path"), ctx.base_dir), p.text("tensor"),
+                                               weights_file, std::move(settings));
+  } catch (const Error& e) {
+    // Opening the file (its header) and finding the tensor: named after the spec, like reading it.
+    if (std::string_view(e.what()).starts_with(p.context())) throw;
+    throw Error(p.context() + ": " + e.what());
+  }
 }
 
 std::vector<SourceSpec> expand_safetensors(const SpecText& text, const SourceContext& ctx) {
