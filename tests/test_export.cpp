@@ -452,3 +452,32 @@ TEST_CASE("export of a safetensors tensor equals the export of the same tensor a
   CHECK(o.output.find("--layout: 'nchw' is not a layout; valid layouts: rows|oihw|hwio|auto") !=
         std::string::npos);
 }
+
+TEST_CASE("the README's export walkthrough runs as written", "[export][numpy][readme]") {
+  if (!have_numpy()) {
+    WARN("SKIPPED: the README walkthrough test needs /usr/bin/python3 with numpy");
+    return;
+  }
+  const std::string readme = slurp(fs::path(SQB_SOURCE_DIR) / "README.md");
+  const auto mark = readme.find("<!-- tested: export unpack -->");
+  REQUIRE(mark != std::string::npos);
+  const auto begin = readme.find("```python\n", mark) + 10;
+  const auto end = readme.find("```", begin);
+  const std::string script = readme.substr(begin, end - begin);
+  const auto prints = readme.find("prints `", end) + 8;
+  const std::string expected = readme.substr(prints, readme.find('`', prints) - prints);
+  TempDir dir;
+  // The export the README shows, from the shipped checkpoint, into the folder the snippet reads.
+  const fs::path data = fs::path(SQB_SOURCE_DIR) / "tests" / "data" / "tiny_model.safetensors";
+  const Outcome e = run_cli("export nf4 --input " + data.string() +
+                            " --tensor layers.0.mlp.up_proj.weight --layout auto --bits 4 --granularity group:64 "
+                            "--pack --out " +
+                            (dir.path / "up_nf4").string());
+  INFO(e.output);
+  REQUIRE(e.status == 0);
+  dir.write("unpack.py", script);
+  const Outcome o = sqbtest::shell("cd " + dir.path.string() + " && /usr/bin/python3 unpack.py 2>&1");
+  INFO(script << "\n---\n" << o.output);
+  CHECK(o.status == 0);
+  CHECK(o.output == expected + "\n");
+}
