@@ -229,6 +229,56 @@ py::dict data_free_codebook(const std::string& spec, int bits) {
   return d;
 }
 
+// A safetensors tensor as a float32 numpy array of its own shape (F16, BF16 exactly, F64 rounded).
+py::array_t<float> read_safetensors(const std::string& path, const std::string& tensor) {
+  sqb::safetensors::Array a;
+  {
+    py::gil_scoped_release release;
+    a = sqb::safetensors::Checkpoint(path).read(tensor);
+  }
+  std::vector<py::ssize_t> shape(a.shape.begin(), a.shape.end());
+  py::array_t<float> out(shape);
+  std::copy(a.values.begin(), a.values.end(), out.mutable_data());
+  return out;
+}
+
+std::vector<std::string> safetensors_names(const std::string& path,
+                                           const std::optional<std::string>& pattern) {
+  const sqb::safetensors::Checkpoint c(path);
+  if (!pattern) return c.names();
+  return c.match(*pattern);
+}
+
+// What a data source gives a sweep cell: the laid-out values (rows, cols) and its importance weights.
+py::tuple draw_source(const std::string& spec, const std::optional<std::size_t>& n, std::uint64_t seed) {
+  sqb::Tensor t;
+  {
+    py::gil_scoped_release release;
+    t = sqb::make_source(spec)->draw(n ? *n : sqb::kWholeFile, seed);
+  }
+  const std::vector<py::ssize_t> shape = {static_cast<py::ssize_t>(t.rows), static_cast<py::ssize_t>(t.cols)};
+  py::array_t<float> values(shape);
+  std::copy(t.values.begin(), t.values.end(), values.mutable_data());
+  py::object weights = py::none();
+  if (!t.weights.empty()) {
+    py::array_t<float> w(shape);
+    std::copy(t.weights.begin(), t.weights.end(), w.mutable_data());
+    weights = std::move(w);
+  }
+  return py::make_tuple(std::move(values), std::move(weights));
+}
+
+py::list expand_sources(const std::string& spec) {
+  py::list out;
+  for (const sqb::SourceSpec& s : sqb::expand_source_spec(spec)) {
+    py::dict d;
+    d["spec"] = s.spec;
+    d["label"] = s.label;
+    out.append(d);
+  }
+  return out;
+}
+
 py::list quantizers() {
   py::list out;
   for (const sqb::QuantizerEntry& e : sqb::quantizer_registry()) {
@@ -359,6 +409,26 @@ PYBIND11_MODULE(sqbench, m) {
         "The shared encoder alone: codes[i] = number of thresholds < x[i] (numpy.searchsorted(thresholds, x, "
         "side='left')), uint8 for up to 255 thresholds, else uint16, in x's shape. thresholds: ascending "
         "float32.");
+  m.def(
+      "read_safetensors", &read_safetensors, py::arg("path"), py::arg("tensor"),
+      "One tensor of a safetensors checkpoint (a .safetensors file, or a sharded checkpoint's "
+      "model.safetensors.index.json) as a float32 numpy array of its own shape: F32 as stored, F16 and BF16 "
+      "converted exactly, F64 rounded to nearest (beyond float32's range: ValueError). The file is "
+      "memory-mapped and only this tensor's bytes are read. ValueError for a missing tensor (listing names "
+      "near it), another dtype (naming it) or a malformed file.");
+  m.def("safetensors_names", &safetensors_names, py::arg("path"), py::arg("pattern") = py::none(),
+        "The tensor names of a safetensors checkpoint, sorted; with pattern (*, ?, [...], e.g. "
+        "'*.mlp.*.weight') only those it matches (ValueError when none does).");
+  m.def(
+      "draw", &draw_source, py::arg("spec"), py::arg("n") = py::none(), py::arg("seed") = 0,
+      "The data a sweep cell gets from a distribution spec (e.g. 'safetensors path=m.safetensors "
+      "tensor=a.weight layout=auto', 'gaussian rows=4'): a tuple (values, weights) of float32 arrays of "
+      "shape "
+      "(rows, cols) as laid out (weights None unless the spec has weights=). n: the number of values "
+      "(None = the whole file; synthetic laws need it); relative paths are relative to the working folder.");
+  m.def("sources", &expand_sources, py::arg("spec"),
+        "The sources a distribution spec stands for (a glob over files or tensors expanded, sorted), each a "
+        "dict of its spec and its label (the results' source and distribution columns).");
   m.def("quantizers", &quantizers,
         "The registry: name, description, levels and parameters of every quantizer.");
   m.def(

@@ -30,6 +30,7 @@
 #include "files.hpp"
 #include "ini_check.hpp"
 #include "npy_helpers.hpp"
+#include "safetensors_helpers.hpp"
 #include "sqb/error.hpp"
 #include "sqb/npy.hpp"
 
@@ -95,6 +96,12 @@ std::string npy_config(const std::string& extra = "", const std::string& n = "4"
   return "[sweep]\nquantizer = cosine\ndistribution = npy path=data.npy" + extra + "\nn = " + n + "\nk = 4\n";
 }
 
+// A config reading tensor `tensor` of DIR/data.safetensors (n omitted: the whole tensor).
+std::string st_config(const std::string& tensor = "w", const std::string& extra = "") {
+  return "[sweep]\nquantizer = cosine\ndistribution = safetensors path=data.safetensors tensor=" + tensor +
+         extra + "\nk = 4\n";
+}
+
 struct Case {
   std::string label;
   std::string expect;
@@ -116,6 +123,13 @@ TEST_CASE("bad configs, .npy files and data: exit 2, a message naming the file a
   const auto ini = [](const std::string& text) {
     return [text](const ScratchDir& d) { d.write("c.ini", text); };
   };
+  const auto st = [](const std::string& bytes, const std::string& config = st_config()) {
+    return [bytes, config](const ScratchDir& d) {
+      d.write("data.safetensors", bytes);
+      d.write("c.ini", config);
+    };
+  };
+  const std::string w_header = "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}";
   const Case c = GENERATE_COPY(
       // Configs.
       Case{"config: missing file", "c.ini: cannot read the config file", [](const ScratchDir&) {}},
@@ -220,7 +234,76 @@ TEST_CASE("bad configs, .npy files and data: exit 2, a message naming the file a
            "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte "
            "(each plain or .gz), as Fashion-MNIST from the Debian package dataset-fashion-mnist in "
            "/usr/share/datasets/fashion-mnist",
-           ini(task_config("fashion_mnist data=mnist"))});
+           ini(task_config("fashion_mnist data=mnist"))},
+      Case{"data: layout=auto with nothing to tell the layout",
+           "data.npy: layout=auto: tensor 'data' of shape (2, 2): nothing tells its layout",
+           npy(raw_npy(f4, four), npy_config(" layout=auto"))},
+      // safetensors checkpoints.
+      Case{"safetensors: a .npy file given as a checkpoint", "data.safetensors: ", st(raw_npy(f4, four))},
+      Case{"safetensors: header length beyond the file",
+           "data.safetensors: ", st(sqbtest::st_raw(w_header, four).substr(0, 30))},
+      Case{"safetensors: header over 100 MB (a sparse 200 MB file)", "data.safetensors: ",
+           [](const ScratchDir& d) {
+             d.write("data.safetensors", std::string("\x00\xc2\xeb\x0b\x00\x00\x00\x00", 8));  // 2e8
+             fs::resize_file(d.path / "data.safetensors", 200'000'100);
+             d.write("c.ini", st_config());
+           }},
+      Case{"safetensors: header not valid JSON", "data.safetensors: ",
+           st(sqbtest::st_raw("{\"w\": {\"dtype\": \"F32\", \"shape\": [2, 2],}}", four))},
+      Case{"safetensors: a tensor named twice", "data.safetensors: ",
+           st(sqbtest::st_raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                              "\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}",
+                              four))},
+      Case{"safetensors: offsets beyond the data", "data.safetensors: ",
+           st(sqbtest::st_raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[2,4],\"data_offsets\":[0,32]}}", four))},
+      Case{"safetensors: overlapping tensors", "data.safetensors: ",
+           st(sqbtest::st_raw("{\"v\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]},"
+                              "\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}",
+                              four))},
+      Case{"safetensors: shape x dtype size not the byte range", "data.safetensors: ",
+           st(sqbtest::st_raw("{\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,16]}}", four))},
+      Case{"safetensors: a dtype sqbench does not read", "tensor \"w\": dtype I64 is not data sqbench reads",
+           st(sqbtest::st_raw("{\"w\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}", four))},
+      Case{"safetensors: no such tensor", "no tensor \"v\"",
+           st(sqbtest::st_raw(w_header, four), st_config("v"))},
+      Case{"safetensors: a tensor pattern matching nothing",
+           "tensor pattern \"*.weight\" matches none of the 2 tensors, e.g. \"v\", \"w\"",
+           st(sqbtest::st_raw("{\"v\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                              "\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}",
+                              four),
+              st_config("*.weight"))},
+      Case{"safetensors: layout=auto where the clues disagree",
+           "says PyTorch-style [out, in, ...] (rows = first axis), but the name's last part 'kernel'",
+           [four](const ScratchDir& d) {
+             d.write("data.safetensors",
+                     sqbtest::st_file({{"dense.kernel", "F32", {2, 2}, four}}, "{\"format\":\"pt\"}"));
+             d.write("c.ini", st_config("dense.kernel", " layout=auto"));
+           }},
+      // Labels and n.
+      Case{"labels: two sources with one label",
+           "two sources have the label 'data': \"npy path=data.npy\" and \"npy path=other/data.npy\"; give "
+           "one of them its own label=",
+           [f4, four](const ScratchDir& d) {
+             d.write("data.npy", raw_npy(f4, four));
+             fs::create_directories(d.path / "other");
+             d.write("other/data.npy", raw_npy(f4, four));
+             d.write("c.ini",
+                     "[sweep]\nquantizer = cosine\ndistribution = npy path=data.npy\n"
+                     "distribution = npy path=other/data.npy\nk = 4\n");
+           }},
+      Case{"n: `all` on a synthetic law",
+           "key 'n': distribution \"gaussian\": n = all (every value of a file) is for file sources (npy, "
+           "safetensors); a synthetic law needs n = a number of values",
+           ini("[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = all\nk = 4\n")},
+      Case{"n: omitted, with a synthetic law among the sources",
+           "[sweep] has no key 'n': n defaults to all (every value) only when every distribution is a file "
+           "(npy, safetensors), and distribution \"laplace\" is not; give n",
+           [f4, four](const ScratchDir& d) {
+             d.write("data.npy", raw_npy(f4, four));
+             d.write("c.ini",
+                     "[sweep]\nquantizer = cosine\ndistribution = npy path=data.npy\n"
+                     "distribution = laplace\nk = 4\n");
+           }});
   ScratchDir dir;
   c.setup(dir);
   const fs::path out = dir.path / "out";
@@ -325,8 +408,9 @@ TEST_CASE("tables, plots and memory are checked against the planned cells before
       PreRunCase{
           "memory: a cell over max_memory", "max_memory = 20M\n" + kSlowFirst,
           "cell kmeans algo=naive init=uniform max_iter=40 tol=0 | gaussian | n=200000 k=256 tensor seed=0 "
-          "needs about 13.9 MiB (n = 200000 (1 x 200000), K = 256, tensor: data 781 KiB + reconstruction "
-          "781 KiB + codes 195 KiB + codebooks 3.09 KiB + design workspace 12.2 MiB), but max_memory "
+          "needs about 15 MiB (n = 200000 (1 x 200000), K = 256, tensor: data 781 KiB + reconstruction "
+          "781 KiB + codes 195 KiB + codebooks 3.09 KiB + design workspace 12.2 MiB + entropy coding 1.05 "
+          "MiB), but max_memory "
           "allows 20 MiB and sqbench itself takes about 16 MiB of it, leaving 4 MiB; nothing was run. "
           "Use a smaller n, a finer granularity or a smaller K for it, or raise max_memory"},
       PreRunCase{
@@ -377,25 +461,25 @@ TEST_CASE("tables, plots and memory are checked against the planned cells before
 TEST_CASE("memory, another config's results, sqbench table: refused with the values or limits named",
           "[bad-input][cli][sweep-checks]") {
   ScratchDir dir;
-  // n = 2e9 under `ulimit -v 8G` (the address space `ulimit -v` limits) used to allocate, die with exit 1 and
-  // leave a header-only results.partial.csv behind.
+  // n = 1e9 under `ulimit -v 8G` (the address space `ulimit -v` limits) used to allocate, die with exit 1 and
+  // leave a header-only results.partial.csv behind. (Small enough to fit the machine's memory, which is
+  // checked first.)
   const fs::path big =
-      dir.write("big.ini", "[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 2e9\nk = 16\n");
+      dir.write("big.ini", "[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 1e9\nk = 16\n");
   Outcome o = shell("/bin/bash -c 'ulimit -v 8388608; exec " + std::string(SQBENCH_EXE) + " run " +
                     big.string() + " --out " + (dir.path / "big").string() + "' 2>&1");
   INFO(o.output);
   CHECK(o.status == 2);
-  CHECK(error_line(o, dir.path)
-            .rfind("DIR/big.ini: cell cosine | gaussian | n=2000000000 k=16 tensor seed=0 needs about 16.8 "
-                   "GiB (n = "
-                   "2000000000 (1 x 2000000000), K = 16, tensor: data 7.45 GiB + reconstruction 7.45 GiB + "
-                   "codes 1.86 "
-                   "GiB + codebooks 288 B + design workspace 0 B), but the address-space limit (ulimit -v) "
-                   "allows 8 GiB",
-                   0) == 0);
+  CHECK(
+      error_line(o, dir.path)
+          .rfind("DIR/big.ini: cell cosine | gaussian | n=1000000000 k=16 tensor seed=0 needs about 12.6 "
+                 "GiB (n = 1000000000 (1 x 1000000000), K = 16, tensor: data 3.73 GiB + reconstruction 3.73 "
+                 "GiB + codes 954 MiB + codebooks 288 B + design workspace 0 B + entropy coding 4.19 GiB), "
+                 "but the address-space limit (ulimit -v) allows 8 GiB",
+                 0) == 0);
   CHECK_FALSE(fs::exists(dir.path / "big"));  // no results.partial.csv to block the next run
   CHECK(o.seconds < 5);
-  record("memory: n = 2e9 under `ulimit -v 8G`", error_line(o, dir.path));
+  record("memory: n = 1e9 under `ulimit -v 8G`", error_line(o, dir.path));
 
   // A finished results folder of another config.
   const fs::path first = dir.write("c.ini", kSweep);
@@ -779,12 +863,18 @@ TEST_CASE("configs/real.ini runs every quantizer on the shipped example tensors"
       quantizers += line.rfind("quantizer = ", 0) == 0;
   }
   const std::size_t per_file = (quantizers * 4 - 2 * 3) * 3;
-  CHECK(lines.size() == 1 + 2 * per_file);
-  std::size_t conv = 0, linear = 0;
+  CHECK(lines.size() == 1 + 3 * per_file);
+  // Each file under its stem, with the layout its rule gives (the source column keeps the whole spec).
+  std::size_t conv = 0, kernel = 0, linear = 0;
   for (const std::string& l : lines) {
-    conv += l.find("npy path=../tests/data/conv_oihw.npy layout=oihw") != std::string::npos;
-    linear += l.find("npy path=../tests/data/linear_f16.npy layout=oihw") != std::string::npos;
+    conv += l.find(",conv_oihw,all,") != std::string::npos &&
+            l.find(",npy path=../tests/data/conv_oihw.npy layout=oihw,") != std::string::npos;
+    kernel += l.find(",kernel_hwio,all,") != std::string::npos &&
+              l.find(",npy path=../tests/data/kernel_hwio.npy layout=hwio,") != std::string::npos;
+    linear += l.find(",linear_f16,all,") != std::string::npos &&
+              l.find(",npy path=../tests/data/linear_f16.npy layout=oihw,") != std::string::npos;
   }
   CHECK(conv == per_file);
+  CHECK(kernel == per_file);
   CHECK(linear == per_file);
 }

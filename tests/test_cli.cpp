@@ -47,9 +47,10 @@ TEST_CASE("sqbench run writes results.csv with the expected header and one row p
   REQUIRE(!lines.empty());
   CHECK(
       lines[0] ==
-      "quantizer,distribution,n,k,bits,granularity,seed,rows,cols,blocks,mse,nmse,sqnr_db,max_abs_err,"
-      "entropy_bits,storage_bits,wmse,iterations,converged,fit_s,fit_s_min,fit_s_mad,encode_s,encode_s_min,"
-      "encode_s_mad,decode_s,decode_s_min,decode_s_mad,quantize_s,quantize_s_min,quantize_s_mad,threads,config_hash");
+      "quantizer,distribution,n,k,bits,granularity,seed,source,rows,cols,blocks,mse,nmse,sqnr_db,max_abs_err,"
+      "entropy_bits,storage_bits,coded_bits,wmse,iterations,converged,fit_s,fit_s_min,fit_s_mad,encode_s,"
+      "encode_s_min,encode_s_mad,decode_s,decode_s_min,decode_s_mad,quantize_s,quantize_s_min,quantize_s_mad,"
+      "threads,config_hash");
   // 3 quantizers x 2 distributions x 2 n x 2 k x 2 granularities, minus uniform symmetric=1 at k=2 (8 cells).
   CHECK(lines.size() == 1 + 48 - 8);
   CHECK(o.output.find("skipping 8 cells") != std::string::npos);

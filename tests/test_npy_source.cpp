@@ -190,10 +190,13 @@ TEST_CASE("npy source: integer files convert exactly or fail", "[npy-source]") {
 TEST_CASE("npy source: spec errors and bad files name the spec and the file", "[npy-source]") {
   TempDir dir;
   CHECK_THROWS_WITH(make("npy", dir.path), Catch::Contains("parameter 'path' is required"));
-  CHECK_THROWS_WITH(make("npy path=x.npy layout=nchw", dir.path),
-                    Catch::Contains("parameter 'layout' must be one of rows|oihw|hwio"));
+  CHECK_THROWS_WITH(
+      make("npy path=x.npy layout=nchw", dir.path),
+      Catch::Contains("parameter 'layout' 'nchw' is not a layout; valid layouts: rows|oihw|hwio|auto"));
+  CHECK_THROWS_WITH(make("npy path=x.npy layout=*.npy:oihw,nchw", dir.path),
+                    Catch::Contains("parameter 'layout' rule 'nchw': 'nchw' is not a layout"));
   CHECK_THROWS_WITH(make("npy glob=*.npy", dir.path),
-                    Catch::Contains("parameter 'glob'") && Catch::Contains("expand_npy_glob"));
+                    Catch::Contains("parameter 'glob'") && Catch::Contains("expand_source_spec"));
   CHECK_THROWS_WITH(
       make("npy path=missing.npy", dir.path),
       Catch::StartsWith("distribution \"npy path=missing.npy\": " + (dir.path / "missing.npy").string() +
@@ -205,33 +208,58 @@ TEST_CASE("npy source: spec errors and bad files name the spec and the file", "[
                     Catch::Contains("layout=oihw needs a weight"));
 }
 
-TEST_CASE("expand_npy_glob: one spec per matching file, sorted, path= in glob='s place", "[npy-source]") {
+namespace {
+
+// The specs (and labels) a distribution expands to.
+std::vector<std::string> expand(const std::string& spec, const fs::path& base,
+                                std::vector<std::string>* labels = nullptr) {
+  std::vector<std::string> out;
+  for (const sqb::SourceSpec& s : sqb::expand_source_spec(spec, sqb::SourceContext{base})) {
+    out.push_back(s.spec);
+    if (labels) labels->push_back(s.label);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("expand_source_spec (npy): one spec per matching file, sorted, path= in glob='s place",
+          "[npy-source]") {
   TempDir dir;
   fs::create_directories(dir.path / "w" / "sub.npy");  // a folder never matches
   for (const char* name : {"b.npy", "a.npy", "c.npy.bak", ".hidden.npy", "B.npy"})
     save(dir.path / "w" / name, {2}, {1, 2});
-  const auto specs = sqb::expand_npy_glob("npy layout=rows glob=w/*.npy scale=2", dir.path);
+  std::vector<std::string> labels;
+  const auto specs = expand("npy layout=rows glob=w/*.npy scale=2", dir.path, &labels);
+  CHECK(labels == std::vector<std::string>{"B", "a", "b"});  // the file stems
   CHECK(specs == std::vector<std::string>{"npy layout=rows path=w/B.npy scale=2",
                                           "npy layout=rows path=w/a.npy scale=2",
                                           "npy layout=rows path=w/b.npy scale=2"});
   for (const std::string& s : specs)
     CHECK_NOTHROW(make(s, dir.path));
-  CHECK(sqb::expand_npy_glob("npy glob=" + (dir.path / "w" / "?.npy").string(), "/elsewhere").size() == 3);
-  CHECK(sqb::expand_npy_glob("npy glob=w/.*.npy", dir.path) ==
-        std::vector<std::string>{"npy path=w/.hidden.npy"});
+  CHECK(expand("npy glob=" + (dir.path / "w" / "?.npy").string(), "/elsewhere").size() == 3);
+  CHECK(expand("npy glob=w/.*.npy", dir.path) == std::vector<std::string>{"npy path=w/.hidden.npy"});
   // Other specs pass through untouched.
-  CHECK(sqb::expand_npy_glob("gaussian std=2", dir.path) == std::vector<std::string>{"gaussian std=2"});
-  CHECK(sqb::expand_npy_glob("npy path=w/a.npy", dir.path) == std::vector<std::string>{"npy path=w/a.npy"});
-  CHECK_THROWS_WITH(sqb::expand_npy_glob("npy glob=w/*.pt", dir.path), Catch::Contains("matches no file in"));
-  CHECK_THROWS_WITH(sqb::expand_npy_glob("npy glob=nowhere/*.npy", dir.path),
+  CHECK(expand("gaussian std=2", dir.path) == std::vector<std::string>{"gaussian std=2"});
+  CHECK(expand("npy path=w/a.npy", dir.path) == std::vector<std::string>{"npy path=w/a.npy"});
+  // Layout rules become the layout each file gets; label= leaves the spec ({} is the default label).
+  labels.clear();
+  CHECK(expand("npy glob=w/*.npy layout=[ab].npy:hwio,oihw label=w:{}", dir.path, &labels) ==
+        std::vector<std::string>{"npy path=w/B.npy layout=oihw", "npy path=w/a.npy layout=hwio",
+                                 "npy path=w/b.npy layout=hwio"});
+  CHECK(labels == std::vector<std::string>{"w:B", "w:a", "w:b"});
+  CHECK_THROWS_WITH(expand("npy glob=w/*.npy layout=a.npy:hwio", dir.path),
+                    Catch::Contains("layout=a.npy:hwio: no rule matches 'B.npy'"));
+  CHECK_THROWS_WITH(expand("npy glob=w/*.pt", dir.path), Catch::Contains("matches no file in"));
+  CHECK_THROWS_WITH(expand("npy glob=nowhere/*.npy", dir.path),
                     Catch::Contains("the folder " + (dir.path / "nowhere/").string() + " does not exist"));
-  CHECK_THROWS_WITH(sqb::expand_npy_glob("npy glob=*/a.npy", dir.path),
+  CHECK_THROWS_WITH(expand("npy glob=*/a.npy", dir.path),
                     Catch::Contains("wildcards are allowed in the file name only"));
-  CHECK_THROWS_WITH(sqb::expand_npy_glob("npy glob=w/", dir.path), Catch::Contains("names a folder"));
-  CHECK_THROWS_WITH(sqb::expand_npy_glob("npy path=x.npy glob=w/*.npy", dir.path),
+  CHECK_THROWS_WITH(expand("npy glob=w/", dir.path), Catch::Contains("names a folder"));
+  CHECK_THROWS_WITH(expand("npy path=x.npy glob=w/*.npy", dir.path),
                     Catch::Contains("give path= or glob=, not both"));
   save(dir.path / "w" / "with blank.npy", {2}, {1, 2});
-  CHECK_THROWS_WITH(sqb::expand_npy_glob("npy glob=w/*.npy", dir.path), Catch::Contains("holds a blank"));
+  CHECK_THROWS_WITH(expand("npy glob=w/*.npy", dir.path), Catch::Contains("holds a blank"));
 }
 
 TEST_CASE("sources attach importance weights: a file of the same shape, square or lognormal",

@@ -376,7 +376,7 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
             Setting numeric = s;
             numeric.value = rest;
             add_numbers(r, numeric, 1, static_cast<double>(kMaxN),
-                        "n must be in 1.." + std::to_string(kMaxN) + ", or all (a whole .npy file)", sw.n);
+                        "n must be in 1.." + std::to_string(kMaxN) + ", or all (a whole file)", sw.n);
           }
         } else if (s.key == "k") {
           has_k = true;
@@ -451,7 +451,11 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
           r.fail(*mode_setting, "mode applies to task sweeps (task = ...), not to distributions");
         }
         require("quantizer", sw.quantizers.empty());
-        require("n", sw.n.empty());
+        if (sw.n.empty()) {
+          // File sources default to every value (n = all); make_plan refuses the default for any other source.
+          sw.n = {sqb::kWholeFile};
+          sw.n_given = false;
+        }
         require(has_bits ? "bits" : "k", sw.k.empty());
       }
       // A value listed twice would make duplicate cells.

@@ -22,10 +22,11 @@ namespace sqbench {
 struct SweepSpec {
   std::string id;                          ///< "" for [sweep], else the <id> of [sweep.<id>]
   std::vector<std::string> quantizers;     ///< canonical spec strings, validated against the registry
-  std::vector<std::string> distributions;  ///< canonical spec strings (npy glob= already expanded)
+  std::vector<std::string> distributions;  ///< canonical spec strings, as written (expanded by make_plan)
   std::vector<std::string> tasks;  ///< canonical task specs (sqb::task::parse_task_spec validated them)
   std::vector<std::string> modes;  ///< a task sweep's modes: fp32, ptq, qat (kTaskModes)
-  std::vector<std::size_t> n;
+  std::vector<std::size_t> n;              ///< {sqb::kWholeFile} (all) when the sweep has no `n`
+  bool n_given = true;                     ///< false: `n` was omitted (file sources only: make_plan)
   std::vector<std::size_t> k;              ///< from k = ... or 2^bits for bits = ...
   std::vector<std::string> granularities;  ///< canonical text
   std::vector<std::uint64_t> seeds;

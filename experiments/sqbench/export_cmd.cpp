@@ -1,19 +1,26 @@
 #include "export_cmd.hpp"
-#include "cli_args.hpp"
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <cmath>
+#include <fstream>
 #include <iostream>
 #include <limits>
+#include <optional>
+
+#include "cli_args.hpp"
 
 #include "context.hpp"
 #include "csv.hpp"
 #include "files.hpp"
+#include "sqb/coding.hpp"
 #include "sqb/error.hpp"
+#include "sqb/layout.hpp"
 #include "sqb/metrics.hpp"
 #include "sqb/npy.hpp"
 #include "sqb/quantize.hpp"
 #include "sqb/registry.hpp"
+#include "sqb/safetensors.hpp"
 #include "sqb/version.hpp"
 
 namespace po = boost::program_options;
@@ -40,30 +47,148 @@ std::string json_list(const std::vector<std::size_t>& v) {
 
 }  // namespace
 
+namespace {
+
+// The input as stored: its shape and C-order values, the name layout=auto reads and the file's framework.
+struct Input {
+  std::vector<std::size_t> shape;
+  std::vector<float> values;
+  std::string name, framework, what;
+};
+
+bool is_checkpoint(const fs::path& p) {
+  return p.extension() == ".safetensors" || p.extension() == ".json";
+}
+
+Input read_input(const ExportOptions& opt) {
+  Input in;
+  if (is_checkpoint(opt.input)) {
+    if (opt.tensor.empty()) {
+      throw sqb::Error("sqbench export: " + opt.input.string() +
+                       " is a safetensors checkpoint: give --tensor NAME (sqbench export --list-tensors " +
+                       opt.input.string() + " lists them)");
+    }
+    const sqb::safetensors::Checkpoint c(opt.input);
+    sqb::safetensors::Array a = c.read(opt.tensor);
+    in.shape = std::move(a.shape);
+    in.values = std::move(a.values);
+    in.name = opt.tensor;
+    const auto meta = c.metadata_of(opt.tensor);
+    if (const auto f = meta.find("format"); f != meta.end()) in.framework = f->second;
+    in.what = opt.input.string() + ": tensor \"" + opt.tensor + "\"";
+    return in;
+  }
+  if (!opt.tensor.empty()) {
+    throw sqb::Error(
+        "sqbench export: --tensor applies to a safetensors input (.safetensors or .index.json), not " +
+        opt.input.string());
+  }
+  sqb::npy::Array a = sqb::npy::read(opt.input);
+  if (!sqb::npy::is_floating(a.format.dtype)) {
+    throw sqb::Error(opt.input.string() + ": holds " + std::string(sqb::npy::dtype_name(a.format.dtype)) +
+                     " values; export quantizes float16/float32/float64 tensors");
+  }
+  in.shape = std::move(a.shape);
+  in.values = std::move(a.values);
+  in.name = opt.input.stem().string();
+  in.what = opt.input.string();
+  return in;
+}
+
+// The files an earlier export listed in its manifest.json ("files": one `    "NAME": {"dtype": ...` line
+// each, as export writes it); nullopt when `dir` holds no such manifest.
+std::optional<std::vector<std::string>> earlier_export(const fs::path& dir) {
+  std::ifstream in(dir / "manifest.json");
+  if (!in) return std::nullopt;
+  std::vector<std::string> names;
+  bool is_export = false, in_files = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("  \"sqbench\": \"", 0) == 0) is_export = true;
+    if (line == "  \"files\": {") {
+      in_files = true;
+      continue;
+    }
+    if (!in_files) continue;
+    const std::string head = "    \"";
+    const auto end = line.find("\": {", head.size());
+    if (line.rfind(head, 0) != 0 || end == std::string::npos) continue;
+    const std::string name = line.substr(head.size(), end - head.size());
+    // Plain names only: a manifest never sends a removal outside its own folder.
+    if (name.empty() || name.find_first_of("/\\\"") != std::string::npos || name == "." || name == "..")
+      continue;
+    names.push_back(name);
+  }
+  if (!is_export) return std::nullopt;
+  names.push_back("manifest.json");
+  return names;
+}
+
+// What a non-empty folder that is not an export holds, for the refusal.
+std::string some_entries(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  std::string out;
+  for (std::size_t i = 0; i < names.size() && i < 5; ++i)
+    out += (i ? ", " : "") + names[i];
+  if (names.size() > 5) out += ", ... (" + std::to_string(names.size()) + " entries)";
+  return out;
+}
+
+// numpy's way from the laid-out rows x cols back to the input's shape.
+std::string to_input_numpy(const std::vector<std::size_t>& shape, sqb::npy::Layout layout) {
+  if (layout != sqb::npy::Layout::hwio || shape.size() < 2) return "a.reshape(input_shape)";
+  const std::size_t r = shape.size();
+  std::string laid = "(" + std::to_string(shape[r - 1]) + ", " + std::to_string(shape[r - 2]);
+  for (std::size_t k = 0; k + 2 < r; ++k)
+    laid += ", " + std::to_string(shape[k]);
+  std::string axes = "(";
+  for (std::size_t k = 2; k < r; ++k)
+    axes += std::to_string(k) + ", ";
+  return "a.reshape(" + laid + ")).transpose(" + axes + "1, 0))";
+}
+
+}  // namespace
+
 ExportResult export_quantized(const ExportOptions& opt) {
-  const sqb::npy::Layout layout =
-      opt.layout == "rows"   ? sqb::npy::Layout::rows
-      : opt.layout == "oihw" ? sqb::npy::Layout::oihw
-      : opt.layout == "hwio"
-          ? sqb::npy::Layout::hwio
-          : throw sqb::Error("--layout '" + opt.layout + "' must be one of rows|oihw|hwio");
   sqb::QuantizeOptions qopt;
   qopt.granularity = sqb::Granularity::parse(opt.granularity);
   qopt.seed = opt.seed;
   const std::unique_ptr<sqb::Quantizer> q = sqb::make_quantizer(opt.spec, {opt.k, opt.seed});
-
-  const sqb::npy::Array in = sqb::npy::read(opt.input);
-  if (!sqb::npy::is_floating(in.format.dtype)) {
-    throw sqb::Error(opt.input.string() + ": holds " + std::string(sqb::npy::dtype_name(in.format.dtype)) +
-                     " values; export quantizes float16/float32/float64 tensors");
+  try {
+    sqb::check_layout(opt.layout);
+  } catch (const sqb::Error& e) {
+    throw sqb::Error(std::string("--layout: ") + e.what());
   }
-  const sqb::Tensor t = sqb::npy::to_tensor(in.shape, in.values, layout, opt.input.string());
-  sqb::check_finite(t.values, opt.input.string(),
-                    t.cols);  // named after the file, before the pipeline's check
+
+  const Input in = read_input(opt);
+  std::string word = opt.layout;
+  if (sqb::is_layout_rules(word)) word = sqb::pick_layout(word, in.name, "--layout");
+  const sqb::npy::Layout layout =
+      word == "auto" ? sqb::auto_layout(in.name, in.shape, in.framework, in.what) : *sqb::layout_named(word);
+  const sqb::Tensor t = sqb::npy::to_tensor(in.shape, in.values, layout, in.what);
+  sqb::check_finite(t.values, in.what, t.cols);  // named after the file, before the pipeline's check
   qopt.check_input = false;
   const sqb::Quantized result = sqb::quantize(t, *q, qopt);
   const sqb::Granularity& g = qopt.granularity;
   const sqb::Metrics& m = result.metrics;
+
+  // A folder holds one export: refuse one that holds anything else before any work is written.
+  std::optional<std::vector<std::string>> earlier;
+  {
+    std::error_code ec;
+    if (fs::exists(opt.out, ec) && fs::is_directory(opt.out, ec) && !fs::is_empty(opt.out, ec)) {
+      earlier = earlier_export(opt.out);
+      if (!earlier) {
+        throw sqb::Error(
+            "sqbench export: " + opt.out.string() +
+            " is not empty and holds no earlier export (manifest.json), so writing there would mix "
+            "this export with other files (" +
+            some_entries(opt.out) + "); give an empty or new folder");
+      }
+    }
+  }
 
   const std::size_t k = q->code_count();
   const std::size_t nb = result.blocks.size();
@@ -79,15 +204,47 @@ ExportResult export_quantized(const ExportOptions& opt) {
                  ": {\"dtype\": " + json_string(std::string(dtype)) + ", \"shape\": " + json_list(shape) +
                  ", \"holds\": " + json_string(description) + "}";
   };
+  const auto add_stream = [&](const std::string& name, const std::vector<std::uint8_t>& bytes,
+                              const std::string& description) {
+    files.emplace_back(opt.out / name, std::string(bytes.begin(), bytes.end()));
+    file_list += std::string(file_list.empty() ? "" : ",\n") + "    " + json_string(name) +
+                 ": {\"dtype\": \"bytes\", \"shape\": [" + std::to_string(bytes.size()) +
+                 "], \"holds\": " + json_string(description) + "}";
+  };
 
-  // Codes, at the width the library encodes with.
-  {
+  // Codes: one code per element of the laid-out rows x cols, row-major; as .npy at the width the library
+  // encodes with, packed at b bits, or rANS-coded.
+  const unsigned pack_bits = std::max(1u, sqb::index_bits(k));
+  if (!opt.pack && !opt.coded) {
     std::vector<std::int32_t> c(t.size());
     for (std::size_t i = 0; i < t.size(); ++i)
       c[i] = static_cast<std::int32_t>(codes[i]);
     const sqb::npy::DType dt = codes.wide() ? sqb::npy::DType::uint16 : sqb::npy::DType::uint8;
     add("codes.npy", sqb::npy::serialize(tensor_shape, c, {dt}),
-        "the code (level index) of every element, rows x cols", tensor_shape, sqb::npy::dtype_name(dt));
+        "the code (level index) of every element, rows x cols as laid out", tensor_shape,
+        sqb::npy::dtype_name(dt));
+  }
+  if (opt.pack) {
+    const std::vector<std::uint8_t> packed =
+        codes.visit([&](auto c) { return sqb::pack_codes(c, pack_bits); });
+    add_stream("codes.bits", packed,
+               std::to_string(t.size()) + " codes of b = " + std::to_string(pack_bits) +
+                   " bits, elements in the laid-out rows x cols row-major order; see \"pack\"");
+  }
+  if (opt.coded) {
+    const sqb::RansEncoded e = codes.visit([&](auto c) { return sqb::rans_encode(c, k); });
+    if (codes.visit([&](auto c) {
+          const std::vector<std::uint16_t> back = sqb::rans_decode(e.bytes, c.size());
+          return !std::equal(back.begin(), back.end(), c.begin(), c.end());
+        })) {
+      throw std::logic_error("export: the rANS stream does not decode to the codes (a coder bug)");
+    }
+    add_stream("codes.rans", e.bytes,
+               "the codes as one rANS stream (see \"rans_format\"): " + std::to_string(t.size()) +
+                   " symbols over an alphabet of K = " + std::to_string(k) +
+                   ", elements in the laid-out rows x cols row-major order; " +
+                   std::to_string(e.header_bytes) + " header + " + std::to_string(e.table_bytes) +
+                   " frequency-table + " + std::to_string(e.payload_bytes) + " payload bytes");
   }
   {
     std::vector<float> levels, thresholds, side;
@@ -98,7 +255,7 @@ ExportResult export_quantized(const ExportOptions& opt) {
       thresholds.insert(thresholds.end(), cb.thresholds().begin(), cb.thresholds().end());
       side.insert(side.end(), result.designs[b].side.begin(), result.designs[b].side.end());
       if (result.blocks[b].offset + result.blocks[b].length > static_cast<std::size_t>(INT32_MAX)) {
-        throw sqb::Error(opt.input.string() + ": the tensor is too large for int32 block offsets");
+        throw sqb::Error(in.what + ": the tensor is too large for int32 block offsets");
       }
       blocks.push_back(static_cast<std::int32_t>(result.blocks[b].offset));
       blocks.push_back(static_cast<std::int32_t>(result.blocks[b].length));
@@ -116,15 +273,20 @@ ExportResult export_quantized(const ExportOptions& opt) {
           "what a deployment stores per block: " + result.side.description, {nb, side_n}, "float32");
     }
     add("blocks.npy", sqb::npy::serialize(std::vector<std::size_t>{nb, 2}, blocks, {sqb::npy::DType::int32}),
-        "each block's flat offset and length in the row-major rows x cols tensor", {nb, 2}, "int32");
+        "each block's flat offset and length in the laid-out row-major rows x cols tensor", {nb, 2}, "int32");
   }
-  add("decoded.npy", sqb::npy::serialize(tensor_shape, result.decoded, {}), "the reconstruction, rows x cols",
-      tensor_shape, "float32");
+  add("decoded.npy",
+      sqb::npy::serialize(in.shape, sqb::npy::from_tensor(in.shape, result.decoded, layout), {}),
+      "the reconstruction, float32, in the input's own shape and order", in.shape, "float32");
   if (const auto* ex = sqb::part_of<sqb::ExportsArrays>(*q)) {
     for (sqb::ExportArray& a : ex->export_arrays(result)) {
       const sqb::npy::DType dt = dtype_named(a.dtype);
-      add(a.name + ".npy", sqb::npy::serialize(tensor_shape, a.values, {dt}), a.description, tensor_shape,
-          a.dtype);
+      add(a.name + ".npy", sqb::npy::serialize(tensor_shape, a.values, {dt}),
+          a.description + " (rows x cols as laid out)", tensor_shape, a.dtype);
+    }
+    if (opt.coded) {
+      for (const sqb::ExportStream& st : ex->export_streams(result))
+        add_stream(st.name, st.bytes, st.format);
     }
   }
 
@@ -135,16 +297,50 @@ ExportResult export_quantized(const ExportOptions& opt) {
   manifest += "  \"granularity\": " + json_string(g.to_string()) + ",\n";
   manifest += "  \"seed\": " + std::to_string(opt.seed) + ",\n";
   manifest += "  \"input\": " + json_string(opt.input.string()) + ",\n";
+  if (!opt.tensor.empty()) manifest += "  \"tensor\": " + json_string(opt.tensor) + ",\n";
   manifest += "  \"input_shape\": " + json_list(in.shape) + ",\n";
-  manifest += "  \"layout\": " + json_string(opt.layout) + ",\n";
-  manifest += "  \"tensor\": {\"rows\": " + std::to_string(t.rows) + ", \"cols\": " + std::to_string(t.cols) +
-              ", \"blocks\": " + std::to_string(nb) + "},\n";
-  manifest += "  \"decode\": " +
-              json_string(
-                  "decoded[i] = codebooks[b, codes[i]] for the block b whose [offset, offset + length) "
-                  "holds the flat index i") +
-              ",\n";
+  manifest += "  \"layout\": " + json_string(std::string(sqb::layout_word(layout))) + ",\n";
+  manifest +=
+      "  \"tensor_layout\": {\"rows\": " + std::to_string(t.rows) + ", \"cols\": " + std::to_string(t.cols) +
+      ", \"blocks\": " + std::to_string(nb) + ", \"to_input_shape\": " +
+      json_string("numpy, for an array a of the laid-out rows x cols: " + to_input_numpy(in.shape, layout)) +
+      "},\n";
+  manifest +=
+      "  \"decode\": " +
+      json_string(
+          "laid_out[i] = codebooks[b, codes[i]] for the block b whose [offset, offset + length) "
+          "holds the flat index i of the laid-out row-major rows x cols; decoded.npy is laid_out in the "
+          "input's shape (tensor_layout.to_input_shape)") +
+      ",\n";
   manifest += "  \"side_values\": " + json_string(result.side.description) + ",\n";
+  if (opt.pack) {
+    manifest += "  \"pack\": {\"file\": \"codes.bits\", \"bits\": " + std::to_string(pack_bits) +
+                ", \"count\": " + std::to_string(t.size()) + ", \"format\": " +
+                json_string(
+                    "element i's code occupies bits [i*b, (i+1)*b) of the stream, bits counted from the "
+                    "least significant bit of byte 0 upward (bit j is bit j % 8 of byte j / 8), the code's "
+                    "least significant bit first; elements in the laid-out row-major order; the pad bits "
+                    "after the last code are zero") +
+                ", \"numpy\": " +
+                json_string(
+                    "bits = np.unpackbits(np.fromfile('codes.bits', np.uint8), bitorder='little')[:n * b]"
+                    ".reshape(n, b); codes = (bits.astype(np.uint32) << np.arange(b)).sum(axis=1)") +
+                "},\n";
+  }
+  if (opt.coded) {
+    manifest +=
+        "  \"rans_format\": " +
+        json_string(
+            "varint = unsigned LEB128. Header: varint n (symbols), varint S (alphabet size); if n = 0 the "
+            "stream ends; then one byte M (14..22), frequencies sum to 2^M. Frequency table, symbols in "
+            "increasing order as runs: varint z (absent symbols skipped), varint p >= 1 (present symbols "
+            "that follow), then p varints f - 1; runs repeat until the frequencies sum to 2^M; c[s] = sum "
+            "of f before s. Payload: the state x as a little-endian uint32, then bytes. For each of the n "
+            "symbols: slot = x mod 2^M; s = the symbol with c[s] <= slot < c[s] + f[s]; x = f[s] * (x >> M) "
+            "+ slot - c[s]; while x < 2^23: x = (x << 8) | next byte. At the end x = 2^23 and every byte "
+            "was read. (sqb/coding.hpp)") +
+        ",\n";
+  }
   // Every metric column of the result, by its results.csv name, to 17 digits (reads back as the same double);
   // JSON has no inf or NaN: "inf" as a string, an undefined figure as null.
   std::string metrics;
@@ -156,7 +352,14 @@ ExportResult export_quantized(const ExportOptions& opt) {
                json_string(std::string(sqb::column_name(f.column))) + ": " + v;
   }
   manifest += "  \"metrics\": {" + metrics + "},\n";
-  manifest += "  \"files\": {\n" + file_list + "\n  }\n}\n";
+  manifest += "  \"folder\": " +
+              json_string(
+                  "this export's files are exactly those under \"files\"; sqbench export writes only into "
+                  "an empty folder or one holding an earlier export, whose files it removes") +
+              ",\n";
+  manifest += "  \"files\": {\n" + file_list +
+              ",\n    \"manifest.json\": {\"dtype\": \"json\", \"shape\": [], " +
+              "\"holds\": \"this description\"}\n  }\n}\n";
 
   ensure_writable_dir(opt.out);
   files.emplace_back(opt.out / "manifest.json", manifest);
@@ -164,31 +367,65 @@ ExportResult export_quantized(const ExportOptions& opt) {
   ExportResult r;
   for (const auto& [path, bytes] : files)
     r.files.push_back(path);
+  // The earlier export's files this one did not replace go, so the folder holds one export.
+  if (earlier) {
+    for (const std::string& name : *earlier) {
+      const fs::path f = opt.out / name;
+      if (std::find(r.files.begin(), r.files.end(), f) != r.files.end()) continue;
+      std::error_code ec;
+      if (fs::is_regular_file(fs::symlink_status(f, ec)) && fs::remove(f, ec)) r.removed.push_back(f);
+    }
+  }
   r.mse = m.mse;
   r.sqnr_db = m.sqnr_db;
   r.storage_bits = m.storage_bits;
+  r.coded_bits = m.coded_bits;
   return r;
 }
 
 int export_command(const std::vector<std::string>& args) {
   po::options_description desc(
-      "sqbench export SPEC --input FILE.npy --out DIR (--bits B | --k K) [options]: quantize a tensor and "
-      "write "
-      "its codes, codebooks and side values as .npy files");
-  desc.add_options()("help,h", "this help")("input,i", po::value<std::string>(), "the tensor, a .npy file")(
-      "out,o", po::value<std::string>(), "output folder")("bits,b", po::value<std::string>(),
-                                                          "K = 2^bits codes")("k,k", po::value<std::string>(),
-                                                                              "K codes (instead of --bits)")(
+      "sqbench export SPEC --input FILE --out DIR (--bits B | --k K) [options]: quantize a tensor (.npy, or "
+      "a "
+      "safetensors checkpoint's --tensor) and write its codes, codebooks and side values (.npy files, packed "
+      "or "
+      "entropy-coded streams) and a manifest.json saying how to decode them");
+  desc.add_options()("help,h", "this help")(
+      "input,i", po::value<std::string>(),
+      "the tensor: a .npy file, a .safetensors file or a sharded checkpoint's model.safetensors.index.json")(
+      "tensor,t", po::value<std::string>(), "the tensor's name in a safetensors input")(
+      "list-tensors", "list a safetensors input's tensors (name, dtype, shape) and exit")(
+      "out,o", po::value<std::string>(), "output folder: new, empty, or holding an earlier export")(
+      "bits,b", po::value<std::string>(), "K = 2^bits codes")("k,k", po::value<std::string>(),
+                                                              "K codes (instead of --bits)")(
       "granularity,g", po::value<std::string>()->default_value("tensor"), "tensor | channel | group:G")(
       "layout", po::value<std::string>()->default_value("rows"),
-      "rows | oihw (PyTorch [out, in, ...]) | hwio (TensorFlow [..., in, out]): rows = output channels")(
-      "seed", po::value<std::string>()->default_value("0"), "seed for strategies with randomness");
+      "rows | oihw (PyTorch [out, in, ...]) | hwio (TensorFlow [..., in, out]) | auto (from the file's "
+      "framework, the tensor's name and shape): rows = output channels")(
+      "pack", "write the codes packed at b = ceil(log2 K) bits each (codes.bits) instead of codes.npy")(
+      "coded",
+      "write the codes as a rANS stream (codes.rans, what coded_bits measures) and the strategy's coded "
+      "streams, instead of codes.npy")("seed", po::value<std::string>()->default_value("0"),
+                                       "seed for strategies with randomness");
   const auto parsed = parse_command(args, desc, "spec");
   if (!parsed) return 0;
   const po::variables_map& vm = *parsed;
+  if (vm.count("list-tensors")) {
+    if (!vm.count("input")) throw sqb::Error("sqbench export --list-tensors: give --input FILE.safetensors");
+    const sqb::safetensors::Checkpoint c(vm["input"].as<std::string>());
+    for (const std::string& name : c.names()) {
+      const sqb::safetensors::TensorInfo info = c.info(name);
+      std::string shape;
+      for (const std::size_t d : info.shape)
+        shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+      std::cout << name << "  " << sqb::safetensors::dtype_name(info.dtype) << "  (" << shape
+                << (info.shape.size() == 1 ? ",)" : ")") << "\n";
+    }
+    return 0;
+  }
   const std::string spec = single_positional(
       vm, "spec", "sqbench export: give exactly one quantizer spec (quote it: \"phi_log base=2\")");
-  if (!vm.count("input")) throw sqb::Error("sqbench export: --input FILE.npy is required");
+  if (!vm.count("input")) throw sqb::Error("sqbench export: --input FILE (.npy or .safetensors) is required");
   if (!vm.count("out")) throw sqb::Error("sqbench export: --out DIR is required");
   if (vm.count("bits") == vm.count("k"))
     throw sqb::Error("sqbench export: give exactly one of --bits and --k");
@@ -196,6 +433,9 @@ int export_command(const std::vector<std::string>& args) {
   opt.spec = spec;
   opt.input = vm["input"].as<std::string>();
   opt.out = vm["out"].as<std::string>();
+  if (vm.count("tensor")) opt.tensor = vm["tensor"].as<std::string>();
+  opt.pack = vm.count("pack") > 0;
+  opt.coded = vm.count("coded") > 0;
   if (vm.count("bits")) {
     const auto b = sqb::parse_integer(vm["bits"].as<std::string>());
     if (!b || *b < 1 || *b > 16)
@@ -216,7 +456,11 @@ int export_command(const std::vector<std::string>& args) {
   const ExportResult r = export_quantized(opt);
   std::cout << "sqbench: exported " << r.files.size() << " files to " << opt.out.string() << "/ (mse "
             << format_number(r.mse, 4) << ", SQNR " << format_number(r.sqnr_db, 4) << " dB, "
-            << format_number(r.storage_bits, 4) << " bits/element stored)\n";
+            << format_number(r.storage_bits, 4) << " bits/element stored, " << format_number(r.coded_bits, 4)
+            << " entropy-coded)";
+  if (!r.removed.empty())
+    std::cout << "; removed the " << r.removed.size() << " files of the earlier export there";
+  std::cout << "\n";
   return 0;
 }
 

@@ -47,8 +47,8 @@ const char* kUsage =
     "  columns                   the result columns (name, kind, unit, which way is better, meaning)\n"
     "  codebook SPEC --bits B    a data-free codebook (nf4, lloyd_max, ...): levels, thresholds, MSE on a "
     "law\n"
-    "  export SPEC --input F.npy --out DIR --bits B   quantize a tensor; write codes, codebooks, scales "
-    "(.npy)\n"
+    "  export SPEC --input F --out DIR --bits B   quantize a tensor (.npy or a safetensors --tensor); write\n"
+    "                            codes (.npy, packed or rANS-coded), codebooks, scales and a manifest\n"
     "\n"
     "Run 'sqbench <command> --help' for a command's options.\n";
 

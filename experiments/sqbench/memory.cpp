@@ -173,7 +173,11 @@ MemoryEstimate Estimator::estimate(const Cell& c) {
                              {"codes", (c.k <= 256 ? 1 : 2) * nd},
                              {"codebooks", codebooks},
                              {"design workspace", q->design_bytes_per_value() * largest *
-                                                      std::min(blocks, static_cast<double>(threads_))}};
+                                                      std::min(blocks, static_cast<double>(threads_))},
+                             // coded_bits: the rANS stream, built then copied into place (2 b/8 a value
+                             // and the encoder's first reserve, 1/2); phi_log's exponent and sign streams
+                             // before coding (3).
+                             {"entropy coding", nd * (3.5 + sqb::index_bits(c.k) / 4.0)}};
   if (sqb::part_of<sqb::EvaluatesResult>(*plan.sources[c.d]) != nullptr)
     terms.push_back({"the source's evaluation", 6 * nd + codebooks});
   double total = 0;

@@ -7,6 +7,7 @@
 #include "sqb/metrics.hpp"
 #include "sqb/npy.hpp"
 #include "sqb/registry.hpp"
+#include "sqb/source.hpp"
 #include "table.hpp"
 #include "task_cells.hpp"
 #include "text.hpp"
@@ -83,7 +84,7 @@ std::vector<std::string> Plan::key_fields(const Cell& c) const {
         out.push_back(c.quantized() ? quantizers[c.q] : "none");
         break;
       case sqb::Col::distribution:
-        out.push_back(c.is_task() ? "" : distributions[c.d]);
+        out.push_back(c.is_task() ? "" : labels[c.d]);
         break;
       case sqb::Col::task:
         out.push_back(c.is_task() ? tasks[c.d] : "");
@@ -107,6 +108,9 @@ std::vector<std::string> Plan::key_fields(const Cell& c) const {
       case sqb::Col::seed:
         out.push_back(std::to_string(c.seed));
         break;
+      case sqb::Col::source:
+        out.push_back(c.is_task() ? "" : distributions[c.d]);
+        break;
       default:
         throw std::logic_error("key column '" + std::string(sqb::column_name(col)) + "' has no value");
     }
@@ -126,6 +130,7 @@ Plan make_plan(const Config& config) {
   const sqb::SourceContext dctx{fs::absolute(config.path).parent_path()};
   std::map<std::pair<std::size_t, std::size_t>, std::string> not_applicable;  // (q, k) -> reason ("" = fine)
   std::map<std::vector<std::string>, std::string> seen_cells;                 // key fields -> sweep id
+  std::map<std::string, std::string> label_spec, spec_label;
 
   // The key columns: distribution and n only when some sweep lists distributions, task and mode only when
   // one lists tasks, so a config without task sweeps keeps the header it always had.
@@ -134,7 +139,7 @@ Plan make_plan(const Config& config) {
   const bool any_distribution = std::any_of(config.sweeps.begin(), config.sweeps.end(),
                                             [](const SweepSpec& s) { return !s.distributions.empty(); });
   const auto column_used = [&](sqb::Col c) {
-    if (c == sqb::Col::distribution || c == sqb::Col::n) return any_distribution;
+    if (c == sqb::Col::distribution || c == sqb::Col::n || c == sqb::Col::source) return any_distribution;
     if (c == sqb::Col::task || c == sqb::Col::mode || c == sqb::Col::train_s) return any_task;
     return true;
   };
@@ -145,22 +150,38 @@ Plan make_plan(const Config& config) {
   for (const SweepSpec& sw : config.sweeps) {
     const std::string where = sw.id.empty() ? "[sweep]" : "[sweep." + sw.id + "]";
     std::vector<std::size_t> qs, ds;
-    // `npy glob=...` becomes one distribution per matching file (sorted), each its own value of the column.
-    std::vector<std::string> specs;
+    // Globs become one source per file or tensor (sorted), each labelled; label= leaves the spec.
+    std::vector<sqb::SourceSpec> specs;
     for (const std::string& d : sw.distributions) {
       try {
-        for (std::string& e : sqb::expand_npy_glob(d, dctx.base_dir))
+        for (sqb::SourceSpec& e : sqb::expand_source_spec(d, dctx))
           specs.push_back(std::move(e));
       } catch (const sqb::Error& e) {
         throw sqb::Error(file + ": " + where + " distribution: " + e.what());
       }
     }
-    for (const std::string& d : specs) {
+    for (const sqb::SourceSpec& d : specs) {
+      // A label names one source in results.csv, tables and plots, so labels and specs pair one to one.
+      if (const auto it = label_spec.find(d.label); it != label_spec.end() && it->second != d.spec) {
+        throw sqb::Error(file + ": " + where + " distribution: two sources have the label '" + d.label +
+                         "': \"" + it->second + "\" and \"" + d.spec +
+                         "\"; give one of them its own label= ({} in it stands for the default label, e.g. "
+                         "label={}:b; labels "
+                         "name the sources in results.csv, tables and "
+                         "plots)");
+      }
+      if (const auto it = spec_label.find(d.spec); it != spec_label.end() && it->second != d.label) {
+        throw sqb::Error(file + ": " + where + " distribution: the source \"" + d.spec +
+                         "\" has two labels, '" + it->second + "' and '" + d.label + "'; give it one");
+      }
+      label_spec.emplace(d.label, d.spec);
+      spec_label.emplace(d.spec, d.label);
       const std::size_t before = plan.distributions.size();
-      const std::size_t di = index_of(plan.distributions, d);
+      const std::size_t di = index_of(plan.distributions, d.spec);
       if (di == before) {
+        plan.labels.push_back(d.label);
         try {
-          plan.sources.push_back(sqb::make_source(d, dctx));
+          plan.sources.push_back(sqb::make_source(d.spec, dctx));
         } catch (const sqb::Error& e) {
           throw sqb::Error(file + ": " + where + " distribution: " + e.what());
         }
@@ -169,6 +190,12 @@ Plan make_plan(const Config& config) {
         try {
           plan.sources[di]->check_n(n);
         } catch (const sqb::Error& e) {
+          if (!sw.n_given) {
+            throw sqb::Error(file + ": " + where +
+                             " has no key 'n': n defaults to all (every value) only when "
+                             "every distribution is a file (npy, safetensors), and distribution \"" +
+                             d.spec + "\" is not; give n");
+          }
           throw sqb::Error(file + ": " + where + " key 'n': " + e.what());
         }
       }
@@ -254,16 +281,11 @@ Plan make_plan(const Config& config) {
           for (const std::size_t qi : qs) {
             for (const std::size_t k : sw.k) {
               for (const std::string& g : sw.granularities) {
-                const Cell cell{qi,
-                                di,
-                                n,
-                                k,
-                                g,
-                                seed,
-                                sw.id,
-                                sw.repeats > 0 ? sw.repeats : config.repeats,
-                                Mode::none,
-                                sw.opt_ratio.value_or(config.opt_ratio)};
+                const Cell cell{qi,         di,
+                                n,          k,
+                                g,          seed,
+                                sw.id,      sw.repeats > 0 ? sw.repeats : config.repeats,
+                                Mode::none, sw.opt_ratio.value_or(config.opt_ratio)};
                 if (!not_applicable[{qi, k}].empty()) {
                   ++plan.skipped[not_applicable[{qi, k}]];
                   continue;
@@ -307,6 +329,26 @@ Plan make_plan(const Config& config) {
     plan.header.emplace_back(c.name);
   }
   check_outputs(config, plan.header);
+
+  // granularity=channel on a file laid out as one row is one codebook for the whole tensor: often a layout
+  // that did not fit the file (a (1, 1, 1024, 1024) HWIO kernel read as rows). Synthetic laws state rows=.
+  std::set<std::pair<std::size_t, std::size_t>> warned;
+  for (const Cell& c : plan.cells) {
+    if (c.is_task() || c.granularity != "channel" || !warned.insert({c.d, c.n}).second) continue;
+    const sqb::Source& src = *plan.sources[c.d];
+    bool file_source = true;
+    try {
+      src.check_n(sqb::kWholeFile);
+    } catch (const sqb::Error&) {
+      file_source = false;
+    }
+    if (!file_source || src.rows_of(c.n) != 1) continue;
+    plan.warnings.push_back(
+        "distribution '" + plan.labels[c.d] + "' (" + plan.distributions[c.d] + ") is one row as laid out" +
+        (c.n == sqb::kWholeFile ? "" : " at n = " + std::to_string(c.n)) +
+        ", so granularity=channel is one codebook for the whole tensor; if it is a weight, give "
+        "its layout (layout=oihw, hwio or auto)");
+  }
   return plan;
 }
 
@@ -352,7 +394,7 @@ std::string cell_label(const Plan& plan, const Cell& c) {
     if (c.quantized()) label += " k=" + std::to_string(c.k) + " " + c.granularity;
     return label + " seed=" + std::to_string(c.seed);
   }
-  return plan.quantizers[c.q] + " | " + plan.distributions[c.d] +
+  return plan.quantizers[c.q] + " | " + plan.labels[c.d] +
          " | n=" + (c.n == sqb::kWholeFile ? std::string("all") : std::to_string(c.n)) +
          " k=" + std::to_string(c.k) + " " + c.granularity + " seed=" + std::to_string(c.seed);
 }

@@ -41,8 +41,11 @@ struct Cell {
 };
 
 struct Plan {
-  std::vector<std::string> quantizers;     ///< distinct canonical quantizer specs, first-seen order
-  std::vector<std::string> distributions;  ///< distinct canonical distribution specs, first-seen order
+  std::vector<std::string> quantizers;  ///< distinct canonical quantizer specs, first-seen order
+  /// Distinct source specs after expansion (sqb::expand_source_spec: globs expanded, label= removed), first-
+  /// seen order: the results' `source` column.
+  std::vector<std::string> distributions;
+  std::vector<std::string> labels;  ///< their labels, one to one: the results' `distribution` column
   std::vector<std::unique_ptr<sqb::Source>> sources;  ///< built from `distributions`
   std::vector<std::string> tasks;                     ///< distinct canonical task specs, first-seen order
   /// Parsed from `tasks`, a relative data= folder resolved against the config's folder (its files checked).
@@ -51,15 +54,17 @@ struct Plan {
   /// seed, the fp32 modes, then quantizer, k, granularity, mode (in the order the sweep lists its modes).
   std::vector<Cell> cells;
   std::map<std::string, std::size_t> skipped;  ///< reason -> number of cells skipped for it
-  /// The results.csv columns, in schema order: the key columns (distribution and n only when a sweep lists
-  /// distributions, task and mode only when one lists tasks), every shape, metric, timing and provenance
-  /// column, and the figure columns some planned quantizer, source or task declares.
+  std::vector<std::string> warnings;  ///< for stderr, not fatal (a file whose tensor is one row, per channel)
+  /// The results.csv columns, in schema order: the key columns (distribution, n and source only when a sweep
+  /// lists distributions, task and mode only when one lists tasks), every shape, metric, timing and
+  /// provenance column, and the figure columns some planned quantizer, source or task declares.
   std::vector<sqb::Col> columns;
   std::vector<std::string> header;  ///< their names
   std::vector<sqb::Col> keys;       ///< the key columns among them (the first keys.size() columns)
 
-  /// The values of the key columns of a cell: the first fields of its row. A task cell has no distribution
-  /// and n; an fp32 or fp32_ft cell has quantizer "none", no k or granularity, and bits 32.
+  /// The values of the key columns of a cell: the first fields of its row (distribution = the source's label,
+  /// source = its full spec). A task cell has no distribution, n and source; an fp32 or fp32_ft cell has
+  /// quantizer "none", no k or granularity, and bits 32.
   std::vector<std::string> key_fields(const Cell& c) const;
   /// Where column c sits in a row; throws std::logic_error when this plan has no such column (a bug).
   std::size_t position(sqb::Col c) const;
@@ -70,9 +75,12 @@ const std::vector<std::string>& key_columns();
 /// How many of `header`'s columns are key columns (they come first).
 std::size_t key_count(const std::vector<std::string>& header);
 
-/// Expands `config` into cells (a cell listed by several sweeps runs once, in the first). Throws sqb::Error
-/// (naming the file and key) for a spec that cannot be built, an n a source cannot give, or a quantizer with
-/// no usable cell in a sweep.
+/// Expands `config` into cells (a cell listed by several sweeps runs once, in the first). Every distribution
+/// is expanded into its sources (sqb::expand_source_spec) and labelled; labels and specs must correspond one
+/// to one across the config. Throws sqb::Error (naming the file and key) for a spec that cannot be built or
+/// expanded, two sources with one label (naming both specs), one source with two labels, an n a source cannot
+/// give (a sweep without `n` takes n = all, for file sources only), or a quantizer with no usable cell in a
+/// sweep.
 Plan make_plan(const Config& config);
 
 /// A cell for people: "quantizer | distribution | n=... k=... granularity seed=..." ("quantizer | task |

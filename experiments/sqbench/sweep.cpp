@@ -568,7 +568,9 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
   Progress progress(mine.size(), resumed, opt.quiet);
   if (dropped_torn)
     progress.note("dropped the last, incomplete line of the interrupted run (a cell cut off mid-write)");
-  // Skips are printed even with --quiet: they change what the results contain.
+  // Skips and warnings are printed even with --quiet: they change what the results contain or mean.
+  for (const std::string& w : plan.warnings)
+    std::cerr << "sqbench: warning: " << w << "\n";
   for (const auto& [reason, count] : plan.skipped) {
     std::cerr << "sqbench: skipping " << count << " cell" << (count == 1 ? "" : "s") << ": " << reason
               << "\n";

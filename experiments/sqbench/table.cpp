@@ -157,20 +157,27 @@ class CompositeKey {
 
 std::vector<std::size_t> select_rows(const CsvTable& t, const std::vector<Where>& where,
                                      const std::string& context) {
-  std::vector<std::pair<std::size_t, std::string>> filters;
-  for (const Where& w : where)
-    filters.emplace_back(need_column(t, w.column, context + " where " + w.column), w.value);
+  struct Filter {
+    std::size_t column;
+    std::string value;
+    std::optional<std::size_t> also;  // distribution=: the source's full spec matches too
+  };
+  std::vector<Filter> filters;
+  for (const Where& w : where) {
+    filters.push_back({need_column(t, w.column, context + " where " + w.column), w.value,
+                       w.column == "distribution" ? t.column("source") : std::nullopt});
+  }
   std::vector<std::size_t> out;
   for (std::size_t r = 0; r < t.rows.size(); ++r) {
     bool ok = true;
-    for (const auto& [c, v] : filters) {
+    for (const auto& [c, v, also] : filters) {
       // "a|b|c" accepts any of the alternatives.
       bool any = false;
       std::size_t start = 0;
       while (!any) {
         const std::size_t bar = v.find('|', start);
-        any = same_value(t.rows[r][c],
-                         v.substr(start, bar == std::string::npos ? std::string::npos : bar - start));
+        const std::string alt = v.substr(start, bar == std::string::npos ? std::string::npos : bar - start);
+        any = same_value(t.rows[r][c], alt) || (also && t.rows[r][*also] == alt);
         if (bar == std::string::npos) break;
         start = bar + 1;
       }
@@ -251,6 +258,9 @@ double combine(const CsvTable& t, const std::vector<std::size_t>& rows, std::siz
     for (const std::string& key : key_columns()) {
       const auto c = t.column(key);
       if (!c || key == "seed") continue;
+      // A source's spec differs exactly when its label does: naming both says nothing more.
+      if (key == "source" && std::find(differing.begin(), differing.end(), "distribution") != differing.end())
+        continue;
       for (const std::size_t r : rows) {
         if (t.rows[r][*c] != t.rows[rows[0]][*c]) {
           differing.push_back(key);

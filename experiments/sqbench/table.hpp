@@ -16,7 +16,8 @@ struct Provenance {
 };
 
 /// Row indices of `t` matching every filter (column=value, or column=v1|v2|... for alternatives; numbers
-/// compare numerically, so n=1e6 matches 1000000). Throws sqb::Error naming a filter's column when `t` has no
+/// compare numerically, so n=1e6 matches 1000000). A filter on `distribution` (a source's label) also accepts
+/// the source's full spec (the `source` column). Throws sqb::Error naming a filter's column when `t` has no
 /// such column.
 std::vector<std::size_t> select_rows(const CsvTable& t, const std::vector<Where>& where,
                                      const std::string& context);

@@ -16,7 +16,9 @@ constexpr ColumnInfo kColumns[] = {
     {Col::quantizer, "quantizer", K::key, B::none, "", "", "",
      "the quantizer spec (canonical: the registry name, then its parameters as written)", false},
     {Col::distribution, "distribution", K::key, B::none, "", "", "",
-     "the data source spec (canonical, like quantizer)", false},
+     "the data source's label (what tables and plots show): label= if given, else the file's stem (npy), the "
+     "tensor's name (safetensors) or the spec itself (canonical, like quantizer); the full spec is `source`",
+     false},
     {Col::task, "task", K::key, B::none, "", "", "",
      "a task sweep's task spec (canonical, like quantizer): the network, its float training and the cells' "
      "recipe; the column is present only in results of a config with a task sweep (so are mode and the "
@@ -32,6 +34,9 @@ constexpr ColumnInfo kColumns[] = {
     {Col::granularity, "granularity", K::key, B::none, "", "", "",
      "which elements share a codebook: tensor, channel (one per row) or group:G", false},
     {Col::seed, "seed", K::key, B::none, "", "", "", "the cell's seed (data and randomised designs)"},
+    {Col::source, "source", K::key, B::none, "", "", "",
+     "the data source's full spec (canonical, without label=; a glob expanded to this file or tensor, layout "
+     "rules to the layout that applies)", false},
 
     {Col::rows, "rows", K::shape, B::none, "", "", "", "rows of the tensor as laid out"},
     {Col::cols, "cols", K::shape, B::none, "", "", "", "columns of the tensor as laid out"},
@@ -47,6 +52,9 @@ constexpr ColumnInfo kColumns[] = {
      "empirical entropy of the indices (what an ideal entropy coder would need)"},
     {Col::storage_bits, "storage_bits", K::metric, B::lower, "bits/element", "storage (bits/element)", "",
      "fixed-width index bits + every codebook's float32 side values, per element"},
+    {Col::coded_bits, "coded_bits", K::metric, B::lower, "bits/element", "entropy-coded size (bits/element)", "",
+     "measured: the codes as one rANS stream with a static frequency table for the tensor (header + table + "
+     "payload; decoded and checked equal to the codes) + every codebook's float32 side values, per element"},
     {Col::wmse, "wmse", K::metric, B::lower, "", "weighted MSE", "",
      "sum_i w_i (x_i - x~_i)^2 / sum_i w_i with the cell's importance weights (empty without weights)"},
     {Col::iterations, "iterations", K::metric, B::none, "", "Lloyd iterations", "",
@@ -64,6 +72,10 @@ constexpr ColumnInfo kColumns[] = {
     {Col::exp_storage_bits, "exp_storage_bits", K::figure, B::lower, "bits/element", "", "",
      "phi_log: entropy-coded storage per element: a sign bit per non-zero, the exponent entropy (per group "
      "with cluster=C, plus zero flags), and the scales"},
+    {Col::exp_coded_bits, "exp_coded_bits", K::figure, B::lower, "bits/element", "", "",
+     "phi_log: measured size of the seed's {sign bit, exponent} coding (sqbench export --coded writes it): a "
+     "raw sign bit per non-zero element, the exponents as one rANS stream (one per group with cluster=C, and "
+     "the zero flags as a second stream when zero=1 and cluster=C), and the scales, per element"},
     {Col::dropped_nonfinite, "dropped_nonfinite", K::figure, B::none, "elements", "", "",
      "npy source with nonfinite=drop: how many NaN/Inf values were dropped"},
 

@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "sqb/coding.hpp"
 #include "sqb/error.hpp"
 
 namespace sqb {
@@ -70,7 +71,13 @@ Metrics compute_metrics(std::span<const float> x, std::span<const float> xhat, c
   });
   m.entropy_bits = entropy_bits(hist);
   m.index_bits = index_bits(codes.code_count());
-  m.storage_bits = m.index_bits + static_cast<double>(blocks * side_per_block) * 32.0 / n;
+  const double side_bits = static_cast<double>(blocks * side_per_block) * 32.0;
+  m.storage_bits = m.index_bits + side_bits / n;
+  // One stream for the tensor, not one per block: a frequency table per group of 64 would cost more than the
+  // group's codes. Every stream is decoded and compared with the codes before its size counts.
+  const std::uint64_t stream_bits =
+      codes.visit([&](auto c) { return rans_coded_bits(c, codes.code_count()); });
+  m.coded_bits = (static_cast<double>(stream_bits) + side_bits) / n;
 
   m.wmse = std::numeric_limits<double>::quiet_NaN();
   if (!weights.empty()) {

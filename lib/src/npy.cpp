@@ -1045,4 +1045,49 @@ Tensor to_tensor(std::span<const std::size_t> shape, std::span<const float> valu
   return t;
 }
 
+std::vector<float> from_tensor(std::span<const std::size_t> shape, std::span<const float> laid_out,
+                               Layout layout) {
+  std::size_t count = 1;
+  for (const std::size_t d : shape)
+    count *= d;
+  if (count != laid_out.size() || laid_out.empty()) {
+    throw Error("from_tensor: shape " + shape_text(shape) + " does not match " +
+                std::to_string(laid_out.size()) + " values");
+  }
+  const std::size_t nd = shape.size();
+  if (layout != Layout::hwio || nd < 2) {
+    if (layout != Layout::rows && nd < 2) to_tensor(shape, laid_out, layout, "from_tensor");  // throws
+    return std::vector<float>(laid_out.begin(), laid_out.end());
+  }
+  // hwio: destination (laid-out) axes (out, in, s_0 .. s_{r-3}) come from source axes (r-1, r-2, 0 .. r-3).
+  std::vector<std::size_t> perm;
+  perm.push_back(nd - 1);
+  perm.push_back(nd - 2);
+  for (std::size_t k = 0; k + 2 < nd; ++k)
+    perm.push_back(k);
+  std::vector<std::size_t> src_stride(nd, 1);
+  for (std::size_t k = nd; k-- > 1;)
+    src_stride[k - 1] = src_stride[k] * shape[k];
+  std::vector<std::size_t> dshape(nd), dstride(nd);
+  for (std::size_t k = 0; k < nd; ++k) {
+    dshape[k] = shape[perm[k]];
+    dstride[k] = src_stride[perm[k]];
+  }
+  std::vector<float> out(count);
+  std::vector<std::size_t> idx(nd, 0);
+  std::size_t src = 0;
+  for (std::size_t pos = 0; pos < count; ++pos) {
+    out[src] = laid_out[pos];
+    for (std::size_t k = nd; k-- > 0;) {  // the same C-order odometer over the destination as to_tensor
+      if (++idx[k] < dshape[k]) {
+        src += dstride[k];
+        break;
+      }
+      src -= (dshape[k] - 1) * dstride[k];
+      idx[k] = 0;
+    }
+  }
+  return out;
+}
+
 }  // namespace sqb::npy

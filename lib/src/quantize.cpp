@@ -44,6 +44,7 @@ std::vector<Figure> Quantized::metric_columns() const {
       {Col::max_abs_err, metrics.max_abs_err},
       {Col::entropy_bits, metrics.entropy_bits},
       {Col::storage_bits, metrics.storage_bits},
+      {Col::coded_bits, metrics.coded_bits},
       {Col::wmse, metrics.wmse},
       {Col::iterations, static_cast<double>(max_iterations())},
       {Col::converged,

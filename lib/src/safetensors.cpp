@@ -680,6 +680,9 @@ TensorInfo Checkpoint::info(std::string_view tensor) const {
 Array Checkpoint::read(std::string_view tensor) const {
   return s_->file_for(tensor).read(tensor);
 }
+std::map<std::string, std::string> Checkpoint::metadata_of(std::string_view tensor) const {
+  return s_->file_for(tensor).metadata();
+}
 std::vector<std::string> Checkpoint::match(std::string_view pattern) const {
   return glob_names(s_->names, pattern, s_->name);
 }

@@ -250,5 +250,80 @@ class ExportEquivalenceTest(unittest.TestCase):
                 self.assertEqual(manifest["metrics"]["mse"], r.metrics["mse"])
 
 
+def write_safetensors(path, tensors, metadata=None):
+    """A safetensors file from its description alone: 8-byte little-endian header length, JSON, raw data.
+    tensors: name -> (dtype, float32 array); BF16 is the top half of float32 rounded to nearest even."""
+    import struct
+    header, data = ({"__metadata__": metadata} if metadata else {}), b""
+    for name, (dtype, a) in tensors.items():
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        if dtype == "BF16":
+            u = a.view(np.uint32).astype(np.uint64)
+            raw = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype("<u2").tobytes()
+        elif dtype == "F16":
+            raw = a.astype("<f2").tobytes()
+        else:
+            raw = a.astype("<f4").tobytes()
+        header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + data)
+
+
+def bf16_round(a):
+    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    return (((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16).astype(np.uint32).view(np.float32)
+
+
+class SafetensorsTest(unittest.TestCase):
+    def test_read_names_draw_and_quantize(self):
+        up = gaussian((12, 20), seed=3) * 0.02
+        conv = gaussian((4, 2, 3, 3), seed=4)
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "m.safetensors")
+            write_safetensors(path, {"layers.0.up.weight": ("BF16", up), "conv.weight": ("F16", conv),
+                                     "norm.weight": ("F32", np.ones(5, np.float32))}, {"format": "pt"})
+            self.assertEqual(sqbench.safetensors_names(path), ["conv.weight", "layers.0.up.weight", "norm.weight"])
+            self.assertEqual(sqbench.safetensors_names(path, "*.up.*"), ["layers.0.up.weight"])
+            with self.assertRaisesRegex(ValueError, "matches none of the 3 tensors"):
+                sqbench.safetensors_names(path, "*.bias")
+            a = sqbench.read_safetensors(path, "layers.0.up.weight")
+            self.assertEqual(a.dtype, np.float32)
+            self.assertEqual(a.shape, (12, 20))
+            np.testing.assert_array_equal(a, bf16_round(up))
+            np.testing.assert_array_equal(sqbench.read_safetensors(path, "conv.weight"),
+                                          conv.astype(np.float16).astype(np.float32))
+            with self.assertRaisesRegex(ValueError, 'no tensor "conv.bias"'):
+                sqbench.read_safetensors(path, "conv.bias")
+            # The same data through a source spec, and quantized: equal to quantizing the array itself.
+            values, weights = sqbench.draw(f"safetensors path={path} tensor=conv.weight layout=auto weights=square")
+            self.assertEqual(values.shape, (4, 18))
+            np.testing.assert_array_equal(values, conv.astype(np.float16).astype(np.float32).reshape(4, 18))
+            np.testing.assert_array_equal(weights, values.astype(np.float64) ** 2)
+            r1 = sqbench.quantize(values, "kmeans", bits=3, granularity="channel")
+            r2 = sqbench.quantize(sqbench.read_safetensors(path, "conv.weight"), "kmeans", bits=3,
+                                  granularity="channel")
+            self.assertEqual(r1.metrics, r2.metrics)
+            sources = sqbench.sources(f"safetensors path={path} tensor=*.weight layout=*norm*:rows,oihw")
+            self.assertEqual([s["label"] for s in sources], ["conv.weight", "layers.0.up.weight", "norm.weight"])
+            self.assertEqual(sources[2]["spec"], f"safetensors path={path} tensor=norm.weight layout=rows")
+            v, w = sqbench.draw("gaussian rows=2", n=10, seed=1)
+            self.assertEqual(v.shape, (2, 5))
+            self.assertIsNone(w)
+
+    def test_coded_bits_is_reported(self):
+        w = gaussian((8, 500), seed=6)
+        r = sqbench.quantize(w, "kmeans", bits=4, granularity="channel")
+        m = r.metrics
+        side = 32.0 * 8 * 16 / w.size
+        self.assertGreaterEqual(m["coded_bits"], m["entropy_bits"] + side - 32 / w.size)
+        self.assertLessEqual(m["coded_bits"], m["entropy_bits"] + side + 0.1)
+        self.assertIn("coded_bits", [c["name"] for c in sqbench.columns()])
+        p = sqbench.quantize(w, "phi_log cluster=4", bits=4).metrics
+        self.assertLess(p["exp_coded_bits"], p["coded_bits"])
+
+
 if __name__ == "__main__":
     unittest.main()

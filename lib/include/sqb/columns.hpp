@@ -42,6 +42,7 @@ enum class Col : std::uint16_t {
   bits,
   granularity,
   seed,
+  source,
   // shape
   rows,
   cols,
@@ -53,6 +54,7 @@ enum class Col : std::uint16_t {
   max_abs_err,
   entropy_bits,
   storage_bits,
+  coded_bits,
   wmse,
   iterations,
   converged,
@@ -61,6 +63,7 @@ enum class Col : std::uint16_t {
   // figures: phi_log's exponent stream
   exp_entropy_bits,
   exp_storage_bits,
+  exp_coded_bits,
   // figures: the npy source
   dropped_nonfinite,
   // figures: the rotated source's TurboQuant evaluation
@@ -118,7 +121,7 @@ struct ColumnInfo {
   std::string_view label;    ///< a plot axis label; "" = the name
   std::string_view brief;    ///< a short word for captions ("SQNR"); "" = the name
   std::string_view meaning;  ///< one or two sentences for the README and `sqbench columns`
-  bool numeric = true;  ///< false for text columns (quantizer, distribution, task, mode, granularity, ...)
+  bool numeric = true;  ///< false for text columns (quantizer, distribution, source, task, mode, ...)
 };
 
 /// Every column, in Col order.

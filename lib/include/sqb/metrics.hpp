@@ -19,6 +19,10 @@ struct Metrics {
   double entropy_bits = 0;  ///< empirical entropy of the codes, bits per element
   double index_bits = 0;    ///< fixed-width index bits per element: ceil(log2 K) (0 for K = 1)
   double storage_bits = 0;  ///< index bits plus every codebook's float32 side values, per element
+  /// Measured entropy-coded size per element: the codes as one rANS stream with a static frequency table for
+  /// the whole tensor (rans_coded_bits, coding.hpp: header + table + payload, decoded and checked), plus the
+  /// same side values as storage_bits.
+  double coded_bits = 0;
   /// sum w_i (x_i - x~_i)^2 / sum w_i with the call's importance weights; NaN without weights (or when every
   /// weight is 0).
   double wmse = 0;

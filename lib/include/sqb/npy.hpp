@@ -115,23 +115,19 @@ enum class Layout { rows, oihw, hwio };
 Tensor to_tensor(std::span<const std::size_t> shape, std::span<const float> values, Layout layout,
                  std::string_view what);
 
+/// The inverse of to_tensor: rows x cols values laid out by `layout` from a tensor of `shape`, back in that
+/// tensor's own C order (what `sqbench export` writes as decoded.npy). Throws Error when the sizes differ or
+/// the rank does not suit the layout.
+std::vector<float> from_tensor(std::span<const std::size_t> shape, std::span<const float> laid_out,
+                               Layout layout);
+
 }  // namespace sqb::npy
 
 namespace sqb {
 
-/// The sweep `n` an `npy` distribution reads as "the whole file, every value" (a subsample otherwise; see
-/// the `npy` entry in the distribution table and the README). Synthetic laws reject it (n must be >= 1).
+/// The sweep `n` a file source (npy, safetensors) reads as "the whole file, every value" (a subsample
+/// otherwise; see the distribution table and the README). Synthetic laws reject it (n must be >= 1). A sweep
+/// whose sources are all files may omit `n`: it is then this. (Glob expansion: sqb::expand_source_spec.)
 inline constexpr std::size_t kWholeFile = 0;
-
-/// Expands a distribution spec `npy glob=PATTERN key=value ...` into one spec per matching file, sorted by
-/// file name (bytewise), each with `glob=PATTERN` replaced by `path=FILE` in the same place (FILE is the
-/// pattern's folder as written plus the file name, so it stays relative to the config's folder). Any other
-/// spec is returned unchanged, as the only element. The wildcards (`*`, `?`, `[...]`, as in the shell; a
-/// leading '.' must be matched explicitly) are allowed in the file name only; a relative PATTERN is resolved
-/// against `base_dir`. Only regular files (or links to them) match. Throws Error (quoting the spec) when the
-/// folder does not exist, nothing matches, both path= and glob= are given, or a matching name holds a blank
-/// (a spec value cannot). The config loader calls it for every `distribution =` value, so each file becomes
-/// its own distribution in the sweep (and its own value of the `distribution` column).
-std::vector<std::string> expand_npy_glob(std::string_view spec, const std::filesystem::path& base_dir);
 
 }  // namespace sqb

@@ -133,11 +133,23 @@ struct ExportArray {
   std::string description;           ///< one line for the export's manifest
 };
 
-/// Part: extra arrays for `sqbench export` (phi_log: sign bits and exponents).
+/// A coded byte stream a strategy contributes to `sqbench export --coded`.
+struct ExportStream {
+  std::string name;                 ///< file name, e.g. "exponents.rans"
+  std::vector<std::uint8_t> bytes;  ///< the stream as written
+  std::string format;               ///< for the export's manifest: what the bytes are and how to read them
+};
+
+/// Part: extra arrays for `sqbench export` (phi_log: sign bits and exponents), and coded streams for
+/// `sqbench export --coded` (phi_log: its {sign bit, exponent} coding, whose size is its exp_coded_bits).
 class ExportsArrays {
  public:
   virtual ~ExportsArrays() = default;
   virtual std::vector<ExportArray> export_arrays(const Quantized& result) const = 0;
+  virtual std::vector<ExportStream> export_streams(const Quantized& result) const {
+    (void)result;
+    return {};
+  }
 };
 
 /// A codebook that needs no data: the levels a block gets before any per-block scale, and how a block's

@@ -156,6 +156,8 @@ class Checkpoint {
   TensorInfo info(std::string_view tensor) const;
   /// File::read on the tensor's shard.
   Array read(std::string_view tensor) const;
+  /// The `__metadata__` of the file holding the tensor (opens its shard): e.g. {"format": "pt"}.
+  std::map<std::string, std::string> metadata_of(std::string_view tensor) const;
   /// The names matching a shell-style glob (see glob_match), sorted. Error when none match.
   std::vector<std::string> match(std::string_view pattern) const;
 

@@ -1,8 +1,10 @@
 #pragma once
 /// \file source.hpp
 /// Data sources for sweeps: seeded synthetic laws (Boost.Random, so the same seed gives the same numbers on
-/// every run and platform), tensors from files, and randomly rotated vectors. Chosen by spec strings like
-/// `gaussian mean=0 std=1` from one registry table (the config key is `distribution`).
+/// every run and platform), tensors from files (.npy, safetensors checkpoints), and randomly rotated vectors.
+/// Chosen by spec strings like `gaussian mean=0 std=1` from one registry table (the config key is
+/// `distribution`). A spec may stand for several sources (a glob over files or tensors): expand_source_spec
+/// turns it into one spec per source, each with a short label.
 ///
 /// A source only produces data. Optional parts it may add (ask with part_of<Part>(source)):
 ///  - DescribesData: columns describing the data it produced (npy: how many non-finite values it dropped);
@@ -34,6 +36,12 @@ class Source {
   virtual Tensor draw(std::size_t n, std::uint64_t seed) const = 0;
   /// Throws Error if draw(n, ...) would (checked while planning a sweep, before any work).
   virtual void check_n(std::size_t n) const = 0;
+  /// Rows of the tensor draw(n, ...) returns, as laid out, when that is known without drawing it (0 when
+  /// not): a sweep warns when granularity=channel would be one codebook for the whole tensor.
+  virtual std::size_t rows_of(std::size_t n) const {
+    (void)n;
+    return 0;
+  }
 };
 
 template <class Part>
@@ -72,15 +80,41 @@ struct SourceContext {
   std::filesystem::path base_dir;
 };
 
+/// One source of a sweep after expansion.
+struct SourceSpec {
+  std::string spec;   ///< canonical, without label=: what make_source builds; the results' `source` column
+  std::string label;  ///< short: the results' `distribution` column, table headers, plot series
+};
+
 struct SourceEntry {
   std::string_view name;
   std::string_view description;
   std::span<const ParamSpec> params;
   std::unique_ptr<Source> (*make)(const Params& params, const SourceContext& ctx);
+  /// How one spec (already without label=) becomes the sources it stands for, each with its default label;
+  /// nullptr: the spec itself, labelled by its own text.
+  std::vector<SourceSpec> (*expand)(const SpecText& spec, const SourceContext& ctx);
 };
 
 std::span<const SourceEntry> source_registry();
 const SourceEntry& find_source(std::string_view name);  ///< throws Error listing the valid names
 std::unique_ptr<Source> make_source(std::string_view spec, const SourceContext& ctx = {});
+
+/// The sources one `distribution =` value stands for, in order, each with its spec and label:
+///  - `npy glob=DIR/PATTERN ...`: one `npy path=DIR/NAME ...` per matching file, sorted bytewise (wildcards
+///    `*`, `?`, `[...]` in the file name only; a leading '.' must be matched explicitly; regular files or
+///    links to them); default label: the file's stem;
+///  - `safetensors ... tensor=PATTERN` (a pattern holds `*`, `?` or `[` and is not itself a tensor's name):
+///    one `... tensor=NAME` per matching tensor of the checkpoint, sorted (safetensors::glob_match); default
+///    label: the tensor's name (also for a single tensor=NAME);
+///  - layout rules (`layout=PATTERN:WORD,...`) in a file source's spec become the word that applies to each
+///    file name or tensor name;
+///  - any other spec as it is, labelled by its canonical text.
+/// `label=TEXT` replaces the default label ("{}" in TEXT stands for the default, so a glob can be given a
+/// prefix: label=base:{}); label= never appears in the returned specs. Relative paths resolve against
+/// ctx.base_dir (the returned specs keep them as written). Throws Error quoting the spec when it cannot be
+/// parsed, names an unknown source, when a folder or checkpoint cannot be read, nothing matches, both path=
+/// and glob= are given, a matching name holds a blank (a spec value cannot), or a rule fails to match.
+std::vector<SourceSpec> expand_source_spec(std::string_view spec, const SourceContext& ctx = {});
 
 }  // namespace sqb

@@ -8,18 +8,22 @@
 ///
 /// quantize.hpp is the entry point; registry.hpp lists the strategies (`sqbench list` prints them),
 /// columns.hpp the figures a result reports, source.hpp the data sources of sweeps, lloyd_max.hpp the
-/// data-free Lloyd-Max codebooks of laws, npy.hpp NumPy files.
+/// data-free Lloyd-Max codebooks of laws, npy.hpp NumPy files, safetensors.hpp checkpoints, layout.hpp how an
+/// N-D tensor becomes rows x cols, coding.hpp packed and entropy-coded code streams.
 
 #include "sqb/codebook.hpp"
+#include "sqb/coding.hpp"
 #include "sqb/columns.hpp"
 #include "sqb/error.hpp"
 #include "sqb/granularity.hpp"
+#include "sqb/layout.hpp"
 #include "sqb/lloyd_max.hpp"
 #include "sqb/metrics.hpp"
 #include "sqb/npy.hpp"
 #include "sqb/quantize.hpp"
 #include "sqb/quantizer.hpp"
 #include "sqb/registry.hpp"
+#include "sqb/safetensors.hpp"
 #include "sqb/source.hpp"
 #include "sqb/spec.hpp"
 #include "sqb/tensor.hpp"

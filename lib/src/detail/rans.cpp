@@ -355,15 +355,6 @@ RansEncoded encode_any(std::span<const Sym> symbols, std::size_t alphabet, const
   return r;
 }
 
-template <class Sym>
-std::uint64_t coded_bits_any(std::span<const Sym> codes, std::size_t alphabet) {
-  const RansEncoded e = encode_any(codes, alphabet, {});
-  const std::vector<std::uint16_t> back = rans_decode(e.bytes, codes.size());
-  if (!std::equal(back.begin(), back.end(), codes.begin(), codes.end()))
-    throw std::logic_error("rans_coded_bits: the decoded stream differs from the codes (a coder bug)");
-  return e.total_bits();
-}
-
 }  // namespace
 
 double RansEncoded::payload_bits_per_symbol() const {
@@ -402,7 +393,12 @@ RansEncoded rans_encode(std::span<const std::uint8_t> symbols, std::size_t alpha
   return encode_any(symbols, alphabet, options);
 }
 
-std::vector<std::uint16_t> rans_decode(std::span<const std::uint8_t> bytes, std::size_t max_symbols) {
+namespace {
+
+// Decodes a stream, handing each symbol to emit(i, symbol) as it is decoded (emit returns false to stop
+// early: the stream is then reported as not matching); start(n) is called once the count is known.
+template <class Start, class Emit>
+bool decode_stream(std::span<const std::uint8_t> bytes, std::size_t max_symbols, Start&& start, Emit&& emit) {
   StreamReader in(bytes);
   const std::uint64_t n = in.varint("the symbol count");
   if (n > max_symbols) {
@@ -412,10 +408,11 @@ std::vector<std::uint16_t> rans_decode(std::span<const std::uint8_t> bytes, std:
   const std::uint64_t alphabet = in.varint("the alphabet size");
   if (alphabet < 1 || alphabet > 65536)
     bad_stream("alphabet size " + std::to_string(alphabet) + " is outside [1, 65536]");
+  start(static_cast<std::size_t>(n));
   if (n == 0) {
     if (in.pos() != in.size())
       bad_stream(std::to_string(in.size() - in.pos()) + " bytes after an empty stream's header");
-    return {};
+    return true;
   }
   const unsigned m = in.byte("the scale byte M");
   if (m < kRansMinScaleBits || m > kRansMaxScaleBits) {
@@ -454,7 +451,6 @@ std::vector<std::uint16_t> rans_decode(std::span<const std::uint8_t> bytes, std:
   }
   // Slot -> symbol: a table of 2^M entries when there are enough symbols to pay for filling it, else a binary
   // search over the present symbols' cumulative frequencies.
-  std::vector<std::uint16_t> out(static_cast<std::size_t>(n));
   std::vector<std::uint16_t> by_slot;
   std::vector<std::uint32_t> starts;
   std::vector<std::uint16_t> start_symbol;
@@ -471,7 +467,7 @@ std::vector<std::uint16_t> rans_decode(std::span<const std::uint8_t> bytes, std:
   const std::uint32_t mask = total - 1;
   const std::uint8_t* next = in.data() + in.pos();
   const std::uint8_t* const end = in.data() + in.size();
-  for (std::size_t i = 0; i < out.size(); ++i) {
+  for (std::size_t i = 0; i < n; ++i) {
     const std::uint32_t slot = x & mask;
     std::uint16_t sym;
     if (table) {
@@ -480,7 +476,7 @@ std::vector<std::uint16_t> rans_decode(std::span<const std::uint8_t> bytes, std:
       const auto it = std::upper_bound(starts.begin(), starts.end(), slot);
       sym = start_symbol[static_cast<std::size_t>(it - starts.begin()) - 1];
     }
-    out[i] = sym;
+    if (!emit(i, sym)) return false;
     x = freq[sym] * (x >> m) + slot - cum[sym];
     while (x < kRansLow) {
       if (next == end)
@@ -491,8 +487,47 @@ std::vector<std::uint16_t> rans_decode(std::span<const std::uint8_t> bytes, std:
   }
   if (x != kRansLow) bad_stream("corrupt: the final state is " + std::to_string(x) + ", not 2^23");
   if (next != end) bad_stream(std::to_string(end - next) + " bytes after the payload's end");
+  return true;
+}
+
+}  // namespace
+
+std::vector<std::uint16_t> rans_decode(std::span<const std::uint8_t> bytes, std::size_t max_symbols) {
+  std::vector<std::uint16_t> out;
+  decode_stream(
+      bytes, max_symbols, [&](std::size_t n) { out.resize(n); },
+      [&](std::size_t i, std::uint16_t sym) {
+        out[i] = sym;
+        return true;
+      });
   return out;
 }
+
+namespace {
+
+// Whether `bytes` decodes to exactly `codes`, compared symbol by symbol (no decoded copy of the codes).
+template <class Sym>
+bool decodes_to(std::span<const std::uint8_t> bytes, std::span<const Sym> codes) {
+  bool same_count = false;
+  return decode_stream(
+             bytes, codes.size(), [&](std::size_t n) { same_count = n == codes.size(); },
+             [&](std::size_t i, std::uint16_t sym) { return same_count && codes[i] == sym; }) &&
+         same_count;
+}
+
+}  // namespace
+
+namespace {
+
+template <class Sym>
+std::uint64_t coded_bits_any(std::span<const Sym> codes, std::size_t alphabet) {
+  const RansEncoded e = encode_any(codes, alphabet, {});
+  if (!decodes_to(std::span<const std::uint8_t>(e.bytes), codes))
+    throw std::logic_error("rans_coded_bits: the decoded stream differs from the codes (a coder bug)");
+  return e.total_bits();
+}
+
+}  // namespace
 
 std::uint64_t rans_coded_bits(std::span<const std::uint16_t> codes, std::size_t alphabet) {
   return coded_bits_any(codes, alphabet);

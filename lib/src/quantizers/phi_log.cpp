@@ -22,11 +22,14 @@
 #include <boost/math/constants/constants.hpp>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <string>
 
 #include "detail/reduce.hpp"
 #include "quantizers/quantizers.hpp"
+#include "sqb/coding.hpp"
 #include "sqb/metrics.hpp"
 #include "sqb/quantize.hpp"
 #include "sqb/registry.hpp"
@@ -44,6 +47,18 @@ struct PhiLogSetup {
   std::int64_t e_min = 0, e_max = 0;
   std::size_t k = 0;
 };
+
+// A double as the shortest text that reads back as the same value.
+std::string number_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  for (int digits = 1; digits <= 17; ++digits) {
+    char shorter[32];
+    std::snprintf(shorter, sizeof shorter, "%.*g", digits, v);
+    if (std::strtod(shorter, nullptr) == v) return shorter;
+  }
+  return buf;
+}
 
 // Rounds num / den to the nearest integer, ties to even (torch.round), exactly (den > 0).
 std::int64_t round_half_even(std::int64_t num, std::int64_t den) {
@@ -138,7 +153,42 @@ class PhiLog final : public Quantizer,
     return {std::move(signs), std::move(exps)};
   }
 
-  std::vector<Col> figure_columns() const override { return {Col::exp_entropy_bits, Col::exp_storage_bits}; }
+  // The seed's {sign bit, exponent} coding as deployable streams; their sizes are exp_coded_bits.
+  std::vector<ExportStream> export_streams(const Quantized& r) const override {
+    const Coded c = code_streams(r);
+    std::vector<ExportStream> out;
+    out.push_back(
+        {"signs.bits", c.signs,
+         "one bit per non-zero element (every element without zero=1), in the laid-out row-major "
+         "order: 1 = non-negative (the seed's sign_bit), 0 = negative; bit i is bit i % 8 of byte i / 8 "
+         "(numpy.unpackbits(b, bitorder='little')), the pad bits zero"});
+    out.push_back(
+        {"exponents.rans", c.exponents.bytes,
+         (s_.cluster > 1
+              ? "rANS stream (sqbench's format, see the manifest's rans_format) of one exponent symbol j per "
+                "group of C = " +
+                    std::to_string(s_.cluster) +
+                    " consecutive elements of a row within a block (groups start at each block's start and "
+                    "each row's start; an all-zero group has none), in the laid-out row-major order: every "
+                    "non-zero member of the group is s * sign * base^(e_min + j)"
+              : "rANS stream (sqbench's format, see the manifest's rans_format) of one symbol j per element "
+                "in the laid-out row-major order: the level is s * sign * base^(e_min + j)" +
+                    std::string(s_.zero ? "; j = M is the exact zero level (no sign bit)" : "")) +
+             "; s = the block's side value" + (s_.absmax ? "" : " (1 with scale=none)") +
+             ", base = " + number_text(s_.base) + ", e_min = " + std::to_string(s_.e_min) +
+             ", M = " + std::to_string(m_) + " exponents"});
+    if (!c.zeros.bytes.empty()) {
+      out.push_back(
+          {"zeros.rans", c.zeros.bytes,
+           "rANS stream of one flag per element in the laid-out row-major order: 1 = the exact zero "
+           "level (it has no sign bit and takes no part in its group's exponent)"});
+    }
+    return out;
+  }
+
+  std::vector<Col> figure_columns() const override {
+    return {Col::exp_entropy_bits, Col::exp_storage_bits, Col::exp_coded_bits};
+  }
 
   std::vector<double> figures(const Quantized& d) const override {
     const Codes& codes = d.codes;
@@ -183,10 +233,67 @@ class PhiLog final : public Quantizer,
       }
     }
     const double scale_bits = 32.0 * static_cast<double>(d.blocks.size() * d.side.per_block) / nd;
-    return {h_elem, static_cast<double>(nonzero) / nd + exponent_bits + scale_bits};
+    const Coded coded = code_streams(d);
+    const double coded_bits = 8.0 * static_cast<double>(coded.signs.size()) +
+                              static_cast<double>(coded.exponents.total_bits() + coded.zeros.total_bits());
+    return {h_elem, static_cast<double>(nonzero) / nd + exponent_bits + scale_bits,
+            coded_bits / nd + scale_bits};
   }
 
  private:
+  struct Coded {
+    std::vector<std::uint8_t> signs;  // packed, one bit per non-zero element
+    RansEncoded exponents, zeros;     // zeros: only with cluster > 1 and zero=1
+  };
+
+  // The streams of the {sign bit, exponent} coding, each rANS stream decoded and compared before it is used.
+  Coded code_streams(const Quantized& d) const {
+    std::vector<std::uint8_t> signs, flags;
+    std::vector<std::uint16_t> exps;
+    const auto is_zero = [&](std::size_t sym) { return s_.zero && sym == m_; };
+    d.codes.visit([&](auto c) {
+      const auto sign = [&](std::size_t code) {
+        return static_cast<std::uint8_t>(std::min<std::size_t>(code, l_ - 1) >= m_ ? 1 : 0);
+      };
+      if (s_.cluster <= 1) {
+        for (const auto code : c) {
+          const std::size_t sym = symbol(code);
+          exps.push_back(static_cast<std::uint16_t>(sym));
+          if (!is_zero(sym)) signs.push_back(sign(code));
+        }
+        return;
+      }
+      // Blocks in storage order and groups in order within each: together the row-major order.
+      for (const Block& b : d.blocks) {
+        for_each_cluster({b.offset, d.cols}, b.length, s_.cluster,
+                         [&](std::size_t start, std::size_t len, std::size_t) {
+                           bool any = false;
+                           for (std::size_t j = 0; j < len; ++j) {
+                             const std::size_t code = c[b.offset + start + j];
+                             const std::size_t sym = symbol(code);
+                             if (s_.zero) flags.push_back(is_zero(sym) ? 1 : 0);
+                             if (is_zero(sym)) continue;
+                             signs.push_back(sign(code));
+                             if (!any) exps.push_back(static_cast<std::uint16_t>(sym));
+                             any = true;
+                           }
+                         });
+      }
+    });
+    const auto coded = [](const auto& symbols, std::size_t alphabet) {
+      RansEncoded e = rans_encode(std::span(symbols), alphabet);
+      const std::vector<std::uint16_t> back = rans_decode(e.bytes, symbols.size());
+      if (!std::equal(back.begin(), back.end(), symbols.begin(), symbols.end()))
+        throw std::logic_error("phi_log: a decoded rANS stream differs from its symbols (a coder bug)");
+      return e;
+    };
+    Coded out;
+    out.signs = pack_codes(signs, 1);
+    out.exponents = coded(exps, m_ + z_);
+    if (s_.cluster > 1 && s_.zero) out.zeros = coded(flags, 2);
+    return out;
+  }
+
   // K float32 levels (+-s*base^e, the zero level, spare copies of the top) and their K-1 exact boundaries.
   std::pair<std::vector<float>, std::vector<double>> ladder(double s) const {
     std::vector<double> mag(m_);  // float32 magnitudes s*base^e, e = e_min + j, held in double

@@ -23,6 +23,7 @@
 #include "sqb/error.hpp"
 #include "sqb/lloyd_max.hpp"
 #include "sqb/metrics.hpp"
+#include "sqb/npy.hpp"
 #include "sqb/quantize.hpp"
 #include "sqb/registry.hpp"
 
@@ -76,11 +77,19 @@ class Rotated final : public Source, public EvaluatesResult {
       : d_(d), source_(source), nu_(nu), rotate_(rotate), queries_(queries), context_(std::move(context)) {}
 
   void check_n(std::size_t n) const override {
-    if (n == 0 || n % d_ != 0) {
+    if (n == kWholeFile) {
+      throw Error(context_ +
+                  ": n = all (every value of a file) is for file sources (npy, safetensors); the "
+                  "rotated source needs n = a multiple of d = " +
+                  std::to_string(d_));
+    }
+    if (n % d_ != 0) {
       throw Error(context_ + ": n = " + std::to_string(n) + " must be a positive multiple of d = " +
                   std::to_string(d_) + " (each row is one vector of length d)");
     }
   }
+
+  std::size_t rows_of(std::size_t n) const override { return n / d_; }
 
   Tensor draw(std::size_t n, std::uint64_t seed) const override {
     check_n(n);
@@ -360,6 +369,7 @@ std::span<const ParamSpec> rotated_params() {
        false,
        {},
        "random unit query vectors per vector for the inner-product figures (d_dprod, *_bias)"},
+      label_param(),
   };
   return params;
 }

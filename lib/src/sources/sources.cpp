@@ -13,11 +13,17 @@
 
 #include "sources/sources.hpp"
 #include "sqb/error.hpp"
+#include "sqb/npy.hpp"
 #include "sqb/quantize.hpp"
 
 namespace sqb {
 
 namespace {
+
+constexpr std::string_view kAllIsForFiles =
+    "n = all (every value of a file) is for file sources (npy, safetensors); a synthetic law needs n = a "
+    "number "
+    "of values";
 
 // Boost.Random's engines and distributions are header code with a fixed algorithm (the normal law is Boost's
 // ziggurat), so a seed gives the same numbers with any standard library; std:: distributions do not.
@@ -28,12 +34,14 @@ class Synthetic final : public Source {
       : dist_(dist), rows_(rows), weights_(weights), context_(std::move(context)) {}
 
   void check_n(std::size_t n) const override {
-    if (n == 0) throw Error(context_ + ": n must be >= 1");
+    if (n == kWholeFile) throw Error(context_ + ": " + std::string(kAllIsForFiles));
     if (n % rows_ != 0) {
       throw Error(context_ + ": n = " + std::to_string(n) +
                   " is not a multiple of rows = " + std::to_string(rows_));
     }
   }
+
+  std::size_t rows_of(std::size_t) const override { return rows_; }
 
   Tensor draw(std::size_t n, std::uint64_t seed) const override {
     check_n(n);
@@ -59,6 +67,7 @@ const ParamSpec kRows{"rows", ParamSpec::Kind::integer,
                       {},     "rows of the tensor (n / rows columns each); granularity=channel is per row"};
 
 const ParamSpec kWeights = sources::weights_param(false);
+const ParamSpec kLabel = sources::label_param();
 
 template <class Dist>
 std::unique_ptr<Source> synthetic(const Params& p, Dist dist) {
@@ -74,6 +83,7 @@ std::span<const ParamSpec> gaussian_params() {
       {"std", ParamSpec::Kind::real, "1", 0, 1e30, true, {}, "standard deviation (> 0)"},
       kRows,
       kWeights,
+      kLabel,
   };
   return params;
 }
@@ -87,6 +97,7 @@ std::span<const ParamSpec> uniform_params() {
       {"hi", ParamSpec::Kind::real, "1", -1e30, 1e30, false, {}, "upper end (> lo)"},
       kRows,
       kWeights,
+      kLabel,
   };
   return params;
 }
@@ -100,6 +111,7 @@ std::span<const ParamSpec> laplace_params() {
       {"scale", ParamSpec::Kind::real, "1", 0, 1e30, true, {}, "scale b (> 0); variance 2 b^2"},
       kRows,
       kWeights,
+      kLabel,
   };
   return params;
 }
@@ -119,6 +131,7 @@ std::span<const ParamSpec> student_t_params() {
        "degrees of freedom (> 0); heavy tails for small nu"},
       kRows,
       kWeights,
+      kLabel,
   };
   return params;
 }
@@ -128,12 +141,13 @@ std::unique_ptr<Source> make_student_t(const Params& p, const SourceContext&) {
 
 // clang-format off
 const SourceEntry kSources[] = {
-    {"gaussian", "normal law N(mean, std^2)", gaussian_params(), make_gaussian},
-    {"uniform", "uniform on [lo, hi]", uniform_params(), make_uniform},
-    {"laplace", "Laplace law, mean 0, scale b", laplace_params(), make_laplace},
-    {"student_t", "Student's t with nu degrees of freedom (unscaled)", student_t_params(), make_student_t},
-    {"npy", "a tensor read from a NumPy .npy file; a smaller n takes a seeded subsample (never padded)", sources::npy_params(), sources::make_npy},
-    {"rotated", "unit vectors in R^d (one per row) after a Haar-random rotation (TurboQuant); adds its Theorem 1/2 columns", sources::rotated_params(), sources::make_rotated},
+    {"gaussian", "normal law N(mean, std^2)", gaussian_params(), make_gaussian, nullptr},
+    {"uniform", "uniform on [lo, hi]", uniform_params(), make_uniform, nullptr},
+    {"laplace", "Laplace law, mean 0, scale b", laplace_params(), make_laplace, nullptr},
+    {"student_t", "Student's t with nu degrees of freedom (unscaled)", student_t_params(), make_student_t, nullptr},
+    {"npy", "a tensor read from a NumPy .npy file; a smaller n takes a seeded subsample (never padded)", sources::npy_params(), sources::make_npy, sources::expand_npy},
+    {"safetensors", "a tensor of a safetensors checkpoint (F32, F16, BF16, F64; memory-mapped, sharded via .index.json); a smaller n takes a seeded subsample", sources::safetensors_params(), sources::make_safetensors, sources::expand_safetensors},
+    {"rotated", "unit vectors in R^d (one per row) after a Haar-random rotation (TurboQuant); adds its Theorem 1/2 columns", sources::rotated_params(), sources::make_rotated, nullptr},
 };
 // clang-format on
 
@@ -153,6 +167,20 @@ ParamSpec weights_param(bool files_allowed) {
               "importance weights for the quantizers that honour them and the wmse column: square "
               "(w = x^2), lognormal (w = exp(z), z ~ N(0,1) from the seed: heavy-tailed, unrelated to x)") +
               (files_allowed ? ", or a .npy file of the same shape (relative to the config's folder)" : "")};
+}
+
+ParamSpec label_param() {
+  return {
+      "label",
+      ParamSpec::Kind::text,
+      "",
+      0,
+      0,
+      false,
+      {},
+      "a short name for tables and plots (the results' distribution column; the full spec is in the source "
+      "column); default: the file's stem (npy), the tensor's name (safetensors), else the spec itself. {} "
+      "in it stands for the default (label=base:{} on a glob)"};
 }
 
 std::optional<WeightRule> weight_rule(std::string_view text) {
@@ -197,6 +225,33 @@ std::unique_ptr<Source> make_source(std::string_view spec, const SourceContext& 
   const SourceEntry& entry = find_source(text.name);
   const Params params(entry.params, text.args, "distribution \"" + text.canonical() + "\"");
   return entry.make(params, ctx);
+}
+
+std::vector<SourceSpec> expand_source_spec(std::string_view spec, const SourceContext& ctx) {
+  SpecText text = SpecText::parse(spec, "distribution");
+  const SourceEntry& entry = find_source(text.name);
+  std::optional<std::string> label;
+  for (auto it = text.args.begin(); it != text.args.end(); ++it) {
+    if (it->first != "label") continue;
+    label = it->second;
+    text.args.erase(it);
+    break;
+  }
+  std::vector<SourceSpec> out;
+  if (entry.expand != nullptr) {
+    out = entry.expand(text, ctx);
+  } else {
+    out.push_back({text.canonical(), text.canonical()});
+  }
+  if (label) {
+    for (SourceSpec& s : out) {
+      std::string l = *label;
+      for (std::size_t at = l.find("{}"); at != std::string::npos; at = l.find("{}", at + s.label.size()))
+        l.replace(at, 2, s.label);
+      s.label = std::move(l);
+    }
+  }
+  return out;
 }
 
 }  // namespace sqb
