@@ -295,6 +295,37 @@ TEST_CASE("qat: trained levels get the summed gradient of their weights (by hand
   CHECK(fin[0].weights.values[1] == fin[0].levels[0][0]);
 }
 
+TEST_CASE("qat: with trained levels every weight goes to its block's nearest current level", "[task][qat]") {
+  // The transform puts every weight on level 0 (an assignment rule other than nearest); with qat=levels the
+  // forward pass uses each latent weight's nearest trained level instead, from the first step on.
+  ModelSpec spec;
+  spec.inputs = 3;
+  spec.hidden = {};
+  spec.classes = 2;
+  Mlp m = sqb::task::init_mlp(spec, 0);
+  m.weights[0].values = {0.3f, -0.2f, 0.6f, -0.7f, 0.1f, -0.05f};
+  const sqb::task::WeightTransform t = [](const sqb::task::TransformCall&, const sqb::Tensor& w) {
+    FakeQuant fq;
+    fq.weights = w;
+    fq.blocks = {sqb::Block{0, 3}, sqb::Block{3, 3}};
+    fq.levels = {{-0.5f, 0.5f}, {-0.25f, 0.0f, 0.25f}};
+    fq.codes.assign(w.size(), 0);
+    for (std::size_t i = 0; i < w.size(); ++i)
+      fq.weights.values[i] = fq.levels[i / 3][0];
+    return fq;
+  };
+  sqb::task::QatOptions q;
+  q.train_levels = true;
+  q.redesign = 0;
+  sqb::task::detail::Trainer trainer(m, q.train, &q, &t);
+  arma::fmat x(3, 1, arma::fill::ones);
+  const std::vector<std::uint8_t> label{1};
+  trainer.step(x, label);
+  const auto used = trainer.used_weights(0);
+  const std::vector<float> expect{0.5f, -0.5f, 0.5f, -0.25f, 0.0f, 0.0f};
+  CHECK(same_bytes(std::vector<float>(used.begin(), used.end()), expect));
+}
+
 TEST_CASE("qat: the transform runs before every step, redesigning every M steps", "[task][qat]") {
   const sqb::task::Dataset data = synthetic(10, 3, 3, 1);
   ModelSpec spec;

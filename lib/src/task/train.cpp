@@ -12,9 +12,11 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <algorithm>
 #include <numeric>
 #include <string>
 
+#include "sqb/codebook.hpp"
 #include "sqb/error.hpp"
 #include "task/trainer.hpp"
 
@@ -251,6 +253,28 @@ void Trainer::clip_gradients(std::size_t layer) {
   }
 }
 
+void Trainer::assign_to_levels(QatLayer& q, std::span<const float> latent) {
+  std::vector<std::uint32_t> order;
+  std::vector<float> sorted;
+  std::vector<std::uint16_t> codes;
+  for (std::size_t b = 0; b + 1 < q.level_offset.size(); ++b) {
+    const std::size_t first = q.level_offset[b], k = q.level_offset[b + 1] - first;
+    order.resize(k);
+    std::iota(order.begin(), order.end(), 0u);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::uint32_t i, std::uint32_t j) { return q.levels[first + i] < q.levels[first + j]; });
+    sorted.resize(k);
+    for (std::size_t i = 0; i < k; ++i)
+      sorted[i] = q.levels[first + order[i]];
+    const Codebook cb = Codebook::nearest(sorted);
+    const Block& blk = q.fq.blocks[b];
+    codes.resize(blk.length);
+    encode(cb, latent.subspan(blk.offset, blk.length), std::span<std::uint16_t>(codes));
+    for (std::size_t i = 0; i < blk.length; ++i)
+      q.flat_code[blk.offset + i] = static_cast<std::uint32_t>(first + order[codes[i]]);
+  }
+}
+
 double Trainer::step(const arma::fmat& x, std::span<const std::uint8_t> labels) {
   const bool qat = qat_ != nullptr;
   if (qat) {
@@ -258,7 +282,11 @@ double Trainer::step(const arma::fmat& x, std::span<const std::uint8_t> labels) 
       transform_all(redesign_due());
     } else {
       if (redesign_due()) transform_all(true);
-      for (QatLayer& q : qat_layers_) {
+      for (std::size_t l = 0; l < qat_layers_.size(); ++l) {
+        QatLayer& q = qat_layers_[l];
+        // The weights follow the trained levels: each goes to its block's nearest level before the forward
+        // pass (otherwise the STE's updates of the latent weights would never reach it).
+        assign_to_levels(q, model_.weights[l].values);
         float* wq = q.fq.weights.values.data();
         for (std::size_t i = 0; i < q.flat_code.size(); ++i)
           wq[i] = q.levels[q.flat_code[i]];

@@ -73,6 +73,8 @@ class Trainer {
   FakeQuant call_transform(std::size_t layer, const Tensor& latent, bool redesign);
   bool redesign_due() const;
   void clip_gradients(std::size_t layer);
+  // Trained levels: every latent weight of `q` goes to its block's nearest current level (flat_code).
+  static void assign_to_levels(QatLayer& q, std::span<const float> latent);
 
   Mlp& model_;
   TrainOptions options_;
