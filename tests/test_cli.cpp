@@ -158,11 +158,24 @@ TEST_CASE("README's column table is the column schema's (sqbench columns)", "[cl
   const auto a = readme.find(begin), b = readme.find(end);
   REQUIRE(a != std::string::npos);
   REQUIRE(b != std::string::npos);
-  INFO("regenerate the README block between the markers from `build/experiments/sqbench columns`");
+  INFO("regenerate the README block between the markers: scripts/readme_blocks");
   CHECK(readme.substr(a + begin.size(), b - a - begin.size()) == sqb::column_table_markdown());
   const sqbtest::Outcome o = sqbtest::run_cli("columns", false);
   CHECK(o.status == 0);
   CHECK(o.output == sqb::column_table_markdown());
+}
+
+TEST_CASE("README's sqbench list block is what sqbench list prints", "[cli]") {
+  const std::string readme = sqbtest::slurp(fs::path(SQB_SOURCE_DIR) / "README.md");
+  const std::string marker = "<!-- sqbench list -->\n```\n";
+  const auto a = readme.find(marker);
+  REQUIRE(a != std::string::npos);
+  const auto b = readme.find("```\n", a + marker.size());
+  REQUIRE(b != std::string::npos);
+  const sqbtest::Outcome o = sqbtest::run_cli("list", false);
+  REQUIRE(o.status == 0);
+  INFO("regenerate the README's generated blocks: scripts/readme_blocks");
+  CHECK(readme.substr(a + marker.size(), b - a - marker.size()) == o.output);
 }
 
 TEST_CASE("column schema: every name once, unknown names are errors listing the columns", "[columns]") {
