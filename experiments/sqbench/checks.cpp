@@ -22,18 +22,6 @@ bool is_key_column(const std::string& column) {
   return std::find(keys.begin(), keys.end(), column) != keys.end();
 }
 
-// The alternatives of a where value: "a|b|c" -> a, b, c.
-std::vector<std::string> alternatives(const std::string& value) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t bar = value.find('|', start);
-    out.push_back(value.substr(start, bar == std::string::npos ? std::string::npos : bar - start));
-    if (bar == std::string::npos) return out;
-    start = bar + 1;
-  }
-}
-
 // At most `limit` values, then how many there are in all (a glob over a folder of tensors has hundreds).
 std::string list_some(const std::vector<std::string>& values, std::size_t limit = 20) {
   if (values.size() <= limit) return join(values);
@@ -154,7 +142,7 @@ void check_where(const std::vector<Where>& where, const CsvTable& t, RowsKind ki
   for (const Where& w : where) {
     const auto c = t.column(w.column);
     if (!c || !is_key_column(w.column)) continue;  // a missing column is reported by the caller's checks
-    for (const std::string& v : alternatives(w.value)) {
+    for (const std::string& v : split_alternatives(w.value)) {
       if (!select_rows(t, {Where{w.column, v}}, prefix).empty()) continue;
       throw sqb::Error(prefix + " " + w.column + "=" + w.value + ": no " + rows_noun(kind, false) + " has " +
                        w.column + " '" + v +

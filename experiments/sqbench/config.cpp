@@ -128,17 +128,6 @@ void check_id(const Reporter& r, const std::string& section, const std::string& 
 
 }  // namespace
 
-std::string text_hash(std::string_view text) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (const unsigned char c : text) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
-
 std::optional<Agg> agg_named(const std::string& name) {
   static const std::map<std::string, Agg> aggs = {{"none", Agg::none},
                                                   {"mean", Agg::mean},

@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "sqb/spec.hpp"
+
 namespace sqbench {
 
 /// One sweep: every combination of the listed values is a cell. A sweep lists either distributions (tensors
@@ -100,8 +102,8 @@ struct Config {
   std::vector<PlotSpec> plots;
 };
 
-/// FNV-1a 64-bit hash of `text` as 16 lowercase hex digits.
-std::string text_hash(std::string_view text);
+/// FNV-1a 64-bit hash of `text` as 16 lowercase hex digits (sqb/spec.hpp).
+using sqb::text_hash;
 
 /// What a config is loaded for: a run needs at least one [sweep]; re-rendering (`sqbench render --config`)
 /// uses only the [table.*] and [plot.*] sections, so a config of those alone is fine there.

@@ -55,18 +55,6 @@ std::string axis_label(const std::string& column) {
 
 namespace {
 
-// "a|b|c" -> a, b, c (a where value's alternatives).
-std::vector<std::string> split_alternatives(const std::string& value) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t bar = value.find('|', start);
-    out.push_back(value.substr(start, bar == std::string::npos ? std::string::npos : bar - start));
-    if (bar == std::string::npos) return out;
-    start = bar + 1;
-  }
-}
-
 // Equal as text, or as numbers (as where filters compare).
 bool same_field(const std::string& a, const std::string& b) {
   if (a == b) return true;

@@ -33,6 +33,18 @@ inline std::vector<std::string> split_list(const std::string& text) {
 }
 
 /// The median of sorted, non-empty values (the mean of the middle two for an even count).
+// The alternatives of a where value: "a|b|c" -> a, b, c.
+inline std::vector<std::string> split_alternatives(const std::string& value) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t bar = value.find('|', start);
+    out.push_back(value.substr(start, bar == std::string::npos ? std::string::npos : bar - start));
+    if (bar == std::string::npos) return out;
+    start = bar + 1;
+  }
+}
+
 inline double median_of_sorted(const std::vector<double>& v) {
   const std::size_t m = v.size() / 2;
   return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);

@@ -994,6 +994,46 @@ void write(const std::filesystem::path& path, std::span<const std::size_t> shape
   write_any(path, shape, values, format);
 }
 
+namespace {
+
+// hwio: the laid-out axes (out, in, s_0 .. s_{r-3}), PyTorch's order, come from the source axes (r-1, r-2,
+// 0 .. r-3) of a C-order array of `shape` (rank >= 2). Calls f(pos, src) for every laid-out position pos, in
+// order, with the flat source index src it takes its value from.
+template <class F>
+void for_each_hwio(std::span<const std::size_t> shape, F&& f) {
+  const std::size_t nd = shape.size();
+  std::vector<std::size_t> perm;  // perm[k] = source axis of destination axis k
+  perm.push_back(nd - 1);
+  perm.push_back(nd - 2);
+  for (std::size_t k = 0; k + 2 < nd; ++k)
+    perm.push_back(k);
+  std::vector<std::size_t> src_stride(nd, 1);
+  for (std::size_t k = nd; k-- > 1;)
+    src_stride[k - 1] = src_stride[k] * shape[k];
+  std::vector<std::size_t> dshape(nd), dstride(nd);
+  std::size_t count = 1;
+  for (std::size_t k = 0; k < nd; ++k) {
+    dshape[k] = shape[perm[k]];
+    dstride[k] = src_stride[perm[k]];
+    count *= shape[k];
+  }
+  std::vector<std::size_t> idx(nd, 0);
+  std::size_t src = 0;
+  for (std::size_t pos = 0; pos < count; ++pos) {
+    f(pos, src);
+    for (std::size_t k = nd; k-- > 0;) {  // C-order odometer over the destination
+      if (++idx[k] < dshape[k]) {
+        src += dstride[k];
+        break;
+      }
+      src -= (dshape[k] - 1) * dstride[k];
+      idx[k] = 0;
+    }
+  }
+}
+
+}  // namespace
+
 Tensor to_tensor(std::span<const std::size_t> shape, std::span<const float> values, Layout layout,
                  std::string_view what) {
   std::size_t count = 1;
@@ -1014,34 +1054,8 @@ Tensor to_tensor(std::span<const std::size_t> shape, std::span<const float> valu
     const std::size_t rows = nd == 0 ? 1 : (nd == 1 ? 1 : shape[0]);
     return Tensor(rows, count / rows, std::vector<float>(values.begin(), values.end()));
   }
-  // hwio: source axes (s_0 .. s_{r-3}, in, out) -> (out, in, s_0 .. s_{r-3}), PyTorch's order.
-  std::vector<std::size_t> perm;  // perm[k] = source axis of destination axis k
-  perm.push_back(nd - 1);
-  perm.push_back(nd - 2);
-  for (std::size_t k = 0; k + 2 < nd; ++k)
-    perm.push_back(k);
-  std::vector<std::size_t> src_stride(nd, 1);
-  for (std::size_t k = nd; k-- > 1;)
-    src_stride[k - 1] = src_stride[k] * shape[k];
-  std::vector<std::size_t> dshape(nd), dstride(nd);
-  for (std::size_t k = 0; k < nd; ++k) {
-    dshape[k] = shape[perm[k]];
-    dstride[k] = src_stride[perm[k]];
-  }
-  Tensor t(dshape[0], count / dshape[0]);
-  std::vector<std::size_t> idx(nd, 0);
-  std::size_t src = 0;
-  for (std::size_t pos = 0; pos < count; ++pos) {
-    t.values[pos] = values[src];
-    for (std::size_t k = nd; k-- > 0;) {  // C-order odometer over the destination
-      if (++idx[k] < dshape[k]) {
-        src += dstride[k];
-        break;
-      }
-      src -= (dshape[k] - 1) * dstride[k];
-      idx[k] = 0;
-    }
-  }
+  Tensor t(shape[nd - 1], count / shape[nd - 1]);
+  for_each_hwio(shape, [&](std::size_t pos, std::size_t src) { t.values[pos] = values[src]; });
   return t;
 }
 
@@ -1059,34 +1073,8 @@ std::vector<float> from_tensor(std::span<const std::size_t> shape, std::span<con
     if (layout != Layout::rows && nd < 2) to_tensor(shape, laid_out, layout, "from_tensor");  // throws
     return std::vector<float>(laid_out.begin(), laid_out.end());
   }
-  // hwio: destination (laid-out) axes (out, in, s_0 .. s_{r-3}) come from source axes (r-1, r-2, 0 .. r-3).
-  std::vector<std::size_t> perm;
-  perm.push_back(nd - 1);
-  perm.push_back(nd - 2);
-  for (std::size_t k = 0; k + 2 < nd; ++k)
-    perm.push_back(k);
-  std::vector<std::size_t> src_stride(nd, 1);
-  for (std::size_t k = nd; k-- > 1;)
-    src_stride[k - 1] = src_stride[k] * shape[k];
-  std::vector<std::size_t> dshape(nd), dstride(nd);
-  for (std::size_t k = 0; k < nd; ++k) {
-    dshape[k] = shape[perm[k]];
-    dstride[k] = src_stride[perm[k]];
-  }
   std::vector<float> out(count);
-  std::vector<std::size_t> idx(nd, 0);
-  std::size_t src = 0;
-  for (std::size_t pos = 0; pos < count; ++pos) {
-    out[src] = laid_out[pos];
-    for (std::size_t k = nd; k-- > 0;) {  // the same C-order odometer over the destination as to_tensor
-      if (++idx[k] < dshape[k]) {
-        src += dstride[k];
-        break;
-      }
-      src -= (dshape[k] - 1) * dstride[k];
-      idx[k] = 0;
-    }
-  }
+  for_each_hwio(shape, [&](std::size_t pos, std::size_t src) { out[src] = laid_out[pos]; });
   return out;
 }
 

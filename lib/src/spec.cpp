@@ -2,6 +2,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <sstream>
 
@@ -208,6 +210,17 @@ bool Params::is(std::string_view name, std::string_view word) const {
 
 void Params::fail(std::string_view name, std::string_view message) const {
   throw Error(context_ + ": parameter '" + std::string(name) + "' " + std::string(message));
+}
+
+std::string text_hash(std::string_view text) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (const unsigned char c : text) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
 }
 
 }  // namespace sqb

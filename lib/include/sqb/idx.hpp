@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <span>
 #include <string_view>
+#include <string>
 #include <vector>
 
 namespace sqb::idx {
@@ -45,5 +46,8 @@ Array parse(std::span<const unsigned char> bytes, std::string_view name,
 /// Reads and parses a file. `path` must name a regular file (or a link to one): a folder, FIFO or device is
 /// an Error, as is a file larger than `max_bytes`. Throws Error "<path>: <reason>".
 Array read(const std::filesystem::path& path, std::size_t max_bytes = kDefaultMaxBytes);
+
+/// An Array's dimensions as text: "60000 x 28 x 28".
+std::string dims_text(const std::vector<std::size_t>& dims);
 
 }  // namespace sqb::idx

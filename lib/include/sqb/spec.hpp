@@ -86,4 +86,7 @@ std::optional<double> parse_number(std::string_view text);
 /// otherwise.
 std::optional<std::int64_t> parse_integer(std::string_view text);
 
+/// FNV-1a 64 of `text` as 16 lowercase hex digits: how config texts and float-model keys are named.
+std::string text_hash(std::string_view text);
+
 }  // namespace sqb

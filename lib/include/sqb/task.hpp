@@ -385,8 +385,8 @@ std::vector<Tensor> fisher_diagonal(const Mlp& model, const Dataset& data);
 
 /// The text a float model is cached under: the task spec's canonical text plus " seed=S".
 std::string model_key(const TaskSpec& spec, std::uint64_t seed);
-/// FNV-1a 64 of `text` as 16 lowercase hex digits.
-std::string text_hash(std::string_view text);
+/// FNV-1a 64 of `text` as 16 lowercase hex digits (sqb/spec.hpp).
+using sqb::text_hash;
 
 /// Writes `dir`/layer<l>.weight.npy ([out, in] float32), layer<l>.bias.npy (with bias) and last model.txt
 /// (key, hash, layer shapes), each atomically, creating `dir`; an existing model.txt is removed first, so a

@@ -12,15 +12,6 @@ namespace sqb::task {
 
 namespace {
 
-std::string dims_text(const std::vector<std::size_t>& dims) {
-  std::string s;
-  for (std::size_t i = 0; i < dims.size(); ++i) {
-    if (i) s += " x ";
-    s += std::to_string(dims[i]);
-  }
-  return s;
-}
-
 // `<dir>/<name>.gz`, else `<dir>/<name>`; a missing pair names both paths and where the files come from.
 std::filesystem::path find_one(const std::filesystem::path& dir, std::string_view name) {
   const std::filesystem::path gz = dir / (std::string(name) + ".gz");
@@ -69,11 +60,11 @@ Dataset make_dataset(const idx::Array& images, std::string_view images_name, con
   const std::string in(images_name), ln(labels_name);
   if (images.dims.size() != 3) {
     throw Error(in + ": the images file has rank " + std::to_string(images.dims.size()) + " (" +
-                dims_text(images.dims) + "); images must have rank 3 (count x height x width)");
+                idx::dims_text(images.dims) + "); images must have rank 3 (count x height x width)");
   }
   if (labels.dims.size() != 1) {
     throw Error(ln + ": the labels file has rank " + std::to_string(labels.dims.size()) + " (" +
-                dims_text(labels.dims) + "); labels must have rank 1 (count)");
+                idx::dims_text(labels.dims) + "); labels must have rank 1 (count)");
   }
   if (labels.dims[0] != images.dims[0]) {
     throw Error(ln + ": " + std::to_string(labels.dims[0]) + " labels for " + std::to_string(images.dims[0]) +

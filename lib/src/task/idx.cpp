@@ -51,15 +51,6 @@ std::string type_description(unsigned char code) {
   }
 }
 
-std::string dims_text(const std::vector<std::size_t>& dims) {
-  std::string s;
-  for (std::size_t i = 0; i < dims.size(); ++i) {
-    if (i) s += " x ";
-    s += std::to_string(dims[i]);
-  }
-  return s;
-}
-
 // Validates what there is of the header so far. Returns the header length (4 + 4 R) once the first four
 // bytes are known, 0 before that.
 class HeaderCheck {
@@ -278,6 +269,15 @@ Array read(const std::filesystem::path& path, std::size_t max_bytes) {
   if (static_cast<std::size_t>(in.gcount()) != bytes.size())
     throw Error(name + ": read error (file changed while reading?)");
   return parse(bytes, name, max_bytes);
+}
+
+std::string dims_text(const std::vector<std::size_t>& dims) {
+  std::string s;
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (i) s += " x ";
+    s += std::to_string(dims[i]);
+  }
+  return s;
 }
 
 }  // namespace sqb::idx

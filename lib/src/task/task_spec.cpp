@@ -177,15 +177,4 @@ std::string model_key(const TaskSpec& spec, std::uint64_t seed) {
   return spec.canonical() + " seed=" + std::to_string(seed);
 }
 
-std::string text_hash(std::string_view text) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (const unsigned char c : text) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
-
 }  // namespace sqb::task
