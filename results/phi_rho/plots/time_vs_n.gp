@@ -35,8 +35,8 @@ plot 'time_vs_n.dat' index 0 using 1:2 with linespoints lw 2 ps 1.1 title "cosin
      'time_vs_n.dat' index 4 using 1:2 with linespoints lw 2 ps 1.1 title "kmeans init=kmeans++ max_iter=1000000 tol=0", \
      'time_vs_n.dat' index 5 using 1:2 with linespoints lw 2 ps 1.1 title "lloyd_max", \
      'time_vs_n.dat' index 6 using 1:2 with linespoints lw 2 ps 1.1 title "uniform", \
-     2.275e-06*(x/1000) with lines dt 2 lw 1.5 lc rgb '#444444' title "slope 1 guide (O(N))", \
-     2.275e-06*(x*log(x))/(1000*log(1000)) with lines dt 4 lw 1.5 lc rgb '#888888' title "N log N guide"
+     2.425e-06*(x/1000) with lines dt 2 lw 1.5 lc rgb '#444444' title "slope 1 guide (O(N))", \
+     2.425e-06*(x*log(x))/(1000*log(1000)) with lines dt 4 lw 1.5 lc rgb '#888888' title "N log N guide"
 set terminal svg size 1000,758 dynamic enhanced font 'DejaVu Sans,11'
 set output 'time_vs_n.svg'
 replot
