@@ -196,10 +196,12 @@ TEST_CASE("bad configs, .npy files and data: exit 2, a message naming the file a
            npy(raw_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", four),
                npy_config(" layout=oihw"))},
       // Task sweeps.
-      Case{"task: an unknown mode", "c.ini:3: key 'sweep.mode': 'int8' is not a mode; valid modes: fp32|ptq|qat",
+      Case{"task: an unknown mode",
+           "c.ini:3: key 'sweep.mode': 'int8' is not a mode; valid modes: fp32|ptq|qat",
            ini(task_config("fashion_mnist", "fp32, int8"))},
-      Case{"task: an unknown task", "c.ini:2: key 'sweep.task': task \"cifar10\": unknown task 'cifar10'; valid "
-                                    "tasks: fashion_mnist",
+      Case{"task: an unknown task",
+           "c.ini:2: key 'sweep.task': task \"cifar10\": unknown task 'cifar10'; valid "
+           "tasks: fashion_mnist",
            ini(task_config("cifar10"))},
       Case{"task: a bad QAT setting",
            "c.ini:2: key 'sweep.task': task \"fashion_mnist ste=straight\": parameter 'ste' must be one of "
@@ -214,7 +216,8 @@ TEST_CASE("bad configs, .npy files and data: exit 2, a message naming the file a
            ini(task_config("fashion_mnist qat_epochs=0"))},
       Case{"task: both task and distribution",
            "c.ini:3: key 'sweep.task': a sweep lists either distribution or task, not both (use two sweeps)",
-           ini("[sweep]\ndistribution = gaussian\ntask = fashion_mnist\nmode = ptq\nquantizer = cosine\nbits = 4\n")},
+           ini("[sweep]\ndistribution = gaussian\ntask = fashion_mnist\nmode = ptq\nquantizer = cosine\nbits "
+               "= 4\n")},
       Case{"task: neither task nor distribution",
            "c.ini: [sweep]: missing key 'distribution' (tensors to quantize) or 'task' (a network to train, "
            "quantize and evaluate): a sweep needs one of them",
@@ -229,7 +232,8 @@ TEST_CASE("bad configs, .npy files and data: exit 2, a message naming the file a
            "c.ini:2: key 'sweep.mode': mode applies to task sweeps (task = ...), not to distributions",
            ini("[sweep]\nmode = ptq\n" + kSweep.substr(8))},
       Case{"task: data=DIR without the dataset",
-           "c.ini: [sweep] task: task \"fashion_mnist data=mnist\": DIR/mnist/train-images-idx3-ubyte.gz: no such "
+           "c.ini: [sweep] task: task \"fashion_mnist data=mnist\": DIR/mnist/train-images-idx3-ubyte.gz: no "
+           "such "
            "file (nor DIR/mnist/train-images-idx3-ubyte); a dataset folder holds MNIST's four files "
            "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte "
            "(each plain or .gz), as Fashion-MNIST from the Debian package dataset-fashion-mnist in "
@@ -417,16 +421,19 @@ TEST_CASE("tables, plots and memory are checked against the planned cells before
           "memory: max_memory that is not a size", "max_memory = lots\n" + kSlowFirst,
           "key 'max_memory': 'lots' must be a size in bytes, with an optional K, M, G or T (binary: 1K = "
           "1024), e.g. max_memory = 8G"},
-      PreRunCase{"task: a per-layer text column as a plot's y",
-                 kTaskSweep + "[plot.p]\nx = bits\ny = layer_sqnr_db\nwhere = mode=ptq\n",
-                 "[plot.p] key 'y': column 'layer_sqnr_db' holds text ('layer values'), not numbers: y must be a "
-                 "number"},
-      PreRunCase{"task: a mistyped mode in a where filter",
-                 kTaskSweep + "[table.t]\nrows = quantizer\ncols = bits\nvalue = accuracy\nwhere = mode=qta\n",
-                 "[table.t] where mode=qta: no planned cell has mode 'qta'; the values are: fp32, fp32_ft, ptq"},
-      PreRunCase{"task: an hline that selects no planned cell",
-                 kTaskSweep + "[plot.p]\nx = bits\ny = accuracy\nwhere = mode=ptq\nhline = mode=qat\n",
-                 "[plot.p] hline mode=qat: no planned cell has mode 'qat'; the values are: fp32, fp32_ft, ptq"},
+      PreRunCase{
+          "task: a per-layer text column as a plot's y",
+          kTaskSweep + "[plot.p]\nx = bits\ny = layer_sqnr_db\nwhere = mode=ptq\n",
+          "[plot.p] key 'y': column 'layer_sqnr_db' holds text ('layer values'), not numbers: y must be a "
+          "number"},
+      PreRunCase{
+          "task: a mistyped mode in a where filter",
+          kTaskSweep + "[table.t]\nrows = quantizer\ncols = bits\nvalue = accuracy\nwhere = mode=qta\n",
+          "[table.t] where mode=qta: no planned cell has mode 'qta'; the values are: fp32, fp32_ft, ptq"},
+      PreRunCase{
+          "task: an hline that selects no planned cell",
+          kTaskSweep + "[plot.p]\nx = bits\ny = accuracy\nwhere = mode=ptq\nhline = mode=qat\n",
+          "[plot.p] hline mode=qat: no planned cell has mode 'qat'; the values are: fp32, fp32_ft, ptq"},
       PreRunCase{"kmeans_optimal: a block over max_table_gib",
                  kSlowFirst + "[sweep.c]\nquantizer = kmeans_optimal max_table_gib=0.001\ndistribution = "
                               "gaussian\nn = 200000\nk = 256\n",
@@ -439,7 +446,8 @@ TEST_CASE("tables, plots and memory are checked against the planned cells before
                  "cell starts)"});
   if (c.config.find("task = fashion_mnist") != std::string::npos &&
       !fs::exists(fs::path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"))) {
-    WARN("SKIPPED: " << c.label << ": Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
+    WARN("SKIPPED: " << c.label
+                     << ": Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
     return;
   }
   ScratchDir dir;

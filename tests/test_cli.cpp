@@ -185,8 +185,8 @@ TEST_CASE("column schema: every name once, unknown names are errors listing the 
     CHECK(sqb::column_named(c.name) == c.id);
     CHECK_FALSE(c.meaning.empty());
   }
-  CHECK_THROWS_WITH(sqb::column_named("sqnr"), Catch::Contains("unknown result column 'sqnr'") &&
-                                                   Catch::Contains("sqnr_db"));
+  CHECK_THROWS_WITH(sqb::column_named("sqnr"),
+                    Catch::Contains("unknown result column 'sqnr'") && Catch::Contains("sqnr_db"));
   CHECK(sqb::column_info(sqb::Col::sqnr_db).better == sqb::Better::higher);
   CHECK(sqb::column_info(sqb::Col::mse).better == sqb::Better::lower);
   CHECK(sqb::column_info(sqb::Col::iterations).better == sqb::Better::none);

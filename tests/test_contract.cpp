@@ -222,7 +222,8 @@ TEST_CASE("quantize_into with reuse_design encodes new data with the codebooks o
   CHECK_THROWS_WITH(sqb::quantize_into(b, *q, opt, fresh), Catch::Contains("reuse_design"));
 }
 
-TEST_CASE("threads: every strategy gives bit-identical results for every thread count", "[contract][threads]") {
+TEST_CASE("threads: every strategy gives bit-identical results for every thread count",
+          "[contract][threads]") {
   const std::string name = GENERATE(from_range(registry_names()));
   // 37 rows of 301: more blocks than threads, and a tensor-granularity run whose one long block is encoded
   // in chunks by several threads.
@@ -232,8 +233,8 @@ TEST_CASE("threads: every strategy gives bit-identical results for every thread 
     if (!run(name, 16, t, sqb::Granularity::parse(g), one, 9)) return;
     for (const int threads : {2, 3, 8}) {
       INFO(name << " " << g << " threads=" << threads);
-      const sqb::Quantized many =
-          sqb::quantize(t, name, 16, {.granularity = sqb::Granularity::parse(g), .seed = 9, .threads = threads});
+      const sqb::Quantized many = sqb::quantize(
+          t, name, 16, {.granularity = sqb::Granularity::parse(g), .seed = 9, .threads = threads});
       REQUIRE(many.designs.size() == one.designs.size());
       for (std::size_t i = 0; i < one.designs.size(); ++i)
         CHECK(many.designs[i].codebook == one.designs[i].codebook);

@@ -469,10 +469,11 @@ TEST_CASE("the README's export walkthrough runs as written", "[export][numpy][re
   TempDir dir;
   // The export the README shows, from the shipped checkpoint, into the folder the snippet reads.
   const fs::path data = fs::path(SQB_SOURCE_DIR) / "tests" / "data" / "tiny_model.safetensors";
-  const Outcome e = run_cli("export nf4 --input " + data.string() +
-                            " --tensor layers.0.mlp.up_proj.weight --layout auto --bits 4 --granularity group:64 "
-                            "--pack --out " +
-                            (dir.path / "up_nf4").string());
+  const Outcome e =
+      run_cli("export nf4 --input " + data.string() +
+              " --tensor layers.0.mlp.up_proj.weight --layout auto --bits 4 --granularity group:64 "
+              "--pack --out " +
+              (dir.path / "up_nf4").string());
   INFO(e.output);
   REQUIRE(e.status == 0);
   dir.write("unpack.py", script);

@@ -12,8 +12,8 @@
 #include <thread>
 
 #include "cli_helpers.hpp"
-#include "sqb/columns.hpp"
 #include "csv.hpp"
+#include "sqb/columns.hpp"
 
 using namespace sqbtest;
 
@@ -109,8 +109,9 @@ pid_t spawn(const std::vector<std::string>& args) {
 
 }  // namespace
 
-TEST_CASE("same config and seeds give identical results apart from timings, also with --jobs 2 and --threads 3",
-          "[harness]") {
+TEST_CASE(
+    "same config and seeds give identical results apart from timings, also with --jobs 2 and --threads 3",
+    "[harness]") {
   TempDir dir;
   const fs::path cfg = dir.write("tiny.ini", kTiny);
   const Outcome a = run_cli("run " + cfg.string() + " --quiet --out " + (dir.path / "a").string());
@@ -119,7 +120,8 @@ TEST_CASE("same config and seeds give identical results apart from timings, also
   REQUIRE(b.status == 0);
   CHECK(quality_part(dir.path / "a" / "results.csv") == quality_part(dir.path / "b" / "results.csv"));
   // --threads: each cell's blocks in parallel, the same numbers; the threads column says how many.
-  const Outcome c = run_cli("run " + cfg.string() + " --quiet --threads 3 --out " + (dir.path / "c").string());
+  const Outcome c =
+      run_cli("run " + cfg.string() + " --quiet --threads 3 --out " + (dir.path / "c").string());
   REQUIRE(c.status == 0);
   CHECK(quality_part(dir.path / "a" / "results.csv") == quality_part(dir.path / "c" / "results.csv"));
   const sqbench::CsvTable tc = sqbench::read_csv(dir.path / "c" / "results.csv");

@@ -232,8 +232,8 @@ TEST_CASE("a task sweep runs every mode far above chance, trains each float mode
   }
   {  // Two shards (each training its own float models) merged give the same results.
     for (const char* s : {"0/2", "1/2"}) {
-      o = run_cli("run " + config.string() + " --out " + (dir.path / ("shard" + std::string(1, s[0]))).string() +
-                  " --shard " + s + " --quiet");
+      o = run_cli("run " + config.string() + " --out " +
+                  (dir.path / ("shard" + std::string(1, s[0]))).string() + " --shard " + s + " --quiet");
       INFO(o.output);
       REQUIRE(o.status == 0);
     }
@@ -249,8 +249,10 @@ TEST_CASE("spread = std: mean ± sample standard deviation over the seeds, to th
           "[task-sweep][table]") {
   sqbench::CsvTable t;
   t.header = {"quantizer", "bits", "seed", "accuracy", "mse"};
-  t.rows = {{"a", "2", "0", "88.1", "1.5e-05"}, {"a", "2", "1", "88.4", "1.7e-05"},
-            {"a", "2", "2", "88.7", "1.6e-05"}, {"b", "2", "0", "80", "3e-05"}};
+  t.rows = {{"a", "2", "0", "88.1", "1.5e-05"},
+            {"a", "2", "1", "88.4", "1.7e-05"},
+            {"a", "2", "2", "88.7", "1.6e-05"},
+            {"b", "2", "0", "80", "3e-05"}};
   sqbench::TableSpec spec;
   spec.id = "t";
   spec.rows = "quantizer";
@@ -268,7 +270,8 @@ TEST_CASE("spread = std: mean ± sample standard deviation over the seeds, to th
              Contains("$\\mathbf{88.4 \\pm 0.3}$"));
   spec.value = "mse";  // scientific: (mean ± std) x 10^e; std 1e-6
   spec.best = "none";
-  CHECK_THAT(sqbench::render_table(t, spec, sqbench::TableFormat::md, prov), Contains("| a | (1.60 ± 0.10)e-5 |"));
+  CHECK_THAT(sqbench::render_table(t, spec, sqbench::TableFormat::md, prov),
+             Contains("| a | (1.60 ± 0.10)e-5 |"));
   CHECK_THAT(sqbench::render_table(t, spec, sqbench::TableFormat::latex, prov),
              Contains("$(1.60 \\pm 0.10)\\times 10^{-5}$"));
   // Without it, the table is the plain mean, as before.
@@ -276,18 +279,21 @@ TEST_CASE("spread = std: mean ± sample standard deviation over the seeds, to th
   CHECK_THAT(sqbench::render_table(t, spec, sqbench::TableFormat::md, prov), Contains("| a | 1.60e-5 |"));
   // Only means have a standard deviation.
   TempDir dir;
-  const fs::path c = dir.write(
-      "c.ini", "[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 100\nk = 4\n[table.t]\nrows = "
-               "quantizer\ncols = k\nvalue = mse\nspread = std\nagg = median\n");
+  const fs::path c =
+      dir.write("c.ini",
+                "[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 100\nk = 4\n[table.t]\nrows = "
+                "quantizer\ncols = k\nvalue = mse\nspread = std\nagg = median\n");
   CHECK_THROWS_WITH(sqbench::load_config(c), Contains("[table.t]: spread = std shows mean ± std") &&
                                                  Contains("use agg = none or mean"));
 }
 
-TEST_CASE("dash splits each series by a column's values; hline draws the y of matching rows", "[task-sweep][plot]") {
+TEST_CASE("dash splits each series by a column's values; hline draws the y of matching rows",
+          "[task-sweep][plot]") {
   sqbench::CsvTable t;
   t.header = {"quantizer", "mode", "bits", "seed", "accuracy"};
-  t.rows = {{"none", "fp32", "32", "0", "88"},  {"none", "fp32", "32", "1", "89"}, {"q", "ptq", "2", "0", "50"},
-            {"q", "ptq", "4", "0", "80"},       {"q", "qat", "2", "0", "70"},      {"q", "qat", "4", "0", "85"},
+  t.rows = {{"none", "fp32", "32", "0", "88"}, {"none", "fp32", "32", "1", "89"},
+            {"q", "ptq", "2", "0", "50"},      {"q", "ptq", "4", "0", "80"},
+            {"q", "qat", "2", "0", "70"},      {"q", "qat", "4", "0", "85"},
             {"r", "qat", "4", "0", "86"}};
   sqbench::PlotSpec p;
   p.id = "p";
@@ -306,20 +312,23 @@ TEST_CASE("dash splits each series by a column's values; hline draws the y of ma
   CHECK_THAT(s.dat, Contains("# series 0: q / qat\n2 70\n4 85\n"));
   CHECK_THAT(s.dat, Contains("# series 1: q / ptq\n2 50\n4 80\n"));
   // The hline: the mean of the fp32 rows (both seeds), whatever the plot's where.
-  CHECK_THAT(s.gp, Contains("88.5 with lines dt 3 lw 2 lc rgb '#000000' title \"mode=fp32: 88.5 (mean of 2 seeds)\""));
+  CHECK_THAT(
+      s.gp,
+      Contains("88.5 with lines dt 3 lw 2 lc rgb '#000000' title \"mode=fp32: 88.5 (mean of 2 seeds)\""));
   // Without a where on the dash column, the results' order: ptq first.
   p.where.clear();
   p.where.push_back({"quantizer", "q"});
   CHECK_THAT(sqbench::plot_script(t, p, {"c", "h"}).gp, Contains("lt 1 dt 1 title \"q, ptq\""));
   // An hline must select rows.
   p.hlines = {{{"mode", "fp16"}}};
-  CHECK_THROWS_WITH(sqbench::plot_script(t, p, {"c", "h"}), Contains("hline mode=fp16: no result rows match"));
+  CHECK_THROWS_WITH(sqbench::plot_script(t, p, {"c", "h"}),
+                    Contains("hline mode=fp16: no result rows match"));
   // dash and hline are line and scatter options.
   TempDir dir;
   const std::string sweep = "[sweep]\nquantizer = cosine\ndistribution = gaussian\nn = 100\nk = 4\n";
-  CHECK_THROWS_WITH(
-      sqbench::load_config(dir.write("a.ini", sweep + "[plot.p]\nkind = bar\nx = k\ny = mse\ndash = quantizer\n")),
-      Contains("dash splits lines"));
+  CHECK_THROWS_WITH(sqbench::load_config(dir.write(
+                        "a.ini", sweep + "[plot.p]\nkind = bar\nx = k\ny = mse\ndash = quantizer\n")),
+                    Contains("dash splits lines"));
   CHECK_THROWS_WITH(
       sqbench::load_config(dir.write("b.ini", sweep + "[plot.p]\nx = k\ny = mse\nhline = quantizer\n")),
       Contains("key 'plot.p.hline'") && Contains("column=value"));

@@ -103,23 +103,28 @@ void register_scale_benchmarks() {
 void register_channel_benchmarks() {
   for (const int threads : {1, 2}) {
     const std::string name = "quantize/kmeans/channel/4096x4096/k:16/threads:" + std::to_string(threads);
-    benchmark::RegisterBenchmark(name.c_str(), [threads](benchmark::State& state) {
-      const std::size_t side = 4096;
-      const sqb::Tensor t(side, side, gaussian(side * side));
-      const auto q = sqb::make_quantizer("kmeans", {16, 0});
-      sqb::QuantizeOptions opt;
-      opt.granularity = sqb::Granularity::parse("channel");
-      opt.threads = threads;
-      opt.check_input = false;
-      opt.measure = false;
-      sqb::Quantized scratch;
-      for (auto _ : state) {
-        sqb::StageTimes times;
-        sqb::quantize_into(t, *q, opt, scratch, &times);
-        state.SetIterationTime(times.fit + times.encode);
-      }
-      state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * t.size()));
-    })->Unit(benchmark::kMillisecond)->UseManualTime()->Iterations(3);
+    benchmark::RegisterBenchmark(
+        name.c_str(),
+        [threads](benchmark::State& state) {
+          const std::size_t side = 4096;
+          const sqb::Tensor t(side, side, gaussian(side * side));
+          const auto q = sqb::make_quantizer("kmeans", {16, 0});
+          sqb::QuantizeOptions opt;
+          opt.granularity = sqb::Granularity::parse("channel");
+          opt.threads = threads;
+          opt.check_input = false;
+          opt.measure = false;
+          sqb::Quantized scratch;
+          for (auto _ : state) {
+            sqb::StageTimes times;
+            sqb::quantize_into(t, *q, opt, scratch, &times);
+            state.SetIterationTime(times.fit + times.encode);
+          }
+          state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * t.size()));
+        })
+        ->Unit(benchmark::kMillisecond)
+        ->UseManualTime()
+        ->Iterations(3);
   }
 }
 

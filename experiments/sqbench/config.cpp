@@ -26,14 +26,15 @@ constexpr std::size_t kMaxN = 2'000'000'000;  // float32 tensors of up to 8 GB
 
 const std::vector<std::string> kTopKeys = {"name",       "description", "repeats",
                                            "max_memory", "opt_ratio",   "opt_ratio_max_n"};
-const std::vector<std::string> kSweepKeys = {"quantizer",   "distribution", "task", "mode",    "n",        "k",
-                                             "bits",        "granularity",  "seed", "repeats", "opt_ratio"};
+const std::vector<std::string> kSweepKeys = {"quantizer", "distribution", "task", "mode",    "n",        "k",
+                                             "bits",      "granularity",  "seed", "repeats", "opt_ratio"};
 const std::vector<std::string> kTableKeys = {"rows", "cols",       "value", "where",  "agg",
                                              "best", "best_along", "title", "digits", "spread"};
 const std::vector<std::string> kPlotKeys = {"kind",   "x",      "y",     "series",    "agg",
                                             "logx",   "logy",   "where", "reference", "title",
                                             "xlabel", "ylabel", "dash",  "hline"};
-const std::vector<std::string> kMultiKeys = {"where", "reference", "hline"};  // table/plot keys that may repeat
+const std::vector<std::string> kMultiKeys = {"where", "reference",
+                                             "hline"};  // table/plot keys that may repeat
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
@@ -416,8 +417,9 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
           if (s.key == "n")
             r.fail(s, "n does not apply to a task sweep (it quantizes the network's weights)");
           if (s.key == "opt_ratio")
-            r.fail(s, "opt_ratio applies to tensor sweeps (a task cell reports accuracy, not the MSE of one "
-                      "tensor); a config-wide opt_ratio = 1 skips task sweeps");
+            r.fail(s,
+                   "opt_ratio applies to tensor sweeps (a task cell reports accuracy, not the MSE of one "
+                   "tensor); a config-wide opt_ratio = 1 skips task sweeps");
         }
         if (!mode_setting) {
           r.fail_section(section,
@@ -441,7 +443,8 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
         }
         require("quantizer", sw.quantizers.empty());
         if (sw.n.empty()) {
-          // File sources default to every value (n = all); make_plan refuses the default for any other source.
+          // File sources default to every value (n = all); make_plan refuses the default for any other
+          // source.
           sw.n = {sqb::kWholeFile};
           sw.n_given = false;
         }

@@ -2,10 +2,10 @@
 // Experiment configs: INI files tokenised by Boost.program_options' config-file parser, then validated key by
 // key here (so every message can name the file, line, section and key).
 //
-//   name = quick                 top level: name, description, repeats, max_memory, opt_ratio, opt_ratio_max_n
-//   [sweep] / [sweep.<id>]       one or more sweeps; every combination of a sweep's lists is a cell
-//   [table.<id>]                 tables `sqbench run` renders into tables.md / tables.tex
-//   [plot.<id>]                  plots rendered with gnuplot (PNG + SVG, with their .gp and .dat)
+//   name = quick                 top level: name, description, repeats, max_memory, opt_ratio,
+//   opt_ratio_max_n [sweep] / [sweep.<id>]       one or more sweeps; every combination of a sweep's lists is
+//   a cell [table.<id>]                 tables `sqbench run` renders into tables.md / tables.tex [plot.<id>]
+//   plots rendered with gnuplot (PNG + SVG, with their .gp and .dat)
 
 #include <cstddef>
 #include <cstdint>
@@ -27,12 +27,12 @@ struct SweepSpec {
   std::vector<std::string> distributions;  ///< canonical spec strings, as written (expanded by make_plan)
   std::vector<std::string> tasks;  ///< canonical task specs (sqb::task::parse_task_spec validated them)
   std::vector<std::string> modes;  ///< a task sweep's modes: fp32, ptq, qat (kTaskModes)
-  std::vector<std::size_t> n;              ///< {sqb::kWholeFile} (all) when the sweep has no `n`
-  bool n_given = true;                     ///< false: `n` was omitted (file sources only: make_plan)
-  std::vector<std::size_t> k;              ///< from k = ... or 2^bits for bits = ...
+  std::vector<std::size_t> n;      ///< {sqb::kWholeFile} (all) when the sweep has no `n`
+  bool n_given = true;             ///< false: `n` was omitted (file sources only: make_plan)
+  std::vector<std::size_t> k;      ///< from k = ... or 2^bits for bits = ...
   std::vector<std::string> granularities;  ///< canonical text
   std::vector<std::uint64_t> seeds;
-  int repeats = 0;  ///< timed repeats for this sweep's cells; 0 = the top-level `repeats`
+  int repeats = 0;                ///< timed repeats for this sweep's cells; 0 = the top-level `repeats`
   std::optional<bool> opt_ratio;  ///< `opt_ratio = 1|0` for this sweep; unset: the top-level setting
 };
 

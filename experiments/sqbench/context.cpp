@@ -219,8 +219,9 @@ std::string context_json(const Config& config, const RunInfo& run) {
     j << "    \"float_models_trained\": " << run.float_models_trained << ",\n";
     j << "    \"float_models_loaded\": " << run.float_models_loaded << ",\n";
     j << "    \"task_timing\": "
-      << json_string("train_s: std::chrono::steady_clock wall time of each task cell's training, measured once; "
-                     "with --jobs J, J cells (or float models) train at once, each on one BLAS thread")
+      << json_string(
+             "train_s: std::chrono::steady_clock wall time of each task cell's training, measured once; "
+             "with --jobs J, J cells (or float models) train at once, each on one BLAS thread")
       << ",\n";
   }
   j << "    \"wall_s\": " << format_number(run.wall_s, 6) << ",\n";

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -18,7 +19,10 @@ void ensure_writable_dir(const fs::path& dir) {
   if (ec) throw sqb::Error("results folder " + dir.string() + ": cannot create it (" + ec.message() + ")");
   if (!fs::is_directory(dir, ec))
     throw sqb::Error("results folder " + dir.string() + ": exists and is not a folder");
-  const fs::path probe = dir / (".sqbench-write-test." + std::to_string(::getpid()));
+  // Unique per call: two jobs of one process may probe the same folder at once (O_EXCL would fail one).
+  static std::atomic<unsigned> probes{0};
+  const fs::path probe =
+      dir / (".sqbench-write-test." + std::to_string(::getpid()) + "." + std::to_string(probes++));
   const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
   if (fd < 0) {
     throw sqb::Error("results folder " + dir.string() + ": not writable (" + std::strerror(errno) + ")");

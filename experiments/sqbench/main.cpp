@@ -98,8 +98,9 @@ int cmd_list(const std::vector<std::string>& args) {
     std::cout << "\n  " << e.name << " - " << e.description << "\n";
     print_params(e.params);
   }
-  std::cout << "\nTasks (spec: name key=value ...; mode, quantizer, k or bits, granularity and seed come from the "
-               "sweep):\n";
+  std::cout
+      << "\nTasks (spec: name key=value ...; mode, quantizer, k or bits, granularity and seed come from the "
+         "sweep):\n";
   for (const std::string_view name : sqb::task::task_names()) {
     std::cout << "\n  " << name
               << " - an MLP classifier (seed 001's TinyNet, 784 -> 256 -> 10, by default) trained on "

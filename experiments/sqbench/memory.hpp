@@ -8,7 +8,8 @@
 //   + codebooks nb (12 K + 96)                    levels, thresholds and stored side values (float32) per
 //   block
 //   + design workspace w B min(T, nb)             (T threads design up to T blocks at once)
-//                                                                        what the strategy allocates to design one block: each
+//                                                                        what the strategy allocates to
+//                                                                        design one block: each
 //   strategy
 //                                                 declares w (Quantizer::design_bytes_per_value): kmeans 64
 //                                                 (sorted copy, three prefix sums, k-means++'s segment tree,

@@ -34,7 +34,8 @@ struct Cell {
   std::string sweep;  ///< the sweep's id ("" for [sweep])
   int repeats = 1;    ///< timed repeats
   Mode mode = Mode::none;
-  bool opt_ratio = false;  ///< report mse / the exact optimum (the sweep's or the config's opt_ratio; never a task cell)
+  bool opt_ratio =
+      false;  ///< report mse / the exact optimum (the sweep's or the config's opt_ratio; never a task cell)
 
   bool is_task() const { return mode != Mode::none; }
   bool quantized() const { return q != kNoQuantizer; }

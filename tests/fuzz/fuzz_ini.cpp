@@ -61,8 +61,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       // A task sweep has tasks and modes instead of distributions and n, and quantizers unless it only
       // evaluates the float model.
       const bool task = !s.tasks.empty();
-      const bool fp32_only =
-          task && std::all_of(s.modes.begin(), s.modes.end(), [](const std::string& m) { return m == "fp32"; });
+      const bool fp32_only = task && std::all_of(s.modes.begin(), s.modes.end(),
+                                                 [](const std::string& m) { return m == "fp32"; });
       const bool data_ok = task ? !s.modes.empty() && s.distributions.empty() && s.n.empty()
                                 : !s.distributions.empty() && !s.n.empty() && s.modes.empty();
       if (!data_ok || (!fp32_only && (s.quantizers.empty() || s.k.empty())) || s.granularities.empty() ||

@@ -121,7 +121,7 @@ struct ColumnInfo {
   std::string_view label;    ///< a plot axis label; "" = the name
   std::string_view brief;    ///< a short word for captions ("SQNR"); "" = the name
   std::string_view meaning;  ///< one or two sentences for the README and `sqbench columns`
-  bool numeric = true;  ///< false for text columns (quantizer, distribution, source, task, mode, ...)
+  bool numeric = true;       ///< false for text columns (quantizer, distribution, source, task, mode, ...)
 };
 
 /// Every column, in Col order.

@@ -18,8 +18,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <span>
-#include <string_view>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sqb::idx {

@@ -86,9 +86,9 @@ struct ScaledFit {
   double mse = 0;    ///< that minimum
 };
 
-/// How well a codebook *shape* that a per-block scale multiplies (nf4, fp4, an int grid, a phi ladder) can fit
-/// a law: the scale minimising its exact MSE (e.g. NF4 on N(0,1): MSE 0.0098993). MSE(s) is smooth but can
-/// have several local minima: a grid of 16 scales per octave over [2^-12, 2^8] / max|level|, then Brent's
+/// How well a codebook *shape* that a per-block scale multiplies (nf4, fp4, an int grid, a phi ladder) can
+/// fit a law: the scale minimising its exact MSE (e.g. NF4 on N(0,1): MSE 0.0098993). MSE(s) is smooth but
+/// can have several local minima: a grid of 16 scales per octave over [2^-12, 2^8] / max|level|, then Brent's
 /// method (Boost.Math, 2^-40 relative) around the three lowest grid points. Throws Error for an all-zero
 /// shape or a size mismatch.
 ScaledFit best_scale_fit(const Law& law, std::span<const double> levels, std::span<const double> boundaries);
@@ -157,7 +157,8 @@ struct LloydMaxSetting {
   std::size_t side_floats() const { return (sigma_from == Sigma::data ? 1 : 0) + (mean_from_data ? 1 : 0); }
 };
 
-/// Whether a quantizer spec names the Lloyd-Max entry of the registry (the spec's parameters are not checked).
+/// Whether a quantizer spec names the Lloyd-Max entry of the registry (the spec's parameters are not
+/// checked).
 bool names_lloyd_max(std::string_view spec);
 
 /// Parses a quantizer spec that names the Lloyd-Max entry of the registry (its parameters validated as the

@@ -12,7 +12,13 @@ namespace sqb::quantizers {
 
 /// The `weighted` parameter of the strategies that honour importance weights (kmeans, kmeans_optimal).
 inline ParamSpec weighted_param() {
-  return {"weighted", ParamSpec::Kind::integer, "1", 0, 1, false, {},
+  return {"weighted",
+          ParamSpec::Kind::integer,
+          "1",
+          0,
+          1,
+          false,
+          {},
           "1: minimise the importance-weighted error when the data has weights; 0: ignore them (the plain "
           "objective, for a weighted-vs-unweighted comparison on the same data)"};
 }

@@ -6,13 +6,13 @@
 // codes stay fixed between re-designs, W_q is rebuilt from the levels before every step, and each level's
 // gradient is the sum of dL/dW_q over its weights (the chain rule through W_q[i] = level[code[i]]).
 
+#include <algorithm>
 #include <bit>
 #include <boost/random/mersenne_twister.hpp>
 #include <boost/random/uniform_int_distribution.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <algorithm>
 #include <numeric>
 #include <string>
 
@@ -261,8 +261,9 @@ void Trainer::assign_to_levels(QatLayer& q, std::span<const float> latent) {
     const std::size_t first = q.level_offset[b], k = q.level_offset[b + 1] - first;
     order.resize(k);
     std::iota(order.begin(), order.end(), 0u);
-    std::stable_sort(order.begin(), order.end(),
-                     [&](std::uint32_t i, std::uint32_t j) { return q.levels[first + i] < q.levels[first + j]; });
+    std::stable_sort(order.begin(), order.end(), [&](std::uint32_t i, std::uint32_t j) {
+      return q.levels[first + i] < q.levels[first + j];
+    });
     sorted.resize(k);
     for (std::size_t i = 0; i < k; ++i)
       sorted[i] = q.levels[first + order[i]];
