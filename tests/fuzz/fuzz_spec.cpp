@@ -57,7 +57,7 @@ sqb::Tensor data(std::string_view bytes, std::uint8_t shape_byte) {
 bool is_distribution(std::string_view spec) {
   try {
     const sqb::SpecText t = sqb::SpecText::parse(spec, "distribution");
-    for (const auto& e : sqb::distribution_registry()) {
+    for (const auto& e : sqb::source_registry()) {
       if (e.name == t.name) return true;
     }
   } catch (const sqb::Error&) {
