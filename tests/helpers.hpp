@@ -15,6 +15,14 @@
 
 namespace sqbtest {
 
+/// Every registered quantizer's name, in registry order (for GENERATE over the registry).
+inline std::vector<std::string> registry_names() {
+  std::vector<std::string> names;
+  for (const auto& e : sqb::quantizer_registry())
+    names.emplace_back(e.name);
+  return names;
+}
+
 /// n draws of a registered source (e.g. "gaussian"), seeded.
 inline std::vector<float> draw(const std::string& spec, std::size_t n, std::uint64_t seed) {
   return sqb::make_source(spec)->draw(n, seed).values;

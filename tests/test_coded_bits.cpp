@@ -14,12 +14,7 @@
 
 namespace {
 
-std::vector<std::string> registry_names() {
-  std::vector<std::string> names;
-  for (const auto& e : sqb::quantizer_registry())
-    names.emplace_back(e.name);
-  return names;
-}
+using sqbtest::registry_names;
 
 double figure(const sqb::Quantized& r, sqb::Col c) {
   for (const sqb::Figure& f : r.metric_columns()) {

@@ -15,12 +15,7 @@
 
 namespace {
 
-std::vector<std::string> registry_names() {
-  std::vector<std::string> names;
-  for (const auto& e : sqb::quantizer_registry())
-    names.emplace_back(e.name);
-  return names;
-}
+using sqbtest::registry_names;
 
 using Result = sqb::Quantized;
 

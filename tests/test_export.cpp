@@ -29,13 +29,6 @@ fs::path write_input(const fs::path& dir) {
   return dir / "w.npy";
 }
 
-std::vector<std::string> registry_names() {
-  std::vector<std::string> names;
-  for (const auto& e : sqb::quantizer_registry())
-    names.emplace_back(e.name);
-  return names;
-}
-
 }  // namespace
 
 TEST_CASE("export writes codes, codebooks and side values that decode to the library's reconstruction",

@@ -24,19 +24,25 @@ const std::vector<float>& gaussian(std::size_t n) {
   return cache;
 }
 
-// The fit stage of the one pipeline (sqb::quantize_into times its stages; the others are not counted).
-void time_fit(benchmark::State& state, const sqb::Quantizer& q, const sqb::Tensor& t, sqb::Granularity g) {
-  sqb::QuantizeOptions opt;
-  opt.granularity = g;
+// Stages of the one pipeline, timed by sqb::quantize_into itself (input check and measure stage off): the fit
+// alone, or fit + encode.
+void time_pipeline(benchmark::State& state, const sqb::Quantizer& q, const sqb::Tensor& t,
+                   sqb::QuantizeOptions opt, bool with_encode) {
   opt.check_input = false;
   opt.measure = false;
   sqb::Quantized scratch;
   for (auto _ : state) {
     sqb::StageTimes times;
     sqb::quantize_into(t, q, opt, scratch, &times);
-    state.SetIterationTime(times.fit);
+    state.SetIterationTime(times.fit + (with_encode ? times.encode : 0.0));
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * t.size()));
+}
+
+void time_fit(benchmark::State& state, const sqb::Quantizer& q, const sqb::Tensor& t, sqb::Granularity g) {
+  sqb::QuantizeOptions opt;
+  opt.granularity = g;
+  time_pipeline(state, q, t, opt, false);
 }
 
 // Codebook design (fit) for every registered quantizer with default parameters, tensor granularity.
@@ -103,25 +109,16 @@ void register_scale_benchmarks() {
 void register_channel_benchmarks() {
   for (const int threads : {1, 2}) {
     const std::string name = "quantize/kmeans/channel/4096x4096/k:16/threads:" + std::to_string(threads);
-    benchmark::RegisterBenchmark(
-        name.c_str(),
-        [threads](benchmark::State& state) {
-          const std::size_t side = 4096;
-          const sqb::Tensor t(side, side, gaussian(side * side));
-          const auto q = sqb::make_quantizer("kmeans", {16, 0});
-          sqb::QuantizeOptions opt;
-          opt.granularity = sqb::Granularity::parse("channel");
-          opt.threads = threads;
-          opt.check_input = false;
-          opt.measure = false;
-          sqb::Quantized scratch;
-          for (auto _ : state) {
-            sqb::StageTimes times;
-            sqb::quantize_into(t, *q, opt, scratch, &times);
-            state.SetIterationTime(times.fit + times.encode);
-          }
-          state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * t.size()));
-        })
+    benchmark::RegisterBenchmark(name.c_str(),
+                                 [threads](benchmark::State& state) {
+                                   const std::size_t side = 4096;
+                                   const sqb::Tensor t(side, side, gaussian(side * side));
+                                   const auto q = sqb::make_quantizer("kmeans", {16, 0});
+                                   sqb::QuantizeOptions opt;
+                                   opt.granularity = sqb::Granularity::parse("channel");
+                                   opt.threads = threads;
+                                   time_pipeline(state, *q, t, opt, true);
+                                 })
         ->Unit(benchmark::kMillisecond)
         ->UseManualTime()
         ->Iterations(3);

@@ -32,37 +32,56 @@ double entropy_bits(std::span<const std::size_t> counts) {
 
 namespace detail {
 
-Metrics compute_metrics(std::span<const float> x, std::span<const float> xhat, const Codes& codes,
-                        std::size_t blocks, std::size_t side_per_block, std::span<const float> weights) {
-  if (x.empty() || x.size() != xhat.size() || codes.size() != x.size()) {
-    throw Error("compute_metrics: data, reconstruction and codes must have the same size >= 1");
-  }
-  Metrics m;
-  m.n = x.size();
-  const double n = static_cast<double>(m.n);
-  double sum = 0, sum_sq = 0, err_sq = 0, max_err = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const double v = x[i];
-    const double e = v - static_cast<double>(xhat[i]);
-    sum += v;
-    sum_sq += v * v;
-    err_sq += e * e;
-    max_err = std::max(max_err, std::abs(e));
+void error_metrics(std::span<const ErrorPart> parts, Metrics& m) {
+  double n = 0, sum = 0, sum_sq = 0, err_sq = 0, max_err = 0, wsum = 0, werr = 0;
+  bool weighted = !parts.empty();
+  for (const ErrorPart& p : parts) {
+    n += static_cast<double>(p.x.size());
+    weighted = weighted && !p.weights.empty();
+    for (std::size_t i = 0; i < p.x.size(); ++i) {
+      const double v = p.x[i];
+      const double e = v - static_cast<double>(p.xhat[i]);
+      sum += v;
+      sum_sq += v * v;
+      err_sq += e * e;
+      max_err = std::max(max_err, std::abs(e));
+      if (!p.weights.empty()) {
+        wsum += p.weights[i];
+        werr += static_cast<double>(p.weights[i]) * e * e;
+      }
+    }
   }
   // Variance by a second pass about the mean (no cancellation for data with a large offset).
   const double mean = sum / n;
   double var = 0;
-  for (const float v : x)
-    var += (v - mean) * (v - mean);
+  for (const ErrorPart& p : parts) {
+    for (const float v : p.x)
+      var += (v - mean) * (v - mean);
+  }
   var /= n;
 
   const double inf = std::numeric_limits<double>::infinity();
+  m.n = static_cast<std::size_t>(n);
   m.mse = err_sq / n;
   m.max_abs_err = max_err;
   m.variance = var;
   m.nmse = m.mse == 0 ? 0.0 : (var > 0 ? m.mse / var : inf);
   const double power = sum_sq / n;
   m.sqnr_db = m.mse == 0 ? inf : (power > 0 ? 10.0 * std::log10(power / m.mse) : -inf);
+  m.wmse = weighted && wsum > 0 ? werr / wsum : std::numeric_limits<double>::quiet_NaN();
+}
+
+Metrics compute_metrics(std::span<const float> x, std::span<const float> xhat, const Codes& codes,
+                        std::size_t blocks, std::size_t side_per_block, std::span<const float> weights) {
+  if (x.empty() || x.size() != xhat.size() || codes.size() != x.size()) {
+    throw Error("compute_metrics: data, reconstruction and codes must have the same size >= 1");
+  }
+  if (!weights.empty() && weights.size() != x.size())
+    throw Error("compute_metrics: weights must have the data's size");
+  Metrics m;
+  const ErrorPart part{x, xhat, weights};
+  error_metrics({&part, 1}, m);
+  const double n = static_cast<double>(m.n);
 
   std::vector<std::size_t> hist(codes.code_count(), 0);
   codes.visit([&](auto c) {
@@ -79,17 +98,6 @@ Metrics compute_metrics(std::span<const float> x, std::span<const float> xhat, c
       codes.visit([&](auto c) { return rans_coded_bits(c, codes.code_count()); });
   m.coded_bits = (static_cast<double>(stream_bits) + side_bits) / n;
 
-  m.wmse = std::numeric_limits<double>::quiet_NaN();
-  if (!weights.empty()) {
-    if (weights.size() != x.size()) throw Error("compute_metrics: weights must have the data's size");
-    double wsum = 0, werr = 0;
-    for (std::size_t i = 0; i < x.size(); ++i) {
-      const double e = static_cast<double>(x[i]) - static_cast<double>(xhat[i]);
-      wsum += weights[i];
-      werr += static_cast<double>(weights[i]) * e * e;
-    }
-    if (wsum > 0) m.wmse = werr / wsum;
-  }
   return m;
 }
 

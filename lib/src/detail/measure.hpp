@@ -15,4 +15,14 @@ namespace sqb::detail {
 Metrics compute_metrics(std::span<const float> x, std::span<const float> xhat, const Codes& codes,
                         std::size_t blocks, std::size_t side_per_block, std::span<const float> weights = {});
 
+/// One (data, reconstruction, importance weights) part of a measurement; weights empty or of x's size.
+struct ErrorPart {
+  std::span<const float> x, xhat, weights;
+};
+/// The error figures of the parts taken together (one tensor, or every layer of a network): sets m's n, mse,
+/// nmse, sqnr_db, max_abs_err, variance (a second pass about the pooled mean) and wmse (NaN unless every part
+/// has weights and they sum to > 0), all accumulated in double. Parts must be non-empty with xhat of x's
+/// size.
+void error_metrics(std::span<const ErrorPart> parts, Metrics& m);
+
 }  // namespace sqb::detail

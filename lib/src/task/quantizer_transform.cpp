@@ -73,8 +73,9 @@ NetworkQuality measure_network(std::span<const Tensor> latent, std::span<const F
                 " of importance weights");
   }
   NetworkQuality q;
-  // Pooled sums over every weight, in double (variance by a second pass about the pooled mean).
-  double n = 0, sum = 0, sum_sq = 0, err_sq = 0, max_err = 0, entropy = 0, storage = 0, wsum = 0, werr = 0;
+  // Code figures pooled per weight; the error figures over every weight at once (detail::error_metrics).
+  double n = 0, entropy = 0, storage = 0;
+  std::vector<detail::ErrorPart> parts;
   for (std::size_t l = 0; l < latent.size(); ++l) {
     const Tensor& x = latent[l];
     const FakeQuant& fq = quantized[l];
@@ -101,39 +102,13 @@ NetworkQuality measure_network(std::span<const Tensor> latent, std::span<const F
     n += nl;
     entropy += m.entropy_bits * nl;
     storage += m.storage_bits * nl;
-    max_err = std::max(max_err, m.max_abs_err);
-    for (std::size_t i = 0; i < x.size(); ++i) {
-      const double v = x.values[i];
-      const double e = v - static_cast<double>(fq.weights.values[i]);
-      sum += v;
-      sum_sq += v * v;
-      err_sq += e * e;
-      if (!w.empty()) {
-        wsum += w[i];
-        werr += static_cast<double>(w[i]) * e * e;
-      }
-    }
+    parts.push_back({x.values, fq.weights.values, w});
   }
-  const double mean = sum / n;
-  double var = 0;
-  for (const Tensor& x : latent) {
-    for (const float v : x.values)
-      var += (v - mean) * (v - mean);
-  }
-  var /= n;
-  const double inf = std::numeric_limits<double>::infinity();
   Metrics& t = q.total;
-  t.n = static_cast<std::size_t>(n);
-  t.mse = err_sq / n;
-  t.variance = var;
-  t.max_abs_err = max_err;
-  t.nmse = t.mse == 0 ? 0.0 : (var > 0 ? t.mse / var : inf);
-  const double power = sum_sq / n;
-  t.sqnr_db = t.mse == 0 ? inf : (power > 0 ? 10.0 * std::log10(power / t.mse) : -inf);
+  detail::error_metrics(parts, t);
   t.entropy_bits = entropy / n;
   t.index_bits = index_bits(k);
   t.storage_bits = storage / n;
-  t.wmse = !importance.empty() && wsum > 0 ? werr / wsum : std::numeric_limits<double>::quiet_NaN();
   return q;
 }
 
