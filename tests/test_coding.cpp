@@ -666,7 +666,7 @@ print("python decoded", len(names), "streams")
   }
 }
 
-TEST_CASE("rans figures: overhead over the entropy (hidden; run with [.figures])", "[.figures]") {
+TEST_CASE("rans figures: overhead over the entropy (hidden, run with [.figures])", "[.figures]") {
   // Prints, for each law and n: H, then per M (14 .. 22) the payload's overhead over n H and the header +
   // table, in bits per symbol; then the encoder's own choice of M with D(p || q) split out.
   std::vector<double> geometric(40);

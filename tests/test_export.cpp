@@ -369,7 +369,7 @@ TEST_CASE("export --coded of phi_log: sign bits and rANS-coded exponents rebuild
   (void)r;
 }
 
-TEST_CASE("export: a folder holds one export; another folder's files are never mixed in", "[export][cli]") {
+TEST_CASE("export: a folder holds one export, another folder's files are never mixed in", "[export][cli]") {
   TempDir dir;
   const fs::path input = write_input(dir.path);
   const fs::path out = dir.path / "out";

@@ -91,7 +91,7 @@ const char* kMixed =
 
 }  // namespace
 
-TEST_CASE("a mixed-layout folder: labels in results.csv, tables and plots; the full spec in source",
+TEST_CASE("a mixed-layout folder: labels in results.csv, tables and plots, and the full spec in source",
           "[sources-cli]") {
   TempDir dir;
   write_folder(dir.path);
@@ -181,7 +181,7 @@ TEST_CASE("a mixed-layout folder: labels in results.csv, tables and plots; the f
   CHECK(column_values(dir.path / "merged" / "results.csv", "source") == sources);
 }
 
-TEST_CASE("labels must name one source each; n defaults to all only for files", "[sources-cli]") {
+TEST_CASE("labels must name one source each, n defaults to all only for files", "[sources-cli]") {
   TempDir dir;
   write_folder(dir.path);
   fs::create_directories(dir.path / "v");
@@ -197,13 +197,11 @@ TEST_CASE("labels must name one source each; n defaults to all only for files", 
   const std::string head = "[sweep]\nquantizer = uniform\nk = 4\n";
   const std::string c = (dir.path / "c.ini").string();
   // Two folders holding a conv.npy: the stems collide.
-  CHECK(
-      plan_error(head + "distribution = npy glob=w/*.npy layout=*_hwio.npy:hwio,bias.npy:rows,oihw\n"
-                        "distribution = npy path=v/conv.npy\n") ==
-      c + ": [sweep] distribution: two sources have the label 'conv': \"npy path=w/conv.npy layout=oihw\" "
-          "and "
-          "\"npy path=v/conv.npy\"; give one of them its own label= (labels name the sources in results.csv, "
-          "tables and plots)");
+  CHECK(plan_error(head + "distribution = npy glob=w/*.npy layout=*_hwio.npy:hwio,bias.npy:rows,oihw\n"
+                          "distribution = npy path=v/conv.npy\n") ==
+        c + ": [sweep] distribution: two sources have the label 'conv': \"npy path=w/conv.npy layout=oihw\" "
+            "and \"npy path=v/conv.npy\"; give one of them its own label= ({} in it stands for the default "
+            "label, e.g. label={}:b; labels name the sources in results.csv, tables and plots)");
   // ... label= fixes it; the same source may come back in another sweep under its label.
   CHECK(
       plan_error(head +
@@ -213,8 +211,8 @@ TEST_CASE("labels must name one source each; n defaults to all only for files", 
   CHECK(
       plan_error(head + "n = 10\ndistribution = gaussian\ndistribution = gaussian std=2 label=gaussian\n") ==
       c + ": [sweep] distribution: two sources have the label 'gaussian': \"gaussian\" and \"gaussian "
-          "std=2\"; "
-          "give one of them its own label= (labels name the sources in results.csv, tables and plots)");
+          "std=2\"; give one of them its own label= ({} in it stands for the default label, e.g. label={}:b; "
+          "labels name the sources in results.csv, tables and plots)");
   CHECK(plan_error(head + "n = 10\ndistribution = gaussian\n[sweep.b]\nquantizer = uniform\nk = 4\nn = 10\n"
                           "distribution = gaussian label=g\n")
             .find("the source \"gaussian\" has two labels, 'gaussian' and 'g'") != std::string::npos);

@@ -233,7 +233,7 @@ TEST_CASE("parse_bytes reads sizes with binary suffixes", "[sweep-checks]") {
   }
 }
 
-TEST_CASE("a scatter draws every row; a line with agg combines them; the axes are padded", "[sweep-checks]") {
+TEST_CASE("a scatter draws every row, a line with agg combines them, the axes are padded", "[sweep-checks]") {
   TempDir dir;
   const fs::path cfg = dir.write("q.ini", kQuick + R"(
 [plot.every]

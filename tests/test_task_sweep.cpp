@@ -287,7 +287,7 @@ TEST_CASE("spread = std: mean ± sample standard deviation over the seeds, to th
                                                  Contains("use agg = none or mean"));
 }
 
-TEST_CASE("dash splits each series by a column's values; hline draws the y of matching rows",
+TEST_CASE("dash splits each series by a column's values, hline draws the y of matching rows",
           "[task-sweep][plot]") {
   sqbench::CsvTable t;
   t.header = {"quantizer", "mode", "bits", "seed", "accuracy"};

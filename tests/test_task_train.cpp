@@ -120,7 +120,7 @@ void batch_of(const sqb::task::Dataset& d, std::size_t n, arma::fmat& x, std::ve
 
 }  // namespace
 
-TEST_CASE("train: the same seed gives the same weights bit for bit; the loss falls", "[task][train]") {
+TEST_CASE("train: the same seed gives the same weights bit for bit and the loss falls", "[task][train]") {
   const sqb::task::Dataset data = synthetic(300, 28, 10, 5);
   ModelSpec spec;  // TinyNet
   sqb::task::TrainOptions o;
@@ -182,7 +182,7 @@ TEST_CASE("qat: with the identity transform QAT equals float training bit for bi
     CHECK(same_bytes(r.final[l].weights.values, a.weights[l].values));
 }
 
-TEST_CASE("qat: the forward pass uses exactly W_q; identity and clipped STE gradients", "[task][qat]") {
+TEST_CASE("qat: the forward pass uses exactly W_q, identity and clipped STE gradients", "[task][qat]") {
   const auto ste = GENERATE(sqb::task::Ste::identity, sqb::task::Ste::clipped);
   INFO("ste " << (ste == sqb::task::Ste::identity ? "identity" : "clipped"));
   const sqb::task::Dataset data = synthetic(6, 4, 4, 8);  // 16 features
