@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "npy_helpers.hpp"
+#include "requirements.hpp"
 #include "sqb/error.hpp"
 #include "sqb/idx.hpp"
 #include "sqb/task.hpp"
@@ -230,10 +231,7 @@ TEST_CASE("task: load_dataset reads a folder of plain or gzip files and names wh
 
 TEST_CASE("task: the installed Fashion-MNIST has the published size, balance and pixel statistics",
           "[task][idx][data]") {
-  if (!fs::exists(fs::path(sqb::task::kFashionMnistDir) / "train-images-idx3-ubyte.gz")) {
-    WARN("SKIPPED: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
-    return;
-  }
+  sqbtest::require_fashion_mnist();
   const sqb::task::DataSplit s = sqb::task::load_dataset();
   CHECK(s.train.count == 60000);
   CHECK(s.test.count == 10000);

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "requirements.hpp"
 #include "sqb/error.hpp"
 #include "sqb/task.hpp"
 #include "task/trainer.hpp"
@@ -515,10 +516,7 @@ TEST_CASE("task: evaluate, logits and the Fisher diagonal agree with direct comp
 }
 
 TEST_CASE("task: a short run on real Fashion-MNIST is far above chance", "[task][train][data]") {
-  if (!fs::exists(fs::path(sqb::task::kFashionMnistDir) / "train-images-idx3-ubyte.gz")) {
-    WARN("SKIPPED: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
-    return;
-  }
+  sqbtest::require_fashion_mnist();
   const sqb::task::DataSplit s = sqb::task::load_dataset();
   const sqb::task::Dataset train = s.train.head(4000);
   Mlp m = sqb::task::init_mlp(sqb::task::ModelSpec{}, 0);
