@@ -490,6 +490,33 @@ TEST_CASE("memory, another config's results, sqbench table: refused with the val
     CHECK_FALSE(fs::exists(dir.path / "big"));  // no results.partial.csv to block the next run
     CHECK(o.seconds < 5);
     record("memory: n = 1e9 under `ulimit -v 8G`", error_line(o, dir.path));
+
+    // OpenBLAS used to start its worker threads when it was loaded, before main, for every command: under
+    // `ulimit -v 150000` `sqbench --version` printed the version and then spun until killed, under 60000
+    // OpenBLAS raised SIGINT (exit 130). A command that does not train starts no BLAS thread and works in
+    // little address space (timeout turns a hang into exit 124).
+    for (const std::string kib : {"150000", "60000"}) {
+      for (const std::string cmd : {"--version", "codebook nf4 --bits 4"}) {
+        const Outcome v = shell("/bin/bash -c 'ulimit -v " + kib + "; exec timeout 60 " +
+                                std::string(SQBENCH_EXE) + " " + cmd + "' 2>&1");
+        INFO("ulimit -v " << kib << "; sqbench " << cmd << "\n--- output:\n" << v.output);
+        CHECK(v.status == 0);
+        CHECK(v.output.find("OpenBLAS") == std::string::npos);
+      }
+    }
+    // A run that trains is refused before any training, with the limit named.
+    sqbtest::require_fashion_mnist();
+    const fs::path task = dir.write("task.ini", task_config("fashion_mnist epochs=1 train_n=2000", "ptq"));
+    const Outcome t = shell("/bin/bash -c 'ulimit -v 300000; exec timeout 120 " + std::string(SQBENCH_EXE) +
+                            " run " + task.string() + " --out " + (dir.path / "task").string() + "' 2>&1");
+    INFO(t.output);
+    CHECK(t.status == 2);
+    CHECK(error_line(t, dir.path).find("but the address-space limit (ulimit -v) allows 293 MiB") !=
+          std::string::npos);
+    CHECK(error_line(t, dir.path).find("nothing was run") != std::string::npos);
+    CHECK(t.output.find("OpenBLAS") == std::string::npos);
+    CHECK_FALSE(fs::exists(dir.path / "task"));
+    record("memory: a task sweep under `ulimit -v 300000`", error_line(t, dir.path));
   }
 
   // A finished results folder of another config.

@@ -1,8 +1,11 @@
 // sqbench: the command-line front end. Exit status: 0 success, 2 bad usage/config/input, 1 internal error.
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -31,6 +34,38 @@
 namespace po = boost::program_options;
 
 namespace {
+
+// sqbench trains (task cells) on one BLAS thread per job (task_cells.hpp: kTaskBlasThreads) and never wants
+// BLAS's own threads. But OpenBLAS, which libarmadillo's libblas.so.3 resolves to, starts a worker per core
+// in a constructor that runs when the library is loaded, before main, for every command (--version too),
+// sized by OPENBLAS_NUM_THREADS. Under a small `ulimit -v` a worker cannot get its buffer: it spins in
+// blas_memory_alloc and exit joins it forever, or OpenBLAS raises SIGINT. The executable's .preinit_array
+// runs before any library's constructor, but setenv there is undone by libc's own initialisation (it resets
+// environ to the environment the process started with), so the process starts itself again with
+// OPENBLAS_NUM_THREADS=1 before OpenBLAS has run: no BLAS worker ever starts, and a run's memory check
+// (memory.cpp) is what refuses a limit that training cannot meet. Without /proc/self/exe the exec fails and
+// OpenBLAS keeps its default.
+char kOneBlasThread[] = "OPENBLAS_NUM_THREADS=1";
+
+void restart_with_one_blas_thread(int, char** argv, char** envp) {
+  const std::size_t name = std::strlen("OPENBLAS_NUM_THREADS=");
+  std::size_t n = 0;
+  for (; envp[n] != nullptr; ++n)
+    if (std::strcmp(envp[n], kOneBlasThread) == 0) return;
+  // Before libstdc++ is initialised: plain malloc, and nothing that outlives the exec.
+  auto** env = static_cast<char**>(std::malloc((n + 2) * sizeof(char*)));
+  if (env == nullptr) return;
+  std::size_t m = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    if (std::strncmp(envp[i], kOneBlasThread, name) != 0) env[m++] = envp[i];
+  env[m++] = kOneBlasThread;
+  env[m] = nullptr;
+  ::execve("/proc/self/exe", argv, env);
+  std::free(env);
+}
+[[gnu::section(".preinit_array"),
+  gnu::used]] constexpr void (*kRestartWithOneBlasThread)(int, char**,
+                                                          char**) = &restart_with_one_blas_thread;
 
 constexpr int kUsageError = 2;
 
