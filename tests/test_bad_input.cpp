@@ -10,6 +10,7 @@
 
 #include "cli_helpers.hpp"
 #include "csv.hpp"
+#include "idx_helpers.hpp"
 
 #include <signal.h>
 #include <sys/mount.h>
@@ -131,6 +132,20 @@ TEST_CASE("bad configs, .npy files and data: exit 2, a message naming the file a
     };
   };
   const std::string w_header = "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}";
+  // DIR/mnist: a tiny dataset folder (3 training and 2 test images of 2 x 2 pixels) whose training labels
+  // (plain) and images (gzip) are given.
+  const auto mnist = [](const std::string& train_labels, const std::string& train_images_gz) {
+    return [=](const ScratchDir& d) {
+      fs::create_directories(d.path / "mnist");
+      d.write("mnist/train-labels-idx1-ubyte", train_labels);
+      d.write("mnist/train-images-idx3-ubyte.gz", train_images_gz);
+      d.write("mnist/t10k-images-idx3-ubyte", sqbtest::raw_idx({2, 2, 2}, std::string(8, '\x10')));
+      d.write("mnist/t10k-labels-idx1-ubyte", sqbtest::raw_idx({2}, std::string("\x01\x02", 2)));
+      d.write("c.ini", task_config("fashion_mnist data=mnist"));
+    };
+  };
+  const std::string labels = sqbtest::raw_idx({3}, std::string("\x01\x02\x03", 3));
+  const std::string images_gz = sqbtest::gzip(sqbtest::raw_idx({3, 2, 2}, std::string(12, '\x20')));
   const Case c = GENERATE_COPY(
       // Configs.
       Case{"config: missing file", "c.ini: cannot read the config file", [](const ScratchDir&) {}},
@@ -240,6 +255,16 @@ TEST_CASE("bad configs, .npy files and data: exit 2, a message naming the file a
            "(each plain or .gz), as Fashion-MNIST from the Debian package dataset-fashion-mnist in "
            "/usr/share/datasets/fashion-mnist",
            ini(task_config("fashion_mnist data=mnist"))},
+      // These two were taken for datasets of 41 and 74 GiB by the memory check, which read sizes from the
+      // file and the gzip trailer.
+      Case{"task: an IDX file with a wrong magic number",
+           "c.ini: [sweep] task: task \"fashion_mnist data=mnist\": DIR/mnist/train-labels-idx1-ubyte: not an "
+           "IDX file: it starts with 0x12 0x34, an IDX file with two zero bytes, then its type code and rank",
+           mnist("\x12\x34" + labels.substr(2), images_gz)},
+      Case{"task: a truncated .gz IDX file",
+           "c.ini: [sweep] task: task \"fashion_mnist data=mnist\": DIR/mnist/train-images-idx3-ubyte.gz: "
+           "truncated gzip stream (the input ends inside it)",
+           mnist(labels, images_gz.substr(0, images_gz.size() - 6))},
       Case{"data: layout=auto with nothing to tell the layout",
            "data.npy: layout=auto: tensor 'data' of shape (2, 2): nothing tells its layout",
            npy(raw_npy(f4, four), npy_config(" layout=auto"))},
