@@ -571,6 +571,24 @@ TEST_CASE("memory, another config's results, sqbench table: refused with the val
         "sqbench table: --where distribution=gausian: no result row has distribution "
         "'gausian'; the values are: gaussian");
   record("sqbench table: a --where value no row has", error_line(o, dir.path));
+
+  // sqbench table's messages name its own options (--agg, --where, --cols), not the config's keys.
+  const fs::path two = dir.write("two.ini", kSweep + "distribution = laplace\n");
+  const fs::path two_out = dir.path / "two";
+  const Outcome ran = run_sqbench("run " + two.string() + " --quiet --out " + two_out.string() + "//");
+  REQUIRE(ran.status == 0);
+  CHECK(ran.output.find("results in " + two_out.string() + "/\n") != std::string::npos);  // not "two///"
+  const std::string csv = (two_out / "results.csv").string();
+  o = run_sqbench("table " + csv + " --rows quantizer --cols k --value mse");
+  CHECK(o.status == 2);
+  CHECK(error_line(o, dir.path) ==
+        "sqbench table cell (quantizer=cosine, k=4): 2 result rows fall into one cell and differ in "
+        "distribution; add a where filter (e.g. --where distribution=...) or --agg mean|median|min|max");
+  record("sqbench table: rows that differ in a key column fall into one cell", error_line(o, dir.path));
+  o = run_sqbench("table " + csv + " --rows quantizer --value mse");
+  CHECK(o.status == 2);
+  CHECK(error_line(o, dir.path) == "sqbench table: --cols is required for a single value");
+  record("sqbench table: one value without --cols", error_line(o, dir.path));
 }
 
 TEST_CASE("permissions: an unreadable config and a read-only results folder", "[bad-input][cli]") {

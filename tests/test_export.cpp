@@ -388,11 +388,12 @@ TEST_CASE("export: a folder holds one export, another folder's files are never m
       std::string::npos);
   CHECK(fs::exists(dir.path / "mine" / "notes.txt"));
   CHECK_FALSE(fs::exists(dir.path / "mine" / "manifest.json"));
-  // An empty folder is fine.
+  // An empty folder is fine, and is named with one '/' however many were typed.
   fs::create_directories(dir.path / "empty");
-  CHECK(
-      run_cli("export kmeans --input " + input.string() + " --bits 4 --out " + (dir.path / "empty").string())
-          .status == 0);
+  const Outcome empty = run_cli("export kmeans --input " + input.string() + " --bits 4 --out " +
+                                (dir.path / "empty").string() + "//");
+  CHECK(empty.status == 0);
+  CHECK(empty.output.find("files to " + (dir.path / "empty").string() + "/ (mse ") != std::string::npos);
 }
 
 TEST_CASE("export of a safetensors tensor equals the export of the same tensor as float32 .npy",
@@ -423,6 +424,16 @@ TEST_CASE("export of a safetensors tensor equals the export of the same tensor a
   Outcome o = run_cli(base + data.string());
   CHECK(o.status == 2);
   CHECK(o.output.find("is a safetensors checkpoint: give --tensor NAME") != std::string::npos);
+  // The command the message suggests works as written (it used to lack --input and fail).
+  const std::string suggested = "sqbench export --list-tensors --input " + data.string();
+  REQUIRE(o.output.find("(" + suggested + " lists them)") != std::string::npos);
+  CHECK(run_cli(suggested.substr(8)).output == list.output);
+  // The checkpoint as the one argument lists the same.
+  CHECK(run_cli("export --list-tensors " + data.string()).output == list.output);
+  o = run_cli("export --list-tensors");
+  CHECK(o.status == 2);
+  CHECK(o.output.find("sqbench export --list-tensors: give one checkpoint, --input FILE.safetensors") !=
+        std::string::npos);
   o = run_cli(base + (dir.path / "t.npy").string() + " --tensor conv.weight");
   CHECK(o.status == 2);
   CHECK(o.output.find("--tensor applies to a safetensors input") != std::string::npos);

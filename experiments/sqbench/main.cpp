@@ -30,6 +30,7 @@
 #include "sqb/version.hpp"
 #include "sweep.hpp"
 #include "table.hpp"
+#include "text.hpp"
 
 namespace po = boost::program_options;
 
@@ -218,7 +219,7 @@ int cmd_run(const std::vector<std::string>& args, const std::string& command) {
   }
   const sqbench::RunResult r = sqbench::run_sweep(config, opt);
   if (r.interrupted) return 130;
-  std::cout << "sqbench: results in " << r.out.string() << "/\n";
+  std::cout << "sqbench: results in " << sqbench::folder_text(r.out) << "\n";
   return 0;
 }
 
@@ -313,7 +314,8 @@ int cmd_table(const std::vector<std::string>& args) {
   // The filters name the values that exist when one matches nothing (the key columns), and messages name
   // this command, not the folder the CSV is in.
   sqbench::check_where(spec.where, results, sqbench::RowsKind::finished, "sqbench table: --where");
-  std::cout << sqbench::render_table(results, spec, fmt, prov, "sqbench table");
+  std::cout << sqbench::render_table(results, spec, fmt, prov, "sqbench table",
+                                     sqbench::Syntax::command_line);
   return 0;
 }
 
@@ -330,7 +332,7 @@ int cmd_merge(const std::vector<std::string>& args) {
   const std::vector<std::filesystem::path> dirs(given.begin(), given.end());
   const auto out =
       sqbench::merge_results(dirs, vm.count("out") ? vm["out"].as<std::string>() : "", vm.count("quiet") > 0);
-  std::cout << "sqbench: merged results in " << out.string() << "/\n";
+  std::cout << "sqbench: merged results in " << sqbench::folder_text(out) << "\n";
   return 0;
 }
 
