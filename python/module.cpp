@@ -6,6 +6,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -85,8 +87,12 @@ Input read_input(const py::buffer& x, const char* what) {
       std::memcpy(&v, p, 8);
       if (std::isfinite(v) && std::fabs(v) > static_cast<double>(std::numeric_limits<float>::max()) &&
           static_cast<float>(v) == std::numeric_limits<float>::infinity() * (v > 0 ? 1.0f : -1.0f)) {
-        throw sqb::Error(std::string(what) + ": the float64 value " + std::to_string(v) + " at flat index " +
-                         std::to_string(i) + " is beyond float32's range");
+        // The shortest text that reads back as v: 1e+300, not its 301 digits.
+        char text[32];
+        char* end = std::to_chars(text, text + sizeof text, v).ptr;
+        throw sqb::Error(std::string(what) + ": the float64 value " +
+                         std::string(text, static_cast<std::size_t>(end - text)) + " at flat index " +
+                         std::to_string(i) + " is beyond float32's range (|x| <= 3.4028235e+38)");
       }
       in.copy[i] = static_cast<float>(v);
     }
@@ -97,6 +103,14 @@ Input read_input(const py::buffer& x, const char* what) {
   }
   in.values = in.copy;
   return in;
+}
+
+// A shape as numpy prints it: (64, 128), (5,).
+std::string shape_text(const std::vector<std::size_t>& shape) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (shape.size() == 1 ? ",)" : ")");
 }
 
 // A result as Python sees it: numpy arrays (owned by this object, exposed without copies) and a dict.
@@ -158,9 +172,20 @@ PyResult quantize(const py::buffer& x, const std::string& spec, std::optional<st
   std::optional<Input> w;
   if (weights) {
     w = read_input(*weights, "weights");
-    if (w->values.size() != in.values.size()) {
-      throw sqb::Error("weights: " + std::to_string(w->values.size()) + " values for an array of " +
-                       std::to_string(in.values.size()) + " (one importance weight per element)");
+    // Weights pair with values by position, so any other shape (a transposed or flattened array, even of as
+    // many elements) would weight the wrong values.
+    if (w->shape != in.shape) {
+      throw sqb::Error("weights: shape " + shape_text(w->shape) + " is not x's shape " +
+                       shape_text(in.shape) + " (one importance weight per element of x, in x's shape)");
+    }
+    if (std::all_of(w->values.begin(), w->values.end(), [](float v) { return v == 0.0f; })) {
+      // The pipeline designs a block whose weights are all zero as unweighted, and wmse (weighted by zeros)
+      // has no value: say so rather than hand back a result that looks weighted.
+      if (PyErr_WarnEx(PyExc_UserWarning,
+                       "sqbench.quantize: every importance weight is 0, so x is quantized unweighted (as "
+                       "without weights) and metrics['wmse'] is None",
+                       1) != 0)
+        throw py::error_already_set();
     }
   }
   sqb::QuantizeOptions opt;
@@ -237,7 +262,14 @@ py::array_t<float> read_safetensors(const std::string& path, const std::string& 
     a = sqb::safetensors::Checkpoint(path).read(tensor);
   }
   std::vector<py::ssize_t> shape(a.shape.begin(), a.shape.end());
-  py::array_t<float> out(shape);
+  py::array_t<float> out;
+  try {
+    out = py::array_t<float>(shape);
+  } catch (py::error_already_set& e) {
+    // numpy's own refusal (e.g. more dimensions than an ndarray holds) does not say which tensor.
+    throw sqb::Error(path + ": tensor \"" + tensor + "\" of " + std::to_string(shape.size()) +
+                     " dimensions cannot be a numpy array (numpy: " + std::string(py::str(e.value())) + ")");
+  }
   std::copy(a.values.begin(), a.values.end(), out.mutable_data());
   return out;
 }
@@ -246,7 +278,12 @@ std::vector<std::string> safetensors_names(const std::string& path,
                                            const std::optional<std::string>& pattern) {
   const sqb::safetensors::Checkpoint c(path);
   if (!pattern) return c.names();
-  return c.match(*pattern);
+  // A pattern that matches nothing is an empty list here (Checkpoint::match refuses it, as a sweep must).
+  sqb::safetensors::glob_match(*pattern, "");  // a malformed pattern is still a ValueError
+  std::vector<std::string> out;
+  for (const std::string& name : c.names())
+    if (sqb::safetensors::glob_match(*pattern, name)) out.push_back(name);
+  return out;
 }
 
 // What a data source gives a sweep cell: the laid-out values (rows, cols) and its importance weights.
@@ -399,8 +436,9 @@ PYBIND11_MODULE(sqbench, m) {
         "Quantize x (any float32/float16/float64 array; 1-D is one row, 2-D rows x cols, higher ranks rows = "
         "first axis) with the quantizer `spec` at K = k codes or 2**bits. granularity: tensor | channel | "
         "group:G. threads: blocks designed and encoded in parallel (0 = every core); the result is the same "
-        "for every value. weights: optional importance per element (same shape) for weighted objectives and "
-        "the wmse metric. Raises ValueError for a bad spec, parameter or data.");
+        "for every value. weights: optional importance per element of x, in x's shape (any other shape is a "
+        "ValueError), for weighted objectives and the wmse metric; all zero: a UserWarning, x is quantized "
+        "unweighted and wmse is None. Raises ValueError for a bad spec, parameter or data.");
   m.def("codebook", &data_free_codebook, py::arg("spec"), py::arg("bits"),
         "The codebook of a data-free quantizer (nf4, fp4, normal_quantile, uniform, cosine, phi_log, "
         "lloyd_max): a dict of levels, thresholds, how a block applies them (applied_as) and whether a "
@@ -418,7 +456,7 @@ PYBIND11_MODULE(sqbench, m) {
       "near it), another dtype (naming it) or a malformed file.");
   m.def("safetensors_names", &safetensors_names, py::arg("path"), py::arg("pattern") = py::none(),
         "The tensor names of a safetensors checkpoint, sorted; with pattern (*, ?, [...], e.g. "
-        "'*.mlp.*.weight') only those it matches (ValueError when none does).");
+        "'*.mlp.*.weight') only those it matches ([] when none does; ValueError for a malformed pattern).");
   m.def(
       "draw", &draw_source, py::arg("spec"), py::arg("n") = py::none(), py::arg("seed") = 0,
       "The data a sweep cell gets from a distribution spec (e.g. 'safetensors path=m.safetensors "

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "npy_helpers.hpp"
+#include "requirements.hpp"
 #include "sqb/coding.hpp"
 #include "sqb/error.hpp"
 #include "sqb/npy.hpp"
@@ -163,11 +164,8 @@ TEST_CASE("pack_codes and unpack_codes reject what does not fit", "[coding]") {
 
 TEST_CASE("a numpy unpacker written from the documented format reads pack_codes' streams",
           "[coding][python]") {
-  const std::string python = "/usr/bin/python3";
-  if (!fs::exists(python) || std::system((python + " -c 'import numpy' >/dev/null 2>&1").c_str()) != 0) {
-    WARN("SKIPPED: the numpy unpacker test needs " << python << " with numpy");
-    return;
-  }
+  sqbtest::require_python("numpy");
+  const std::string python = sqbtest::kPython;
   TempDir dir;
   // C++ packs random codes for each width; numpy unpacks them with the snippet from sqb/coding.hpp, and packs
   // its own codes with np.packbits(bitorder='little') for C++ to unpack.
@@ -524,11 +522,8 @@ TEST_CASE("rans: encoder input errors and coded_bits", "[coding][rans]") {
 
 TEST_CASE("a Python rANS coder written from the documented format interoperates with rans_encode/decode",
           "[coding][rans][python]") {
-  const std::string python = "/usr/bin/python3";
-  if (!fs::exists(python)) {
-    WARN("SKIPPED: the Python rANS interoperability test needs " << python);
-    return;
-  }
+  sqbtest::require_python();
+  const std::string python = sqbtest::kPython;
   TempDir dir;
   // C++ streams for Python to decode (symbols alongside as text), over several alphabets and M.
   struct Stream {
@@ -666,7 +661,7 @@ print("python decoded", len(names), "streams")
   }
 }
 
-TEST_CASE("rans figures: overhead over the entropy (hidden; run with [.figures])", "[.figures]") {
+TEST_CASE("rans figures: overhead over the entropy (hidden, run with [.figures])", "[.figures]") {
   // Prints, for each law and n: H, then per M (14 .. 22) the payload's overhead over n H and the header +
   // table, in bits per symbol; then the encoder's own choice of M with D(p || q) split out.
   std::vector<double> geometric(40);

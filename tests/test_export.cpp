@@ -9,6 +9,7 @@
 #include "cli_helpers.hpp"
 #include "export_cmd.hpp"
 #include "helpers.hpp"
+#include "requirements.hpp"
 #include "sqb/coding.hpp"
 #include "sqb/error.hpp"
 #include "sqb/metrics.hpp"
@@ -109,10 +110,7 @@ TEST_CASE("export of phi_log: sign bits and exponents rebuild the reconstruction
 }
 
 TEST_CASE("NumPy decodes an export the same way", "[export][numpy]") {
-  if (std::system("/usr/bin/python3 -c 'import numpy' > /dev/null 2>&1") != 0) {
-    WARN("SKIPPED: /usr/bin/python3 with numpy is not installed (scripts/setup installs python3-numpy)");
-    return;
-  }
+  sqbtest::require_python("numpy");
   TempDir dir;
   const fs::path input = write_input(dir.path);
   sqbench::ExportOptions opt{"kmeans init=quantile", input, dir.path / "out", 16, "group:16", "oihw", 0};
@@ -126,7 +124,8 @@ TEST_CASE("NumPy decodes an export the same way", "[export][numpy]") {
       "m = json.load(open(d + '/manifest.json'))\n"
       "assert np.array_equal(out.reshape(m['input_shape']), np.load(d + '/decoded.npy'))\n";
   std::ofstream(dir.path / "check.py") << script;
-  const std::string cmd = "/usr/bin/python3 " + (dir.path / "check.py").string() + " " + opt.out.string();
+  const std::string cmd =
+      std::string(sqbtest::kPython) + " " + (dir.path / "check.py").string() + " " + opt.out.string();
   CHECK(std::system(cmd.c_str()) == 0);
 }
 
@@ -163,10 +162,6 @@ fs::path write_hwio(const fs::path& dir) {
   return dir / "k.npy";
 }
 
-bool have_numpy() {
-  return std::system("/usr/bin/python3 -c 'import numpy' > /dev/null 2>&1") == 0;
-}
-
 }  // namespace
 
 TEST_CASE("export: decoded.npy comes in the input's own shape and order", "[export]") {
@@ -189,10 +184,7 @@ TEST_CASE("export: decoded.npy comes in the input's own shape and order", "[expo
     err += e * e;
   }
   CHECK_THAT(err / static_cast<double>(in.values.size()), Catch::WithinRel(r.metrics.mse, 1e-12));
-  if (!have_numpy()) {
-    WARN("SKIPPED: the NumPy half of this test needs /usr/bin/python3 with numpy");
-    return;
-  }
+  sqbtest::require_python("numpy");
   // The manifest's numpy recipe turns the laid-out reconstruction into decoded.npy.
   const std::string script =
       "import json, numpy as np, sys\n"
@@ -203,18 +195,15 @@ TEST_CASE("export: decoded.npy comes in the input's own shape and order", "[expo
       "expr = m['tensor_layout']['to_input_shape'].split(': ', 1)[1]\n"
       "assert np.array_equal(eval(expr), np.load(d + '/decoded.npy')), expr\n";
   dir.write("recipe.py", script);
-  const Outcome o = sqbtest::shell("/usr/bin/python3 " + (dir.path / "recipe.py").string() + " " +
-                                   opt.out.string() + " 2>&1");
+  const Outcome o = sqbtest::shell(std::string(sqbtest::kPython) + " " + (dir.path / "recipe.py").string() +
+                                   " " + opt.out.string() + " 2>&1");
   INFO(o.output);
   CHECK(o.status == 0);
 }
 
 TEST_CASE("export --pack: a numpy unpacker written from the manifest's description reads the codes",
           "[export][numpy]") {
-  if (!have_numpy()) {
-    WARN("SKIPPED: the --pack unpacker test needs /usr/bin/python3 with numpy");
-    return;
-  }
+  sqbtest::require_python("numpy");
   TempDir dir;
   const fs::path input = write_input(dir.path);
   // The unpacker follows the words of the manifest's "pack" entry (bits [i*b, (i+1)*b) of the stream, counted
@@ -253,8 +242,8 @@ print("ok", b)
     opt.pack = false;
     opt.out = plain;
     sqbench::export_quantized(opt);
-    const Outcome o = sqbtest::shell("/usr/bin/python3 " + (dir.path / "unpack.py").string() + " " +
-                                     packed.string() + " " + plain.string() + " 2>&1");
+    const Outcome o = sqbtest::shell(std::string(sqbtest::kPython) + " " + (dir.path / "unpack.py").string() +
+                                     " " + packed.string() + " " + plain.string() + " 2>&1");
     INFO(o.output);
     CHECK(o.status == 0);
     CHECK(fs::file_size(packed / "codes.bits") == (240 * sqb::index_bits(k) + 7) / 8);
@@ -369,7 +358,7 @@ TEST_CASE("export --coded of phi_log: sign bits and rANS-coded exponents rebuild
   (void)r;
 }
 
-TEST_CASE("export: a folder holds one export; another folder's files are never mixed in", "[export][cli]") {
+TEST_CASE("export: a folder holds one export, another folder's files are never mixed in", "[export][cli]") {
   TempDir dir;
   const fs::path input = write_input(dir.path);
   const fs::path out = dir.path / "out";
@@ -399,11 +388,12 @@ TEST_CASE("export: a folder holds one export; another folder's files are never m
       std::string::npos);
   CHECK(fs::exists(dir.path / "mine" / "notes.txt"));
   CHECK_FALSE(fs::exists(dir.path / "mine" / "manifest.json"));
-  // An empty folder is fine.
+  // An empty folder is fine, and is named with one '/' however many were typed.
   fs::create_directories(dir.path / "empty");
-  CHECK(
-      run_cli("export kmeans --input " + input.string() + " --bits 4 --out " + (dir.path / "empty").string())
-          .status == 0);
+  const Outcome empty = run_cli("export kmeans --input " + input.string() + " --bits 4 --out " +
+                                (dir.path / "empty").string() + "//");
+  CHECK(empty.status == 0);
+  CHECK(empty.output.find("files to " + (dir.path / "empty").string() + "/ (mse ") != std::string::npos);
 }
 
 TEST_CASE("export of a safetensors tensor equals the export of the same tensor as float32 .npy",
@@ -434,6 +424,16 @@ TEST_CASE("export of a safetensors tensor equals the export of the same tensor a
   Outcome o = run_cli(base + data.string());
   CHECK(o.status == 2);
   CHECK(o.output.find("is a safetensors checkpoint: give --tensor NAME") != std::string::npos);
+  // The command the message suggests works as written (it used to lack --input and fail).
+  const std::string suggested = "sqbench export --list-tensors --input " + data.string();
+  REQUIRE(o.output.find("(" + suggested + " lists them)") != std::string::npos);
+  CHECK(run_cli(suggested.substr(8)).output == list.output);
+  // The checkpoint as the one argument lists the same.
+  CHECK(run_cli("export --list-tensors " + data.string()).output == list.output);
+  o = run_cli("export --list-tensors");
+  CHECK(o.status == 2);
+  CHECK(o.output.find("sqbench export --list-tensors: give one checkpoint, --input FILE.safetensors") !=
+        std::string::npos);
   o = run_cli(base + (dir.path / "t.npy").string() + " --tensor conv.weight");
   CHECK(o.status == 2);
   CHECK(o.output.find("--tensor applies to a safetensors input") != std::string::npos);
@@ -447,10 +447,7 @@ TEST_CASE("export of a safetensors tensor equals the export of the same tensor a
 }
 
 TEST_CASE("the README's export walkthrough runs as written", "[export][numpy][readme]") {
-  if (!have_numpy()) {
-    WARN("SKIPPED: the README walkthrough test needs /usr/bin/python3 with numpy");
-    return;
-  }
+  sqbtest::require_python("numpy");
   const std::string readme = slurp(fs::path(SQB_SOURCE_DIR) / "README.md");
   const auto mark = readme.find("<!-- tested: export unpack -->");
   REQUIRE(mark != std::string::npos);
@@ -470,7 +467,8 @@ TEST_CASE("the README's export walkthrough runs as written", "[export][numpy][re
   INFO(e.output);
   REQUIRE(e.status == 0);
   dir.write("unpack.py", script);
-  const Outcome o = sqbtest::shell("cd " + dir.path.string() + " && /usr/bin/python3 unpack.py 2>&1");
+  const Outcome o =
+      sqbtest::shell("cd " + dir.path.string() + " && " + std::string(sqbtest::kPython) + " unpack.py 2>&1");
   INFO(script << "\n---\n" << o.output);
   CHECK(o.status == 0);
   CHECK(o.output == expected + "\n");

@@ -262,7 +262,7 @@ TEST_CASE("integer weights equal repeating each value that many times", "[kmeans
   }
 }
 
-TEST_CASE("zero weights: those values are left out; all zero means unweighted", "[kmeans_weighted]") {
+TEST_CASE("zero weights: those values are left out, all zero means unweighted", "[kmeans_weighted]") {
   std::vector<float> x = sqbtest::draw("laplace", 300, 4), w(x.size(), 1.0f);
   std::vector<float> kept;
   for (std::size_t i = 0; i < x.size(); ++i) {

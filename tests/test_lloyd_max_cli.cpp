@@ -122,7 +122,7 @@ TEST_CASE("sqbench codebook: bad input exits 2 naming the parameter", "[cli][llo
   CHECK(run_cli("codebook --help").status == 0);
 }
 
-TEST_CASE("sqbench codebook prints every data-free codebook; a scaled shape gets its best N(0,1) fit",
+TEST_CASE("sqbench codebook prints every data-free codebook, a scaled shape gets its best N(0,1) fit",
           "[cli][codebook]") {
   // REFERENCE.md: best-scale MSE on N(0,1) of NF4 0.0098993 and of FP4 (E2M1) 0.0126849 (7 digits given).
   struct Case {

@@ -1,8 +1,8 @@
 // Interoperability with NumPy itself (Debian's python3-numpy at /usr/bin/python3): NumPy loads every file
 // sqbench writes (each dtype x byte order x C/Fortran order x version) and writes it back with its own
 // writer, and sqbench must read back exactly the values it wrote; float16 conversions are compared with
-// NumPy's on all 65536 bit patterns and on float32 rounding cases. Without NumPy the test says loudly that it
-// was skipped.
+// NumPy's on all 65536 bit patterns and on float32 rounding cases. Without NumPy the tests fail (CI installs
+// it).
 
 #include <catch2/catch.hpp>
 
@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "npy_helpers.hpp"
+#include "requirements.hpp"
 #include "sqb/npy.hpp"
 
 namespace fs = std::filesystem;
@@ -25,15 +26,7 @@ using sqb::npy::DType;
 
 namespace {
 
-constexpr const char* kPython = "/usr/bin/python3";
-
-// Why NumPy cannot be used here, or "" when it can.
-std::string numpy_missing() {
-  if (!fs::exists(kPython)) return std::string(kPython) + " does not exist";
-  const std::string cmd = std::string(kPython) + " -c 'import numpy' > /dev/null 2>&1";
-  if (std::system(cmd.c_str()) != 0) return std::string(kPython) + " cannot import numpy";
-  return "";
-}
+using sqbtest::kPython;
 
 struct Run {
   int status = -1;
@@ -122,12 +115,7 @@ bool same(float a, float b) {
 
 TEST_CASE("NumPy reads every file sqbench writes, and sqbench reads NumPy's files back exactly",
           "[npy][numpy]") {
-  const std::string missing = numpy_missing();
-  if (!missing.empty()) {
-    WARN("SKIPPED the NumPy interoperability test: " + missing +
-         ". Install Debian's python3-numpy (scripts/setup does) to run it.");
-    return;
-  }
+  sqbtest::require_python("numpy");
   sqbtest::ScratchDir dir;
   fs::create_directories(dir.path / "sq");
   fs::create_directories(dir.path / "np");
@@ -251,11 +239,7 @@ TEST_CASE("the shipped example tensors are NumPy files sqbench reads", "[npy][nu
     CHECK(rms > scale * 0.5);
     CHECK(rms < scale * 1.6);
   }
-  const std::string missing = numpy_missing();
-  if (!missing.empty()) {
-    WARN("SKIPPED comparing the examples with NumPy: " + missing);
-    return;
-  }
+  sqbtest::require_python("numpy");
   // NumPy's own float32 view of the files, printed in hex, must match bit for bit.
   const Run r = run(std::string(kPython) +
                     " -c \"import numpy as np, sys; [print(' '.join(float(v).hex() for v in "

@@ -86,7 +86,7 @@ k = 16
              Catch::Contains("key 'opt_ratio'") && Catch::Contains("1|0|true|false|yes|no"));
 }
 
-TEST_CASE("kmeans and kmeans_optimal honour the call's weights; weighted=0 ignores them",
+TEST_CASE("kmeans and kmeans_optimal honour the call's weights, weighted=0 ignores them",
           "[opt_ratio][weights]") {
   const sqb::Tensor t = sqbtest::tensor(3, 2000, 52);
   std::vector<float> w(t.size());

@@ -2,8 +2,8 @@
 // json, no package) from the format's description, values and expected float32 bit patterns computed in
 // Python; (2) from torch tensors' raw bytes (bfloat16 as its int16 view; Debian's python3-torch has no
 // safetensors package), with the same tensors saved as float32 .npy by torch/NumPy as the reference. Every
-// value must be bit-identical to the reference (NaN: a NaN). Without Python or torch the test says loudly
-// that it skipped.
+// value must be bit-identical to the reference (NaN: a NaN). Without Python or torch the tests fail (CI
+// installs them).
 
 #include <catch2/catch.hpp>
 
@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "npy_helpers.hpp"
+#include "requirements.hpp"
 #include "safetensors_helpers.hpp"
 #include "sqb/npy.hpp"
 #include "sqb/safetensors.hpp"
@@ -24,16 +25,7 @@ using sqbtest::TempDir;
 
 namespace {
 
-constexpr const char* kPython = "/usr/bin/python3";
-
-// Why `module` cannot be imported by /usr/bin/python3 ("" when it can; "" for module "" when Python exists).
-std::string python_missing(const std::string& module) {
-  if (!fs::exists(kPython)) return std::string(kPython) + " does not exist";
-  if (module.empty()) return "";
-  const std::string cmd = std::string(kPython) + " -c 'import " + module + "' > /dev/null 2>&1";
-  if (std::system(cmd.c_str()) != 0) return std::string(kPython) + " cannot import " + module;
-  return "";
-}
+using sqbtest::kPython;
 
 bool same(float a, float b) {
   return (std::isnan(a) && std::isnan(b)) ||
@@ -173,10 +165,7 @@ std::string run_script(const TempDir& dir, const char* script, const std::string
 }  // namespace
 
 TEST_CASE("safetensors written by plain Python read back bit-exactly", "[safetensors][python]") {
-  if (const std::string why = python_missing(""); !why.empty()) {
-    WARN("SKIPPED: the plain-Python safetensors test needs " << kPython << ": " << why);
-    return;
-  }
+  sqbtest::require_python();
   TempDir dir;
   const std::string out = run_script(dir, kPlainScript, "plain.py");
   INFO(out);
@@ -224,10 +213,7 @@ TEST_CASE("safetensors written by plain Python read back bit-exactly", "[safeten
 
 TEST_CASE("safetensors written from torch tensors equal the same tensors as float32 .npy",
           "[safetensors][python]") {
-  if (const std::string why = python_missing("torch"); !why.empty()) {
-    WARN("SKIPPED: the torch safetensors test needs torch: " << why);
-    return;
-  }
+  sqbtest::require_python("torch");
   TempDir dir;
   const std::string out = run_script(dir, kTorchScript, "torch_write.py");
   INFO(out);

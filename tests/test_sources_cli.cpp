@@ -91,7 +91,7 @@ const char* kMixed =
 
 }  // namespace
 
-TEST_CASE("a mixed-layout folder: labels in results.csv, tables and plots; the full spec in source",
+TEST_CASE("a mixed-layout folder: labels in results.csv, tables and plots, and the full spec in source",
           "[sources-cli]") {
   TempDir dir;
   write_folder(dir.path);
@@ -181,7 +181,7 @@ TEST_CASE("a mixed-layout folder: labels in results.csv, tables and plots; the f
   CHECK(column_values(dir.path / "merged" / "results.csv", "source") == sources);
 }
 
-TEST_CASE("labels must name one source each; n defaults to all only for files", "[sources-cli]") {
+TEST_CASE("labels must name one source each, n defaults to all only for files", "[sources-cli]") {
   TempDir dir;
   write_folder(dir.path);
   fs::create_directories(dir.path / "v");
@@ -197,13 +197,11 @@ TEST_CASE("labels must name one source each; n defaults to all only for files", 
   const std::string head = "[sweep]\nquantizer = uniform\nk = 4\n";
   const std::string c = (dir.path / "c.ini").string();
   // Two folders holding a conv.npy: the stems collide.
-  CHECK(
-      plan_error(head + "distribution = npy glob=w/*.npy layout=*_hwio.npy:hwio,bias.npy:rows,oihw\n"
-                        "distribution = npy path=v/conv.npy\n") ==
-      c + ": [sweep] distribution: two sources have the label 'conv': \"npy path=w/conv.npy layout=oihw\" "
-          "and "
-          "\"npy path=v/conv.npy\"; give one of them its own label= (labels name the sources in results.csv, "
-          "tables and plots)");
+  CHECK(plan_error(head + "distribution = npy glob=w/*.npy layout=*_hwio.npy:hwio,bias.npy:rows,oihw\n"
+                          "distribution = npy path=v/conv.npy\n") ==
+        c + ": [sweep] distribution: two sources have the label 'conv': \"npy path=w/conv.npy layout=oihw\" "
+            "and \"npy path=v/conv.npy\"; give one of them its own label= ({} in it stands for the default "
+            "label, e.g. label={}:b; labels name the sources in results.csv, tables and plots)");
   // ... label= fixes it; the same source may come back in another sweep under its label.
   CHECK(
       plan_error(head +
@@ -213,8 +211,8 @@ TEST_CASE("labels must name one source each; n defaults to all only for files", 
   CHECK(
       plan_error(head + "n = 10\ndistribution = gaussian\ndistribution = gaussian std=2 label=gaussian\n") ==
       c + ": [sweep] distribution: two sources have the label 'gaussian': \"gaussian\" and \"gaussian "
-          "std=2\"; "
-          "give one of them its own label= (labels name the sources in results.csv, tables and plots)");
+          "std=2\"; give one of them its own label= ({} in it stands for the default label, e.g. label={}:b; "
+          "labels name the sources in results.csv, tables and plots)");
   CHECK(plan_error(head + "n = 10\ndistribution = gaussian\n[sweep.b]\nquantizer = uniform\nk = 4\nn = 10\n"
                           "distribution = gaussian label=g\n")
             .find("the source \"gaussian\" has two labels, 'gaussian' and 'g'") != std::string::npos);
@@ -238,4 +236,38 @@ TEST_CASE("labels must name one source each; n defaults to all only for files", 
         std::string::npos);
   CHECK(plan_error(head + "distribution = safetensors path=w/model.safetensors tensor=*.bias\n")
             .find("tensor pattern \"*.bias\" matches none of the 2 tensors") != std::string::npos);
+}
+
+TEST_CASE("all-zero importance weights: a warning, unweighted cells, wmse and opt_ratio blank",
+          "[sources-cli]") {
+  // The pipeline designs such a tensor unweighted and a weighted mean over zero weight has no value; this
+  // used to pass in silence (and opt_ratio read inf).
+  TempDir dir;
+  write_folder(dir.path);
+  sqb::npy::write(dir.path / "w" / "zeros.npy", std::vector<std::size_t>{4, 2, 3, 3}, std::vector<float>(72));
+  const fs::path cfg = dir.write("c.ini",
+                                 "[sweep]\nquantizer = kmeans\ndistribution = npy path=w/conv.npy "
+                                 "weights=w/zeros.npy\nk = 4\nseed = 0, 1\nopt_ratio = 1\n");
+  const fs::path out = dir.path / "out";
+  const Outcome o = run_cli("run " + cfg.string() + " --quiet --out " + out.string());
+  INFO(o.output);
+  REQUIRE(o.status == 0);
+  const std::string warning =
+      "sqbench: warning: distribution \"npy path=w/conv.npy weights=w/zeros.npy\": every importance weight "
+      "is "
+      "0, so its cells quantize the data unweighted (as without weights=) and leave wmse and opt_ratio "
+      "blank\n";
+  CHECK(o.output.find(warning) != std::string::npos);
+  CHECK(o.output.find(warning) == o.output.rfind(warning));  // once for the source, not per cell
+  CHECK(column_values(out / "results.csv", "wmse") == std::vector<std::string>{"", ""});
+  CHECK(column_values(out / "results.csv", "opt_ratio") == std::vector<std::string>{"", ""});
+  for (const std::string& mse : column_values(out / "results.csv", "mse"))
+    CHECK_FALSE(mse.empty());
+  // Some zero weights are ordinary: no warning.
+  std::vector<float> some(72, 1.0f);
+  some[0] = 0;
+  sqb::npy::write(dir.path / "w" / "zeros.npy", std::vector<std::size_t>{4, 2, 3, 3}, some);
+  const Outcome fine = run_cli("run " + cfg.string() + " --quiet --fresh --out " + out.string());
+  CHECK(fine.status == 0);
+  CHECK(fine.output.find("warning") == std::string::npos);
 }

@@ -189,8 +189,9 @@ TEST_CASE("memory: with --jobs J the J largest cells must fit together", "[sweep
 TEST_CASE("memory: the estimate covers the measured peak and is not wildly above it", "[sweep-checks]") {
   if (SQB_SANITIZED) {
     WARN(
-        "SKIPPED: under AddressSanitizer the resident peak includes shadow memory and the freed-memory "
-        "quarantine, which the estimate does not model (the Release suite runs this test)");
+        "SKIPPED (sanitized build): under AddressSanitizer the resident peak includes shadow memory and the "
+        "freed-memory quarantine, which the estimate does not model; the Release suite (scripts/setup "
+        "release, then ctest in build/) runs this test");
     return;
   }
   // One cell each of the strategies with a design workspace, and one without. context.json records the
@@ -233,7 +234,7 @@ TEST_CASE("parse_bytes reads sizes with binary suffixes", "[sweep-checks]") {
   }
 }
 
-TEST_CASE("a scatter draws every row; a line with agg combines them; the axes are padded", "[sweep-checks]") {
+TEST_CASE("a scatter draws every row, a line with agg combines them, the axes are padded", "[sweep-checks]") {
   TempDir dir;
   const fs::path cfg = dir.write("q.ini", kQuick + R"(
 [plot.every]

@@ -2,7 +2,6 @@
 // every malformed file gives an Error naming the file and the reason, and the installed Fashion-MNIST has the
 // published shape, class balance and pixel statistics.
 
-#include <zlib.h>
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -13,7 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "idx_helpers.hpp"
 #include "npy_helpers.hpp"
+#include "requirements.hpp"
 #include "sqb/error.hpp"
 #include "sqb/idx.hpp"
 #include "sqb/task.hpp"
@@ -22,48 +23,17 @@ namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
 using sqbtest::bytes_of;
+using sqbtest::gzip;
+using sqbtest::raw_idx;
 using TempDir = sqbtest::ScratchDir;
 
 namespace {
-
-void put_be32(std::string& s, std::uint32_t v) {
-  for (int b = 3; b >= 0; --b)
-    s += static_cast<char>((v >> (8 * b)) & 0xFF);
-}
-
-/// An IDX file by hand: magic 00 00 type rank, the dims big-endian, then `data` as given.
-std::string raw_idx(std::initializer_list<std::uint32_t> dims, const std::string& data,
-                    unsigned char type = 0x08, int rank = -1) {
-  std::string s;
-  s += '\0';
-  s += '\0';
-  s += static_cast<char>(type);
-  s += static_cast<char>(rank < 0 ? static_cast<int>(dims.size()) : rank);
-  for (const auto d : dims)
-    put_be32(s, d);
-  return s + data;
-}
 
 std::string bytes_iota(std::size_t n) {
   std::string s(n, '\0');
   for (std::size_t i = 0; i < n; ++i)
     s[i] = static_cast<char>(i * 7 % 256);
   return s;
-}
-
-/// gzip-compresses with zlib (a real gzip member: header, deflate data, CRC32 and length trailer).
-std::string gzip(const std::string& in) {
-  z_stream z{};
-  REQUIRE(deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK);
-  std::string out(deflateBound(&z, in.size()) + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  REQUIRE(deflate(&z, Z_FINISH) == Z_STREAM_END);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
 }
 
 sqb::idx::Array parse(const std::string& bytes, std::size_t max_bytes = sqb::idx::kDefaultMaxBytes) {
@@ -161,6 +131,72 @@ TEST_CASE("idx: read() reports missing files, folders and oversized files", "[ta
                       StartsWith((dir.path / "bad.idx").string()));
 }
 
+TEST_CASE("idx: read_header gives the dims without the data and names a corrupt or truncated file",
+          "[task][idx]") {
+  TempDir dir;
+  const std::string file = raw_idx({300, 28, 28}, bytes_iota(300 * 28 * 28));
+  const std::uint64_t bytes = 16 + 300 * 28 * 28;
+  for (const std::string& stored : {file, gzip(file)}) {
+    const sqb::idx::Header h = sqb::idx::read_header(dir.write("f.idx", stored));
+    CHECK(h.dims == std::vector<std::size_t>{300, 28, 28});
+    CHECK(h.bytes == bytes);
+  }
+  // Two gzip members: the trailer holds the second's length only, so the whole file is read, and is valid.
+  const sqb::idx::Header two =
+      sqb::idx::read_header(dir.write("two.gz", gzip(file.substr(0, 1000)) + gzip(file.substr(1000))));
+  CHECK(two.dims == std::vector<std::size_t>{300, 28, 28});
+  CHECK(two.bytes == bytes);
+  const auto fails = [&](const std::string& stored, const std::string& reason) {
+    const fs::path p = dir.write("bad.idx", stored);
+    INFO(reason);
+    REQUIRE_THROWS_WITH(sqb::idx::read_header(p), StartsWith(p.string() + ": ") && Contains(reason));
+  };
+  // A wrong magic number, plain or compressed; these used to pass as the sizes of 41-74 GiB datasets.
+  fails("\x12\x34\x08\x01" + file.substr(4), "not an IDX file: it starts with 0x12 0x34");
+  fails(gzip("\x12\x34\x08\x01" + file.substr(4)), "not an IDX file: it starts with 0x12 0x34");
+  // A .gz cut short: its last four bytes are not a length (they were read as one).
+  const std::string gz = gzip(file);
+  fails(gz.substr(0, gz.size() / 2), "truncated gzip stream");
+  fails(file.substr(0, file.size() - 5), "truncated data");
+  fails(file + "xyz", "3 bytes after the data");
+  fails(gzip(file + "xyz"), "3 bytes after the data");
+  fails("", "the file is empty");
+  fails(std::string("\x00\x00\x08", 3), "truncated header");
+  REQUIRE_THROWS_WITH(sqb::idx::read_header(dir.path / "nope.idx"), Contains("cannot open"));
+}
+
+TEST_CASE("task: dataset_shape reads the four headers and checks them as load_dataset does", "[task][idx]") {
+  TempDir dir;
+  dir.write("train-images-idx3-ubyte.gz", gzip(raw_idx({3, 2, 5}, bytes_iota(30))));
+  dir.write("train-labels-idx1-ubyte", raw_idx({3}, std::string("\x01\x02\x03", 3)));
+  dir.write("t10k-images-idx3-ubyte", raw_idx({2, 2, 5}, bytes_iota(20)));
+  dir.write("t10k-labels-idx1-ubyte.gz", gzip(raw_idx({2}, std::string("\x04\x05", 2))));
+  const sqb::task::DatasetShape s = sqb::task::dataset_shape(dir.path);
+  CHECK(s.train == 3);
+  CHECK(s.test == 2);
+  CHECK(s.features() == 10);
+  CHECK(s.largest_bytes == 16 + 30);
+  CHECK(s.largest_stored == fs::file_size(dir.path / "train-images-idx3-ubyte.gz"));
+  const auto fails = [&](const std::string& reason) {
+    INFO(reason);
+    REQUIRE_THROWS_WITH(sqb::task::dataset_shape(dir.path), Contains(reason));
+    REQUIRE_THROWS_WITH(sqb::task::load_dataset(dir.path), Contains(reason));
+  };
+  SECTION("labels that disagree with the images") {
+    dir.write("train-labels-idx1-ubyte", raw_idx({4}, std::string("\x01\x02\x03\x04", 4)));
+    fails("4 labels for 3 images");
+  }
+  SECTION("test images of another size") {
+    dir.write("t10k-images-idx3-ubyte", raw_idx({2, 5, 2}, bytes_iota(20)));
+    fails("test images are 5 x 2, the training images");
+  }
+  SECTION("a truncated file") {
+    const std::string gz = gzip(raw_idx({3, 2, 5}, bytes_iota(30)));
+    dir.write("train-images-idx3-ubyte.gz", gz.substr(0, gz.size() - 6));
+    fails((dir.path / "train-images-idx3-ubyte.gz").string() + ": truncated gzip stream");
+  }
+}
+
 TEST_CASE("task: make_dataset scales pixels and checks ranks, counts and labels", "[task][idx]") {
   const sqb::idx::Array images =
       parse(raw_idx({2, 2, 3}, std::string("\x00\x33\xff\x01\x02\x80\x00\x00\x00\x00\x00\x00", 12)));
@@ -230,10 +266,7 @@ TEST_CASE("task: load_dataset reads a folder of plain or gzip files and names wh
 
 TEST_CASE("task: the installed Fashion-MNIST has the published size, balance and pixel statistics",
           "[task][idx][data]") {
-  if (!fs::exists(fs::path(sqb::task::kFashionMnistDir) / "train-images-idx3-ubyte.gz")) {
-    WARN("SKIPPED: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
-    return;
-  }
+  sqbtest::require_fashion_mnist();
   const sqb::task::DataSplit s = sqb::task::load_dataset();
   CHECK(s.train.count == 60000);
   CHECK(s.test.count == 10000);

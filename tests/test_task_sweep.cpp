@@ -17,6 +17,7 @@
 #include "config.hpp"
 #include "csv.hpp"
 #include "plot.hpp"
+#include "requirements.hpp"
 #include "sqb/error.hpp"
 #include "sqb/idx.hpp"
 #include "sqb/task.hpp"
@@ -106,10 +107,6 @@ std::vector<std::pair<fs::path, long>> saved_models(const fs::path& out) {
   return found;
 }
 
-bool have_fashion_mnist() {
-  return fs::exists(fs::path(sqb::task::kFashionMnistDir) / "train-images-idx3-ubyte.gz");
-}
-
 // The first `n` items of an installed IDX file, written uncompressed to `to` (the header's count changed).
 void idx_head(const std::string& name, std::size_t n, const fs::path& to) {
   const sqb::idx::Array a = sqb::idx::read(fs::path(sqb::task::kFashionMnistDir) / (name + ".gz"));
@@ -137,10 +134,7 @@ void mini_dataset(const fs::path& dir) {
 
 TEST_CASE("a task sweep runs every mode far above chance, trains each float model once, and is deterministic",
           "[task-sweep][cli]") {
-  if (!have_fashion_mnist()) {
-    WARN("SKIPPED: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
-    return;
-  }
+  sqbtest::require_fashion_mnist();
   TempDir dir;
   mini_dataset(dir.path / "mini");
   const fs::path config = dir.write("t.ini", kTaskTiny);
@@ -287,7 +281,7 @@ TEST_CASE("spread = std: mean ± sample standard deviation over the seeds, to th
                                                  Contains("use agg = none or mean"));
 }
 
-TEST_CASE("dash splits each series by a column's values; hline draws the y of matching rows",
+TEST_CASE("dash splits each series by a column's values, hline draws the y of matching rows",
           "[task-sweep][plot]") {
   sqbench::CsvTable t;
   t.header = {"quantizer", "mode", "bits", "seed", "accuracy"};

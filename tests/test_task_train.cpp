@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "requirements.hpp"
 #include "sqb/error.hpp"
 #include "sqb/task.hpp"
 #include "task/trainer.hpp"
@@ -120,7 +121,7 @@ void batch_of(const sqb::task::Dataset& d, std::size_t n, arma::fmat& x, std::ve
 
 }  // namespace
 
-TEST_CASE("train: the same seed gives the same weights bit for bit; the loss falls", "[task][train]") {
+TEST_CASE("train: the same seed gives the same weights bit for bit and the loss falls", "[task][train]") {
   const sqb::task::Dataset data = synthetic(300, 28, 10, 5);
   ModelSpec spec;  // TinyNet
   sqb::task::TrainOptions o;
@@ -182,7 +183,7 @@ TEST_CASE("qat: with the identity transform QAT equals float training bit for bi
     CHECK(same_bytes(r.final[l].weights.values, a.weights[l].values));
 }
 
-TEST_CASE("qat: the forward pass uses exactly W_q; identity and clipped STE gradients", "[task][qat]") {
+TEST_CASE("qat: the forward pass uses exactly W_q, identity and clipped STE gradients", "[task][qat]") {
   const auto ste = GENERATE(sqb::task::Ste::identity, sqb::task::Ste::clipped);
   INFO("ste " << (ste == sqb::task::Ste::identity ? "identity" : "clipped"));
   const sqb::task::Dataset data = synthetic(6, 4, 4, 8);  // 16 features
@@ -515,10 +516,7 @@ TEST_CASE("task: evaluate, logits and the Fisher diagonal agree with direct comp
 }
 
 TEST_CASE("task: a short run on real Fashion-MNIST is far above chance", "[task][train][data]") {
-  if (!fs::exists(fs::path(sqb::task::kFashionMnistDir) / "train-images-idx3-ubyte.gz")) {
-    WARN("SKIPPED: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
-    return;
-  }
+  sqbtest::require_fashion_mnist();
   const sqb::task::DataSplit s = sqb::task::load_dataset();
   const sqb::task::Dataset train = s.train.head(4000);
   Mlp m = sqb::task::init_mlp(sqb::task::ModelSpec{}, 0);

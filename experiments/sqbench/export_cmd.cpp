@@ -22,6 +22,7 @@
 #include "sqb/registry.hpp"
 #include "sqb/safetensors.hpp"
 #include "sqb/version.hpp"
+#include "text.hpp"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -64,9 +65,10 @@ Input read_input(const ExportOptions& opt) {
   Input in;
   if (is_checkpoint(opt.input)) {
     if (opt.tensor.empty()) {
-      throw sqb::Error("sqbench export: " + opt.input.string() +
-                       " is a safetensors checkpoint: give --tensor NAME (sqbench export --list-tensors " +
-                       opt.input.string() + " lists them)");
+      throw sqb::Error(
+          "sqbench export: " + opt.input.string() +
+          " is a safetensors checkpoint: give --tensor NAME (sqbench export --list-tensors --input " +
+          opt.input.string() + " lists them)");
     }
     const sqb::safetensors::Checkpoint c(opt.input);
     sqb::safetensors::Array a = c.read(opt.tensor);
@@ -411,8 +413,11 @@ int export_command(const std::vector<std::string>& args) {
   if (!parsed) return 0;
   const po::variables_map& vm = *parsed;
   if (vm.count("list-tensors")) {
-    if (!vm.count("input")) throw sqb::Error("sqbench export --list-tensors: give --input FILE.safetensors");
-    const sqb::safetensors::Checkpoint c(vm["input"].as<std::string>());
+    // The checkpoint as --input, or as the one argument (`sqbench export --list-tensors m.safetensors`).
+    const std::vector<std::string> given = positionals(vm, "spec");
+    if (vm.count("input") + given.size() != 1)
+      throw sqb::Error("sqbench export --list-tensors: give one checkpoint, --input FILE.safetensors");
+    const sqb::safetensors::Checkpoint c(vm.count("input") ? vm["input"].as<std::string>() : given[0]);
     for (const std::string& name : c.names()) {
       const sqb::safetensors::TensorInfo info = c.info(name);
       std::string shape;
@@ -454,7 +459,7 @@ int export_command(const std::vector<std::string>& args) {
     throw sqb::Error("--seed '" + vm["seed"].as<std::string>() + "' must be an integer >= 0");
   opt.seed = static_cast<std::uint64_t>(*seed);
   const ExportResult r = export_quantized(opt);
-  std::cout << "sqbench: exported " << r.files.size() << " files to " << opt.out.string() << "/ (mse "
+  std::cout << "sqbench: exported " << r.files.size() << " files to " << folder_text(opt.out) << " (mse "
             << format_number(r.mse, 4) << ", SQNR " << format_number(r.sqnr_db, 4) << " dB, "
             << format_number(r.storage_bits, 4) << " bits/element stored, " << format_number(r.coded_bits, 4)
             << " entropy-coded)";

@@ -1,8 +1,11 @@
 // sqbench: the command-line front end. Exit status: 0 success, 2 bad usage/config/input, 1 internal error.
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -27,10 +30,43 @@
 #include "sqb/version.hpp"
 #include "sweep.hpp"
 #include "table.hpp"
+#include "text.hpp"
 
 namespace po = boost::program_options;
 
 namespace {
+
+// sqbench trains (task cells) on one BLAS thread per job (task_cells.hpp: kTaskBlasThreads) and never wants
+// BLAS's own threads. But OpenBLAS, which libarmadillo's libblas.so.3 resolves to, starts a worker per core
+// in a constructor that runs when the library is loaded, before main, for every command (--version too),
+// sized by OPENBLAS_NUM_THREADS. Under a small `ulimit -v` a worker cannot get its buffer: it spins in
+// blas_memory_alloc and exit joins it forever, or OpenBLAS raises SIGINT. The executable's .preinit_array
+// runs before any library's constructor, but setenv there is undone by libc's own initialisation (it resets
+// environ to the environment the process started with), so the process starts itself again with
+// OPENBLAS_NUM_THREADS=1 before OpenBLAS has run: no BLAS worker ever starts, and a run's memory check
+// (memory.cpp) is what refuses a limit that training cannot meet. Without /proc/self/exe the exec fails and
+// OpenBLAS keeps its default.
+char kOneBlasThread[] = "OPENBLAS_NUM_THREADS=1";
+
+void restart_with_one_blas_thread(int, char** argv, char** envp) {
+  const std::size_t name = std::strlen("OPENBLAS_NUM_THREADS=");
+  std::size_t n = 0;
+  for (; envp[n] != nullptr; ++n)
+    if (std::strcmp(envp[n], kOneBlasThread) == 0) return;
+  // Before libstdc++ is initialised: plain malloc, and nothing that outlives the exec.
+  auto** env = static_cast<char**>(std::malloc((n + 2) * sizeof(char*)));
+  if (env == nullptr) return;
+  std::size_t m = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    if (std::strncmp(envp[i], kOneBlasThread, name) != 0) env[m++] = envp[i];
+  env[m++] = kOneBlasThread;
+  env[m] = nullptr;
+  ::execve("/proc/self/exe", argv, env);
+  std::free(env);
+}
+[[gnu::section(".preinit_array"),
+  gnu::used]] constexpr void (*kRestartWithOneBlasThread)(int, char**,
+                                                          char**) = &restart_with_one_blas_thread;
 
 constexpr int kUsageError = 2;
 
@@ -183,7 +219,7 @@ int cmd_run(const std::vector<std::string>& args, const std::string& command) {
   }
   const sqbench::RunResult r = sqbench::run_sweep(config, opt);
   if (r.interrupted) return 130;
-  std::cout << "sqbench: results in " << r.out.string() << "/\n";
+  std::cout << "sqbench: results in " << sqbench::folder_text(r.out) << "\n";
   return 0;
 }
 
@@ -278,7 +314,8 @@ int cmd_table(const std::vector<std::string>& args) {
   // The filters name the values that exist when one matches nothing (the key columns), and messages name
   // this command, not the folder the CSV is in.
   sqbench::check_where(spec.where, results, sqbench::RowsKind::finished, "sqbench table: --where");
-  std::cout << sqbench::render_table(results, spec, fmt, prov, "sqbench table");
+  std::cout << sqbench::render_table(results, spec, fmt, prov, "sqbench table",
+                                     sqbench::Syntax::command_line);
   return 0;
 }
 
@@ -295,7 +332,7 @@ int cmd_merge(const std::vector<std::string>& args) {
   const std::vector<std::filesystem::path> dirs(given.begin(), given.end());
   const auto out =
       sqbench::merge_results(dirs, vm.count("out") ? vm["out"].as<std::string>() : "", vm.count("quiet") > 0);
-  std::cout << "sqbench: merged results in " << out.string() << "/\n";
+  std::cout << "sqbench: merged results in " << sqbench::folder_text(out) << "\n";
   return 0;
 }
 

@@ -19,12 +19,12 @@ namespace fs = std::filesystem;
 namespace {
 
 // A task spec as a cell runs it: a relative data= folder is relative to the config's folder (as npy path=
-// is), and its four files must be there now rather than when the first cell starts.
+// is), and its four files must be there, with valid headers, now rather than when the first cell starts.
 sqb::task::TaskSpec resolve_task(const std::string& text, const fs::path& base_dir) {
   sqb::task::TaskSpec spec = sqb::task::parse_task_spec(text);
   if (spec.data.is_relative()) spec.data = base_dir / spec.data;
   try {
-    sqb::task::dataset_files(spec.data);
+    sqb::task::dataset_shape(spec.data);
   } catch (const sqb::Error& e) {
     throw sqb::Error("task \"" + text + "\": " + e.what());
   }

@@ -102,6 +102,12 @@ void Progress::note(const std::string& line) {
   std::cerr << "sqbench: " << line << "\n";
 }
 
+void Progress::warn(const std::string& line) {
+  std::lock_guard lock(mu_);
+  if (tty_ && !quiet_) std::cerr << "\r\033[K";
+  std::cerr << "sqbench: warning: " << line << "\n";
+}
+
 void Progress::done() {
   std::lock_guard lock(mu_);
   stop_ = true;

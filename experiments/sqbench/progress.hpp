@@ -21,6 +21,7 @@ class Progress {
   void started(const std::string& cell);   ///< a worker began `cell`
   void finished(const std::string& cell);  ///< a worker finished `cell`
   void note(const std::string& line);      ///< a message line that does not disturb the live line
+  void warn(const std::string& line);      ///< "sqbench: warning: <line>", printed even when quiet
   void done();                             ///< final line
 
  private:

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <exception>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -141,7 +142,8 @@ void check_weights(const sqb::Tensor& t, const std::string& what) {
 // A tensor is generated once and shared by the cells that need it while any of them runs.
 class DataCache {
  public:
-  explicit DataCache(const Plan& plan) : plan_(plan) {}
+  using Warn = std::function<void(const std::string&)>;
+  DataCache(const Plan& plan, Warn warn) : plan_(plan), warn_(std::move(warn)) {}
   std::shared_ptr<const sqb::Tensor> get(const Cell& c) {
     std::shared_ptr<Entry> e;
     {
@@ -155,7 +157,19 @@ class DataCache {
     auto t = std::make_shared<const sqb::Tensor>(plan_.sources[c.d]->draw(c.n, c.seed));
     const std::string what = "distribution \"" + plan_.distributions[c.d] + "\"";
     sqb::check_finite(t->values, what, t->cols);
-    if (!t->weights.empty()) check_weights(*t, what);
+    if (!t->weights.empty()) {
+      check_weights(*t, what);
+      // The pipeline designs a block whose weights are all zero as unweighted, and a weighted mean over
+      // zero weight has no value: the rows would look weighted but are not.
+      if (std::all_of(t->weights.begin(), t->weights.end(), [](float w) { return w == 0.0f; })) {
+        std::lock_guard warned_lock(mu_);
+        if (all_zero_warned_.insert(c.d).second) {
+          warn_(what +
+                ": every importance weight is 0, so its cells quantize the data unweighted (as "
+                "without weights=) and leave wmse and opt_ratio blank");
+        }
+      }
+    }
     e->tensor = t;
     return t;
   }
@@ -166,8 +180,10 @@ class DataCache {
     std::weak_ptr<const sqb::Tensor> tensor;
   };
   const Plan& plan_;
+  Warn warn_;
   std::mutex mu_;
   std::map<std::tuple<std::size_t, std::size_t, std::uint64_t>, std::shared_ptr<Entry>> entries_;
+  std::set<std::size_t> all_zero_warned_;  // distributions already warned about
 };
 
 // ---- statistics
@@ -225,7 +241,10 @@ std::vector<std::string> run_cell(const Config& config, const Plan& plan, const 
       } else {
         const double optimum = sqb::optimal_mse(*data, c.k, options);
         const double measured = options.weights.empty() ? result.metrics.mse : result.metrics.wmse;
-        const double ratio = optimum > 0 ? measured / optimum : (measured == 0 ? 1.0 : INFINITY);
+        // measured is NaN (wmse of all-zero weights): no ratio, where the branches below would say inf.
+        const double ratio = std::isnan(measured) ? NAN
+                             : optimum > 0        ? measured / optimum
+                                                  : (measured == 0 ? 1.0 : INFINITY);
         set(sqb::Col::opt_ratio, std::isnan(ratio) ? "" : format_number(ratio));
       }
     }
@@ -578,7 +597,7 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
 
   SignalGuard signals;
   Appender appender(partial);
-  DataCache cache(plan);
+  DataCache cache(plan, [&](const std::string& w) { progress.warn(w); });
   Gate gate;
   // Task cells: one BLAS thread per job (the jobs never oversubscribe the cores, and the results do not
   // depend on --jobs), and each float model trained (or loaded from out/models/) once, before the cells

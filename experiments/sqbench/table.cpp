@@ -228,8 +228,17 @@ std::vector<std::string> CompositeKey::distinct(const std::vector<std::size_t>& 
   return out;
 }
 
+namespace {
+
+// A setting as `syntax` spells it: "agg = mean" or "--agg mean".
+std::string setting(Syntax syntax, const std::string& key, const std::string& value) {
+  return syntax == Syntax::command_line ? "--" + key + " " + value : key + " = " + value;
+}
+
+}  // namespace
+
 double combine(const CsvTable& t, const std::vector<std::size_t>& rows, std::size_t value_col, Agg agg,
-               const std::string& context, std::string& note, double* spread) {
+               const std::string& context, std::string& note, double* spread, Syntax syntax) {
   std::vector<double> values;
   for (const std::size_t r : rows) {
     const auto v = parse_field_number(t.rows[r][value_col]);
@@ -271,8 +280,8 @@ double combine(const CsvTable& t, const std::vector<std::size_t>& rows, std::siz
     if (!differing.empty()) {
       throw sqb::Error(context + ": " + std::to_string(rows.size()) +
                        " result rows fall into one cell and differ in " + join(differing) +
-                       "; add a where filter (e.g. where = " + differing[0] +
-                       "=...) or agg = mean|median|min|max");
+                       "; add a where filter (e.g. " + setting(syntax, "where", differing[0] + "=...") +
+                       ") or " + setting(syntax, "agg", "mean|median|min|max"));
     }
     agg = Agg::mean;
     note = "mean of " + std::to_string(values.size()) + " seeds";
@@ -300,16 +309,20 @@ std::vector<std::string> table_values(const TableSpec& spec) {
 }
 
 std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat fmt, const Provenance& prov,
-                         const std::string& context_name) {
+                         const std::string& context_name, Syntax syntax) {
   const std::string context = context_name.empty() ? "table '" + spec.id + "'" : context_name;
   // Either one value pivoted by `cols`, or several values side by side (the columns are the values).
   const std::vector<std::string> values = table_values(spec);
   const bool multi = values.size() > 1;
   if (multi && !spec.cols.empty()) {
     throw sqb::Error(context + ": with several values (" + spec.value +
-                     ") the columns are the values; drop cols");
+                     ") the columns are the values; drop " +
+                     (syntax == Syntax::command_line ? "--cols" : "cols"));
   }
-  if (!multi && spec.cols.empty()) throw sqb::Error(context + ": cols is required for a single value");
+  if (!multi && spec.cols.empty()) {
+    throw sqb::Error(context + ": " + (syntax == Syntax::command_line ? "--cols" : "cols") +
+                     " is required for a single value");
+  }
   const bool along_rows = spec.best_along == "row";
   if (spec.best_along != "col" && !along_rows) {
     throw sqb::Error(context + ": best_along '" + spec.best_along + "' must be one of " + kBestAlongChoices);
@@ -350,7 +363,7 @@ std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat f
     value[key] =
         combine(t, members, multi ? value_col[key.second] : value_col[values[0]], spec.agg,
                 context + " cell (" + spec.rows + "=" + key.first + ", " + cols_name + "=" + key.second + ")",
-                note, &sd);
+                note, &sd, syntax);
     spread[key] = sd;
     if (with_spread && members.size() > 1) {
       // "mean of 3 seeds" -> "mean ± std of 3 seeds"

@@ -26,12 +26,17 @@ std::vector<std::size_t> select_rows(const CsvTable& t, const std::vector<Where>
 std::vector<std::string> distinct_values(const CsvTable& t, std::size_t col,
                                          const std::vector<std::size_t>& rows);
 
+/// How messages spell a table's settings: as config keys (`agg = mean`) or as `sqbench table`'s options
+/// (`--agg mean`).
+enum class Syntax { config, command_line };
+
 /// Combines the values that fall into one table cell or plot point. With Agg::none, rows that differ only in
 /// `seed` are averaged; rows that differ in any other key column are an error (sqb::Error listing those
 /// columns and suggesting a where filter or agg). `note` receives e.g. "mean of 3 seeds". When `spread` is
 /// given it receives the sample standard deviation (n - 1) of the values, or NaN for a single value.
 double combine(const CsvTable& t, const std::vector<std::size_t>& rows, std::size_t value_col, Agg agg,
-               const std::string& context, std::string& note, double* spread = nullptr);
+               const std::string& context, std::string& note, double* spread = nullptr,
+               Syntax syntax = Syntax::config);
 
 enum class TableFormat { md, latex, csv };
 
@@ -39,8 +44,9 @@ enum class TableFormat { md, latex, csv };
 std::vector<std::string> table_values(const TableSpec& spec);
 
 /// Renders a table. Throws sqb::Error for a missing column, no matching rows, or a non-numeric value; its
-/// messages start with `context` (default "table '<id>'"; `sqbench table` names itself).
+/// messages start with `context` (default "table '<id>'"; `sqbench table` names itself) and spell settings
+/// in `syntax`.
 std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat fmt, const Provenance& prov,
-                         const std::string& context = "");
+                         const std::string& context = "", Syntax syntax = Syntax::config);
 
 }  // namespace sqbench

@@ -81,44 +81,6 @@ std::string numbers_text(const std::vector<double>& v) {
   return s;
 }
 
-// The uncompressed size of an IDX file: a gzip file's last four bytes (ISIZE, RFC 1952) hold it modulo 2^32
-// (Fashion-MNIST's largest file is 47 MB), a plain file is its size.
-std::uint64_t idx_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  unsigned char head[2] = {0, 0};
-  in.read(reinterpret_cast<char*>(head), 2);
-  std::error_code ec;
-  const std::uint64_t size = fs::file_size(path, ec);
-  if (ec) return 0;
-  if (!(head[0] == 0x1f && head[1] == 0x8b) || size < 4) return size;
-  unsigned char tail[4] = {0, 0, 0, 0};
-  in.seekg(static_cast<std::streamoff>(size - 4));
-  in.read(reinterpret_cast<char*>(tail), 4);
-  return static_cast<std::uint64_t>(tail[0]) | static_cast<std::uint64_t>(tail[1]) << 8 |
-         static_cast<std::uint64_t>(tail[2]) << 16 | static_cast<std::uint64_t>(tail[3]) << 24;
-}
-
-// Examples and features of a dataset folder from its files' sizes: images hold a 16-byte header (rank 3),
-// labels an 8-byte one (rank 1).
-struct DataSize {
-  std::uint64_t train = 0, test = 0, features = 0, compressed = 0, largest = 0;
-};
-DataSize data_size(const fs::path& dir) {
-  const std::vector<fs::path> files = task::dataset_files(dir);
-  DataSize s;
-  const std::uint64_t train_img = idx_bytes(files[0]), train_lab = idx_bytes(files[1]);
-  const std::uint64_t test_img = idx_bytes(files[2]), test_lab = idx_bytes(files[3]);
-  s.train = train_lab > 8 ? train_lab - 8 : 0;
-  s.test = test_lab > 8 ? test_lab - 8 : 0;
-  s.features = s.train > 0 && train_img > 16 ? (train_img - 16) / s.train : 784;
-  for (const fs::path& f : files) {
-    std::error_code ec;
-    s.compressed = std::max<std::uint64_t>(s.compressed, fs::file_size(f, ec));
-  }
-  s.largest = std::max(train_img, test_img);
-  return s;
-}
-
 // Weights (and biases) of the network a task spec trains on images of `features` pixels.
 std::uint64_t parameters(const task::TaskSpec& spec, std::uint64_t features) {
   std::vector<std::size_t> sizes = {static_cast<std::size_t>(features)};
@@ -394,9 +356,9 @@ std::vector<std::string> TaskRunner::run(const Config& config, const Cell& c) {
 
 MemoryEstimate estimate_task_cell(const Plan& plan, const Cell& c) {
   const task::TaskSpec& spec = plan.task_specs[c.d];
-  const DataSize ds = data_size(spec.data);
-  const double p = static_cast<double>(parameters(spec, ds.features));
-  std::size_t widest = ds.features + task::kClasses;
+  const task::DatasetShape ds = task::dataset_shape(spec.data);
+  const double p = static_cast<double>(parameters(spec, ds.features()));
+  std::size_t widest = ds.features() + task::kClasses;
   for (const std::size_t h : spec.hidden)
     widest += h;
   // A copy of the model, AdamW's two moments and the gradients (16 B per weight); QAT adds W_q, its codes
@@ -406,7 +368,7 @@ MemoryEstimate estimate_task_cell(const Plan& plan, const Cell& c) {
   const double batch = 8.0 * 1000 * static_cast<double>(widest);
   double design = 0;
   if (c.quantized()) {
-    std::vector<std::size_t> sizes = {static_cast<std::size_t>(ds.features)};
+    std::vector<std::size_t> sizes = {static_cast<std::size_t>(ds.features())};
     sizes.insert(sizes.end(), spec.hidden.begin(), spec.hidden.end());
     sizes.push_back(task::kClasses);
     const sqb::Granularity g = sqb::Granularity::parse(c.granularity);
@@ -439,18 +401,18 @@ MemoryEstimate task_shared_memory(const Plan& plan, const std::vector<std::size_
     const Cell& c = plan.cells[i];
     if (!c.is_task()) continue;
     const task::TaskSpec& spec = plan.task_specs[c.d];
-    const DataSize ds = data_size(spec.data);
+    const task::DatasetShape ds = task::dataset_shape(spec.data);
     if (dirs.insert(spec.data.string()).second) {
       // Pixels as float32 and labels, kept; while a file is read, its bytes and the decoded bytes as well.
-      data += 4.0 * static_cast<double>((ds.train + ds.test) * ds.features) +
+      data += 4.0 * static_cast<double>((ds.train + ds.test) * ds.features()) +
               static_cast<double>(ds.train + ds.test);
-      load = std::max(load, static_cast<double>(ds.compressed + ds.largest));
+      load = std::max(load, static_cast<double>(ds.largest_stored + ds.largest_bytes));
     }
     if (spec.train_n > 0 && spec.train_n < ds.train &&
         heads.insert({spec.data.string(), spec.train_n}).second)
-      data += 4.0 * static_cast<double>(spec.train_n * ds.features) + static_cast<double>(spec.train_n);
+      data += 4.0 * static_cast<double>(spec.train_n * ds.features()) + static_cast<double>(spec.train_n);
     if (models.insert(task::model_key(spec, c.seed)).second)
-      weights += 8.0 * static_cast<double>(parameters(spec, ds.features));  // weights and Fisher diagonal
+      weights += 8.0 * static_cast<double>(parameters(spec, ds.features()));  // weights and Fisher diagonal
   }
   if (dirs.empty()) return {0, ""};
   const double total = data + load + weights;

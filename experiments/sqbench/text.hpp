@@ -2,10 +2,20 @@
 // Small text and number helpers shared by the CLI's parts (configs, tables, plots, sweeps).
 
 #include <cstddef>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 namespace sqbench {
+
+/// A folder as messages show it: with exactly one trailing '/' however many were typed ("up_nf4/" and
+/// "up_nf4" both print "up_nf4/"; "/" stays "/").
+inline std::string folder_text(const std::filesystem::path& dir) {
+  std::string s = dir.string();
+  while (s.size() > 1 && s.back() == '/')
+    s.pop_back();
+  return s == "/" ? s : s + "/";
+}
 
 /// "a, b, c": the items joined with ", ".
 inline std::string join(const std::vector<std::string>& items) {

@@ -47,6 +47,19 @@ Array parse(std::span<const unsigned char> bytes, std::string_view name,
 /// an Error, as is a file larger than `max_bytes`. Throws Error "<path>: <reason>".
 Array read(const std::filesystem::path& path, std::size_t max_bytes = kDefaultMaxBytes);
 
+/// What an IDX file's header claims, read without its data.
+struct Header {
+  std::vector<std::size_t> dims;  ///< R >= 1 dimensions, each >= 1
+  std::uint64_t bytes = 0;        ///< header + data, uncompressed
+};
+
+/// Reads `path`'s header, checked as read() checks it, and checks that the file holds what the header
+/// claims without reading the data: a plain file's size, or a gzip file's trailer (the uncompressed size
+/// modulo 2^32, RFC 1952). When they disagree (a truncated or corrupt file, or gzip members the trailer does
+/// not sum) the whole file is read, so the Error is read()'s own, or the header stands if the file is valid
+/// after all. Throws Error "<path>: <reason>".
+Header read_header(const std::filesystem::path& path, std::size_t max_bytes = kDefaultMaxBytes);
+
 /// An Array's dimensions as text: "60000 x 28 x 28".
 std::string dims_text(const std::vector<std::size_t>& dims);
 

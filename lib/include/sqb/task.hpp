@@ -85,6 +85,22 @@ DataSplit load_dataset(const std::filesystem::path& dir = std::filesystem::path(
 /// for a missing file (naming the paths tried and the Debian package).
 std::vector<std::filesystem::path> dataset_files(const std::filesystem::path& dir);
 
+/// What a dataset folder's four files hold, from their headers alone (idx::read_header).
+struct DatasetShape {
+  std::size_t train = 0, test = 0;    ///< examples
+  std::size_t height = 0, width = 0;  ///< image size
+  std::uint64_t largest_bytes = 0;    ///< the largest file uncompressed (header + data)
+  std::uint64_t largest_stored = 0;   ///< the largest file as stored (compressed or not)
+
+  std::size_t features() const { return height * width; }
+};
+
+/// The shape of dataset_files(dir), without reading the data: throws the Error load_dataset(dir) throws for
+/// a missing file, a file that is not an IDX file of unsigned bytes or does not hold what its header claims
+/// (truncated or corrupt), a wrong rank, counts that disagree or test images of another size (a label >=
+/// kClasses shows only when the data is read).
+DatasetShape dataset_shape(const std::filesystem::path& dir);
+
 // ---------------------------------------------------------------------------------------------------------
 // The task spec: what determines a trained float model, and how a sweep's cells fine-tune and quantize it
 

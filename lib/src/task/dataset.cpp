@@ -38,7 +38,54 @@ idx::Array read_one(const std::filesystem::path& dir, std::string_view name, std
   return idx::read(path);
 }
 
+// Images of rank 3 (count x height x width) and labels of rank 1 (count), as many of each.
+void check_pair(const std::vector<std::size_t>& images, const std::string& in,
+                const std::vector<std::size_t>& labels, const std::string& ln) {
+  if (images.size() != 3) {
+    throw Error(in + ": the images file has rank " + std::to_string(images.size()) + " (" +
+                idx::dims_text(images) + "); images must have rank 3 (count x height x width)");
+  }
+  if (labels.size() != 1) {
+    throw Error(ln + ": the labels file has rank " + std::to_string(labels.size()) + " (" +
+                idx::dims_text(labels) + "); labels must have rank 1 (count)");
+  }
+  if (labels[0] != images[0]) {
+    throw Error(ln + ": " + std::to_string(labels[0]) + " labels for " + std::to_string(images[0]) +
+                " images (" + in + "); the counts must agree");
+  }
+}
+
+// Test images of the training images' height and width.
+void check_image_size(const std::vector<std::size_t>& train, const std::string& train_name,
+                      const std::vector<std::size_t>& test, const std::string& test_name) {
+  if (train[1] != test[1] || train[2] != test[2]) {
+    throw Error(test_name + ": test images are " + std::to_string(test[1]) + " x " + std::to_string(test[2]) +
+                ", the training images (" + train_name + ") " + std::to_string(train[1]) + " x " +
+                std::to_string(train[2]));
+  }
+}
+
 }  // namespace
+
+DatasetShape dataset_shape(const std::filesystem::path& dir) {
+  const std::vector<std::filesystem::path> files = dataset_files(dir);
+  std::vector<idx::Header> h;
+  DatasetShape s;
+  for (const std::filesystem::path& f : files) {
+    h.push_back(idx::read_header(f));
+    std::error_code ec;
+    s.largest_stored = std::max<std::uint64_t>(s.largest_stored, std::filesystem::file_size(f, ec));
+    s.largest_bytes = std::max(s.largest_bytes, h.back().bytes);
+  }
+  check_pair(h[0].dims, files[0].string(), h[1].dims, files[1].string());
+  check_pair(h[2].dims, files[2].string(), h[3].dims, files[3].string());
+  check_image_size(h[0].dims, files[0].string(), h[2].dims, files[2].string());
+  s.train = h[0].dims[0];
+  s.test = h[2].dims[0];
+  s.height = h[0].dims[1];
+  s.width = h[0].dims[2];
+  return s;
+}
 
 std::vector<std::filesystem::path> dataset_files(const std::filesystem::path& dir) {
   return {find_one(dir, kTrainImages), find_one(dir, kTrainLabels), find_one(dir, kTestImages),
@@ -58,18 +105,7 @@ Dataset Dataset::head(std::size_t n) const {
 Dataset make_dataset(const idx::Array& images, std::string_view images_name, const idx::Array& labels,
                      std::string_view labels_name) {
   const std::string in(images_name), ln(labels_name);
-  if (images.dims.size() != 3) {
-    throw Error(in + ": the images file has rank " + std::to_string(images.dims.size()) + " (" +
-                idx::dims_text(images.dims) + "); images must have rank 3 (count x height x width)");
-  }
-  if (labels.dims.size() != 1) {
-    throw Error(ln + ": the labels file has rank " + std::to_string(labels.dims.size()) + " (" +
-                idx::dims_text(labels.dims) + "); labels must have rank 1 (count)");
-  }
-  if (labels.dims[0] != images.dims[0]) {
-    throw Error(ln + ": " + std::to_string(labels.dims[0]) + " labels for " + std::to_string(images.dims[0]) +
-                " images (" + in + "); the counts must agree");
-  }
+  check_pair(images.dims, in, labels.dims, ln);
   for (std::size_t i = 0; i < labels.data.size(); ++i) {
     if (labels.data[i] >= kClasses) {
       throw Error(ln + ": label " + std::to_string(i) + " is " + std::to_string(labels.data[i]) +
@@ -96,11 +132,7 @@ DataSplit load_dataset(const std::filesystem::path& dir) {
   const idx::Array si = read_one(dir, kTestImages, test_img);
   const idx::Array sl = read_one(dir, kTestLabels, test_lab);
   DataSplit s{make_dataset(ti, train_img, tl, train_lab), make_dataset(si, test_img, sl, test_lab)};
-  if (s.train.height != s.test.height || s.train.width != s.test.width) {
-    throw Error(test_img + ": test images are " + std::to_string(s.test.height) + " x " +
-                std::to_string(s.test.width) + ", the training images (" + train_img + ") " +
-                std::to_string(s.train.height) + " x " + std::to_string(s.train.width));
-  }
+  check_image_size(ti.dims, train_img, si.dims, test_img);
   return s;
 }
 

@@ -202,8 +202,9 @@ class Inflater {
   bool done_ = false;
 };
 
-Array parse_gzip(std::span<const unsigned char> bytes, const HeaderCheck& check, std::size_t max_bytes) {
-  Inflater inf(bytes, check);
+// Inflates and checks a gzip stream's IDX header; returns the element count its dimensions claim.
+std::size_t inflate_header(Inflater& inf, const HeaderCheck& check, std::size_t max_bytes,
+                           std::vector<std::size_t>& dims) {
   unsigned char head[4 + 4 * 255];
   std::size_t have = 0;
   auto fill_to = [&](std::size_t n) {
@@ -219,8 +220,13 @@ Array parse_gzip(std::span<const unsigned char> bytes, const HeaderCheck& check,
   fill_to(4);
   const std::size_t header = check.header_bytes(std::span<const unsigned char>(head, have));
   fill_to(header);
+  return check.dims(std::span<const unsigned char>(head, header), max_bytes, dims);
+}
+
+Array parse_gzip(std::span<const unsigned char> bytes, const HeaderCheck& check, std::size_t max_bytes) {
+  Inflater inf(bytes, check);
   Array a;
-  const std::size_t count = check.dims(std::span<const unsigned char>(head, header), max_bytes, a.dims);
+  const std::size_t count = inflate_header(inf, check, max_bytes, a.dims);
   // Grow with the data actually inflated, never to the claimed size up front.
   std::size_t size = 0;
   while (size < count) {
@@ -251,8 +257,10 @@ Array parse(std::span<const unsigned char> bytes, std::string_view name, std::si
   return is_gzip(bytes) ? parse_gzip(bytes, check, max_bytes) : parse_plain(bytes, check, max_bytes);
 }
 
-Array read(const std::filesystem::path& path, std::size_t max_bytes) {
-  const std::string name = path.string();
+namespace {
+
+// The size of the regular file `path`, at most max_bytes; an Error naming it otherwise.
+std::size_t checked_size(const std::string& name, std::size_t max_bytes) {
   struct stat st {};
   if (::stat(name.c_str(), &st) != 0) {
     throw Error(name + ": cannot open: " + std::strerror(errno));
@@ -262,13 +270,65 @@ Array read(const std::filesystem::path& path, std::size_t max_bytes) {
     throw Error(name + ": " + std::to_string(st.st_size) + " bytes, more than the limit of " +
                 std::to_string(max_bytes) + " bytes");
   }
+  return static_cast<std::size_t>(st.st_size);
+}
+
+// `size` bytes of `in` from `offset`.
+std::vector<unsigned char> read_bytes(std::ifstream& in, const std::string& name, std::size_t offset,
+                                      std::size_t size) {
+  std::vector<unsigned char> bytes(size);
+  in.seekg(static_cast<std::streamoff>(offset));
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
+  if (static_cast<std::size_t>(in.gcount()) != size)
+    throw Error(name + ": read error (file changed while reading?)");
+  return bytes;
+}
+
+}  // namespace
+
+Array read(const std::filesystem::path& path, std::size_t max_bytes) {
+  const std::string name = path.string();
+  const std::size_t size = checked_size(name, max_bytes);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(name + ": cannot open: " + std::strerror(errno));
-  std::vector<unsigned char> bytes(static_cast<std::size_t>(st.st_size));
-  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  if (static_cast<std::size_t>(in.gcount()) != bytes.size())
-    throw Error(name + ": read error (file changed while reading?)");
-  return parse(bytes, name, max_bytes);
+  return parse(read_bytes(in, name, 0, size), name, max_bytes);
+}
+
+Header read_header(const std::filesystem::path& path, std::size_t max_bytes) {
+  const std::string name = path.string();
+  const std::size_t size = checked_size(name, max_bytes);
+  const HeaderCheck check{name};
+  if (size == 0) check.fail("the file is empty (an IDX file starts with a 4-byte magic number)");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(name + ": cannot open: " + std::strerror(errno));
+  // The header (at most 1024 bytes) comes first in the stream, so the first chunk holds it even deflated.
+  const std::vector<unsigned char> start = read_bytes(in, name, 0, std::min(size, kChunk));
+  Header h;
+  std::size_t header = 0, count = 0;
+  std::uint64_t recorded = size;  // what the container says the file holds, header + data
+  if (is_gzip(start)) {
+    Inflater inf(start, check);
+    count = inflate_header(inf, check, max_bytes, h.dims);
+    header = 4 + 4 * h.dims.size();
+    if (size < 18) check.fail("truncated gzip stream (the input ends inside it)");
+    const std::vector<unsigned char> isize = read_bytes(in, name, size - 4, 4);
+    recorded = std::uint64_t{isize[0]} | std::uint64_t{isize[1]} << 8 | std::uint64_t{isize[2]} << 16 |
+               std::uint64_t{isize[3]} << 24;
+    h.bytes = header + count;
+    if (recorded == (h.bytes & 0xFFFFFFFFu)) return h;
+  } else {
+    header = check.header_bytes(start);
+    if (header == 0 || start.size() < header) {
+      check.fail("truncated header: " + plural(start.size(), "byte") + ", the header needs " +
+                 std::to_string(header == 0 ? 4 : header));
+    }
+    count = check.dims(start, max_bytes, h.dims);
+    h.bytes = header + count;
+    if (recorded == h.bytes) return h;
+  }
+  // The file and its header disagree: reading it all gives the exact reason (or finds it valid after all).
+  const Array a = read(path, max_bytes);
+  return {a.dims, 4 + 4 * a.dims.size() + a.data.size()};
 }
 
 std::string dims_text(const std::vector<std::size_t>& dims) {
