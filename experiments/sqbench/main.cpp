@@ -19,6 +19,7 @@
 #include "codebook_cmd.hpp"
 #include "config.hpp"
 #include "export_cmd.hpp"
+#include "lock.hpp"
 #include "plan.hpp"
 #include "plot.hpp"
 #include "sqb/columns.hpp"
@@ -348,6 +349,10 @@ int cmd_render(const std::vector<std::string>& args) {
   const po::variables_map& vm = *parsed;
   const std::filesystem::path dir =
       sqbench::single_positional(vm, "dir", "sqbench render: give exactly one results folder");
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    throw sqb::Error("sqbench render: " + dir.string() + " is not a results folder");
+  const sqbench::FolderLock lock(dir);
   const sqbench::CsvTable results = sqbench::read_csv(dir / "results.csv");
   sqbench::Config config = sqbench::load_results_config(dir);
   if (vm.count("config")) {

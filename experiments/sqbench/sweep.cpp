@@ -25,6 +25,7 @@
 #include "checks.hpp"
 #include "context.hpp"
 #include "files.hpp"
+#include "lock.hpp"
 #include "memory.hpp"
 #include "plan.hpp"
 #include "plot.hpp"
@@ -496,6 +497,9 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
       out /= "shard-" + std::to_string(opt.shard_index) + "-of-" + std::to_string(opt.shard_count);
     }
   }
+  // The folder is this run's until it returns: a second run into it stops here, before reading or changing
+  // anything. Shards of one array each lock their own folder and run side by side.
+  const FolderLock folder_lock(out);
   // This shard's cells (round-robin over the canonical order, so shards get similar mixes of work).
   std::vector<std::size_t> mine;
   for (std::size_t i = opt.shard_index; i < plan.cells.size(); i += opt.shard_count)
@@ -716,11 +720,15 @@ fs::path merge_results(const std::vector<fs::path>& dirs, fs::path out, bool qui
     bool have_shard_info = false;
   };
   std::vector<Shard> shards;
+  // A shard still running (or resumed) is locked by its run: merging it now would read a moving folder.
+  std::vector<std::unique_ptr<FolderLock>> shard_locks;
+  std::set<fs::path> locked;
   for (const fs::path& dir : dirs) {
     Shard s;
     s.dir = dir;
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) throw sqb::Error("merge: " + dir.string() + " is not a results folder");
+    if (locked.insert(fs::weakly_canonical(dir, ec)).second) shard_locks.push_back(std::make_unique<FolderLock>(dir));
     if (!fs::exists(dir / "results.csv", ec)) {
       throw sqb::Error("merge: " + dir.string() + " has no results.csv" +
                        (fs::exists(dir / "results.partial.csv", ec)
@@ -820,7 +828,11 @@ fs::path merge_results(const std::vector<fs::path>& dirs, fs::path out, bool qui
   }
 
   if (out.empty()) out = fs::path("results") / config.name;
-  ensure_writable_dir(out);
+  {
+    std::error_code ec;
+    ensure_writable_dir(out);
+    if (locked.insert(fs::weakly_canonical(out, ec)).second) shard_locks.push_back(std::make_unique<FolderLock>(out));
+  }
   CsvTable merged;
   merged.header = shards[0].table.header;
   for (auto& [i, r] : ordered)

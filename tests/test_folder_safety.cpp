@@ -1,0 +1,132 @@
+// What a results folder guarantees: one run at a time (a lock), inputs that cannot change under --resume or
+// merge (fingerprints), resumed rows that are checked, outputs that are complete or absent, and views that
+// never mix two runs.
+
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+#include <thread>
+
+#include "cli_helpers.hpp"
+#include "csv.hpp"
+#include "lock.hpp"
+
+using namespace sqbtest;
+
+namespace {
+
+// A sweep slow enough to overlap with another command: each cell is a few hundred milliseconds of k-means.
+const std::string kSlow = R"(name = slow
+repeats = 1
+[sweep]
+quantizer = kmeans algo=naive init=uniform max_iter=20 tol=0
+distribution = gaussian
+n = 100000
+k = 64
+seed = 0, 1, 2, 3, 4, 5, 6, 7
+)";
+
+const std::string kQuick = R"(name = quick
+repeats = 1
+[sweep]
+quantizer = kmeans init=quantile
+quantizer = uniform
+distribution = gaussian
+n = 2000
+k = 4, 16
+seed = 0
+)";
+
+// Starts sqbench in the background (its output discarded); returns its pid.
+pid_t spawn(const std::vector<std::string>& args) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    std::vector<std::string> copy = args;
+    std::string exe = SQBENCH_EXE;
+    std::vector<char*> argv{exe.data()};
+    for (auto& a : copy)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    ::dup2(devnull, 1);
+    ::dup2(devnull, 2);
+    ::execv(SQBENCH_EXE, argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// Waits until `pred` holds (up to two minutes).
+template <class Pred>
+bool wait_for(Pred pred) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// Every file under `dir` (except the lock file) with its bytes: the folder's state.
+std::map<std::string, std::string> folder_state(const fs::path& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file() || e.path().filename() == sqbench::FolderLock::kFileName) continue;
+    out[fs::relative(e.path(), dir).string()] = slurp(e.path());
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a results folder is one run's: a second run, render or merge into it exits 2 naming the holder",
+          "[safety][lock]") {
+  TempDir dir;
+  const fs::path cfg = dir.write("slow.ini", kSlow);
+  const fs::path out = dir.path / "out";
+  const pid_t first = spawn({"run", cfg.string(), "--quiet", "--out", out.string()});
+  const fs::path lock = out / sqbench::FolderLock::kFileName;
+  REQUIRE(wait_for([&] { return fs::exists(lock) && slurp(lock) == std::to_string(first) + "\n"; }));
+
+  for (const std::string& args : {"run " + cfg.string() + " --quiet --out " + out.string(),
+                                  "run " + cfg.string() + " --quiet --resume --out " + out.string(),
+                                  "run " + cfg.string() + " --quiet --fresh --out " + out.string(),
+                                  "render " + out.string(), "merge " + out.string()}) {
+    const Outcome o = run_cli(args);
+    INFO(args << "\n" << o.output);
+    CHECK(o.status == 2);
+    CHECK(contains(o.output, "results folder " + out.string() + "/ is in use by another sqbench (pid " +
+                                 std::to_string(first) + ")"));
+    CHECK(o.seconds < 5);  // at once: it does not wait for the holder
+  }
+  // The holder is killed: the kernel drops its lock, and --resume takes the folder over.
+  REQUIRE(::kill(first, SIGKILL) == 0);
+  int status = 0;
+  ::waitpid(first, &status, 0);
+  const Outcome resumed = run_cli("run " + cfg.string() + " --quiet --resume --out " + out.string());
+  INFO(resumed.output);
+  CHECK(resumed.status == 0);
+  CHECK(lines_of(out / "results.csv").size() == 9);
+}
+
+TEST_CASE("the shards of one array run at once, each in its own folder", "[safety][lock][shard]") {
+  TempDir dir;
+  dir.write("slow.ini", kSlow);
+  const Outcome o =
+      shell("cd " + dir.path.string() + " && (" + SQBENCH_EXE + " run slow.ini --quiet --shard 0/2 & " +
+            SQBENCH_EXE + " run slow.ini --quiet --shard 1/2 & wait) 2>&1 && " + SQBENCH_EXE +
+            " merge results/slow/shard-0-of-2 results/slow/shard-1-of-2 --quiet 2>&1");
+  INFO(o.output);
+  CHECK(o.status == 0);
+  CHECK(lines_of(dir.path / "results/slow/results.csv").size() == 9);
+}
