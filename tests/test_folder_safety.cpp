@@ -15,7 +15,12 @@
 
 #include "cli_helpers.hpp"
 #include "csv.hpp"
+#include "inputs.hpp"
 #include "lock.hpp"
+#include "safetensors_helpers.hpp"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 using namespace sqbtest;
 
@@ -129,4 +134,105 @@ TEST_CASE("the shards of one array run at once, each in its own folder", "[safet
   INFO(o.output);
   CHECK(o.status == 0);
   CHECK(lines_of(dir.path / "results/slow/results.csv").size() == 9);
+}
+
+namespace {
+
+// A safetensors checkpoint with one F32 tensor "w" (200 x 500), every value multiplied by `scale`.
+std::string checkpoint(float scale) {
+  std::vector<float> v(200 * 500);
+  std::uint32_t state = 1;
+  for (float& x : v) {
+    state = state * 1664525u + 1013904223u;
+    x = scale * (static_cast<float>(state >> 8) / 16777216.0f - 0.5f);
+  }
+  return st_file({{"w", "F32", {200, 500}, f32_bytes(v)}});
+}
+
+// Cells slow enough to interrupt, over the checkpoint above.
+const std::string kSlowFile = R"(name = slowfile
+repeats = 1
+[sweep]
+quantizer = kmeans algo=naive init=uniform max_iter=20 tol=0
+distribution = safetensors path=w.safetensors tensor=w
+k = 64
+seed = 0, 1, 2, 3, 4, 5, 6, 7
+)";
+
+}  // namespace
+
+TEST_CASE("file_hash is XXH3-64 of the whole file, read in blocks", "[safety][inputs]") {
+  TempDir dir;
+  // The published value for no bytes.
+  CHECK(sqbench::file_hash(dir.write("empty", "")) == "2d06800538d394c2");
+  // Across the 4 MiB read block: the same as one XXH3_64bits call over the bytes in memory.
+  for (const std::size_t n : {std::size_t{1}, std::size_t{240}, std::size_t{4} << 20, (std::size_t{4} << 20) + 7,
+                              (std::size_t{9} << 20) + 3}) {
+    std::string bytes(n, '\0');
+    std::uint64_t s = n;
+    for (char& c : bytes) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      c = static_cast<char>(s >> 56);
+    }
+    char want[17];
+    std::snprintf(want, sizeof want, "%016llx", static_cast<unsigned long long>(XXH3_64bits(bytes.data(), n)));
+    INFO("bytes: " << n);
+    CHECK(sqbench::file_hash(dir.write("f", bytes)) == want);
+    bytes[n / 2] ^= 1;
+    CHECK(sqbench::file_hash(dir.write("f", bytes)) != want);
+  }
+}
+
+TEST_CASE("--resume refuses when an input file changed since the results were computed", "[safety][inputs]") {
+  TempDir dir;
+  const fs::path file = dir.write("w.safetensors", checkpoint(1.0f));
+  const fs::path cfg = dir.write("slow.ini", kSlowFile);
+  const fs::path out = dir.path / "out";
+
+  SECTION("an interrupted run (results.partial.csv)") {
+    const pid_t pid = spawn({"run", cfg.string(), "--quiet", "--out", out.string()});
+    REQUIRE(wait_for([&] {
+      return fs::exists(out / "results.partial.csv") && lines_of(out / "results.partial.csv").size() >= 3;
+    }));
+    REQUIRE(::kill(pid, SIGKILL) == 0);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    const std::string partial = slurp(out / "results.partial.csv");
+    dir.write("w.safetensors", checkpoint(100.0f));  // same size, other values
+    const Outcome o = run_cli("run " + cfg.string() + " --quiet --resume --out " + out.string());
+    INFO(o.output);
+    CHECK(o.status == 2);
+    CHECK(contains(o.output, "the input " + fs::canonical(file).string() + " changed since the results"));
+    CHECK(slurp(out / "results.partial.csv") == partial);
+    CHECK_FALSE(fs::exists(out / "results.csv"));
+    // The same bytes again (a new mtime): the run continues.
+    dir.write("w.safetensors", checkpoint(1.0f));
+    const Outcome again = run_cli("run " + cfg.string() + " --quiet --resume --out " + out.string());
+    INFO(again.output);
+    CHECK(again.status == 0);
+    CHECK(lines_of(out / "results.csv").size() == 9);
+    CHECK(contains(slurp(out / "context.json"), "\"path\": \"" + fs::canonical(file).string() + "\", \"size\": " +
+                                                    std::to_string(fs::file_size(file))));
+  }
+  SECTION("a finished run (results.csv and context.json)") {
+    REQUIRE(run_cli("run " + cfg.string() + " --quiet --out " + out.string()).status == 0);
+    const std::string before = slurp(out / "results.csv");
+    dir.write("w.safetensors", checkpoint(100.0f));
+    const Outcome o = run_cli("run " + cfg.string() + " --quiet --resume --out " + out.string());
+    INFO(o.output);
+    CHECK(o.status == 2);
+    CHECK(contains(o.output, "the input " + fs::canonical(file).string() + " changed since the results"));
+    CHECK(slurp(out / "results.csv") == before);
+  }
+  SECTION("merge of shards that read different bytes") {
+    const std::string base = "cd " + dir.path.string() + " && " + SQBENCH_EXE + " ";
+    REQUIRE(shell(base + "run slow.ini --quiet --shard 0/2").status == 0);
+    dir.write("w.safetensors", checkpoint(100.0f));
+    REQUIRE(shell(base + "run slow.ini --quiet --shard 1/2").status == 0);
+    const Outcome o = shell(base + "merge results/slowfile/shard-0-of-2 results/slowfile/shard-1-of-2 2>&1");
+    INFO(o.output);
+    CHECK(o.status == 2);
+    CHECK(contains(o.output, "the input " + fs::canonical(file).string() + " changed"));
+    CHECK_FALSE(fs::exists(dir.path / "results/slowfile/results.csv"));
+  }
 }

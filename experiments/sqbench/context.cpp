@@ -202,6 +202,7 @@ std::string context_json(const Config& config, const RunInfo& run) {
   j << "  },\n";
   j << "  \"seed_policy\": " << json_string(seed_policy()) << ",\n";
   j << "  \"timing\": " << json_string(timing_policy(run.jobs, run.threads, config.repeats)) << ",\n";
+  j << "  \"inputs\": " << inputs_json(run.inputs, 2) << ",\n";
   j << "  \"run\": {\n";
   j << "    \"command\": " << json_string(run.command) << ",\n";
   j << "    \"jobs\": " << run.jobs << ",\n";

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "config.hpp"
+#include "inputs.hpp"
 
 namespace sqbench {
 
@@ -26,6 +27,7 @@ struct RunInfo {
   std::uint64_t peak_resident_bytes = 0;    ///< the process's peak resident memory, VmHWM (0: not known)
   std::size_t float_models_trained = 0;     ///< task sweeps: float models trained by this run
   std::size_t float_models_loaded = 0;      ///< and loaded from the results folder's models/
+  std::vector<InputFingerprint> inputs;     ///< the files the run read (context.json's "inputs")
 };
 
 /// A JSON string literal (quotes included) with JSON escapes.

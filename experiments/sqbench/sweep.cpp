@@ -25,6 +25,7 @@
 #include "checks.hpp"
 #include "context.hpp"
 #include "files.hpp"
+#include "inputs.hpp"
 #include "lock.hpp"
 #include "memory.hpp"
 #include "plan.hpp"
@@ -48,6 +49,9 @@ namespace fs = std::filesystem;
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Beside results.partial.csv: the fingerprints of the files its cells were computed from.
+constexpr const char* kPartialInputs = "results.partial.inputs.json";
 
 // ---- interruption
 // ----------------------------------------------------------------------------------------------
@@ -499,7 +503,20 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
   }
   // The folder is this run's until it returns: a second run into it stops here, before reading or changing
   // anything. Shards of one array each lock their own folder and run side by side.
+  std::error_code exists_ec;
+  const bool folder_existed = fs::exists(out, exists_ec);
   const FolderLock folder_lock(out);
+  // A run refused before its first file (memory, resume checks) leaves no folder it created behind.
+  struct RemoveIfRefused {
+    fs::path dir;
+    bool armed;
+    ~RemoveIfRefused() {
+      if (!armed) return;
+      std::error_code ec;
+      fs::remove(dir / FolderLock::kFileName, ec);
+      fs::remove(dir, ec);  // only when empty
+    }
+  } remove_if_refused{out, !folder_existed};
   // This shard's cells (round-robin over the canonical order, so shards get similar mixes of work).
   std::vector<std::size_t> mine;
   for (std::size_t i = opt.shard_index; i < plan.cells.size(); i += opt.shard_count)
@@ -509,8 +526,11 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
   for (const std::size_t i : mine)
     index_of_key[plan.key_fields(plan.cells[i])] = i;
 
+  // Every file the cells read, fingerprinted before any cell runs: a resumed run must read the same bytes.
+  const std::vector<InputFingerprint> inputs = fingerprints(plan_inputs(config, plan));
   // Earlier results: resumed, or a reason to refuse.
   const fs::path partial = out / "results.partial.csv";
+  const fs::path partial_inputs = out / kPartialInputs;
   const fs::path final_csv = out / "results.csv";
   std::error_code ec;
   std::map<std::size_t, std::vector<std::string>> rows;  // cell index -> row
@@ -521,6 +541,14 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
     if (fs::exists(from, ec)) {
       const CsvTable old = read_csv(from, /*allow_torn_tail=*/true);
       dropped_torn = old.dropped_torn_tail;
+      const fs::path recorded_in = from == partial ? partial_inputs : out / "context.json";
+      if (const auto recorded = read_inputs(recorded_in)) {
+        check_same_inputs(*recorded, inputs, from.string() + ": cannot resume");
+      } else if (!old.rows.empty() && !inputs.empty()) {
+        std::cerr << "sqbench: warning: " << recorded_in.string()
+                  << " records no input fingerprints (an older sqbench wrote it): the resumed cells are "
+                     "assumed to come from the same input files\n";
+      }
       if (old.header != plan.header) {
         throw sqb::Error(from.string() +
                          ": cannot resume: its columns differ from this config's (it was written by a "
@@ -585,8 +613,10 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
     std::string text = csv_line(plan.header);
     for (const auto& [i, r] : rows)
       text += csv_line(r);
-    write_file_atomic(partial, text);
+    write_files_atomic({{partial_inputs, "{\n  \"inputs\": " + inputs_json(inputs, 2) + "\n}\n"}, {partial, text}});
   }
+  info.inputs = inputs;
+  remove_if_refused.armed = false;
 
   Progress progress(mine.size(), resumed, opt.quiet);
   if (dropped_torn)
@@ -678,6 +708,15 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
   info.peak_resident_bytes = peak_resident_bytes();
   info.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
   if (failure) std::rethrow_exception(failure);
+  // A file rewritten while the cells read it: the results mix its two versions.
+  for (const InputFingerprint& f : inputs) {
+    const InputFingerprint now = fingerprint_stat(f.path);
+    if (now.size != f.size || now.mtime != f.mtime) {
+      throw sqb::Error("the input " + f.path + " changed while the run read it (size " + std::to_string(f.size) +
+                       " -> " + std::to_string(now.size) + ", modified " + f.mtime + " -> " + now.mtime +
+                       "); results.csv was not written: start over with --fresh");
+    }
+  }
   if (rows.size() < mine.size()) {  // interrupted
     std::cerr << "sqbench: stopped after " << rows.size() << " of " << mine.size() << " cells; "
               << partial.string() << " keeps them: run again with --resume to finish\n";
@@ -697,6 +736,7 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
                       {out / "config.ini", config.text},
                       {out / "context.json", context_json(config, info)}});
   fs::remove(partial, ec);
+  fs::remove(partial_inputs, ec);
   for (const fs::path& f : stale)
     fs::remove(f, ec);
   if (sharded) {
@@ -775,6 +815,17 @@ fs::path merge_results(const std::vector<fs::path>& dirs, fs::path out, bool qui
     }
   }
   const Config config = load_results_config(shards[0].dir);
+  // Every shard must have read the same bytes.
+  std::optional<std::vector<InputFingerprint>> inputs;
+  for (const Shard& s : shards) {
+    const auto these = read_inputs(s.dir / "context.json");
+    if (!these) continue;
+    if (!inputs) {
+      inputs = these;
+      continue;
+    }
+    check_same_inputs(*inputs, *these, "merge: " + s.dir.string() + " and " + shards[0].dir.string() + " differ");
+  }
 
   // Every shard of 0..n-1 exactly once; global cell index of shard i's j-th row is i + n*j.
   const std::size_t n = shards[0].count;
@@ -845,6 +896,7 @@ fs::path merge_results(const std::vector<fs::path>& dirs, fs::path out, bool qui
   info.shard = "merged " + std::to_string(n) + " shards";
   info.cells_total = info.cells_done = merged.rows.size();
   info.complete = true;
+  if (inputs) info.inputs = *inputs;
   write_files_atomic({{out / "results.csv", csv_text(merged.header, merged.rows)},
                       {out / "config.ini", shards[0].config_text},
                       {out / "context.json", context_json(config, info)}});
