@@ -236,3 +236,41 @@ TEST_CASE("--resume refuses when an input file changed since the results were co
     CHECK_FALSE(fs::exists(dir.path / "results/slowfile/results.csv"));
   }
 }
+
+TEST_CASE("--resume checks results.partial.csv row by row: a bad row is dropped, warned about and recomputed",
+          "[safety][resume]") {
+  TempDir dir;
+  const fs::path cfg = dir.write("quick.ini", kQuick);
+  const fs::path out = dir.path / "out";
+  REQUIRE(run_cli("run " + cfg.string() + " --quiet --out " + out.string()).status == 0);
+  const sqbench::CsvTable whole = sqbench::read_csv(out / "results.csv");
+  REQUIRE(whole.rows.size() == 4);
+  const std::size_t mse = *whole.column("mse");
+  // Row 1: a number that does not parse; row 2: a field missing; row 3: a key no cell has; row 4 intact.
+  std::vector<std::vector<std::string>> rows = whole.rows;
+  rows[0][mse] = "abc";
+  rows[1].erase(rows[1].begin() + static_cast<std::ptrdiff_t>(mse));
+  std::vector<std::string> stranger = rows[2];
+  stranger[*whole.column("k")] = "8";
+  std::string text = sqbench::csv_line(whole.header);
+  for (const auto& r : {rows[0], rows[1], stranger, rows[3]})
+    text += sqbench::csv_line(r);
+  fs::remove(out / "results.csv");
+  std::ofstream(out / "results.partial.csv") << text;
+
+  const Outcome o = run_cli("run " + cfg.string() + " --quiet --resume --out " + out.string());
+  INFO(o.output);
+  REQUIRE(o.status == 0);
+  const std::string p = (out / "results.partial.csv").string();
+  CHECK(contains(o.output, p + ":2: its mse field 'abc' is not a number; the row is dropped and its cell "
+                               "computed again"));
+  CHECK(contains(o.output, p + ":3: " + std::to_string(whole.header.size() - 1) + " fields, the header has " +
+                               std::to_string(whole.header.size())));
+  CHECK(contains(o.output, p + ":4: its key (quantizer="));
+  CHECK(contains(o.output, "k=8 | bits=2 | granularity=tensor | seed=0 | source=gaussian) is no cell of this config"));
+  const sqbench::CsvTable resumed = sqbench::read_csv(out / "results.csv");
+  REQUIRE(resumed.rows.size() == 4);
+  CHECK_FALSE(contains(slurp(out / "results.csv"), "abc"));
+  for (std::size_t i = 0; i < 4; ++i)
+    CHECK(resumed.rows[i][mse] == whole.rows[i][mse]);
+}

@@ -54,7 +54,7 @@ std::optional<std::size_t> CsvTable::column(std::string_view name) const {
   return std::nullopt;
 }
 
-CsvTable parse_csv(std::string_view text, const std::string& what, bool allow_torn_tail) {
+CsvTable parse_csv(std::string_view text, const std::string& what, bool allow_torn_tail, bool drop_bad_width) {
   CsvTable t;
   std::vector<std::vector<std::string>> records;
   std::vector<std::size_t> record_lines;
@@ -117,16 +117,22 @@ CsvTable parse_csv(std::string_view text, const std::string& what, bool allow_to
         t.dropped_torn_tail = true;
         break;
       }
+      if (drop_bad_width) {
+        t.dropped.push_back(std::to_string(record_lines[r]) + ": " + std::to_string(records[r].size()) +
+                            " fields, the header has " + std::to_string(t.header.size()));
+        continue;
+      }
       throw sqb::Error(what + ":" + std::to_string(record_lines[r]) + ": " +
                        std::to_string(records[r].size()) + " fields, the header has " +
                        std::to_string(t.header.size()));
     }
     t.rows.push_back(std::move(records[r]));
+    t.row_lines.push_back(record_lines[r]);
   }
   return t;
 }
 
-CsvTable read_csv(const std::filesystem::path& path, bool allow_torn_tail) {
+CsvTable read_csv(const std::filesystem::path& path, bool allow_torn_tail, bool drop_bad_width) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
     throw sqb::Error(path.string() + ": is a directory, not a CSV file");
@@ -134,7 +140,7 @@ CsvTable read_csv(const std::filesystem::path& path, bool allow_torn_tail) {
   if (!in) throw sqb::Error(path.string() + ": cannot read (missing or unreadable)");
   std::ostringstream buf;
   buf << in.rdbuf();
-  return parse_csv(buf.str(), path.string(), allow_torn_tail);
+  return parse_csv(buf.str(), path.string(), allow_torn_tail, drop_bad_width);
 }
 
 std::optional<double> parse_field_number(std::string_view s) {

@@ -31,6 +31,11 @@ struct CsvTable {
   /// True when the text ended inside or right after an incomplete last record, which was dropped (a write
   /// interrupted by a kill). Only set by parse_csv with allow_torn_tail.
   bool dropped_torn_tail = false;
+  /// The file's line of each row (1 = the header), for messages.
+  std::vector<std::size_t> row_lines;
+  /// With drop_bad_width: the records dropped because their width differs from the header's, as
+  /// "LINE: N fields, the header has M".
+  std::vector<std::string> dropped;
 
   /// Index of column `name`, or std::nullopt.
   std::optional<std::size_t> column(std::string_view name) const;
@@ -39,10 +44,12 @@ struct CsvTable {
 /// Parses CSV text. Throws sqb::Error naming `what` (the file) and the line of a malformed record or a record
 /// whose width differs from the header. With allow_torn_tail, a last record that is not newline-terminated or
 /// has the wrong width is dropped instead (and reported through dropped_torn_tail).
-CsvTable parse_csv(std::string_view text, const std::string& what, bool allow_torn_tail = false);
+/// With drop_bad_width, a record of the wrong width anywhere is dropped and listed in `dropped`.
+CsvTable parse_csv(std::string_view text, const std::string& what, bool allow_torn_tail = false,
+                   bool drop_bad_width = false);
 
 /// Reads and parses a CSV file (errors name the file).
-CsvTable read_csv(const std::filesystem::path& path, bool allow_torn_tail = false);
+CsvTable read_csv(const std::filesystem::path& path, bool allow_torn_tail = false, bool drop_bad_width = false);
 
 /// Parses a CSV number field ("inf", "-inf" included). std::nullopt for an empty or non-numeric field.
 std::optional<double> parse_field_number(std::string_view s);

@@ -539,8 +539,18 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
   if (opt.resume) {
     const fs::path from = fs::exists(partial, ec) ? partial : final_csv;
     if (fs::exists(from, ec)) {
-      const CsvTable old = read_csv(from, /*allow_torn_tail=*/true);
+      const CsvTable old = read_csv(from, /*allow_torn_tail=*/true, /*drop_bad_width=*/true);
       dropped_torn = old.dropped_torn_tail;
+      // A row that is not what a finished cell writes (edited by hand, torn by a crash) is never copied into
+      // results.csv: its cell runs again.
+      const auto drop = [&](std::size_t line, const std::string& why) {
+        std::cerr << "sqbench: warning: " << from.string() << ":" << line << ": " << why
+                  << "; the row is dropped and its cell computed again\n";
+      };
+      for (const std::string& d : old.dropped) {
+        const auto colon = d.find(':');
+        drop(std::stoul(d.substr(0, colon)), d.substr(colon + 2));
+      }
       const fs::path recorded_in = from == partial ? partial_inputs : out / "context.json";
       if (const auto recorded = read_inputs(recorded_in)) {
         check_same_inputs(*recorded, inputs, from.string() + ": cannot resume");
@@ -555,7 +565,9 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
                          "different config or sqbench version); nothing was changed");
       }
       const std::size_t hash_col = *old.column("config_hash");
-      for (const auto& r : old.rows) {
+      for (std::size_t ri = 0; ri < old.rows.size(); ++ri) {
+        const std::vector<std::string>& r = old.rows[ri];
+        const std::size_t line = old.row_lines[ri];
         if (r[hash_col] != config.hash) {
           throw sqb::Error(from.string() + ": cannot resume: it holds results of a different config (hash " +
                            r[hash_col] + ", this config's is " + config.hash + "); nothing was changed");
@@ -564,12 +576,22 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
                                            r.begin() + static_cast<std::ptrdiff_t>(plan.keys.size()));
         const auto it = index_of_key.find(key);
         if (it == index_of_key.end()) {
-          throw sqb::Error(from.string() + ": cannot resume: it holds a cell this run does not have (" +
-                           key_text(old.header, key) + "); nothing was changed");
+          drop(line, "its key (" + key_text(old.header, key) + ") is no cell of this config");
+          continue;
         }
         if (rows.contains(it->second)) {
-          throw sqb::Error(from.string() + ": cannot resume: a cell appears twice (" +
-                           key_text(old.header, key) + ")");
+          drop(line, "its cell (" + key_text(old.header, key) + ") appears on an earlier line too");
+          continue;
+        }
+        std::string bad;
+        for (std::size_t c = plan.keys.size(); c < r.size() && bad.empty(); ++c) {
+          if (sqb::column_info(plan.columns[c]).numeric && !r[c].empty() && !parse_field_number(r[c])) {
+            bad = "its " + old.header[c] + " field '" + r[c].substr(0, 40) + "' is not a number";
+          }
+        }
+        if (!bad.empty()) {
+          drop(line, bad);
+          continue;
         }
         rows[it->second] = r;
       }
