@@ -274,3 +274,84 @@ TEST_CASE("--resume checks results.partial.csv row by row: a bad row is dropped,
   for (std::size_t i = 0; i < 4; ++i)
     CHECK(resumed.rows[i][mse] == whole.rows[i][mse]);
 }
+
+namespace {
+
+// quick with a table and a plot; `extra_where` is added to both.
+std::string viewed(const std::string& name, const std::string& extra_where) {
+  return "name = " + name + R"(
+repeats = 1
+[sweep]
+quantizer = kmeans init=quantile
+quantizer = uniform
+distribution = gaussian
+n = 2000
+k = 4, 16
+seed = 0
+
+[table.mse]
+rows = quantizer
+cols = k
+value = mse
+)" + extra_where + R"(
+[plot.nmse]
+x = bits
+y = nmse
+series = quantizer
+)" + extra_where + "\n";
+}
+
+}  // namespace
+
+TEST_CASE("a plot that cannot be written completely (file size limit) exits non-zero and leaves the previous one",
+          "[safety][outputs]") {
+  TempDir dir;
+  const fs::path out = dir.path / "out";
+  REQUIRE(run_cli("run " + dir.write("a.ini", viewed("a", "")).string() + " --quiet --out " + out.string())
+              .status == 0);
+  REQUIRE(fs::file_size(out / "plots/nmse.png") > 20000);  // so that a 16 KiB limit cuts it
+  const auto before = folder_state(out);
+  // Another title: every output would change. `ulimit -f 16`: no file may grow past 16 KiB.
+  std::string b = viewed("a", "");
+  b.replace(b.find("series = quantizer"), 18, "series = quantizer\ntitle = another");
+  const fs::path cfg = dir.write("b.ini", b);
+  const Outcome o = shell("/bin/bash -c 'ulimit -f 16; exec " + std::string(SQBENCH_EXE) + " run " +
+                          cfg.string() + " --quiet --fresh --out " + out.string() + "' 2>&1");
+  INFO(o.output);
+  CHECK(o.status != 0);
+  CHECK(contains(o.output, "plot 'nmse' in " + (out / "plots").string() + ": nmse.png came out incomplete (16384 bytes)"));
+  auto after = folder_state(out);
+  // The finished cells are kept for --resume; every other file is as it was, and no staging file is left.
+  after.erase("results.partial.csv");
+  after.erase("results.partial.inputs.json");
+  CHECK(after == before);
+}
+
+TEST_CASE("--fresh: a run whose views fail leaves the folder's results and views, a successful one removes the old views",
+          "[safety][outputs]") {
+  TempDir dir;
+  const fs::path out = dir.path / "out";
+  REQUIRE(run_cli("run " + dir.write("a.ini", viewed("a", "")).string() + " --quiet --out " + out.string())
+              .status == 0);
+  const auto before = folder_state(out);
+  // A filter on a result column cannot be checked before the cells run: it matches nothing afterwards.
+  const Outcome o = run_cli("run " + dir.write("b.ini", viewed("b", "where = mse=5")).string() +
+                            " --quiet --fresh --out " + out.string());
+  INFO(o.output);
+  CHECK(o.status == 2);
+  CHECK(contains(o.output, "no result rows match the where filters"));
+  CHECK(contains(o.output, "still holds its earlier results, tables and plots"));
+  auto after = folder_state(out);
+  after.erase("results.partial.csv");
+  after.erase("results.partial.inputs.json");
+  CHECK(after == before);
+  // A config without views replaces the results: A's table and plot go with A's results.
+  std::string c = viewed("c", "");
+  c = c.substr(0, c.find("[table.mse]"));
+  const Outcome ok = run_cli("run " + dir.write("c.ini", c).string() + " --quiet --fresh --out " + out.string());
+  INFO(ok.output);
+  CHECK(ok.status == 0);
+  for (const char* gone : {"tables.md", "tables.tex", "plots/nmse.png", "plots/nmse.svg", "plots/nmse.gp",
+                           "plots/nmse.dat", "results.partial.csv", "results.partial.inputs.json"})
+    CHECK_FALSE(fs::exists(out / gone));
+}

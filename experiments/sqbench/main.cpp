@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <boost/program_options.hpp>
 #include <cstdlib>
 #include <cstring>
@@ -382,6 +383,9 @@ int cmd_codebook(const std::vector<std::string>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Past a file size limit (ulimit -f) a write must fail with EFBIG, which every writer turns into an error
+  // naming the file, rather than kill the process in the middle of a file.
+  std::signal(SIGXFSZ, SIG_IGN);
   const std::vector<std::string> argv_list(argv + 1, argv + argc);
   try {
     if (argv_list.empty()) {

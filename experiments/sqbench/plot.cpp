@@ -1,8 +1,14 @@
 #include "plot.hpp"
 
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <map>
 #include <optional>
 #include <set>
@@ -446,31 +452,126 @@ PlotFiles render_plot(const CsvTable& t, const PlotSpec& spec, const Provenance&
   return write_plot(plot_script(t, spec, prov), spec, dir);
 }
 
-PlotFiles write_plot(const PlotScript& script, const PlotSpec& spec, const fs::path& dir) {
+namespace {
+
+// Every occurrence of `from` in `text` replaced by `to`.
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+  for (std::size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+    text.replace(at, from.size(), to);
+  return text;
+}
+
+// Whether gnuplot finished the file: a PNG ends with its IEND chunk, an SVG with its closing tag. A write
+// that failed part-way (a full disk) leaves a prefix, which gnuplot does not always report.
+bool complete_image(const fs::path& file, bool png) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return false;
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  const std::string bytes = buf.str();
+  if (png) {
+    static const std::string iend("IEND\xAE\x42\x60\x82", 8);
+    return bytes.size() > 8 + iend.size() && bytes.compare(0, 4, "\x89PNG") == 0 &&
+           bytes.compare(bytes.size() - iend.size(), iend.size(), iend) == 0;
+  }
+  const auto last = bytes.find_last_not_of(" \t\r\n");
+  return last != std::string::npos && last >= 5 && bytes.compare(last - 5, 6, "</svg>") == 0;
+}
+
+}  // namespace
+
+PlotFiles write_plot(const PlotScript& script, const PlotSpec& spec, const fs::path& dir, bool commit) {
   PlotFiles files;
   files.gp = dir / (spec.id + ".gp");
   files.dat = dir / (spec.id + ".dat");
   files.png = dir / (spec.id + ".png");
   files.svg = dir / (spec.id + ".svg");
-  write_file_atomic(files.dat, script.dat);
-  write_file_atomic(files.gp, script.gp);
-  const std::string cmd = "cd '" + dir.string() + "' && gnuplot '" + spec.id + ".gp' 2>&1";
+  // Everything is made under staging names beside the final ones and renamed into place only when all four
+  // files are complete: a failed render (a full disk) leaves the previous plot as it was.
+  const std::string tag = ".tmp." + std::to_string(::getpid());
+  const std::string staged_name = spec.id + tag;
+  const auto staged = [&](const char* ext) { return dir / (staged_name + ext); };
+  const auto remove_staged = [&] {
+    std::error_code ec;
+    for (const char* ext : {".dat", ".gp", ".png", ".svg", ".render.gp"})
+      fs::remove(staged(ext), ec);
+  };
+  try {
+    write_file_atomic(staged(".dat"), script.dat);
+    write_file_atomic(staged(".gp"), script.gp);
+    // The script gnuplot runs now reads and writes the staging names; the .gp kept names the final ones.
+    std::string render = script.gp;
+    for (const char* ext : {".dat'", ".png'", ".svg'"})
+      render = replace_all(render, "'" + spec.id + ext, "'" + staged_name + ext);
+    write_file_atomic(staged(".render.gp"), render);
+  } catch (...) {
+    remove_staged();
+    throw;
+  }
+  const std::string cmd = "cd '" + dir.string() + "' && gnuplot '" + staged_name + ".render.gp' 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   std::string output;
+  int status = -1;
   if (p != nullptr) {
     char buf[512];
     std::size_t got;
     while ((got = std::fread(buf, 1, sizeof buf, p)) > 0)
       output.append(buf, got);
-    const int status = ::pclose(p);
-    files.rendered = status == 0 && fs::exists(files.png) && fs::exists(files.svg);
+    status = ::pclose(p);
   }
-  if (!files.rendered) {
-    files.message =
-        output.find("not found") != std::string::npos || output.find("No such file") != std::string::npos
-            ? "gnuplot is not installed (scripts/setup installs gnuplot-nox)"
-            : "gnuplot failed: " + output;
+  const bool missing = p == nullptr || output.find("not found") != std::string::npos ||
+                       (WIFEXITED(status) && WEXITSTATUS(status) == 127);
+  if (missing) {
+    // Without gnuplot the script and data are still useful: they go into place, the images stay as they were.
+    files.message = "gnuplot is not installed (scripts/setup installs gnuplot-nox)";
+    std::error_code ec;
+    fs::remove(staged(".render.gp"), ec);
+    files.staged = {{staged(".dat"), files.dat}, {staged(".gp"), files.gp}};
+    if (commit) {
+      for (const auto& [from, to] : files.staged)
+        fs::rename(from, to, ec);
+      remove_staged();
+    }
+    return files;
   }
+  const bool png_ok = complete_image(staged(".png"), true), svg_ok = complete_image(staged(".svg"), false);
+  if (status != 0 || !png_ok || !svg_ok) {
+    std::error_code ec;
+    const auto size = [&](const char* ext) {
+      const auto n = fs::file_size(staged(ext), ec);
+      return ec ? std::string("missing") : std::to_string(n) + " bytes";
+    };
+    const std::string what = status != 0   ? "gnuplot failed (exit status " + std::to_string(status) + ")"
+                             : !png_ok     ? spec.id + ".png came out incomplete (" + size(".png") + ")"
+                                           : spec.id + ".svg came out incomplete (" + size(".svg") + ")";
+    remove_staged();
+    throw sqb::Error("plot '" + spec.id + "' in " + dir.string() + ": " + what +
+                     (output.empty() ? std::string() : ": " + output) +
+                     "; a full disk or a file size limit? The previous version of the plot is unchanged");
+  }
+  // Complete: the images are synced like every other output, then the four files renamed into place.
+  for (const char* ext : {".png", ".svg"}) {
+    const int fd = ::open(staged(ext).c_str(), O_RDONLY);
+    if (fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
+    }
+  }
+  std::error_code rm_ec;
+  fs::remove(staged(".render.gp"), rm_ec);
+  files.staged = {{staged(".dat"), files.dat}, {staged(".gp"), files.gp}, {staged(".png"), files.png},
+                  {staged(".svg"), files.svg}};
+  files.rendered = true;
+  if (!commit) return files;
+  for (const auto& [from, to] : files.staged) {
+    std::error_code ec;
+    fs::rename(from, to, ec);
+    if (ec) {
+      remove_staged();
+      throw sqb::Error(to.string() + ": renaming into place failed (" + ec.message() + ")");
+    }
+  }
+  remove_staged();
   return files;
 }
 

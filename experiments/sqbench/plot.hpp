@@ -26,6 +26,8 @@ struct PlotFiles {
   std::filesystem::path gp, dat, png, svg;
   bool rendered = false;  ///< false when gnuplot is missing or failed (the .gp and .dat are still written)
   std::string message;    ///< why not rendered
+  /// With commit = false: the staging files and the names they take (write_plot renamed nothing).
+  std::vector<std::pair<std::filesystem::path, std::filesystem::path>> staged;
 };
 
 /// A plot's gnuplot data file and script, as written beside the images.
@@ -39,7 +41,12 @@ struct PlotScript {
 PlotScript plot_script(const CsvTable& t, const PlotSpec& spec, const Provenance& prov);
 
 /// Writes <dir>/<id>.dat and <id>.gp and runs gnuplot to make <id>.png and <id>.svg.
-PlotFiles write_plot(const PlotScript& script, const PlotSpec& spec, const std::filesystem::path& dir);
+/// Everything is made under staging names and checked complete (gnuplot's exit status, a PNG's last chunk,
+/// an SVG's closing tag) before anything is renamed; throws sqb::Error naming the plot when gnuplot fails or
+/// an image is incomplete (a full disk), leaving the previous files. With commit = false nothing is renamed:
+/// the caller renames PlotFiles::staged (and removes them if it gives up).
+PlotFiles write_plot(const PlotScript& script, const PlotSpec& spec, const std::filesystem::path& dir,
+                     bool commit = true);
 
 /// plot_script, then write_plot.
 PlotFiles render_plot(const CsvTable& t, const PlotSpec& spec, const Provenance& prov,

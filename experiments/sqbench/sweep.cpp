@@ -435,7 +435,28 @@ Config load_results_config(const fs::path& dir) {
   return c;
 }
 
-void render_outputs(const Config& config, const CsvTable& results, const fs::path& out, bool quiet) {
+StagedOutputs::~StagedOutputs() {
+  std::error_code ec;
+  for (const auto& [from, to] : renames)
+    fs::remove(from, ec);
+}
+
+void StagedOutputs::commit(bool quiet) {
+  for (const auto& [from, to] : renames) {
+    if (::rename(from.c_str(), to.c_str()) != 0) {
+      throw sqb::Error(to.string() + ": renaming into place failed (" + std::strerror(errno) + ")");
+    }
+  }
+  renames.clear();
+  for (const std::string& w : warnings)
+    std::cerr << "sqbench: WARNING: " << w << "\n";
+  if (!quiet) {
+    for (const std::string& n : notes)
+      std::cerr << "sqbench: " << n << "\n";
+  }
+}
+
+StagedOutputs stage_outputs(const Config& config, const CsvTable& results, const fs::path& out) {
   // Everything is built in memory first, so a table or plot that cannot be made fails before any file of the
   // folder is replaced (the messages name the config and the section).
   const auto in_section = [&](const std::string& section, const auto& make) {
@@ -460,27 +481,40 @@ void render_outputs(const Config& config, const CsvTable& results, const fs::pat
     scripts.push_back(
         in_section("plot." + p.id, [&] { return plot_script(results, p, provenance(config)); }));
 
+  // Then every file is written under a staging name and checked; nothing takes a final name yet.
+  StagedOutputs staged;
+  const std::string tag = ".tmp." + std::to_string(::getpid());
   if (!config.tables.empty()) {
-    write_file_atomic(out / "tables.md", md);
-    write_file_atomic(out / "tables.tex", tex);
-    if (!quiet)
-      std::cerr << "sqbench: wrote " << config.tables.size() << " table(s) to "
-                << (out / "tables.md").string() << " and tables.tex\n";
+    ensure_writable_dir(out);
+    for (const auto& [name, text] : {std::pair<std::string, const std::string&>{"tables.md", md},
+                                     std::pair<std::string, const std::string&>{"tables.tex", tex}}) {
+      const fs::path tmp = out / (name + tag);
+      staged.renames.emplace_back(tmp, out / name);
+      write_file_atomic(tmp, text);
+    }
+    staged.notes.push_back("wrote " + std::to_string(config.tables.size()) + " table(s) to " +
+                           (out / "tables.md").string() + " and tables.tex");
   }
   if (!config.plots.empty()) {
     const fs::path dir = out / "plots";
     ensure_writable_dir(dir);
     for (std::size_t i = 0; i < config.plots.size(); ++i) {
       const PlotSpec& p = config.plots[i];
-      const PlotFiles f = write_plot(scripts[i], p, dir);
+      const PlotFiles f = write_plot(scripts[i], p, dir, /*commit=*/false);
+      staged.renames.insert(staged.renames.end(), f.staged.begin(), f.staged.end());
       if (!f.rendered) {
-        std::cerr << "sqbench: WARNING: plot '" << p.id << "' was not rendered: " << f.message
-                  << "\n         its script and data are in " << dir.string() << "\n";
-      } else if (!quiet) {
-        std::cerr << "sqbench: wrote " << f.png.string() << " (and .svg, .gp, .dat)\n";
+        staged.warnings.push_back("plot '" + p.id + "' was not rendered: " + f.message +
+                                  "\n         its script and data are in " + dir.string());
+      } else {
+        staged.notes.push_back("wrote " + f.png.string() + " (and .svg, .gp, .dat)");
       }
     }
   }
+  return staged;
+}
+
+void render_outputs(const Config& config, const CsvTable& results, const fs::path& out, bool quiet) {
+  stage_outputs(config, results, out).commit(quiet);
 }
 
 RunResult run_sweep(const Config& config, const RunOptions& opt) {
@@ -754,6 +788,18 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
   // With --fresh over another config's results, what that config made and this one does not remake goes too,
   // so the folder never mixes the two.
   const std::vector<fs::path> stale = stale_outputs(out, config);
+  // The tables and plots are made (and checked complete) before results.csv is replaced: a table that
+  // cannot be made or a plot that cannot be written leaves the folder as it was.
+  StagedOutputs views;
+  if (!sharded) {
+    try {
+      views = stage_outputs(config, results, out);
+    } catch (const sqb::Error& e) {
+      throw sqb::Error(std::string(e.what()) + "; the results folder " + folder_text(out) +
+                       " still holds its earlier results, tables and plots (this run's cells are in " +
+                       partial.filename().string() + ")");
+    }
+  }
   write_files_atomic({{final_csv, csv_text(results.header, results.rows)},
                       {out / "config.ini", config.text},
                       {out / "context.json", context_json(config, info)}});
@@ -761,13 +807,15 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
   fs::remove(partial_inputs, ec);
   for (const fs::path& f : stale)
     fs::remove(f, ec);
+  // Views rendered from the folder's earlier results (sqbench render --config) describe results that are gone.
+  fs::remove_all(out / "views", ec);
   if (sharded) {
     if (!opt.quiet) {
       std::cerr << "sqbench: shard " << info.shard << " complete; combine the shards with `sqbench merge "
                 << out.parent_path().string() << "/shard-*`\n";
     }
   } else {
-    render_outputs(config, results, out, opt.quiet);
+    views.commit(opt.quiet);
   }
   return {out, false};
 }
@@ -919,10 +967,13 @@ fs::path merge_results(const std::vector<fs::path>& dirs, fs::path out, bool qui
   info.cells_total = info.cells_done = merged.rows.size();
   info.complete = true;
   if (inputs) info.inputs = *inputs;
+  StagedOutputs views = stage_outputs(config, merged, out);
   write_files_atomic({{out / "results.csv", csv_text(merged.header, merged.rows)},
                       {out / "config.ini", shards[0].config_text},
                       {out / "context.json", context_json(config, info)}});
-  render_outputs(config, merged, out, quiet);
+  std::error_code ec;
+  fs::remove_all(out / "views", ec);
+  views.commit(quiet);
   return out;
 }
 

@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config.hpp"
@@ -50,6 +51,22 @@ std::filesystem::path merge_results(const std::vector<std::filesystem::path>& di
 /// The config a results folder was produced by: its config.ini, named as the original run named it (the name
 /// recorded in context.json; a config without `name =` takes its file's stem). Throws sqb::Error if missing.
 Config load_results_config(const std::filesystem::path& dir);
+
+/// Tables and plots written under staging names in their folder and checked complete; commit() gives them
+/// their final names (and prints what was written), destruction without commit removes them.
+struct StagedOutputs {
+  std::vector<std::pair<std::filesystem::path, std::filesystem::path>> renames;  ///< staging -> final
+  std::vector<std::string> notes, warnings;
+  StagedOutputs() = default;
+  StagedOutputs(StagedOutputs&&) = default;
+  StagedOutputs& operator=(StagedOutputs&&) = default;
+  ~StagedOutputs();
+  void commit(bool quiet);
+};
+
+/// The config's tables and plots from complete results, staged in `out` (nothing replaced yet). Throws
+/// sqb::Error naming the section, or the file that could not be written completely.
+StagedOutputs stage_outputs(const Config& config, const CsvTable& results, const std::filesystem::path& out);
 
 /// Renders the config's tables (tables.md, tables.tex) and plots (plots/) from complete results into `out`.
 void render_outputs(const Config& config, const CsvTable& results, const std::filesystem::path& out,
