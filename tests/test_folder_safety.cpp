@@ -18,6 +18,7 @@
 #include "inputs.hpp"
 #include "lock.hpp"
 #include "safetensors_helpers.hpp"
+#include "sqb/safetensors.hpp"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -354,4 +355,22 @@ TEST_CASE("--fresh: a run whose views fail leaves the folder's results and views
   for (const char* gone : {"tables.md", "tables.tex", "plots/nmse.png", "plots/nmse.svg", "plots/nmse.gp",
                            "plots/nmse.dat", "results.partial.csv", "results.partial.inputs.json"})
     CHECK_FALSE(fs::exists(out / gone));
+}
+
+TEST_CASE("a memory-mapped checkpoint truncated after it was opened gives an error naming it, not SIGBUS",
+          "[safety][safetensors]") {
+  TempDir dir;
+  // Tensors large enough to span many pages, so the lost ones are beyond the new end of the file.
+  std::vector<float> a(1 << 16, 1.5f), b(1 << 16, -2.0f);
+  const fs::path file = dir.write("m.safetensors", st_file({{"a", "F32", {256, 256}, f32_bytes(a)},
+                                                             {"b", "F32", {256, 256}, f32_bytes(b)}}));
+  const sqb::safetensors::File f(file);
+  CHECK(f.read("b").values == b);
+  // Cut after "a": b's pages are gone.
+  fs::resize_file(file, f.data_offset() + 4 * a.size());
+  CHECK_THROWS_WITH(f.read("b"), Catch::StartsWith(file.string() + ": tensor \"b\": the file is now ") &&
+                                     Catch::Contains("truncated or rewritten in place while being read"));
+  CHECK_THROWS_WITH(f.raw("b"), Catch::Contains("truncated"));
+  // A tensor whose bytes are all still in the file reads as before.
+  CHECK(f.read("a").values == a);
 }

@@ -219,12 +219,28 @@ struct File::State {
   std::vector<std::string> names;   // the same order
   std::map<std::string, std::string> metadata;
   unsigned char head[8] = {};  // the bytes of a file too short to map
+  int fd = -1;                 // the mapped file, kept open to see its size now (owned when >= 0)
 
   State() = default;
   State(const State&) = delete;
   State& operator=(const State&) = delete;
   ~State() {
     if (mapping != nullptr) ::munmap(mapping, mapping_size);
+    if (fd >= 0) ::close(fd);
+  }
+
+  // Reading a page of the mapping past the file's current end raises SIGBUS: a file truncated since it was
+  // opened must fail here, with its name, before the tensor's bytes are touched.
+  void check_still_holds(const TensorInfo& t) const {
+    if (fd < 0) return;
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return;
+    const std::uint64_t end = data_offset + t.end;
+    if (static_cast<std::uint64_t>(st.st_size) < end) {
+      fail_tensor(t.name, "the file is now " + std::to_string(st.st_size) + " bytes, but the tensor's data ends at byte " +
+                              std::to_string(end) + " (it was " + std::to_string(size) +
+                              " bytes when opened): it was truncated or rewritten in place while being read");
+    }
   }
 
   [[noreturn]] void fail(const std::string& what) const { throw Error(name + ": " + what); }
@@ -435,6 +451,7 @@ File::File(const std::filesystem::path& path) {
     if (m == MAP_FAILED) s->fail("cannot memory-map the file (" + std::string(std::strerror(errno)) + ")");
     s->mapping = m;
     s->mapping_size = static_cast<std::size_t>(size);
+    s->fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
     s->bytes = static_cast<const unsigned char*>(m);
   } else {
     // Too short to be a safetensors file: read the few bytes for the message.
@@ -488,6 +505,7 @@ const TensorInfo& File::info(std::string_view tensor) const {
 
 std::span<const unsigned char> File::raw(std::string_view tensor) const {
   const TensorInfo& t = info(tensor);
+  s_->check_still_holds(t);
   return {s_->bytes + s_->data_offset + t.begin, static_cast<std::size_t>(t.end - t.begin)};
 }
 
@@ -500,6 +518,7 @@ Array File::read(std::string_view tensor) const {
   const std::size_t n = t.size();
   if (n == 0)
     s_->fail_tensor(t.name, "shape " + shape_text(t.shape) + " has no elements: there is nothing to read");
+  s_->check_still_holds(t);
   Array a;
   a.shape = t.shape;
   a.dtype = t.dtype;

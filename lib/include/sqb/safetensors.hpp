@@ -87,8 +87,9 @@ struct Array {
 /// pattern is a value); reading a tensor touches only its own byte range. Copies share the mapping, which
 /// lives until the last copy is gone. Const member functions may be called from several threads at once.
 ///
-/// A file that another process truncates while it is mapped can raise SIGBUS on a later read, as with every
-/// memory-mapped reader (the safetensors library included); checkpoints are not written in place.
+/// A file that another process truncates while it is mapped would raise SIGBUS on a later read of the lost
+/// pages: raw() and read() check the file's current size first and throw Error naming the file and tensor
+/// instead (a truncation racing with the copy itself remains possible; checkpoints are not written in place).
 class File {
  public:
   /// Opens, maps and validates `path` (Error "<path>: <reason>"; see the file comment). `path` must be a
