@@ -440,11 +440,19 @@ y = sqnr_db
 series = quantizer
 agg = median
 )");
+  const std::string own_tables = slurp(out / "tables.md");
   const Outcome o = run_cli("render " + out.string() + " --config " + views.string() + " --quiet");
   INFO(o.output);
   REQUIRE(o.status == 0);
-  CHECK(slurp(out / "tables.md").find("Table mse") != std::string::npos);
-  CHECK(fs::exists(out / "plots" / "bars.png"));
+  // The views go beside the run's own, under views/<stem>/, captioned by the file they came from; the run's
+  // own tables stay.
+  CHECK(slurp(out / "tables.md") == own_tables);
+  CHECK_FALSE(fs::exists(out / "plots" / "bars.png"));
+  const std::string view_tables = slurp(out / "views/views/tables.md");
+  CHECK(view_tables.find("Table mse") != std::string::npos);
+  CHECK(view_tables.find(", views " + views.string() + " (hash ") != std::string::npos);
+  CHECK(fs::exists(out / "views/views/plots/bars.png"));
+  CHECK(slurp(out / "views/views/plots/bars.gp").find(", views " + views.string()) != std::string::npos);
   // A where that matches no result row fails before anything is replaced, naming the values that exist.
   const std::string tables = slurp(out / "tables.md");
   const fs::path bad = dir.write("bad.ini",
@@ -456,6 +464,9 @@ agg = median
   CHECK(b.output.find("bad.ini: [table.mse] where distribution=gausian: no result row has distribution "
                       "'gausian'; the values are: gaussian, laplace rows=4") != std::string::npos);
   CHECK(slurp(out / "tables.md") == tables);
+  // A new run of the folder removes the views of its earlier results.
+  REQUIRE(run_cli("run " + cfg.string() + " --quiet --fresh --out " + out.string()).status == 0);
+  CHECK_FALSE(fs::exists(out / "views"));
 }
 
 TEST_CASE("sqbench table names itself and the values that exist for a --where that matches nothing",

@@ -356,17 +356,21 @@ int cmd_render(const std::vector<std::string>& args) {
   const sqbench::FolderLock lock(dir);
   const sqbench::CsvTable results = sqbench::read_csv(dir / "results.csv");
   sqbench::Config config = sqbench::load_results_config(dir);
+  std::filesystem::path into = dir;
   if (vm.count("config")) {
-    // Only the tables and plots are taken from it, so it needs no [sweep].
-    const sqbench::Config other =
-        sqbench::load_config(vm["config"].as<std::string>(), sqbench::ConfigUse::outputs);
+    // Only the tables and plots are taken from it, so it needs no [sweep]. Its views go beside the run's own
+    // (which stay), under views/<its stem>/, captioned by the file they came from.
+    const std::string views = vm["config"].as<std::string>();
+    const sqbench::Config other = sqbench::load_config(views, sqbench::ConfigUse::outputs);
     config.path = other.path;  // messages name the file the sections come from
+    config.name += ", views " + views;
     config.tables = other.tables;
     config.plots = other.plots;
+    into = dir / "views" / std::filesystem::path(views).stem();
   }
   sqbench::check_references(config);
   sqbench::check_outputs_before_work(config, results, sqbench::RowsKind::finished);
-  sqbench::render_outputs(config, results, dir, vm.count("quiet") > 0);
+  sqbench::render_outputs(config, results, into, vm.count("quiet") > 0);
   return 0;
 }
 
