@@ -374,3 +374,40 @@ TEST_CASE("a memory-mapped checkpoint truncated after it was opened gives an err
   // A tensor whose bytes are all still in the file reads as before.
   CHECK(f.read("a").values == a);
 }
+
+TEST_CASE("bar plots: the axis starts at 0, the first turned label fits, the legend has its own title",
+          "[safety][plot]") {
+  TempDir dir;
+  const fs::path cfg = dir.write("bars.ini", R"(name = bars
+repeats = 1
+[sweep]
+quantizer = kmeans init=quantile
+quantizer = uniform
+distribution = gaussian label=model.layers.0.nv1.f32.weight
+distribution = laplace label=model.layers.0.mlp.down_proj.weight
+distribution = laplace scale=2 label=model.layers.1.self_attn.q_proj.weight
+distribution = uniform label=model.embed_tokens.weight
+n = 5000
+k = 16
+seed = 0
+[plot.bars]
+kind = bar
+x = distribution
+y = sqnr_db
+series = quantizer
+)");
+  const fs::path out = dir.path / "out";
+  const Outcome o = run_cli("run " + cfg.string() + " --quiet --out " + out.string());
+  INFO(o.output);
+  REQUIRE(o.status == 0);
+  const std::string gp = slurp(out / "plots/bars.gp");
+  INFO(gp);
+  // Every SQNR here is between 8 and 25 dB: gnuplot alone would start the axis near the shortest bar.
+  CHECK(contains(gp, "set yrange [0:*]\n"));
+  CHECK(contains(gp, "set xtics nomirror noenhanced rotate by 30 right\n"));
+  // "model.layers.0.nv1.f32.weight" (29 characters) hangs 0.87 * 29 characters left of the first tic.
+  CHECK(contains(gp, "set lmargin 27\n"));
+  CHECK(contains(gp, "unset xlabel\n"));
+  CHECK(contains(gp, "set key box lc rgb '#999999' title \"quantizer\"\n"));
+  CHECK(fs::file_size(out / "plots/bars.png") > 10000);
+}

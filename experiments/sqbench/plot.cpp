@@ -183,6 +183,7 @@ PlotScript bar_script(const CsvTable& t, const PlotSpec& spec, const Provenance&
   std::set<std::string> notes;
   bool any = false;
   std::size_t longest = 0;
+  double y_min = INFINITY, y_max = -INFINITY;
   for (const std::string& g : groups) {
     longest = std::max(longest, g.size());
     dat += gp_data_label(g);
@@ -207,6 +208,8 @@ PlotScript bar_script(const CsvTable& t, const PlotSpec& spec, const Provenance&
       }
       dat += ' ';  // (not " " + num(): GCC 12 warns falsely about that temporary, -Wrestrict)
       dat += num(yv);
+      y_min = std::min(y_min, yv);
+      y_max = std::max(y_max, yv);
       any = true;
     }
     dat += "\n";
@@ -218,6 +221,12 @@ PlotScript bar_script(const CsvTable& t, const PlotSpec& spec, const Provenance&
   std::string size;
   std::string gp =
       common_header(spec, prov, title, subtitle_of(spec, prov, notes), series.names.size(), size);
+  // The title already says "by <x>" and every group is labelled: an x-axis title would sit right above the
+  // legend and read as its title.
+  if (spec.xlabel.empty()) gp += "unset xlabel\n";
+  // The legend carries its own title, the series column, in a box.
+  gp += "set key box lc rgb '#999999'" +
+        (spec.series.empty() ? std::string() : " title " + gp_quote(axis_label(spec.series))) + "\n";
   gp += "set grid ytics mytics lc rgb '#dddddd'\n";
   gp += "set border lw 1.2\n";
   gp += "set style data histograms\n";
@@ -228,6 +237,17 @@ PlotScript bar_script(const CsvTable& t, const PlotSpec& spec, const Provenance&
   // 880 px wide plot) are turned so that neighbours do not overlap.
   const bool rotate = longest * groups.size() > 110;
   gp += std::string("set xtics nomirror noenhanced") + (rotate ? " rotate by 30 right" : "") + "\n";
+  // A turned label hangs left of its tic by about cos 30 deg of its length: the first group's label needs
+  // that much left margin (in characters), or it is cut at the image's edge.
+  if (rotate && !groups.empty()) {
+    gp += "set lmargin " + std::to_string(std::max<std::size_t>(10, groups.front().size() * 87 / 100 + 2)) +
+          "\n";
+  }
+  // A bar's length is its value: on a linear axis every bar starts at 0, so the axis must show 0 (gnuplot's
+  // autoscale would start it near the smallest bar and exaggerate the differences).
+  if (!spec.logy) {
+    gp += y_min >= 0 ? "set yrange [0:*]\n" : y_max <= 0 ? "set yrange [*:0]\n" : "";
+  }
   // Group i is centred on x = i and its bars span less than +-0.45: a little room beyond the outer bars.
   gp += "set xrange [-0.6:" + num(static_cast<double>(groups.size()) - 0.4) + "]\n";
   if (spec.logy) gp += "set logscale y 10\nset format y '10^{%L}'\n";
