@@ -27,8 +27,11 @@
 #include <fstream>
 #include <functional>
 #include <optional>
+#include <regex>
 
 #include "files.hpp"
+#include "lock.hpp"
+#include "sqb/safetensors.hpp"
 #include "ini_check.hpp"
 #include "npy_helpers.hpp"
 #include "requirements.hpp"
@@ -966,4 +969,60 @@ TEST_CASE("configs/real.ini runs every quantizer on the shipped example tensors"
   CHECK(conv == per_file);
   CHECK(kernel == per_file);
   CHECK(linear == per_file);
+}
+
+TEST_CASE("a results folder in use, inputs changed under --resume, a plot cut short, a truncated checkpoint",
+          "[bad-input][cli]") {
+  ScratchDir dir;
+  const auto line_of = [&](const Outcome& o) {
+    // Times and process ids differ run to run.
+    std::string line = std::regex_replace(error_line(o, dir.path), std::regex(R"(\d{4}-\d\d-\d\dT[0-9:.]+Z)"), "TIME");
+    return std::regex_replace(line, std::regex(R"(pid \d+)"), "pid PID");
+  };
+  const std::string four = sqbtest::le_floats({1.0f, -2.0f, 0.5f, 3.0f});
+  const std::string f4 = "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }";
+  dir.write("data.npy", sqbtest::raw_npy(f4, four));
+  const fs::path cfg = dir.write("c.ini", npy_config());
+  const fs::path out = dir.path / "out";
+  {
+    const sqbench::FolderLock held(out);
+    const Outcome o = run_sqbench("run " + cfg.string() + " --quiet --out " + out.string());
+    INFO(o.output);
+    CHECK(o.status == 2);
+    CHECK(error_line(o, dir.path).find("results folder DIR/out/ is in use by another sqbench (pid " +
+                                       std::to_string(::getpid()) + ")") == 0);
+    record("results folder: another run, render or merge holds it", line_of(o));
+  }
+  REQUIRE(run_sqbench("run " + cfg.string() + " --quiet --out " + out.string()).status == 0);
+  dir.write("data.npy", sqbtest::raw_npy(f4, sqbtest::le_floats({1.0f, -2.0f, 0.5f, 4.0f})));
+  const Outcome changed = run_sqbench("run " + cfg.string() + " --quiet --resume --out " + out.string());
+  INFO(changed.output);
+  CHECK(changed.status == 2);
+  CHECK(error_line(changed, dir.path).find("DIR/out/results.csv: cannot resume: the input DIR/data.npy changed") == 0);
+  record("--resume: an input file's bytes changed", line_of(changed));
+
+  // A plot past a file size limit (ulimit -f, in KiB).
+  const fs::path plotted = dir.write("p.ini", npy_config() + "[plot.p]\nx = bits\ny = mse\n");
+  const Outcome cut = shell("/bin/bash -c 'ulimit -f 8; exec " + std::string(SQBENCH_EXE) + " run " +
+                            plotted.string() + " --quiet --out " + (dir.path / "plot").string() + "' 2>&1");
+  INFO(cut.output);
+  CHECK(cut.status == 2);
+  CHECK(error_line(cut, dir.path).find("plot 'p' in DIR/plot/plots: p.png came out incomplete (8192 bytes)") == 0);
+  CHECK_FALSE(fs::exists(dir.path / "plot/plots/p.png"));
+  record("output: a plot cut short (`ulimit -f 8`)", line_of(cut));
+
+  // A checkpoint truncated while open.
+  std::vector<float> v(1 << 15, 0.25f);
+  const fs::path st = dir.write("m.safetensors", sqbtest::st_file({{"w", "F32", {128, 256}, sqbtest::f32_bytes(v)}}));
+  const sqb::safetensors::File f(st);
+  fs::resize_file(st, 4096);
+  try {
+    (void)f.read("w");
+    FAIL("reading a truncated mapping did not throw");
+  } catch (const sqb::Error& e) {
+    Outcome as_cli;
+    as_cli.output = std::string("sqbench: error: ") + e.what();
+    CHECK(error_line(as_cli, dir.path).find("DIR/m.safetensors: tensor \"w\": the file is now 4096 bytes") == 0);
+    record("safetensors: the file truncated while a sweep reads it", line_of(as_cli));
+  }
 }

@@ -566,7 +566,7 @@ PlotFiles write_plot(const PlotScript& script, const PlotSpec& spec, const fs::p
                                            : spec.id + ".svg came out incomplete (" + size(".svg") + ")";
     remove_staged();
     throw sqb::Error("plot '" + spec.id + "' in " + dir.string() + ": " + what +
-                     (output.empty() ? std::string() : ": " + output) +
+                     (status == 0 || output.empty() ? std::string() : ": " + output) +
                      "; a full disk or a file size limit? The previous version of the plot is unchanged");
   }
   // Complete: the images are synced like every other output, then the four files renamed into place.
