@@ -30,14 +30,14 @@
 #include <regex>
 
 #include "files.hpp"
-#include "lock.hpp"
-#include "sqb/safetensors.hpp"
 #include "ini_check.hpp"
+#include "lock.hpp"
 #include "npy_helpers.hpp"
 #include "requirements.hpp"
 #include "safetensors_helpers.hpp"
 #include "sqb/error.hpp"
 #include "sqb/npy.hpp"
+#include "sqb/safetensors.hpp"
 
 namespace fs = std::filesystem;
 using sqbtest::raw_npy;
@@ -976,7 +976,8 @@ TEST_CASE("a results folder in use, inputs changed under --resume, a plot cut sh
   ScratchDir dir;
   const auto line_of = [&](const Outcome& o) {
     // Times and process ids differ run to run.
-    std::string line = std::regex_replace(error_line(o, dir.path), std::regex(R"(\d{4}-\d\d-\d\dT[0-9:.]+Z)"), "TIME");
+    std::string line =
+        std::regex_replace(error_line(o, dir.path), std::regex(R"(\d{4}-\d\d-\d\dT[0-9:.]+Z)"), "TIME");
     return std::regex_replace(line, std::regex(R"(pid \d+)"), "pid PID");
   };
   const std::string four = sqbtest::le_floats({1.0f, -2.0f, 0.5f, 3.0f});
@@ -989,8 +990,9 @@ TEST_CASE("a results folder in use, inputs changed under --resume, a plot cut sh
     const Outcome o = run_sqbench("run " + cfg.string() + " --quiet --out " + out.string());
     INFO(o.output);
     CHECK(o.status == 2);
-    CHECK(error_line(o, dir.path).find("results folder DIR/out/ is in use by another sqbench (pid " +
-                                       std::to_string(::getpid()) + ")") == 0);
+    CHECK(error_line(o, dir.path)
+              .find("results folder DIR/out/ is in use by another sqbench (pid " +
+                    std::to_string(::getpid()) + ")") == 0);
     record("results folder: another run, render or merge holds it", line_of(o));
   }
   REQUIRE(run_sqbench("run " + cfg.string() + " --quiet --out " + out.string()).status == 0);
@@ -998,7 +1000,8 @@ TEST_CASE("a results folder in use, inputs changed under --resume, a plot cut sh
   const Outcome changed = run_sqbench("run " + cfg.string() + " --quiet --resume --out " + out.string());
   INFO(changed.output);
   CHECK(changed.status == 2);
-  CHECK(error_line(changed, dir.path).find("DIR/out/results.csv: cannot resume: the input DIR/data.npy changed") == 0);
+  CHECK(error_line(changed, dir.path)
+            .find("DIR/out/results.csv: cannot resume: the input DIR/data.npy changed") == 0);
   record("--resume: an input file's bytes changed", line_of(changed));
 
   // A plot past a file size limit (ulimit -f, in KiB).
@@ -1007,13 +1010,16 @@ TEST_CASE("a results folder in use, inputs changed under --resume, a plot cut sh
                             plotted.string() + " --quiet --out " + (dir.path / "plot").string() + "' 2>&1");
   INFO(cut.output);
   CHECK(cut.status == 2);
-  CHECK(error_line(cut, dir.path).find("plot 'p' in DIR/plot/plots: p.png came out incomplete (8192 bytes)") == 0);
+  CHECK(
+      error_line(cut, dir.path).find("plot 'p' in DIR/plot/plots: p.png came out incomplete (8192 bytes)") ==
+      0);
   CHECK_FALSE(fs::exists(dir.path / "plot/plots/p.png"));
   record("output: a plot cut short (`ulimit -f 8`)", line_of(cut));
 
   // A checkpoint truncated while open.
   std::vector<float> v(1 << 15, 0.25f);
-  const fs::path st = dir.write("m.safetensors", sqbtest::st_file({{"w", "F32", {128, 256}, sqbtest::f32_bytes(v)}}));
+  const fs::path st =
+      dir.write("m.safetensors", sqbtest::st_file({{"w", "F32", {128, 256}, sqbtest::f32_bytes(v)}}));
   const sqb::safetensors::File f(st);
   fs::resize_file(st, 4096);
   try {
@@ -1022,7 +1028,8 @@ TEST_CASE("a results folder in use, inputs changed under --resume, a plot cut sh
   } catch (const sqb::Error& e) {
     Outcome as_cli;
     as_cli.output = std::string("sqbench: error: ") + e.what();
-    CHECK(error_line(as_cli, dir.path).find("DIR/m.safetensors: tensor \"w\": the file is now 4096 bytes") == 0);
+    CHECK(error_line(as_cli, dir.path).find("DIR/m.safetensors: tensor \"w\": the file is now 4096 bytes") ==
+          0);
     record("safetensors: the file truncated while a sweep reads it", line_of(as_cli));
   }
 }

@@ -167,8 +167,8 @@ TEST_CASE("file_hash is XXH3-64 of the whole file, read in blocks", "[safety][in
   // The published value for no bytes.
   CHECK(sqbench::file_hash(dir.write("empty", "")) == "2d06800538d394c2");
   // Across the 4 MiB read block: the same as one XXH3_64bits call over the bytes in memory.
-  for (const std::size_t n : {std::size_t{1}, std::size_t{240}, std::size_t{4} << 20, (std::size_t{4} << 20) + 7,
-                              (std::size_t{9} << 20) + 3}) {
+  for (const std::size_t n : {std::size_t{1}, std::size_t{240}, std::size_t{4} << 20,
+                              (std::size_t{4} << 20) + 7, (std::size_t{9} << 20) + 3}) {
     std::string bytes(n, '\0');
     std::uint64_t s = n;
     for (char& c : bytes) {
@@ -176,7 +176,8 @@ TEST_CASE("file_hash is XXH3-64 of the whole file, read in blocks", "[safety][in
       c = static_cast<char>(s >> 56);
     }
     char want[17];
-    std::snprintf(want, sizeof want, "%016llx", static_cast<unsigned long long>(XXH3_64bits(bytes.data(), n)));
+    std::snprintf(want, sizeof want, "%016llx",
+                  static_cast<unsigned long long>(XXH3_64bits(bytes.data(), n)));
     INFO("bytes: " << n);
     CHECK(sqbench::file_hash(dir.write("f", bytes)) == want);
     bytes[n / 2] ^= 1;
@@ -184,7 +185,7 @@ TEST_CASE("file_hash is XXH3-64 of the whole file, read in blocks", "[safety][in
   }
 }
 
-TEST_CASE("--resume refuses when an input file changed since the results were computed", "[safety][inputs]") {
+TEST_CASE("resume refuses when an input file changed since the results were computed", "[safety][inputs]") {
   TempDir dir;
   const fs::path file = dir.write("w.safetensors", checkpoint(1.0f));
   const fs::path cfg = dir.write("slow.ini", kSlowFile);
@@ -212,8 +213,8 @@ TEST_CASE("--resume refuses when an input file changed since the results were co
     INFO(again.output);
     CHECK(again.status == 0);
     CHECK(lines_of(out / "results.csv").size() == 9);
-    CHECK(contains(slurp(out / "context.json"), "\"path\": \"" + fs::canonical(file).string() + "\", \"size\": " +
-                                                    std::to_string(fs::file_size(file))));
+    CHECK(contains(slurp(out / "context.json"), "\"path\": \"" + fs::canonical(file).string() +
+                                                    "\", \"size\": " + std::to_string(fs::file_size(file))));
   }
   SECTION("a finished run (results.csv and context.json)") {
     REQUIRE(run_cli("run " + cfg.string() + " --quiet --out " + out.string()).status == 0);
@@ -238,7 +239,7 @@ TEST_CASE("--resume refuses when an input file changed since the results were co
   }
 }
 
-TEST_CASE("--resume checks results.partial.csv row by row: a bad row is dropped, warned about and recomputed",
+TEST_CASE("resume checks results.partial.csv row by row: a bad row is dropped, warned about and recomputed",
           "[safety][resume]") {
   TempDir dir;
   const fs::path cfg = dir.write("quick.ini", kQuick);
@@ -268,7 +269,8 @@ TEST_CASE("--resume checks results.partial.csv row by row: a bad row is dropped,
   CHECK(contains(o.output, p + ":3: " + std::to_string(whole.header.size() - 1) + " fields, the header has " +
                                std::to_string(whole.header.size())));
   CHECK(contains(o.output, p + ":4: its key (quantizer="));
-  CHECK(contains(o.output, "k=8 | bits=2 | granularity=tensor | seed=0 | source=gaussian) is no cell of this config"));
+  CHECK(contains(o.output,
+                 "k=8 | bits=2 | granularity=tensor | seed=0 | source=gaussian) is no cell of this config"));
   const sqbench::CsvTable resumed = sqbench::read_csv(out / "results.csv");
   REQUIRE(resumed.rows.size() == 4);
   CHECK_FALSE(contains(slurp(out / "results.csv"), "abc"));
@@ -294,18 +296,21 @@ seed = 0
 rows = quantizer
 cols = k
 value = mse
-)" + extra_where + R"(
+)" + extra_where +
+         R"(
 [plot.nmse]
 x = bits
 y = nmse
 series = quantizer
-)" + extra_where + "\n";
+)" + extra_where +
+         "\n";
 }
 
 }  // namespace
 
-TEST_CASE("a plot that cannot be written completely (file size limit) exits non-zero and leaves the previous one",
-          "[safety][outputs]") {
+TEST_CASE(
+    "a plot that cannot be written completely (file size limit) exits non-zero and leaves the previous one",
+    "[safety][outputs]") {
   TempDir dir;
   const fs::path out = dir.path / "out";
   REQUIRE(run_cli("run " + dir.write("a.ini", viewed("a", "")).string() + " --quiet --out " + out.string())
@@ -320,7 +325,8 @@ TEST_CASE("a plot that cannot be written completely (file size limit) exits non-
                           cfg.string() + " --quiet --fresh --out " + out.string() + "' 2>&1");
   INFO(o.output);
   CHECK(o.status != 0);
-  CHECK(contains(o.output, "plot 'nmse' in " + (out / "plots").string() + ": nmse.png came out incomplete (16384 bytes)"));
+  CHECK(contains(o.output, "plot 'nmse' in " + (out / "plots").string() +
+                               ": nmse.png came out incomplete (16384 bytes)"));
   auto after = folder_state(out);
   // The finished cells are kept for --resume; every other file is as it was, and no staging file is left.
   after.erase("results.partial.csv");
@@ -328,8 +334,10 @@ TEST_CASE("a plot that cannot be written completely (file size limit) exits non-
   CHECK(after == before);
 }
 
-TEST_CASE("--fresh: a run whose views fail leaves the folder's results and views, a successful one removes the old views",
-          "[safety][outputs]") {
+TEST_CASE(
+    "a fresh run: one whose views fail leaves the folder's results and views, a successful one removes the "
+    "old views",
+    "[safety][outputs]") {
   TempDir dir;
   const fs::path out = dir.path / "out";
   REQUIRE(run_cli("run " + dir.write("a.ini", viewed("a", "")).string() + " --quiet --out " + out.string())
@@ -349,7 +357,8 @@ TEST_CASE("--fresh: a run whose views fail leaves the folder's results and views
   // A config without views replaces the results: A's table and plot go with A's results.
   std::string c = viewed("c", "");
   c = c.substr(0, c.find("[table.mse]"));
-  const Outcome ok = run_cli("run " + dir.write("c.ini", c).string() + " --quiet --fresh --out " + out.string());
+  const Outcome ok =
+      run_cli("run " + dir.write("c.ini", c).string() + " --quiet --fresh --out " + out.string());
   INFO(ok.output);
   CHECK(ok.status == 0);
   for (const char* gone : {"tables.md", "tables.tex", "plots/nmse.png", "plots/nmse.svg", "plots/nmse.gp",
@@ -362,8 +371,9 @@ TEST_CASE("a memory-mapped checkpoint truncated after it was opened gives an err
   TempDir dir;
   // Tensors large enough to span many pages, so the lost ones are beyond the new end of the file.
   std::vector<float> a(1 << 16, 1.5f), b(1 << 16, -2.0f);
-  const fs::path file = dir.write("m.safetensors", st_file({{"a", "F32", {256, 256}, f32_bytes(a)},
-                                                             {"b", "F32", {256, 256}, f32_bytes(b)}}));
+  const fs::path file =
+      dir.write("m.safetensors",
+                st_file({{"a", "F32", {256, 256}, f32_bytes(a)}, {"b", "F32", {256, 256}, f32_bytes(b)}}));
   const sqb::safetensors::File f(file);
   CHECK(f.read("b").values == b);
   // Cut after "a": b's pages are gone.

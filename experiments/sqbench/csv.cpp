@@ -54,7 +54,8 @@ std::optional<std::size_t> CsvTable::column(std::string_view name) const {
   return std::nullopt;
 }
 
-CsvTable parse_csv(std::string_view text, const std::string& what, bool allow_torn_tail, bool drop_bad_width) {
+CsvTable parse_csv(std::string_view text, const std::string& what, bool allow_torn_tail,
+                   bool drop_bad_width) {
   CsvTable t;
   std::vector<std::vector<std::string>> records;
   std::vector<std::size_t> record_lines;

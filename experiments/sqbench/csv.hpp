@@ -49,7 +49,8 @@ CsvTable parse_csv(std::string_view text, const std::string& what, bool allow_to
                    bool drop_bad_width = false);
 
 /// Reads and parses a CSV file (errors name the file).
-CsvTable read_csv(const std::filesystem::path& path, bool allow_torn_tail = false, bool drop_bad_width = false);
+CsvTable read_csv(const std::filesystem::path& path, bool allow_torn_tail = false,
+                  bool drop_bad_width = false);
 
 /// Parses a CSV number field ("inf", "-inf" included). std::nullopt for an empty or non-numeric field.
 std::optional<double> parse_field_number(std::string_view s);

@@ -46,7 +46,8 @@ std::string spec_value(const sqb::SpecText& spec, std::string_view key) {
 
 std::string file_hash(const fs::path& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw sqb::Error(path.string() + ": cannot read it to fingerprint it (" + std::strerror(errno) + ")");
+  if (fd < 0)
+    throw sqb::Error(path.string() + ": cannot read it to fingerprint it (" + std::strerror(errno) + ")");
   struct Closer {
     int fd;
     ~Closer() { ::close(fd); }
@@ -59,7 +60,9 @@ std::string file_hash(const fs::path& path) {
   for (;;) {
     const ssize_t got = ::read(fd, buf.get(), kBlock);
     if (got < 0 && errno == EINTR) continue;
-    if (got < 0) throw sqb::Error(path.string() + ": reading it to fingerprint it failed (" + std::strerror(errno) + ")");
+    if (got < 0)
+      throw sqb::Error(path.string() + ": reading it to fingerprint it failed (" + std::strerror(errno) +
+                       ")");
     if (got == 0) break;
     XXH3_64bits_update(state.get(), buf.get(), static_cast<std::size_t>(got));
   }
@@ -95,9 +98,12 @@ std::vector<fs::path> plan_inputs(const Config& config, const Plan& plan) {
   const auto add = [&](const fs::path& p) {
     std::error_code ec;
     const fs::path abs = p.is_relative() ? base / p : p;
-    files.insert(fs::weakly_canonical(abs, ec).empty() ? abs.lexically_normal() : fs::weakly_canonical(abs, ec));
+    files.insert(fs::weakly_canonical(abs, ec).empty() ? abs.lexically_normal()
+                                                       : fs::weakly_canonical(abs, ec));
   };
-  const auto weights_file = [](const std::string& w) { return !w.empty() && w != "square" && w != "lognormal"; };
+  const auto weights_file = [](const std::string& w) {
+    return !w.empty() && w != "square" && w != "lognormal";
+  };
   for (const std::string& d : plan.distributions) {
     const sqb::SpecText spec = sqb::SpecText::parse(d, "distribution");
     if (spec.name != "npy" && spec.name != "safetensors") continue;
@@ -131,8 +137,9 @@ std::string inputs_json(const std::vector<InputFingerprint>& inputs, int indent)
   std::string j = "[";
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const InputFingerprint& f = inputs[i];
-    j += (i ? ",\n" : "\n") + pad + "  {\"path\": " + json_string(f.path) + ", \"size\": " + std::to_string(f.size) +
-         ", \"mtime\": " + json_string(f.mtime) + ", \"xxh3_64\": " + json_string(f.hash) + "}";
+    j += (i ? ",\n" : "\n") + pad + "  {\"path\": " + json_string(f.path) +
+         ", \"size\": " + std::to_string(f.size) + ", \"mtime\": " + json_string(f.mtime) +
+         ", \"xxh3_64\": " + json_string(f.hash) + "}";
   }
   j += inputs.empty() ? "]" : "\n" + pad + "]";
   return j;
@@ -148,7 +155,9 @@ std::optional<std::vector<InputFingerprint>> read_inputs(const fs::path& file) {
   const json::Value root = json::parse(text, file.string());
   const json::Value* inputs = root.find("inputs");
   if (inputs == nullptr) return std::nullopt;
-  const auto bad = [&] { return sqb::Error(file.string() + ": \"inputs\" is not a list of {path, size, mtime, xxh3_64}"); };
+  const auto bad = [&] {
+    return sqb::Error(file.string() + ": \"inputs\" is not a list of {path, size, mtime, xxh3_64}");
+  };
   if (inputs->kind != json::Value::Kind::array) throw bad();
   std::vector<InputFingerprint> out;
   for (const json::Value& v : inputs->items) {
@@ -173,14 +182,15 @@ void check_same_inputs(const std::vector<InputFingerprint>& then, const std::vec
   for (const InputFingerprint& f : now) {
     const auto it = old.find(f.path);
     if (it == old.end()) {
-      throw sqb::Error(what + ": the input " + f.path + " was not read by the run it continues; nothing was changed");
+      throw sqb::Error(what + ": the input " + f.path +
+                       " was not read by the run it continues; nothing was changed");
     }
     const InputFingerprint& o = *it->second;
     if (o.size != f.size || o.hash != f.hash) {
       throw sqb::Error(what + ": the input " + f.path + " changed since the results were computed (then " +
-                       std::to_string(o.size) + " bytes, modified " + o.mtime + ", xxh3_64 " + o.hash + "; now " +
-                       std::to_string(f.size) + " bytes, modified " + f.mtime + ", xxh3_64 " + f.hash +
-                       "); nothing was changed: restore the file, or start over with --fresh");
+                       std::to_string(o.size) + " bytes, modified " + o.mtime + ", xxh3_64 " + o.hash +
+                       "; now " + std::to_string(f.size) + " bytes, modified " + f.mtime + ", xxh3_64 " +
+                       f.hash + "); nothing was changed: restore the file, or start over with --fresh");
     }
     old.erase(it);
   }

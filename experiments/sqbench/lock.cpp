@@ -21,8 +21,8 @@ FolderLock::FolderLock(const fs::path& dir) {
   const fs::path path = dir / kFileName;
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0) {
-    throw sqb::Error("results folder " + folder_text(dir) + ": cannot open its lock file " + kFileName + " (" +
-                     std::strerror(errno) + ")");
+    throw sqb::Error("results folder " + folder_text(dir) + ": cannot open its lock file " + kFileName +
+                     " (" + std::strerror(errno) + ")");
   }
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
@@ -30,7 +30,8 @@ FolderLock::FolderLock(const fs::path& dir) {
     char buf[32] = {};
     const ssize_t got = ::pread(fd_, buf, sizeof buf - 1, 0);
     std::string pid = got > 0 ? std::string(buf, static_cast<std::size_t>(got)) : "";
-    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' '))
+      pid.pop_back();
     ::close(fd_);
     fd_ = -1;
     if (err == EWOULDBLOCK) {

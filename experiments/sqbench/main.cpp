@@ -3,8 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <csignal>
 #include <boost/program_options.hpp>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>

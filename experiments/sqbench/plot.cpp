@@ -8,10 +8,10 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
-#include <sstream>
 #include <map>
 #include <optional>
 #include <set>
+#include <sstream>
 
 #include "files.hpp"
 #include "sqb/columns.hpp"
@@ -561,9 +561,9 @@ PlotFiles write_plot(const PlotScript& script, const PlotSpec& spec, const fs::p
       const auto n = fs::file_size(staged(ext), ec);
       return ec ? std::string("missing") : std::to_string(n) + " bytes";
     };
-    const std::string what = status != 0   ? "gnuplot failed (exit status " + std::to_string(status) + ")"
-                             : !png_ok     ? spec.id + ".png came out incomplete (" + size(".png") + ")"
-                                           : spec.id + ".svg came out incomplete (" + size(".svg") + ")";
+    const std::string what = status != 0 ? "gnuplot failed (exit status " + std::to_string(status) + ")"
+                             : !png_ok   ? spec.id + ".png came out incomplete (" + size(".png") + ")"
+                                         : spec.id + ".svg came out incomplete (" + size(".svg") + ")";
     remove_staged();
     throw sqb::Error("plot '" + spec.id + "' in " + dir.string() + ": " + what +
                      (status == 0 || output.empty() ? std::string() : ": " + output) +
@@ -579,7 +579,9 @@ PlotFiles write_plot(const PlotScript& script, const PlotSpec& spec, const fs::p
   }
   std::error_code rm_ec;
   fs::remove(staged(".render.gp"), rm_ec);
-  files.staged = {{staged(".dat"), files.dat}, {staged(".gp"), files.gp}, {staged(".png"), files.png},
+  files.staged = {{staged(".dat"), files.dat},
+                  {staged(".gp"), files.gp},
+                  {staged(".png"), files.png},
                   {staged(".svg"), files.svg}};
   files.rendered = true;
   if (!commit) return files;

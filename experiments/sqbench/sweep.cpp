@@ -669,7 +669,8 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
     std::string text = csv_line(plan.header);
     for (const auto& [i, r] : rows)
       text += csv_line(r);
-    write_files_atomic({{partial_inputs, "{\n  \"inputs\": " + inputs_json(inputs, 2) + "\n}\n"}, {partial, text}});
+    write_files_atomic(
+        {{partial_inputs, "{\n  \"inputs\": " + inputs_json(inputs, 2) + "\n}\n"}, {partial, text}});
   }
   info.inputs = inputs;
   remove_if_refused.armed = false;
@@ -768,9 +769,9 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
   for (const InputFingerprint& f : inputs) {
     const InputFingerprint now = fingerprint_stat(f.path);
     if (now.size != f.size || now.mtime != f.mtime) {
-      throw sqb::Error("the input " + f.path + " changed while the run read it (size " + std::to_string(f.size) +
-                       " -> " + std::to_string(now.size) + ", modified " + f.mtime + " -> " + now.mtime +
-                       "); results.csv was not written: start over with --fresh");
+      throw sqb::Error("the input " + f.path + " changed while the run read it (size " +
+                       std::to_string(f.size) + " -> " + std::to_string(now.size) + ", modified " + f.mtime +
+                       " -> " + now.mtime + "); results.csv was not written: start over with --fresh");
     }
   }
   if (rows.size() < mine.size()) {  // interrupted
@@ -807,7 +808,8 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
   fs::remove(partial_inputs, ec);
   for (const fs::path& f : stale)
     fs::remove(f, ec);
-  // Views rendered from the folder's earlier results (sqbench render --config) describe results that are gone.
+  // Views rendered from the folder's earlier results (sqbench render --config) describe results that are
+  // gone.
   fs::remove_all(out / "views", ec);
   if (sharded) {
     if (!opt.quiet) {
@@ -838,7 +840,8 @@ fs::path merge_results(const std::vector<fs::path>& dirs, fs::path out, bool qui
     s.dir = dir;
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) throw sqb::Error("merge: " + dir.string() + " is not a results folder");
-    if (locked.insert(fs::weakly_canonical(dir, ec)).second) shard_locks.push_back(std::make_unique<FolderLock>(dir));
+    if (locked.insert(fs::weakly_canonical(dir, ec)).second)
+      shard_locks.push_back(std::make_unique<FolderLock>(dir));
     if (!fs::exists(dir / "results.csv", ec)) {
       throw sqb::Error("merge: " + dir.string() + " has no results.csv" +
                        (fs::exists(dir / "results.partial.csv", ec)
@@ -894,7 +897,8 @@ fs::path merge_results(const std::vector<fs::path>& dirs, fs::path out, bool qui
       inputs = these;
       continue;
     }
-    check_same_inputs(*inputs, *these, "merge: " + s.dir.string() + " and " + shards[0].dir.string() + " differ");
+    check_same_inputs(*inputs, *these,
+                      "merge: " + s.dir.string() + " and " + shards[0].dir.string() + " differ");
   }
 
   // Every shard of 0..n-1 exactly once; global cell index of shard i's j-th row is i + n*j.
@@ -952,7 +956,8 @@ fs::path merge_results(const std::vector<fs::path>& dirs, fs::path out, bool qui
   {
     std::error_code ec;
     ensure_writable_dir(out);
-    if (locked.insert(fs::weakly_canonical(out, ec)).second) shard_locks.push_back(std::make_unique<FolderLock>(out));
+    if (locked.insert(fs::weakly_canonical(out, ec)).second)
+      shard_locks.push_back(std::make_unique<FolderLock>(out));
   }
   CsvTable merged;
   merged.header = shards[0].table.header;

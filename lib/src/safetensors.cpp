@@ -237,8 +237,9 @@ struct File::State {
     if (::fstat(fd, &st) != 0) return;
     const std::uint64_t end = data_offset + t.end;
     if (static_cast<std::uint64_t>(st.st_size) < end) {
-      fail_tensor(t.name, "the file is now " + std::to_string(st.st_size) + " bytes, but the tensor's data ends at byte " +
-                              std::to_string(end) + " (it was " + std::to_string(size) +
+      fail_tensor(t.name, "the file is now " + std::to_string(st.st_size) +
+                              " bytes, but the tensor's data ends at byte " + std::to_string(end) +
+                              " (it was " + std::to_string(size) +
                               " bytes when opened): it was truncated or rewritten in place while being read");
     }
   }
