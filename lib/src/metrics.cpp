@@ -72,7 +72,8 @@ void error_metrics(std::span<const ErrorPart> parts, Metrics& m) {
 }
 
 Metrics compute_metrics(std::span<const float> x, std::span<const float> xhat, const Codes& codes,
-                        std::size_t blocks, std::size_t side_per_block, std::span<const float> weights) {
+                        std::size_t blocks, std::size_t side_per_block, std::span<const float> weights,
+                        bool coded) {
   if (x.empty() || x.size() != xhat.size() || codes.size() != x.size()) {
     throw Error("compute_metrics: data, reconstruction and codes must have the same size >= 1");
   }
@@ -92,6 +93,10 @@ Metrics compute_metrics(std::span<const float> x, std::span<const float> xhat, c
   m.index_bits = index_bits(codes.code_count());
   const double side_bits = static_cast<double>(blocks * side_per_block) * 32.0;
   m.storage_bits = m.index_bits + side_bits / n;
+  if (!coded) {
+    m.coded_bits = std::numeric_limits<double>::quiet_NaN();
+    return m;
+  }
   // One stream for the tensor, not one per block: a frequency table per group of 64 would cost more than the
   // group's codes. Every stream is decoded and compared with the codes before its size counts.
   const std::uint64_t stream_bits =

@@ -205,7 +205,8 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& o, Q
   out.figures.clear();
   out.metrics = {};
   if (!o.measure) return;
-  out.metrics = detail::compute_metrics(x.values, out.decoded, out.codes, nb, out.side.per_block, o.weights);
+  out.metrics =
+      detail::compute_metrics(x.values, out.decoded, out.codes, nb, out.side.per_block, o.weights, o.coded);
   if (const ReportsFigures* r = part_of<ReportsFigures>(q)) {
     const std::vector<Col> cols = r->figure_columns();
     const std::vector<double> values = r->figures(out);
