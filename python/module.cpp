@@ -166,7 +166,7 @@ std::size_t resolve_k(std::optional<std::size_t> k, std::optional<int> bits) {
 
 PyResult quantize(const py::buffer& x, const std::string& spec, std::optional<std::size_t> k,
                   std::optional<int> bits, const std::string& granularity, std::uint64_t seed, int threads,
-                  const std::optional<py::buffer>& weights) {
+                  const std::optional<py::buffer>& weights, bool coded) {
   const std::size_t kk = resolve_k(k, bits);
   const Input in = read_input(x, "x");
   std::optional<Input> w;
@@ -192,6 +192,7 @@ PyResult quantize(const py::buffer& x, const std::string& spec, std::optional<st
   opt.granularity = sqb::Granularity::parse(granularity);
   opt.seed = seed;
   opt.threads = threads;
+  opt.coded = coded;
   if (w) opt.weights = w->values;
   PyResult r;
   r.input_shape = in.shape;
@@ -432,13 +433,15 @@ PYBIND11_MODULE(sqbench, m) {
 
   m.def("quantize", &quantize, py::arg("x"), py::arg("spec"), py::kw_only(), py::arg("k") = py::none(),
         py::arg("bits") = py::none(), py::arg("granularity") = "tensor", py::arg("seed") = 0,
-        py::arg("threads") = 1, py::arg("weights") = py::none(),
+        py::arg("threads") = 1, py::arg("weights") = py::none(), py::arg("coded") = false,
         "Quantize x (any float32/float16/float64 array; 1-D is one row, 2-D rows x cols, higher ranks rows = "
         "first axis) with the quantizer `spec` at K = k codes or 2**bits. granularity: tensor | channel | "
         "group:G. threads: blocks designed and encoded in parallel (0 = every core); the result is the same "
         "for every value. weights: optional importance per element of x, in x's shape (any other shape is a "
         "ValueError), for weighted objectives and the wmse metric; all zero: a UserWarning, x is quantized "
-        "unweighted and wmse is None. Raises ValueError for a bad spec, parameter or data.");
+        "unweighted and wmse is None. coded: also measure metrics['coded_bits'] (a real rANS pass over the codes, "
+        "encoded, decoded and checked; it costs more than the rest of the call), else it is None. Raises "
+        "ValueError for a bad spec, parameter or data.");
   m.def("codebook", &data_free_codebook, py::arg("spec"), py::arg("bits"),
         "The codebook of a data-free quantizer (nf4, fp4, normal_quantile, uniform, cosine, phi_log, "
         "lloyd_max): a dict of levels, thresholds, how a block applies them (applied_as) and whether a "

@@ -34,7 +34,7 @@ TEST_CASE("coded_bits is the rANS stream of the codes plus the side values, per 
   const sqb::Tensor x(8, 2500, sqbtest::draw("laplace", 20000, 3));
   sqb::Quantized r;
   try {
-    r = sqb::quantize(x, name, k, {.granularity = sqb::Granularity::parse(gran)});
+    r = sqb::quantize(x, name, k, {.granularity = sqb::Granularity::parse(gran), .coded = true});
   } catch (const sqb::NotApplicable& e) {
     return;  // nf4 and fp4 serve K = 16 only
   }
@@ -63,7 +63,7 @@ TEST_CASE("coded_bits on hand-made codes: one symbol, two symbols, the timed rep
           "[coded-bits]") {
   // A constant tensor: every code the same; the stream is its header, a one-entry table and the state.
   const sqb::Tensor c(1, 1000, std::vector<float>(1000, 0.5f));
-  const sqb::Quantized r = sqb::quantize(c, "uniform", 4);
+  const sqb::Quantized r = sqb::quantize(c, "uniform", 4, {.coded = true});
   const std::vector<std::uint8_t> codes(1000, static_cast<std::uint8_t>(r.codes[0]));
   CHECK(r.metrics.coded_bits ==
         (static_cast<double>(sqb::rans_coded_bits(codes, 4)) + 2 * 32.0) / 1000);  // uniform stores min, max
@@ -76,6 +76,30 @@ TEST_CASE("coded_bits on hand-made codes: one symbol, two symbols, the timed rep
   CHECK(t.metrics.coded_bits == 0);
 }
 
+TEST_CASE("coded_bits is measured only when asked, and asking changes no other metric", "[coded-bits]") {
+  const sqb::Tensor x(16, 512, sqbtest::draw("laplace", 16 * 512, 5));
+  const std::string gran = GENERATE("tensor", "channel", "group:64");
+  const sqb::Quantized plain = sqb::quantize(x, "kmeans", 16, {.granularity = sqb::Granularity::parse(gran)});
+  const sqb::Quantized coded =
+      sqb::quantize(x, "kmeans", 16, {.granularity = sqb::Granularity::parse(gran), .coded = true});
+  CHECK(std::isnan(plain.metrics.coded_bits));
+  CHECK(std::isnan(figure(plain, sqb::Col::coded_bits)));
+  const std::uint64_t stream = coded.codes.visit([&](auto c) { return sqb::rans_coded_bits(c, 16); });
+  CHECK(coded.metrics.coded_bits ==
+        (static_cast<double>(stream) + 32.0 * static_cast<double>(coded.blocks.size() * 16)) /
+            static_cast<double>(x.size()));
+  const std::vector<sqb::Figure> a = plain.metric_columns(), b = coded.metric_columns();
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    INFO(sqb::column_name(a[i].column));
+    if (a[i].column == sqb::Col::coded_bits) continue;
+    CHECK(std::isnan(a[i].value) == std::isnan(b[i].value));
+    if (!std::isnan(a[i].value)) CHECK(a[i].value == b[i].value);
+  }
+  CHECK(plain.codes.visit([&](auto c) { return std::vector<std::size_t>(c.begin(), c.end()); }) ==
+        coded.codes.visit([&](auto c) { return std::vector<std::size_t>(c.begin(), c.end()); }));
+}
+
 TEST_CASE("phi_log: exp_coded_bits is the size of its coded streams, close to the entropy estimate",
           "[coded-bits][phi_log]") {
   const std::string spec =
@@ -84,7 +108,7 @@ TEST_CASE("phi_log: exp_coded_bits is the size of its coded streams, close to th
   INFO(spec);
   const sqb::Tensor x(10, 2000, sqbtest::draw("gaussian std=0.05", 20000, 5));
   const auto q = sqb::make_quantizer(spec, {16, 0});
-  const sqb::Quantized r = sqb::quantize(x, *q, {.granularity = sqb::Granularity::parse("channel")});
+  const sqb::Quantized r = sqb::quantize(x, *q, {.granularity = sqb::Granularity::parse("channel"), .coded = true});
   const auto* ex = sqb::part_of<sqb::ExportsArrays>(*q);
   REQUIRE(ex != nullptr);
   std::size_t bytes = 0;

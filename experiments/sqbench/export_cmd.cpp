@@ -157,6 +157,7 @@ ExportResult export_quantized(const ExportOptions& opt) {
   sqb::QuantizeOptions qopt;
   qopt.granularity = sqb::Granularity::parse(opt.granularity);
   qopt.seed = opt.seed;
+  qopt.coded = opt.coded;  // coded_bits is the size of the codes.rans written below
   const std::unique_ptr<sqb::Quantizer> q = sqb::make_quantizer(opt.spec, {opt.k, opt.seed});
   try {
     sqb::check_layout(opt.layout);
@@ -461,8 +462,9 @@ int export_command(const std::vector<std::string>& args) {
   const ExportResult r = export_quantized(opt);
   std::cout << "sqbench: exported " << r.files.size() << " files to " << folder_text(opt.out) << " (mse "
             << format_number(r.mse, 4) << ", SQNR " << format_number(r.sqnr_db, 4) << " dB, "
-            << format_number(r.storage_bits, 4) << " bits/element stored, " << format_number(r.coded_bits, 4)
-            << " entropy-coded)";
+            << format_number(r.storage_bits, 4) << " bits/element stored";
+  if (!std::isnan(r.coded_bits)) std::cout << ", " << format_number(r.coded_bits, 4) << " entropy-coded";
+  std::cout << ")";
   if (!r.removed.empty())
     std::cout << "; removed the " << r.removed.size() << " files of the earlier export there";
   std::cout << "\n";

@@ -329,6 +329,7 @@ Plan make_plan(const Config& config) {
     plan.header.emplace_back(c.name);
   }
   check_outputs(config, plan.header);
+  plan.coded_bits = config_reads_column(config, sqb::column_name(sqb::Col::coded_bits));
 
   // granularity=channel on a file laid out as one row is one codebook for the whole tensor: often a layout
   // that did not fit the file (a (1, 1, 1024, 1024) HWIO kernel read as rows). Synthetic laws state rows=.
@@ -352,39 +353,56 @@ Plan make_plan(const Config& config) {
   return plan;
 }
 
+namespace {
+
+// Calls f(section, key, column) for every result column the config's tables and plots read.
+template <class F>
+void for_each_output_column(const Config& config, F&& f) {
+  for (const TableSpec& t : config.tables) {
+    const std::string s = "table." + t.id;
+    for (std::string c : split_list(t.rows))
+      f(s, "rows", c);
+    for (std::string c : split_list(t.cols))
+      f(s, "cols", c);
+    for (const std::string& v : table_values(t))
+      f(s, "value", v);
+    for (const Where& w : t.where)
+      f(s, "where", w.column);
+  }
+  for (const PlotSpec& p : config.plots) {
+    const std::string s = "plot." + p.id;
+    f(s, "x", p.x);
+    f(s, "y", p.y);
+    f(s, "series", p.series);
+    f(s, "dash", p.dash);
+    for (const Where& w : p.where)
+      f(s, "where", w.column);
+    for (const std::vector<Where>& h : p.hlines) {
+      for (const Where& w : h)
+        f(s, "hline", w.column);
+    }
+  }
+}
+
+}  // namespace
+
 void check_outputs(const Config& config, const std::vector<std::string>& header) {
   const std::string valid = join(header);
-  const auto check = [&](const std::string& section, const std::string& key, const std::string& column) {
+  for_each_output_column(config, [&](const std::string& section, const char* key, const std::string& column) {
     if (column.empty()) return;
     if (std::find(header.begin(), header.end(), column) == header.end()) {
       throw sqb::Error(config.path.string() + ": [" + section + "] key '" + key + "': no result column '" +
                        column + "'; the columns are: " + valid);
     }
-  };
-  for (const TableSpec& t : config.tables) {
-    const std::string s = "table." + t.id;
-    for (std::string c : split_list(t.rows))
-      check(s, "rows", c);
-    for (std::string c : split_list(t.cols))
-      check(s, "cols", c);
-    for (const std::string& v : table_values(t))
-      check(s, "value", v);
-    for (const Where& w : t.where)
-      check(s, "where", w.column);
-  }
-  for (const PlotSpec& p : config.plots) {
-    const std::string s = "plot." + p.id;
-    check(s, "x", p.x);
-    check(s, "y", p.y);
-    check(s, "series", p.series);
-    check(s, "dash", p.dash);
-    for (const Where& w : p.where)
-      check(s, "where", w.column);
-    for (const std::vector<Where>& h : p.hlines) {
-      for (const Where& w : h)
-        check(s, "hline", w.column);
-    }
-  }
+  });
+}
+
+bool config_reads_column(const Config& config, std::string_view column) {
+  bool found = false;
+  for_each_output_column(config, [&](const std::string&, const char*, const std::string& c) {
+    found = found || c == column;
+  });
+  return found;
 }
 
 std::string cell_label(const Plan& plan, const Cell& c) {

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config.hpp"
@@ -62,6 +63,9 @@ struct Plan {
   std::vector<sqb::Col> columns;
   std::vector<std::string> header;  ///< their names
   std::vector<sqb::Col> keys;       ///< the key columns among them (the first keys.size() columns)
+  /// Some table or plot of the config reads coded_bits, so cells measure it (a rANS pass over the codes);
+  /// otherwise the column stays empty.
+  bool coded_bits = false;
 
   /// The values of the key columns of a cell: the first fields of its row (distribution = the source's label,
   /// source = its full spec). A task cell has no distribution, n and source; an fp32 or fp32_ft cell has
@@ -91,5 +95,8 @@ std::string cell_label(const Plan& plan, const Cell& c);
 /// Checks that every column named by the config's tables and plots exists in `header`; throws sqb::Error
 /// naming the section and the missing column (and listing the valid ones).
 void check_outputs(const Config& config, const std::vector<std::string>& header);
+/// Whether a table or plot of the config reads the result column `column` (rows, cols, value, where, x, y,
+/// series, dash or hline).
+bool config_reads_column(const Config& config, std::string_view column);
 
 }  // namespace sqbench

@@ -235,6 +235,7 @@ std::vector<std::string> run_cell(const Config& config, const Plan& plan, const 
     options.weights = data->weights;
     options.threads = threads;
     options.check_input = false;
+    options.coded = plan.coded_bits;
     // Quality: one run gives the codebooks and codes the metrics come from (every run is deterministic).
     const sqb::Quantized result = sqb::quantize(*data, *q, options);
     for (const sqb::Figure& f : result.metric_columns())

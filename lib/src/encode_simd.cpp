@@ -896,12 +896,24 @@ void ThresholdEncoder::encode(std::span<const float> x, std::span<std::uint16_t>
   run(x, out);
 }
 
+// A short input with few thresholds (a group of 64 at K <= 32) goes straight to the count tier: planning a
+// tree (its tables on the heap) would cost more than encoding the group, and every tier gives the same codes.
+constexpr std::size_t kShortInput = 1024, kShortThresholds = 31;
+
 void encode_thresholds(std::span<const float> t, std::span<const float> x, std::span<std::uint8_t> out,
                        const EncodeOptions& options) {
+  if (options.tier == EncodeTier::automatic && x.size() <= kShortInput && t.size() <= kShortThresholds) {
+    HWY_DYNAMIC_DISPATCH(EncodeCount8)(t.data(), t.size(), x.data(), x.size(), out.data());
+    return;
+  }
   ThresholdEncoder(t, x.size(), options).encode(x, out);
 }
 void encode_thresholds(std::span<const float> t, std::span<const float> x, std::span<std::uint16_t> out,
                        const EncodeOptions& options) {
+  if (options.tier == EncodeTier::automatic && x.size() <= kShortInput && t.size() <= kShortThresholds) {
+    HWY_DYNAMIC_DISPATCH(EncodeCount16)(t.data(), t.size(), x.data(), x.size(), out.data());
+    return;
+  }
   ThresholdEncoder(t, x.size(), options).encode(x, out);
 }
 

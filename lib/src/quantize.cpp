@@ -3,6 +3,7 @@
 #include "sqb/quantize.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -12,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "detail/error_sums.hpp"
 #include "detail/kmeans_dp.hpp"
 #include "detail/measure.hpp"
 #include "detail/parallel.hpp"
@@ -78,25 +80,6 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// Element ranges for the elementwise stages: whole blocks, with blocks longer than kChunk split so that one
-// big block (granularity=tensor) still spreads over the threads. Only used with threads > 1.
-constexpr std::size_t kChunk = std::size_t{1} << 16;
-
-struct Range {
-  std::size_t block, begin, length;  // begin is a flat index
-};
-
-std::vector<Range> element_ranges(const std::vector<Block>& blocks, bool split) {
-  std::vector<Range> out;
-  for (std::size_t b = 0; b < blocks.size(); ++b) {
-    const Block& blk = blocks[b];
-    const std::size_t step = split ? kChunk : blk.length;
-    for (std::size_t s = 0; s < blk.length; s += step)
-      out.push_back({b, blk.offset + s, std::min(step, blk.length - s)});
-  }
-  return out;
-}
-
 void check_input(TensorView x, std::span<const float> weights) {
   check_finite(x.values, "data", x.cols);
   if (weights.empty()) return;
@@ -144,20 +127,32 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& o, Q
   out.side = q.side_values();
   const std::size_t nb = out.blocks.size();
 
-  // Fit: one design per block, each from its own seed, so the order blocks are designed in never matters.
-  auto t0 = Clock::now();
+  // Fit -> encode (the shared encoder, then a strategy's refinement) -> decode -> measure, over chunks. When
+  // every chunk holds whole blocks, one pass: a thread runs all four stages on a chunk while it is in its
+  // cache. Otherwise (a block longer than a chunk) stage by stage, each stage over every chunk. Each block is
+  // designed from its own seed and every sum has a fixed order, so neither the schedule nor the thread count
+  // changes a bit of the result.
+  const std::vector<detail::Chunk> chunks = detail::make_chunks(out.blocks);
+  const bool one_pass = std::all_of(chunks.begin(), chunks.end(), [](const detail::Chunk& c) { return c.whole; });
   if (!o.reuse_design) out.designs.resize(nb);
-  detail::parallel_for(o.reuse_design ? 0 : nb, threads, [&](std::size_t i) {
+  if (out.codes.size() != x.size() || out.codes.code_count() != k) out.codes = Codes(x.size(), k);
+  out.decoded.resize(x.size());
+  out.figures.clear();
+  out.metrics = {};
+  const RefinesCodes* refiner = part_of<RefinesCodes>(q);
+  const bool chunk_histograms = o.measure && k <= 256;
+  std::vector<detail::ErrorSums> sums(o.measure ? chunks.size() : 0);
+  std::vector<std::uint32_t> histograms(chunk_histograms ? chunks.size() * k : 0);
+
+  const auto design_block = [&](std::size_t i) {
     const Block& b = out.blocks[i];
     const std::span<const float> w =
         o.weights.empty() ? std::span<const float>() : o.weights.subspan(b.offset, b.length);
-    out.designs[i] = q.design(x.values.subspan(b.offset, b.length), {i, block_seed(o.seed, i), w});
-  });
-  if (times) times->fit = seconds_since(t0);
-  for (BlockDesign& d : out.designs) {
+    BlockDesign& d = out.designs[i];
+    d = q.design(x.values.subspan(b.offset, b.length), {i, block_seed(o.seed, i), w});
     if (d.codebook.size() != k) {
-      throw std::logic_error("strategy designed " + std::to_string(d.codebook.size()) +
-                             " levels for K = " + std::to_string(k));
+      throw std::logic_error("strategy designed " + std::to_string(d.codebook.size()) + " levels for K = " +
+                             std::to_string(k));
     }
     if (d.side.empty() && out.side.per_block == k) {
       d.side.assign(d.codebook.levels().begin(), d.codebook.levels().end());
@@ -166,46 +161,131 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& o, Q
       throw std::logic_error("strategy stored " + std::to_string(d.side.size()) + " side values, declared " +
                              std::to_string(out.side.per_block));
     }
-  }
-
-  // Encode: the shared encoder over element ranges, then the strategy's refinement per block.
-  if (out.codes.size() != x.size() || out.codes.code_count() != k) out.codes = Codes(x.size(), k);
-  const std::vector<Range> ranges = element_ranges(out.blocks, threads > 1);
-  const RefinesCodes* refiner = part_of<RefinesCodes>(q);
-  t0 = Clock::now();
-  out.codes.visit([&](auto codes) {
-    detail::parallel_for(ranges.size(), threads, [&](std::size_t r) {
-      const Range& g = ranges[r];
-      encode(out.designs[g.block].codebook, x.values.subspan(g.begin, g.length),
-             codes.subspan(g.begin, g.length));
-    });
-    if (refiner) {
-      detail::parallel_for(nb, threads, [&](std::size_t i) {
-        const Block& b = out.blocks[i];
-        refiner->refine_codes(x.values.subspan(b.offset, b.length), out.designs[i].codebook,
-                              {b.offset, x.cols}, CodeSpan(codes.subspan(b.offset, b.length)));
-      });
+  };
+  // f(block, begin, length) for the parts of a chunk: each of its whole blocks, or its piece of one.
+  const auto for_each_part = [&](const detail::Chunk& c, auto&& f) {
+    if (!c.whole) {
+      f(c.first_block, c.begin, c.length);
+      return;
     }
-  });
-  if (times) times->encode = seconds_since(t0);
-
-  // Decode.
-  out.decoded.resize(x.size());
-  t0 = Clock::now();
-  out.codes.visit([&](auto codes) {
-    detail::parallel_for(ranges.size(), threads, [&](std::size_t r) {
-      const Range& g = ranges[r];
-      decode(out.designs[g.block].codebook, codes.subspan(g.begin, g.length),
-             std::span<float>(out.decoded).subspan(g.begin, g.length));
+    for (std::size_t i = c.first_block; i < c.end_block; ++i)
+      f(i, out.blocks[i].offset, out.blocks[i].length);
+  };
+  const auto encode_chunk = [&](auto codes, const detail::Chunk& c) {
+    for_each_part(c, [&](std::size_t i, std::size_t begin, std::size_t length) {
+      encode(out.designs[i].codebook, x.values.subspan(begin, length), codes.subspan(begin, length));
     });
-  });
-  if (times) times->decode = seconds_since(t0);
+  };
+  const auto refine_block = [&](auto codes, std::size_t i) {
+    const Block& b = out.blocks[i];
+    refiner->refine_codes(x.values.subspan(b.offset, b.length), out.designs[i].codebook, {b.offset, x.cols},
+                          CodeSpan(codes.subspan(b.offset, b.length)));
+  };
+  const auto decode_chunk = [&](auto codes, const detail::Chunk& c) {
+    for_each_part(c, [&](std::size_t i, std::size_t begin, std::size_t length) {
+      decode(out.designs[i].codebook, codes.subspan(begin, length),
+             std::span<float>(out.decoded).subspan(begin, length));
+    });
+  };
+  const auto measure_chunk = [&](auto codes, std::size_t ci) {
+    const detail::Chunk& c = chunks[ci];
+    sums[ci] = detail::error_sums(x.values.data() + c.begin, out.decoded.data() + c.begin,
+                                  o.weights.empty() ? nullptr : o.weights.data() + c.begin, c.length);
+    if (chunk_histograms) detail::count_codes(codes.subspan(c.begin, c.length), &histograms[ci * k], k);
+  };
 
-  // Measure.
-  out.figures.clear();
-  out.metrics = {};
+  out.codes.visit([&](auto codes) {
+    if (one_pass) {
+      // Per chunk: seconds in fit, encode, decode, measure (only when timed).
+      std::vector<std::array<double, 4>> spent(times ? chunks.size() : 0);
+      const auto t_pass = Clock::now();
+      detail::parallel_for(chunks.size(), threads, [&](std::size_t ci) {
+        const detail::Chunk& c = chunks[ci];
+        Clock::time_point t[5];
+        if (times) t[0] = Clock::now();
+        if (!o.reuse_design) {
+          for (std::size_t i = c.first_block; i < c.end_block; ++i)
+            design_block(i);
+        }
+        if (times) t[1] = Clock::now();
+        encode_chunk(codes, c);
+        if (refiner) {
+          for (std::size_t i = c.first_block; i < c.end_block; ++i)
+            refine_block(codes, i);
+        }
+        if (times) t[2] = Clock::now();
+        decode_chunk(codes, c);
+        if (times) t[3] = Clock::now();
+        if (o.measure) measure_chunk(codes, ci);
+        if (times) {
+          t[4] = Clock::now();
+          for (int s = 0; s < 4; ++s)
+            spent[ci][s] = std::chrono::duration<double>(t[s + 1] - t[s]).count();
+        }
+      });
+      if (times) {
+        // The stages interleave, so each gets the share of the pass's wall time its chunks spent in it.
+        const double wall = seconds_since(t_pass);
+        double stage[4] = {0, 0, 0, 0};
+        for (const auto& c : spent) {
+          for (int s = 0; s < 4; ++s)
+            stage[s] += c[s];
+        }
+        const double total = stage[0] + stage[1] + stage[2] + stage[3];
+        const double scale = total > 0 ? wall / total : 0;
+        times->fit = stage[0] * scale;
+        times->encode = stage[1] * scale;
+        times->decode = stage[2] * scale;
+      }
+      return;
+    }
+    auto t0 = Clock::now();
+    detail::parallel_for(o.reuse_design ? 0 : nb, threads, design_block);
+    if (times) times->fit = seconds_since(t0);
+    t0 = Clock::now();
+    detail::parallel_for(chunks.size(), threads, [&](std::size_t ci) { encode_chunk(codes, chunks[ci]); });
+    if (refiner) detail::parallel_for(nb, threads, [&](std::size_t i) { refine_block(codes, i); });
+    if (times) times->encode = seconds_since(t0);
+    t0 = Clock::now();
+    detail::parallel_for(chunks.size(), threads, [&](std::size_t ci) { decode_chunk(codes, chunks[ci]); });
+    if (times) times->decode = seconds_since(t0);
+    if (o.measure) detail::parallel_for(chunks.size(), threads, [&](std::size_t ci) { measure_chunk(codes, ci); });
+  });
   if (!o.measure) return;
-  out.metrics = detail::compute_metrics(x.values, out.decoded, out.codes, nb, out.side.per_block, o.weights);
+
+  // Measure: the chunks' sums in chunk order, the variance by a second pass about the mean (no cancellation
+  // for data with a large offset), the histogram of the codes.
+  detail::ErrorSums total;
+  for (const detail::ErrorSums& c : sums) {
+    total.sum += c.sum;
+    total.sum_sq += c.sum_sq;
+    total.err_sq += c.err_sq;
+    total.max_err = std::max(total.max_err, c.max_err);
+    total.wsum += c.wsum;
+    total.werr += c.werr;
+  }
+  const double mean = total.sum / static_cast<double>(x.size());
+  std::vector<double> centered(chunks.size());
+  detail::parallel_for(chunks.size(), threads, [&](std::size_t ci) {
+    centered[ci] = detail::centered_sum_sq(x.values.data() + chunks[ci].begin, chunks[ci].length, mean);
+  });
+  double var_sum = 0;
+  for (const double v : centered)
+    var_sum += v;
+  detail::finish_error_metrics(static_cast<double>(x.size()), total, var_sum, !o.weights.empty(), out.metrics);
+  std::vector<std::size_t> hist(k, 0);
+  if (chunk_histograms) {
+    for (std::size_t ci = 0; ci < chunks.size(); ++ci) {
+      for (std::size_t v = 0; v < k; ++v)
+        hist[v] += histograms[ci * k + v];
+    }
+  } else {
+    out.codes.visit([&](auto c) {
+      for (const auto v : c)
+        ++hist[v];
+    });
+  }
+  detail::finish_code_metrics(hist, out.codes, nb, out.side.per_block, o.coded, out.metrics);
   if (const ReportsFigures* r = part_of<ReportsFigures>(q)) {
     const std::vector<Col> cols = r->figure_columns();
     const std::vector<double> values = r->figures(out);

@@ -360,13 +360,14 @@ class SafetensorsTest(unittest.TestCase):
 
     def test_coded_bits_is_reported(self):
         w = gaussian((8, 500), seed=6)
-        r = sqbench.quantize(w, "kmeans", bits=4, granularity="channel")
+        self.assertIsNone(sqbench.quantize(w, "kmeans", bits=4, granularity="channel").metrics["coded_bits"])
+        r = sqbench.quantize(w, "kmeans", bits=4, granularity="channel", coded=True)
         m = r.metrics
         side = 32.0 * 8 * 16 / w.size
         self.assertGreaterEqual(m["coded_bits"], m["entropy_bits"] + side - 32 / w.size)
         self.assertLessEqual(m["coded_bits"], m["entropy_bits"] + side + 0.1)
         self.assertIn("coded_bits", [c["name"] for c in sqbench.columns()])
-        p = sqbench.quantize(w, "phi_log cluster=4", bits=4).metrics
+        p = sqbench.quantize(w, "phi_log cluster=4", bits=4, coded=True).metrics
         self.assertLess(p["exp_coded_bits"], p["coded_bits"])
 
 

@@ -21,7 +21,8 @@ struct Metrics {
   double storage_bits = 0;  ///< index bits plus every codebook's float32 side values, per element
   /// Measured entropy-coded size per element: the codes as one rANS stream with a static frequency table for
   /// the whole tensor (rans_coded_bits, coding.hpp: header + table + payload, decoded and checked), plus the
-  /// same side values as storage_bits.
+  /// same side values as storage_bits. NaN unless asked for (QuantizeOptions::coded): the pass costs more
+  /// than the rest of the measure stage.
   double coded_bits = 0;
   /// sum w_i (x_i - x~_i)^2 / sum w_i with the call's importance weights; NaN without weights (or when every
   /// weight is 0).

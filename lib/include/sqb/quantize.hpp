@@ -46,6 +46,9 @@ struct QuantizeOptions {
   bool check_input = true;
   /// Compute metrics and figures (the measure stage). False for timed repeats.
   bool measure = true;
+  /// Also measure coded_bits (metrics.hpp): a real rANS pass over the codes, encoded then decoded and checked,
+  /// which costs more than the rest of the measure stage. Off, coded_bits is NaN (an empty cell, None).
+  bool coded = false;
   /// quantize_into only: skip the fit stage and encode with the codebooks already in the result (designed by
   /// an earlier call on a tensor of the same shape, granularity and K): quantization-aware training assigns
   /// its latent weights to the last codebooks between re-designs. Throws Error when they do not match.

@@ -20,7 +20,8 @@ class Uniform final : public Quantizer, public DesignsWithoutData {
         symmetric_(symmetric) {}
 
   BlockDesign design(std::span<const float> block, const BlockInfo&) const override {
-    std::vector<double> levels(k_);
+    // Each level computed in double, then rounded to float32 (what Codebook::nearest of doubles does).
+    std::vector<float> levels(k_);
     std::vector<float> side;
     if (symmetric_) {
       // int-b style: q = floor((K-1)/2); levels j * absmax / q for j = -q..q (2q+1 of them, 0 exact). For
@@ -32,21 +33,21 @@ class Uniform final : public Quantizer, public DesignsWithoutData {
       const std::size_t q = (k_ - 1) / 2;
       for (std::size_t i = 0; i < k_; ++i) {
         const double j = static_cast<double>(std::min(i, 2 * q)) - static_cast<double>(q);
-        levels[i] = absmax * j / static_cast<double>(q);
+        levels[i] = static_cast<float>(absmax * j / static_cast<double>(q));
       }
     } else {
       const auto [lo, hi] = detail::min_max(block);
       const double a = lo, b = hi;
       side = {lo, hi};
       if (k_ == 1) {
-        levels[0] = 0.5 * (a + b);
+        levels[0] = static_cast<float>(0.5 * (a + b));
       } else {
         for (std::size_t i = 0; i < k_; ++i) {
-          levels[i] = a + (b - a) * static_cast<double>(i) / static_cast<double>(k_ - 1);
+          levels[i] = static_cast<float>(a + (b - a) * static_cast<double>(i) / static_cast<double>(k_ - 1));
         }
       }
     }
-    return {Codebook::nearest(levels), 0, true, std::move(side)};
+    return {Codebook::nearest(std::move(levels)), 0, true, std::move(side)};
   }
 
   // The levels for a block spanning [-1, 1] (symmetric: absmax 1).

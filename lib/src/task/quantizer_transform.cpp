@@ -96,7 +96,7 @@ NetworkQuality measure_network(std::span<const Tensor> latent, std::span<const F
       throw Error("measure_network: layer " + std::to_string(l) + ": importance weights of another size");
     }
     const Metrics m =
-        detail::compute_metrics(x.values, fq.weights.values, codes, fq.blocks.size(), side_per_block, w);
+        detail::measure_blocks(x.values, fq.weights.values, codes, fq.blocks, side_per_block, w, true);
     q.layers.push_back(m);
     const double nl = static_cast<double>(x.size());
     n += nl;
