@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "bindings.hpp"
 #include "sqb/sqb.hpp"
 
 namespace py = pybind11;
@@ -486,4 +487,5 @@ PYBIND11_MODULE(sqbench, m) {
         return out;
       },
       "The result-column schema (names as in results.csv and Quantized.metrics).");
+  add_checkpoint_bindings(m);
 }
