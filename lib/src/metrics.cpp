@@ -72,15 +72,28 @@ void error_metrics(std::span<const ErrorPart> parts, Metrics& m) {
 }
 
 Metrics compute_metrics(std::span<const float> x, std::span<const float> xhat, const Codes& codes,
-                        std::size_t blocks, std::size_t side_per_block, std::span<const float> weights) {
+                        std::size_t blocks, std::size_t side_per_block, std::span<const float> weights,
+                        std::span<const float> column_weights) {
   if (x.empty() || x.size() != xhat.size() || codes.size() != x.size()) {
     throw Error("compute_metrics: data, reconstruction and codes must have the same size >= 1");
   }
   if (!weights.empty() && weights.size() != x.size())
     throw Error("compute_metrics: weights must have the data's size");
   Metrics m;
-  const ErrorPart part{x, xhat, weights};
-  error_metrics({&part, 1}, m);
+  if (!column_weights.empty()) {
+    const std::size_t cols = column_weights.size();
+    if (!weights.empty() || x.size() % cols != 0)
+      throw Error("compute_metrics: column weights must divide the data into whole rows, without weights");
+    // One part per row, in order: the same sums in the same order as one part with full-size weights.
+    std::vector<ErrorPart> rows;
+    rows.reserve(x.size() / cols);
+    for (std::size_t at = 0; at < x.size(); at += cols)
+      rows.push_back({x.subspan(at, cols), xhat.subspan(at, cols), column_weights});
+    error_metrics(rows, m);
+  } else {
+    const ErrorPart part{x, xhat, weights};
+    error_metrics({&part, 1}, m);
+  }
   const double n = static_cast<double>(m.n);
 
   std::vector<std::size_t> hist(codes.code_count(), 0);

@@ -97,6 +97,37 @@ std::vector<Range> element_ranges(const std::vector<Block>& blocks, bool split) 
   return out;
 }
 
+// A block's importance weights: a view of the full-size weights, of the column weights when the block lies
+// within one row, or else the column weights repeated into `buffer`.
+std::span<const float> block_weights(const QuantizeOptions& o, std::size_t cols, const Block& b,
+                                     std::vector<float>& buffer) {
+  if (!o.weights.empty()) return o.weights.subspan(b.offset, b.length);
+  if (o.column_weights.empty()) return {};
+  const std::size_t c0 = b.offset % cols;
+  if (c0 + b.length <= cols) return o.column_weights.subspan(c0, b.length);
+  buffer.resize(b.length);
+  for (std::size_t i = 0; i < b.length; ++i)
+    buffer[i] = o.column_weights[(b.offset + i) % cols];
+  return buffer;
+}
+
+void check_column_weights(TensorView x, const QuantizeOptions& o) {
+  if (o.column_weights.empty()) return;
+  if (!o.weights.empty())
+    throw Error("weights: give either per-element weights or per-column weights, not both");
+  if (o.column_weights.size() != x.cols) {
+    throw Error("column weights: " + std::to_string(o.column_weights.size()) + " values for a tensor of " +
+                std::to_string(x.cols) + " columns (one importance weight per column is needed)");
+  }
+  check_finite(o.column_weights, "column weights", o.column_weights.size());
+  for (std::size_t i = 0; i < o.column_weights.size(); ++i) {
+    if (o.column_weights[i] < 0) {
+      throw Error("column weights: the weight of column " + std::to_string(i) + " is negative (" +
+                  std::to_string(o.column_weights[i]) + "); importance weights must be >= 0");
+    }
+  }
+}
+
 void check_input(TensorView x, std::span<const float> weights) {
   check_finite(x.values, "data", x.cols);
   if (weights.empty()) return;
@@ -120,6 +151,7 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& o, Q
   // Check, once, at the boundary.
   if (o.check_input) {
     check_input(x, o.weights);
+    check_column_weights(x, o);
   } else if (x.size() == 0 || (!o.weights.empty() && o.weights.size() != x.size())) {
     throw Error("quantize: empty tensor, or weights of another size than the data");
   }
@@ -149,8 +181,8 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& o, Q
   if (!o.reuse_design) out.designs.resize(nb);
   detail::parallel_for(o.reuse_design ? 0 : nb, threads, [&](std::size_t i) {
     const Block& b = out.blocks[i];
-    const std::span<const float> w =
-        o.weights.empty() ? std::span<const float>() : o.weights.subspan(b.offset, b.length);
+    std::vector<float> buffer;
+    const std::span<const float> w = block_weights(o, x.cols, b, buffer);
     out.designs[i] = q.design(x.values.subspan(b.offset, b.length), {i, block_seed(o.seed, i), w});
   });
   if (times) times->fit = seconds_since(t0);
@@ -205,7 +237,8 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& o, Q
   out.figures.clear();
   out.metrics = {};
   if (!o.measure) return;
-  out.metrics = detail::compute_metrics(x.values, out.decoded, out.codes, nb, out.side.per_block, o.weights);
+  out.metrics = detail::compute_metrics(x.values, out.decoded, out.codes, nb, out.side.per_block, o.weights,
+                                        o.column_weights);
   if (const ReportsFigures* r = part_of<ReportsFigures>(q)) {
     const std::vector<Col> cols = r->figure_columns();
     const std::vector<double> values = r->figures(out);
@@ -217,23 +250,29 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& o, Q
 }
 
 double optimal_mse(TensorView x, std::size_t k, const QuantizeOptions& o) {
-  if (o.check_input) check_input(x, o.weights);
+  if (o.check_input) {
+    check_input(x, o.weights);
+    check_column_weights(x, o);
+  }
   if (k < 1 || k > 65536) throw Error("optimal_mse: K = " + std::to_string(k) + " is outside 1..65536");
   const std::vector<Block> blocks = make_blocks(x.rows, x.cols, o.granularity);
   std::vector<double> sse(blocks.size());
   detail::parallel_for(blocks.size(), detail::resolve_threads(o.threads), [&](std::size_t i) {
     const Block& b = blocks[i];
-    sse[i] = detail::optimal_sse(
-        x.values.subspan(b.offset, b.length),
-        o.weights.empty() ? std::span<const float>() : o.weights.subspan(b.offset, b.length), k);
+    std::vector<float> buffer;
+    sse[i] = detail::optimal_sse(x.values.subspan(b.offset, b.length), block_weights(o, x.cols, b, buffer), k);
   });
   double total = 0;
   for (const double v : sse)
     total += v;
-  if (o.weights.empty()) return total / static_cast<double>(x.size());
+  if (o.weights.empty() && o.column_weights.empty()) return total / static_cast<double>(x.size());
   double wsum = 0;
   for (const float w : o.weights)
     wsum += w;
+  for (std::size_t r = 0; r < (o.column_weights.empty() ? 0 : x.rows); ++r) {
+    for (const float w : o.column_weights)
+      wsum += w;
+  }
   return wsum > 0 ? total / wsum : std::numeric_limits<double>::quiet_NaN();
 }
 

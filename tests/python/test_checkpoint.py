@@ -103,5 +103,51 @@ class ImportanceFileTest(unittest.TestCase):
                 sqbench.read_importance(path)
 
 
+class QuantizeLayoutWeightsTest(unittest.TestCase):
+    def test_per_column_weights_equal_full_shape(self):
+        rng = np.random.default_rng(4)
+        w = rng.standard_normal((8, 24)).astype(np.float32)
+        v = np.exp(rng.standard_normal(24)).astype(np.float32)
+        for spec in ["kmeans", "kmeans_optimal", "uniform"]:
+            for gran in ["tensor", "channel", "group:16"]:
+                a = sqbench.quantize(w, spec, bits=3, granularity=gran, weights=np.broadcast_to(v, w.shape).copy(),
+                                     opt_ratio=True)
+                b = sqbench.quantize(w, spec, bits=3, granularity=gran, weights=v, opt_ratio=True)
+                np.testing.assert_array_equal(a.codebooks, b.codebooks)
+                np.testing.assert_array_equal(a.decoded, b.decoded)
+                self.assertEqual(a.metrics["wmse"], b.metrics["wmse"])
+                self.assertEqual(a.metrics["opt_ratio"], b.metrics["opt_ratio"])
+                self.assertGreaterEqual(b.metrics["opt_ratio"], 1.0 - 1e-9)
+        with self.assertRaisesRegex(ValueError, r"nor a per-column vector \(24,\)"):
+            sqbench.quantize(w, "kmeans", bits=3, weights=np.ones(8, np.float32))
+
+    def test_layouts_give_decoded_in_the_input_shape(self):
+        rng = np.random.default_rng(5)
+        dense = rng.standard_normal((24, 8)).astype(np.float32)  # Keras Dense kernel [in, out]
+        ref = sqbench.quantize(np.ascontiguousarray(dense.T), "kmeans", bits=3, granularity="channel")
+        for layout, kw in [("io", {}), ("hwio", {}), ("auto", {"name": "dense.kernel"})]:
+            r = sqbench.quantize(dense, "kmeans", bits=3, granularity="channel", layout=layout, **kw)
+            self.assertEqual(r.shape, (8, 24))
+            self.assertEqual(r.decoded.shape, (24, 8))
+            np.testing.assert_array_equal(r.decoded, ref.decoded.T)
+            np.testing.assert_array_equal(r.codes, ref.codes)
+        conv = rng.standard_normal((3, 3, 4, 5)).astype(np.float32)  # HWIO
+        r = sqbench.quantize(conv, "kmeans", bits=2, granularity="channel", layout="hwio")
+        self.assertEqual(r.shape, (5, 36))
+        self.assertEqual(r.decoded.shape, conv.shape)
+        oihw = np.ascontiguousarray(conv.transpose(3, 2, 0, 1))
+        r2 = sqbench.quantize(oihw, "kmeans", bits=2, granularity="channel", layout="oihw")
+        np.testing.assert_array_equal(r.decoded, r2.decoded.transpose(2, 3, 1, 0))
+        # A per-column vector pairs with the laid-out columns (in_features for a Dense kernel).
+        v = np.linspace(0.1, 2, 24).astype(np.float32)
+        a = sqbench.quantize(dense, "kmeans", bits=3, layout="io", weights=v)
+        b = sqbench.quantize(dense, "kmeans", bits=3, layout="io", weights=np.broadcast_to(v[:, None], dense.shape).copy())
+        np.testing.assert_array_equal(a.decoded, b.decoded)
+        with self.assertRaisesRegex(ValueError, r"give name="):
+            sqbench.quantize(dense, "kmeans", bits=3, layout="auto")
+        with self.assertRaisesRegex(ValueError, r"layout 'xyz' is not one of"):
+            sqbench.quantize(dense, "kmeans", bits=3, layout="xyz")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -11,9 +11,11 @@ namespace sqb::detail {
 
 /// Metrics of a reconstruction. x and xhat have the same size >= 1; codes has that size; `blocks` codebooks
 /// each storing `side_per_block` float32 values. `weights` is empty or of x's size (then wmse is filled in,
-/// else it is NaN).
+/// else it is NaN); or `column_weights`, one weight per column of rows of that length (the same figures as the
+/// equivalent full-size weights, bit for bit: the rows are accumulated in order).
 Metrics compute_metrics(std::span<const float> x, std::span<const float> xhat, const Codes& codes,
-                        std::size_t blocks, std::size_t side_per_block, std::span<const float> weights = {});
+                        std::size_t blocks, std::size_t side_per_block, std::span<const float> weights = {},
+                        std::span<const float> column_weights = {});
 
 /// One (data, reconstruction, importance weights) part of a measurement; weights empty or of x's size.
 struct ErrorPart {
