@@ -4,7 +4,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,6 +18,8 @@
 
 namespace py = pybind11;
 namespace st = sqb::safetensors;
+
+void add_quantize_checkpoint_binding(py::module_& m);
 
 namespace {
 
@@ -171,4 +175,70 @@ void add_checkpoint_bindings(py::module_& m) {
         "An importance file (safetensors of 1-D float vectors named like the weights: the mean of x^2 per "
         "input channel) as a dict name -> float32 array. ValueError for a vector that is not 1-D, empty, "
         "negative or non-finite (naming the tensor and index).");
+  add_quantize_checkpoint_binding(m);
+}
+
+#include "sqb/checkpoint.hpp"
+#include "sqb/quantize.hpp"
+
+namespace {
+
+py::list quantize_checkpoint_py(const std::string& input, const std::string& out,
+                                const std::optional<std::string>& spec, std::optional<int> bits,
+                                std::optional<std::size_t> k, const std::string& granularity,
+                                const std::optional<std::string>& rules, const std::optional<std::string>& importance,
+                                int threads, bool pack, bool opt_ratio) {
+  sqb::CheckpointOptions o;
+  o.input = input;
+  o.out = out;
+  o.spec = spec.value_or("");
+  if (bits && k) throw sqb::Error("give bits= or k=, not both");
+  if (bits) o.k = sqb::codes_for_bits(*bits);
+  if (k) o.k = *k;
+  o.granularity = granularity;
+  if (rules) {
+    // A path to a rules file, or the rules' INI text itself.
+    if (rules->find('[') == std::string::npos) {
+      std::ifstream f(*rules, std::ios::binary);
+      if (!f) throw sqb::Error(*rules + ": cannot open the rules file");
+      std::stringstream ss;
+      ss << f.rdbuf();
+      o.rules = sqb::parse_rules(ss.str(), *rules);
+    } else {
+      o.rules = sqb::parse_rules(*rules, "rules");
+    }
+  }
+  if (importance) o.importance = *importance;
+  o.threads = threads;
+  o.pack = pack;
+  o.opt_ratio = opt_ratio;
+  o.command = "sqbench.quantize_checkpoint (Python)";
+  std::vector<sqb::ReportRow> rows;
+  {
+    py::gil_scoped_release release;
+    rows = sqb::quantize_checkpoint(o);
+  }
+  py::list out_rows;
+  for (const sqb::ReportRow& r : rows) {
+    py::dict d;
+    for (const std::string& c : sqb::report_columns()) {
+      const auto it = r.find(c);
+      d[py::str(c)] = it == r.end() ? std::string() : it->second;
+    }
+    out_rows.append(d);
+  }
+  return out_rows;
+}
+
+}  // namespace
+
+void add_quantize_checkpoint_binding(py::module_& m) {
+  m.def("quantize_checkpoint", &quantize_checkpoint_py, py::arg("input"), py::arg("out"), py::kw_only(),
+        py::arg("spec") = py::none(), py::arg("bits") = py::none(), py::arg("k") = py::none(),
+        py::arg("granularity") = "channel", py::arg("rules") = py::none(), py::arg("importance") = py::none(),
+        py::arg("threads") = 0, py::arg("pack") = false, py::arg("opt_ratio") = false,
+        "What `sqbench quantize` does: quantize a safetensors checkpoint into the folder `out` "
+        "(model.safetensors or the input's shards, report.csv, manifest.json, packed.safetensors with pack). "
+        "rules: a rules file's path or its INI text. Returns the report rows (dicts of report.csv's columns "
+        "as text; the totals row last).");
 }

@@ -149,5 +149,147 @@ class QuantizeLayoutWeightsTest(unittest.TestCase):
             sqbench.quantize(dense, "kmeans", bits=3, layout="xyz")
 
 
+def make_checkpoint(d, sharded=False):
+    """A small Llama-shaped checkpoint (BF16 and F16 weights, a norm, an integer buffer) and its importance."""
+    rng = np.random.default_rng(7)
+    t = {
+        "model.layers.0.mlp.down_proj.weight": (rng.standard_normal((16, 48)).astype(np.float32) * 0.02, "BF16"),
+        "model.layers.0.mlp.up_proj.weight": (rng.standard_normal((48, 16)).astype(np.float32) * 0.02, "BF16"),
+        "model.layers.0.input_layernorm.weight": np.ones(16, np.float32),
+        "lm_head.weight": rng.standard_normal((10, 16)).astype(np.float16),
+        "position_ids": np.arange(6, dtype=np.int64),
+    }
+    imp = {"model.layers.0.mlp.down_proj.weight": np.abs(rng.standard_normal(48)).astype(np.float32),
+           "model.layers.0.mlp.up_proj.weight": np.abs(rng.standard_normal(16)).astype(np.float32),
+           "lm_head.weight": np.abs(rng.standard_normal(16)).astype(np.float32)}
+    sqbench.write_safetensors(os.path.join(d, "imp.safetensors"), imp)
+    if not sharded:
+        path = os.path.join(d, "model.safetensors")
+        sqbench.write_safetensors(path, t, {"format": "pt"})
+        return path, imp
+    names = sorted(t)
+    split = {"model-00001-of-00002.safetensors": names[:2], "model-00002-of-00002.safetensors": names[2:]}
+    weight_map = {}
+    for shard, ns in split.items():
+        sqbench.write_safetensors(os.path.join(d, shard), {n: t[n] for n in ns}, {"format": "pt"})
+        weight_map.update({n: shard for n in ns})
+    path = os.path.join(d, "model.safetensors.index.json")
+    with open(path, "w") as f:
+        json.dump({"metadata": {"total_size": 0}, "weight_map": weight_map}, f)
+    return path, imp
+
+
+def raw_tensors(path):
+    header, buf, _ = parse(path)
+    meta = header.pop("__metadata__", {})
+    return {n: (e["dtype"], e["shape"], buf[e["data_offsets"][0]:e["data_offsets"][1]]) for n, e in header.items()}, meta
+
+
+def cast_like(decoded, dtype):
+    x = torch.from_numpy(np.ascontiguousarray(decoded, np.float32))
+    if dtype == "BF16":
+        return x.to(torch.bfloat16).view(torch.int16).numpy().tobytes()
+    if dtype == "F16":
+        return x.to(torch.float16).numpy().tobytes()
+    return x.numpy().tobytes()
+
+
+class QuantizeCheckpointTest(unittest.TestCase):
+    def check_output(self, src_files, out, imp, bits_of, packed=False):
+        quantized = {}
+        for f in src_files:
+            src, src_meta = raw_tensors(f)
+            dst, dst_meta = raw_tensors(os.path.join(out, os.path.basename(f) if f.endswith("of-00002.safetensors")
+                                                     else "model.safetensors"))
+            for k, v in src_meta.items():
+                self.assertEqual(dst_meta[k], v)
+            self.assertIn("sqbench.version", dst_meta)
+            self.assertEqual(sorted(src), sorted(dst))
+            for n, (dtype, shape, raw) in src.items():
+                self.assertEqual(dst[n][:2], (dtype, shape), n)
+                if n not in bits_of:
+                    self.assertEqual(dst[n][2], raw, n)  # copied byte for byte
+                    continue
+                # Equal to the Python module's reconstruction of the same stored values, cast the same way.
+                x = sqbench.read_safetensors(f, n)
+                r = sqbench.quantize(x, "kmeans", bits=bits_of[n], granularity="channel", weights=imp[n])
+                self.assertEqual(dst[n][2], cast_like(r.decoded, dtype), n)
+                quantized[n] = r
+        return quantized
+
+    def test_single_file_with_importance_pack_and_torch(self):
+        with tempfile.TemporaryDirectory() as d:
+            path, imp = make_checkpoint(d)
+            out = os.path.join(d, "out")
+            rows = sqbench.quantize_checkpoint(path, out, spec="kmeans", bits=3, importance=os.path.join(d, "imp.safetensors"),
+                                               pack=True, threads=2)
+            self.assertEqual(sorted(os.listdir(out)), ["manifest.json", "model.safetensors", "packed.safetensors", "report.csv"])
+            bits_of = {"model.layers.0.mlp.down_proj.weight": 3, "model.layers.0.mlp.up_proj.weight": 3, "lm_head.weight": 3}
+            q = self.check_output([path], out, imp, bits_of)
+            # torch loads every tensor (a reader over torch.frombuffer, safetensors' own layout).
+            header, buf, _ = parse(os.path.join(out, "model.safetensors"))
+            for n, e in header.items():
+                if n == "__metadata__":
+                    continue
+                dt = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "I64": torch.int64}[e["dtype"]]
+                b, end = e["data_offsets"]
+                t = torch.frombuffer(bytearray(buf[b:end]), dtype=dt).reshape(e["shape"])
+                self.assertEqual(list(t.shape), e["shape"])
+            # The report: one row per quantized tensor and totals weighted by parameter count.
+            body, total = rows[:-1], rows[-1]
+            self.assertEqual(sorted(r["tensor"] for r in body), sorted(bits_of))
+            n = sum(float(r["n"]) for r in body)
+            self.assertEqual(float(total["n"]), n)
+            for col in ["mse", "storage_bits", "coded_bits", "wmse"]:
+                want = sum(float(r["n"]) * float(r[col]) for r in body) / n
+                self.assertAlmostEqual(float(total[col]), want, delta=abs(want) * 1e-12)
+            for r in body:
+                self.assertEqual(float(r["mse"]), q[r["tensor"]].metrics["mse"])
+            with open(os.path.join(out, "report.csv")) as f:
+                lines = f.read().splitlines()
+            self.assertEqual(lines[0].split(","), list(rows[0].keys()))
+            self.assertEqual(len(lines), 1 + len(rows))
+            # The README's numpy decoder of packed.safetensors gives the same reconstruction.
+            ph, pbuf, _ = parse(os.path.join(out, "packed.safetensors"))
+            with open(os.path.join(out, "manifest.json")) as f:
+                manifest = json.load(f)
+            for name, info in manifest["tensors"].items():
+                def get(key, dt):
+                    e = ph[name + key]
+                    return np.frombuffer(pbuf[e["data_offsets"][0]:e["data_offsets"][1]], dt).reshape(e["shape"])
+                b = max(1, int(np.ceil(np.log2(info["k"]))))
+                nn = info["rows"] * info["cols"]
+                codes = np.unpackbits(get(".codes", np.uint8), bitorder="little")[:nn * b].reshape(nn, b) @ (1 << np.arange(b))
+                x = np.empty(nn, np.float32)
+                for (off, length), cb in zip(get(".blocks", "<i8"), get(".codebooks", "<f4")):
+                    x[off:off + length] = cb[codes[off:off + length]]
+                np.testing.assert_array_equal(x.reshape(info["rows"], info["cols"]), q[name].decoded.reshape(info["rows"], -1))
+
+    def test_sharded_rules_and_errors(self):
+        with tempfile.TemporaryDirectory() as d:
+            path, imp = make_checkpoint(d, sharded=True)
+            rules = "[lm_head.weight]\nspec = kmeans\nbits = 4\n[*.mlp.*]\nspec = kmeans\nbits = 2\n[*]\nskip = true\n"
+            out = os.path.join(d, "out")
+            sqbench.quantize_checkpoint(path, out, rules=rules, importance=os.path.join(d, "imp.safetensors"))
+            self.assertEqual(sorted(os.listdir(out)), ["manifest.json", "model-00001-of-00002.safetensors",
+                                                       "model-00002-of-00002.safetensors", "model.safetensors.index.json",
+                                                       "report.csv"])
+            shards = [os.path.join(d, "model-00001-of-00002.safetensors"), os.path.join(d, "model-00002-of-00002.safetensors")]
+            self.check_output(shards, out, imp, {"lm_head.weight": 4, "model.layers.0.mlp.down_proj.weight": 2,
+                                                 "model.layers.0.mlp.up_proj.weight": 2})
+            with self.assertRaisesRegex(ValueError, r"exists: choose another --out folder"):
+                sqbench.quantize_checkpoint(path, out, spec="kmeans", bits=3)
+            out2 = os.path.join(d, "out2")
+            with self.assertRaisesRegex(ValueError, r"rule \[nothing\.\*\] matches no tensor"):
+                sqbench.quantize_checkpoint(path, out2, rules="[nothing.*]\nspec = kmeans\nbits = 2\n")
+            with self.assertRaisesRegex(ValueError, r'tensor "position_ids" is I64, not a floating tensor'):
+                sqbench.quantize_checkpoint(path, out2, rules="[*]\nspec = kmeans\nbits = 2\n")
+            sqbench.write_safetensors(os.path.join(d, "short.safetensors"), {"lm_head.weight": np.ones(16, np.float32)})
+            with self.assertRaisesRegex(ValueError, r'no importance vector for the quantized tensor "model.layers.0.mlp.down_proj.weight"'):
+                sqbench.quantize_checkpoint(path, out2, spec="kmeans", bits=2, importance=os.path.join(d, "short.safetensors"))
+            self.assertFalse(os.path.exists(os.path.join(out2, "report.csv")))
+            self.assertEqual(os.listdir(out2) if os.path.exists(out2) else [], [])
+
+
 if __name__ == "__main__":
     unittest.main()
