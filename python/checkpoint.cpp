@@ -145,11 +145,11 @@ void write_safetensors(const std::string& path, const py::dict& tensors,
   w.commit();
 }
 
-py::dict read_importance(const std::string& path) {
+py::dict read_importance(const std::string& path, const std::optional<std::vector<std::string>>& rename) {
   sqb::Importance imp;
   {
     py::gil_scoped_release release;
-    imp = sqb::read_importance(path);
+    imp = sqb::read_importance(path, rename.value_or(std::vector<std::string>{}));
   }
   py::dict out;
   for (const auto& [name, v] : imp.vectors) {
@@ -171,9 +171,10 @@ void add_checkpoint_bindings(py::module_& m) {
         "the same width are taken as the stored bits). metadata: optional dict str -> str (__metadata__). "
         "The file is written under a temporary name and renamed when complete; tensors are 8-byte-aligned "
         "as the format allows. ValueError for a bad name, dtype or I/O failure.");
-  m.def("read_importance", &read_importance, py::arg("path"),
+  m.def("read_importance", &read_importance, py::arg("path"), py::arg("rename") = py::none(),
         "An importance file (safetensors of 1-D float vectors named like the weights: the mean of x^2 per "
-        "input channel) as a dict name -> float32 array. ValueError for a vector that is not 1-D, empty, "
+        "input channel; or llama.cpp's imatrix, GGUF or legacy .dat, its Llama names mapped to Hugging Face's; "
+        "rename: a list of 'FROM=TO' regex rules) as a dict name -> float32 array. ValueError for a vector that is not 1-D, empty, "
         "negative or non-finite (naming the tensor and index).");
   add_quantize_checkpoint_binding(m);
 }
@@ -187,7 +188,8 @@ py::list quantize_checkpoint_py(const std::string& input, const std::string& out
                                 const std::optional<std::string>& spec, std::optional<int> bits,
                                 std::optional<std::size_t> k, const std::string& granularity,
                                 const std::optional<std::string>& rules, const std::optional<std::string>& importance,
-                                int threads, bool pack, bool opt_ratio) {
+                                int threads, bool pack, bool opt_ratio,
+                                const std::optional<std::vector<std::string>>& rename) {
   sqb::CheckpointOptions o;
   o.input = input;
   o.out = out;
@@ -209,6 +211,7 @@ py::list quantize_checkpoint_py(const std::string& input, const std::string& out
     }
   }
   if (importance) o.importance = *importance;
+  if (rename) o.rename = *rename;
   o.threads = threads;
   o.pack = pack;
   o.opt_ratio = opt_ratio;
@@ -237,6 +240,7 @@ void add_quantize_checkpoint_binding(py::module_& m) {
         py::arg("spec") = py::none(), py::arg("bits") = py::none(), py::arg("k") = py::none(),
         py::arg("granularity") = "channel", py::arg("rules") = py::none(), py::arg("importance") = py::none(),
         py::arg("threads") = 0, py::arg("pack") = false, py::arg("opt_ratio") = false,
+        py::arg("rename") = py::none(),
         "What `sqbench quantize` does: quantize a safetensors checkpoint into the folder `out` "
         "(model.safetensors or the input's shards, report.csv, manifest.json, packed.safetensors with pack). "
         "rules: a rules file's path or its INI text. Returns the report rows (dicts of report.csv's columns "

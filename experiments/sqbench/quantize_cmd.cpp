@@ -19,7 +19,7 @@ namespace sqbench {
 int quantize_command(const std::vector<std::string>& args, const std::string& command_line) {
   po::options_description desc(
       "usage: sqbench quantize --input CKPT --out DIR (--spec SPEC (--bits B | --k K) [--granularity G] | "
-      "--rules RULES.ini) [--importance FILE] [--threads T] [--pack] [--opt-ratio]\n\n"
+      "--rules RULES.ini) [--importance FILE [--rename FROM=TO]...] [--threads T] [--pack] [--opt-ratio]\n\n"
       "Quantize a whole safetensors checkpoint (a .safetensors file or a sharded model.safetensors.index.json)"
       " and write the reconstruction as a checkpoint of the same dtypes, report.csv, manifest.json (and "
       "packed.safetensors with --pack) into DIR");
@@ -34,6 +34,9 @@ int quantize_command(const std::vector<std::string>& args, const std::string& co
       "rules", po::value(&rules), "an INI file of [GLOB] rules, first match wins (spec, bits/k, granularity, "
                                   "layout, importance on/off, skip)")(
       "importance", po::value(&importance), "per-input-channel importance (safetensors of 1-D F32 vectors)")(
+      "rename", po::value<std::vector<std::string>>()->composing(),
+      "FROM=TO: rename importance entries by regex (repeatable; llama.cpp's Llama names map to Hugging Face's "
+      "by themselves)")(
       "threads", po::value(&threads)->default_value(0), "threads over blocks (0 = every core)")(
       "pack", "also write packed.safetensors (bit-packed codes, codebooks, blocks)")(
       "opt-ratio", "add the opt_ratio column (MSE over the least any K-level codebook reaches)");
@@ -50,6 +53,7 @@ int quantize_command(const std::vector<std::string>& args, const std::string& co
   o.pack = vm->count("pack") > 0;
   o.opt_ratio = vm->count("opt-ratio") > 0;
   o.importance = importance;
+  if (vm->count("rename")) o.rename = (*vm)["rename"].as<std::vector<std::string>>();
   o.command = command_line;
   o.granularity = granularity;
   if (vm->count("bits") && vm->count("k")) throw sqb::Error("give --bits or --k, not both");

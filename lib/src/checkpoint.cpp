@@ -263,7 +263,7 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
   if (o.rules.empty() && (o.spec.empty() || o.k == 0))
     throw Error("give a quantizer spec and bits (or k), or rules");
   std::optional<Importance> imp;
-  if (!o.importance.empty()) imp = read_importance(o.importance);
+  if (!o.importance.empty()) imp = read_importance(o.importance, o.rename);
 
   std::vector<Job> jobs;
   std::vector<std::size_t> rule_hits(o.rules.size(), 0);

@@ -65,6 +65,7 @@ struct CheckpointOptions {
   std::string granularity = "channel";
   std::vector<CheckpointRule> rules;  ///< empty: the default selection
   std::filesystem::path importance;   ///< empty: none
+  std::vector<std::string> rename;    ///< FROM=TO regex rules for the importance file's names
   int threads = 0;                    ///< threads over blocks (0 = every core); output identical for any value
   bool pack = false;
   bool opt_ratio = false;
