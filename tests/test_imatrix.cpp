@@ -235,3 +235,25 @@ TEST_CASE("imatrix: malformed GGUF and .dat files are refused naming the problem
   CHECK_THROWS_WITH(sqb::rename_importance(imp, {"(a|b)\\.weight=same"}), Catch::Contains("are both renamed to"));
   CHECK_THROWS_WITH(sqb::rename_importance(imp, {"(=x"}), Catch::Contains("not a valid regex"));
 }
+
+TEST_CASE("imatrix: the fuzz seed corpora parse, or are refused when named bad_", "[imatrix][importance]") {
+  std::size_t seen = 0;
+  for (const char* dir : {"gguf", "imatrix_dat"}) {
+    for (const auto& e : fs::directory_iterator(fs::path(SQB_SOURCE_DIR) / "tests" / "fuzz" / dir)) {
+      const std::string bytes = sqbtest::slurp(e.path());
+      const std::span<const unsigned char> b(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+      const auto parse = [&] {
+        return std::string(dir) == "gguf" ? sqb::parse_gguf_imatrix(b, e.path().string())
+                                          : sqb::parse_legacy_imatrix(b, e.path().string());
+      };
+      INFO(e.path());
+      if (e.path().filename().string().rfind("bad_", 0) == 0) {
+        CHECK_THROWS_AS(parse(), sqb::Error);
+      } else {
+        CHECK_FALSE(parse().vectors.empty());
+      }
+      ++seen;
+    }
+  }
+  CHECK(seen >= 15);
+}
