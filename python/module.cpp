@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "bindings.hpp"
 #include "sqb/sqb.hpp"
 
 namespace py = pybind11;
@@ -119,6 +120,9 @@ struct PyResult {
   sqb::StageTimes times;
   std::vector<std::size_t> input_shape;
   std::string spec;
+  std::vector<float> decoded_input;  // the reconstruction in the input's C order when a layout reorders it
+  double opt_ratio = std::numeric_limits<double>::quiet_NaN();
+  bool has_opt_ratio = false;
 };
 
 template <class T>
@@ -166,17 +170,54 @@ std::size_t resolve_k(std::optional<std::size_t> k, std::optional<int> bits) {
 
 PyResult quantize(const py::buffer& x, const std::string& spec, std::optional<std::size_t> k,
                   std::optional<int> bits, const std::string& granularity, std::uint64_t seed, int threads,
-                  const std::optional<py::buffer>& weights, bool coded) {
+                  const std::optional<py::buffer>& weights, const std::optional<std::string>& layout,
+                  const std::optional<std::string>& name, bool opt_ratio, bool coded) {
   const std::size_t kk = resolve_k(k, bits);
-  const Input in = read_input(x, "x");
+  Input in = read_input(x, "x");
+  // A layout rearranges x into rows x cols (rows = output channels); without one, rows = the first axis.
+  std::optional<sqb::npy::Layout> lay;
+  if (layout) {
+    if (*layout == "auto") {
+      if (!name) throw sqb::Error("layout='auto' decides from the tensor's name: give name= (e.g. 'fc.kernel')");
+      lay = sqb::auto_layout(*name, in.shape, "", "x (" + *name + ")");
+    } else if (*layout == "io") {
+      // A Dense/Linear weight stored [in, out]: the two-axis case of hwio.
+      if (in.shape.size() != 2)
+        throw sqb::Error("layout='io' is for a 2-D [in, out] weight; x has shape " + shape_text(in.shape));
+      lay = sqb::npy::Layout::hwio;
+    } else {
+      lay = sqb::layout_named(*layout);
+      if (!lay)
+        throw sqb::Error("layout '" + *layout + "' is not one of rows, oihw, hwio, io (= hwio for [in, out]), auto");
+    }
+  } else if (name) {
+    throw sqb::Error("name= is only used with layout='auto'");
+  }
+  sqb::Tensor laid;
+  if (lay) {
+    laid = sqb::npy::to_tensor(in.shape, in.values, *lay, "x");
+    in.rows = laid.rows;
+    in.cols = laid.cols;
+    in.values = laid.values;
+  }
   std::optional<Input> w;
+  sqb::Tensor laid_w;
+  bool per_column = false;
   if (weights) {
     w = read_input(*weights, "weights");
     // Weights pair with values by position, so any other shape (a transposed or flattened array, even of as
-    // many elements) would weight the wrong values.
-    if (w->shape != in.shape) {
+    // many elements) would weight the wrong values. A 1-D vector of the laid-out column count is activation
+    // importance: one weight per input channel, the same for every row.
+    if (w->shape.size() == 1 && w->shape[0] == in.cols && w->shape != in.shape) {
+      per_column = true;
+    } else if (w->shape != in.shape) {
       throw sqb::Error("weights: shape " + shape_text(w->shape) + " is not x's shape " +
-                       shape_text(in.shape) + " (one importance weight per element of x, in x's shape)");
+                       shape_text(in.shape) + " nor a per-column vector (" + std::to_string(in.cols) +
+                       ",) (one importance weight per element of x in x's shape, or one per column of the "
+                       "laid-out x)");
+    } else if (lay) {
+      laid_w = sqb::npy::to_tensor(w->shape, w->values, *lay, "weights");
+      w->values = laid_w.values;
     }
     if (std::all_of(w->values.begin(), w->values.end(), [](float v) { return v == 0.0f; })) {
       // The pipeline designs a block whose weights are all zero as unweighted, and wmse (weighted by zeros)
@@ -193,14 +234,32 @@ PyResult quantize(const py::buffer& x, const std::string& spec, std::optional<st
   opt.seed = seed;
   opt.threads = threads;
   opt.coded = coded;
-  if (w) opt.weights = w->values;
+  if (w && per_column) {
+    opt.column_weights = w->values;
+  } else if (w) {
+    opt.weights = w->values;
+  }
   PyResult r;
   r.input_shape = in.shape;
   r.spec = spec;
   {
     py::gil_scoped_release release;
     const std::unique_ptr<sqb::Quantizer> q = sqb::make_quantizer(spec, {kk, seed});
-    sqb::quantize_into(sqb::TensorView(in.rows, in.cols, in.values), *q, opt, r.q, &r.times);
+    const sqb::TensorView view(in.rows, in.cols, in.values);
+    sqb::quantize_into(view, *q, opt, r.q, &r.times);
+    if (lay && *lay == sqb::npy::Layout::hwio && in.shape.size() >= 2)
+      r.decoded_input = sqb::npy::from_tensor(in.shape, r.q.decoded, *lay);
+    if (opt_ratio) {
+      // The figure the CLI's opt_ratio column gives: the result's (weighted) MSE over the least any K-level
+      // codebook per block reaches.
+      const double optimum = sqb::optimal_mse(view, kk, opt);
+      const bool weighted = !opt.weights.empty() || !opt.column_weights.empty();
+      const double measured = weighted ? r.q.metrics.wmse : r.q.metrics.mse;
+      r.opt_ratio = std::isnan(measured) ? NAN
+                    : optimum > 0        ? measured / optimum
+                                         : (measured == 0 ? 1.0 : INFINITY);
+      r.has_opt_ratio = true;
+    }
   }
   return r;
 }
@@ -402,11 +461,20 @@ PYBIND11_MODULE(sqbench, m) {
           "decoded",
           [](py::object self) {
             const auto& r = self.cast<const PyResult&>();
-            return owned_array<float>(r.input_shape, r.q.decoded.data(), self);
+            return owned_array<float>(r.input_shape,
+                                      r.decoded_input.empty() ? r.q.decoded.data() : r.decoded_input.data(), self);
           },
           "the reconstruction, float32, in the input's shape")
       .def_property_readonly(
-          "metrics", [](const PyResult& r) { return metrics_of(r.q); },
+          "metrics",
+          [](const PyResult& r) {
+            py::dict d = metrics_of(r.q);
+            if (r.has_opt_ratio) {
+              d[py::str(std::string(sqb::column_name(sqb::Col::opt_ratio)))] =
+                  std::isnan(r.opt_ratio) ? py::object(py::none()) : py::object(py::float_(r.opt_ratio));
+            }
+            return d;
+          },
           "the metric columns by their results.csv names (mse, nmse, sqnr_db, ...)")
       .def_property_readonly(
           "timings",
@@ -433,15 +501,20 @@ PYBIND11_MODULE(sqbench, m) {
 
   m.def("quantize", &quantize, py::arg("x"), py::arg("spec"), py::kw_only(), py::arg("k") = py::none(),
         py::arg("bits") = py::none(), py::arg("granularity") = "tensor", py::arg("seed") = 0,
-        py::arg("threads") = 1, py::arg("weights") = py::none(), py::arg("coded") = false,
+        py::arg("threads") = 1, py::arg("weights") = py::none(), py::arg("layout") = py::none(),
+        py::arg("name") = py::none(), py::arg("opt_ratio") = false, py::arg("coded") = false,
         "Quantize x (any float32/float16/float64 array; 1-D is one row, 2-D rows x cols, higher ranks rows = "
         "first axis) with the quantizer `spec` at K = k codes or 2**bits. granularity: tensor | channel | "
         "group:G. threads: blocks designed and encoded in parallel (0 = every core); the result is the same "
         "for every value. weights: optional importance per element of x, in x's shape (any other shape is a "
-        "ValueError), for weighted objectives and the wmse metric; all zero: a UserWarning, x is quantized "
-        "unweighted and wmse is None. coded: also measure metrics['coded_bits'] (a real rANS pass over the codes, "
-        "encoded, decoded and checked; it costs more than the rest of the call), else it is None. Raises "
-        "ValueError for a bad spec, parameter or data.");
+        "ValueError), or a 1-D vector of one weight per column of the laid-out x (activation importance, "
+        "broadcast along rows), for weighted objectives and the wmse metric; all zero: a UserWarning, x is "
+        "quantized unweighted and wmse is None. layout: None (rows = first axis), 'rows', 'oihw', 'hwio' "
+        "(TensorFlow [..., in, out]; 'io' is the same for a Dense [in, out] kernel) or 'auto' with name= "
+        "(the tensor's name decides); codes are laid out, .decoded is in x's shape. opt_ratio=True adds "
+        "metrics['opt_ratio'] (MSE, or wmse when weighted, over the least any K-level codebook per block "
+        "reaches). coded: also measure metrics['coded_bits'] (a real rANS pass over the codes, encoded, decoded "
+        "and checked; it costs more than the rest of the call), else it is None. Raises ValueError for a bad spec, parameter or data.");
   m.def("codebook", &data_free_codebook, py::arg("spec"), py::arg("bits"),
         "The codebook of a data-free quantizer (nf4, fp4, normal_quantile, uniform, cosine, phi_log, "
         "lloyd_max): a dict of levels, thresholds, how a block applies them (applied_as) and whether a "
@@ -489,4 +562,5 @@ PYBIND11_MODULE(sqbench, m) {
         return out;
       },
       "The result-column schema (names as in results.csv and Quantized.metrics).");
+  add_checkpoint_bindings(m);
 }

@@ -21,6 +21,7 @@
 #include "config.hpp"
 #include "export_cmd.hpp"
 #include "lock.hpp"
+#include "quantize_cmd.hpp"
 #include "plan.hpp"
 #include "plot.hpp"
 #include "sqb/columns.hpp"
@@ -87,6 +88,8 @@ const char* kUsage =
     "law\n"
     "  export SPEC --input F --out DIR --bits B   quantize a tensor (.npy or a safetensors --tensor); write\n"
     "                            codes (.npy, packed or rANS-coded), codebooks, scales and a manifest\n"
+    "  quantize --input CKPT --out DIR   a whole safetensors checkpoint to a quantized one (--spec/--bits or\n"
+    "                            --rules; --importance, --pack): checkpoint, report.csv, manifest.json\n"
     "\n"
     "Run 'sqbench <command> --help' for a command's options.\n";
 
@@ -418,8 +421,9 @@ int main(int argc, char** argv) {
     if (cmd == "codebook") return cmd_codebook(rest);
     if (cmd == "columns") return cmd_columns(rest);
     if (cmd == "export") return sqbench::export_command(rest);
+    if (cmd == "quantize") return sqbench::quantize_command(rest, command);
     std::cerr << "sqbench: unknown command '" << cmd
-              << "'; valid commands: list, run, table, merge, render, columns, codebook, export\n\n"
+              << "'; valid commands: list, run, table, merge, render, columns, codebook, export, quantize\n\n"
               << kUsage;
     return kUsageError;
   } catch (const sqb::Error& e) {

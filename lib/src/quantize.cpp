@@ -96,10 +96,42 @@ void check_input(TensorView x, std::span<const float> weights) {
   }
 }
 
+void check_column_weights(TensorView x, const QuantizeOptions& o) {
+  if (o.column_weights.empty()) return;
+  if (!o.weights.empty()) throw Error("weights: give either per-element weights or per-column weights, not both");
+  if (o.column_weights.size() != x.cols) {
+    throw Error("column weights: " + std::to_string(o.column_weights.size()) + " values for a tensor of " +
+                std::to_string(x.cols) + " columns (one importance weight per column is needed)");
+  }
+  check_finite(o.column_weights, "column weights", o.column_weights.size());
+  for (std::size_t i = 0; i < o.column_weights.size(); ++i) {
+    if (o.column_weights[i] < 0) {
+      throw Error("column weights: the weight of column " + std::to_string(i) + " is negative (" +
+                  std::to_string(o.column_weights[i]) + "); importance weights must be >= 0");
+    }
+  }
+}
+
+// Per-column weights become the equivalent per-element weights (one float per element, held for the call), so
+// every stage and sum sees exactly what full-shape weights give: the same result bit for bit by construction.
+QuantizeOptions expand_column_weights(TensorView x, const QuantizeOptions& o, std::vector<float>& storage) {
+  check_column_weights(x, o);
+  QuantizeOptions e = o;
+  if (o.column_weights.empty()) return e;
+  storage.resize(x.size());
+  for (std::size_t r = 0; r < x.rows; ++r)
+    std::copy(o.column_weights.begin(), o.column_weights.end(), storage.begin() + r * x.cols);
+  e.weights = storage;
+  e.column_weights = {};
+  return e;
+}
+
 }  // namespace
 
-void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& o, Quantized& out,
+void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& options, Quantized& out,
                    StageTimes* times) {
+  std::vector<float> expanded;
+  const QuantizeOptions o = expand_column_weights(x, options, expanded);
   // Check, once, at the boundary.
   if (o.check_input) {
     check_input(x, o.weights);
@@ -296,7 +328,9 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& o, Q
   }
 }
 
-double optimal_mse(TensorView x, std::size_t k, const QuantizeOptions& o) {
+double optimal_mse(TensorView x, std::size_t k, const QuantizeOptions& options) {
+  std::vector<float> expanded;
+  const QuantizeOptions o = expand_column_weights(x, options, expanded);
   if (o.check_input) check_input(x, o.weights);
   if (k < 1 || k > 65536) throw Error("optimal_mse: K = " + std::to_string(k) + " is outside 1..65536");
   const std::vector<Block> blocks = make_blocks(x.rows, x.cols, o.granularity);

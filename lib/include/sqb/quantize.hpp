@@ -36,6 +36,11 @@ struct QuantizeOptions {
   /// Empty, or one non-negative finite importance weight per element (row-major, like the data). Strategies
   /// that honour weights minimise the weighted squared error; every result reports the weighted MSE.
   std::span<const float> weights;
+  /// Empty, or one non-negative finite weight per column (activation importance: the mean of x^2 per input
+  /// channel): element (r, c) is weighted by column_weights[c]. Exactly the same result, bit for bit, as
+  /// `weights` holding that value at every (r, c): the call expands them to rows x cols weights (one float per
+  /// element while it runs). Setting both is an Error.
+  std::span<const float> column_weights;
   /// Threads over the tensor's blocks (and over chunks of a long block when encoding and decoding): 1 runs
   /// everything on the calling thread, 0 uses every core (std::thread::hardware_concurrency). The result is
   /// bit-identical for every value: blocks are independent and each is designed by one thread.

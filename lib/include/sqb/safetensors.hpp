@@ -181,4 +181,86 @@ bool glob_match(std::string_view pattern, std::string_view name);
 std::vector<std::string> glob_names(std::span<const std::string> names, std::string_view pattern,
                                     std::string_view where);
 
+// -----------------------------------------------------------------------------------------------------------
+// Writing
+
+/// float32 -> bfloat16 bits, rounded to nearest, ties to even (the top 16 bits of the float32 after adding
+/// 0x7FFF plus the lowest kept bit); overflow past bfloat16's largest finite value becomes +-Inf. Equal to
+/// torch's `.to(torch.bfloat16)` bit for bit for every non-NaN value; every NaN becomes 0x7FC0 (torch's scalar
+/// conversion; its vectorised kernels give 0xFFFF).
+std::uint16_t float_to_bf16(float f);
+/// bfloat16 bits -> float32, exact (the bits are the top half of a float32).
+float bf16_to_float(std::uint16_t h);
+/// float32 -> IEEE binary16 bits, rounded to nearest, ties to even, overflow to +-Inf (from 65520 on);
+/// NaN becomes sign | 0x7E00 as in PyTorch's `.half()`.
+std::uint16_t float_to_f16(float f);
+
+/// Bytes a tensor of `dtype` and `shape` occupies (a sub-byte dtype's bits must fill whole bytes). Error
+/// naming `tensor` when the count or the size overflows uint64 or the bits do not fill whole bytes.
+std::uint64_t byte_size(DType dtype, std::span<const std::size_t> shape, std::string_view tensor);
+
+/// One tensor to write: its name, dtype and shape (the data comes later, through Writer::write).
+struct Entry {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<std::size_t> shape;
+};
+
+/// Writes one safetensors file in place, tensor by tensor, never holding more than the caller passes in.
+///
+/// The constructor lays the whole file out from the entries and writes the header up front: the tensors are
+/// placed by decreasing element size (F64/I64 first, then 4-, 2- and 1-byte dtypes, sub-byte ones last) and
+/// by name within a size, back to back from the data buffer's start, and the header is padded with blanks so
+/// that the buffer starts at a multiple of 8 bytes; every tensor is then aligned to its own element size, so
+/// a reader may map it as an array of its dtype. `__metadata__` comes first in the header.
+///
+/// Everything goes to a temporary file beside `path` (`<path>.tmp-<pid>-<n>`) that commit() renames to
+/// `path` once every byte of every tensor has been written; a Writer destroyed before commit() (an error, a
+/// crash of the caller's loop) removes the temporary, and a killed process leaves only the temporary name,
+/// so no file under the final name is ever half-written. write() may be called from several threads at
+/// once, for different byte ranges; commit() from one.
+///
+/// Errors (sqb::Error naming the file and tensor): a name that is not valid UTF-8, empty, "__metadata__" or
+/// given twice, metadata keys or values that are not valid UTF-8, a header over 100 MB, a write beyond a
+/// tensor's bytes, commit() with bytes of a tensor never written (naming it), I/O failures (with strerror).
+class Writer {
+ public:
+  Writer(const std::filesystem::path& path, std::vector<Entry> tensors,
+         std::map<std::string, std::string> metadata = {});
+  ~Writer();
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  const std::filesystem::path& path() const;       ///< the final name
+  const std::filesystem::path& temp_path() const;  ///< the name written until commit()
+  /// Every tensor's entry with its byte range in the data buffer, sorted by name.
+  const std::vector<TensorInfo>& tensors() const;
+  const TensorInfo& info(std::string_view tensor) const;  ///< Error when the writer has no such tensor
+  std::uint64_t data_offset() const;                       ///< 8 + the padded header length
+  std::uint64_t file_size() const;
+
+  /// Raw little-endian bytes of the tensor, placed `offset` bytes into its data.
+  void write(std::string_view tensor, std::span<const unsigned char> bytes, std::uint64_t offset = 0);
+  /// float32 values converted to the tensor's dtype (F32 as is, F64 exactly, F16 and BF16 rounded to
+  /// nearest even as above), the first one being element `first` of the tensor (C order). Error for another
+  /// dtype.
+  void write_values(std::string_view tensor, std::span<const float> values, std::size_t first = 0);
+  /// Checks that every tensor's bytes were all written, flushes the file to disk and renames it to path().
+  void commit();
+  bool committed() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+/// A whole file at once: the entries with their raw little-endian bytes (each of byte_size()), written
+/// through a Writer and committed.
+struct Blob {
+  Entry entry;
+  std::span<const unsigned char> bytes;
+};
+void write_file(const std::filesystem::path& path, std::span<const Blob> tensors,
+                const std::map<std::string, std::string>& metadata = {});
+
 }  // namespace sqb::safetensors

@@ -16,6 +16,7 @@
 #include "sqb/columns.hpp"
 #include "sqb/error.hpp"
 #include "sqb/granularity.hpp"
+#include "sqb/importance.hpp"
 #include "sqb/layout.hpp"
 #include "sqb/lloyd_max.hpp"
 #include "sqb/metrics.hpp"

@@ -1,0 +1,7 @@
+#pragma once
+// The module's parts defined outside module.cpp, each adding its calls to the module.
+
+#include <pybind11/pybind11.h>
+
+/// write_safetensors, read_importance, and the checkpoint calls (python/checkpoint.cpp).
+void add_checkpoint_bindings(pybind11::module_& m);
