@@ -21,16 +21,19 @@ view of the tensor's memory (no copy); the others are converted to float32 (floa
 float16 by round-to-nearest-even, torch's cast).
 """
 import fnmatch
-import math
+import json
 import os
+import struct
+import tempfile
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from . import _core
 
-__all__ = ["quantize_", "layout_of", "load_importance"]
+__all__ = ["quantize_", "calibrate", "save_importance", "load_importance", "layout_of"]
 
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 # Module types whose weight's first axis is the output (the axis a per-channel codebook runs along).
@@ -253,6 +256,197 @@ def quantize_(module, spec, *, bits=None, k=None, granularity="channel", filter=
             w.copy_(torch.from_numpy(r.decoded))
         report.append(_report_row(name, m, w, r, spec, threads, seed, wname in vectors))
     return report
+
+
+def _conv_padding(m):
+    """Per spatial dimension (before, after) zero or padding_mode padding, as the convolution applies it."""
+    nd = len(m.kernel_size)
+    if isinstance(m.padding, str):
+        if m.padding == "valid":
+            return [(0, 0)] * nd
+        pads = []  # "same": the extra element of an odd total goes after, as torch pads it
+        for k, d in zip(m.kernel_size, m.dilation):
+            total = d * (k - 1)
+            pads.append((total // 2, total - total // 2))
+        return pads
+    return [(p, p) for p in m.padding]
+
+
+def _conv_columns_x2(m, x):
+    """sum over images and output positions of the unfolded input squared, per column of the laid-out weight
+    (input channel major, then kernel taps in row-major order: F.unfold's order and weight.reshape(out, -1)'s),
+    and how many positions were summed."""
+    nd = len(m.kernel_size)
+    if x.dim() == nd + 1:  # an unbatched input
+        x = x.unsqueeze(0)
+    x = x.detach().to(torch.float64)
+    pads = _conv_padding(m)
+    flat = [p for pair in reversed(pads) for p in pair]  # F.pad lists the last dimension first
+    if any(flat):
+        mode = "constant" if m.padding_mode == "zeros" else m.padding_mode
+        x = F.pad(x, flat, mode=mode)
+    kernel, dilation, stride = tuple(m.kernel_size), tuple(m.dilation), tuple(m.stride)
+    if nd == 1:  # unfold is 2-D only: a 1-D signal is an image of height 1
+        x = x.unsqueeze(2)
+        kernel, dilation, stride = (1,) + kernel, (1,) + dilation, (1,) + stride
+    n, c = x.shape[0], x.shape[1]
+    taps = c * int(np.prod(kernel))
+    positions = 1
+    for size, k, d, st in zip(x.shape[2:], kernel, dilation, stride):
+        positions *= max(0, (size - d * (k - 1) - 1) // st + 1)
+    total = torch.zeros(taps, dtype=torch.float64)
+    # Images in chunks, so the unfolded copy stays near 2**24 values.
+    step = max(1, (1 << 24) // max(1, taps * positions))
+    for start in range(0, n, step):
+        u = F.unfold(x[start:start + step], kernel, dilation=dilation, stride=stride)  # [images, taps, positions]
+        total += (u * u).sum(dim=(0, 2))
+    return total, n * positions
+
+
+def calibrate(module, batches, *, filter=None):
+    """Activation importance: {weight name: float32 numpy vector of the mean of x^2 per column of the laid-out
+    weight}, gathered by forward pre-hooks while `module` runs on `batches` under torch.no_grad() (in the mode
+    it is in: call .eval() first for dropout and batch norm).
+
+    - nn.Linear: x^2 per input feature, averaged over every leading dimension (batch, tokens, ...): [in].
+    - nn.Conv1d/2d: x^2 per input channel x kernel tap, averaged over images and output positions, from the
+      input as the convolution sees it (padded with zeros or the padding_mode), unfolded by
+      torch.nn.functional.unfold: [in * kh * kw], the column order of weight.reshape(out, -1). A padded tap
+      counts as 0, as it multiplies the weight by 0.
+    - filter as in quantize_. With filter=None, embeddings (which have no input activations) are left out;
+      a grouped convolution (each group of output channels sees other inputs, which one per-column vector cannot
+      say) and Conv3d are refused: exclude them with filter.
+
+    batches: an iterable; each item is a tensor (module(x)), a tuple or list (module(*item)) or a dict
+    (module(**item)). For a DataLoader of (image, label) pairs pass (x for x, _ in loader).
+    save_importance writes the result for `sqbench quantize --importance`; quantize_(importance=) takes it.
+    """
+    what = "sqbench.torch.calibrate"
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"{what}: module must be a torch.nn.Module, not {type(module).__name__}")
+    selected = []
+    for name, m, w in _select(module, filter, what):
+        wname = _weight_name(name)
+        if isinstance(m, nn.Embedding):
+            if filter is None:
+                continue
+            raise ValueError(f"{what}: {wname!r} is an Embedding's table: it has no input activations to "
+                             "calibrate on (exclude it with filter=)")
+        if isinstance(m, nn.Conv3d):
+            raise ValueError(f"{what}: module {name!r} is a Conv3d: calibrate unfolds 1-D and 2-D convolutions "
+                             "only (exclude it with filter=)")
+        if isinstance(m, (nn.Conv1d, nn.Conv2d)) and m.groups != 1:
+            raise ValueError(f"{what}: module {name!r} is a grouped convolution (groups={m.groups}): its output "
+                             "channels see different inputs, which one vector per column cannot describe "
+                             "(exclude it with filter=)")
+        selected.append((name, m))
+    if isinstance(batches, (torch.Tensor, np.ndarray)):
+        raise ValueError(f"{what}: batches must be an iterable of inputs (e.g. [x] or a generator), not one "
+                         f"{type(batches).__name__} (its rows would be run one by one)")
+    sums = {}
+    counts = {}
+
+    def hook_for(name, m):
+        def hook(mod, args):
+            if not args or not isinstance(args[0], torch.Tensor):
+                raise ValueError(f"{what}: module {name!r} was called without a tensor as its first argument")
+            x = args[0]
+            if isinstance(mod, nn.Linear):
+                x = x.detach().to(torch.float64)
+                s = (x * x).reshape(-1, x.shape[-1]).sum(dim=0)
+                c = x.numel() // x.shape[-1]
+            else:
+                s, c = _conv_columns_x2(mod, x)
+            sums[name] = sums[name] + s if name in sums else s
+            counts[name] = counts.get(name, 0) + c
+        return hook
+
+    handles = [m.register_forward_pre_hook(hook_for(name, m)) for name, m in selected]
+    try:
+        n = 0
+        with torch.no_grad():
+            for b in batches:
+                if isinstance(b, torch.Tensor):
+                    module(b)
+                elif isinstance(b, (tuple, list)):
+                    module(*b)
+                elif isinstance(b, dict):
+                    module(**b)
+                else:
+                    raise ValueError(f"{what}: batch {n} is a {type(b).__name__}; give tensors, tuples/lists "
+                                     "(positional arguments) or dicts (keyword arguments)")
+                n += 1
+    finally:
+        for h in handles:
+            h.remove()
+    if n == 0:
+        raise ValueError(f"{what}: batches is empty: give at least one batch of inputs")
+    out = {}
+    for name, m in selected:
+        wname = _weight_name(name)
+        if counts.get(name, 0) == 0:
+            raise ValueError(f"{what}: module {name!r} saw no input in the {n} batch(es) (is it used by forward?); "
+                             "exclude it with filter=")
+        v = (sums[name] / counts[name]).to(torch.float32).numpy()
+        bad = np.flatnonzero(~np.isfinite(v))
+        if bad.size:
+            raise ValueError(f"{what}: module {name!r}: the mean x^2 of column {bad[0]} is {v[bad[0]]} (its inputs "
+                             "have non-finite values or overflow)")
+        out[wname] = v
+    return out
+
+
+def _check_importance_dict(importance, what):
+    if not isinstance(importance, dict):
+        raise ValueError(f"{what}: importance must be a dict {{weight name: vector}}, not "
+                         f"{type(importance).__name__}")
+    if not importance:
+        raise ValueError(f"{what}: importance is empty")
+    out = {}
+    for name, v in importance.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{what}: importance key {name!r} is not a tensor name")
+        a = _as_vector(v, name, what)
+        if a.ndim != 1 or a.shape[0] == 0:
+            raise ValueError(f"{what}: importance[{name!r}] has shape {a.shape}; give a non-empty 1-D vector "
+                             "(one value per column of the laid-out weight)")
+        bad = np.flatnonzero(~np.isfinite(a) | (a < 0))
+        if bad.size:
+            raise ValueError(f"{what}: importance[{name!r}][{bad[0]}] = {a[bad[0]]!r}: importance must be "
+                             "finite and >= 0")
+        out[name] = np.ascontiguousarray(a, dtype="<f4")
+    return out
+
+
+def save_importance(importance, path):
+    """Writes an importance dict (calibrate's) as a safetensors file of F32 1-D tensors named like the weights,
+    the format `sqbench quantize --importance` and quantize_(importance=path) read. Written under a temporary
+    name and renamed when complete, so a failure leaves no file at `path`."""
+    what = "sqbench.torch.save_importance"
+    tensors = _check_importance_dict(importance, what)
+    path = os.fspath(path)
+    header = {"__metadata__": {"sqbench": "importance", "statistic": "mean of x^2 per column of the laid-out weight"}}
+    offset = 0
+    for name in sorted(tensors):
+        nbytes = tensors[name].nbytes
+        header[name] = {"dtype": "F32", "shape": [tensors[name].shape[0]], "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{what}: the folder of {path!r} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=".importance-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(struct.pack("<Q", len(text)))
+            f.write(text)
+            for name in sorted(tensors):
+                f.write(tensors[name].tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def load_importance(path):

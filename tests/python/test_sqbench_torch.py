@@ -107,6 +107,183 @@ class QuantizeInPlaceTest(unittest.TestCase):
         self.assertTrue(np.array_equal(head.weight.detach().numpy(), ref.decoded))
 
 
+def im2col(x, kernel, stride, dilation, pads, mode):
+    """numpy: the columns a convolution multiplies its laid-out weight by, [images * positions, C * taps], from x
+    padded per spatial dimension by pads [(before, after)] ('zeros' or numpy's 'reflect'), by explicit loops."""
+    nd = len(kernel)
+    width = [(0, 0), (0, 0)] + list(pads)
+    x = np.pad(x, width, mode="constant" if mode == "zeros" else mode)
+    n, c = x.shape[:2]
+    out = [(x.shape[2 + i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1 for i in range(nd)]
+    rows = []
+    for img in range(n):
+        for pos in np.ndindex(*out):
+            col = []
+            for ch in range(c):
+                for tap in np.ndindex(*kernel):
+                    idx = tuple(pos[i] * stride[i] + tap[i] * dilation[i] for i in range(nd))
+                    col.append(x[(img, ch) + idx])
+            rows.append(col)
+    return np.array(rows, dtype=np.float64)
+
+
+class CalibrateTest(unittest.TestCase):
+    def check_conv(self, conv, x, pads):
+        """calibrate equals numpy's mean of the im2col columns squared, and those columns times the laid-out
+        weight are the convolution's output (so the reference pads and orders taps as the layer does)."""
+        mode = conv.padding_mode
+        cols = im2col(x.numpy().astype(np.float64), conv.kernel_size, conv.stride, conv.dilation, pads,
+                      "reflect" if mode == "reflect" else mode)
+        out = conv(x).detach().numpy().astype(np.float64)
+        w = conv.weight.detach().numpy().astype(np.float64).reshape(conv.out_channels, -1)
+        got = cols @ w.T + conv.bias.detach().numpy()
+        want = np.moveaxis(out, 1, -1).reshape(-1, conv.out_channels)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        expect = np.mean(cols ** 2, axis=0)
+        imp = sqt.calibrate(nn.Sequential(conv), [x[:2], x[2:]])
+        self.assertEqual(list(imp), ["0.weight"])
+        v = imp["0.weight"]
+        self.assertEqual(v.dtype, np.float32)
+        self.assertEqual(v.shape, (w.shape[1],))
+        np.testing.assert_allclose(v, expect, rtol=1e-6)
+
+    def test_conv2d_stride_dilation_padding(self):
+        torch.manual_seed(0)
+        conv = nn.Conv2d(3, 4, (3, 2), stride=(2, 1), dilation=(1, 2), padding=(1, 2))
+        self.check_conv(conv, torch.randn(5, 3, 7, 6), [(1, 1), (2, 2)])
+
+    def test_conv2d_reflect_padding(self):
+        torch.manual_seed(1)
+        conv = nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect")
+        self.check_conv(conv, torch.randn(3, 2, 5, 5), [(1, 1), (1, 1)])
+
+    def test_conv1d_same_padding_with_even_kernel(self):
+        torch.manual_seed(2)
+        conv = nn.Conv1d(3, 2, 4, padding="same")  # total padding 3: 1 before, 2 after
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Using padding='same' with even kernel")  # torch's note on speed
+            self.check_conv(conv, torch.randn(4, 3, 9), [(1, 2)])
+
+    def test_linear_over_leading_dims(self):
+        torch.manual_seed(3)
+        net = nn.Sequential(nn.Linear(6, 5), nn.GELU(), nn.Linear(5, 3))
+        batches = [torch.randn(2, 7, 6), torch.randn(3, 1, 6), torch.randn(4, 6)]
+        imp = sqt.calibrate(net, batches)
+        x0 = np.concatenate([b.numpy().reshape(-1, 6) for b in batches]).astype(np.float64)
+        h = net[1](net[0](torch.from_numpy(x0).float())).detach().numpy().astype(np.float64)
+        np.testing.assert_allclose(imp["0.weight"], np.mean(x0 ** 2, axis=0), rtol=1e-6)
+        np.testing.assert_allclose(imp["2.weight"], np.mean(h ** 2, axis=0), rtol=1e-5)
+
+    def test_filter_and_embedding(self):
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.emb, self.fc = nn.Embedding(5, 4), nn.Linear(4, 2)
+
+            def forward(self, ids):
+                return self.fc(self.emb(ids))
+
+        net = Net()
+        imp = sqt.calibrate(net, [torch.tensor([[0, 1, 4]])])
+        self.assertEqual(list(imp), ["fc.weight"])  # the embedding has no input activations
+        with self.assertRaisesRegex(ValueError, "'emb.weight' is an Embedding's table: it has no input activations"):
+            sqt.calibrate(net, [torch.tensor([0])], filter="emb")
+        with self.assertRaisesRegex(ValueError, "filter='x' selects no module"):
+            sqt.calibrate(net, [torch.tensor([0])], filter="x")
+
+
+class ImportanceTest(unittest.TestCase):
+    def test_importance_equals_full_shape_weights(self):
+        net = small_net()
+        torch.manual_seed(5)
+        # Inputs with very unequal channel scales, so the weighted designs differ from the plain ones.
+        scale = torch.tensor([0.1, 1.0, 5.0]).view(1, 3, 1, 1)
+        imp = sqt.calibrate(net, [torch.randn(16, 3, 5, 5) * scale])
+        self.assertEqual(sorted(imp), ["0.weight", "3.weight", "6.weight"])
+        before = weights_of(net)
+        plain = small_net()
+        sqt.quantize_(plain, "kmeans", bits=2)
+        report = sqt.quantize_(net, "kmeans", bits=2, importance=imp)
+        self.assertTrue(all(r["importance"] for r in report))
+        changed = 0
+        for row in report:
+            name = row["tensor"]
+            w = before[name].numpy()
+            full = np.tile(imp[name], (w.shape[0], 1)).reshape(w.shape)
+            ref = sqbench.quantize(w, "kmeans", bits=2, granularity="channel", weights=full)
+            got = dict(net.named_parameters())[name].detach().numpy()
+            self.assertTrue(np.array_equal(got, ref.decoded), name)
+            self.assertEqual(row["wmse"], ref.metrics["wmse"])
+            changed += not np.array_equal(got, dict(plain.named_parameters())[name].detach().numpy())
+        self.assertGreater(changed, 0, "importance changed no design")
+
+    def test_saved_file_gives_the_same_design(self):
+        net = small_net()
+        imp = sqt.calibrate(net, [torch.randn(8, 3, 5, 5)])
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "imp.safetensors")
+            sqt.save_importance(imp, path)
+            self.assertEqual(sorted(os.listdir(d)), ["imp.safetensors"])
+            # The C++ reader (the CLI's) sees F32 vectors named like the weights, bit for bit.
+            self.assertEqual(sqbench.safetensors_names(path), sorted(imp))
+            for name, v in imp.items():
+                self.assertTrue(np.array_equal(sqbench.read_safetensors(path, name), v), name)
+            loaded = sqt.load_importance(path)
+            a, b = small_net(), small_net()
+            ra = sqt.quantize_(a, "kmeans_optimal", bits=2, importance=imp)
+            rb = sqt.quantize_(b, "kmeans_optimal", bits=2, importance=path)
+            self.assertEqual([r["wmse"] for r in ra], [r["wmse"] for r in rb])
+            for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+                self.assertTrue(torch.equal(p, q), n)
+            self.assertEqual(sorted(loaded), sorted(imp))
+
+    def test_bad_importance(self):
+        net = small_net()
+        imp = sqt.calibrate(net, [torch.randn(2, 3, 5, 5)])
+        before = weights_of(net)
+        short = dict(imp, **{"3.weight": imp["3.weight"][:-1]})
+        with self.assertRaisesRegex(ValueError, r"importance\['3.weight'\] has shape \(199,\); 3.weight \(16, 200\) "
+                                    r"is laid out as 16 x 200, so it needs a vector of 200 values"):
+            sqt.quantize_(net, "kmeans", bits=2, importance=short)
+        neg = {k: v.copy() for k, v in imp.items()}
+        neg["6.weight"][3] = -1
+        with self.assertRaisesRegex(ValueError, r"importance\['6.weight'\]\[3\] = -1.0: importance must be finite"):
+            sqt.quantize_(net, "kmeans", bits=2, importance=neg)
+        missing = {k: v for k, v in imp.items() if k != "0.weight"}
+        with self.assertRaisesRegex(ValueError, r"importance has no entry for '0.weight' \(every selected Linear/Conv"):
+            sqt.quantize_(net, "kmeans", bits=2, importance=missing)
+        sqt.quantize_(net, "kmeans", bits=2, importance=missing, filter="[36]")  # narrowed: fine
+        self.assertTrue(torch.equal(net[0].weight, before["0.weight"]))
+        with self.assertRaisesRegex(ValueError, "importance must be a dict"):
+            sqt.quantize_(net, "kmeans", bits=2, importance=[1.0])
+        with tempfile.TemporaryDirectory() as d:
+            with self.assertRaisesRegex(ValueError, r"importance\['a'\]\[1\] = nan"):
+                sqt.save_importance({"a": np.array([1.0, np.nan])}, os.path.join(d, "x.safetensors"))
+            self.assertEqual(os.listdir(d), [])
+
+    def test_bad_calibration_input(self):
+        net = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2), nn.Conv2d(2, 4, 3, groups=2))
+        with self.assertRaisesRegex(ValueError, r"module '2' is a grouped convolution \(groups=2\)"):
+            sqt.calibrate(net, [torch.randn(2, 4)])
+        with self.assertRaisesRegex(ValueError, "batches is empty"):
+            sqt.calibrate(net, [], filter="[01]")
+        with self.assertRaisesRegex(ValueError, "batches must be an iterable of inputs"):
+            sqt.calibrate(net, torch.randn(2, 4), filter="[01]")
+        class OnlyFirst(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.a, self.b = nn.Linear(4, 3), nn.Linear(3, 2)
+
+            def forward(self, x):
+                return self.a(x)
+
+        with self.assertRaisesRegex(ValueError, r"module 'b' saw no input in the 1 batch\(es\)"):
+            sqt.calibrate(OnlyFirst(), [torch.randn(2, 4)])
+        with self.assertRaisesRegex(ValueError, "batch 0 is a str"):
+            sqt.calibrate(net, ["x"], filter="[01]")
+        self.assertTrue(all(h == {} for h in (net[0]._forward_pre_hooks, net[1]._forward_pre_hooks)))
+
+
 class BadInputTest(unittest.TestCase):
     def assertRefused(self, pattern, fn, *args, **kwargs):
         with self.assertRaisesRegex(ValueError, pattern):
