@@ -30,10 +30,11 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils import parametrize
 
 from . import _core
 
-__all__ = ["quantize_", "calibrate", "save_importance", "load_importance", "layout_of"]
+__all__ = ["quantize_", "calibrate", "save_importance", "load_importance", "qat_", "finalize_", "layout_of"]
 
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 # Module types whose weight's first axis is the output (the axis a per-channel codebook runs along).
@@ -454,3 +455,170 @@ def load_importance(path):
     F32/F16/BF16 tensors named like the weights)."""
     path = os.fspath(path)
     return {n: _core.read_safetensors(path, n) for n in _core.safetensors_names(path)}
+
+
+class _StraightThrough(torch.autograd.Function):
+    """Forward: the fake-quantized weight. Backward: dL/dW = dL/dW_q (identity), or 0 where W lies outside its
+    block's [min level, max level] (clipped)."""
+
+    @staticmethod
+    def forward(ctx, w, fq):
+        q, inside = fq.fake_quantize(w.detach(), want_mask=fq.ste == "clipped")
+        ctx.clipped = inside is not None
+        if ctx.clipped:
+            ctx.save_for_backward(inside)
+        return q
+
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.clipped:
+            (inside,) = ctx.saved_tensors
+            return grad.masked_fill(~inside, 0), None
+        return grad, None
+
+
+class FakeQuantize(nn.Module):
+    """The parametrization qat_ registers on a weight: W -> its quantization by the block codebooks of the latest
+    design (code = number of thresholds < w, then that code's level: sqbench's shared encoder, so right after a
+    design the forward weight equals sqbench.quantize(W).decoded bit for bit). The design is redone from the
+    latent weight every `redesign_every` optimizer steps (0: never after the first); a step is seen as a change
+    of the latent parameter between two forward passes (its in-place version counter), so several forward
+    passes per step (gradient accumulation, evaluation) count once and nothing is needed in the training loop.
+    """
+
+    def __init__(self, name, spec, k, bits, granularity, ste, redesign_every, seed, threads, importance):
+        super().__init__()
+        self.name, self.spec, self.k, self.bits, self.granularity = name, spec, k, bits, granularity
+        self.ste, self.redesign_every, self.seed, self.threads = ste, redesign_every, seed, threads
+        self.importance = importance  # per-column vector or None
+        self.designs = 0  # how many designs so far
+        self.steps = 0  # optimizer steps since the latest design
+        self._seen_version = None
+        self.result = None  # the latest sqbench.quantize result
+
+    def design(self, w):
+        t = w.detach()
+        weights = _full_weights(self.importance, t) if self.importance is not None else None
+        r = _core.quantize(_host_array(t), self.spec, k=self.k, bits=self.bits, granularity=self.granularity,
+                           seed=self.seed, threads=self.threads, weights=weights)
+        blocks = r.blocks
+        lengths = blocks[:, 1]
+        self._equal = bool(np.all(lengths == lengths[0]) and np.all(blocks[:, 0] == np.arange(len(blocks)) * lengths[0]))
+        self._blocks = [(int(o), int(n)) for o, n in blocks]
+        self._thresholds = torch.from_numpy(np.ascontiguousarray(r.thresholds))
+        self._levels = torch.from_numpy(np.ascontiguousarray(r.codebooks))
+        self._lo = self._levels.min(dim=1).values
+        self._hi = self._levels.max(dim=1).values
+        q, _ = self.fake_quantize(t)
+        if not torch.equal(q, torch.from_numpy(r.decoded).to(q.dtype)):
+            # Every registered quantizer decodes as codebooks[block, code] with code = thresholds below x; one that
+            # did not (a code refinement) could not be held fixed between designs.
+            raise ValueError(f"sqbench.torch.qat_: {self.spec!r}'s reconstruction of {self.name!r} is not its "
+                             "codebook applied by thresholds, so its design cannot be held between redesigns")
+        self.result = r
+        self.designs += 1
+        self.steps = 0
+        self._seen_version = w._version
+        return r
+
+    def fake_quantize(self, w, want_mask=False):
+        """(W quantized by the current design in W's dtype, the clipped-STE mask or None)."""
+        x = w.to(torch.float32).reshape(-1)
+        if self._equal:
+            xb = x.view(len(self._blocks), -1)
+            codes = torch.searchsorted(self._thresholds, xb)  # side left: how many thresholds are < x
+            q = torch.gather(self._levels, 1, codes).reshape(-1)
+            mask = ((xb >= self._lo[:, None]) & (xb <= self._hi[:, None])).reshape(-1) if want_mask else None
+        else:
+            q = torch.empty_like(x)
+            mask = torch.empty(x.shape, dtype=torch.bool) if want_mask else None
+            for b, (o, n) in enumerate(self._blocks):
+                xb = x[o:o + n]
+                q[o:o + n] = self._levels[b][torch.searchsorted(self._thresholds[b], xb)]
+                if want_mask:
+                    mask[o:o + n] = (xb >= self._lo[b]) & (xb <= self._hi[b])
+        q = q.reshape(w.shape).to(w.dtype)
+        return q, (mask.reshape(w.shape) if want_mask else None)
+
+    def forward(self, w):
+        v = w._version
+        if self._seen_version is not None and v != self._seen_version:
+            self.steps += 1
+        self._seen_version = v
+        if self.redesign_every > 0 and self.steps >= self.redesign_every:
+            self.design(w)
+        return _StraightThrough.apply(w, self)
+
+    def extra_repr(self):
+        return (f"{self.spec!r}, k={self.k}, bits={self.bits}, granularity={self.granularity!r}, ste={self.ste!r}, "
+                f"redesign_every={self.redesign_every}")
+
+
+def _fake_quantizers(module):
+    out = []
+    for name, m in module.named_modules():
+        if _is_parametrized(m):
+            for p in m.parametrizations["weight"]:
+                if isinstance(p, FakeQuantize):
+                    out.append((name, m, p))
+    return out
+
+
+def qat_(module, spec, *, bits=None, k=None, granularity="channel", ste="identity", redesign_every=0,
+         filter=None, importance=None, threads=0, seed=0):
+    """Quantization-aware training: parametrizes the selected weights (torch.nn.utils.parametrize) so the forward
+    pass uses their quantization by `spec` and the backward pass the straight-through estimator: ste="identity"
+    passes dL/dW_q to the latent weight unchanged, "clipped" zeroes it where the latent weight lies outside its
+    block's [min level, max level]. The codebooks are designed now from the weights and redesigned from the
+    latent weights every `redesign_every` optimizer steps (0: never). Training stays in your loop: the latent
+    weight is the same Parameter object as before (an optimizer built earlier keeps working), reached as
+    module.parametrizations.weight.original. finalize_(module) bakes the quantized weights in.
+
+    spec, bits, k, granularity, filter, importance, threads, seed: as in quantize_. Returns the report of the
+    first design (quantize_'s rows). Errors (ValueError) before any module is changed.
+    """
+    what = "sqbench.torch.qat_"
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"{what}: module must be a torch.nn.Module, not {type(module).__name__}")
+    if ste not in ("identity", "clipped"):
+        raise ValueError(f"{what}: ste={ste!r} is not valid; use 'identity' or 'clipped'")
+    if isinstance(redesign_every, bool) or not isinstance(redesign_every, int) or redesign_every < 0:
+        raise ValueError(f"{what}: redesign_every={redesign_every!r} must be an integer >= 0 (optimizer steps "
+                         "between codebook designs; 0 = designed once)")
+    selected = _select(module, filter, what)
+    for name, m, w in selected:
+        _check_weight(name, m, w, what)
+    _check_spec(spec, k, bits, granularity, seed, what)
+    vectors = _importance_for(importance, selected, what)
+    fqs, report = [], []
+    for name, m, w in selected:
+        wname = _weight_name(name)
+        if not bool(torch.isfinite(w.detach()).all()):
+            raise ValueError(f"{what}: {wname!r} has non-finite values")
+        fq = FakeQuantize(wname, spec, k, bits, granularity, ste, redesign_every, seed, threads, vectors.get(wname))
+        r = fq.design(w)
+        fqs.append(fq)
+        report.append(_report_row(name, m, w, r, spec, threads, seed, wname in vectors))
+    for (name, m, w), fq in zip(selected, fqs):
+        # Registering evaluates the parametrization once and sets the original in place (a version bump that
+        # is no optimizer step): no step is counted until it is done.
+        fq._seen_version = None
+        parametrize.register_parametrization(m, "weight", fq)
+        fq._seen_version = m.parametrizations["weight"].original._version
+        fq.steps = 0
+    return report
+
+
+def finalize_(module):
+    """Ends quantization-aware training: every weight qat_ parametrized becomes a plain parameter holding its
+    quantized value under the latest codebooks (the weight the forward pass used), and the parametrization is
+    removed. Returns the names of the weights baked."""
+    found = _fake_quantizers(module)
+    if not found:
+        raise ValueError("sqbench.torch.finalize_: no weight of this module is parametrized by qat_")
+    names = []
+    for name, m, _ in found:
+        with torch.no_grad():
+            parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
+        names.append(_weight_name(name))
+    return names

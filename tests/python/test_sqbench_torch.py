@@ -5,6 +5,7 @@ Every figure is checked against an independent computation: quantize_ against sq
 array, calibrate against numpy, importance against explicit full-shape weights, the STE against autograd of its
 formula.
 """
+import copy
 import os
 import tempfile
 import unittest
@@ -284,6 +285,175 @@ class ImportanceTest(unittest.TestCase):
         self.assertTrue(all(h == {} for h in (net[0]._forward_pre_hooks, net[1]._forward_pre_hooks)))
 
 
+def fake_quant_of(module):
+    return module.parametrizations.weight[0]
+
+
+class QatTest(unittest.TestCase):
+    def test_forward_is_sqbench_quantize(self):
+        for dtype in (torch.float32, torch.bfloat16):
+            net = small_net(dtype)
+            before = weights_of(net)
+            ptq = small_net(dtype)
+            sqt.quantize_(ptq, "kmeans", bits=2, granularity="group:16")
+            report = sqt.qat_(net, "kmeans", bits=2, granularity="group:16")
+            self.assertEqual([r["tensor"] for r in report], ["0.weight", "3.weight", "6.weight"])
+            for name in ("0", "3", "6"):
+                m = dict(net.named_modules())[name]
+                self.assertTrue(torch.equal(m.parametrizations.weight.original, before[name + ".weight"]))
+                self.assertEqual(m.weight.dtype, dtype)
+                self.assertTrue(torch.equal(m.weight, dict(ptq.named_modules())[name].weight), (name, dtype))
+            x = torch.randn(4, 3, 5, 5).to(dtype)
+            self.assertTrue(torch.equal(net(x), ptq(x)))
+
+    def test_ragged_groups(self):
+        lin = nn.Linear(10, 3)  # group:4 leaves a group of 2 at the end of every row
+        w = lin.weight.detach().clone()
+        sqt.qat_(lin, "uniform", bits=2, granularity="group:4")
+        ref = sqbench.quantize(w.numpy(), "uniform", bits=2, granularity="group:4")
+        self.assertTrue(np.array_equal(lin.weight.detach().numpy(), ref.decoded))
+
+    def check_gradient(self, ste):
+        torch.manual_seed(7)
+        lin = nn.Linear(40, 6)
+        sqt.qat_(lin, "kmeans", bits=2, ste=ste)
+        fq = fake_quant_of(lin)
+        latent = lin.parametrizations.weight.original
+        x, target = torch.randn(9, 40), torch.randn(9, 6)
+        nn.functional.mse_loss(lin(x), target).backward()
+        got = latent.grad.clone()
+        # The same loss through the estimator's formula, differentiated by autograd.
+        w = latent.detach().clone().requires_grad_(True)
+        q = torch.from_numpy(fq.result.decoded)
+        levels = torch.from_numpy(fq.result.codebooks)  # one block per row
+        # (t - t.detach()) is exactly 0 with t's gradient, so the forward value is q bit for bit.
+        if ste == "identity":
+            w_ste = (w - w.detach()) + q
+        else:
+            inside = torch.clamp(w, levels.min(1).values[:, None], levels.max(1).values[:, None])
+            w_ste = (inside - inside.detach()) + q
+        nn.functional.mse_loss(nn.functional.linear(x, w_ste, lin.bias.detach()), target).backward()
+        self.assertTrue(torch.equal(got, w.grad))
+        return got
+
+    def test_identity_ste_gradient(self):
+        g = self.check_gradient("identity")
+        self.assertTrue(bool((g != 0).all()))
+
+    def test_clipped_ste_gradient(self):
+        g = self.check_gradient("clipped")
+        zero = int((g == 0).sum())
+        # k-means levels are centroids, so each row's extreme weights lie outside its levels' range.
+        self.assertGreater(zero, 0)
+        self.assertLess(zero, g.numel() // 2)
+
+    def test_redesign_every_optimizer_steps(self):
+        torch.manual_seed(3)
+        lin = nn.Linear(16, 4)
+        opt = torch.optim.SGD(lin.parameters(), lr=0.5)
+        sqt.qat_(lin, "kmeans", bits=2, redesign_every=2)
+        fq = fake_quant_of(lin)
+        latent = lin.parametrizations.weight.original
+        x = torch.randn(8, 16)
+        designs, latents = [], []
+        for step in range(5):
+            for _ in range(2):  # two forward passes per step (accumulation) count as one step
+                lin(x).square().mean().backward()
+            opt.step()
+            opt.zero_grad()
+            latents.append(latent.detach().clone())
+            lin(x)  # an evaluation pass after the step
+            designs.append(fq.designs)
+        # Designed at qat_, then after optimizer steps 2 and 4, seen at the next forward pass.
+        self.assertEqual(designs, [1, 2, 2, 3, 3])
+        # The latest design is that of the latent weight after step 4 (step 5 has moved it since).
+        ref = sqbench.quantize(latents[3].numpy(), "kmeans", bits=2, granularity="channel")
+        self.assertTrue(np.array_equal(fq.result.codebooks, ref.codebooks))
+        self.assertFalse(torch.equal(latents[3], latents[4]))
+        lin2 = nn.Linear(16, 4)
+        opt2 = torch.optim.SGD(lin2.parameters(), lr=0.5)
+        sqt.qat_(lin2, "kmeans", bits=2, redesign_every=0)
+        for step in range(3):
+            lin2(x).square().mean().backward()
+            opt2.step()
+            opt2.zero_grad()
+        lin2(x)
+        self.assertEqual(fake_quant_of(lin2).designs, 1)
+
+    def test_redesign_uses_the_latent_weight(self):
+        torch.manual_seed(4)
+        lin = nn.Linear(12, 3)
+        opt = torch.optim.SGD(lin.parameters(), lr=1.0)
+        sqt.qat_(lin, "kmeans", bits=2, redesign_every=1)
+        lin(torch.randn(5, 12)).sum().backward()
+        opt.step()
+        latent = lin.parametrizations.weight.original.detach().clone()
+        forward = lin.weight.detach()
+        ref = sqbench.quantize(latent.numpy(), "kmeans", bits=2, granularity="channel")
+        self.assertEqual(fake_quant_of(lin).designs, 2)
+        self.assertTrue(np.array_equal(forward.numpy(), ref.decoded))
+
+    def test_finalize_bakes_the_forward_weight(self):
+        net = small_net()
+        params = {n: p for n, p in net.named_parameters()}
+        sqt.qat_(net, "nf4", bits=4, filter="[03]")
+        forward = {n: dict(net.named_modules())[n].weight.detach().clone() for n in ("0", "3")}
+        names = sqt.finalize_(net)
+        self.assertEqual(names, ["0.weight", "3.weight"])
+        self.assertFalse(any(hasattr(m, "parametrizations") for m in net.modules()))
+        for n in ("0", "3"):
+            p = dict(net.named_parameters())[n + ".weight"]
+            self.assertIsInstance(p, nn.Parameter)
+            self.assertIs(p, params[n + ".weight"])  # the same object: an optimizer keeps it
+            self.assertTrue(torch.equal(p.detach(), forward[n]))
+        self.assertEqual(sorted(net.state_dict()), sorted(params))
+
+    def test_qat_recovers_what_ptq_loses(self):
+        torch.manual_seed(0)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            d = 16
+            teacher = nn.Sequential(nn.Linear(d, 32), nn.Tanh(), nn.Linear(32, 8))
+            x = torch.randn(4000, d)
+            with torch.no_grad():
+                y = teacher(x).argmax(1)
+            xt, yt, xv, yv = x[:3000], y[:3000], x[3000:], y[3000:]
+
+            def accuracy(m):
+                with torch.no_grad():
+                    return 100 * (m(xv).argmax(1) == yv).float().mean().item()
+
+            def train(m, steps, lr):
+                opt = torch.optim.Adam(m.parameters(), lr=lr)
+                g = torch.Generator().manual_seed(1)
+                for _ in range(steps):
+                    i = torch.randint(0, 3000, (128,), generator=g)
+                    loss = nn.functional.cross_entropy(m(xt[i]), yt[i])
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+
+            net = nn.Sequential(nn.Linear(d, 64), nn.ReLU(), nn.Linear(64, 8))
+            train(net, 600, 1e-2)
+            ptq, qat = small_copy(net), small_copy(net)
+            sqt.quantize_(ptq, "kmeans", bits=2, granularity="tensor")
+            sqt.qat_(qat, "kmeans", bits=2, granularity="tensor", ste="clipped")
+            train(qat, 300, 3e-3)
+            sqt.finalize_(qat)
+            fp, a_ptq, a_qat = accuracy(net), accuracy(ptq), accuracy(qat)
+            self.assertGreater(fp - a_ptq, 5, (fp, a_ptq))  # 2 bits per tensor costs PTQ accuracy
+            self.assertGreater(a_qat - a_ptq, 0.5 * (fp - a_ptq), (fp, a_ptq, a_qat))  # QAT wins most of it back
+            for m in (qat[0], qat[2]):
+                self.assertLessEqual(len(torch.unique(m.weight)), 4)
+        finally:
+            torch.set_num_threads(threads)
+
+
+def small_copy(net):
+    return copy.deepcopy(net)
+
+
 class BadInputTest(unittest.TestCase):
     def assertRefused(self, pattern, fn, *args, **kwargs):
         with self.assertRaisesRegex(ValueError, pattern):
@@ -332,6 +502,23 @@ class BadInputTest(unittest.TestCase):
         self.assertRefused(r"'1.weight'\[1, 0\] = nan: weights must be finite", sqt.quantize_, net, "kmeans", bits=2)
         self.assertTrue(torch.equal(net[0].weight, before["0.weight"]))
         self.assertRefused("module must be a torch.nn.Module", sqt.quantize_, torch.zeros(3, 3), "kmeans", bits=2)
+
+    def test_bad_qat_input(self):
+        net = small_net()
+        before = weights_of(net)
+        self.assertRefused(r"ste='clip' is not valid; use 'identity' or 'clipped'", sqt.qat_, net, "kmeans", bits=2,
+                           ste="clip")
+        self.assertRefused(r"redesign_every=-1 must be an integer >= 0", sqt.qat_, net, "kmeans", bits=2,
+                           redesign_every=-1)
+        self.assertRefused("no weight of this module is parametrized by qat_", sqt.finalize_, net)
+        self.assertRefused("unknown quantizer", sqt.qat_, net, "kmean", bits=2)
+        self.assertFalse(any(hasattr(m, "parametrizations") for m in net.modules()))
+        sqt.qat_(net, "kmeans", bits=2, filter="3")
+        self.assertRefused(r"'3.weight' is parametrized \(qat_\): call sqbench.torch.finalize_\(module\) first",
+                           sqt.qat_, net, "kmeans", bits=2)
+        self.assertRefused(r"'3.weight' is parametrized", sqt.quantize_, net, "kmeans", bits=2)
+        self.assertFalse(hasattr(net[0], "parametrizations"))
+        self.assertTrue(torch.equal(net[0].weight, before["0.weight"]))
 
 
 if __name__ == "__main__":
