@@ -7,6 +7,8 @@ formula.
 """
 import copy
 import os
+import subprocess
+import sys
 import tempfile
 import unittest
 import warnings
@@ -520,6 +522,25 @@ class BadInputTest(unittest.TestCase):
         self.assertFalse(hasattr(net[0], "parametrizations"))
         self.assertTrue(torch.equal(net[0].weight, before["0.weight"]))
 
+
+class ReadmeTest(unittest.TestCase):
+    def test_readme_snippet_prints_what_the_readme_says(self):
+        readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
+        with open(readme, encoding="utf-8") as f:
+            text = f.read()
+        section = text[text.index("## From PyTorch"):]
+        code = section[section.index("```python\n") + 10:]
+        code = code[:code.index("```")]
+        shown = section[section.index("```text\n", section.index("```python")) + 8:]
+        shown = shown[:shown.index("```")]
+        with tempfile.TemporaryDirectory() as d:
+            # The package this test imported, wherever PYTHONPATH pointed (it may be relative to this folder).
+            env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(sqbench.__file__))))
+            r = subprocess.run([sys.executable, "-c", code], cwd=d, env=env, capture_output=True, text=True,
+                               timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout, shown)
+            self.assertEqual(os.listdir(d), ["importance.safetensors"])
 
 if __name__ == "__main__":
     unittest.main()
