@@ -401,7 +401,7 @@ py::list quantizers() {
 
 }  // namespace
 
-PYBIND11_MODULE(sqbench, m) {
+PYBIND11_MODULE(_core, m) {
   m.doc() =
       "sqbench: scalar (1-D codebook) quantization.\n\n"
       "    r = sqbench.quantize(w, \"kmeans\", bits=4, granularity=\"channel\")\n"

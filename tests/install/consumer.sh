@@ -4,8 +4,9 @@
 #     find_package(sqb), built and run (a good spec prints its MSE; a bad one exits 2 naming the choices).
 #  2. A project that add_subdirectory()s sqbench: configures with tests, benchmarks and the CLI off, and the
 #     git SHA recorded in the library is sqbench's own, not the consumer's.
-#  3. When the Python module is built (PYTHON given): it is installed where that python3 finds it under the
-#     prefix (lib/python3.X/site-packages) and imports from there.
+#  3. When the Python module is built (PYTHON given): the package sqbench (the extension sqbench._core and its
+#     Python files) is installed where that python3 finds it under the prefix (lib/python3.X/site-packages),
+#     and `sqbench` and `sqbench.torch` import from there.
 # usage: consumer.sh SOURCE_DIR BUILD_DIR [PYTHON]
 set -euo pipefail
 src=$1
@@ -30,11 +31,20 @@ if grep -rqE -- "$private" "$tmp/prefix/lib/cmake/sqb/"; then
 fi
 if [ -n "$python" ]; then
   site=$("$python" -c "import sysconfig; print(sysconfig.get_path('platlib', 'posix_prefix', vars={'platbase': '$tmp/prefix', 'base': '$tmp/prefix'}))")
-  ls "$site"/sqbench*.so > /dev/null 2>&1 || fail "the Python module is not installed in $site"
-  PYTHONPATH="$site" "$python" -c "import sqbench, numpy
+  ls "$site"/sqbench/_core*.so > /dev/null 2>&1 || fail "the Python extension is not installed in $site/sqbench"
+  for f in __init__.py torch.py; do
+    test -f "$site/sqbench/$f" || fail "sqbench/$f is not installed in $site"
+  done
+  PYTHONPATH="$site" "$python" -c "import sqbench, sqbench.torch, numpy, torch
 r = sqbench.quantize(numpy.array([1, 2, 2, 3], dtype=numpy.float32), 'uniform', k=3)
 assert r.metrics['mse'] == 0, r.metrics
-print('installed Python module', sqbench.__version__, 'imports from', '$site')" || fail "installed module"
+assert sqbench.__file__.startswith('$site'), sqbench.__file__
+lin = torch.nn.Linear(4, 2)
+with torch.no_grad():
+    lin.weight.copy_(torch.tensor([[1.0, 2, 2, 3], [0, 0, 1, 1]]))
+rows = sqbench.torch.quantize_(lin, 'uniform', k=3)
+assert [r['mse'] for r in rows] == [0.0], rows
+print('installed Python package', sqbench.__version__, 'imports from', '$site')" || fail "installed package"
 fi
 cmake -S "$src/examples/quantize_vector" -B "$tmp/consumer" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
   -DCMAKE_BUILD_TYPE=Release > "$tmp/configure.log" || { cat "$tmp/configure.log"; fail "consumer configure"; }
