@@ -252,6 +252,9 @@ Importance parse_gguf_imatrix(std::span<const unsigned char> bytes, const std::s
   for (const auto& [w, s] : sums) {
     const auto ct = counts.find(w);
     if (ct == counts.end()) throw Error(name + ": " + detail::json::quote(w + ".in_sum2") + " has no .counts");
+    if (s->count == 0 || (!s->dims.empty() && s->dims[0] == 0)) {
+      throw Error(name + ": tensor " + detail::json::quote(w + ".in_sum2") + " holds no values");
+    }
     const std::uint64_t n_mat = s->dims.size() > 1 ? s->count / s->dims[0] : 1;
     if (n_mat != 1 || ct->second->count != 1) {
       throw Error(name + ": tensor " + detail::json::quote(w) + " has " + std::to_string(n_mat) +
