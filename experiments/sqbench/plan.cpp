@@ -399,9 +399,8 @@ void check_outputs(const Config& config, const std::vector<std::string>& header)
 
 bool config_reads_column(const Config& config, std::string_view column) {
   bool found = false;
-  for_each_output_column(config, [&](const std::string&, const char*, const std::string& c) {
-    found = found || c == column;
-  });
+  for_each_output_column(
+      config, [&](const std::string&, const char*, const std::string& c) { found = found || c == column; });
   return found;
 }
 

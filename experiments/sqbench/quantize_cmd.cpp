@@ -20,7 +20,8 @@ int quantize_command(const std::vector<std::string>& args, const std::string& co
   po::options_description desc(
       "usage: sqbench quantize --input CKPT --out DIR (--spec SPEC (--bits B | --k K) [--granularity G] | "
       "--rules RULES.ini) [--importance FILE [--rename FROM=TO]...] [--threads T] [--pack] [--opt-ratio]\n\n"
-      "Quantize a whole safetensors checkpoint (a .safetensors file or a sharded model.safetensors.index.json)"
+      "Quantize a whole safetensors checkpoint (a .safetensors file or a sharded "
+      "model.safetensors.index.json)"
       " and write the reconstruction as a checkpoint of the same dtypes, report.csv, manifest.json (and "
       "packed.safetensors with --pack) into DIR");
   std::string input, out, spec, granularity = "channel", rules, importance;
@@ -28,16 +29,19 @@ int quantize_command(const std::vector<std::string>& args, const std::string& co
   std::size_t k = 0;
   desc.add_options()("help,h", "this help")("input", po::value(&input), "the checkpoint")(
       "out", po::value(&out), "the output folder (created; existing outputs are never replaced)")(
-      "spec", po::value(&spec), "quantizer spec for every selected tensor (floating, rank >= 2, *weight/*kernel)")(
+      "spec", po::value(&spec),
+      "quantizer spec for every selected tensor (floating, rank >= 2, *weight/*kernel)")(
       "bits", po::value(&bits), "K = 2^bits codes")("k", po::value(&k), "K codes")(
       "granularity", po::value(&granularity)->default_value("channel"), "tensor | channel | group:G")(
-      "rules", po::value(&rules), "an INI file of [GLOB] rules, first match wins (spec, bits/k, granularity, "
-                                  "layout, importance on/off, skip)")(
-      "importance", po::value(&importance), "per-input-channel importance (safetensors of 1-D F32 vectors)")(
+      "rules", po::value(&rules),
+      "an INI file of [GLOB] rules, first match wins (spec, bits/k, granularity, "
+      "layout, importance on/off, skip)")("importance", po::value(&importance),
+                                          "per-input-channel importance (safetensors of 1-D F32 vectors)")(
       "rename", po::value<std::vector<std::string>>()->composing(),
-      "FROM=TO: rename importance entries by regex (repeatable; llama.cpp's Llama names map to Hugging Face's "
-      "by themselves)")(
-      "threads", po::value(&threads)->default_value(0), "threads over blocks (0 = every core)")(
+      "FROM=TO: rename importance entries by regex (repeatable; llama.cpp's Llama names map to Hugging "
+      "Face's "
+      "by themselves)")("threads", po::value(&threads)->default_value(0),
+                        "threads over blocks (0 = every core)")(
       "pack", "also write packed.safetensors (bit-packed codes, codebooks, blocks)")(
       "opt-ratio", "add the opt_ratio column (MSE over the least any K-level codebook reaches)");
   auto vm = parse_command(args, desc, "positional");

@@ -243,10 +243,28 @@ std::vector<CheckpointRule> parse_rules(const std::string& text, const std::stri
 
 std::vector<std::string> report_columns() {
   std::vector<std::string> cols = {"tensor", "shape", "dtype"};
-  for (const Col c : {Col::quantizer, Col::n, Col::k, Col::bits, Col::granularity, Col::rows, Col::cols,
-                      Col::blocks, Col::mse, Col::nmse, Col::sqnr_db, Col::max_abs_err, Col::entropy_bits,
-                      Col::storage_bits, Col::coded_bits, Col::wmse, Col::iterations, Col::converged,
-                      Col::opt_ratio, Col::fit_s, Col::encode_s, Col::decode_s})
+  for (const Col c : {Col::quantizer,
+                      Col::n,
+                      Col::k,
+                      Col::bits,
+                      Col::granularity,
+                      Col::rows,
+                      Col::cols,
+                      Col::blocks,
+                      Col::mse,
+                      Col::nmse,
+                      Col::sqnr_db,
+                      Col::max_abs_err,
+                      Col::entropy_bits,
+                      Col::storage_bits,
+                      Col::coded_bits,
+                      Col::wmse,
+                      Col::iterations,
+                      Col::converged,
+                      Col::opt_ratio,
+                      Col::fit_s,
+                      Col::encode_s,
+                      Col::decode_s})
     cols.emplace_back(column_name(c));
   return cols;
 }
@@ -311,8 +329,8 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
           break;
         }
         if (j.quantize) {
-          const std::string head = "rule [" + o.rules[static_cast<std::size_t>(j.rule)].pattern + "]: tensor \"" +
-                                   t.name + "\"";
+          const std::string head =
+              "rule [" + o.rules[static_cast<std::size_t>(j.rule)].pattern + "]: tensor \"" + t.name + "\"";
           if (!is_float(t.dtype)) {
             throw Error(head + " is " + std::string(st::dtype_name(t.dtype)) +
                         ", not a floating tensor (F32, F16, BF16, F64): add a skip rule before it");
@@ -353,8 +371,9 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
           }
           if (j.importance->size() != j.cols) {
             throw Error(imp->source + ": tensor \"" + t.name + "\": importance has " +
-                        std::to_string(j.importance->size()) + " entries, the weight laid out " + j.layout_word +
-                        " has " + std::to_string(j.cols) + " columns (one per input channel)");
+                        std::to_string(j.importance->size()) + " entries, the weight laid out " +
+                        j.layout_word + " has " + std::to_string(j.cols) +
+                        " columns (one per input channel)");
           }
         }
       }
@@ -368,8 +387,9 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
     }
   }
   if (std::none_of(jobs.begin(), jobs.end(), [](const Job& j) { return j.quantize; }))
-    throw Error(in_name + ": no tensor is selected for quantization (floating, rank >= 2, named *weight or "
-                          "*kernel); give rules to choose them");
+    throw Error(in_name +
+                ": no tensor is selected for quantization (floating, rank >= 2, named *weight or "
+                "*kernel); give rules to choose them");
 
   // Outputs must not replace anything: a folder holding them is refused.
   std::error_code ec;
@@ -391,8 +411,13 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
   {
     nlohmann::json rj = nlohmann::json::array();
     for (const CheckpointRule& r : o.rules)
-      rj.push_back({{"match", r.pattern}, {"skip", r.skip}, {"spec", r.spec}, {"k", r.k},
-                    {"granularity", r.granularity}, {"layout", r.layout}, {"importance", r.importance}});
+      rj.push_back({{"match", r.pattern},
+                    {"skip", r.skip},
+                    {"spec", r.spec},
+                    {"k", r.k},
+                    {"granularity", r.granularity},
+                    {"layout", r.layout},
+                    {"importance", r.importance}});
     sq_meta["sqbench.rules"] =
         o.rules.empty() ? "default: " + o.spec + " k=" + std::to_string(o.k) + " granularity=" + o.granularity
                         : rj.dump();
@@ -406,7 +431,8 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
       entries.push_back({j.name + ".codes", st::DType::U8, {packed_bytes(j.rows * j.cols, b)}});
       entries.push_back({j.name + ".codebooks", st::DType::F32, {j.blocks, j.k}});
       entries.push_back({j.name + ".blocks", st::DType::I64, {j.blocks, 2}});
-      if (j.side_per_block > 0) entries.push_back({j.name + ".side", st::DType::F32, {j.blocks, j.side_per_block}});
+      if (j.side_per_block > 0)
+        entries.push_back({j.name + ".side", st::DType::F32, {j.blocks, j.side_per_block}});
     }
     packed = std::make_unique<st::Writer>(o.out / "packed.safetensors", std::move(entries), sq_meta);
   }
@@ -458,7 +484,9 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
       if (o.opt_ratio) {
         const double optimum = optimal_mse(view, j.k, qo);
         const double measured = j.importance ? r.metrics.wmse : r.metrics.mse;
-        ratio = std::isnan(measured) ? NAN : optimum > 0 ? measured / optimum : (measured == 0 ? 1.0 : INFINITY);
+        ratio = std::isnan(measured) ? NAN
+                : optimum > 0        ? measured / optimum
+                                     : (measured == 0 ? 1.0 : INFINITY);
       }
       if (j.layout == npy::Layout::hwio && j.info.shape.size() >= 2) {
         const std::vector<float> back = npy::from_tensor(j.info.shape, r.decoded, j.layout);
@@ -524,7 +552,8 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
     std::map<std::string, double> sums;
     bool weighted = true;
     double max_err = 0;
-    const std::vector<std::string> averaged = {"mse", "nmse", "entropy_bits", "storage_bits", "coded_bits", "wmse"};
+    const std::vector<std::string> averaged = {"mse",          "nmse",       "entropy_bits",
+                                               "storage_bits", "coded_bits", "wmse"};
     for (const ReportRow& r : rows) {
       const double rn = std::stod(r.at("n"));
       n += rn;
@@ -574,7 +603,8 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
     inputs.push_back({{"file", p.string()}, {"bytes", fs::file_size(p)}, {"header_fnv1a64", hex64(h)}});
   }
   m["input"] = {{"path", in_name}, {"files", inputs}};
-  m["rules"] = o.rules.empty() ? nlohmann::json(sq_meta["sqbench.rules"]) : nlohmann::json::parse(sq_meta["sqbench.rules"]);
+  m["rules"] = o.rules.empty() ? nlohmann::json(sq_meta["sqbench.rules"])
+                               : nlohmann::json::parse(sq_meta["sqbench.rules"]);
   m["importance"] = imp ? nlohmann::json({{"file", imp->source}, {"format", imp->format}}) : nlohmann::json();
   m["tensors"] = manifest_tensors;
   if (o.pack) {
@@ -582,10 +612,12 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
         {"file", "packed.safetensors"},
         {"decode",
          "for each quantized tensor T (see tensors): b = max(1, ceil(log2 k)); n = rows * cols; codes = "
-         "np.unpackbits(packed[T + '.codes'], bitorder='little')[:n * b].reshape(n, b) @ (1 << np.arange(b)); "
+         "np.unpackbits(packed[T + '.codes'], bitorder='little')[:n * b].reshape(n, b) @ (1 << "
+         "np.arange(b)); "
          "for each block i with (offset, length) = packed[T + '.blocks'][i]: x[offset:offset + length] = "
          "packed[T + '.codebooks'][i][codes[offset:offset + length]]; x is the laid-out rows x cols tensor "
-         "(layout oihw/rows: reshape to shape; hwio: reshape to (rows, in, kh, kw) and move the first axis last)"}};
+         "(layout oihw/rows: reshape to shape; hwio: reshape to (rows, in, kh, kw) and move the first axis "
+         "last)"}};
   }
   // Completion order: data files, then the index, the report and the manifest last (its presence says done).
   if (packed) packed->commit();

@@ -33,11 +33,11 @@ namespace sqb {
 
 /// One rule of a rules file.
 struct CheckpointRule {
-  std::string pattern;  ///< shell-style glob over tensor names (safetensors::glob_match)
-  bool skip = false;    ///< copy the matching tensors unchanged
-  std::string spec;     ///< quantizer spec (e.g. "kmeans"); empty: the command's
-  std::size_t k = 0;    ///< K; 0: the command's
-  std::string granularity;  ///< empty: the command's
+  std::string pattern;          ///< shell-style glob over tensor names (safetensors::glob_match)
+  bool skip = false;            ///< copy the matching tensors unchanged
+  std::string spec;             ///< quantizer spec (e.g. "kmeans"); empty: the command's
+  std::size_t k = 0;            ///< K; 0: the command's
+  std::string granularity;      ///< empty: the command's
   std::string layout = "auto";  ///< rows | oihw | hwio | auto
   bool importance = true;       ///< use the importance file's vector for the matching tensors
 };
@@ -66,7 +66,7 @@ struct CheckpointOptions {
   std::vector<CheckpointRule> rules;  ///< empty: the default selection
   std::filesystem::path importance;   ///< empty: none
   std::vector<std::string> rename;    ///< FROM=TO regex rules for the importance file's names
-  int threads = 0;                    ///< threads over blocks (0 = every core); output identical for any value
+  int threads = 0;  ///< threads over blocks (0 = every core); output identical for any value
   bool pack = false;
   bool opt_ratio = false;
   std::uint64_t seed = 0;

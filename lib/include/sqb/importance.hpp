@@ -1,16 +1,16 @@
 #pragma once
 /// \file importance.hpp
 /// Activation importance: per weight, one non-negative value per input channel (the mean of x^2 over
-/// calibration tokens or pixels), the statistic llama.cpp's importance matrix, SqueezeLLM and any4 weight their
-/// k-means by. A vector v weights element (r, c) of the laid-out weight (rows x cols) by v[c].
+/// calibration tokens or pixels), the statistic llama.cpp's importance matrix, SqueezeLLM and any4 weight
+/// their k-means by. A vector v weights element (r, c) of the laid-out weight (rows x cols) by v[c].
 ///
 /// The safetensors importance format: one 1-D float tensor per weight, named exactly like the weight, of
 /// length = the laid-out weight's column count (`in_features` for a Linear [out, in] weight). F32 is what
 /// sqbench and `sqbench.torch` write; F16, BF16 and F64 are read too.
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
-#include <cstdint>
 #include <map>
 #include <span>
 #include <string>

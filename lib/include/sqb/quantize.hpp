@@ -38,8 +38,8 @@ struct QuantizeOptions {
   std::span<const float> weights;
   /// Empty, or one non-negative finite weight per column (activation importance: the mean of x^2 per input
   /// channel): element (r, c) is weighted by column_weights[c]. Exactly the same result, bit for bit, as
-  /// `weights` holding that value at every (r, c): the call expands them to rows x cols weights (one float per
-  /// element while it runs). Setting both is an Error.
+  /// `weights` holding that value at every (r, c): the call expands them to rows x cols weights (one float
+  /// per element while it runs). Setting both is an Error.
   std::span<const float> column_weights;
   /// Threads over the tensor's blocks (and over chunks of a long block when encoding and decoding): 1 runs
   /// everything on the calling thread, 0 uses every core (std::thread::hardware_concurrency). The result is
@@ -51,8 +51,9 @@ struct QuantizeOptions {
   bool check_input = true;
   /// Compute metrics and figures (the measure stage). False for timed repeats.
   bool measure = true;
-  /// Also measure coded_bits (metrics.hpp): a real rANS pass over the codes, encoded then decoded and checked,
-  /// which costs more than the rest of the measure stage. Off, coded_bits is NaN (an empty cell, None).
+  /// Also measure coded_bits (metrics.hpp): a real rANS pass over the codes, encoded then decoded and
+  /// checked, which costs more than the rest of the measure stage. Off, coded_bits is NaN (an empty cell,
+  /// None).
   bool coded = false;
   /// quantize_into only: skip the fit stage and encode with the codebooks already in the result (designed by
   /// an earlier call on a tensor of the same shape, granularity and K): quantization-aware training assigns

@@ -186,8 +186,8 @@ std::vector<std::string> glob_names(std::span<const std::string> names, std::str
 
 /// float32 -> bfloat16 bits, rounded to nearest, ties to even (the top 16 bits of the float32 after adding
 /// 0x7FFF plus the lowest kept bit); overflow past bfloat16's largest finite value becomes +-Inf. Equal to
-/// torch's `.to(torch.bfloat16)` bit for bit for every non-NaN value; every NaN becomes 0x7FC0 (torch's scalar
-/// conversion; its vectorised kernels give 0xFFFF).
+/// torch's `.to(torch.bfloat16)` bit for bit for every non-NaN value; every NaN becomes 0x7FC0 (torch's
+/// scalar conversion; its vectorised kernels give 0xFFFF).
 std::uint16_t float_to_bf16(float f);
 /// bfloat16 bits -> float32, exact (the bits are the top half of a float32).
 float bf16_to_float(std::uint16_t h);
@@ -236,7 +236,7 @@ class Writer {
   /// Every tensor's entry with its byte range in the data buffer, sorted by name.
   const std::vector<TensorInfo>& tensors() const;
   const TensorInfo& info(std::string_view tensor) const;  ///< Error when the writer has no such tensor
-  std::uint64_t data_offset() const;                       ///< 8 + the padded header length
+  std::uint64_t data_offset() const;                      ///< 8 + the padded header length
   std::uint64_t file_size() const;
 
   /// Raw little-endian bytes of the tensor, placed `offset` bytes into its data.
