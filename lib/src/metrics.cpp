@@ -104,8 +104,8 @@ std::vector<Chunk> make_chunks(const std::vector<Block>& blocks) {
       continue;
     }
     Chunk c{b, b + 1, blk.offset, blk.length, true};
-    for (++b; b < blocks.size() && blocks[b].offset == c.begin + c.length &&
-              c.length + blocks[b].length <= kChunk;
+    for (++b;
+         b < blocks.size() && blocks[b].offset == c.begin + c.length && c.length + blocks[b].length <= kChunk;
          ++b) {
       c.length += blocks[b].length;
       c.end_block = b + 1;
@@ -126,14 +126,8 @@ Metrics measure_blocks(std::span<const float> x, std::span<const float> xhat, co
   const std::vector<Chunk> chunks = make_chunks(blocks);
   ErrorSums total;
   for (const Chunk& c : chunks) {
-    const ErrorSums s = error_sums(x.data() + c.begin, xhat.data() + c.begin,
-                                   weights.empty() ? nullptr : weights.data() + c.begin, c.length);
-    total.sum += s.sum;
-    total.sum_sq += s.sum_sq;
-    total.err_sq += s.err_sq;
-    total.max_err = std::max(total.max_err, s.max_err);
-    total.wsum += s.wsum;
-    total.werr += s.werr;
+    total += error_sums(x.data() + c.begin, xhat.data() + c.begin,
+                        weights.empty() ? nullptr : weights.data() + c.begin, c.length);
   }
   const double n = static_cast<double>(x.size());
   double var_sum = 0;

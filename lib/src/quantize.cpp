@@ -98,7 +98,8 @@ void check_input(TensorView x, std::span<const float> weights) {
 
 void check_column_weights(TensorView x, const QuantizeOptions& o) {
   if (o.column_weights.empty()) return;
-  if (!o.weights.empty()) throw Error("weights: give either per-element weights or per-column weights, not both");
+  if (!o.weights.empty())
+    throw Error("weights: give either per-element weights or per-column weights, not both");
   if (o.column_weights.size() != x.cols) {
     throw Error("column weights: " + std::to_string(o.column_weights.size()) + " values for a tensor of " +
                 std::to_string(x.cols) + " columns (one importance weight per column is needed)");
@@ -165,7 +166,8 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& opti
   // designed from its own seed and every sum has a fixed order, so neither the schedule nor the thread count
   // changes a bit of the result.
   const std::vector<detail::Chunk> chunks = detail::make_chunks(out.blocks);
-  const bool one_pass = std::all_of(chunks.begin(), chunks.end(), [](const detail::Chunk& c) { return c.whole; });
+  const bool one_pass =
+      std::all_of(chunks.begin(), chunks.end(), [](const detail::Chunk& c) { return c.whole; });
   if (!o.reuse_design) out.designs.resize(nb);
   if (out.codes.size() != x.size() || out.codes.code_count() != k) out.codes = Codes(x.size(), k);
   out.decoded.resize(x.size());
@@ -183,8 +185,8 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& opti
     BlockDesign& d = out.designs[i];
     d = q.design(x.values.subspan(b.offset, b.length), {i, block_seed(o.seed, i), w});
     if (d.codebook.size() != k) {
-      throw std::logic_error("strategy designed " + std::to_string(d.codebook.size()) + " levels for K = " +
-                             std::to_string(k));
+      throw std::logic_error("strategy designed " + std::to_string(d.codebook.size()) +
+                             " levels for K = " + std::to_string(k));
     }
     if (d.side.empty() && out.side.per_block == k) {
       d.side.assign(d.codebook.levels().begin(), d.codebook.levels().end());
@@ -281,21 +283,16 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& opti
     t0 = Clock::now();
     detail::parallel_for(chunks.size(), threads, [&](std::size_t ci) { decode_chunk(codes, chunks[ci]); });
     if (times) times->decode = seconds_since(t0);
-    if (o.measure) detail::parallel_for(chunks.size(), threads, [&](std::size_t ci) { measure_chunk(codes, ci); });
+    if (o.measure)
+      detail::parallel_for(chunks.size(), threads, [&](std::size_t ci) { measure_chunk(codes, ci); });
   });
   if (!o.measure) return;
 
   // Measure: the chunks' sums in chunk order, the variance by a second pass about the mean (no cancellation
   // for data with a large offset), the histogram of the codes.
   detail::ErrorSums total;
-  for (const detail::ErrorSums& c : sums) {
-    total.sum += c.sum;
-    total.sum_sq += c.sum_sq;
-    total.err_sq += c.err_sq;
-    total.max_err = std::max(total.max_err, c.max_err);
-    total.wsum += c.wsum;
-    total.werr += c.werr;
-  }
+  for (const detail::ErrorSums& c : sums)
+    total += c;
   const double mean = total.sum / static_cast<double>(x.size());
   std::vector<double> centered(chunks.size());
   detail::parallel_for(chunks.size(), threads, [&](std::size_t ci) {
@@ -304,7 +301,8 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& opti
   double var_sum = 0;
   for (const double v : centered)
     var_sum += v;
-  detail::finish_error_metrics(static_cast<double>(x.size()), total, var_sum, !o.weights.empty(), out.metrics);
+  detail::finish_error_metrics(static_cast<double>(x.size()), total, var_sum, !o.weights.empty(),
+                               out.metrics);
   std::vector<std::size_t> hist(k, 0);
   if (chunk_histograms) {
     for (std::size_t ci = 0; ci < chunks.size(); ++ci) {

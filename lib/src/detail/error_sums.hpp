@@ -15,6 +15,16 @@ namespace sqb::detail {
 /// sum w (x - x~)^2 (computed as (w e) e); zero without weights.
 struct ErrorSums {
   double sum = 0, sum_sq = 0, err_sq = 0, max_err = 0, wsum = 0, werr = 0;
+  /// Adds another range's sums (ranges are combined in order, so the totals have a fixed order).
+  ErrorSums& operator+=(const ErrorSums& o) {
+    sum += o.sum;
+    sum_sq += o.sum_sq;
+    err_sq += o.err_sq;
+    max_err = max_err < o.max_err ? o.max_err : max_err;
+    wsum += o.wsum;
+    werr += o.werr;
+    return *this;
+  }
 };
 
 /// The sums of x[0..n) against xhat (w may be null).
