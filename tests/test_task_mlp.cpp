@@ -283,7 +283,7 @@ TEST_CASE("task: spec parsing, defaults, canonical text and errors", "[task][spe
   CHECK_THROWS_WITH(sqb::task::parse_task_spec("fashion_mnist lr=0"), Contains("'lr'"));
   CHECK_THROWS_WITH(sqb::task::parse_task_spec("fashion_mnist bias=yes"), Contains("one of 0|1"));
   CHECK_THROWS_WITH(sqb::task::parse_task_spec("fashion_mnist epochs=2 epochs=3"), Contains("twice"));
-  CHECK(sqb::task::task_params().size() == 14);
+  CHECK(sqb::task::task_params().size() == 15);
 }
 
 TEST_CASE("task: the cells' recipe keys parse, default as the issue says, and leave the model key alone",
@@ -294,7 +294,8 @@ TEST_CASE("task: the cells' recipe keys parse, default as the issue says, and le
   CHECK(d.ste == sqb::task::Ste::identity);
   CHECK(d.redesign == 1);
   CHECK_FALSE(d.train_levels);
-  CHECK_FALSE(d.fisher_weights);
+  CHECK(d.weights == sqb::task::Importance::none);
+  CHECK(d.model.empty());
   const sqb::task::TaskSpec r = sqb::task::parse_task_spec(
       "fashion_mnist qat_epochs=3 qat_lr=1e-4 ste=clipped redesign=50 qat=levels weights=fisher");
   CHECK(r.qat_epochs == 3);
@@ -302,7 +303,7 @@ TEST_CASE("task: the cells' recipe keys parse, default as the issue says, and le
   CHECK(r.ste == sqb::task::Ste::clipped);
   CHECK(r.redesign == 50);
   CHECK(r.train_levels);
-  CHECK(r.fisher_weights);
+  CHECK(r.weights == sqb::task::Importance::fisher);
   // Cells that differ only in their recipe share one trained float model.
   CHECK(r.canonical() == d.canonical());
   CHECK(sqb::task::model_key(r, 7) == sqb::task::model_key(d, 7));

@@ -118,9 +118,11 @@ std::vector<fs::path> plan_inputs(const Config& config, const Plan& plan) {
     }
     if (const std::string w = spec_value(spec, "weights"); weights_file(w)) add(w);
   }
-  for (const sqb::task::TaskSpec& t : plan.task_specs)
+  for (const sqb::task::TaskSpec& t : plan.task_specs) {
     for (const fs::path& f : sqb::task::dataset_files(t.data))
       add(f);
+    if (!t.model.empty()) add(t.model);
+  }
   return {files.begin(), files.end()};
 }
 

@@ -19,12 +19,18 @@ namespace fs = std::filesystem;
 namespace {
 
 // A task spec as a cell runs it: a relative data= folder is relative to the config's folder (as npy path=
-// is), and its four files must be there, with valid headers, now rather than when the first cell starts.
+// is), and its four files must be there, with valid headers, now rather than when the first cell starts; so
+// must a model= checkpoint (relative to the config's folder as well).
 sqb::task::TaskSpec resolve_task(const std::string& text, const fs::path& base_dir) {
   sqb::task::TaskSpec spec = sqb::task::parse_task_spec(text);
   if (spec.data.is_relative()) spec.data = base_dir / spec.data;
+  if (!spec.model.empty() && spec.model.is_relative()) spec.model = base_dir / spec.model;
   try {
-    sqb::task::dataset_shape(spec.data);
+    const sqb::task::DatasetShape shape = sqb::task::dataset_shape(spec.data);
+    // A given float model is read whole now (it is small): a missing tensor or a wrong shape stops the run
+    // before any cell starts.
+    if (!spec.model.empty())
+      sqb::task::load_safetensors(spec.model, sqb::task::model_spec(spec, shape.features()));
   } catch (const sqb::Error& e) {
     throw sqb::Error("task \"" + text + "\": " + e.what());
   }

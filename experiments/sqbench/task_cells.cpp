@@ -116,7 +116,7 @@ bool task_cell_fills(const Plan& plan, const Cell& cell, Col c) {
     case Col::layer_sqnr_db:
       return true;
     case Col::wmse:
-      return plan.task_specs[cell.d].fisher_weights;
+      return plan.task_specs[cell.d].weights != task::Importance::none;
     default:
       return false;  // the tensor's rows and cols (a network has several), timings of the tensor sweeps
   }
@@ -160,7 +160,24 @@ const task::Dataset& TaskRunner::train_set(const task::TaskSpec& spec) {
 }
 
 TaskRunner::Model TaskRunner::train_or_load(const task::TaskSpec& spec, std::uint64_t seed) {
+  Model m = train_or_load_weights(spec, seed);
+  // One forward pass over the training set; cheap beside the Fisher diagonal, so not kept on disk.
+  m.activations = task::activation_importance(m.mlp, train_set(spec));
+  return m;
+}
+
+TaskRunner::Model TaskRunner::train_or_load_weights(const task::TaskSpec& spec, std::uint64_t seed) {
   const std::string key = task::model_key(spec, seed);
+  if (!spec.model.empty()) {
+    // A given checkpoint is the float model: nothing is trained or cached; its statistics come from it.
+    const task::Dataset& train = train_set(spec);
+    Model m;
+    m.mlp = task::load_safetensors(spec.model, task::model_spec(spec, train.features()));
+    m.fisher = task::fisher_diagonal(m.mlp, train);
+    ++loaded_;
+    note_("float model " + key + ": read from " + spec.model.string());
+    return m;
+  }
   const fs::path dir = model_dir(out_, spec, seed);
   ensure_writable_dir(dir.parent_path());
   // Another job or process may be training this model now: wait for it rather than train it twice.
@@ -182,6 +199,9 @@ TaskRunner::Model TaskRunner::train_or_load(const task::TaskSpec& spec, std::uin
       m.fisher.emplace_back(w.rows, w.cols, std::move(a.values));
     }
     m.train_s = read_train_seconds(dir / "training.txt");
+    // A folder from before the models were also kept under torch's names gets its safetensors file now.
+    if (!fs::exists(dir / "model.safetensors"))
+      task::save_safetensors(dir / "model.safetensors", m.mlp, {{"sqbench_model_key", key}});
     ++loaded_;
     note_("float model " + key + ": loaded from " + dir.string());
     return m;
@@ -296,8 +316,11 @@ std::vector<std::string> TaskRunner::run(const Config& config, const Cell& c) {
     set(Col::storage_bits, 32);
   } else {
     const std::size_t k = c.k;
+    const bool fisher = spec.weights == task::Importance::fisher;
+    const bool activations = spec.weights == task::Importance::activations;
     task::QuantizerTransform qt(plan_.quantizers[c.q], k, sqb::Granularity::parse(c.granularity), c.seed,
-                                spec.fisher_weights ? fm.fisher : std::vector<sqb::Tensor>{});
+                                fisher ? fm.fisher : std::vector<sqb::Tensor>{},
+                                activations ? fm.activations : std::vector<std::vector<float>>{});
     task::Mlp latent = fm.mlp;
     std::vector<task::FakeQuant> quantized;
     if (c.mode == Mode::ptq) {
@@ -316,8 +339,11 @@ std::vector<std::string> TaskRunner::run(const Config& config, const Cell& c) {
     // values.
     const std::size_t side =
         spec.train_levels && c.mode == Mode::qat ? k : qt.quantizer().side_values().per_block;
-    const task::NetworkQuality quality = task::measure_network(
-        latent.weights, quantized, k, side, spec.fisher_weights ? fm.fisher : std::vector<sqb::Tensor>{});
+    const task::NetworkQuality quality =
+        task::measure_network(latent.weights, quantized, k, side,
+                              fisher        ? fm.fisher
+                              : activations ? task::expand_columns(fm.mlp, fm.activations)
+                                            : std::vector<sqb::Tensor>{});
     std::vector<sqb::Tensor> wq;
     std::size_t blocks = 0, converged = 0;
     int iterations = 0;
@@ -340,7 +366,7 @@ std::vector<std::string> TaskRunner::run(const Config& config, const Cell& c) {
     set(Col::max_abs_err, t.max_abs_err);
     set(Col::entropy_bits, t.entropy_bits);
     set(Col::storage_bits, t.storage_bits);
-    if (spec.fisher_weights) set(Col::wmse, t.wmse);
+    if (fisher || activations) set(Col::wmse, t.wmse);
     set(Col::iterations, iterations);
     set(Col::converged, static_cast<double>(converged) / static_cast<double>(blocks), 4);
     row[plan_.position(Col::layer_mse)] = numbers_text(layer_mse);

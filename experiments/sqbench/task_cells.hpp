@@ -6,11 +6,13 @@
 // call, through sqb::task::QuantizerTransform.
 //
 // On disk, <results>/models/<h>/ (h = FNV-1a of sqb::task::model_key: the task's float-model keys and the
-// seed) holds layer<l>.weight.npy ([out, in] float32), layer<l>.fisher.npy (the empirical Fisher diagonal
-// on the training set), training.txt (seconds, per-epoch loss, test accuracy, the BLAS) and model.txt,
-// written last (its key and hash). A model is trained under an exclusive lock (flock on <h>.lock, so neither
-// another job of this run nor another process sharing the folder trains it twice or reads it half-written); a
-// run, a rerun or --resume that finds it loads it instead.
+// seed) holds layer<l>.weight.npy ([out, in] float32), model.safetensors (the same weights under PyTorch's
+// names: 0.weight, 2.weight, ...), layer<l>.fisher.npy (the empirical Fisher diagonal on the training set),
+// training.txt (seconds, per-epoch loss, test accuracy, the BLAS) and model.txt, written last (its key and
+// hash). A model is trained under an exclusive lock (flock on <h>.lock, so neither another job of this run
+// nor another process sharing the folder trains it twice or reads it half-written); a run, a rerun or
+// --resume that finds it loads it instead. A task with model=PATH.safetensors takes that checkpoint as its
+// float model (nothing trained, nothing kept on disk).
 
 #include <atomic>
 #include <cstdint>
@@ -76,6 +78,7 @@ class TaskRunner {
   struct Model {
     sqb::task::Mlp mlp;
     std::vector<sqb::Tensor> fisher;
+    std::vector<std::vector<float>> activations;  // task::activation_importance on the training set
     double train_s = 0;
   };
 
@@ -83,6 +86,7 @@ class TaskRunner {
   const sqb::task::Dataset& train_set(const sqb::task::TaskSpec& spec);
   const Model& model(std::size_t task, std::uint64_t seed);
   Model train_or_load(const sqb::task::TaskSpec& spec, std::uint64_t seed);
+  Model train_or_load_weights(const sqb::task::TaskSpec& spec, std::uint64_t seed);
 
   const Plan& plan_;
   std::filesystem::path out_;

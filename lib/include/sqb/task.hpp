@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -110,6 +111,13 @@ enum class Ste {
   clipped,   ///< dL/dW = dL/dW_q where min(levels) <= W <= max(levels) of the element's block, else 0
 };
 
+/// What weights a task cell's codebook designs.
+enum class Importance {
+  none,
+  fisher,       ///< the empirical Fisher diagonal (fisher_diagonal), [out, in]
+  activations,  ///< mean x^2 per input feature (activation_importance), one weight per column
+};
+
 /// `fashion_mnist key=value ...` (see task_params() for the keys, their defaults and ranges).
 struct TaskSpec {
   std::filesystem::path data{std::string(kFashionMnistDir)};  ///< the dataset folder
@@ -123,12 +131,20 @@ struct TaskSpec {
 
   // The cells' recipe: how a sweep fine-tunes and quantizes the float model. Not part of canonical(), so
   // specs that differ only here share one trained float model.
-  std::size_t qat_epochs = 2;   ///< QAT fine-tuning epochs, and the float fine-tuning of mode fp32_ft
-  double qat_lr = 2e-4;         ///< their AdamW learning rate (batch and weight decay as the float training)
-  Ste ste = Ste::identity;      ///< `ste=identity|clipped`
-  std::size_t redesign = 1;     ///< `redesign=M`: QatOptions::redesign (codebooks re-designed every M steps)
-  bool train_levels = false;    ///< `qat=levels`: QatOptions::train_levels (else `qat=ste`)
-  bool fisher_weights = false;  ///< `weights=fisher`: the float model's Fisher diagonal weights the designs
+  std::size_t qat_epochs = 2;  ///< QAT fine-tuning epochs, and the float fine-tuning of mode fp32_ft
+  double qat_lr = 2e-4;        ///< their AdamW learning rate (batch and weight decay as the float training)
+  Ste ste = Ste::identity;     ///< `ste=identity|clipped`
+  std::size_t redesign = 1;    ///< `redesign=M`: QatOptions::redesign (codebooks re-designed every M steps)
+  bool train_levels = false;   ///< `qat=levels`: QatOptions::train_levels (else `qat=ste`)
+  /// `weights=none|fisher|activations`: what weights the designs (and the wmse figure). fisher: the float
+  /// model's empirical Fisher diagonal, one weight per weight; activations: each layer's mean x^2 per input
+  /// feature over the training set (activation_importance), one weight per column.
+  Importance weights = Importance::none;
+
+  /// `model=PATH.safetensors`: the float model is this checkpoint (tensors named as torch names
+  /// nn.Sequential(Linear, ReLU, ..., Linear): see torch_name), not one trained from the keys above; empty:
+  /// train. A float-model key: canonical() ends with " model=PATH" when it is set.
+  std::filesystem::path model;
 
   /// The keys that determine the float model, each with its value, in task_params() order, after the name:
   /// "fashion_mnist data=... hidden=256 bias=0 epochs=10 batch=64 lr=0.001 weight_decay=0.01 train_n=0"
@@ -141,7 +157,7 @@ std::span<const std::string_view> task_names();
 /// The declared keys: data (text), hidden (comma-separated widths in [1, 65536], or `none`), bias (0|1),
 /// epochs [1, 1000], batch [1, 1e6], lr (0, 1], weight_decay [0, 1], train_n [0, 1e9]; the recipe's
 /// qat_epochs [0, 1000], qat_lr (0, 1], ste (identity|clipped), redesign [0, 1e9], qat (ste|levels),
-/// weights (none|fisher).
+/// weights (none|fisher|activations); model (a safetensors path, or empty).
 std::span<const ParamSpec> task_params();
 /// Parses `fashion_mnist key=value ...`. Throws Error quoting the spec for an unknown task name (listing the
 /// valid ones), an unknown key (listing the valid ones), a value out of its domain, or qat=levels with
@@ -351,8 +367,12 @@ std::vector<FakeQuant> apply_transform(const Mlp& model, const WeightTransform& 
 class QuantizerTransform {
  public:
   /// Throws Error for a bad spec or parameter, or a K the strategy cannot serve (as make_quantizer).
+  /// `column_importance` (one vector of `in` values per layer: e.g. activation_importance) weights column c
+  /// of layer l by column_importance[l][c] (QuantizeOptions::column_weights): exactly the designs of the
+  /// expanded full-shape `importance`. At most one of the two may be given (Error otherwise).
   QuantizerTransform(std::string_view spec, std::size_t k, Granularity granularity, std::uint64_t seed = 0,
-                     std::vector<Tensor> importance = {});
+                     std::vector<Tensor> importance = {},
+                     std::vector<std::vector<float>> column_importance = {});
 
   /// Throws Error when importance[layer] does not have the latent weights' shape, for a redesign == false
   /// call before the layer's first redesign, and for whatever sqb::quantize_into throws (non-finite weights).
@@ -367,6 +387,7 @@ class QuantizerTransform {
   Granularity granularity_;
   std::uint64_t seed_ = 0;
   std::vector<Tensor> importance_;
+  std::vector<std::vector<float>> column_importance_;
   std::vector<Quantized> results_;
 };
 
@@ -396,6 +417,17 @@ NetworkQuality measure_network(std::span<const Tensor> latent, std::span<const F
 /// and accumulated in double. Returned per layer as float32 [out, in], >= 0.
 std::vector<Tensor> fisher_diagonal(const Mlp& model, const Dataset& data);
 
+/// Each layer's input statistic: out[l][c] = (1/N) sum_i a_l,i[c]^2 over the N examples of `data`, where
+/// a_0 is the image's pixels and a_l (l >= 1) the output of hidden layer l - 1 after its ReLU (the input of
+/// the weight matrix l as the float model computes it). As sqbench.torch.calibrate gathers for nn.Linear:
+/// the importance of column c of W_l (QuantizeOptions::column_weights). Forward passes in batches of 1000 in
+/// float32; the squares summed in double. out[l] has model.spec.sizes()[l] values, each >= 0.
+std::vector<std::vector<float>> activation_importance(const Mlp& model, const Dataset& data);
+
+/// Column weights as full [out, in] importance weights: element (r, c) of layer l is columns[l][c] (what
+/// QuantizeOptions::column_weights expands to; measure_network takes this form). Error on a size mismatch.
+std::vector<Tensor> expand_columns(const Mlp& model, std::span<const std::vector<float>> columns);
+
 // ---------------------------------------------------------------------------------------------------------
 // On disk
 
@@ -415,6 +447,26 @@ bool model_saved(const std::filesystem::path& dir);
 Mlp load_model(const std::filesystem::path& dir, const ModelSpec& spec, std::string_view key);
 /// Writes `dir`/layer<l>.fisher.npy ([out, in] float32) for every layer.
 void save_fisher(const std::filesystem::path& dir, std::span<const Tensor> fisher);
+
+/// The name PyTorch gives layer l's weight (or bias) in the same network written as
+/// nn.Sequential(Linear, ReLU, Linear, ...): the Linear layers are modules 0, 2, 4, ..., so "0.weight",
+/// "2.weight", "2.bias".
+std::string torch_name(std::size_t layer, bool bias = false);
+
+/// The model as one safetensors file (sqb::safetensors::Writer: written under a temporary name and renamed,
+/// so `path` is whole or absent): F32 tensors named torch_name(l) [out, in] (torch.nn.Linear's layout, the
+/// engine's own) and, with biases, torch_name(l, true); `metadata` goes to __metadata__ (with "format":
+/// "pt" added unless given). `torch.nn.Sequential(...).load_state_dict` takes the tensors as they are.
+void save_safetensors(const std::filesystem::path& path, const Mlp& model,
+                      std::map<std::string, std::string> metadata = {});
+
+/// Reads a model of shape `spec` from a safetensors checkpoint named as save_safetensors writes it (e.g.
+/// `sqbench quantize`'s output of such a file). Each tensor may be F32, BF16 or F16 (read exactly as
+/// float32). Throws Error starting with the file's name, and naming the tensor, when the file cannot be
+/// opened or is not a valid safetensors file, a tensor is missing, has another shape or dtype, holds a
+/// non-finite value, or the file holds a tensor the network does not have (a bias with bias=0, a layer
+/// beyond the hidden widths): every name expected is listed.
+Mlp load_safetensors(const std::filesystem::path& path, const ModelSpec& spec);
 
 // ---------------------------------------------------------------------------------------------------------
 // The BLAS in use (for context.json)

@@ -195,6 +195,60 @@ std::vector<Tensor> fisher_diagonal(const Mlp& model, const Dataset& data) {
   return out;
 }
 
+std::vector<std::vector<float>> activation_importance(const Mlp& model, const Dataset& data) {
+  detail::check_fits(model, data);
+  const auto refs = layer_refs(model);
+  const auto sizes = model.spec.sizes();
+  const std::size_t f = data.features();
+  std::vector<std::vector<double>> acc(refs.size());
+  for (std::size_t l = 0; l < refs.size(); ++l)
+    acc[l].assign(sizes[l], 0.0);
+  detail::Net<float> net;
+  const auto add = [](const arma::fmat& a, std::vector<double>& sum) {
+    // a is [features, B] column-major: column j is example j, so feature c of example j is a(c, j).
+    for (arma::uword j = 0; j < a.n_cols; ++j) {
+      const float* col = a.colptr(j);
+      for (arma::uword c = 0; c < a.n_rows; ++c)
+        sum[c] += static_cast<double>(col[c]) * static_cast<double>(col[c]);
+    }
+  };
+  for (std::size_t start = 0; start < data.count; start += kEvalBatch) {
+    const std::size_t b = std::min(kEvalBatch, data.count - start);
+    const arma::fmat x(const_cast<float*>(data.pixels.data() + start * f), f, b, false, true);
+    net.forward(refs, x, std::span(data.labels).subspan(start, b));
+    add(x, acc[0]);
+    for (std::size_t l = 1; l < refs.size(); ++l)
+      add(net.output(l - 1), acc[l]);
+  }
+  std::vector<std::vector<float>> out(refs.size());
+  const double inv = 1.0 / static_cast<double>(data.count);
+  for (std::size_t l = 0; l < refs.size(); ++l) {
+    out[l].resize(sizes[l]);
+    for (std::size_t c = 0; c < sizes[l]; ++c)
+      out[l][c] = static_cast<float>(acc[l][c] * inv);
+  }
+  return out;
+}
+
+std::vector<Tensor> expand_columns(const Mlp& model, std::span<const std::vector<float>> columns) {
+  const auto sizes = model.spec.sizes();
+  if (columns.size() != model.spec.layers())
+    throw Error("expand_columns: " + std::to_string(columns.size()) + " layers of column weights for " +
+                std::to_string(model.spec.layers()) + " layers");
+  std::vector<Tensor> out;
+  for (std::size_t l = 0; l < columns.size(); ++l) {
+    if (columns[l].size() != sizes[l])
+      throw Error("expand_columns: layer " + std::to_string(l) + " has " + std::to_string(sizes[l]) +
+                  " columns but " + std::to_string(columns[l].size()) + " column weights");
+    Tensor t(sizes[l + 1], sizes[l]);
+    for (std::size_t r = 0; r < t.rows; ++r)
+      std::copy(columns[l].begin(), columns[l].end(),
+                t.values.begin() + static_cast<std::ptrdiff_t>(r * t.cols));
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
 void AdamW::validate() const {
   auto bad = [](double v) { return !std::isfinite(v); };
   if (bad(lr) || lr <= 0) throw Error("AdamW: lr must be > 0 (got " + std::to_string(lr) + ")");

@@ -115,6 +115,9 @@ class Net {
     }
   }
 
+  /// [out_l, B]: layer l's output in the last forward pass (after the ReLU for a hidden layer).
+  const Mat& output(std::size_t l) const { return act_[l]; }
+
   /// [classes, B]: the last forward pass's logits (column j is example j).
   const Mat& logits() const { return act_.back(); }
 

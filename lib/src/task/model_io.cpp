@@ -1,10 +1,13 @@
-// A trained float model on disk: one .npy per weight matrix and bias, and model.txt (written last) with the
-// key it was trained under and the key's hash, so a cached model is reused only for the same spec and seed.
+// A trained float model on disk: one .npy per weight matrix and bias, the same tensors as model.safetensors
+// under PyTorch's names (for torch and `sqbench quantize`), and model.txt (written last) with the key it was
+// trained under and the key's hash, so a cached model is reused only for the same spec and seed.
 
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -12,6 +15,7 @@
 
 #include "sqb/error.hpp"
 #include "sqb/npy.hpp"
+#include "sqb/safetensors.hpp"
 #include "sqb/task.hpp"
 
 namespace sqb::task {
@@ -94,8 +98,10 @@ void save_model(const fs::path& dir, const Mlp& model, std::string_view key) {
       npy::write(dir / layer_file(l, "bias"), bshape, model.biases[l]);
     }
   }
+  save_safetensors(dir / "model.safetensors", model, {{"sqbench_model_key", std::string(key)}});
   std::ostringstream s;
-  s << "# sqbench float model: layer<l>.weight.npy is [out, in] float32\n"
+  s << "# sqbench float model: layer<l>.weight.npy is [out, in] float32; model.safetensors holds the same "
+       "tensors under torch's names (nn.Sequential(Linear, ReLU, Linear): 0.weight, 2.weight)\n"
     << "key = " << key << "\n"
     << "hash = " << text_hash(key) << "\n"
     << "inputs = " << model.spec.inputs << "\n"
@@ -170,6 +176,86 @@ Mlp load_model(const fs::path& dir, const ModelSpec& spec, std::string_view key)
       b = std::move(ba.values);
     }
     m.biases.push_back(std::move(b));
+  }
+  m.validate();
+  return m;
+}
+
+std::string torch_name(std::size_t layer, bool bias) {
+  return std::to_string(2 * layer) + (bias ? ".bias" : ".weight");
+}
+
+void save_safetensors(const fs::path& path, const Mlp& model, std::map<std::string, std::string> metadata) {
+  model.validate();
+  namespace st = sqb::safetensors;
+  std::vector<st::Entry> entries;
+  for (std::size_t l = 0; l < model.weights.size(); ++l) {
+    entries.push_back({torch_name(l), st::DType::F32, {model.weights[l].rows, model.weights[l].cols}});
+    if (model.spec.bias) entries.push_back({torch_name(l, true), st::DType::F32, {model.biases[l].size()}});
+  }
+  metadata.try_emplace("format", "pt");
+  st::Writer w(path, std::move(entries), std::move(metadata));
+  for (std::size_t l = 0; l < model.weights.size(); ++l) {
+    w.write_values(torch_name(l), model.weights[l].values);
+    if (model.spec.bias) w.write_values(torch_name(l, true), model.biases[l]);
+  }
+  w.commit();
+}
+
+Mlp load_safetensors(const fs::path& path, const ModelSpec& spec) {
+  spec.validate();
+  namespace st = sqb::safetensors;
+  const std::string name = path.string();
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw Error(name + ": no such file (model= names a safetensors checkpoint)");
+  const st::Checkpoint ck(path);
+  const auto sizes = spec.sizes();
+  std::vector<std::string> expected;
+  for (std::size_t l = 0; l < spec.layers(); ++l) {
+    expected.push_back(torch_name(l));
+    if (spec.bias) expected.push_back(torch_name(l, true));
+  }
+  std::string list;
+  for (const std::string& e : expected)
+    list += (list.empty() ? "" : ", ") + e;
+  const std::string network = "the network (inputs " + std::to_string(spec.inputs) + ", hidden " +
+                              list_text(spec.hidden) + ", bias " + (spec.bias ? "1" : "0") +
+                              ") has the tensors " + list;
+  for (const std::string& t : ck.names()) {
+    if (std::find(expected.begin(), expected.end(), t) == expected.end())
+      throw Error(name + ": tensor \"" + t + "\" is not part of the network: " + network +
+                  " (set hidden= and bias= to the checkpoint's network)");
+  }
+  const auto read = [&](const std::string& tensor, std::vector<std::size_t> shape) {
+    if (std::find(ck.names().begin(), ck.names().end(), tensor) == ck.names().end())
+      throw Error(name + ": no tensor \"" + tensor + "\": " + network);
+    const st::TensorInfo info = ck.info(tensor);
+    if (info.dtype != st::DType::F32 && info.dtype != st::DType::BF16 && info.dtype != st::DType::F16)
+      throw Error(name + ": tensor \"" + tensor + "\" is " + std::string(st::dtype_name(info.dtype)) +
+                  "; a model tensor must be F32, BF16 or F16");
+    if (info.shape != shape) {
+      const auto text = [](const std::vector<std::size_t>& v) {
+        std::string t = "[";
+        for (std::size_t i = 0; i < v.size(); ++i)
+          t += (i ? ", " : "") + std::to_string(v[i]);
+        return t + "]";
+      };
+      throw Error(name + ": tensor \"" + tensor + "\" has shape " + text(info.shape) + ", expected " +
+                  text(shape) + " ([out, in] as torch.nn.Linear; set hidden= to the checkpoint's widths)");
+    }
+    st::Array a = ck.read(tensor);
+    for (std::size_t i = 0; i < a.values.size(); ++i) {
+      if (!std::isfinite(a.values[i]))
+        throw Error(name + ": tensor \"" + tensor + "\" holds a non-finite value at flat index " +
+                    std::to_string(i));
+    }
+    return std::move(a.values);
+  };
+  Mlp m;
+  m.spec = spec;
+  for (std::size_t l = 0; l < spec.layers(); ++l) {
+    m.weights.emplace_back(sizes[l + 1], sizes[l], read(torch_name(l), {sizes[l + 1], sizes[l]}));
+    m.biases.push_back(spec.bias ? read(torch_name(l, true), {sizes[l + 1]}) : std::vector<float>{});
   }
   m.validate();
   return m;

@@ -14,11 +14,19 @@
 namespace sqb::task {
 
 QuantizerTransform::QuantizerTransform(std::string_view spec, std::size_t k, Granularity granularity,
-                                       std::uint64_t seed, std::vector<Tensor> importance)
+                                       std::uint64_t seed, std::vector<Tensor> importance,
+                                       std::vector<std::vector<float>> column_importance)
     : quantizer_(make_quantizer(spec, {k, seed})),
       granularity_(granularity),
       seed_(seed),
-      importance_(std::move(importance)) {}
+      importance_(std::move(importance)),
+      column_importance_(std::move(column_importance)) {
+  if (!importance_.empty() && !column_importance_.empty()) {
+    throw Error(
+        "quantizer transform: give importance weights per weight or per column, not both (one design "
+        "cannot honour two weightings)");
+  }
+}
 
 const Quantized& QuantizerTransform::result(std::size_t layer) const {
   static const Quantized empty;
@@ -45,6 +53,16 @@ FakeQuant QuantizerTransform::operator()(const TransformCall& call, const Tensor
                                                    : std::string("missing")));
     }
     o.weights = importance_[call.layer].values;
+  }
+  if (!column_importance_.empty()) {
+    if (call.layer >= column_importance_.size() || column_importance_[call.layer].size() != latent.cols) {
+      throw Error("quantizer transform: layer " + std::to_string(call.layer) + " has " +
+                  std::to_string(latent.cols) + " columns but its column importance has " +
+                  (call.layer < column_importance_.size()
+                       ? std::to_string(column_importance_[call.layer].size()) + " values"
+                       : std::string("no entry")));
+    }
+    o.column_weights = column_importance_[call.layer];
   }
   if (o.reuse_design && r.designs.empty()) {
     throw Error("quantizer transform: layer " + std::to_string(call.layer) +

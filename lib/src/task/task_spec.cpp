@@ -46,6 +46,16 @@ std::vector<ParamSpec> make_params() {
       {"lr", K::real, "0.001", 0, 1, true, {}, "AdamW learning rate"},
       {"weight_decay", K::real, "0.01", 0, 1, false, {}, "AdamW decoupled weight decay"},
       {"train_n", K::integer, "0", 0, 1e9, false, {}, "train on the first train_n images only (0: all)"},
+      {"model",
+       K::text,
+       "",
+       0,
+       0,
+       false,
+       {},
+       "a safetensors checkpoint (0.weight [hidden, 784], 2.weight [10, hidden]: torch's names, "
+       "F32/BF16/F16) "
+       "used as the float model instead of training one (e.g. sqbench quantize's output)"},
       // The cells' recipe (not part of the float model's key).
       {"qat_epochs",
        K::integer,
@@ -86,8 +96,9 @@ std::vector<ParamSpec> make_params() {
        0,
        0,
        false,
-       {"none", "fisher"},
-       "importance weights of the designs: fisher = the float model's Fisher diagonal (wmse)"},
+       {"none", "fisher", "activations"},
+       "importance weights of the designs (wmse): fisher = the float model's Fisher diagonal; activations = "
+       "each layer's mean x^2 per input feature over the training set, per column"},
   };
 }
 
@@ -152,7 +163,10 @@ TaskSpec parse_task_spec(std::string_view text) {
   s.ste = p.is("ste", "clipped") ? Ste::clipped : Ste::identity;
   s.redesign = static_cast<std::size_t>(p.integer("redesign"));
   s.train_levels = p.is("qat", "levels");
-  s.fisher_weights = p.is("weights", "fisher");
+  s.weights = p.is("weights", "fisher")        ? Importance::fisher
+              : p.is("weights", "activations") ? Importance::activations
+                                               : Importance::none;
+  s.model = p.text("model");
   if (s.train_levels && s.redesign == 1) {
     p.fail("qat",
            "= levels needs redesign=0 (design once) or redesign=M >= 2: a codebook re-designed before "
@@ -170,7 +184,8 @@ std::string TaskSpec::canonical() const {
   return std::string(kNames[0]) + " data=" + data.string() + " hidden=" + (h.empty() ? "none" : h) +
          " bias=" + (bias ? "1" : "0") + " epochs=" + std::to_string(epochs) +
          " batch=" + std::to_string(batch) + " lr=" + shortest(lr) +
-         " weight_decay=" + shortest(weight_decay) + " train_n=" + std::to_string(train_n);
+         " weight_decay=" + shortest(weight_decay) + " train_n=" + std::to_string(train_n) +
+         (model.empty() ? "" : " model=" + model.string());
 }
 
 std::string model_key(const TaskSpec& spec, std::uint64_t seed) {
