@@ -261,7 +261,7 @@ TEST_CASE("task: per-column importance designs exactly what the same weights per
                     Contains("layer 1 has 7 columns but its column importance has 6 values"));
 }
 
-TEST_CASE("task spec: weights=activations and model= parse; model= is part of the float model's key",
+TEST_CASE("task spec: weights=activations and model= parse, and model= is part of the float model's key",
           "[task][checkpoint][spec]") {
   const auto a = sqb::task::parse_task_spec("fashion_mnist weights=activations");
   CHECK(a.weights == sqb::task::Importance::activations);
