@@ -11,6 +11,7 @@ import glob
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import unittest
@@ -107,10 +108,13 @@ class TaskCheckpointTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.tmp.cleanup()
 
-    def native(self, mode, task=TASK):
+    def native_row(self, mode, task=TASK):
         hits = [r for r in self.rows if r["mode"] == mode and r["task"] == task]
         self.assertEqual(len(hits), 1, (mode, task))
-        return float(hits[0]["accuracy"])
+        return hits[0]
+
+    def native(self, mode, task=TASK):
+        return float(self.native_row(mode, task)["accuracy"])
 
     def loaded_net(self):
         net = tiny_net()
@@ -132,7 +136,12 @@ class TaskCheckpointTest(unittest.TestCase):
 
     def test_quantize_in_torch_equals_native_ptq(self):
         net = self.loaded_net()
-        sqt.quantize_(net, SPEC, bits=2, granularity="channel")
+        report = sqt.quantize_(net, SPEC, bits=2, granularity="channel")
+        # The same codebooks: each layer's weight error as the native cell measured it (6 digits there).
+        native_mse = [float(v) for v in self.native_row("ptq")["layer_mse"].split()]
+        self.assertEqual(len(native_mse), 2)
+        for row, mse in zip(report, native_mse):
+            self.assertAlmostEqual(row["mse"] / mse, 1.0, delta=1e-5, msg=row["tensor"])
         acc = accuracy(net, self.x, self.y)
         self.assertLess(acc, self.native("fp32"))  # 2 bits do cost something
         self.assertAlmostEqual(acc, self.native("ptq"), delta=0.1)
@@ -170,6 +179,17 @@ class TaskCheckpointTest(unittest.TestCase):
         # The checkpoint is one of the run's fingerprinted inputs.
         with open(os.path.join(out, "context.json")) as f:
             self.assertIn(os.path.realpath(qfile), f.read())
+
+    def test_an_older_model_folder_gets_its_safetensors_file_when_loaded(self):
+        out = os.path.join(self.tmp.name, "older")
+        shutil.copytree(os.path.join(self.out, "models"), os.path.join(out, "models"))
+        copy = os.path.join(out, "models", os.path.basename(os.path.dirname(self.model_file)), "model.safetensors")
+        os.remove(copy)
+        run(["run", os.path.join(self.tmp.name, "train.ini"), "--out", out, "--quiet"])
+        with open(copy, "rb") as a, open(self.model_file, "rb") as b:
+            self.assertEqual(a.read(), b.read())
+        with open(os.path.join(out, "context.json")) as f:
+            self.assertIn('"float_models_trained": 0', f.read())
 
     def test_bad_model_is_refused_before_any_work(self):
         d = self.tmp.name
