@@ -148,7 +148,9 @@ struct TaskSpec {
 
   /// The keys that determine the float model, each with its value, in task_params() order, after the name:
   /// "fashion_mnist data=... hidden=256 bias=0 epochs=10 batch=64 lr=0.001 weight_decay=0.01 train_n=0"
-  /// (numbers in their shortest exact form, so equal models give equal text). The recipe keys are left out.
+  /// (numbers in their shortest exact form, so equal models give equal text), then " model=PATH" when a
+  /// model is given (left out otherwise, so the keys of trained models are what they always were). The
+  /// recipe keys are left out.
   std::string canonical() const;
 };
 
