@@ -180,6 +180,24 @@ class TaskCheckpointTest(unittest.TestCase):
         with open(os.path.join(out, "context.json")) as f:
             self.assertIn(os.path.realpath(qfile), f.read())
 
+    def test_model_given_as_the_trained_file_reproduces_every_native_row(self):
+        # The checkpoint path and the trained model are one network: fp32 and ptq (plain and activation-weighted,
+        # whose statistic is recomputed from the checkpoint) give the native rows' figures exactly.
+        cfg = os.path.join(self.tmp.name, "same.ini")
+        with open(cfg, "w") as f:
+            f.write(f"name = same\n[sweep]\ntask = {TASK} model={self.model_file}\n"
+                    f"task = {TASK} weights=activations model={self.model_file}\nmode = fp32, ptq\n"
+                    f"quantizer = {SPEC}\nbits = 2\ngranularity = channel\nseed = 0\n")
+        out = os.path.join(self.tmp.name, "same")
+        run(["run", cfg, "--out", out, "--quiet"])
+        rows = rows_of(os.path.join(out, "results.csv"))
+        self.assertEqual(len(rows), 6)  # fp32, fp32_ft and ptq of each task
+        for r in rows:
+            task = r["task"].replace(f" model={self.model_file}", "")
+            native = self.native_row(r["mode"], task)
+            for c in ("accuracy", "test_loss", "mse", "wmse", "layer_mse"):
+                self.assertEqual(r[c], native[c], (r["mode"], task, c))
+
     def test_an_older_model_folder_gets_its_safetensors_file_when_loaded(self):
         out = os.path.join(self.tmp.name, "older")
         shutil.copytree(os.path.join(self.out, "models"), os.path.join(out, "models"))
