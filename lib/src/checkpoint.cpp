@@ -464,6 +464,9 @@ void quantize_job(const CheckpointOptions& o, const std::string& in_name, const 
   qo.threads = o.threads;
   qo.coded = true;  // the report's coded_bits column: a real rANS pass per tensor
   if (j.importance) qo.column_weights = *j.importance;
+  // The reconstruction is decoded again from the codes a chunk at a time as it is written, unless it has to
+  // be gathered back from a transposed layout.
+  qo.keep_decoded = transposed;
   const std::unique_ptr<Quantizer> q = make_quantizer(j.spec, {j.k, o.seed});
   double optimum = std::numeric_limits<double>::quiet_NaN();
   try {
@@ -503,7 +506,29 @@ void quantize_job(const CheckpointOptions& o, const std::string& in_name, const 
       w.write_values(j.name, std::span<const float>(buf.data(), m), at);
     }
   } else {
-    w.write_values(j.name, r.decoded);
+    // Blocks in storage order tile the tensor: each decoded into the buffer, written when it is full.
+    constexpr std::size_t kChunk = std::size_t{1} << 16;
+    std::vector<float> buf(std::min(n, kChunk));
+    std::size_t at = 0, fill = 0;
+    r.codes.visit([&](auto codes) {
+      for (std::size_t i = 0; i < r.blocks.size(); ++i) {
+        const Block& b = r.blocks[i];
+        if (b.offset != at + fill) throw std::logic_error("blocks do not tile the tensor in storage order");
+        for (std::size_t done = 0; done < b.length;) {
+          const std::size_t m = std::min(b.length - done, buf.size() - fill);
+          decode(r.designs[i].codebook, codes.subspan(b.offset + done, m),
+                 std::span<float>(buf).subspan(fill, m));
+          done += m;
+          fill += m;
+          if (fill == buf.size()) {
+            w.write_values(j.name, std::span<const float>(buf.data(), fill), at);
+            at += fill;
+            fill = 0;
+          }
+        }
+      }
+    });
+    if (fill > 0) w.write_values(j.name, std::span<const float>(buf.data(), fill), at);
   }
   r.decoded = {};
   r.decoded.shrink_to_fit();
