@@ -17,7 +17,9 @@
 /// `packed.safetensors`. Each is written under a temporary name and renamed when complete.
 ///
 /// Streaming: one tensor at a time. Resident memory is about the largest quantized tensor as float32 (its
-/// values) plus its reconstruction and codes, plus the memory-mapped pages of the input being copied.
+/// values), its codes and its blocks' designs: importance vectors are never expanded to the tensor's shape
+/// and the reconstruction is decoded from the codes chunk by chunk as it is written (kept whole only for a
+/// layout hwio tensor, gathered back into the stored order); the input's mapped pages are dropped once read.
 ///
 /// Importance: one vector per quantized weight, of the laid-out column count (sqb::Importance); a quantized
 /// tensor without an entry (and a rule that does not say `importance = off`) is an Error before work.
