@@ -420,13 +420,16 @@ std::vector<ReportRow> finish_outputs(const fs::path& out, const RunBase& base, 
   rows.push_back(totals_row(rows));
   std::string csv;
   const std::vector<std::string> cols = report_columns();
-  for (std::size_t i = 0; i < cols.size(); ++i)
-    csv += (i ? "," : "") + cols[i];
+  for (std::size_t i = 0; i < cols.size(); ++i) {
+    if (i > 0) csv += ',';
+    csv += cols[i];
+  }
   csv += "\n";
   for (const ReportRow& r : rows) {
     for (std::size_t i = 0; i < cols.size(); ++i) {
       const auto it = r.find(cols[i]);
-      csv += (i ? "," : "") + csv_field(it == r.end() ? "" : it->second);
+      if (i > 0) csv += ',';
+      csv += csv_field(it == r.end() ? "" : it->second);
     }
     csv += "\n";
   }
@@ -975,6 +978,7 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
   for (std::size_t ji = 0; ji < jobs.size(); ++ji) {
     const Job& j = jobs[ji];
     if (owner[ji] != si || journal.done.count(ji)) continue;
+    if (kill_after >= 0 && finished_here >= kill_after) ::raise(SIGKILL);
     const std::size_t fi = j.file;
     st::Writer& w = *writers[fi];
     JournalEntry d;
@@ -990,7 +994,7 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
     if (packed && j.quantize) packed->sync();
     append.add(ji, d);
     journal.done.emplace(ji, std::move(d));
-    if (kill_after >= 0 && ++finished_here >= kill_after) ::raise(SIGKILL);
+    ++finished_here;
   }
 
   std::vector<ReportRow> rows;
