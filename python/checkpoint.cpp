@@ -6,8 +6,8 @@
 
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -27,18 +27,18 @@ namespace {
 std::optional<st::DType> dtype_of(char kind, py::ssize_t size) {
   switch (kind) {
     case 'f':
-      return size == 8 ? std::optional(st::DType::F64)
+      return size == 8   ? std::optional(st::DType::F64)
              : size == 4 ? std::optional(st::DType::F32)
              : size == 2 ? std::optional(st::DType::F16)
                          : std::nullopt;
     case 'i':
-      return size == 8 ? std::optional(st::DType::I64)
+      return size == 8   ? std::optional(st::DType::I64)
              : size == 4 ? std::optional(st::DType::I32)
              : size == 2 ? std::optional(st::DType::I16)
              : size == 1 ? std::optional(st::DType::I8)
                          : std::nullopt;
     case 'u':
-      return size == 8 ? std::optional(st::DType::U64)
+      return size == 8   ? std::optional(st::DType::U64)
              : size == 4 ? std::optional(st::DType::U32)
              : size == 2 ? std::optional(st::DType::U16)
              : size == 1 ? std::optional(st::DType::U8)
@@ -64,7 +64,7 @@ st::DType parse_dtype(const std::string& text, const std::string& where) {
 // One tensor ready to write: its entry and its little-endian bytes (kept alive by `keep`).
 struct Pending {
   st::Entry entry;
-  py::array keep;  // the contiguous little-endian array whose bytes are written (raw case)
+  py::array keep;             // the contiguous little-endian array whose bytes are written (raw case)
   std::vector<float> values;  // float data to convert (converted case)
   bool convert = false;
 };
@@ -84,8 +84,7 @@ Pending prepare(const std::string& path, const std::string& name, const py::hand
   py::array a = np.attr("ascontiguousarray")(arr_obj);
   // Little-endian bytes whatever the array's byte order.
   py::object dt = a.attr("dtype");
-  if (dt.attr("byteorder").cast<std::string>() == ">")
-    a = a.attr("astype")(dt.attr("newbyteorder")("<"));
+  if (dt.attr("byteorder").cast<std::string>() == ">") a = a.attr("astype")(dt.attr("newbyteorder")("<"));
   const char kind = a.dtype().kind();
   const py::ssize_t size = a.dtype().itemsize();
   const auto native = dtype_of(kind, size);
@@ -163,21 +162,26 @@ py::dict read_importance(const std::string& path, const std::optional<std::vecto
 }  // namespace
 
 void add_checkpoint_bindings(py::module_& m) {
-  m.def("write_safetensors", &write_safetensors, py::arg("path"), py::arg("tensors"),
-        py::arg("metadata") = py::none(),
-        "Write a safetensors file: tensors is a dict name -> numpy array (stored in its own dtype: float64/32/"
-        "16, (u)int8..64, bool) or (array, dtype) with dtype a safetensors name such as \"BF16\" (float "
-        "values are converted, BF16 and F16 by round-to-nearest-even exactly as torch's .to(); integers of "
-        "the same width are taken as the stored bits). metadata: optional dict str -> str (__metadata__). "
-        "The file is written under a temporary name and renamed when complete; tensors are 8-byte-aligned "
-        "as the format allows. ValueError for a bad name, dtype or I/O failure.");
-  m.def("read_importance", &read_importance, py::arg("path"), py::arg("rename") = py::none(),
-        "An importance file (safetensors of 1-D float vectors named like the weights: the mean of x^2 per "
-        "input channel; or llama.cpp's imatrix, GGUF or legacy .dat, its Llama names mapped to Hugging Face's; "
-        "rename: a list of 'FROM=TO' regex rules) as a dict name -> float32 array. ValueError for a vector that is not 1-D, empty, "
-        "negative or non-finite (naming the tensor and index).");
+  m.def(
+      "write_safetensors", &write_safetensors, py::arg("path"), py::arg("tensors"),
+      py::arg("metadata") = py::none(),
+      "Write a safetensors file: tensors is a dict name -> numpy array (stored in its own dtype: float64/32/"
+      "16, (u)int8..64, bool) or (array, dtype) with dtype a safetensors name such as \"BF16\" (float "
+      "values are converted, BF16 and F16 by round-to-nearest-even exactly as torch's .to(); integers of "
+      "the same width are taken as the stored bits). metadata: optional dict str -> str (__metadata__). "
+      "The file is written under a temporary name and renamed when complete; tensors are 8-byte-aligned "
+      "as the format allows. ValueError for a bad name, dtype or I/O failure.");
+  m.def(
+      "read_importance", &read_importance, py::arg("path"), py::arg("rename") = py::none(),
+      "An importance file (safetensors of 1-D float vectors named like the weights: the mean of x^2 per "
+      "input channel; or llama.cpp's imatrix, GGUF or legacy .dat, its Llama names mapped to Hugging Face's; "
+      "rename: a list of 'FROM=TO' regex rules) as a dict name -> float32 array. ValueError for a vector "
+      "that is not 1-D, empty, "
+      "negative or non-finite (naming the tensor and index).");
   add_quantize_checkpoint_binding(m);
 }
+
+#include <tuple>
 
 #include "sqb/checkpoint.hpp"
 #include "sqb/quantize.hpp"
@@ -187,9 +191,10 @@ namespace {
 py::list quantize_checkpoint_py(const std::string& input, const std::string& out,
                                 const std::optional<std::string>& spec, std::optional<int> bits,
                                 std::optional<std::size_t> k, const std::string& granularity,
-                                const std::optional<std::string>& rules, const std::optional<std::string>& importance,
-                                int threads, bool pack, bool opt_ratio,
-                                const std::optional<std::vector<std::string>>& rename) {
+                                const std::optional<std::string>& rules,
+                                const std::optional<std::string>& importance, int threads, bool pack,
+                                bool opt_ratio, const std::optional<std::vector<std::string>>& rename,
+                                bool resume, const std::optional<std::string>& shard) {
   sqb::CheckpointOptions o;
   o.input = input;
   o.out = out;
@@ -215,6 +220,8 @@ py::list quantize_checkpoint_py(const std::string& input, const std::string& out
   o.threads = threads;
   o.pack = pack;
   o.opt_ratio = opt_ratio;
+  o.resume = resume;
+  if (shard) std::tie(o.shard_index, o.shard_count) = sqb::parse_shard(*shard);
   o.command = "sqbench.quantize_checkpoint (Python)";
   std::vector<sqb::ReportRow> rows;
   {
@@ -240,9 +247,35 @@ void add_quantize_checkpoint_binding(py::module_& m) {
         py::arg("spec") = py::none(), py::arg("bits") = py::none(), py::arg("k") = py::none(),
         py::arg("granularity") = "channel", py::arg("rules") = py::none(), py::arg("importance") = py::none(),
         py::arg("threads") = 0, py::arg("pack") = false, py::arg("opt_ratio") = false,
-        py::arg("rename") = py::none(),
+        py::arg("rename") = py::none(), py::arg("resume") = false, py::arg("shard") = py::none(),
         "What `sqbench quantize` does: quantize a safetensors checkpoint into the folder `out` "
         "(model.safetensors or the input's shards, report.csv, manifest.json, packed.safetensors with pack). "
         "rules: a rules file's path or its INI text. Returns the report rows (dicts of report.csv's columns "
-        "as text; the totals row last).");
+        "as text; the totals row last). resume=True continues an interrupted run into `out` (the same inputs "
+        "and options); shard=\"i/n\" quantizes part i of n into out/shard-i-of-n/ (assembled by "
+        "merge_checkpoint_shards or `sqbench merge`).");
+  m.def(
+      "merge_checkpoint_shards",
+      [](const std::vector<std::string>& shards, const std::string& out) {
+        std::vector<std::filesystem::path> dirs(shards.begin(), shards.end());
+        std::vector<sqb::ReportRow> rows;
+        {
+          py::gil_scoped_release release;
+          rows = sqb::merge_checkpoint_shards(dirs, out, "sqbench.merge_checkpoint_shards (Python)");
+        }
+        py::list out_rows;
+        for (const sqb::ReportRow& r : rows) {
+          py::dict d;
+          for (const std::string& c : sqb::report_columns()) {
+            const auto it = r.find(c);
+            d[py::str(c)] = it == r.end() ? std::string() : it->second;
+          }
+          out_rows.append(d);
+        }
+        return out_rows;
+      },
+      py::arg("shards"), py::arg("out"),
+      "What `sqbench merge` does with the shard folders of quantize_checkpoint(..., shard=\"i/n\"): the "
+      "checkpoint, index, report.csv and manifest.json in `out`, byte for byte one unsharded run's; returns "
+      "the report rows.");
 }

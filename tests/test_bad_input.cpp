@@ -1033,3 +1033,78 @@ TEST_CASE("a results folder in use, inputs changed under --resume, a plot cut sh
     record("safetensors: the file truncated while a sweep reads it", line_of(as_cli));
   }
 }
+
+TEST_CASE("sqbench quantize: a whole checkpoint's bad input, refused before anything is written",
+          "[bad-input][cli][quantize-cmd]") {
+  const ScratchDir dir;
+  std::vector<float> w(8 * 16), b(8, 0.5f);
+  for (std::size_t i = 0; i < w.size(); ++i)
+    w[i] = static_cast<float>(i % 7) * 0.1f - 0.3f;
+  const std::string ids = sqbtest::le_bytes(std::vector<std::uint64_t>{1, 2, 3});
+  const fs::path ck =
+      dir.write("m.safetensors", sqbtest::st_file({{"l.weight", "F32", {8, 16}, sqbtest::f32_bytes(w)},
+                                                   {"l.bias", "F32", {8}, sqbtest::f32_bytes(b)},
+                                                   {"ids", "I64", {3}, ids}}));
+  const auto importance = [&](const std::string& name, std::vector<float> v) {
+    return dir.write(name, sqbtest::st_file({{"l.weight", "F32", {v.size()}, sqbtest::f32_bytes(v)}}))
+        .string();
+  };
+  std::vector<float> ok(16, 1.0f), negative = ok, nan = ok;
+  negative[5] = -1.0f;
+  nan[2] = std::numeric_limits<float>::quiet_NaN();
+  const std::string short_imp = importance("short.safetensors", std::vector<float>(15, 1.0f)),
+                    neg_imp = importance("neg.safetensors", negative),
+                    nan_imp = importance("nan.safetensors", nan);
+  dir.write("nomatch.ini", "[l.weight]\n[*.mlp.*]\nbits = 2\n");
+  dir.write("int.ini", "[ids]\n[l.weight]\n");
+  const std::string base = "quantize --input " + ck.string() + " --out " + (dir.path / "out").string();
+  const std::string spec = " --spec kmeans --bits 2";
+  struct Bad {
+    std::string label, args, expect;
+  };
+  const std::vector<Bad> cases = {
+      {"quantize: an unknown quantizer spec", " --spec kmeanz --bits 2", "unknown quantizer 'kmeanz'"},
+      {"quantize: a rule that matches no tensor", spec + " --rules " + (dir.path / "nomatch.ini").string(),
+       "rule [*.mlp.*] matches no tensor of DIR/m.safetensors"},
+      {"quantize: a rule quantizing an integer tensor", spec + " --rules " + (dir.path / "int.ini").string(),
+       "rule [ids]: tensor \"ids\" is I64, not a floating tensor"},
+      {"quantize: importance of the wrong length", spec + " --importance " + short_imp,
+       "importance has 15 entries, the weight laid out oihw has 16 columns"},
+      {"quantize: a negative importance entry", spec + " --importance " + neg_imp,
+       "DIR/neg.safetensors: tensor \"l.weight\": importance entry 5 is -1; importance (a mean of x^2) must "
+       "be finite and >= 0"},
+      {"quantize: a NaN importance entry", spec + " --importance " + nan_imp,
+       "DIR/nan.safetensors: tensor \"l.weight\": importance entry 2 is nan"},
+      {"quantize: a missing input", " --input " + (dir.path / "none.safetensors").string() + spec,
+       "DIR/none.safetensors"},
+      {"quantize: a malformed --shard", spec + " --shard 3/2", "--shard '3/2' is not i/n with 1 <= i <= n"},
+  };
+  for (const Bad& c : cases) {
+    // A later --input replaces the first (Boost keeps the last): the missing-input case relies on it.
+    const Outcome o = run_sqbench(c.label.find("missing input") != std::string::npos
+                                      ? "quantize --out " + (dir.path / "out").string() + c.args
+                                      : base + c.args);
+    INFO(c.label << "\n" << o.output);
+    CHECK(o.status == 2);
+    CHECK(error_line(o, dir.path).find(c.expect) != std::string::npos);
+    CHECK_FALSE(fs::exists(dir.path / "out"));
+    record(c.label, error_line(o, dir.path));
+  }
+  // --resume after the input changed: the interrupted run's journal refuses it, its partial files kept.
+  const Outcome killed = shell("SQB_QUANTIZE_KILL_AFTER=1 " + std::string(SQBENCH_EXE) + " " + base + spec +
+                               " --threads 1 2>&1");
+  REQUIRE((killed.status == -9 || killed.status == 137));
+  dir.write("m.safetensors", slurp(ck) + "");  // the same bytes, rewritten: a new modification time
+  fs::last_write_time(ck, fs::last_write_time(ck) + std::chrono::seconds(3));
+  const Outcome changed = run_sqbench(base + spec + " --resume");
+  INFO(changed.output);
+  CHECK(changed.status == 2);
+  CHECK(
+      error_line(changed, dir.path)
+          .find(
+              "DIR/out/.sqbench-quantize.journal: --resume refused: the interrupted run had other inputs or "
+              "options (input/0/mtime differs)") == 0);
+  CHECK(fs::exists(dir.path / "out" / "model.safetensors.partial"));
+  CHECK_FALSE(fs::exists(dir.path / "out" / "model.safetensors"));
+  record("quantize: --resume after the input changed", error_line(changed, dir.path));
+}

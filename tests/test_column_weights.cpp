@@ -15,7 +15,8 @@
 namespace {
 
 bool same_bits(double a, double b) {
-  return std::bit_cast<std::uint64_t>(a) == std::bit_cast<std::uint64_t>(b) || (std::isnan(a) && std::isnan(b));
+  return std::bit_cast<std::uint64_t>(a) == std::bit_cast<std::uint64_t>(b) ||
+         (std::isnan(a) && std::isnan(b));
 }
 
 }  // namespace
@@ -87,8 +88,9 @@ TEST_CASE("column weights: the weighting changes a weighted design exactly as pe
   CHECK(std::isfinite(qb.metrics.wmse));
 }
 
-TEST_CASE("column weights: a wrong length, a negative or non-finite entry, or both kinds of weights is an error",
-          "[column-weights][quantize]") {
+TEST_CASE(
+    "column weights: a wrong length, a negative or non-finite entry, or both kinds of weights is an error",
+    "[column-weights][quantize]") {
   std::vector<float> x(3 * 4, 1.0f), x2(12);
   for (std::size_t i = 0; i < x2.size(); ++i)
     x2[i] = static_cast<float>(i);
@@ -108,4 +110,72 @@ TEST_CASE("column weights: a wrong length, a negative or non-finite entry, or bo
   o.column_weights = ok;
   o.weights = x;
   CHECK_THROWS_WITH(sqb::quantize(t, "kmeans", 2, o), Catch::Contains("not both"));
+}
+
+TEST_CASE(
+    "keep_decoded = false: the same codes, codebooks and metrics bit for bit, and decode() from them "
+    "gives the reconstruction",
+    "[column-weights][quantize][keep-decoded]") {
+  // 40 x 1000: tensor granularity is one block longer than a measure chunk (stage by stage), the others
+  // whole blocks per chunk (one pass); group:16 blocks cross rows (1000 = 62.5 groups of 16).
+  const std::size_t rows = 40, cols = 1000;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<float> x(rows * cols), v(cols);
+  for (float& a : x)
+    a = g(rng);
+  for (float& a : v)
+    a = std::exp(g(rng));
+  const sqb::TensorView t(rows, cols, x);
+  for (const char* spec : {"kmeans", "uniform"}) {
+    for (const char* gran : {"tensor", "channel", "group:8", "group:16"}) {
+      for (const bool weighted : {false, true}) {
+        INFO(spec << " at " << gran << (weighted ? " with column weights" : ""));
+        sqb::QuantizeOptions a;
+        a.granularity = sqb::Granularity::parse(gran);
+        a.seed = 9;
+        a.threads = 2;
+        a.coded = true;
+        if (weighted) a.column_weights = v;
+        sqb::QuantizeOptions b = a;
+        b.keep_decoded = false;
+        const auto q = sqb::make_quantizer(spec, {16, 9});
+        sqb::Quantized qa, qb;
+        sqb::quantize_into(t, *q, a, qa);
+        sqb::quantize_into(t, *q, b, qb);
+        CHECK(qb.decoded.empty());
+        REQUIRE(qa.designs.size() == qb.designs.size());
+        bool same_codebooks = true;
+        for (std::size_t i = 0; i < qa.designs.size(); ++i) {
+          const auto la = qa.designs[i].codebook.levels(), lb = qb.designs[i].codebook.levels();
+          same_codebooks = same_codebooks && std::equal(la.begin(), la.end(), lb.begin(), lb.end());
+        }
+        CHECK(same_codebooks);
+        const auto codes_of = [](const sqb::Quantized& r) {
+          std::vector<std::size_t> c(r.codes.size());
+          for (std::size_t i = 0; i < c.size(); ++i)
+            c[i] = r.codes[i];
+          return c;
+        };
+        CHECK(codes_of(qa) == codes_of(qb));
+        for (const auto& [fa, fb] : {std::pair{qa.metrics.mse, qb.metrics.mse},
+                                     {qa.metrics.wmse, qb.metrics.wmse},
+                                     {qa.metrics.nmse, qb.metrics.nmse},
+                                     {qa.metrics.max_abs_err, qb.metrics.max_abs_err},
+                                     {qa.metrics.coded_bits, qb.metrics.coded_bits},
+                                     {qa.metrics.entropy_bits, qb.metrics.entropy_bits}})
+          CHECK(same_bits(fa, fb));
+        // The reconstruction a streaming caller decodes block by block is the kept one.
+        std::vector<float> again(rows * cols);
+        qb.codes.visit([&](auto c) {
+          for (std::size_t i = 0; i < qb.blocks.size(); ++i) {
+            const sqb::Block& blk = qb.blocks[i];
+            sqb::decode(qb.designs[i].codebook, c.subspan(blk.offset, blk.length),
+                        std::span<float>(again).subspan(blk.offset, blk.length));
+          }
+        });
+        CHECK(again == qa.decoded);
+      }
+    }
+  }
 }

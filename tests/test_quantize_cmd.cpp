@@ -53,13 +53,15 @@ TEST_CASE("sqbench quantize: identical output for 1 and 2 threads, copies byte f
   const std::string rules = "[layer.weight]\nlayout = oihw\n[dense/kernel]\nlayout = auto\n";
   d.write("rules.ini", rules);
   for (const char* t : {"1", "2"}) {
-    const auto r = sqbtest::run_cli("quantize --input " + in.string() + " --out " + (d.path / ("o" + std::string(t))).string() +
+    const auto r = sqbtest::run_cli("quantize --input " + in.string() + " --out " +
+                                    (d.path / ("o" + std::string(t))).string() +
                                     " --spec kmeans --bits 3 --granularity group:8 --rules " +
                                     (d.path / "rules.ini").string() + " --threads " + t);
     INFO(r.output);
     REQUIRE(r.status == 0);
   }
-  CHECK(sqbtest::slurp(d.path / "o1" / "model.safetensors") == sqbtest::slurp(d.path / "o2" / "model.safetensors"));
+  CHECK(sqbtest::slurp(d.path / "o1" / "model.safetensors") ==
+        sqbtest::slurp(d.path / "o2" / "model.safetensors"));
   const st::File src(in), out(d.path / "o1" / "model.safetensors");
   for (const char* copied : {"layer.bias", "ids"}) {
     const auto a = src.raw(copied), b = out.raw(copied);
@@ -83,7 +85,8 @@ TEST_CASE("sqbench quantize: identical output for 1 and 2 threads, copies byte f
       REQUIRE(got.values[i * 24 + o] == q.decoded[o * 40 + i]);
 }
 
-TEST_CASE("sqbench quantize: bad input exits 2 before writing anything", "[quantize-cmd][cli][bad-input-quantize]") {
+TEST_CASE("sqbench quantize: bad input exits 2 before writing anything",
+          "[quantize-cmd][cli][bad-input-quantize]") {
   const TempDir d;
   const fs::path in = make_checkpoint(d);
   const std::string base = "quantize --input " + in.string() + " --out " + (d.path / "out").string();
@@ -104,7 +107,8 @@ TEST_CASE("sqbench quantize: bad input exits 2 before writing anything", "[quant
       {"--rules " + (d.path / "badkey.ini").string(), "badkey.ini:2: unknown key 'bitz'"},
       {"--spec kmeans --bits 2 --rules " + (d.path / "int.ini").string(), "\"ids\" is I64"},
       {"--spec nope --bits 2 --rules " + (d.path / "nomatch.ini").string(), "matches no tensor"},
-      {"--spec kmeans --bits 2 --granularity group:8 --rules " + (d.path / "nomatch.ini").string(), "matches no"},
+      {"--spec kmeans --bits 2 --granularity group:8 --rules " + (d.path / "nomatch.ini").string(),
+       "matches no"},
   };
   for (const Bad& b : cases) {
     const auto r = sqbtest::run_cli(base + " " + b.args);
@@ -119,7 +123,8 @@ TEST_CASE("sqbench quantize: bad input exits 2 before writing anything", "[quant
                                   (d.path / "imp.safetensors").string());
   INFO(r.output);
   CHECK(r.status == 2);
-  CHECK(r.output.find("importance has 7 entries, the weight laid out oihw has 40 columns") != std::string::npos);
+  CHECK(r.output.find("importance has 7 entries, the weight laid out oihw has 40 columns") !=
+        std::string::npos);
   CHECK_FALSE(fs::exists(d.path / "out"));
   // An existing output is never replaced.
   fs::create_directories(d.path / "out");
@@ -128,4 +133,203 @@ TEST_CASE("sqbench quantize: bad input exits 2 before writing anything", "[quant
   CHECK(r2.status == 2);
   CHECK(r2.output.find("exists: choose another --out folder") != std::string::npos);
   CHECK(sqbtest::slurp(d.path / "out" / "report.csv") == "keep\n");
+}
+
+namespace {
+
+// A sharded checkpoint (two files and the index): BF16 and F32 weights, a Keras-style kernel laid out hwio,
+// copied tensors; with an importance file for every quantized weight.
+fs::path make_sharded_checkpoint(const TempDir& d) {
+  const auto bf16 = [](std::size_t n, int seed) {
+    const auto f = f32_bytes(n, 0.05f, seed);
+    std::vector<unsigned char> b(n * 2);
+    for (std::size_t i = 0; i < n; ++i) {  // the upper half of each float32: a valid BF16
+      b[2 * i] = f[4 * i + 2];
+      b[2 * i + 1] = f[4 * i + 3];
+    }
+    return b;
+  };
+  const auto a = bf16(48 * 64, 11), b = bf16(64 * 48, 12), c = f32_bytes(32 * 64, 0.1f, 13),
+             k = f32_bytes(64 * 16, 1.0f, 14), bias = f32_bytes(48, 1.0f, 15);
+  std::vector<unsigned char> ids(8 * 5, 1);
+  st::write_file(d.path / "model-00001-of-00002.safetensors",
+                 std::vector<st::Blob>{{{"l0.up.weight", st::DType::BF16, {48, 64}}, a},
+                                       {{"l0.down.weight", st::DType::BF16, {64, 48}}, b},
+                                       {{"l0.bias", st::DType::F32, {48}}, bias}},
+                 {{"format", "pt"}});
+  st::write_file(d.path / "model-00002-of-00002.safetensors",
+                 std::vector<st::Blob>{{{"l1.q.weight", st::DType::F32, {32, 64}}, c},
+                                       {{"dense/kernel", st::DType::F32, {64, 16}}, k},
+                                       {{"ids", st::DType::I64, {5}}, ids}},
+                 {{"format", "pt"}});
+  d.write(
+      "model.safetensors.index.json",
+      R"({"metadata": {"total_size": 1}, "weight_map": {"l0.up.weight": "model-00001-of-00002.safetensors",
+"l0.down.weight": "model-00001-of-00002.safetensors", "l0.bias": "model-00001-of-00002.safetensors",
+"l1.q.weight": "model-00002-of-00002.safetensors", "dense/kernel": "model-00002-of-00002.safetensors",
+"ids": "model-00002-of-00002.safetensors"}})");
+  const auto vec = [](std::size_t n, float base) {
+    std::vector<float> v(n);
+    for (std::size_t i = 0; i < n; ++i)
+      v[i] = base + static_cast<float>((i * 37) % 11);
+    return v;
+  };
+  const auto v64 = vec(64, 0.5f), v48 = vec(48, 1.5f);
+  const auto bytes = [](const std::vector<float>& v) {
+    return std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(v.data()), v.size() * 4);
+  };
+  st::write_file(d.path / "imp.safetensors",
+                 std::vector<st::Blob>{{{"l0.up.weight", st::DType::F32, {64}}, bytes(v64)},
+                                       {{"l0.down.weight", st::DType::F32, {48}}, bytes(v48)},
+                                       {{"l1.q.weight", st::DType::F32, {64}}, bytes(v64)}});
+  // dense/kernel ([in 64, out 16], laid out hwio: 16 rows of 64) without importance, by rule.
+  d.write("rules.ini", "[dense/kernel]\nlayout = hwio\nimportance = off\nbits = 2\n[*weight]\n");
+  return d.path / "model.safetensors.index.json";
+}
+
+const std::vector<std::string> kCheckpointFiles = {"model-00001-of-00002.safetensors",
+                                                   "model-00002-of-00002.safetensors",
+                                                   "model.safetensors.index.json", "packed.safetensors"};
+
+// report.csv without its three time columns (fit_s, encode_s, decode_s: the last ones), which differ per run.
+std::vector<std::string> report_without_times(const fs::path& p) {
+  std::vector<std::string> out;
+  for (std::string line : sqbtest::lines_of(p)) {
+    for (int i = 0; i < 3; ++i)
+      line.resize(line.rfind(','));
+    out.push_back(line);
+  }
+  return out;
+}
+
+bool killed(int status) {
+  return status == -9 || status == 128 + 9;
+}
+
+}  // namespace
+
+TEST_CASE("sqbench quantize: a killed run leaves no final name and --resume finishes it byte for byte",
+          "[quantize-cmd][cli][resume]") {
+  const TempDir d;
+  const fs::path in = make_sharded_checkpoint(d);
+  const std::string args =
+      "quantize --input " + in.string() + " --spec kmeans --bits 3 --granularity group:16 " + "--rules " +
+      (d.path / "rules.ini").string() + " --importance " + (d.path / "imp.safetensors").string() + " --pack";
+  const fs::path whole = d.path / "whole", out = d.path / "out";
+  const auto w = sqbtest::run_cli(args + " --threads 1 --out " + whole.string());
+  INFO(w.output);
+  REQUIRE(w.status == 0);
+
+  // Killed after 2 finished tensors, then again after 1 more: only partial names and the journal exist.
+  for (const char* n : {"2", "1"}) {
+    const auto k = sqbtest::shell("SQB_QUANTIZE_KILL_AFTER=" + std::string(n) + " " + SQBENCH_EXE + " " +
+                                  args + " --threads 2 --out " + out.string() +
+                                  (std::string(n) == "1" ? " --resume" : "") + " 2>&1");
+    INFO(k.output);
+    REQUIRE(killed(k.status));
+    for (const std::string& f : kCheckpointFiles)
+      CHECK_FALSE(fs::exists(out / f));
+    CHECK_FALSE(fs::exists(out / "report.csv"));
+    CHECK_FALSE(fs::exists(out / "manifest.json"));
+    CHECK(fs::exists(out / "model-00001-of-00002.safetensors.partial"));
+    CHECK(fs::exists(out / ".sqbench-quantize.journal"));
+  }
+  // A run kills mid-append too: a torn last line is dropped.
+  std::ofstream(out / ".sqbench-quantize.journal", std::ios::app) << R"({"job":5,"tens)";
+
+  // Without --resume, or with another option or a changed input, the folder is refused.
+  const auto no_resume = sqbtest::run_cli(args + " --out " + out.string());
+  CHECK(no_resume.status == 2);
+  CHECK(no_resume.output.find("give --resume") != std::string::npos);
+  const auto other = sqbtest::run_cli(args + " --out " + out.string() + " --resume --opt-ratio");
+  CHECK(other.status == 2);
+  CHECK(other.output.find("--resume refused") != std::string::npos);
+  CHECK(other.output.find("options/opt_ratio differs") != std::string::npos);
+  const fs::path shard2 = d.path / "model-00002-of-00002.safetensors";
+  const auto mtime = fs::last_write_time(shard2);
+  fs::last_write_time(shard2, mtime + std::chrono::seconds(5));
+  const auto changed = sqbtest::run_cli(args + " --out " + out.string() + " --resume");
+  CHECK(changed.status == 2);
+  CHECK(changed.output.find("input/1/mtime differs") != std::string::npos);
+  fs::last_write_time(shard2, mtime);
+
+  const auto r = sqbtest::run_cli(args + " --threads 1 --out " + out.string() + " --resume");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  for (const std::string& f : kCheckpointFiles) {
+    INFO(f);
+    CHECK(sqbtest::slurp(out / f) == sqbtest::slurp(whole / f));
+  }
+  CHECK(report_without_times(out / "report.csv") == report_without_times(whole / "report.csv"));
+  CHECK_FALSE(fs::exists(out / ".sqbench-quantize.journal"));
+  CHECK_FALSE(fs::exists(out / "model-00001-of-00002.safetensors.partial"));
+  CHECK_FALSE(fs::exists(out / "packed.safetensors.partial"));
+}
+
+TEST_CASE("sqbench quantize --shard i/n + sqbench merge: the same checkpoint as one run",
+          "[quantize-cmd][cli][shard]") {
+  const TempDir d;
+  const fs::path in = make_sharded_checkpoint(d);
+  const std::string args =
+      "quantize --input " + in.string() + " --spec kmeans --bits 3 --granularity group:16 " + "--rules " +
+      (d.path / "rules.ini").string() + " --importance " + (d.path / "imp.safetensors").string() + " --pack";
+  const fs::path whole = d.path / "whole", out = d.path / "out";
+  REQUIRE(sqbtest::run_cli(args + " --out " + whole.string()).status == 0);
+  std::string shards;
+  std::size_t quantized = 0;
+  for (int i = 1; i <= 3; ++i) {
+    const auto r = sqbtest::run_cli(args + " --threads 1 --out " + out.string() + " --shard " +
+                                    std::to_string(i) + "/3");
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+    const fs::path s = out / ("shard-" + std::to_string(i) + "-of-3");
+    REQUIRE(fs::exists(s / ".sqbench-quantize.journal"));
+    CHECK_FALSE(fs::exists(out / "report.csv"));
+    shards += " " + s.string();
+    // 4 quantized tensors of 3072, 3072, 2048 and 1024 elements over 3 shards: 3072 | 3072 | 2048 + 1024.
+    const std::string said = r.output.substr(r.output.find("quantized "));
+    quantized += std::stoul(said.substr(10));
+    CHECK(said.find("(3072 weights)") != std::string::npos);
+  }
+  CHECK(quantized == 4);
+  // Merge refuses an incomplete set before writing anything.
+  const auto two =
+      sqbtest::run_cli("merge " + (out / "shard-1-of-3").string() + " " + (out / "shard-3-of-3").string());
+  CHECK(two.status == 2);
+  CHECK(two.output.find("shard(s) 2 of 3 are missing") != std::string::npos);
+  CHECK_FALSE(fs::exists(out / "report.csv"));
+  const auto m = sqbtest::run_cli("merge" + shards);
+  INFO(m.output);
+  REQUIRE(m.status == 0);
+  for (const std::string& f : kCheckpointFiles) {
+    INFO(f);
+    CHECK(sqbtest::slurp(out / f) == sqbtest::slurp(whole / f));
+  }
+  CHECK(report_without_times(out / "report.csv") == report_without_times(whole / "report.csv"));
+  // Merging again would replace the outputs: refused.
+  const auto again = sqbtest::run_cli("merge" + shards);
+  CHECK(again.status == 2);
+  CHECK(again.output.find("exists") != std::string::npos);
+
+  // Shards of another run (other bits), and an unfinished shard, are refused.
+  const fs::path other = d.path / "other";
+  const auto other_ok = sqbtest::run_cli(
+      "quantize --input " + in.string() + " --spec kmeans --bits 2 --granularity group:16 --rules " +
+      (d.path / "rules.ini").string() + " --importance " + (d.path / "imp.safetensors").string() +
+      " --pack --out " + other.string() + " --shard 2/3");
+  REQUIRE(other_ok.status == 0);
+  const auto mixed =
+      sqbtest::run_cli("merge " + (out / "shard-1-of-3").string() + " " + (other / "shard-2-of-3").string() +
+                       " " + (out / "shard-3-of-3").string() + " --out " + (d.path / "mixed").string());
+  CHECK(mixed.status == 2);
+  CHECK(mixed.output.find("its input or options differ") != std::string::npos);
+  CHECK(mixed.output.find("options/k") != std::string::npos);
+  const auto k = sqbtest::shell(std::string("SQB_QUANTIZE_KILL_AFTER=1 ") + SQBENCH_EXE + " " + args +
+                                " --out " + (d.path / "unfinished").string() + " --shard 1/3 2>&1");
+  REQUIRE(killed(k.status));
+  const auto unfinished = sqbtest::run_cli(
+      "merge " + (d.path / "unfinished" / "shard-1-of-3").string() + " " + (out / "shard-2-of-3").string() +
+      " " + (out / "shard-3-of-3").string() + " --out " + (d.path / "u").string());
+  CHECK(unfinished.status == 2);
+  CHECK(unfinished.output.find("has not finished") != std::string::npos);
 }

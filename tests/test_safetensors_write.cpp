@@ -49,8 +49,9 @@ std::uint16_t bf16_reference(float f) {
   const double x = std::fabs(static_cast<double>(f));
   const double a = std::fabs(static_cast<double>(std::bit_cast<float>(lo)));
   // The next value up as a double: for the largest finite bfloat16 that is 2^128, beyond float32.
-  const double b = (lo & 0x7FFFFFFFu) == 0x7F7F0000u ? std::ldexp(1.0, 128)
-                                                     : std::fabs(static_cast<double>(std::bit_cast<float>(hi)));
+  const double b = (lo & 0x7FFFFFFFu) == 0x7F7F0000u
+                       ? std::ldexp(1.0, 128)
+                       : std::fabs(static_cast<double>(std::bit_cast<float>(hi)));
   if ((u & 0x7FFFFFFFu) == 0x7F800000u) return static_cast<std::uint16_t>(u >> 16);  // Inf
   if (x - a < b - x) return static_cast<std::uint16_t>(lo >> 16);
   if (x - a > b - x) return static_cast<std::uint16_t>(hi >> 16);
@@ -84,7 +85,8 @@ TEST_CASE("safetensors writer: bf16 rounding equals a double-arithmetic referenc
   CHECK(st::float_to_bf16(-0.0f) == 0x8000);
 }
 
-TEST_CASE("safetensors writer: bf16 and f16 rounding equal torch's bit for bit", "[safetensors][writer][python]") {
+TEST_CASE("safetensors writer: bf16 and f16 rounding equal torch's bit for bit",
+          "[safetensors][writer][python]") {
   sqbtest::require_python("numpy, torch");
   const TempDir dir;
   const std::vector<std::uint32_t> probes = probe_patterns();
@@ -210,7 +212,8 @@ TEST_CASE("safetensors writer: an incomplete or abandoned file never appears und
     st::Writer wr(path, {{"a", st::DType::F32, {4}}, {"b", st::DType::F32, {2}}});
     wr.write_values("a", std::vector<float>{1, 2, 3, 4});
     wr.write_values("b", std::vector<float>{1});  // only half of b
-    CHECK_THROWS_WITH(wr.commit(), Catch::Contains("m.safetensors: tensor \"b\": bytes 4..8 were never written"));
+    CHECK_THROWS_WITH(wr.commit(),
+                      Catch::Contains("m.safetensors: tensor \"b\": bytes 4..8 were never written"));
     CHECK(files_in(dir.path).size() == 1);  // only the temporary
   }
   CHECK(files_in(dir.path).empty());  // the temporary is removed with the writer
@@ -218,20 +221,20 @@ TEST_CASE("safetensors writer: an incomplete or abandoned file never appears und
     st::Writer wr(path, {{"a", st::DType::F32, {4}}});
     CHECK_THROWS_WITH(wr.write_values("a", std::vector<float>(5)), Catch::Contains("beyond its 4 elements"));
     CHECK_THROWS_WITH(wr.write("zz", std::vector<unsigned char>(1)), Catch::Contains("no tensor \"zz\""));
-    CHECK_THROWS_WITH(wr.write("a", std::vector<unsigned char>(4), 14), Catch::Contains("beyond its 16 bytes"));
+    CHECK_THROWS_WITH(wr.write("a", std::vector<unsigned char>(4), 14),
+                      Catch::Contains("beyond its 16 bytes"));
   }
   CHECK(files_in(dir.path).empty());
   // An existing file is replaced only by a complete one.
   st::write_file(path, std::vector<st::Blob>{{{"old", st::DType::U8, {1}}, std::vector<unsigned char>{1}}});
-  {
-    st::Writer wr(path, {{"new", st::DType::U8, {1}}});
-  }
+  { st::Writer wr(path, {{"new", st::DType::U8, {1}}}); }
   CHECK(st::File(path).names() == std::vector<std::string>{"old"});
   CHECK_THROWS_WITH(st::Writer(path, {{"x", st::DType::U8, {1}}, {"x", st::DType::F32, {1}}}),
                     Catch::Contains("tensor \"x\" is given twice"));
   CHECK_THROWS_WITH(st::Writer(path, {{"__metadata__", st::DType::U8, {1}}}), Catch::Contains("reserves it"));
   CHECK_THROWS_WITH(st::Writer(path, {{"bad\xff", st::DType::U8, {1}}}), Catch::Contains("not valid UTF-8"));
-  CHECK_THROWS_WITH(st::Writer(path, {{"f4", st::DType::F4, {3}}}), Catch::Contains("do not fill whole bytes"));
+  CHECK_THROWS_WITH(st::Writer(path, {{"f4", st::DType::F4, {3}}}),
+                    Catch::Contains("do not fill whole bytes"));
   CHECK_THROWS_WITH(st::Writer(dir.path / "no" / "such" / "m.safetensors", {{"x", st::DType::U8, {1}}}),
                     Catch::Contains("cannot create"));
   CHECK(files_in(dir.path) == std::vector<std::string>{"m.safetensors"});
@@ -245,10 +248,11 @@ TEST_CASE("safetensors writer: numpy and torch read what it writes", "[safetenso
   for (std::size_t i = 0; i < w.size(); ++i)
     w[i] = std::cos(static_cast<float>(i) * 0.37f) * 0.05f;
   {
-    st::Writer wr(path, {{"w.bf16", st::DType::BF16, {4, 7}},
-                         {"w.f16", st::DType::F16, {4, 7}},
-                         {"w.f32", st::DType::F32, {4, 7}},
-                         {"ids", st::DType::I64, {2}}},
+    st::Writer wr(path,
+                  {{"w.bf16", st::DType::BF16, {4, 7}},
+                   {"w.f16", st::DType::F16, {4, 7}},
+                   {"w.f32", st::DType::F32, {4, 7}},
+                   {"ids", st::DType::I64, {2}}},
                   {{"format", "pt"}});
     wr.write_values("w.bf16", w);
     wr.write_values("w.f16", w);
@@ -291,8 +295,7 @@ print("ok", w32[0, :3].tolist())
   CHECK(r.output.rfind("ok ", 0) == 0);
 }
 
-TEST_CASE("importance: a safetensors file of per-channel vectors reads and is validated",
-          "[importance]") {
+TEST_CASE("importance: a safetensors file of per-channel vectors reads and is validated", "[importance]") {
   const TempDir dir;
   const fs::path good = dir.path / "imp.safetensors";
   const std::vector<float> v = {0.5f, 2.0f, 0.0f};
@@ -320,4 +323,51 @@ TEST_CASE("importance: a safetensors file of per-channel vectors reads and is va
                     Catch::Contains("dtype I32 is not a float dtype"));
   CHECK_THROWS_WITH(sqb::read_importance(bad("w", st::DType::F32, {0}, {})),
                     Catch::Contains("the importance vector is empty"));
+}
+
+TEST_CASE("Writer with a Partial: left in place uncommitted, continued by a Writer of the same layout only",
+          "[writer][safetensors]") {
+  const TempDir d;
+  const std::vector<float> a = {1.5f, -2.0f, 0.25f, 3.0f}, b = {7.0f, 8.0f};
+  const auto entries = [] {
+    return std::vector<st::Entry>{{"a", st::DType::BF16, {2, 2}}, {"b", st::DType::F32, {2}}};
+  };
+  const std::map<std::string, std::string> meta = {{"format", "pt"}};
+  // BF16 bits of 1.5, -2, 0.25, 3 (little-endian).
+  const std::vector<std::uint16_t> a_bits = {0x3FC0, 0xC000, 0x3E80, 0x4040};
+  st::write_file(
+      d.path / "ref.safetensors",
+      std::vector<st::Blob>{
+          {{"a", st::DType::BF16, {2, 2}}, {reinterpret_cast<const unsigned char*>(a_bits.data()), 8}},
+          {{"b", st::DType::F32, {2}}, {reinterpret_cast<const unsigned char*>(b.data()), 8}}},
+      meta);
+  const fs::path partial = d.path / "out.safetensors.partial";
+  {
+    st::Writer w(d.path / "out.safetensors", entries(), meta, st::Partial{partial, false});
+    w.write_values("a", a);
+    w.sync();
+  }  // destroyed uncommitted: the partial file stays, no final name
+  CHECK(fs::exists(partial));
+  CHECK_FALSE(fs::exists(d.path / "out.safetensors"));
+  // Another layout (or other metadata) cannot continue it.
+  CHECK_THROWS_WITH(
+      st::Writer(d.path / "out.safetensors", {{"a", st::DType::F32, {2, 2}}, {"b", st::DType::F32, {2}}},
+                 meta, st::Partial{partial, true}),
+      Catch::Contains("was laid out for other tensors or metadata"));
+  CHECK_THROWS_WITH(st::Writer(d.path / "out.safetensors", entries(), {}, st::Partial{partial, true}),
+                    Catch::Contains("was laid out for other tensors or metadata"));
+  {
+    st::Writer w(d.path / "out.safetensors", entries(), meta, st::Partial{partial, true});
+    // Without marking "a" written, commit refuses: the journal, not the file, says what is finished.
+    w.write_values("b", b);
+    CHECK_THROWS_WITH(w.commit(), Catch::Contains("tensor \"a\": bytes 0..8 were never written"));
+    w.mark_written("a");
+    w.commit();
+  }
+  CHECK_FALSE(fs::exists(partial));
+  std::ifstream x(d.path / "out.safetensors", std::ios::binary),
+      y(d.path / "ref.safetensors", std::ios::binary);
+  const std::string got((std::istreambuf_iterator<char>(x)), {}),
+      want((std::istreambuf_iterator<char>(y)), {});
+  CHECK(got == want);
 }

@@ -24,6 +24,7 @@
 #include "plan.hpp"
 #include "plot.hpp"
 #include "quantize_cmd.hpp"
+#include "sqb/checkpoint.hpp"
 #include "sqb/columns.hpp"
 #include "sqb/error.hpp"
 #include "sqb/registry.hpp"
@@ -81,7 +82,8 @@ const char* kUsage =
     "  run CONFIG [options]      run an experiment config (results/<name>/): --out, --jobs, --resume, "
     "--shard\n"
     "  table RESULTS.csv ...     render a paper-style table (markdown, LaTeX booktabs or CSV)\n"
-    "  merge DIR...              combine the shard folders of a sharded run and render its tables and plots\n"
+    "  merge DIR...              combine the shard folders of a sharded run (a sweep, or a quantize "
+    "--shard)\n"
     "  render DIR                re-render a finished results folder's tables and plots\n"
     "  columns                   the result columns (name, kind, unit, which way is better, meaning)\n"
     "  codebook SPEC --bits B    a data-free codebook (nf4, lloyd_max, ...): levels, thresholds, MSE on a "
@@ -327,7 +329,9 @@ int cmd_table(const std::vector<std::string>& args) {
 
 int cmd_merge(const std::vector<std::string>& args) {
   po::options_description desc(
-      "sqbench merge DIR... [--out DIR]: combine shard folders and render tables/plots");
+      "sqbench merge DIR... [--out DIR]: combine shard folders and render tables/plots; for the shard "
+      "folders of `sqbench quantize --shard i/n`, assemble the checkpoint, report and manifest (into --out, "
+      "default the folder holding the shards)");
   desc.add_options()("help,h", "this help")(
       "out,o", po::value<std::string>(), "output folder (default results/<name>/)")("quiet,q", "less output");
   const auto parsed = sqbench::parse_command(args, desc, "dirs");
@@ -336,6 +340,16 @@ int cmd_merge(const std::vector<std::string>& args) {
   const std::vector<std::string> given = sqbench::positionals(vm, "dirs");
   if (given.empty()) throw sqb::Error("sqbench merge: give the shard folders to combine");
   const std::vector<std::filesystem::path> dirs(given.begin(), given.end());
+  if (sqb::is_checkpoint_shard(dirs.front())) {
+    // Shards of `sqbench quantize --shard i/n`: the checkpoint goes to --out, or beside the shard folders.
+    std::filesystem::path out = vm.count("out") ? std::filesystem::path(vm["out"].as<std::string>())
+                                                : dirs.front().lexically_normal().parent_path();
+    if (out.empty()) out = ".";
+    const auto rows = sqb::merge_checkpoint_shards(dirs, out, "sqbench merge");
+    std::cout << "sqbench: merged " << dirs.size() << " checkpoint shards (" << rows.size() - 1
+              << " quantized tensors) into " << out.string() << "/\n";
+    return 0;
+  }
   const auto out =
       sqbench::merge_results(dirs, vm.count("out") ? vm["out"].as<std::string>() : "", vm.count("quiet") > 0);
   std::cout << "sqbench: merged results in " << sqbench::folder_text(out) << "\n";

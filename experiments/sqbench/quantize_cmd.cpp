@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <tuple>
 
 #include "cli_args.hpp"
 #include "memory.hpp"
@@ -19,7 +20,8 @@ namespace sqbench {
 int quantize_command(const std::vector<std::string>& args, const std::string& command_line) {
   po::options_description desc(
       "usage: sqbench quantize --input CKPT --out DIR (--spec SPEC (--bits B | --k K) [--granularity G] | "
-      "--rules RULES.ini) [--importance FILE [--rename FROM=TO]...] [--threads T] [--pack] [--opt-ratio]\n\n"
+      "--rules RULES.ini) [--importance FILE [--rename FROM=TO]...] [--threads T] [--pack] [--opt-ratio] "
+      "[--shard i/n] [--resume]\n\n"
       "Quantize a whole safetensors checkpoint (a .safetensors file or a sharded "
       "model.safetensors.index.json)"
       " and write the reconstruction as a checkpoint of the same dtypes, report.csv, manifest.json (and "
@@ -43,7 +45,13 @@ int quantize_command(const std::vector<std::string>& args, const std::string& co
       "by themselves)")("threads", po::value(&threads)->default_value(0),
                         "threads over blocks (0 = every core)")(
       "pack", "also write packed.safetensors (bit-packed codes, codebooks, blocks)")(
-      "opt-ratio", "add the opt_ratio column (MSE over the least any K-level codebook reaches)");
+      "opt-ratio", "add the opt_ratio column (MSE over the least any K-level codebook reaches)")(
+      "shard", po::value<std::string>(),
+      "i/n: quantize only part i of n of the tensors (balanced by size) into DIR/shard-i-of-n/; "
+      "`sqbench merge DIR/shard-*-of-n` assembles the checkpoint")(
+      "resume",
+      "continue an interrupted run into the same folder, keeping its finished tensors (the "
+      "inputs and options must be the same)");
   auto vm = parse_command(args, desc, "positional");
   if (!vm) return 0;
   po::notify(*vm);
@@ -56,6 +64,9 @@ int quantize_command(const std::vector<std::string>& args, const std::string& co
   o.threads = threads;
   o.pack = vm->count("pack") > 0;
   o.opt_ratio = vm->count("opt-ratio") > 0;
+  o.resume = vm->count("resume") > 0;
+  if (vm->count("shard"))
+    std::tie(o.shard_index, o.shard_count) = sqb::parse_shard((*vm)["shard"].as<std::string>());
   o.importance = importance;
   if (vm->count("rename")) o.rename = (*vm)["rename"].as<std::vector<std::string>>();
   o.command = command_line;
@@ -80,6 +91,14 @@ int quantize_command(const std::vector<std::string>& args, const std::string& co
   const std::vector<sqb::ReportRow> rows = sqb::quantize_checkpoint(o);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const sqb::ReportRow& total = rows.back();
+  if (o.shard_count > 1) {
+    std::cout << "shard " << o.shard_index << " of " << o.shard_count << ": quantized " << rows.size() - 1
+              << " tensors (" << total.at("n") << " weights) into " << out << "/"
+              << sqb::shard_folder_name(o.shard_index, o.shard_count) << "/ in " << secs
+              << " s; when every shard is done: sqbench merge " << out << "/shard-*-of-" << o.shard_count
+              << "\n";
+    return 0;
+  }
   std::cout << "quantized " << rows.size() - 1 << " tensors (" << total.at("n") << " weights) into " << out
             << "/ in " << secs << " s: storage_bits " << total.at("storage_bits") << " per weight, mse "
             << total.at("mse") << "\n";

@@ -13,9 +13,12 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <csignal>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "sqb/coding.hpp"
@@ -165,6 +168,420 @@ void release_pages(std::span<const unsigned char> bytes) {
   const auto begin = (reinterpret_cast<std::uintptr_t>(bytes.data()) + page - 1) / page * page;
   const auto end = (reinterpret_cast<std::uintptr_t>(bytes.data()) + bytes.size()) / page * page;
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+constexpr const char* kJournal = ".sqbench-quantize.journal";
+constexpr const char* kJournalFormat = "sqbench-quantize-journal 1";
+constexpr const char* kPackRecipe =
+    "for each quantized tensor T (see tensors): b = max(1, ceil(log2 k)); n = rows * cols; codes = "
+    "np.unpackbits(packed[T + '.codes'], bitorder='little')[:n * b].reshape(n, b) @ (1 << "
+    "np.arange(b)); "
+    "for each block i with (offset, length) = packed[T + '.blocks'][i]: x[offset:offset + length] = "
+    "packed[T + '.codebooks'][i][codes[offset:offset + length]]; x is the laid-out rows x cols tensor "
+    "(layout oihw/rows: reshape to shape; hwio: reshape to (rows, in, kh, kw) and move the first axis "
+    "last)";
+
+std::string mtime_of(const fs::path& p) {
+  return std::to_string(fs::last_write_time(p).time_since_epoch().count());
+}
+
+std::string header_hash(const InputFile& f) {
+  std::string head(static_cast<std::size_t>(f.file.data_offset()), '\0');
+  std::ifstream in(f.path, std::ios::binary);
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  return hex64(
+      fnv1a({reinterpret_cast<const unsigned char*>(head.data()), static_cast<std::size_t>(in.gcount())}));
+}
+
+// What the finishing step needs that a shard's journal carries to `sqbench merge`.
+struct RunBase {
+  nlohmann::json manifest;  // without tensors and command
+  std::string index;        // the input's index text ("" for one file)
+  std::vector<std::string> outputs;
+  bool pack = false;
+  std::size_t jobs = 0;
+  nlohmann::json to_json() const {
+    return {{"manifest", manifest}, {"index", index}, {"outputs", outputs}, {"pack", pack}, {"jobs", jobs}};
+  }
+  static RunBase from_json(const nlohmann::json& j) {
+    RunBase b;
+    b.manifest = j.at("manifest");
+    b.index = j.at("index").get<std::string>();
+    b.outputs = j.at("outputs").get<std::vector<std::string>>();
+    b.pack = j.at("pack").get<bool>();
+    b.jobs = j.at("jobs").get<std::size_t>();
+    return b;
+  }
+};
+
+// Shard of each job (1-based): the jobs by decreasing cost (quantized elements; a copied tensor costs its
+// bytes / 8, copying being far cheaper than designing codebooks), ties by job order, each to the least loaded
+// shard (ties to the lowest index). Deterministic: every array task computes the same split.
+std::vector<std::size_t> assign_shards(const std::vector<Job>& jobs, std::size_t n) {
+  std::vector<std::uint64_t> cost(jobs.size());
+  for (std::size_t i = 0; i < jobs.size(); ++i)
+    cost[i] = jobs[i].quantize ? jobs[i].info.size() : (jobs[i].info.end - jobs[i].info.begin) / 8;
+  std::vector<std::size_t> order(jobs.size());
+  for (std::size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return cost[a] > cost[b]; });
+  std::vector<std::uint64_t> load(std::max<std::size_t>(n, 1), 0);
+  std::vector<std::size_t> owner(jobs.size(), 1);
+  for (const std::size_t j : order) {
+    const std::size_t s = static_cast<std::size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+    load[s] += cost[j];
+    owner[j] = s + 1;
+  }
+  return owner;
+}
+
+struct JournalEntry {
+  std::string tensor;
+  std::vector<std::pair<std::string, std::string>> writes;  // (output file, tensor) written in full
+  ReportRow row;                                            // empty for a copied tensor
+  nlohmann::json manifest;
+};
+
+struct Journal {
+  nlohmann::json header;
+  std::map<std::size_t, JournalEntry> done;  // by job index
+  bool complete = false;
+  std::uint64_t valid_bytes = 0;  // the length of the whole lines; a torn last line (a kill) is dropped
+};
+
+Journal read_journal(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  if (!f) throw Error(p.string() + ": cannot open the run's journal");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  const std::string text = ss.str();
+  Journal j;
+  std::size_t at = 0;
+  int lineno = 0;
+  while (at < text.size()) {
+    const auto nl = text.find('\n', at);
+    if (nl == std::string::npos) break;  // torn: the process died while appending it
+    const std::string line = text.substr(at, nl - at);
+    ++lineno;
+    nlohmann::json v;
+    try {
+      v = nlohmann::json::parse(line);
+    } catch (const std::exception&) {
+      throw Error(p.string() + ":" + std::to_string(lineno) +
+                  ": not a journal line of sqbench quantize; remove the folder and start again");
+    }
+    try {
+      if (lineno == 1) {
+        if (v.value("journal", std::string()) != kJournalFormat)
+          throw Error(p.string() + ": not a journal of this sqbench (" + std::string(kJournalFormat) + ")");
+        j.header = v;
+      } else if (v.contains("complete")) {
+        j.complete = true;
+      } else {
+        JournalEntry e;
+        e.tensor = v.at("tensor").get<std::string>();
+        for (const auto& w : v.at("writes"))
+          e.writes.emplace_back(w.at(0).get<std::string>(), w.at(1).get<std::string>());
+        if (!v.at("row").is_null()) e.row = v.at("row").get<std::map<std::string, std::string>>();
+        e.manifest = v.at("manifest");
+        j.done[v.at("job").get<std::size_t>()] = std::move(e);
+      }
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(p.string() + ":" + std::to_string(lineno) + ": a journal line without its fields (" +
+                  e.what() + ")");
+    }
+    at = nl + 1;
+    j.valid_bytes = at;
+  }
+  if (lineno == 0) throw Error(p.string() + ": an empty journal; remove the folder and start again");
+  return j;
+}
+
+// The first key where two JSON values differ, as a path ("input/0/mtime").
+std::string first_difference(const nlohmann::json& a, const nlohmann::json& b, const std::string& at = "") {
+  if (a.is_object() && b.is_object()) {
+    for (const auto& [k, v] : a.items()) {
+      if (!b.contains(k)) return at + k;
+      if (v != b.at(k)) return first_difference(v, b.at(k), at + k + "/");
+    }
+    for (const auto& [k, v] : b.items())
+      if (!a.contains(k)) return at + k;
+  }
+  if (a.is_array() && b.is_array() && a.size() == b.size()) {
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (a[i] != b[i]) return first_difference(a[i], b[i], at + std::to_string(i) + "/");
+  }
+  return at.empty() ? "everything" : at.substr(0, at.size() - (at.back() == '/' ? 1 : 0));
+}
+
+void check_same_run(const Journal& j, const nlohmann::json& header, const fs::path& p) {
+  if (j.header.at("fingerprint") != header.at("fingerprint") || j.header.at("shard") != header.at("shard") ||
+      j.header.at("base") != header.at("base")) {
+    const std::string what = j.header.at("fingerprint") != header.at("fingerprint")
+                                 ? first_difference(header.at("fingerprint"), j.header.at("fingerprint"))
+                             : j.header.at("shard") != header.at("shard") ? std::string("shard")
+                                                                          : std::string("the plan");
+    throw Error(p.string() + ": --resume refused: the interrupted run had other inputs or options (" + what +
+                " differs); remove the folder to start again, or resume with the same command");
+  }
+}
+
+// Appends one line per finished tensor, flushed to disk before the next tensor starts.
+class JournalAppender {
+ public:
+  JournalAppender(const fs::path& p, std::uint64_t keep, const std::string& header_line) : p_(p) {
+    fd_ = ::open(p.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+    if (fd_ < 0) throw Error(p.string() + ": cannot open the run's journal (" + std::strerror(errno) + ")");
+    if (::ftruncate(fd_, static_cast<off_t>(keep)) != 0 || ::lseek(fd_, 0, SEEK_END) < 0)
+      fail("cannot truncate");
+    if (!header_line.empty()) put(header_line);
+  }
+  ~JournalAppender() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  JournalAppender(const JournalAppender&) = delete;
+  JournalAppender& operator=(const JournalAppender&) = delete;
+  void add(std::size_t job, const JournalEntry& e) {
+    nlohmann::json w = nlohmann::json::array();
+    for (const auto& [f, t] : e.writes)
+      w.push_back({f, t});
+    put(nlohmann::json({{"job", job},
+                        {"tensor", e.tensor},
+                        {"writes", w},
+                        {"row", e.row.empty() ? nlohmann::json() : nlohmann::json(e.row)},
+                        {"manifest", e.manifest}})
+            .dump());
+  }
+  void complete() { put(R"({"complete":true})"); }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw Error(p_.string() + ": " + what + " (" + std::strerror(errno) + ")");
+  }
+  void put(std::string line) {
+    line += '\n';
+    const char* p = line.data();
+    std::size_t n = line.size();
+    while (n > 0) {
+      const ssize_t w = ::write(fd_, p, n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        fail("cannot write");
+      }
+      p += w;
+      n -= static_cast<std::size_t>(w);
+    }
+    if (::fdatasync(fd_) != 0) fail("cannot flush");
+  }
+  fs::path p_;
+  int fd_ = -1;
+};
+
+// Totals: per-element figures averaged with each tensor's element count as its weight; max_abs_err the
+// max; times summed.
+ReportRow totals_row(const std::vector<ReportRow>& rows) {
+  ReportRow total;
+  total["tensor"] = "(total)";
+  double n = 0;
+  std::map<std::string, double> sums;
+  bool weighted = true;
+  double max_err = 0;
+  const std::vector<std::string> averaged = {"mse",          "nmse",       "entropy_bits",
+                                             "storage_bits", "coded_bits", "wmse"};
+  for (const ReportRow& r : rows) {
+    const double rn = std::stod(r.at("n"));
+    n += rn;
+    for (const std::string& c : averaged) {
+      if (r.at(c).empty()) {
+        if (c == "wmse") weighted = false;
+        continue;
+      }
+      sums[c] += rn * std::stod(r.at(c));
+    }
+    max_err = std::max(max_err, std::stod(r.at("max_abs_err")));
+    for (const char* c : {"fit_s", "encode_s", "decode_s"})
+      sums[c] += std::stod(r.at(c));
+  }
+  total["n"] = number(n);
+  for (const std::string& c : averaged)
+    total[c] = n == 0 || (c == "wmse" && !weighted) ? "" : number(sums[c] / n);
+  total["max_abs_err"] = number(max_err);
+  for (const char* c : {"fit_s", "encode_s", "decode_s"})
+    total[c] = number(sums[c]);
+  return total;
+}
+
+// The index, report.csv and manifest.json of a finished run (the data files are committed already); the
+// manifest last, its presence saying the folder is complete. `shards`: how many shards were merged (0: none).
+std::vector<ReportRow> finish_outputs(const fs::path& out, const RunBase& base, std::vector<ReportRow> rows,
+                                      const nlohmann::json& manifest_tensors, const std::string& command,
+                                      std::size_t shards) {
+  rows.push_back(totals_row(rows));
+  std::string csv;
+  const std::vector<std::string> cols = report_columns();
+  for (std::size_t i = 0; i < cols.size(); ++i) {
+    if (i > 0) csv += ',';
+    csv += cols[i];
+  }
+  csv += "\n";
+  for (const ReportRow& r : rows) {
+    for (std::size_t i = 0; i < cols.size(); ++i) {
+      const auto it = r.find(cols[i]);
+      if (i > 0) csv += ',';
+      csv += csv_field(it == r.end() ? "" : it->second);
+    }
+    csv += "\n";
+  }
+  nlohmann::json m = base.manifest;
+  m["command"] = command;
+  if (shards > 0) m["merged_shards"] = shards;
+  m["tensors"] = manifest_tensors;
+  if (!base.index.empty()) write_text_atomically(out / "model.safetensors.index.json", base.index);
+  write_text_atomically(out / "report.csv", csv);
+  write_text_atomically(out / "manifest.json", m.dump(2) + "\n");
+  return rows;
+}
+
+// Quantizes one tensor into its output file (and the packed file), filling the journal entry's report row,
+// manifest entry and the packed tensors it wrote. Memory: the tensor as float32 (dropped once quantized), the
+// reconstruction and the codes; the output is converted chunk by chunk, in the stored order.
+void quantize_job(const CheckpointOptions& o, const std::string& in_name, const Job& j, const st::File& file,
+                  st::Writer& w, st::Writer* packed, JournalEntry& d) {
+  st::Array a = file.read(j.name);
+  release_pages(file.raw(j.name));
+  Tensor laid;
+  TensorView view;
+  const bool transposed = j.layout == npy::Layout::hwio && a.shape.size() >= 2;
+  if (transposed) {
+    laid = npy::to_tensor(a.shape, a.values, j.layout, j.name);
+    a.values = {};  // the laid-out copy is all that is needed now
+    a.values.shrink_to_fit();
+    view = TensorView(laid.rows, laid.cols, laid.values);
+  } else {
+    view = TensorView(j.rows, j.cols, a.values);
+  }
+  QuantizeOptions qo;
+  qo.granularity = Granularity::parse(j.granularity);
+  qo.seed = o.seed;
+  qo.threads = o.threads;
+  qo.coded = true;  // the report's coded_bits column: a real rANS pass per tensor
+  if (j.importance) qo.column_weights = *j.importance;
+  // The reconstruction is decoded again from the codes a chunk at a time as it is written, unless it has to
+  // be gathered back from a transposed layout.
+  qo.keep_decoded = transposed;
+  const std::unique_ptr<Quantizer> q = make_quantizer(j.spec, {j.k, o.seed});
+  double optimum = std::numeric_limits<double>::quiet_NaN();
+  try {
+    if (o.opt_ratio) optimum = optimal_mse(view, j.k, qo);
+  } catch (const Error& e) {
+    throw Error(in_name + ": tensor \"" + j.name + "\": " + e.what());
+  }
+  Quantized r;
+  StageTimes times;
+  try {
+    quantize_into(view, *q, qo, r, &times);
+  } catch (const Error& e) {
+    throw Error(in_name + ": tensor \"" + j.name + "\": " + e.what());
+  }
+  const std::size_t n = view.size();
+  // The input values are not needed any more.
+  a.values = {};
+  a.values.shrink_to_fit();
+  laid.values = {};
+  laid.values.shrink_to_fit();
+  double ratio = std::numeric_limits<double>::quiet_NaN();
+  if (o.opt_ratio) {
+    const double measured = j.importance ? r.metrics.wmse : r.metrics.mse;
+    ratio = std::isnan(measured) ? NAN : optimum > 0 ? measured / optimum : (measured == 0 ? 1.0 : INFINITY);
+  }
+  if (transposed) {
+    // Laid-out (r, c) is stored element c * R + r: gathered back chunk by chunk.
+    const std::size_t R = j.rows, C = j.cols;
+    constexpr std::size_t kChunk = std::size_t{1} << 16;
+    std::vector<float> buf(std::min(n, kChunk));
+    for (std::size_t at = 0; at < n; at += kChunk) {
+      const std::size_t m = std::min(kChunk, n - at);
+      for (std::size_t i = 0; i < m; ++i) {
+        const std::size_t f = at + i;
+        buf[i] = r.decoded[(f % R) * C + f / R];
+      }
+      w.write_values(j.name, std::span<const float>(buf.data(), m), at);
+    }
+  } else {
+    // Blocks in storage order tile the tensor: each decoded into the buffer, written when it is full.
+    constexpr std::size_t kChunk = std::size_t{1} << 16;
+    std::vector<float> buf(std::min(n, kChunk));
+    std::size_t at = 0, fill = 0;
+    r.codes.visit([&](auto codes) {
+      for (std::size_t i = 0; i < r.blocks.size(); ++i) {
+        const Block& b = r.blocks[i];
+        if (b.offset != at + fill) throw std::logic_error("blocks do not tile the tensor in storage order");
+        for (std::size_t done = 0; done < b.length;) {
+          const std::size_t m = std::min(b.length - done, buf.size() - fill);
+          decode(r.designs[i].codebook, codes.subspan(b.offset + done, m),
+                 std::span<float>(buf).subspan(fill, m));
+          done += m;
+          fill += m;
+          if (fill == buf.size()) {
+            w.write_values(j.name, std::span<const float>(buf.data(), fill), at);
+            at += fill;
+            fill = 0;
+          }
+        }
+      }
+    });
+    if (fill > 0) w.write_values(j.name, std::span<const float>(buf.data(), fill), at);
+  }
+  r.decoded = {};
+  r.decoded.shrink_to_fit();
+  if (packed) {
+    const unsigned b = std::max(1u, index_bits(j.k));
+    const std::vector<std::uint8_t> bits = r.codes.visit([&](auto c) { return pack_codes(c, b); });
+    packed->write(j.name + ".codes", bits);
+    std::vector<float> cbs, side;
+    std::vector<std::int64_t> blocks;
+    for (std::size_t i = 0; i < r.blocks.size(); ++i) {
+      const auto lv = r.designs[i].codebook.levels();
+      cbs.insert(cbs.end(), lv.begin(), lv.end());
+      side.insert(side.end(), r.designs[i].side.begin(), r.designs[i].side.end());
+      blocks.push_back(static_cast<std::int64_t>(r.blocks[i].offset));
+      blocks.push_back(static_cast<std::int64_t>(r.blocks[i].length));
+    }
+    packed->write_values(j.name + ".codebooks", cbs);
+    if (j.side_per_block > 0) packed->write_values(j.name + ".side", side);
+    packed->write(j.name + ".blocks",
+                  {reinterpret_cast<const unsigned char*>(blocks.data()), blocks.size() * 8});
+    for (const char* suffix : {".codes", ".codebooks", ".blocks"})
+      d.writes.push_back({"packed.safetensors", j.name + suffix});
+    if (j.side_per_block > 0) d.writes.push_back({"packed.safetensors", j.name + ".side"});
+  }
+  ReportRow& row = d.row;
+  row["tensor"] = j.name;
+  row["shape"] = shape_text(j.info.shape);
+  row["dtype"] = std::string(st::dtype_name(j.info.dtype));
+  row[std::string(column_name(Col::quantizer))] = j.spec;
+  row[std::string(column_name(Col::n))] = std::to_string(n);
+  row[std::string(column_name(Col::k))] = std::to_string(j.k);
+  row[std::string(column_name(Col::bits))] = number(std::log2(static_cast<double>(j.k)));
+  row[std::string(column_name(Col::granularity))] = j.granularity;
+  for (const Figure& f : r.metric_columns())
+    row[std::string(column_name(f.column))] = number(f.value);
+  row[std::string(column_name(Col::opt_ratio))] = number(ratio);
+  row[std::string(column_name(Col::fit_s))] = number(times.fit);
+  row[std::string(column_name(Col::encode_s))] = number(times.encode);
+  row[std::string(column_name(Col::decode_s))] = number(times.decode);
+  d.manifest = {{"shape", j.info.shape},
+                {"dtype", std::string(st::dtype_name(j.info.dtype))},
+                {"quantizer", j.spec},
+                {"k", j.k},
+                {"granularity", j.granularity},
+                {"layout", j.layout_word},
+                {"rows", j.rows},
+                {"cols", j.cols},
+                {"blocks", j.blocks},
+                {"importance", j.importance != nullptr},
+                {"side", q->side_values().description}};
 }
 
 }  // namespace
@@ -391,22 +808,7 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
                 ": no tensor is selected for quantization (floating, rank >= 2, named *weight or "
                 "*kernel); give rules to choose them");
 
-  // Outputs must not replace anything: a folder holding them is refused.
-  std::error_code ec;
-  fs::create_directories(o.out, ec);
-  if (ec) throw Error(o.out.string() + ": cannot create the output folder (" + ec.message() + ")");
-  const FolderLock lock(o.out);
-  std::vector<std::string> outputs = {"report.csv", "manifest.json"};
-  for (const InputFile& f : files)
-    outputs.push_back(f.out_name);
-  if (!index_text.empty()) outputs.push_back("model.safetensors.index.json");
-  if (o.pack) outputs.push_back("packed.safetensors");
-  for (const std::string& n : outputs) {
-    if (fs::exists(o.out / n))
-      throw Error((o.out / n).string() + " exists: choose another --out folder (results are never replaced)");
-  }
-
-  // ---- Work.
+  // ---- The run's description: what the journal is fingerprinted against and what the manifest says.
   std::map<std::string, std::string> sq_meta = {{"sqbench.version", std::string(version())}};
   {
     nlohmann::json rj = nlohmann::json::array();
@@ -422,6 +824,111 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
         o.rules.empty() ? "default: " + o.spec + " k=" + std::to_string(o.k) + " granularity=" + o.granularity
                         : rj.dump();
   }
+  RunBase base;
+  base.index = index_text;
+  base.pack = o.pack;
+  base.jobs = jobs.size();
+  for (const InputFile& f : files)
+    base.outputs.push_back(f.out_name);
+  {
+    nlohmann::json& m = base.manifest;
+    m["sqbench_version"] = std::string(version());
+    nlohmann::json inputs = nlohmann::json::array();
+    for (const InputFile& f : files)
+      inputs.push_back(
+          {{"file", f.path.string()}, {"bytes", fs::file_size(f.path)}, {"header_fnv1a64", header_hash(f)}});
+    m["input"] = {{"path", in_name}, {"files", inputs}};
+    m["rules"] = o.rules.empty() ? nlohmann::json(sq_meta["sqbench.rules"])
+                                 : nlohmann::json::parse(sq_meta["sqbench.rules"]);
+    m["importance"] =
+        imp ? nlohmann::json({{"file", imp->source}, {"format", imp->format}}) : nlohmann::json();
+    if (o.pack) m["pack"] = {{"file", "packed.safetensors"}, {"decode", kPackRecipe}};
+  }
+  // The fingerprint a resumed run must match: every input file's header, size and modification time, the
+  // importance file's bytes, and every option that changes a byte of the output (not the thread count).
+  nlohmann::json fingerprint;
+  {
+    nlohmann::json in = nlohmann::json::array();
+    for (const InputFile& f : files)
+      in.push_back({{"file", f.path.string()},
+                    {"bytes", fs::file_size(f.path)},
+                    {"mtime", mtime_of(f.path)},
+                    {"header_fnv1a64", header_hash(f)}});
+    fingerprint["input"] = in;
+    if (imp) {
+      std::ifstream f(o.importance, std::ios::binary);
+      std::stringstream ss;
+      ss << f.rdbuf();
+      const std::string b = ss.str();
+      fingerprint["importance"] = {
+          {"file", o.importance.string()},
+          {"bytes", b.size()},
+          {"mtime", mtime_of(o.importance)},
+          {"fnv1a64", hex64(fnv1a({reinterpret_cast<const unsigned char*>(b.data()), b.size()}))}};
+    } else {
+      fingerprint["importance"] = nullptr;
+    }
+    fingerprint["options"] = {{"spec", o.spec},
+                              {"k", o.k},
+                              {"granularity", o.granularity},
+                              {"rules", sq_meta["sqbench.rules"]},
+                              {"rename", o.rename},
+                              {"pack", o.pack},
+                              {"opt_ratio", o.opt_ratio},
+                              {"seed", o.seed},
+                              {"sqbench_version", std::string(version())}};
+  }
+
+  // ---- This run's share: every job, or the jobs of shard i of n (balanced by size, deterministic).
+  const std::size_t si = o.shard_index, sn = o.shard_count;
+  if (sn < 1 || si < 1 || si > sn)
+    throw Error("--shard " + std::to_string(si) + "/" + std::to_string(sn) + ": give i/n with 1 <= i <= n");
+  const std::vector<std::size_t> owner = assign_shards(jobs, sn);
+  const fs::path work = sn == 1 ? o.out : o.out / shard_folder_name(si, sn);
+
+  std::error_code ec;
+  fs::create_directories(work, ec);
+  if (ec) throw Error(work.string() + ": cannot create the output folder (" + ec.message() + ")");
+  const FolderLock lock(work);
+  if (sn == 1) {
+    // Outputs must not replace anything: a folder holding them is refused.
+    std::vector<std::string> outputs = {"report.csv", "manifest.json"};
+    for (const InputFile& f : files)
+      outputs.push_back(f.out_name);
+    if (!index_text.empty()) outputs.push_back("model.safetensors.index.json");
+    if (o.pack) outputs.push_back("packed.safetensors");
+    for (const std::string& n : outputs) {
+      if (fs::exists(o.out / n))
+        throw Error((o.out / n).string() +
+                    " exists: choose another --out folder (results are never replaced)");
+    }
+  }
+  const fs::path journal_path = work / kJournal;
+  nlohmann::json header = {{"journal", kJournalFormat},
+                           {"fingerprint", fingerprint},
+                           {"shard", {si, sn}},
+                           {"base", base.to_json()},
+                           {"command", o.command}};
+  Journal journal;
+  const bool continuing = fs::exists(journal_path);
+  if (continuing) {
+    if (!o.resume) {
+      throw Error(journal_path.string() +
+                  ": an earlier run into this folder was interrupted; give --resume to keep its finished "
+                  "tensors, or remove the folder");
+    }
+    journal = read_journal(journal_path);
+    check_same_run(journal, header, journal_path);
+  }
+  if (journal.complete) {
+    // A finished shard: nothing left to do.
+    std::vector<ReportRow> rows;
+    for (auto& [job, d] : journal.done)
+      if (!d.row.empty()) rows.push_back(d.row);
+    rows.push_back(totals_row(rows));
+    return rows;
+  }
+
   std::unique_ptr<st::Writer> packed;
   if (o.pack) {
     std::vector<st::Entry> entries;
@@ -434,11 +941,9 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
       if (j.side_per_block > 0)
         entries.push_back({j.name + ".side", st::DType::F32, {j.blocks, j.side_per_block}});
     }
-    packed = std::make_unique<st::Writer>(o.out / "packed.safetensors", std::move(entries), sq_meta);
+    packed = std::make_unique<st::Writer>(o.out / "packed.safetensors", std::move(entries), sq_meta,
+                                          st::Partial{work / "packed.safetensors.partial", continuing});
   }
-
-  std::vector<ReportRow> rows;
-  nlohmann::json manifest_tensors = nlohmann::json::object();
   std::vector<std::unique_ptr<st::Writer>> writers;
   for (std::size_t fi = 0; fi < files.size(); ++fi) {
     std::vector<st::Entry> entries;
@@ -447,186 +952,193 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
     std::map<std::string, std::string> meta = files[fi].file.metadata();
     for (const auto& [k, v] : sq_meta)
       meta[k] = v;
-    auto w = std::make_unique<st::Writer>(o.out / files[fi].out_name, std::move(entries), meta);
-    for (const Job& j : jobs) {
-      if (j.file != fi) continue;
-      if (!j.quantize) {
-        w->write(j.name, files[fi].file.raw(j.name));
-        release_pages(files[fi].file.raw(j.name));
-        continue;
-      }
-      st::Array a = files[fi].file.read(j.name);
+    writers.push_back(
+        std::make_unique<st::Writer>(o.out / files[fi].out_name, std::move(entries), meta,
+                                     st::Partial{work / (files[fi].out_name + ".partial"), continuing}));
+  }
+  const auto writer_of = [&](const std::string& file) -> st::Writer& {
+    if (file == "packed.safetensors" && packed) return *packed;
+    for (std::size_t fi = 0; fi < files.size(); ++fi)
+      if (files[fi].out_name == file) return *writers[fi];
+    throw Error(journal_path.string() + ": names an output file \"" + file + "\" this run does not write");
+  };
+  // What the journal says is finished is present in the reopened files.
+  for (const auto& [job, d] : journal.done) {
+    if (job >= jobs.size() || jobs[job].name != d.tensor || owner[job] != si)
+      throw Error(journal_path.string() + ": job " + std::to_string(job) + " (\"" + d.tensor +
+                  "\") is not one of this run's tensors");
+    for (const auto& [file, tensor] : d.writes)
+      writer_of(file).mark_written(tensor);
+  }
+  JournalAppender append(journal_path, continuing ? journal.valid_bytes : 0, continuing ? "" : header.dump());
+  long kill_after = -1;  // the test hook: SIGKILL this process after that many finished tensors
+  if (const char* e = std::getenv("SQB_QUANTIZE_KILL_AFTER")) kill_after = std::strtol(e, nullptr, 10);
+  long finished_here = 0;
+
+  for (std::size_t ji = 0; ji < jobs.size(); ++ji) {
+    const Job& j = jobs[ji];
+    if (owner[ji] != si || journal.done.count(ji)) continue;
+    if (kill_after >= 0 && finished_here >= kill_after) ::raise(SIGKILL);
+    const std::size_t fi = j.file;
+    st::Writer& w = *writers[fi];
+    JournalEntry d;
+    d.tensor = j.name;
+    d.writes.push_back({files[fi].out_name, j.name});
+    if (!j.quantize) {
+      w.write(j.name, files[fi].file.raw(j.name));
       release_pages(files[fi].file.raw(j.name));
-      Tensor laid;
-      TensorView view;
-      if (j.layout == npy::Layout::hwio && a.shape.size() >= 2) {
-        laid = npy::to_tensor(a.shape, a.values, j.layout, j.name);
-        a.values = {};  // the laid-out copy is all that is needed now
-        view = TensorView(laid.rows, laid.cols, laid.values);
-      } else {
-        view = TensorView(j.rows, j.cols, a.values);
-      }
-      QuantizeOptions qo;
-      qo.granularity = Granularity::parse(j.granularity);
-      qo.seed = o.seed;
-      qo.threads = o.threads;
-      qo.coded = true;  // the report's coded_bits column: a real rANS pass per tensor
-      if (j.importance) qo.column_weights = *j.importance;
-      const std::unique_ptr<Quantizer> q = make_quantizer(j.spec, {j.k, o.seed});
-      Quantized r;
-      StageTimes times;
-      try {
-        quantize_into(view, *q, qo, r, &times);
-      } catch (const Error& e) {
-        throw Error(in_name + ": tensor \"" + j.name + "\": " + e.what());
-      }
-      double ratio = std::numeric_limits<double>::quiet_NaN();
-      if (o.opt_ratio) {
-        const double optimum = optimal_mse(view, j.k, qo);
-        const double measured = j.importance ? r.metrics.wmse : r.metrics.mse;
-        ratio = std::isnan(measured) ? NAN
-                : optimum > 0        ? measured / optimum
-                                     : (measured == 0 ? 1.0 : INFINITY);
-      }
-      if (j.layout == npy::Layout::hwio && j.info.shape.size() >= 2) {
-        const std::vector<float> back = npy::from_tensor(j.info.shape, r.decoded, j.layout);
-        w->write_values(j.name, back);
-      } else {
-        w->write_values(j.name, r.decoded);
-      }
-      if (packed) {
-        const unsigned b = std::max(1u, index_bits(j.k));
-        const std::vector<std::uint8_t> bits = r.codes.visit([&](auto c) { return pack_codes(c, b); });
-        packed->write(j.name + ".codes", bits);
-        std::vector<float> cbs, side;
-        std::vector<std::int64_t> blocks;
-        for (std::size_t i = 0; i < r.blocks.size(); ++i) {
-          const auto lv = r.designs[i].codebook.levels();
-          cbs.insert(cbs.end(), lv.begin(), lv.end());
-          side.insert(side.end(), r.designs[i].side.begin(), r.designs[i].side.end());
-          blocks.push_back(static_cast<std::int64_t>(r.blocks[i].offset));
-          blocks.push_back(static_cast<std::int64_t>(r.blocks[i].length));
-        }
-        packed->write_values(j.name + ".codebooks", cbs);
-        if (j.side_per_block > 0) packed->write_values(j.name + ".side", side);
-        packed->write(j.name + ".blocks",
-                      {reinterpret_cast<const unsigned char*>(blocks.data()), blocks.size() * 8});
-      }
-      ReportRow row;
-      row["tensor"] = j.name;
-      row["shape"] = shape_text(j.info.shape);
-      row["dtype"] = std::string(st::dtype_name(j.info.dtype));
-      row[std::string(column_name(Col::quantizer))] = j.spec;
-      row[std::string(column_name(Col::n))] = std::to_string(view.size());
-      row[std::string(column_name(Col::k))] = std::to_string(j.k);
-      row[std::string(column_name(Col::bits))] = number(std::log2(static_cast<double>(j.k)));
-      row[std::string(column_name(Col::granularity))] = j.granularity;
-      for (const Figure& f : r.metric_columns())
-        row[std::string(column_name(f.column))] = number(f.value);
-      row[std::string(column_name(Col::opt_ratio))] = number(ratio);
-      row[std::string(column_name(Col::fit_s))] = number(times.fit);
-      row[std::string(column_name(Col::encode_s))] = number(times.encode);
-      row[std::string(column_name(Col::decode_s))] = number(times.decode);
-      rows.push_back(std::move(row));
-      manifest_tensors[j.name] = {{"shape", j.info.shape},
-                                  {"dtype", std::string(st::dtype_name(j.info.dtype))},
-                                  {"quantizer", j.spec},
-                                  {"k", j.k},
-                                  {"granularity", j.granularity},
-                                  {"layout", j.layout_word},
-                                  {"rows", j.rows},
-                                  {"cols", j.cols},
-                                  {"blocks", j.blocks},
-                                  {"importance", j.importance != nullptr},
-                                  {"side", q->side_values().description}};
+    } else {
+      quantize_job(o, in_name, j, files[fi].file, w, packed.get(), d);
     }
-    writers.push_back(std::move(w));
+    w.sync();
+    if (packed && j.quantize) packed->sync();
+    append.add(ji, d);
+    journal.done.emplace(ji, std::move(d));
+    ++finished_here;
   }
 
-  // Totals: per-element figures averaged with each tensor's element count as its weight; max_abs_err the
-  // max; times summed.
-  {
-    ReportRow total;
-    total["tensor"] = "(total)";
-    double n = 0;
-    std::map<std::string, double> sums;
-    bool weighted = true;
-    double max_err = 0;
-    const std::vector<std::string> averaged = {"mse",          "nmse",       "entropy_bits",
-                                               "storage_bits", "coded_bits", "wmse"};
-    for (const ReportRow& r : rows) {
-      const double rn = std::stod(r.at("n"));
-      n += rn;
-      for (const std::string& c : averaged) {
-        if (r.at(c).empty()) {
-          if (c == "wmse") weighted = false;
-          continue;
-        }
-        sums[c] += rn * std::stod(r.at(c));
-      }
-      max_err = std::max(max_err, std::stod(r.at("max_abs_err")));
-      for (const char* c : {"fit_s", "encode_s", "decode_s"})
-        sums[c] += std::stod(r.at(c));
-    }
-    total["n"] = number(n);
-    for (const std::string& c : averaged)
-      total[c] = c == "wmse" && !weighted ? "" : number(sums[c] / n);
-    total["max_abs_err"] = number(max_err);
-    for (const char* c : {"fit_s", "encode_s", "decode_s"})
-      total[c] = number(sums[c]);
-    rows.push_back(std::move(total));
+  std::vector<ReportRow> rows;
+  nlohmann::json manifest_tensors = nlohmann::json::object();
+  for (const auto& [job, d] : journal.done) {
+    if (d.row.empty()) continue;
+    rows.push_back(d.row);
+    manifest_tensors[d.tensor] = d.manifest;
   }
-  std::string csv;
-  const std::vector<std::string> cols = report_columns();
-  for (std::size_t i = 0; i < cols.size(); ++i)
-    csv += (i ? "," : "") + cols[i];
-  csv += "\n";
-  for (const ReportRow& r : rows) {
-    for (std::size_t i = 0; i < cols.size(); ++i) {
-      const auto it = r.find(cols[i]);
-      csv += (i ? "," : "") + csv_field(it == r.end() ? "" : it->second);
-    }
-    csv += "\n";
-  }
-
-  nlohmann::json m;
-  m["sqbench_version"] = std::string(version());
-  m["command"] = o.command;
-  nlohmann::json inputs = nlohmann::json::array();
-  for (const InputFile& f : files) {
-    const fs::path p = f.path;
-    std::string head(static_cast<std::size_t>(f.file.data_offset()), '\0');
-    std::ifstream in(p, std::ios::binary);
-    in.read(head.data(), static_cast<std::streamsize>(head.size()));
-    const std::uint64_t h =
-        fnv1a({reinterpret_cast<const unsigned char*>(head.data()), static_cast<std::size_t>(in.gcount())});
-    inputs.push_back({{"file", p.string()}, {"bytes", fs::file_size(p)}, {"header_fnv1a64", hex64(h)}});
-  }
-  m["input"] = {{"path", in_name}, {"files", inputs}};
-  m["rules"] = o.rules.empty() ? nlohmann::json(sq_meta["sqbench.rules"])
-                               : nlohmann::json::parse(sq_meta["sqbench.rules"]);
-  m["importance"] = imp ? nlohmann::json({{"file", imp->source}, {"format", imp->format}}) : nlohmann::json();
-  m["tensors"] = manifest_tensors;
-  if (o.pack) {
-    m["pack"] = {
-        {"file", "packed.safetensors"},
-        {"decode",
-         "for each quantized tensor T (see tensors): b = max(1, ceil(log2 k)); n = rows * cols; codes = "
-         "np.unpackbits(packed[T + '.codes'], bitorder='little')[:n * b].reshape(n, b) @ (1 << "
-         "np.arange(b)); "
-         "for each block i with (offset, length) = packed[T + '.blocks'][i]: x[offset:offset + length] = "
-         "packed[T + '.codebooks'][i][codes[offset:offset + length]]; x is the laid-out rows x cols tensor "
-         "(layout oihw/rows: reshape to shape; hwio: reshape to (rows, in, kh, kw) and move the first axis "
-         "last)"}};
+  if (sn > 1) {
+    // A shard leaves its partial files and journal for `sqbench merge`.
+    append.complete();
+    rows.push_back(totals_row(rows));
+    return rows;
   }
   // Completion order: data files, then the index, the report and the manifest last (its presence says done).
   if (packed) packed->commit();
   for (auto& w : writers)
     w->commit();
-  if (!index_text.empty()) write_text_atomically(o.out / "model.safetensors.index.json", index_text);
-  write_text_atomically(o.out / "report.csv", csv);
-  write_text_atomically(o.out / "manifest.json", m.dump(2) + "\n");
+  rows = finish_outputs(o.out, base, rows, manifest_tensors, o.command, 0);
+  fs::remove(journal_path, ec);
   return rows;
+}
+
+bool is_checkpoint_shard(const fs::path& dir) {
+  return fs::is_regular_file(dir / kJournal);
+}
+
+std::string shard_folder_name(std::size_t i, std::size_t n) {
+  return "shard-" + std::to_string(i) + "-of-" + std::to_string(n);
+}
+
+std::pair<std::size_t, std::size_t> parse_shard(const std::string& text) {
+  const auto slash = text.find('/');
+  std::size_t i = 0, n = 0;
+  const auto num = [&](std::string_view s, std::size_t& v) {
+    const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+    return !s.empty() && r.ec == std::errc() && r.ptr == s.data() + s.size();
+  };
+  if (slash == std::string::npos || !num(std::string_view(text).substr(0, slash), i) ||
+      !num(std::string_view(text).substr(slash + 1), n) || n < 1 || i < 1 || i > n) {
+    throw Error("--shard '" + text +
+                "' is not i/n with 1 <= i <= n (e.g. --shard 2/8: the second of 8 parts)");
+  }
+  return {i, n};
+}
+
+std::vector<ReportRow> merge_checkpoint_shards(const std::vector<fs::path>& shards, const fs::path& out_dir,
+                                               const std::string& command) {
+  if (shards.empty()) throw Error("sqbench merge: give the checkpoint's shard folders");
+  std::vector<Journal> journals;
+  std::vector<nlohmann::json> headers;
+  std::size_t n = 0;
+  std::map<std::size_t, fs::path> by_index;
+  for (const fs::path& d : shards) {
+    const fs::path jp = d / kJournal;
+    if (!fs::is_regular_file(jp))
+      throw Error(d.string() + ": not a shard folder of `sqbench quantize --shard` (it has no " +
+                  std::string(kJournal) + ")");
+    Journal j = read_journal(jp);
+    const auto& sh = j.header.at("shard");
+    const std::size_t i = sh.at(0).get<std::size_t>(), sn = sh.at(1).get<std::size_t>();
+    if (n == 0) n = sn;
+    if (sn != n)
+      throw Error(d.string() + ": a shard of " + std::to_string(sn) + " parts, the others are of " +
+                  std::to_string(n));
+    if (!journals.empty() && j.header.at("fingerprint") != journals.front().header.at("fingerprint"))
+      throw Error(d.string() + ": its input or options differ from " + shards.front().string() + "'s (" +
+                  first_difference(j.header.at("fingerprint"), journals.front().header.at("fingerprint")) +
+                  "); shards of one run only");
+    if (by_index.count(i))
+      throw Error(d.string() + ": shard " + std::to_string(i) + " is given twice (also " +
+                  by_index[i].string() + ")");
+    if (!j.complete)
+      throw Error(d.string() + ": shard " + std::to_string(i) + " of " + std::to_string(n) +
+                  " has not finished (run it again with --resume)");
+    by_index[i] = d;
+    journals.push_back(std::move(j));
+  }
+  std::string missing;
+  for (std::size_t i = 1; i <= n; ++i)
+    if (!by_index.count(i)) missing += (missing.empty() ? "" : ", ") + std::to_string(i);
+  if (!missing.empty())
+    throw Error("sqbench merge: shard(s) " + missing + " of " + std::to_string(n) + " are missing");
+  const RunBase base = RunBase::from_json(journals.front().header.at("base"));
+
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) throw Error(out_dir.string() + ": cannot create the output folder (" + ec.message() + ")");
+  const FolderLock lock(out_dir);
+  std::vector<std::string> files = base.outputs;
+  if (base.pack) files.push_back("packed.safetensors");
+  for (const std::string& f : files)
+    if (fs::exists(out_dir / f))
+      throw Error((out_dir / f).string() +
+                  " exists: choose another --out folder (results are never replaced)");
+  // Each output file: the layout of the shards' partial files (one layout for all), every tensor's bytes from
+  // the shard that wrote it.
+  std::vector<std::unique_ptr<st::Writer>> writers;
+  for (const std::string& f : files) {
+    const st::File first(shards.front() / (f + ".partial"));
+    std::vector<st::Entry> entries;
+    for (const st::TensorInfo& t : first.tensors())
+      entries.push_back({t.name, t.dtype, t.shape});
+    auto w = std::make_unique<st::Writer>(out_dir / f, std::move(entries), first.metadata());
+    if (w->data_offset() != first.data_offset())
+      throw Error(first.name() +
+                  ": its header is not the one this sqbench lays out; merge with the sqbench "
+                  "that wrote the shards");
+    std::set<std::string> seen;
+    for (std::size_t s = 0; s < shards.size(); ++s) {
+      const st::File part(shards[s] / (f + ".partial"));
+      for (const auto& [job, d] : journals[s].done) {
+        for (const auto& [file, tensor] : d.writes) {
+          if (file != f) continue;
+          if (!seen.insert(tensor).second)
+            throw Error(shards[s].string() + ": tensor \"" + tensor + "\" of " + f +
+                        " was written by two shards");
+          w->write(tensor, part.raw(tensor));
+          release_pages(part.raw(tensor));
+        }
+      }
+    }
+    writers.push_back(std::move(w));
+  }
+  std::map<std::size_t, const JournalEntry*> all;
+  for (const Journal& j : journals)
+    for (const auto& [job, d] : j.done)
+      all[job] = &d;
+  if (all.size() != base.jobs)
+    throw Error("sqbench merge: the shards finished " + std::to_string(all.size()) + " of " +
+                std::to_string(base.jobs) + " tensors");
+  std::vector<ReportRow> rows;
+  nlohmann::json manifest_tensors = nlohmann::json::object();
+  for (const auto& [job, d] : all) {
+    if (d->row.empty()) continue;
+    rows.push_back(d->row);
+    manifest_tensors[d->tensor] = d->manifest;
+  }
+  for (auto& w : writers)
+    w->commit();
+  (void)command;
+  return finish_outputs(out_dir, base, rows, manifest_tensors,
+                        journals.front().header.value("command", std::string()), n);
 }
 
 }  // namespace sqb

@@ -131,8 +131,24 @@ QuantizeOptions expand_column_weights(TensorView x, const QuantizeOptions& o, st
 
 void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& options, Quantized& out,
                    StageTimes* times) {
-  std::vector<float> expanded;
-  const QuantizeOptions o = expand_column_weights(x, options, expanded);
+  check_column_weights(x, options);
+  QuantizeOptions o = options;
+  const std::span<const float> cw = options.column_weights;
+  o.column_weights = {};
+  const bool weighted = !o.weights.empty() || !cw.empty();
+  // The weights of elements [begin, begin + length): a slice of the per-element weights, of the column vector
+  // when the range lies within one row, or else the column weights repeated into `scratch`.
+  const auto weights_of = [&](std::size_t begin, std::size_t length,
+                              std::vector<float>& scratch) -> std::span<const float> {
+    if (!o.weights.empty()) return o.weights.subspan(begin, length);
+    if (cw.empty()) return {};
+    const std::size_t c0 = begin % x.cols;
+    if (c0 + length <= x.cols) return cw.subspan(c0, length);
+    scratch.resize(length);
+    for (std::size_t i = 0, c = c0; i < length; ++i, c = c + 1 == x.cols ? 0 : c + 1)
+      scratch[i] = cw[c];
+    return scratch;
+  };
   // Check, once, at the boundary.
   if (o.check_input) {
     check_input(x, o.weights);
@@ -170,7 +186,11 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& opti
       std::all_of(chunks.begin(), chunks.end(), [](const detail::Chunk& c) { return c.whole; });
   if (!o.reuse_design) out.designs.resize(nb);
   if (out.codes.size() != x.size() || out.codes.code_count() != k) out.codes = Codes(x.size(), k);
-  out.decoded.resize(x.size());
+  if (o.keep_decoded) {
+    out.decoded.resize(x.size());
+  } else {
+    out.decoded = {};
+  }
   out.figures.clear();
   out.metrics = {};
   const RefinesCodes* refiner = part_of<RefinesCodes>(q);
@@ -180,8 +200,8 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& opti
 
   const auto design_block = [&](std::size_t i) {
     const Block& b = out.blocks[i];
-    const std::span<const float> w =
-        o.weights.empty() ? std::span<const float>() : o.weights.subspan(b.offset, b.length);
+    thread_local std::vector<float> scratch;
+    const std::span<const float> w = weights_of(b.offset, b.length, scratch);
     BlockDesign& d = out.designs[i];
     d = q.design(x.values.subspan(b.offset, b.length), {i, block_seed(o.seed, i), w});
     if (d.codebook.size() != k) {
@@ -215,16 +235,25 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& opti
     refiner->refine_codes(x.values.subspan(b.offset, b.length), out.designs[i].codebook, {b.offset, x.cols},
                           CodeSpan(codes.subspan(b.offset, b.length)));
   };
+  // Without keep_decoded a chunk is decoded into this thread's buffer, element begin at [begin - c.begin].
+  const auto decoded_of = [&](const detail::Chunk& c) -> std::span<float> {
+    if (o.keep_decoded) return std::span<float>(out.decoded).subspan(c.begin, c.length);
+    thread_local std::vector<float> buffer;
+    buffer.resize(c.length);
+    return buffer;
+  };
   const auto decode_chunk = [&](auto codes, const detail::Chunk& c) {
+    const std::span<float> into = decoded_of(c);
     for_each_part(c, [&](std::size_t i, std::size_t begin, std::size_t length) {
-      decode(out.designs[i].codebook, codes.subspan(begin, length),
-             std::span<float>(out.decoded).subspan(begin, length));
+      decode(out.designs[i].codebook, codes.subspan(begin, length), into.subspan(begin - c.begin, length));
     });
   };
   const auto measure_chunk = [&](auto codes, std::size_t ci) {
     const detail::Chunk& c = chunks[ci];
-    sums[ci] = detail::error_sums(x.values.data() + c.begin, out.decoded.data() + c.begin,
-                                  o.weights.empty() ? nullptr : o.weights.data() + c.begin, c.length);
+    thread_local std::vector<float> scratch;
+    const std::span<const float> w = weights_of(c.begin, c.length, scratch);
+    sums[ci] = detail::error_sums(x.values.data() + c.begin, decoded_of(c).data(),
+                                  w.empty() ? nullptr : w.data(), c.length);
     if (chunk_histograms) detail::count_codes(codes.subspan(c.begin, c.length), &histograms[ci * k], k);
   };
 
@@ -281,6 +310,15 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& opti
     if (refiner) detail::parallel_for(nb, threads, [&](std::size_t i) { refine_block(codes, i); });
     if (times) times->encode = seconds_since(t0);
     t0 = Clock::now();
+    if (!o.keep_decoded) {
+      // Nothing keeps a chunk's reconstruction: each is measured while it is in the thread's buffer.
+      detail::parallel_for(chunks.size(), threads, [&](std::size_t ci) {
+        decode_chunk(codes, chunks[ci]);
+        if (o.measure) measure_chunk(codes, ci);
+      });
+      if (times) times->decode = seconds_since(t0);
+      return;
+    }
     detail::parallel_for(chunks.size(), threads, [&](std::size_t ci) { decode_chunk(codes, chunks[ci]); });
     if (times) times->decode = seconds_since(t0);
     if (o.measure)
@@ -301,8 +339,7 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& opti
   double var_sum = 0;
   for (const double v : centered)
     var_sum += v;
-  detail::finish_error_metrics(static_cast<double>(x.size()), total, var_sum, !o.weights.empty(),
-                               out.metrics);
+  detail::finish_error_metrics(static_cast<double>(x.size()), total, var_sum, weighted, out.metrics);
   std::vector<std::size_t> hist(k, 0);
   if (chunk_histograms) {
     for (std::size_t ci = 0; ci < chunks.size(); ++ci) {

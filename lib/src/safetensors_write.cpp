@@ -1,6 +1,6 @@
-// safetensors writing: the file is laid out completely before the first data byte is written (header up front,
-// every tensor at a fixed offset), so tensors can be written in any order, from several threads, one at a
-// time, and the caller never holds more than one tensor.
+// safetensors writing: the file is laid out completely before the first data byte is written (header up
+// front, every tensor at a fixed offset), so tensors can be written in any order, from several threads, one
+// at a time, and the caller never holds more than one tensor.
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -144,12 +144,12 @@ std::uint64_t byte_size(DType dtype, std::span<const std::size_t> shape, std::st
 
 struct Writer::State {
   std::filesystem::path path, temp;
-  std::string name;  // the final path, for messages
-  std::vector<TensorInfo> tensors;  // sorted by name
+  std::string name;                                                           // the final path, for messages
+  std::vector<TensorInfo> tensors;                                            // sorted by name
   std::vector<std::vector<std::pair<std::uint64_t, std::uint64_t>>> written;  // per tensor: [begin, end)
   std::uint64_t data_offset = 0, file_size = 0;
   int fd = -1;
-  bool committed = false;
+  bool committed = false, keep = false;
   std::mutex mu;
 
   [[noreturn]] void fail(const std::string& what) const { throw Error(name + ": " + what); }
@@ -178,7 +178,7 @@ struct Writer::State {
 };
 
 Writer::Writer(const std::filesystem::path& path, std::vector<Entry> entries,
-               std::map<std::string, std::string> metadata)
+               std::map<std::string, std::string> metadata, std::optional<Partial> partial)
     : s_(std::make_unique<State>()) {
   s_->path = path;
   s_->name = path.string();
@@ -257,15 +257,39 @@ Writer::Writer(const std::filesystem::path& path, std::vector<Entry> entries,
   s_->data_offset = 8 + header.size();
   s_->file_size = s_->data_offset + at;
 
-  s_->temp = path;
-  s_->temp += ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(temp_counter++);
-  s_->fd = ::open(s_->temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  std::string prefix(8, '\0');
+  put_le64(reinterpret_cast<unsigned char*>(prefix.data()), header.size());
+  prefix += header;
+  if (partial) {
+    s_->temp = partial->path;
+    s_->keep = true;
+  } else {
+    s_->temp = path;
+    s_->temp += ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(temp_counter++);
+  }
+  if (partial && partial->reopen) {
+    // Continue an earlier run's file: it must be this very layout, or resuming would mix two outputs.
+    s_->fd = ::open(s_->temp.c_str(), O_RDWR | O_CLOEXEC);
+    if (s_->fd < 0) s_->fail_io("cannot reopen the partial file");
+    struct stat sb {};
+    std::string head(prefix.size(), '\0');
+    const bool same_size =
+        ::fstat(s_->fd, &sb) == 0 && static_cast<std::uint64_t>(sb.st_size) == s_->file_size;
+    const bool same_head =
+        same_size && ::pread(s_->fd, head.data(), head.size(), 0) == static_cast<ssize_t>(head.size()) &&
+        head == prefix;
+    if (!same_head) {
+      ::close(s_->fd);
+      s_->fd = -1;
+      s_->fail("the partial file " + s_->temp.string() +
+               " was laid out for other tensors or metadata; it cannot be continued");
+    }
+    return;
+  }
+  s_->fd = ::open(s_->temp.c_str(), O_WRONLY | O_CREAT | (partial ? O_TRUNC : O_EXCL) | O_CLOEXEC, 0666);
   if (s_->fd < 0) s_->fail_io("cannot create");
   try {
     if (::ftruncate(s_->fd, static_cast<off_t>(s_->file_size)) != 0) s_->fail_io("cannot size");
-    std::string prefix(8, '\0');
-    put_le64(reinterpret_cast<unsigned char*>(prefix.data()), header.size());
-    prefix += header;
     s_->pwrite_all(reinterpret_cast<const unsigned char*>(prefix.data()), prefix.size(), 0);
   } catch (...) {
     ::close(s_->fd);
@@ -277,7 +301,7 @@ Writer::Writer(const std::filesystem::path& path, std::vector<Entry> entries,
 Writer::~Writer() {
   if (s_ == nullptr) return;
   if (s_->fd >= 0) ::close(s_->fd);
-  if (!s_->committed) ::unlink(s_->temp.c_str());
+  if (!s_->committed && !s_->keep) ::unlink(s_->temp.c_str());
 }
 
 const std::filesystem::path& Writer::path() const {
@@ -353,6 +377,17 @@ void Writer::write_values(std::string_view tensor, std::span<const float> values
     }
     write(tensor, {buf.data(), n * width}, (first + at) * width);
   }
+}
+
+void Writer::mark_written(std::string_view tensor) {
+  const std::size_t i = s_->index(tensor);
+  const std::lock_guard<std::mutex> lock(s_->mu);
+  s_->written[i].emplace_back(0, s_->tensors[i].end - s_->tensors[i].begin);
+}
+
+void Writer::sync() {
+  if (s_->committed) return;
+  if (::fdatasync(s_->fd) != 0) s_->fail_io("cannot flush");
 }
 
 void Writer::commit() {

@@ -1,8 +1,10 @@
 """Checkpoints from Python: sqbench.write_safetensors read back by a by-hand numpy parse of the format and by
 sqbench.read_safetensors, its BF16/F16 rounding equal to torch's; importance files."""
+import csv
 import json
 import os
 import struct
+import subprocess
 import tempfile
 import unittest
 
@@ -289,6 +291,42 @@ class QuantizeCheckpointTest(unittest.TestCase):
                 sqbench.quantize_checkpoint(path, out2, spec="kmeans", bits=2, importance=os.path.join(d, "short.safetensors"))
             self.assertFalse(os.path.exists(os.path.join(out2, "report.csv")))
             self.assertEqual(os.listdir(out2) if os.path.exists(out2) else [], [])
+
+    def test_shards_merged_and_resume_equal_one_run(self):
+        with tempfile.TemporaryDirectory() as d:
+            path, imp = make_checkpoint(d, sharded=True)
+            kw = dict(spec="kmeans", bits=3, granularity="group:8", importance=os.path.join(d, "imp.safetensors"),
+                      pack=True)
+            whole = os.path.join(d, "whole")
+            sqbench.quantize_checkpoint(path, whole, **kw)
+            out = os.path.join(d, "out")
+            for i in (1, 2):
+                sqbench.quantize_checkpoint(path, out, shard="%d/2" % i, **kw)
+            self.assertFalse(os.path.exists(os.path.join(out, "report.csv")))
+            rows = sqbench.merge_checkpoint_shards([os.path.join(out, "shard-%d-of-2" % i) for i in (1, 2)], out)
+            whole_rows = list(csv.DictReader(open(os.path.join(whole, "report.csv"))))
+            timeless = lambda r: {k: v for k, v in r.items() if not k.endswith("_s")}
+            self.assertEqual([timeless(r) for r in rows], [timeless(r) for r in whole_rows])
+            for f in ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+                      "model.safetensors.index.json", "packed.safetensors"):
+                with open(os.path.join(out, f), "rb") as a, open(os.path.join(whole, f), "rb") as b:
+                    self.assertEqual(a.read(), b.read(), f)
+            # A run killed after one tensor (the test hook), resumed from Python: the same files.
+            killed = os.path.join(d, "killed")
+            env = dict(os.environ, SQB_QUANTIZE_KILL_AFTER="1")
+            cmd = [os.environ.get("SQBENCH_EXE", "sqbench"), "quantize", "--input", path, "--out", killed, "--spec",
+                   "kmeans", "--bits", "3", "--granularity", "group:8", "--importance",
+                   os.path.join(d, "imp.safetensors"), "--pack"]
+            self.assertEqual(subprocess.run(cmd, env=env, capture_output=True).returncode, -9)
+            self.assertFalse(os.path.exists(os.path.join(killed, "model-00001-of-00002.safetensors")))
+            with self.assertRaisesRegex(ValueError, r"give --resume"):
+                sqbench.quantize_checkpoint(path, killed, **kw)
+            sqbench.quantize_checkpoint(path, killed, resume=True, **kw)
+            for f in ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "packed.safetensors"):
+                with open(os.path.join(killed, f), "rb") as a, open(os.path.join(whole, f), "rb") as b:
+                    self.assertEqual(a.read(), b.read(), f)
+            with self.assertRaisesRegex(ValueError, r"--shard '0/2' is not i/n"):
+                sqbench.quantize_checkpoint(path, os.path.join(d, "x"), shard="0/2", **kw)
 
 
 if __name__ == "__main__":

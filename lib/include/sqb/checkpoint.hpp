@@ -17,7 +17,9 @@
 /// `packed.safetensors`. Each is written under a temporary name and renamed when complete.
 ///
 /// Streaming: one tensor at a time. Resident memory is about the largest quantized tensor as float32 (its
-/// values) plus its reconstruction and codes, plus the memory-mapped pages of the input being copied.
+/// values), its codes and its blocks' designs: importance vectors are never expanded to the tensor's shape
+/// and the reconstruction is decoded from the codes chunk by chunk as it is written (kept whole only for a
+/// layout hwio tensor, gathered back into the stored order); the input's mapped pages are dropped once read.
 ///
 /// Importance: one vector per quantized weight, of the laid-out column count (sqb::Importance); a quantized
 /// tensor without an entry (and a rule that does not say `importance = off`) is an Error before work.
@@ -27,6 +29,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sqb {
@@ -71,6 +74,13 @@ struct CheckpointOptions {
   bool opt_ratio = false;
   std::uint64_t seed = 0;
   std::string command;  ///< the command line, recorded in the manifest
+  /// Continue an interrupted run into the same folder: the tensors its journal records as finished are
+  /// kept; the input files (header, size, modification time), the importance file and every option that
+  /// changes the output must be the same (Error naming what differs otherwise).
+  bool resume = false;
+  /// Shard i of n (1-based): only this part of the tensors (balanced by size, the same split in every task)
+  /// into `out/shard-<i>-of-<n>/`, left for merge_checkpoint_shards. 1/1: the whole run into `out`.
+  std::size_t shard_index = 1, shard_count = 1;
 };
 
 /// One row of report.csv: column name -> text, in report_columns() order; the last row is the totals.
@@ -83,6 +93,24 @@ std::vector<std::string> report_columns();
 
 /// Runs the whole job; returns the report's rows (the totals row last, tensor "(total)"). Errors (sqb::Error)
 /// for bad input are raised before any output is written.
+///
+/// Every run keeps a journal (`.sqbench-quantize.journal` in the folder) of its finished tensors and writes
+/// the data files under `<name>.partial`: a killed run leaves those, never a final name, and `resume`
+/// continues it. A complete run renames the files and removes the journal. (Test hook: the environment
+/// variable SQB_QUANTIZE_KILL_AFTER=N makes the process SIGKILL itself after N finished tensors.)
 std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& options);
+
+/// "i/n" (1 <= i <= n) of --shard; Error naming the text otherwise.
+std::pair<std::size_t, std::size_t> parse_shard(const std::string& text);
+/// The folder of shard i of n inside the output folder: "shard-<i>-of-<n>".
+std::string shard_folder_name(std::size_t i, std::size_t n);
+/// Whether `dir` is a shard folder of quantize_checkpoint (it holds a journal).
+bool is_checkpoint_shard(const std::filesystem::path& dir);
+/// Assembles the finished shards of one run (every i of n, the same inputs and options) into `out`: the
+/// data files (byte for byte what one unsharded run writes), the index, report.csv (totals recomputed from
+/// the rows) and manifest.json (the first shard's command, plus "merged_shards": n). Errors before writing:
+/// a folder that is not a shard, a missing, repeated or unfinished shard, shards of different runs.
+std::vector<ReportRow> merge_checkpoint_shards(const std::vector<std::filesystem::path>& shards,
+                                               const std::filesystem::path& out, const std::string& command);
 
 }  // namespace sqb

@@ -38,8 +38,9 @@ struct QuantizeOptions {
   std::span<const float> weights;
   /// Empty, or one non-negative finite weight per column (activation importance: the mean of x^2 per input
   /// channel): element (r, c) is weighted by column_weights[c]. Exactly the same result, bit for bit, as
-  /// `weights` holding that value at every (r, c): the call expands them to rows x cols weights (one float
-  /// per element while it runs). Setting both is an Error.
+  /// `weights` holding that value at every (r, c): a block or chunk within one row reads its slice of the
+  /// vector, one spanning rows a per-thread copy of its own length (never rows x cols floats). Setting both
+  /// is an Error.
   std::span<const float> column_weights;
   /// Threads over the tensor's blocks (and over chunks of a long block when encoding and decoding): 1 runs
   /// everything on the calling thread, 0 uses every core (std::thread::hardware_concurrency). The result is
@@ -59,6 +60,11 @@ struct QuantizeOptions {
   /// an earlier call on a tensor of the same shape, granularity and K): quantization-aware training assigns
   /// its latent weights to the last codebooks between re-designs. Throws Error when they do not match.
   bool reuse_design = false;
+  /// Keep the reconstruction in Quantized::decoded. False: `decoded` stays empty and each chunk is decoded
+  /// into a per-thread buffer for the measure stage only (the metrics are the same bit for bit); a caller
+  /// that streams the reconstruction out decodes it from the codes and designs (sqb::decode), a chunk at a
+  /// time, and saves a float per element.
+  bool keep_decoded = true;
 };
 
 /// Seconds spent in each timed stage of one quantize_into run (std::chrono::steady_clock).

@@ -29,6 +29,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -223,10 +224,19 @@ struct Entry {
 /// Errors (sqb::Error naming the file and tensor): a name that is not valid UTF-8, empty, "__metadata__" or
 /// given twice, metadata keys or values that are not valid UTF-8, a header over 100 MB, a write beyond a
 /// tensor's bytes, commit() with bytes of a tensor never written (naming it), I/O failures (with strerror).
+/// A Writer that outlives its process: it writes to the fixed name `partial` (instead of a per-process
+/// temporary), leaves it in place when destroyed uncommitted, and with `reopen` continues a partial file an
+/// earlier Writer of the same entries and metadata left behind (Error when its size or header differ).
+/// What the earlier run finished is the caller's record: mark_written() declares those tensors present.
+struct Partial {
+  std::filesystem::path path;
+  bool reopen = false;
+};
+
 class Writer {
  public:
   Writer(const std::filesystem::path& path, std::vector<Entry> tensors,
-         std::map<std::string, std::string> metadata = {});
+         std::map<std::string, std::string> metadata = {}, std::optional<Partial> partial = std::nullopt);
   ~Writer();
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
@@ -245,6 +255,11 @@ class Writer {
   /// nearest even as above), the first one being element `first` of the tensor (C order). Error for another
   /// dtype.
   void write_values(std::string_view tensor, std::span<const float> values, std::size_t first = 0);
+  /// Declares the tensor's bytes written by an earlier run into the reopened partial file.
+  void mark_written(std::string_view tensor);
+  /// Flushes the bytes written so far to disk (fdatasync): what a journal of finished tensors records must
+  /// survive a crash.
+  void sync();
   /// Checks that every tensor's bytes were all written, flushes the file to disk and renames it to path().
   void commit();
   bool committed() const;
