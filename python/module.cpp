@@ -178,7 +178,8 @@ PyResult quantize(const py::buffer& x, const std::string& spec, std::optional<st
   std::optional<sqb::npy::Layout> lay;
   if (layout) {
     if (*layout == "auto") {
-      if (!name) throw sqb::Error("layout='auto' decides from the tensor's name: give name= (e.g. 'fc.kernel')");
+      if (!name)
+        throw sqb::Error("layout='auto' decides from the tensor's name: give name= (e.g. 'fc.kernel')");
       lay = sqb::auto_layout(*name, in.shape, "", "x (" + *name + ")");
     } else if (*layout == "io") {
       // A Dense/Linear weight stored [in, out]: the two-axis case of hwio.
@@ -188,7 +189,8 @@ PyResult quantize(const py::buffer& x, const std::string& spec, std::optional<st
     } else {
       lay = sqb::layout_named(*layout);
       if (!lay)
-        throw sqb::Error("layout '" + *layout + "' is not one of rows, oihw, hwio, io (= hwio for [in, out]), auto");
+        throw sqb::Error("layout '" + *layout +
+                         "' is not one of rows, oihw, hwio, io (= hwio for [in, out]), auto");
     }
   } else if (name) {
     throw sqb::Error("name= is only used with layout='auto'");
@@ -461,8 +463,8 @@ PYBIND11_MODULE(_core, m) {
           "decoded",
           [](py::object self) {
             const auto& r = self.cast<const PyResult&>();
-            return owned_array<float>(r.input_shape,
-                                      r.decoded_input.empty() ? r.q.decoded.data() : r.decoded_input.data(), self);
+            return owned_array<float>(
+                r.input_shape, r.decoded_input.empty() ? r.q.decoded.data() : r.decoded_input.data(), self);
           },
           "the reconstruction, float32, in the input's shape")
       .def_property_readonly(
@@ -513,8 +515,10 @@ PYBIND11_MODULE(_core, m) {
         "(TensorFlow [..., in, out]; 'io' is the same for a Dense [in, out] kernel) or 'auto' with name= "
         "(the tensor's name decides); codes are laid out, .decoded is in x's shape. opt_ratio=True adds "
         "metrics['opt_ratio'] (MSE, or wmse when weighted, over the least any K-level codebook per block "
-        "reaches). coded: also measure metrics['coded_bits'] (a real rANS pass over the codes, encoded, decoded "
-        "and checked; it costs more than the rest of the call), else it is None. Raises ValueError for a bad spec, parameter or data.");
+        "reaches). coded: also measure metrics['coded_bits'] (a real rANS pass over the codes, encoded, "
+        "decoded "
+        "and checked; it costs more than the rest of the call), else it is None. Raises ValueError for a bad "
+        "spec, parameter or data.");
   m.def("codebook", &data_free_codebook, py::arg("spec"), py::arg("bits"),
         "The codebook of a data-free quantizer (nf4, fp4, normal_quantile, uniform, cosine, phi_log, "
         "lloyd_max): a dict of levels, thresholds, how a block applies them (applied_as) and whether a "
@@ -552,6 +556,7 @@ PYBIND11_MODULE(_core, m) {
         for (const sqb::ColumnInfo& c : sqb::column_schema()) {
           py::dict d;
           d["name"] = std::string(c.name);
+          d["kind"] = std::string(sqb::kind_name(c.kind));
           d["unit"] = std::string(c.unit);
           d["better"] = c.better == sqb::Better::lower    ? "lower"
                         : c.better == sqb::Better::higher ? "higher"
@@ -563,4 +568,5 @@ PYBIND11_MODULE(_core, m) {
       },
       "The result-column schema (names as in results.csv and Quantized.metrics).");
   add_checkpoint_bindings(m);
+  add_harness_bindings(m);
 }
