@@ -164,7 +164,8 @@ py::dict metrics_of(const sqb::Quantized& q) {
 std::size_t resolve_k(std::optional<std::size_t> k, std::optional<int> bits) {
   if (k.has_value() == bits.has_value()) throw sqb::Error("give exactly one of k= and bits=");
   if (bits) return sqb::codes_for_bits(*bits);
-  if (*k < 1 || *k > 65536) throw sqb::Error("k = " + std::to_string(*k) + " is outside 1..65536");
+  if (*k < 1 || static_cast<std::size_t>(*k) > sqb::kMaxCodes)
+    throw sqb::Error("k = " + std::to_string(*k) + " is outside " + sqb::k_range());
   return *k;
 }
 
@@ -272,7 +273,10 @@ py::array encode_with(const py::buffer& x, const py::buffer& thresholds) {
   const Input th = read_input(thresholds, "thresholds");
   sqb::check_finite(in.values, "x");
   sqb::check_finite(th.values, "thresholds");
-  if (th.values.size() > 65535) throw sqb::Error("thresholds: at most 65535 (K <= 65536 codes)");
+  if (th.values.size() > sqb::kMaxCodes - 1) {
+    throw sqb::Error("thresholds: at most " + std::to_string(sqb::kMaxCodes - 1) +
+                     " (K <= " + std::to_string(sqb::kMaxCodes) + " codes)");
+  }
   std::vector<float> levels(th.values.size() + 1);
   // Levels only matter for decoding; the codebook is built from the thresholds as given.
   std::vector<double> bounds(th.values.begin(), th.values.end());

@@ -15,6 +15,7 @@
 #include "context.hpp"
 #include "csv.hpp"
 #include "files.hpp"
+#include "sqb/codebook.hpp"
 #include "sqb/coding.hpp"
 #include "sqb/error.hpp"
 #include "sqb/layout.hpp"
@@ -429,8 +430,8 @@ int export_command(const std::vector<std::string>& args) {
     opt.k = std::size_t{1} << *b;
   } else {
     const auto k = sqb::parse_integer(vm["k"].as<std::string>());
-    if (!k || *k < 1 || *k > 65536)
-      throw sqb::Error("--k '" + vm["k"].as<std::string>() + "' must be in 1..65536");
+    if (!k || *k < 1 || static_cast<std::size_t>(*k) > sqb::kMaxCodes)
+      throw sqb::Error("--k '" + vm["k"].as<std::string>() + "' must be in " + sqb::k_range());
     opt.k = static_cast<std::size_t>(*k);
   }
   opt.granularity = vm["granularity"].as<std::string>();

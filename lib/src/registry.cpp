@@ -2,6 +2,8 @@
 
 #include "sqb/registry.hpp"
 
+#include "sqb/codebook.hpp"
+
 #include <string>
 
 #include "quantizers/quantizers.hpp"
@@ -65,9 +67,9 @@ std::unique_ptr<Quantizer> make_quantizer(std::string_view spec, const BuildCont
   const SpecText text = SpecText::parse(spec, "quantizer");
   const QuantizerEntry& entry = find_quantizer(text.name);
   const Params params(entry.params, text.args, "quantizer \"" + text.canonical() + "\"");
-  if (ctx.k < 1 || ctx.k > 65536) {
-    throw Error("quantizer \"" + text.canonical() + "\": K = " + std::to_string(ctx.k) +
-                " is outside 1..65536");
+  if (ctx.k < 1 || ctx.k > kMaxCodes) {
+    throw Error("quantizer \"" + text.canonical() + "\": K = " + std::to_string(ctx.k) + " is outside " +
+                k_range());
   }
   return entry.make(params, ctx);
 }
