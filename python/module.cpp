@@ -164,7 +164,8 @@ py::dict metrics_of(const sqb::Quantized& q) {
 std::size_t resolve_k(std::optional<std::size_t> k, std::optional<int> bits) {
   if (k.has_value() == bits.has_value()) throw sqb::Error("give exactly one of k= and bits=");
   if (bits) return sqb::codes_for_bits(*bits);
-  if (*k < 1 || *k > 65536) throw sqb::Error("k = " + std::to_string(*k) + " is outside 1..65536");
+  if (*k < 1 || static_cast<std::size_t>(*k) > sqb::kMaxCodes)
+    throw sqb::Error("k = " + std::to_string(*k) + " is outside " + sqb::k_range());
   return *k;
 }
 
@@ -178,7 +179,8 @@ PyResult quantize(const py::buffer& x, const std::string& spec, std::optional<st
   std::optional<sqb::npy::Layout> lay;
   if (layout) {
     if (*layout == "auto") {
-      if (!name) throw sqb::Error("layout='auto' decides from the tensor's name: give name= (e.g. 'fc.kernel')");
+      if (!name)
+        throw sqb::Error("layout='auto' decides from the tensor's name: give name= (e.g. 'fc.kernel')");
       lay = sqb::auto_layout(*name, in.shape, "", "x (" + *name + ")");
     } else if (*layout == "io") {
       // A Dense/Linear weight stored [in, out]: the two-axis case of hwio.
@@ -188,7 +190,8 @@ PyResult quantize(const py::buffer& x, const std::string& spec, std::optional<st
     } else {
       lay = sqb::layout_named(*layout);
       if (!lay)
-        throw sqb::Error("layout '" + *layout + "' is not one of rows, oihw, hwio, io (= hwio for [in, out]), auto");
+        throw sqb::Error("layout '" + *layout +
+                         "' is not one of rows, oihw, hwio, io (= hwio for [in, out]), auto");
     }
   } else if (name) {
     throw sqb::Error("name= is only used with layout='auto'");
@@ -270,7 +273,10 @@ py::array encode_with(const py::buffer& x, const py::buffer& thresholds) {
   const Input th = read_input(thresholds, "thresholds");
   sqb::check_finite(in.values, "x");
   sqb::check_finite(th.values, "thresholds");
-  if (th.values.size() > 65535) throw sqb::Error("thresholds: at most 65535 (K <= 65536 codes)");
+  if (th.values.size() > sqb::kMaxCodes - 1) {
+    throw sqb::Error("thresholds: at most " + std::to_string(sqb::kMaxCodes - 1) +
+                     " (K <= " + std::to_string(sqb::kMaxCodes) + " codes)");
+  }
   std::vector<float> levels(th.values.size() + 1);
   // Levels only matter for decoding; the codebook is built from the thresholds as given.
   std::vector<double> bounds(th.values.begin(), th.values.end());
@@ -461,8 +467,8 @@ PYBIND11_MODULE(_core, m) {
           "decoded",
           [](py::object self) {
             const auto& r = self.cast<const PyResult&>();
-            return owned_array<float>(r.input_shape,
-                                      r.decoded_input.empty() ? r.q.decoded.data() : r.decoded_input.data(), self);
+            return owned_array<float>(
+                r.input_shape, r.decoded_input.empty() ? r.q.decoded.data() : r.decoded_input.data(), self);
           },
           "the reconstruction, float32, in the input's shape")
       .def_property_readonly(
@@ -513,8 +519,10 @@ PYBIND11_MODULE(_core, m) {
         "(TensorFlow [..., in, out]; 'io' is the same for a Dense [in, out] kernel) or 'auto' with name= "
         "(the tensor's name decides); codes are laid out, .decoded is in x's shape. opt_ratio=True adds "
         "metrics['opt_ratio'] (MSE, or wmse when weighted, over the least any K-level codebook per block "
-        "reaches). coded: also measure metrics['coded_bits'] (a real rANS pass over the codes, encoded, decoded "
-        "and checked; it costs more than the rest of the call), else it is None. Raises ValueError for a bad spec, parameter or data.");
+        "reaches). coded: also measure metrics['coded_bits'] (a real rANS pass over the codes, encoded, "
+        "decoded "
+        "and checked; it costs more than the rest of the call), else it is None. Raises ValueError for a bad "
+        "spec, parameter or data.");
   m.def("codebook", &data_free_codebook, py::arg("spec"), py::arg("bits"),
         "The codebook of a data-free quantizer (nf4, fp4, normal_quantile, uniform, cosine, phi_log, "
         "lloyd_max): a dict of levels, thresholds, how a block applies them (applied_as) and whether a "
@@ -552,6 +560,7 @@ PYBIND11_MODULE(_core, m) {
         for (const sqb::ColumnInfo& c : sqb::column_schema()) {
           py::dict d;
           d["name"] = std::string(c.name);
+          d["kind"] = std::string(sqb::kind_name(c.kind));
           d["unit"] = std::string(c.unit);
           d["better"] = c.better == sqb::Better::lower    ? "lower"
                         : c.better == sqb::Better::higher ? "higher"
@@ -563,4 +572,5 @@ PYBIND11_MODULE(_core, m) {
       },
       "The result-column schema (names as in results.csv and Quantized.metrics).");
   add_checkpoint_bindings(m);
+  add_harness_bindings(m);
 }

@@ -1,4 +1,4 @@
-// Contract tests over the whole registry (STYLE.md habit 3) and seed 000's checklist: every quantizer, every
+// Contract tests over the whole registry and the Phi/Rho proposal's checklist: every quantizer, every
 // K, every granularity. A (quantizer, K) pair the strategy declares not applicable is skipped with a message.
 
 #include <catch2/catch.hpp>

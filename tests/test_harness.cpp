@@ -1,5 +1,5 @@
 // The experiment harness as a researcher uses it: determinism, --jobs, resume after SIGINT/SIGKILL, shards
-// and merge, tables, plots, context.json, and the bad inputs issue 7 lists.
+// and merge, tables, plots, context.json, and bad inputs.
 
 #include <catch2/catch.hpp>
 

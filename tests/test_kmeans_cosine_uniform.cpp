@@ -1,4 +1,4 @@
-// The foundation's strategies against published/computed numbers (../shared/REFERENCE.md) and against their
+// The foundation's strategies against published/computed numbers (tests/data/REFERENCE.md) and against their
 // slow references.
 
 #include <catch2/catch.hpp>

@@ -1,7 +1,7 @@
 // Lloyd-Max codebooks: closed forms, the published/independently computed tables (tests/data, see its
 // README), the sphere law of rotated coordinates, conditional expectations in the far tails, the solver
 // against a slow plain-Lloyd reference, the quantizer's spec handling, and the shared nearest-centroid
-// lookup (seed 002's checklist).
+// lookup (the checklist of the TurboQuant codebook proposal).
 
 #include <catch2/catch.hpp>
 
@@ -196,7 +196,7 @@ TEST_CASE("lloyd_max 2-bit Gaussian levels are {+-0.4527800346, +-1.510417608}/s
   CHECK_THAT(m * sol->levels[3], WithinRel(1.510417608 / r, 1e-9));
   CHECK_THAT(m * sol->levels[1], WithinRel(-0.4527800346 / r, 1e-9));
   CHECK_THAT(m * sol->levels[0], WithinRel(-1.510417608 / r, 1e-9));
-  // Seed 002's rounded values, which are Lloyd-Max numbers (Max 1960), not a closed form.
+  // The TurboQuant proposal's rounded values, which are Lloyd-Max numbers (Max 1960), not a closed form.
   CHECK_THAT(m * r * sol->levels[2], WithinAbs(0.453, 1e-3));
   CHECK_THAT(m * r * sol->levels[3], WithinAbs(1.51, 1e-3));
   CHECK_THAT(sol->thresholds[2], WithinRel(0.9815988216, 1e-9));
@@ -281,7 +281,7 @@ TEST_CASE("lloyd_max law=sphere tends to the Gaussian codebook as d grows", "[ll
 
 TEST_CASE("lloyd_max uniform-step reference: law_mse of the best uniform quantizer of N(0,1)",
           "[lloyd_max]") {
-  // REFERENCE.md: optimal uniform quantizers (best step) of N(0,1) — an independent check of law_mse on a
+  // tests/data/REFERENCE.md: optimal uniform quantizers (best step) of N(0,1) — an independent check of law_mse on a
   // codebook that is not Lloyd-Max.
   // The table rounds to 7 significant digits: agree to half a unit in the last printed digit (the MSE is
   // stationary in the step, so the rounded step costs nothing).
@@ -670,7 +670,7 @@ TEST_CASE("lloyd_max bad parameters are errors naming the parameter", "[lloyd_ma
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// The shared nearest-centroid lookup (seed 002: searchsorted on midpoints)
+// The shared nearest-centroid lookup (searchsorted on midpoints)
 
 TEST_CASE("nearest_centroid_indices: hand-made cases, batch equals single, midpoints down, clamping",
           "[lloyd_max][codebook]") {

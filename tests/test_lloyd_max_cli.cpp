@@ -46,7 +46,7 @@ TEST_CASE("sqbench codebook prints the exact sphere codebook in every format", "
 
   const Outcome t = run_cli("codebook \"lloyd_max law=sphere d=128\" --bits 3", false);
   REQUIRE(t.status == 0);
-  CHECK_THAT(t.output, Catch::Contains("0.021604310642152305"));  // REFERENCE.md: 0.02160431064
+  CHECK_THAT(t.output, Catch::Contains("0.021604310642152305"));  // tests/data/REFERENCE.md: 0.02160431064
   CHECK_THAT(t.output, Catch::Contains("d * mse (TurboQuant D_mse)    0.0339659257939"));
   CHECK_THAT(t.output, Catch::Contains("converged"));
 
@@ -124,7 +124,7 @@ TEST_CASE("sqbench codebook: bad input exits 2 naming the parameter", "[cli][llo
 
 TEST_CASE("sqbench codebook prints every data-free codebook, a scaled shape gets its best N(0,1) fit",
           "[cli][codebook]") {
-  // REFERENCE.md: best-scale MSE on N(0,1) of NF4 0.0098993 and of FP4 (E2M1) 0.0126849 (7 digits given).
+  // tests/data/REFERENCE.md: best-scale MSE on N(0,1) of NF4 0.0098993 and of FP4 (E2M1) 0.0126849 (7 digits given).
   struct Case {
     const char* spec;
     double mse;
@@ -139,7 +139,7 @@ TEST_CASE("sqbench codebook prints every data-free codebook, a scaled shape gets
     CHECK(json_array(json, "levels").size() == 16);
     CHECK(json_array(json, "thresholds").size() == 15);
   }
-  // The bitsandbytes NF4 table, exactly as REFERENCE.md lists it (float32 values).
+  // The bitsandbytes NF4 table, exactly as tests/data/REFERENCE.md lists it (float32 values).
   const std::vector<double> nf4 = json_array(sqbench::codebook_report("nf4", "4", "json"), "levels");
   CHECK(static_cast<float>(nf4[1]) == -0.6961928009986877f);
   CHECK(static_cast<float>(nf4[8]) == 0.07958029955625534f);

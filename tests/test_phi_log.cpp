@@ -1,4 +1,4 @@
-// phi_log (seed 001 "GR-PHI"): hand examples, tie sides, clipping, round=log vs round=nearest, exponent
+// phi_log (the "GR-PHI" proposal): hand examples, tie sides, clipping, round=log vs round=nearest, exponent
 // sharing against a transcription of the seed's cluster_exponents, the exponent-stream entropy and storage
 // figures, base=2 against a direct log2 implementation, level counts, zeros/denormals and bad parameters.
 
@@ -44,7 +44,7 @@ int exponent_of(float v, double base, double s = 1.0) {
   return static_cast<int>(std::lround(std::log(std::abs(static_cast<double>(v)) / s) / std::log(base)));
 }
 
-// Seed 001's quantize_magnitudes_to_phi and export_packed, transcribed for one value of w / s:
+// GR-PHI's quantize_magnitudes_to_phi and export_packed, transcribed for one value of w / s:
 //   e = round(log(max(|w|, eps)) / log(base)), torch.round = half to even; clamp(e, e_min, e_max);
 //   sign bit 1 for w >= 0 (export_packed), so w = 0 becomes +base^e_min.
 struct SeedCode {
@@ -57,7 +57,7 @@ SeedCode seed_quantize(double w, double base, int e_min, int e_max) {
   return {w >= 0, static_cast<int>(std::clamp(e, static_cast<double>(e_min), static_cast<double>(e_max)))};
 }
 
-// Seed 001's cluster_exponents along one row, transcribed: pad with zeros to a multiple of C, average each
+// GR-PHI's cluster_exponents along one row, transcribed: pad with zeros to a multiple of C, average each
 // group of C (float32, as torch), round half to even (torch.round), expand, drop the padding.
 std::vector<float> seed_cluster_exponents(std::vector<float> e, int cluster) {
   if (cluster == 0 || cluster == 1) return e;

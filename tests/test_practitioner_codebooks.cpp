@@ -1,5 +1,5 @@
 // The codebooks practitioners ship (nf4, fp4, normal_quantile, quantile) and their block scales, against
-// published numbers (../shared/REFERENCE.md, bitsandbytes, OCP MX v1.0) and against slow references:
+// published numbers (tests/data/REFERENCE.md, bitsandbytes, OCP MX v1.0) and against slow references:
 // Boost.Math quantiles, a brute-force empirical quantile, a brute-force fine grid over the scale.
 
 #include <catch2/catch.hpp>
@@ -50,7 +50,7 @@ double mse_at_scale(const std::vector<float>& block, const std::vector<float>& t
   return sse / static_cast<double>(block.size());
 }
 
-// bitsandbytes' published NF4 values (bitsandbytes/functional.py, the NF4 code; ../shared/REFERENCE.md):
+// bitsandbytes' published NF4 values (bitsandbytes/functional.py, the NF4 code; tests/data/REFERENCE.md):
 // the float32 values printed as doubles, so parsing then rounding to float32 is exact.
 const double kNf4Published[16] = {-1.0,
                                   -0.6961928009986877,

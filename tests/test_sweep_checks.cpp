@@ -1,4 +1,4 @@
-// Sweeps a cluster user can trust (issue 14): nothing lost or overwritten (a finished folder of another
+// Sweeps a cluster user can trust: nothing lost or overwritten (a finished folder of another
 // config, a partial file with no finished cell, cells that cannot fit in memory), plots for real comparisons
 // (scatter with every point, grouped bars, padded axes), tables marking the best per row, `render --config`
 // without a [sweep], and the shipped results rendering as committed. The checks made before the first cell

@@ -1,4 +1,4 @@
-// Lloyd-Max solve times (issue 3's target: every b <= 12 to a 1e-12 residual in a few milliseconds).
+// Lloyd-Max solve times (the target: every b <= 12 to a 1e-12 residual in a few milliseconds).
 // Each solve is cold: solve_lloyd_max() runs the whole chain b' = 1..b that the Newton finish starts from,
 // with no cache; the counters report the last level's Lloyd and Newton steps and the final residual.
 //

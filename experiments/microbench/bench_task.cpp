@@ -1,4 +1,4 @@
-// Task accuracy: one float training epoch of seed 001's TinyNet (784 -> 256 -> ReLU -> 10, no bias, AdamW,
+// Task accuracy: one float training epoch of GR-PHI's TinyNet (784 -> 256 -> ReLU -> 10, no bias, AdamW,
 // batch 64) on the real Fashion-MNIST training set, the 10,000-image evaluation and the Fisher diagonal.
 // One iteration is one full pass; run with repetitions and report the median:
 //

@@ -1,4 +1,4 @@
-// Trains seed 001's TinyNet on Fashion-MNIST with the library's float training and reports, per epoch, the
+// Trains GR-PHI's TinyNet on Fashion-MNIST with the library's float training and reports, per epoch, the
 // wall time, the training loss and the test accuracy and loss: the C++ side of scripts/torch_tinynet, which
 // times the same model, batch and optimizer in PyTorch.
 //

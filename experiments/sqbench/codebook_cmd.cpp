@@ -7,6 +7,8 @@
 #include <iostream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "context.hpp"
 #include "csv.hpp"
 #include "sqb/error.hpp"
@@ -29,8 +31,16 @@ std::string exact(double v) {
   return std::string(buf, r.ptr);
 }
 
-std::string json_number(double v) {
-  return std::isfinite(v) ? exact(v) : "null";
+// A number, or null where JSON has none (inf, NaN).
+nlohmann::ordered_json json_number(double v) {
+  return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(nullptr);
+}
+
+nlohmann::ordered_json json_array(const std::vector<double>& v, std::size_t from, std::size_t to) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (std::size_t i = from; i < to; ++i)
+    out.push_back(json_number(v[i]));
+  return out;
 }
 
 std::string describe(const sqb::Law& law) {
@@ -173,32 +183,24 @@ std::string markdown(const Report& r) {
 }
 
 std::string json(const Report& r) {
-  const auto array = [](const std::vector<double>& v, std::size_t from, std::size_t to) {
-    std::string out = "[";
-    for (std::size_t i = from; i < to; ++i)
-      out += (i > from ? ", " : "") + json_number(v[i]);
-    return out + "]";
-  };
-  const auto quoted = [](const std::string& s) {
-    std::string out = "\"";
-    for (const char c : s) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    return out + "\"";
-  };
-  std::ostringstream o;
-  o << "{\n  \"spec\": " << quoted(r.spec) << ",\n  \"law\": " << quoted(r.law) << ",\n  \"bits\": " << r.bits
-    << ",\n  \"k\": " << r.k << ",\n  \"units\": \"" << (r.block_sigma ? "block_sigma" : "value")
-    << "\",\n  \"levels\": " << array(r.levels, 0, r.k)
-    << ",\n  \"thresholds\": " << array(r.upper, 0, r.k - 1)
-    << ",\n  \"probabilities\": " << array(r.probabilities, 0, r.k) << ",\n  \"mse\": " << json_number(r.mse)
-    << ",\n  \"mse_over_variance\": " << json_number(r.mse / r.variance)
-    << ",\n  \"d_mse\": " << json_number(r.d_mse) << ",\n  \"entropy_bits\": " << json_number(r.entropy)
-    << ",\n  \"lloyd_iterations\": " << r.lloyd << ",\n  \"newton_iterations\": " << r.newton
-    << ",\n  \"residual\": " << json_number(r.residual)
-    << ",\n  \"converged\": " << (r.converged ? "true" : "false") << "\n}\n";
-  return o.str();
+  nlohmann::ordered_json j;
+  j["spec"] = r.spec;
+  j["law"] = r.law;
+  j["bits"] = r.bits;
+  j["k"] = r.k;
+  j["units"] = r.block_sigma ? "block_sigma" : "value";
+  j["levels"] = json_array(r.levels, 0, r.k);
+  j["thresholds"] = json_array(r.upper, 0, r.k - 1);
+  j["probabilities"] = json_array(r.probabilities, 0, r.k);
+  j["mse"] = json_number(r.mse);
+  j["mse_over_variance"] = json_number(r.mse / r.variance);
+  j["d_mse"] = json_number(r.d_mse);
+  j["entropy_bits"] = json_number(r.entropy);
+  j["lloyd_iterations"] = r.lloyd;
+  j["newton_iterations"] = r.newton;
+  j["residual"] = json_number(r.residual);
+  j["converged"] = r.converged;
+  return j.dump(2) + "\n";
 }
 
 // A data-free codebook of any other strategy (DesignsWithoutData): its levels and boundaries, how a block
@@ -326,24 +328,21 @@ std::string markdown(const ShapeReport& r) {
 }
 
 std::string json(const ShapeReport& r) {
-  const auto array = [](const std::vector<double>& v, std::size_t from, std::size_t to) {
-    std::string out = "[";
-    for (std::size_t i = from; i < to; ++i)
-      out += (i > from ? ", " : "") + json_number(v[i]);
-    return out + "]";
-  };
-  std::ostringstream o;
-  o << "{\n  \"spec\": " << json_string(r.spec) << ",\n  \"bits\": " << r.bits << ",\n  \"k\": " << r.k
-    << ",\n  \"applied_as\": " << json_string(r.applied_as)
-    << ",\n  \"scaled\": " << (r.scaled ? "true" : "false") << ",\n  \"levels\": " << array(r.levels, 0, r.k)
-    << ",\n  \"thresholds\": " << array(r.upper, 0, r.k - 1);
+  nlohmann::ordered_json j;
+  j["spec"] = r.spec;
+  j["bits"] = r.bits;
+  j["k"] = r.k;
+  j["applied_as"] = r.applied_as;
+  j["scaled"] = r.scaled;
+  j["levels"] = json_array(r.levels, 0, r.k);
+  j["thresholds"] = json_array(r.upper, 0, r.k - 1);
   if (r.scaled) {
-    o << ",\n  \"n01\": {\"scale\": " << json_number(r.scale) << ", \"mse\": " << json_number(r.mse)
-      << ", \"entropy_bits\": " << json_number(r.entropy)
-      << ", \"probabilities\": " << array(r.probabilities, 0, r.k) << "}";
+    j["n01"] = {{"scale", json_number(r.scale)},
+                {"mse", json_number(r.mse)},
+                {"entropy_bits", json_number(r.entropy)},
+                {"probabilities", json_array(r.probabilities, 0, r.k)}};
   }
-  o << "\n}\n";
-  return o.str();
+  return j.dump(2) + "\n";
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "ini_check.hpp"
+#include "sqb/codebook.hpp"
 #include "sqb/error.hpp"
 #include "sqb/granularity.hpp"
 #include "sqb/npy.hpp"
@@ -370,7 +371,7 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
           }
         } else if (s.key == "k") {
           has_k = true;
-          add_numbers(r, s, 1, 65536, "k must be in 1..65536", sw.k);
+          add_numbers(r, s, 1, static_cast<double>(sqb::kMaxCodes), "k must be in " + sqb::k_range(), sw.k);
         } else if (s.key == "bits") {
           has_bits = true;
           std::vector<unsigned> bits;

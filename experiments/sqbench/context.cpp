@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "csv.hpp"
 #include "sqb/task.hpp"
 #include "sqb/version.hpp"
@@ -58,21 +60,19 @@ std::string cpu_model() {
   return "unknown";
 }
 
-std::string caches_json() {
-  std::vector<std::string> items;
+nlohmann::ordered_json caches() {
+  nlohmann::ordered_json items = nlohmann::ordered_json::array();
   for (int i = 0; i < 8; ++i) {
     const fs::path dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i);
     std::error_code ec;
     if (!fs::exists(dir, ec)) break;
-    items.push_back("{\"level\": " + read_first_line(dir / "level") +
-                    ", \"type\": " + json_string(read_first_line(dir / "type")) +
-                    ", \"size\": " + json_string(read_first_line(dir / "size")) +
-                    ", \"shared_cpu_list\": " + json_string(read_first_line(dir / "shared_cpu_list")) + "}");
+    const auto level = parse_field_number(read_first_line(dir / "level"));
+    items.push_back({{"level", level ? nlohmann::ordered_json(static_cast<int>(*level)) : nullptr},
+                     {"type", read_first_line(dir / "type")},
+                     {"size", read_first_line(dir / "size")},
+                     {"shared_cpu_list", read_first_line(dir / "shared_cpu_list")}});
   }
-  std::string out = "[";
-  for (std::size_t i = 0; i < items.size(); ++i)
-    out += (i ? ", " : "") + items[i];
-  return out + "]";
+  return items;
 }
 
 std::string memory_total() {
@@ -84,38 +84,6 @@ std::string memory_total() {
 }
 
 }  // namespace
-
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (const unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
 
 const std::string& seed_policy() {
   static const std::string policy =
@@ -157,79 +125,67 @@ std::string context_json(const Config& config, const RunInfo& run) {
   const std::string dirty = command_output(
       "git -C '" + src + "' status --porcelain --untracked-files=no -- . ':(exclude)results'", &dirty_ok);
 
-  std::string skipped = "{";
-  for (const auto& [reason, count] : run.skipped) {
-    skipped += (skipped.size() > 1 ? ", " : "") + json_string(reason) + ": " + std::to_string(count);
-  }
-  skipped += "}";
-
-  std::ostringstream j;
-  j << "{\n";
-  j << "  \"date\": " << json_string(date) << ",\n";
-  j << "  \"host\": {\n";
-  j << "    \"name\": " << json_string(host) << ",\n";
-  j << "    \"cpu_model\": " << json_string(cpu_model()) << ",\n";
-  j << "    \"cores\": " << std::thread::hardware_concurrency() << ",\n";
-  j << "    \"caches\": " << caches_json() << ",\n";
-  j << "    \"memory\": " << json_string(memory_total()) << ",\n";
-  j << "    \"kernel\": " << json_string(read_first_line("/proc/sys/kernel/osrelease")) << "\n";
-  j << "  },\n";
-  j << "  \"sqbench\": {\n";
-  j << "    \"version\": " << json_string(std::string(sqb::version())) << ",\n";
-  j << "    \"git_sha\": " << (git_ok ? json_string(sha) : "null") << ",\n";
-  j << "    \"git_dirty\": " << (git_ok && dirty_ok ? (dirty.empty() ? "false" : "true") : "null") << ",\n";
-  j << "    \"built_from_sha\": " << json_string(std::string(sqb::git_sha())) << ",\n";
-  j << "    \"build_type\": " << json_string(std::string(sqb::build_type())) << ",\n";
-  j << "    \"debug_build\": " << (sqb::debug_build() ? "true" : "false") << ",\n";
-  j << "    \"compiler\": " << json_string(std::string(sqb::compiler())) << ",\n";
-  j << "    \"flags\": " << json_string(std::string(sqb::compile_flags())) << "\n";
-  j << "  },\n";
-  j << "  \"libraries\": {\n";
-  j << "    \"boost\": " << json_string(std::string(sqb::boost_version())) << ",\n";
-  j << "    \"armadillo\": " << json_string(std::string(sqb::armadillo_version())) << ",\n";
-  j << "    \"google_benchmark\": "
-    << json_string(std::string(sqb::benchmark_version()) + " (micro-benchmarks only)") << ",\n";
+  using J = nlohmann::ordered_json;
+  J skipped = J::object();
+  for (const auto& [reason, count] : run.skipped)
+    skipped[reason] = count;
   // The BLAS behind Armadillo (what a task sweep's training runs on) and the threads it was given.
   const sqb::task::BlasInfo blas = sqb::task::blas_info();
-  j << "    \"blas\": {\"library\": " << json_string(blas.library)
-    << ", \"config\": " << json_string(blas.config) << ", \"threads\": " << blas.threads << "}\n";
-  j << "  },\n";
-  j << "  \"config\": {\n";
-  j << "    \"name\": " << json_string(config.name) << ",\n";
-  j << "    \"path\": " << json_string(config.path.string()) << ",\n";
-  j << "    \"hash\": " << json_string(config.hash) << ",\n";
-  j << "    \"description\": " << json_string(config.description) << "\n";
-  j << "  },\n";
-  j << "  \"seed_policy\": " << json_string(seed_policy()) << ",\n";
-  j << "  \"timing\": " << json_string(timing_policy(run.jobs, run.threads, config.repeats)) << ",\n";
-  j << "  \"inputs\": " << inputs_json(run.inputs, 2) << ",\n";
-  j << "  \"run\": {\n";
-  j << "    \"command\": " << json_string(run.command) << ",\n";
-  j << "    \"jobs\": " << run.jobs << ",\n";
-  j << "    \"threads\": " << run.threads << ",\n";
-  j << "    \"shard\": " << json_string(run.shard) << ",\n";
-  j << "    \"repeats\": " << config.repeats << ",\n";
-  j << "    \"cells\": " << run.cells_total << ",\n";
-  j << "    \"cells_done\": " << run.cells_done << ",\n";
-  j << "    \"cells_resumed\": " << run.cells_resumed << ",\n";
-  j << "    \"skipped\": " << skipped << ",\n";
-  if (run.memory_estimate_bytes > 0)
-    j << "    \"memory_estimate_bytes\": " << run.memory_estimate_bytes << ",\n";
-  if (run.peak_resident_bytes > 0) j << "    \"peak_resident_bytes\": " << run.peak_resident_bytes << ",\n";
+
+  J j;
+  j["date"] = date;
+  j["host"] = {{"name", host},
+               {"cpu_model", cpu_model()},
+               {"cores", std::thread::hardware_concurrency()},
+               {"caches", caches()},
+               {"memory", memory_total()},
+               {"kernel", read_first_line("/proc/sys/kernel/osrelease")}};
+  j["sqbench"] = {{"version", sqb::version()},
+                  {"git_sha", git_ok ? J(sha) : J(nullptr)},
+                  {"git_dirty", git_ok && dirty_ok ? J(dirty.empty() ? false : true) : J(nullptr)},
+                  {"built_from_sha", sqb::git_sha()},
+                  {"build_type", sqb::build_type()},
+                  {"debug_build", sqb::debug_build()},
+                  {"compiler", sqb::compiler()},
+                  {"flags", sqb::compile_flags()}};
+  j["libraries"] = {
+      {"boost", sqb::boost_version()},
+      {"armadillo", sqb::armadillo_version()},
+      {"google_benchmark", std::string(sqb::benchmark_version()) + " (micro-benchmarks only)"},
+      {"blas", {{"library", blas.library}, {"config", blas.config}, {"threads", blas.threads}}}};
+  j["config"] = {{"name", config.name},
+                 {"path", config.path.string()},
+                 {"hash", config.hash},
+                 {"description", config.description}};
+  j["seed_policy"] = seed_policy();
+  j["timing"] = timing_policy(run.jobs, run.threads, config.repeats);
+  j["inputs"] = inputs_json(run.inputs);
+  J r;
+  r["command"] = run.command;
+  r["jobs"] = run.jobs;
+  r["threads"] = run.threads;
+  r["shard"] = run.shard;
+  r["repeats"] = config.repeats;
+  r["cells"] = run.cells_total;
+  r["cells_done"] = run.cells_done;
+  r["cells_resumed"] = run.cells_resumed;
+  r["skipped"] = skipped;
+  if (run.memory_estimate_bytes > 0) r["memory_estimate_bytes"] = run.memory_estimate_bytes;
+  if (run.peak_resident_bytes > 0) r["peak_resident_bytes"] = run.peak_resident_bytes;
   if (run.float_models_trained + run.float_models_loaded > 0) {
-    j << "    \"float_models_trained\": " << run.float_models_trained << ",\n";
-    j << "    \"float_models_loaded\": " << run.float_models_loaded << ",\n";
-    j << "    \"task_timing\": "
-      << json_string(
-             "train_s: std::chrono::steady_clock wall time of each task cell's training, measured once; "
-             "with --jobs J, J cells (or float models) train at once, each on one BLAS thread")
-      << ",\n";
+    r["float_models_trained"] = run.float_models_trained;
+    r["float_models_loaded"] = run.float_models_loaded;
+    r["task_timing"] =
+        "train_s: std::chrono::steady_clock wall time of each task cell's training, measured once; "
+        "with --jobs J, J cells (or float models) train at once, each on one BLAS thread";
   }
-  j << "    \"wall_s\": " << format_number(run.wall_s, 6) << ",\n";
-  j << "    \"complete\": " << (run.complete ? "true" : "false") << "\n";
-  j << "  }\n";
-  j << "}\n";
-  return j.str();
+  // Six significant digits, as the CSV's timing columns are written.
+  r["wall_s"] = std::stod(format_number(run.wall_s, 6));
+  r["complete"] = run.complete;
+  j["run"] = r;
+  // Invalid UTF-8 (a path or host name in another encoding) is replaced rather than refused: the context must
+  // always be written.
+  return j.dump(2, ' ', false, J::error_handler_t::replace) + "\n";
 }
 
 }  // namespace sqbench

@@ -30,9 +30,6 @@ struct RunInfo {
   std::vector<InputFingerprint> inputs;     ///< the files the run read (context.json's "inputs")
 };
 
-/// A JSON string literal (quotes included) with JSON escapes.
-std::string json_string(const std::string& s);
-
 /// The context document: date (UTC, ISO 8601), host, CPU model, cores, caches, memory, compiler, flags, build
 /// type, sqbench version, git SHA and dirty flag (read from the source tree now, and the SHA the binary was
 /// configured from), Boost/Armadillo/Benchmark versions, the config's name, path and hash, the seed policy,

@@ -8,11 +8,14 @@
 #include <limits>
 #include <optional>
 
+#include <nlohmann/json.hpp>
+
 #include "cli_args.hpp"
 
 #include "context.hpp"
 #include "csv.hpp"
 #include "files.hpp"
+#include "sqb/codebook.hpp"
 #include "sqb/coding.hpp"
 #include "sqb/error.hpp"
 #include "sqb/layout.hpp"
@@ -37,13 +40,6 @@ sqb::npy::DType dtype_named(const std::string& name) {
     if (sqb::npy::dtype_name(t) == name) return t;
   }
   throw std::logic_error("export array dtype '" + name + "' is not an integer .npy dtype");
-}
-
-std::string json_list(const std::vector<std::size_t>& v) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < v.size(); ++i)
-    out += (i ? ", " : "") + std::to_string(v[i]);
-  return out + "]";
 }
 
 }  // namespace
@@ -97,31 +93,24 @@ Input read_input(const ExportOptions& opt) {
   return in;
 }
 
-// The files an earlier export listed in its manifest.json ("files": one `    "NAME": {"dtype": ...` line
-// each, as export writes it); nullopt when `dir` holds no such manifest.
+// The files an earlier export listed in its manifest.json (the keys of "files"); nullopt when `dir` holds no
+// manifest.json written by export (one with "sqbench" and "files").
 std::optional<std::vector<std::string>> earlier_export(const fs::path& dir) {
-  std::ifstream in(dir / "manifest.json");
+  std::ifstream in(dir / "manifest.json", std::ios::binary);
   if (!in) return std::nullopt;
+  const nlohmann::json m = nlohmann::json::parse(in, nullptr, false);
+  if (m.is_discarded() || !m.is_object() || !m.contains("sqbench") || !m.contains("files") ||
+      !m["files"].is_object()) {
+    return std::nullopt;
+  }
   std::vector<std::string> names;
-  bool is_export = false, in_files = false;
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("  \"sqbench\": \"", 0) == 0) is_export = true;
-    if (line == "  \"files\": {") {
-      in_files = true;
-      continue;
-    }
-    if (!in_files) continue;
-    const std::string head = "    \"";
-    const auto end = line.find("\": {", head.size());
-    if (line.rfind(head, 0) != 0 || end == std::string::npos) continue;
-    const std::string name = line.substr(head.size(), end - head.size());
+  for (const auto& [name, entry] : m["files"].items()) {
     // Plain names only: a manifest never sends a removal outside its own folder.
-    if (name.empty() || name.find_first_of("/\\\"") != std::string::npos || name == "." || name == "..")
+    if (name.empty() || name.find_first_of("/\\") != std::string::npos || name == "." || name == "..")
       continue;
     names.push_back(name);
   }
-  if (!is_export) return std::nullopt;
-  names.push_back("manifest.json");
+  if (std::find(names.begin(), names.end(), "manifest.json") == names.end()) names.push_back("manifest.json");
   return names;
 }
 
@@ -142,7 +131,8 @@ std::string some_entries(const fs::path& dir) {
 std::string to_input_numpy(const std::vector<std::size_t>& shape, sqb::npy::Layout layout) {
   if (layout != sqb::npy::Layout::hwio || shape.size() < 2) return "a.reshape(input_shape)";
   const std::size_t r = shape.size();
-  std::string laid = "(" + std::to_string(shape[r - 1]) + ", " + std::to_string(shape[r - 2]);
+  std::string laid = "(";
+  laid += std::to_string(shape[r - 1]) + ", " + std::to_string(shape[r - 2]);
   for (std::size_t k = 0; k + 2 < r; ++k)
     laid += ", " + std::to_string(shape[k]);
   std::string axes = "(";
@@ -199,20 +189,17 @@ ExportResult export_quantized(const ExportOptions& opt) {
   const sqb::Codes& codes = result.codes;
   const std::vector<std::size_t> tensor_shape = {t.rows, t.cols};
   std::vector<std::pair<fs::path, std::string>> files;
-  std::string file_list;
+  using J = nlohmann::ordered_json;
+  J file_list = J::object();
   const auto add = [&](const std::string& name, std::string bytes, const std::string& description,
                        const std::vector<std::size_t>& shape, std::string_view dtype) {
     files.emplace_back(opt.out / name, std::move(bytes));
-    file_list += std::string(file_list.empty() ? "" : ",\n") + "    " + json_string(name) +
-                 ": {\"dtype\": " + json_string(std::string(dtype)) + ", \"shape\": " + json_list(shape) +
-                 ", \"holds\": " + json_string(description) + "}";
+    file_list[name] = {{"dtype", dtype}, {"shape", shape}, {"holds", description}};
   };
   const auto add_stream = [&](const std::string& name, const std::vector<std::uint8_t>& bytes,
                               const std::string& description) {
     files.emplace_back(opt.out / name, std::string(bytes.begin(), bytes.end()));
-    file_list += std::string(file_list.empty() ? "" : ",\n") + "    " + json_string(name) +
-                 ": {\"dtype\": \"bytes\", \"shape\": [" + std::to_string(bytes.size()) +
-                 "], \"holds\": " + json_string(description) + "}";
+    file_list[name] = {{"dtype", "bytes"}, {"shape", J::array({bytes.size()})}, {"holds", description}};
   };
 
   // Codes: one code per element of the laid-out rows x cols, row-major; as .npy at the width the library
@@ -293,79 +280,73 @@ ExportResult export_quantized(const ExportOptions& opt) {
     }
   }
 
-  std::string manifest = "{\n";
-  manifest += "  \"sqbench\": " + json_string(std::string(sqb::version())) + ",\n";
-  manifest += "  \"quantizer\": " + json_string(opt.spec) + ",\n";
-  manifest += "  \"k\": " + std::to_string(k) + ",\n";
-  manifest += "  \"granularity\": " + json_string(g.to_string()) + ",\n";
-  manifest += "  \"seed\": " + std::to_string(opt.seed) + ",\n";
-  manifest += "  \"input\": " + json_string(opt.input.string()) + ",\n";
-  if (!opt.tensor.empty()) manifest += "  \"tensor\": " + json_string(opt.tensor) + ",\n";
-  manifest += "  \"input_shape\": " + json_list(in.shape) + ",\n";
-  manifest += "  \"layout\": " + json_string(std::string(sqb::layout_word(layout))) + ",\n";
-  manifest +=
-      "  \"tensor_layout\": {\"rows\": " + std::to_string(t.rows) + ", \"cols\": " + std::to_string(t.cols) +
-      ", \"blocks\": " + std::to_string(nb) + ", \"to_input_shape\": " +
-      json_string("numpy, for an array a of the laid-out rows x cols: " + to_input_numpy(in.shape, layout)) +
-      "},\n";
-  manifest +=
-      "  \"decode\": " +
-      json_string(
-          "laid_out[i] = codebooks[b, codes[i]] for the block b whose [offset, offset + length) "
-          "holds the flat index i of the laid-out row-major rows x cols; decoded.npy is laid_out in the "
-          "input's shape (tensor_layout.to_input_shape)") +
-      ",\n";
-  manifest += "  \"side_values\": " + json_string(result.side.description) + ",\n";
+  J manifest;
+  manifest["sqbench"] = sqb::version();
+  manifest["quantizer"] = opt.spec;
+  manifest["k"] = k;
+  manifest["granularity"] = g.to_string();
+  manifest["seed"] = opt.seed;
+  manifest["input"] = opt.input.string();
+  if (!opt.tensor.empty()) manifest["tensor"] = opt.tensor;
+  manifest["input_shape"] = in.shape;
+  manifest["layout"] = sqb::layout_word(layout);
+  manifest["tensor_layout"] = {{"rows", t.rows},
+                               {"cols", t.cols},
+                               {"blocks", nb},
+                               {"to_input_shape", "numpy, for an array a of the laid-out rows x cols: " +
+                                                      to_input_numpy(in.shape, layout)}};
+  manifest["decode"] =
+      "laid_out[i] = codebooks[b, codes[i]] for the block b whose [offset, offset + length) "
+      "holds the flat index i of the laid-out row-major rows x cols; decoded.npy is laid_out in the "
+      "input's shape (tensor_layout.to_input_shape)";
+  manifest["side_values"] = result.side.description;
   if (opt.pack) {
-    manifest += "  \"pack\": {\"file\": \"codes.bits\", \"bits\": " + std::to_string(pack_bits) +
-                ", \"count\": " + std::to_string(t.size()) + ", \"format\": " +
-                json_string(
-                    "element i's code occupies bits [i*b, (i+1)*b) of the stream, bits counted from the "
-                    "least significant bit of byte 0 upward (bit j is bit j % 8 of byte j / 8), the code's "
-                    "least significant bit first; elements in the laid-out row-major order; the pad bits "
-                    "after the last code are zero") +
-                ", \"numpy\": " +
-                json_string(
-                    "bits = np.unpackbits(np.fromfile('codes.bits', np.uint8), bitorder='little')[:n * b]"
-                    ".reshape(n, b); codes = (bits.astype(np.uint32) << np.arange(b)).sum(axis=1)") +
-                "},\n";
+    manifest["pack"] = {
+        {"file", "codes.bits"},
+        {"bits", pack_bits},
+        {"count", t.size()},
+        {"format",
+         "element i's code occupies bits [i*b, (i+1)*b) of the stream, bits counted from the "
+         "least significant bit of byte 0 upward (bit j is bit j % 8 of byte j / 8), the code's "
+         "least significant bit first; elements in the laid-out row-major order; the pad bits "
+         "after the last code are zero"},
+        {"numpy",
+         "bits = np.unpackbits(np.fromfile('codes.bits', np.uint8), bitorder='little')[:n * b]"
+         ".reshape(n, b); codes = (bits.astype(np.uint32) << np.arange(b)).sum(axis=1)"}};
   }
   if (opt.coded) {
-    manifest +=
-        "  \"rans_format\": " +
-        json_string(
-            "varint = unsigned LEB128. Header: varint n (symbols), varint S (alphabet size); if n = 0 the "
-            "stream ends; then one byte M (14..22), frequencies sum to 2^M. Frequency table, symbols in "
-            "increasing order as runs: varint z (absent symbols skipped), varint p >= 1 (present symbols "
-            "that follow), then p varints f - 1; runs repeat until the frequencies sum to 2^M; c[s] = sum "
-            "of f before s. Payload: the state x as a little-endian uint32, then bytes. For each of the n "
-            "symbols: slot = x mod 2^M; s = the symbol with c[s] <= slot < c[s] + f[s]; x = f[s] * (x >> M) "
-            "+ slot - c[s]; while x < 2^23: x = (x << 8) | next byte. At the end x = 2^23 and every byte "
-            "was read. (sqb/coding.hpp)") +
-        ",\n";
+    manifest["rans_format"] =
+        "varint = unsigned LEB128. Header: varint n (symbols), varint S (alphabet size); if n = 0 the "
+        "stream ends; then one byte M (14..22), frequencies sum to 2^M. Frequency table, symbols in "
+        "increasing order as runs: varint z (absent symbols skipped), varint p >= 1 (present symbols "
+        "that follow), then p varints f - 1; runs repeat until the frequencies sum to 2^M; c[s] = sum "
+        "of f before s. Payload: the state x as a little-endian uint32, then bytes. For each of the n "
+        "symbols: slot = x mod 2^M; s = the symbol with c[s] <= slot < c[s] + f[s]; x = f[s] * (x >> M) "
+        "+ slot - c[s]; while x < 2^23: x = (x << 8) | next byte. At the end x = 2^23 and every byte "
+        "was read. (sqb/coding.hpp)";
   }
-  // Every metric column of the result, by its results.csv name, to 17 digits (reads back as the same double);
-  // JSON has no inf or NaN: "inf" as a string, an undefined figure as null.
-  std::string metrics;
+  // Every metric column of the result, by its results.csv name (numbers written to read back as the same
+  // double); JSON has no inf or NaN: "inf" as a string, an undefined figure as null.
+  J metrics = J::object();
   for (const sqb::Figure& f : result.metric_columns()) {
-    const std::string v = std::isnan(f.value)      ? "null"
-                          : std::isfinite(f.value) ? format_number(f.value, 17)
-                                                   : json_string(format_number(f.value));
-    metrics += std::string(metrics.empty() ? "" : ", ") +
-               json_string(std::string(sqb::column_name(f.column))) + ": " + v;
+    const std::string name(sqb::column_name(f.column));
+    if (std::isnan(f.value)) {
+      metrics[name] = nullptr;
+    } else if (std::isfinite(f.value)) {
+      metrics[name] = f.value;
+    } else {
+      metrics[name] = format_number(f.value);
+    }
   }
-  manifest += "  \"metrics\": {" + metrics + "},\n";
-  manifest += "  \"folder\": " +
-              json_string(
-                  "this export's files are exactly those under \"files\"; sqbench export writes only into "
-                  "an empty folder or one holding an earlier export, whose files it removes") +
-              ",\n";
-  manifest += "  \"files\": {\n" + file_list +
-              ",\n    \"manifest.json\": {\"dtype\": \"json\", \"shape\": [], " +
-              "\"holds\": \"this description\"}\n  }\n}\n";
+  manifest["metrics"] = metrics;
+  manifest["folder"] =
+      "this export's files are exactly those under \"files\"; sqbench export writes only into "
+      "an empty folder or one holding an earlier export, whose files it removes";
+  file_list["manifest.json"] = {{"dtype", "json"}, {"shape", J::array()}, {"holds", "this description"}};
+  manifest["files"] = file_list;
 
   ensure_writable_dir(opt.out);
-  files.emplace_back(opt.out / "manifest.json", manifest);
+  files.emplace_back(opt.out / "manifest.json", manifest.dump(2) + "\n");
   write_files_atomic(files);
   ExportResult r;
   for (const auto& [path, bytes] : files)
@@ -449,8 +430,8 @@ int export_command(const std::vector<std::string>& args) {
     opt.k = std::size_t{1} << *b;
   } else {
     const auto k = sqb::parse_integer(vm["k"].as<std::string>());
-    if (!k || *k < 1 || *k > 65536)
-      throw sqb::Error("--k '" + vm["k"].as<std::string>() + "' must be in 1..65536");
+    if (!k || *k < 1 || static_cast<std::size_t>(*k) > sqb::kMaxCodes)
+      throw sqb::Error("--k '" + vm["k"].as<std::string>() + "' must be in " + sqb::k_range());
     opt.k = static_cast<std::size_t>(*k);
   }
   opt.granularity = vm["granularity"].as<std::string>();

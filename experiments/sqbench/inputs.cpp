@@ -18,7 +18,6 @@
 #include <xxhash.h>
 
 #include "context.hpp"
-#include "detail/json.hpp"
 #include "sqb/error.hpp"
 #include "sqb/safetensors.hpp"
 #include "sqb/spec.hpp"
@@ -134,44 +133,35 @@ std::vector<InputFingerprint> fingerprints(const std::vector<fs::path>& files) {
   return out;
 }
 
-std::string inputs_json(const std::vector<InputFingerprint>& inputs, int indent) {
-  const std::string pad(static_cast<std::size_t>(indent), ' ');
-  std::string j = "[";
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    const InputFingerprint& f = inputs[i];
-    j += (i ? ",\n" : "\n") + pad + "  {\"path\": " + json_string(f.path) +
-         ", \"size\": " + std::to_string(f.size) + ", \"mtime\": " + json_string(f.mtime) +
-         ", \"xxh3_64\": " + json_string(f.hash) + "}";
-  }
-  j += inputs.empty() ? "]" : "\n" + pad + "]";
+nlohmann::ordered_json inputs_json(const std::vector<InputFingerprint>& inputs) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::array();
+  for (const InputFingerprint& f : inputs)
+    j.push_back({{"path", f.path}, {"size", f.size}, {"mtime", f.mtime}, {"xxh3_64", f.hash}});
   return j;
 }
 
 std::optional<std::vector<InputFingerprint>> read_inputs(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) return std::nullopt;
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  namespace json = sqb::detail::json;
-  const std::string text = buf.str();
-  const json::Value root = json::parse(text, file.string());
-  const json::Value* inputs = root.find("inputs");
-  if (inputs == nullptr) return std::nullopt;
+  const nlohmann::json root = nlohmann::json::parse(in, nullptr, false);
+  if (root.is_discarded()) throw sqb::Error(file.string() + ": not valid JSON");
+  const auto inputs = root.is_object() ? root.find("inputs") : root.end();
+  if (inputs == root.end()) return std::nullopt;
   const auto bad = [&] {
     return sqb::Error(file.string() + ": \"inputs\" is not a list of {path, size, mtime, xxh3_64}");
   };
-  if (inputs->kind != json::Value::Kind::array) throw bad();
+  if (!inputs->is_array()) throw bad();
   std::vector<InputFingerprint> out;
-  for (const json::Value& v : inputs->items) {
-    const json::Value* path = v.find("path");
-    const json::Value* size = v.find("size");
-    const json::Value* mtime = v.find("mtime");
-    const json::Value* hash = v.find("xxh3_64");
-    if (!path || !size || !mtime || !hash || path->kind != json::Value::Kind::string || !size->as_uint64() ||
-        mtime->kind != json::Value::Kind::string || hash->kind != json::Value::Kind::string) {
+  for (const nlohmann::json& v : *inputs) {
+    if (!v.is_object()) throw bad();
+    const auto path = v.find("path"), size = v.find("size"), mtime = v.find("mtime"),
+               hash = v.find("xxh3_64");
+    if (path == v.end() || size == v.end() || mtime == v.end() || hash == v.end() || !path->is_string() ||
+        !size->is_number_unsigned() || !mtime->is_string() || !hash->is_string()) {
       throw bad();
     }
-    out.push_back({path->text, *size->as_uint64(), mtime->text, hash->text});
+    out.push_back({path->get<std::string>(), size->get<std::uint64_t>(), mtime->get<std::string>(),
+                   hash->get<std::string>()});
   }
   return out;
 }

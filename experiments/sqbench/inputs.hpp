@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "config.hpp"
 #include "plan.hpp"
 
@@ -42,8 +44,8 @@ InputFingerprint fingerprint_stat(const std::filesystem::path& path);
 /// Fingerprints of `files`.
 std::vector<InputFingerprint> fingerprints(const std::vector<std::filesystem::path>& files);
 
-/// The fingerprints as a JSON array (one object per line, indented by `indent` spaces).
-std::string inputs_json(const std::vector<InputFingerprint>& inputs, int indent);
+/// The fingerprints as a JSON array of {path, size, mtime, xxh3_64} objects.
+nlohmann::ordered_json inputs_json(const std::vector<InputFingerprint>& inputs);
 
 /// The `inputs` array of a JSON document (context.json, or results.partial.inputs.json); std::nullopt when
 /// the document has none (written before inputs were recorded). Throws sqb::Error naming `file` when it is

@@ -468,10 +468,6 @@ PlotScript plot_script(const CsvTable& t, const PlotSpec& spec, const Provenance
   return {dat, gp};
 }
 
-PlotFiles render_plot(const CsvTable& t, const PlotSpec& spec, const Provenance& prov, const fs::path& dir) {
-  return write_plot(plot_script(t, spec, prov), spec, dir);
-}
-
 namespace {
 
 // Every occurrence of `from` in `text` replaced by `to`.

@@ -48,10 +48,6 @@ PlotScript plot_script(const CsvTable& t, const PlotSpec& spec, const Provenance
 PlotFiles write_plot(const PlotScript& script, const PlotSpec& spec, const std::filesystem::path& dir,
                      bool commit = true);
 
-/// plot_script, then write_plot.
-PlotFiles render_plot(const CsvTable& t, const PlotSpec& spec, const Provenance& prov,
-                      const std::filesystem::path& dir);
-
 /// A human label with unit for a result column ("fit_s" -> "fit time (s)").
 std::string axis_label(const std::string& column);
 

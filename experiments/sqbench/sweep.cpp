@@ -22,6 +22,8 @@
 #include <sstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "checks.hpp"
 #include "context.hpp"
 #include "files.hpp"
@@ -37,6 +39,7 @@
 #include "sqb/quantize.hpp"
 #include "sqb/registry.hpp"
 #include "sqb/source.hpp"
+#include "sqb/spec.hpp"
 #include "sqb/task.hpp"
 #include "table.hpp"
 #include "task_cells.hpp"
@@ -357,19 +360,20 @@ Provenance provenance(const Config& c) {
   return {c.name, c.hash};
 }
 
-// The "name" of the "config" object in a context.json (a file sqbench writes itself, one key per line).
-std::string context_config_name(const fs::path& context) {
-  std::ifstream in(context);
-  bool in_config = false;
-  for (std::string line; std::getline(in, line);) {
-    if (line.find("\"config\": {") != std::string::npos) in_config = true;
-    const auto at = line.find("\"name\": \"");
-    if (in_config && at != std::string::npos) {
-      const auto start = at + 9;
-      return line.substr(start, line.rfind('"') - start);
-    }
-  }
-  return "";
+// A context.json as JSON, or null when the file is missing or not valid JSON (the callers fall back on what
+// they can read elsewhere).
+nlohmann::json read_context(const fs::path& context) {
+  std::ifstream in(context, std::ios::binary);
+  if (!in) return nullptr;
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  return j.is_discarded() || !j.is_object() ? nlohmann::json(nullptr) : j;
+}
+
+// The string at config.name, run.shard, ... of a context.json, or "".
+std::string context_string(const nlohmann::json& context, const char* object, const char* key) {
+  if (!context.is_object() || !context.contains(object) || !context[object].is_object()) return "";
+  const nlohmann::json& o = context[object];
+  return o.contains(key) && o[key].is_string() ? o[key].get<std::string>() : "";
 }
 
 // Whether a results.partial.csv holds at least one finished cell (an unreadable one is assumed to).
@@ -432,7 +436,9 @@ std::vector<fs::path> stale_outputs(const fs::path& dir, const Config& config) {
 
 Config load_results_config(const fs::path& dir) {
   Config c = load_config(dir / "config.ini");
-  if (const std::string name = context_config_name(dir / "context.json"); !name.empty()) c.name = name;
+  if (const std::string name = context_string(read_context(dir / "context.json"), "config", "name");
+      !name.empty())
+    c.name = name;
   return c;
 }
 
@@ -671,7 +677,8 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
     for (const auto& [i, r] : rows)
       text += csv_line(r);
     write_files_atomic(
-        {{partial_inputs, "{\n  \"inputs\": " + inputs_json(inputs, 2) + "\n}\n"}, {partial, text}});
+        {{partial_inputs, nlohmann::ordered_json{{"inputs", inputs_json(inputs)}}.dump(2) + "\n"},
+         {partial, text}});
   }
   info.inputs = inputs;
   remove_if_refused.armed = false;
@@ -855,18 +862,14 @@ fs::path merge_results(const std::vector<fs::path>& dirs, fs::path out, bool qui
     buf << cin.rdbuf();
     s.config_text = buf.str();
     s.table = read_csv(dir / "results.csv");
-    std::ifstream ctx(dir / "context.json");
-    std::string line;
-    while (std::getline(ctx, line)) {
-      const auto at = line.find("\"shard\": \"");
-      if (at == std::string::npos) continue;
-      const std::string v = line.substr(at + 10, line.find('"', at + 10) - at - 10);
-      const auto slash = v.find('/');
-      if (slash != std::string::npos) {
-        s.index = std::stoul(v.substr(0, slash));
-        s.count = std::stoul(v.substr(slash + 1));
-        s.have_shard_info = true;
-      }
+    const std::string v = context_string(read_context(dir / "context.json"), "run", "shard");
+    const auto slash = v.find('/');
+    const auto i = sqb::parse_integer(v.substr(0, slash == std::string::npos ? 0 : slash));
+    const auto n = slash == std::string::npos ? std::nullopt : sqb::parse_integer(v.substr(slash + 1));
+    if (i && n && *i >= 0 && *n > 0) {
+      s.index = static_cast<std::size_t>(*i);
+      s.count = static_cast<std::size_t>(*n);
+      s.have_shard_info = true;
     }
     shards.push_back(std::move(s));
   }

@@ -21,8 +21,9 @@ namespace {
 
 void check_levels(const std::vector<float>& levels) {
   if (levels.empty()) throw Error("codebook: no levels (K must be >= 1)");
-  if (levels.size() > 65536)
-    throw Error("codebook: " + std::to_string(levels.size()) + " levels (at most 65536)");
+  if (levels.size() > kMaxCodes)
+    throw Error("codebook: " + std::to_string(levels.size()) + " levels (at most " +
+                std::to_string(kMaxCodes) + ")");
   for (std::size_t i = 0; i < levels.size(); ++i) {
     if (!std::isfinite(levels[i])) throw Error("codebook: level " + std::to_string(i) + " is not finite");
     if (i > 0 && levels[i] < levels[i - 1]) {
@@ -157,7 +158,7 @@ std::vector<std::uint16_t> nearest_centroid_indices(std::span<const float> value
 }
 
 Codes::Codes(std::size_t n, std::size_t k) : k_(k) {
-  if (k == 0 || k > 65536) throw Error("codes: K = " + std::to_string(k) + " is outside 1..65536");
+  if (k == 0 || k > kMaxCodes) throw Error("codes: K = " + std::to_string(k) + " is outside " + k_range());
   if (k <= 256) {
     data_ = std::vector<std::uint8_t>(n);
   } else {

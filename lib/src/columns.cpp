@@ -166,6 +166,8 @@ constexpr bool schema_in_order() {
 }
 static_assert(schema_in_order(), "kColumns must list every Col once, in enum order");
 
+}  // namespace
+
 std::string_view kind_name(ColumnKind k) {
   switch (k) {
     case K::key:
@@ -183,8 +185,6 @@ std::string_view kind_name(ColumnKind k) {
   }
   return "?";
 }
-
-}  // namespace
 
 std::span<const ColumnInfo> column_schema() {
   return kColumns;

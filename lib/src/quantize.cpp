@@ -17,6 +17,7 @@
 #include "detail/kmeans_dp.hpp"
 #include "detail/measure.hpp"
 #include "detail/parallel.hpp"
+#include "sqb/codebook.hpp"
 #include "sqb/error.hpp"
 #include "sqb/registry.hpp"
 
@@ -367,7 +368,8 @@ double optimal_mse(TensorView x, std::size_t k, const QuantizeOptions& options) 
   std::vector<float> expanded;
   const QuantizeOptions o = expand_column_weights(x, options, expanded);
   if (o.check_input) check_input(x, o.weights);
-  if (k < 1 || k > 65536) throw Error("optimal_mse: K = " + std::to_string(k) + " is outside 1..65536");
+  if (k < 1 || k > kMaxCodes)
+    throw Error("optimal_mse: K = " + std::to_string(k) + " is outside " + k_range());
   const std::vector<Block> blocks = make_blocks(x.rows, x.cols, o.granularity);
   std::vector<double> sse(blocks.size());
   detail::parallel_for(blocks.size(), detail::resolve_threads(o.threads), [&](std::size_t i) {

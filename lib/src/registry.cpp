@@ -2,6 +2,8 @@
 
 #include "sqb/registry.hpp"
 
+#include "sqb/codebook.hpp"
+
 #include <string>
 
 #include "quantizers/quantizers.hpp"
@@ -14,14 +16,14 @@ using namespace quantizers;
 
 // clang-format off
 const QuantizerEntry kQuantizers[] = {
-    {"cosine", "Cosine-spaced (Chebyshev node) codebook over [min, max] (seed 000 'Phi/Rho'); refine=R adds R Lloyd steps",
+    {"cosine", "Cosine-spaced (Chebyshev node) codebook over [min, max] ('Phi/Rho'); refine=R adds R Lloyd steps",
      cosine_params(), "K (equal when min == max)", false, make_cosine},
     {"kmeans", "1-D k-means (Lloyd), sorted O(K log N) or naive O(N K) iterations; the learned-codebook baseline",
      kmeans_params(), "K (the distinct values when there are fewer than K)", true, make_kmeans},
     {"kmeans_optimal",
      "Exactly optimal 1-D k-means (dynamic programming on the distinct values by Lagrangian search, a few O(N) passes whatever K): the MSE floor for any K-level codebook",
      kmeans_optimal_params(), "K (the distinct values when there are fewer than K)", false, make_kmeans_optimal},
-    {"phi_log", "Logarithmic ladder +-s*base^e, base phi by default (seed 001 'GR-PHI'), base=2 is log2; log or nearest rounding, exponent sharing",
+    {"phi_log", "Logarithmic ladder +-s*base^e, base phi by default ('GR-PHI'), base=2 is log2; log or nearest rounding, exponent sharing",
      phi_log_params(), "2M (+1 with zero=1) of K codes, M exponents = 2^(B-1) with bits=B (2^(B-1)-1 with zero=1: 2^B-1 levels, 1 code spare), e_max-e_min+1, else floor((K-zero)/2) (K even without zero=1); spare codes repeat the top level",
      false, make_phi_log},
     {"lloyd_max", "Data-free Lloyd-Max (minimum-MSE) codebook of a law: gaussian (sigma from the block by default), sphere (rotated unit-vector coordinates, TurboQuant), laplace, student_t",
@@ -65,9 +67,9 @@ std::unique_ptr<Quantizer> make_quantizer(std::string_view spec, const BuildCont
   const SpecText text = SpecText::parse(spec, "quantizer");
   const QuantizerEntry& entry = find_quantizer(text.name);
   const Params params(entry.params, text.args, "quantizer \"" + text.canonical() + "\"");
-  if (ctx.k < 1 || ctx.k > 65536) {
-    throw Error("quantizer \"" + text.canonical() + "\": K = " + std::to_string(ctx.k) +
-                " is outside 1..65536");
+  if (ctx.k < 1 || ctx.k > kMaxCodes) {
+    throw Error("quantizer \"" + text.canonical() + "\": K = " + std::to_string(ctx.k) + " is outside " +
+                k_range());
   }
   return entry.make(params, ctx);
 }

@@ -85,7 +85,7 @@ inis = {
                    "where = distribution=gaussian\nagg = mean\nbest_along = row\n"
                    "[plot.b]\nkind = bar\nx = distribution\ny = sqnr_db\nseries = quantizer\nagg = median\n"
                    "[plot.s]\nkind = scatter\nx = n\ny = nmse\nseries = bits\nlogx = 1\nlogy = 1\n",
-    # A task sweep (issue 12): modes, the recipe keys, a mixed config, spread, dash and hline.
+    # A task sweep: modes, the recipe keys, a mixed config, spread, dash and hline.
     "task.ini": "[sweep]\ntask = fashion_mnist epochs=1 train_n=100 qat_epochs=1 ste=clipped redesign=5 qat=levels "
                 "weights=fisher\ntask = fashion_mnist hidden=16,8 bias=1\nmode = fp32, qat, ptq\n"
                 "quantizer = uniform symmetric=1\nquantizer = kmeans\nbits = 2, 4\ngranularity = channel, group:64\n"

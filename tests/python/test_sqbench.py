@@ -253,7 +253,7 @@ class RegistryTest(unittest.TestCase):
         np.testing.assert_array_equal(nf4["levels"].astype(np.float32), np.array(NF4, dtype=np.float32))
         self.assertTrue(nf4["scaled"])
         lm = sqbench.codebook("lloyd_max law=sphere d=128", 1)
-        self.assertAlmostEqual(lm["levels"][1], 0.07066157274, places=10)  # REFERENCE.md, exact finite-d
+        self.assertAlmostEqual(lm["levels"][1], 0.07066157274, places=10)  # tests/data/REFERENCE.md, exact finite-d
         with self.assertRaisesRegex(ValueError, "learned codebook"):
             sqbench.codebook("kmeans", 4)
 

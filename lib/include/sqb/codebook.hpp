@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <variant>
 #include <vector>
 
@@ -103,11 +104,18 @@ void decode(const Codebook& cb, std::span<const std::uint16_t> codes, std::span<
 std::vector<std::uint16_t> nearest_centroid_indices(std::span<const float> values,
                                                     std::span<const float> centroids);
 
-/// Codes for a whole tensor: uint8 when K <= 256, uint16 up to 65536.
+/// The largest number of codes K of any codebook: a code is stored in at most 16 bits.
+inline constexpr std::size_t kMaxCodes = 65536;
+/// "1..65536", for messages about K.
+inline std::string k_range() {
+  return "1.." + std::to_string(kMaxCodes);
+}
+
+/// Codes for a whole tensor: uint8 when K <= 256, uint16 up to kMaxCodes.
 class Codes {
  public:
   Codes() = default;
-  Codes(std::size_t n, std::size_t k);  ///< throws Error if k is 0 or > 65536
+  Codes(std::size_t n, std::size_t k);  ///< throws Error if k is 0 or > kMaxCodes
 
   std::size_t size() const;
   std::size_t code_count() const { return k_; }

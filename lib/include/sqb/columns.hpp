@@ -126,6 +126,8 @@ struct ColumnInfo {
 
 /// Every column, in Col order.
 std::span<const ColumnInfo> column_schema();
+/// "key", "shape", "metric", "figure", "timing" or "provenance".
+std::string_view kind_name(ColumnKind k);
 const ColumnInfo& column_info(Col c);
 std::string_view column_name(Col c);
 /// The column called `name`, or nullopt.

@@ -100,7 +100,7 @@ LloydResult lloyd_sorted(const SortedBlock& data, std::vector<double> init, cons
 LloydResult lloyd_naive(std::span<const float> data, std::vector<double> init, const LloydOptions& opt,
                         std::span<const float> weights = {});
 
-/// Lloyd steps without sorting, as seed 000 proposes for its hybrid: each step assigns every value with the
+/// Lloyd steps without sorting, as the Phi/Rho cosine-codebook proposal does for its hybrid: each step assigns every value with the
 /// shared encoder (thresholds at the midpoints of the current float32 levels, O(N log K)) and averages per
 /// level in one pass (O(N)). Empty clusters are re-seeded by the same rule as the other two. Cheaper than
 /// lloyd_sorted for a few steps (no O(N log N) sort); the iterates differ from it only by the float32
@@ -109,7 +109,7 @@ LloydResult lloyd_encoded(std::span<const float> data, std::vector<double> init,
                           std::span<const float> weights = {});
 
 /// Cosine-spaced (Chebyshev) levels: center + half_span * cos((2k-1) pi / (2K)), k = 1..K, over [lo, hi],
-/// ascending (seed 000).
+/// ascending (as the Phi/Rho proposal assumes).
 std::vector<double> cosine_levels(double lo, double hi, std::size_t k);
 
 // Initialisations, all computed on the sorted block (for a weighted block: on its values of positive weight)

@@ -1,4 +1,4 @@
-// Cosine-spaced (Chebyshev-node) codebook over the block's [min, max]: the "Phi/Rho" proposal of seed 000,
+// Cosine-spaced (Chebyshev-node) codebook over the block's [min, max]: the "Phi/Rho" proposal for TorchAO's codebook quantization,
 // with an optional Lloyd refinement (the seed's suggested hybrid).
 
 #include <algorithm>

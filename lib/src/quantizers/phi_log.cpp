@@ -1,4 +1,4 @@
-// phi_log: the golden-ratio logarithmic quantizer of seed 001 ("GR-PHI"), for any base > 1.
+// phi_log: the golden-ratio logarithmic quantizer of the "GR-PHI" proposal, for any base > 1.
 //
 // Contract (the README's "phi_log" section has the user-facing version):
 //  - Levels: +-s * base^e for the integer exponents e_min..e_max (M = e_max - e_min + 1 of them), plus an
@@ -406,7 +406,7 @@ std::span<const ParamSpec> phi_log_params() {
        1e6,
        true,
        {"phi", "sqrt2"},
-       "ladder ratio: phi = (1 + sqrt 5) / 2 (seed 001), 2 (the log2 quantizer), sqrt2, or any number > 1"},
+       "ladder ratio: phi = (1 + sqrt 5) / 2 (GR-PHI), 2 (the log2 quantizer), sqrt2, or any number > 1"},
       {"scale",
        ParamSpec::Kind::choice,
        "absmax",
