@@ -22,12 +22,25 @@ class Groups {
  public:
   Groups(const SortedBlock& d, bool merge_equal) {
     const auto v = d.values();
+    start_.reserve((merge_equal ? d.distinct_count() : v.size()) + 1);
     for (std::size_t i = 0; i < v.size(); ++i)
       if (!merge_equal || i == 0 || v[i] != v[i - 1]) start_.push_back(i);
     start_.push_back(v.size());
     p_.resize(start_.size());
     for (std::size_t m = 0; m < start_.size(); ++m)
       p_[m] = {d.sum(0, start_[m]), d.sum_sq(0, start_[m]), d.weight(0, start_[m])};
+  }
+
+  // Every stride-th group of `fine` merged into one (the last takes the rest): the same prefix sums at fewer
+  // starts, so a partition of the coarse groups costs exactly what it costs on the fine ones.
+  Groups(const Groups& fine, std::size_t stride) {
+    const std::size_t m = fine.size();
+    for (std::size_t c = 0; c < m; c += stride) {
+      start_.push_back(fine.start_[c]);
+      p_.push_back(fine.p_[c]);
+    }
+    start_.push_back(fine.start_[m]);
+    p_.push_back(fine.p_[m]);
   }
 
   std::size_t size() const { return start_.size() - 1; }
@@ -355,7 +368,7 @@ std::vector<std::uint32_t> splice(const std::vector<std::uint32_t>& p, const std
 // is still optimal for its count, so taking it as the new A or B is never wrong, while a tolerance would let
 // a splice miss the optimum by that much (seen: 1e-12 of the one-cluster SSE with 8 eps per cluster,
 // against 6e-17 without).
-std::vector<std::uint32_t> lagrangian_bounds(const Groups& g, std::size_t k) {
+std::vector<std::uint32_t> lagrangian_bounds(const Groups& g, std::size_t k, double lambda_hint) {
   const std::size_t m = g.size();
   Lagrangian lg(g);
   const double sse1 = g.cost(0, m);
@@ -372,7 +385,7 @@ std::vector<std::uint32_t> lagrangian_bounds(const Groups& g, std::size_t k) {
   for (std::size_t i = 0; i <= m; ++i)
     b.bounds[i] = static_cast<std::uint32_t>(i);
   bool seen_a = false, seen_b = false;  // a pass has landed on that side (its lambda is finite and > 0)
-  double lambda = 2 * sse1 / (kd * kd * kd);
+  double lambda = lambda_hint > 0 && std::isfinite(lambda_hint) ? lambda_hint : 2 * sse1 / (kd * kd * kd);
   double jump = 1;                    // grows while one-sided passes keep landing on the same count
   double weight_a = 1, weight_b = 1;  // Illinois: the endpoint kept twice in a row counts half
   char last_side = 0;
@@ -483,6 +496,26 @@ std::vector<std::uint32_t> layered_bounds(const Groups& g, std::size_t k) {
 
 enum class Method { lagrangian, smawk, dnc, exhaustive };
 
+std::vector<std::uint32_t> optimal_bounds(const Groups& g, std::size_t k, Method method);
+
+// A first penalty for the Lagrangian search on a large block: the middle of the interval of lambda where
+// K clusters are optimal, [D(K) - D(K+1), D(K-1) - D(K)], estimated on the block cut into about
+// kCoarseGroups runs of consecutive groups (exact programmes on a restricted problem, cheap). A pass on the
+// whole block costs tens of milliseconds at a million values, and the estimate usually makes the first one
+// land on K (the search then needs no other); 0 (no hint) for small blocks, where passes are cheap.
+constexpr std::size_t kCoarseGroups = 4096;
+
+double lambda_hint(const Groups& g, std::size_t k) {
+  const std::size_t m = g.size();
+  if (m < 8 * kCoarseGroups || k < 2) return 0;
+  const std::size_t per = std::max<std::size_t>(kCoarseGroups, 16 * (k + 1));
+  const Groups coarse(g, (m + per - 1) / per);
+  if (k + 1 >= coarse.size()) return 0;
+  const double below = partition_sse(coarse, optimal_bounds(coarse, k - 1, Method::lagrangian));
+  const double above = partition_sse(coarse, optimal_bounds(coarse, k + 1, Method::lagrangian));
+  return (below - above) / 2;
+}
+
 // Group bounds of an optimal partition into k clusters (1 <= k <= M).
 std::vector<std::uint32_t> optimal_bounds(const Groups& g, std::size_t k, Method method) {
   const std::size_t m = g.size();
@@ -494,7 +527,7 @@ std::vector<std::uint32_t> optimal_bounds(const Groups& g, std::size_t k, Method
   }
   switch (method) {
     case Method::lagrangian:
-      if (auto b = lagrangian_bounds(g, k); !b.empty()) return b;
+      if (auto b = lagrangian_bounds(g, k, lambda_hint(g, k)); !b.empty()) return b;
       return layered_bounds<DivideAndConquer>(g, k);
     case Method::smawk:
       return layered_bounds<Smawk>(g, k);

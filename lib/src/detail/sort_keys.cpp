@@ -1,0 +1,57 @@
+#include "detail/sort_keys.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <vector>
+
+#include <hwy/contrib/sort/vqsort.h>
+
+namespace sqb::detail {
+
+namespace {
+
+// A Sorter owns per-instance state that sorting mutates, so one per thread.
+const hwy::Sorter& sorter() {
+  thread_local const hwy::Sorter s;
+  return s;
+}
+
+// Below this vqsort's dispatch costs more than it saves.
+constexpr std::size_t kSmall = 48;
+
+}  // namespace
+
+void sort_floats(std::span<float> v) {
+  const std::size_t n = v.size();
+  if (n < 2) return;
+  std::vector<std::uint32_t> keys(n);
+  std::uint32_t* k = keys.data();
+  for (std::size_t i = 0; i < n; ++i)
+    k[i] = float_order_key(std::bit_cast<std::uint32_t>(v[i]));
+  if (n < kSmall)
+    std::sort(k, k + n);
+  else
+    sorter()(k, n, hwy::SortAscending());
+  for (std::size_t i = 0; i < n; ++i)
+    v[i] = std::bit_cast<float>(float_from_order_key(k[i]));
+}
+
+void sort_pairs(std::span<float> v, std::span<float> w) {
+  const std::size_t n = v.size();
+  if (n < 2) return;
+  std::vector<std::uint64_t> keys(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    keys[i] = static_cast<std::uint64_t>(float_order_key(std::bit_cast<std::uint32_t>(v[i]))) << 32 |
+              std::bit_cast<std::uint32_t>(w[i]);
+  }
+  if (n < kSmall)
+    std::sort(keys.begin(), keys.end());
+  else
+    sorter()(keys.data(), n, hwy::SortAscending());
+  for (std::size_t i = 0; i < n; ++i) {
+    v[i] = std::bit_cast<float>(float_from_order_key(static_cast<std::uint32_t>(keys[i] >> 32)));
+    w[i] = std::bit_cast<float>(static_cast<std::uint32_t>(keys[i]));
+  }
+}
+
+}  // namespace sqb::detail
