@@ -16,7 +16,10 @@
 #include "detail/lloyd_1d.hpp"
 #include "detail/sort_keys.hpp"
 #include "helpers.hpp"
+#include "sqb/error.hpp"
 #include "sqb/npy.hpp"
+#include "sqb/quantize.hpp"
+#include "sqb/registry.hpp"
 
 namespace {
 
@@ -158,4 +161,107 @@ TEST_CASE("optimal k-means on blocks large enough for the coarse first penalty e
     for (std::size_t j = 0; j + 1 < k; ++j)
       CHECK(fast.centroids[j] <= fast.centroids[j + 1]);
   }
+}
+
+TEST_CASE("k-means sketch with at least as many runs as distinct values is the exact programme, bit for bit",
+          "[kmeans_fast][sketch]") {
+  // Small blocks, float16-rounded blocks with many duplicates, weighted blocks (zero weights included), and
+  // a block above the 32768 distinct values where the search starts from the coarse penalty.
+  std::mt19937_64 g(21);
+  for (int trial = 0; trial < 60; ++trial) {
+    const std::size_t n = trial < 40 ? 2 + static_cast<std::size_t>(unit(g) * 300) : 40000;
+    std::vector<float> x = sqbtest::draw(trial % 2 ? "laplace" : "gaussian", n, 100 + trial);
+    if (trial % 3 == 1)
+      for (float& v : x)
+        v = sqb::npy::half_to_float(sqb::npy::float_to_half(v * 0.1f));
+    std::vector<float> w;
+    if (trial % 4 == 2)
+      for (std::size_t i = 0; i < n; ++i)
+        w.push_back(unit(g) < 0.1 ? 0.0f : static_cast<float>(std::exp(2 * (unit(g) - 0.5))));
+    const sqb::detail::SortedBlock d(x, w);
+    const std::size_t m = d.distinct_count();
+    for (const std::size_t k : {1, 2, 5, 16}) {
+      INFO("trial " << trial << " N=" << n << " M=" << m << " K=" << k);
+      const auto s = sqb::detail::kmeans_sketch(x, w, k, std::max<std::size_t>(m, 2 * k));
+      CHECK(s.distinct == m);
+      if (k >= m) {
+        CHECK(s.centroids == d.levels_if_few_distinct(k));
+        continue;
+      }
+      const auto exact = sqb::detail::kmeans_optimal_dp(d, k);
+      CHECK(s.groups == m);
+      CHECK(s.centroids == exact.centroids);
+      CHECK(s.sse == exact.sse);
+    }
+  }
+}
+
+TEST_CASE("k-means sketch on 4096 runs is within 0.1% of the optimum, never below it",
+          "[kmeans_fast][sketch]") {
+  const std::string law = GENERATE("gaussian", "laplace", "student_t nu=2", "uniform");
+  const bool weighted = GENERATE(false, true);
+  const std::vector<float> x = sqbtest::draw(law, 200000, 9);
+  std::vector<float> w;
+  if (weighted) {
+    std::mt19937_64 g(4);
+    for (std::size_t i = 0; i < x.size(); ++i)
+      w.push_back(static_cast<float>(std::exp(4 * (unit(g) - 0.5))));
+  }
+  const sqb::detail::SortedBlock d(x, w);
+  for (const std::size_t k : {2, 4, 16}) {
+    const double opt = sqb::detail::kmeans_optimal_dp(d, k).sse;
+    const auto s = sqb::detail::kmeans_sketch(x, w, k, 4096);
+    INFO(law << (weighted ? " weighted" : "") << " K=" << k << " groups " << s.groups << " ratio "
+             << s.sse / opt);
+    CHECK(s.groups <= 2 * 4096 + 1);
+    CHECK(s.sse >= opt * (1 - 1e-12));
+    CHECK(s.sse <= opt * 1.001);
+    // The reported SSE is the partition's about its levels: recompute it by nearest level (which can only
+    // be lower) and within 0.1% of the optimum too.
+    double enc = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      double best = INFINITY;
+      for (const double c : s.centroids)
+        best = std::min(best, (x[i] - c) * (x[i] - c));
+      enc += (w.empty() ? 1.0 : w[i]) * best;
+    }
+    CHECK(enc <= s.sse * (1 + 1e-9));
+    CHECK(enc >= opt * (1 - 1e-9));
+    CHECK(std::is_sorted(s.centroids.begin(), s.centroids.end()));
+  }
+}
+
+TEST_CASE("k-means sketch: long runs of equal values, refusals", "[kmeans_fast][sketch]") {
+  // 99% of the values one number, the rest spread: the groups shrink until the programme has enough.
+  std::vector<float> x(100000, 0.5f);
+  const std::vector<float> spread = sqbtest::draw("gaussian", 1000, 2);
+  std::copy(spread.begin(), spread.end(), x.begin());
+  const sqb::detail::SortedBlock d(x);
+  const auto s = sqb::detail::kmeans_sketch(x, {}, 64, 128);
+  CHECK(s.groups >= 128);
+  CHECK(s.sse >= sqb::detail::kmeans_optimal_dp(d, 64).sse * (1 - 1e-12));
+  CHECK(s.centroids.size() == 64);
+  CHECK_THROWS_WITH(sqb::detail::kmeans_sketch(x, {}, 64, 100), Catch::Contains("at least 2 K"));
+  CHECK_THROWS_AS(sqb::detail::kmeans_sketch({}, {}, 4, 100), sqb::Error);
+  CHECK_THROWS_WITH(sqb::detail::kmeans_sketch(x, std::vector<float>(3, 1.0f), 4, 100),
+                    Catch::Contains("3 weights"));
+}
+
+TEST_CASE("kmeans_optimal sketch=S through the pipeline: near the exact MSE, exact on few distinct values",
+          "[kmeans_fast][sketch]") {
+  const sqb::Tensor t = sqbtest::tensor(4, 50000, 8);
+  sqb::QuantizeOptions opt;
+  opt.granularity = sqb::Granularity::parse("channel");
+  const auto exact = sqb::quantize(t, "kmeans_optimal", 16, opt);
+  const auto sketch = sqb::quantize(t, "kmeans_optimal sketch=4096", 16, opt);
+  CHECK(sketch.metrics.mse >= exact.metrics.mse * (1 - 1e-9));
+  CHECK(sketch.metrics.mse <= exact.metrics.mse * 1.001);
+  // Groups of 64: never more than 64 distinct values, so the sketch is the exact programme.
+  opt.granularity = sqb::Granularity::parse("group:64");
+  const auto e64 = sqb::quantize(t, "kmeans_optimal", 16, opt);
+  const auto s64 = sqb::quantize(t, "kmeans_optimal sketch=64", 16, opt);
+  CHECK(e64.decoded == s64.decoded);
+  CHECK(!e64.decoded.empty());
+  CHECK_THROWS_WITH(sqb::make_quantizer("kmeans_optimal sketch=20", {16, 0}),
+                    Catch::Contains("at least 2 K"));
 }

@@ -6,6 +6,7 @@
 #include <limits>
 #include <string>
 
+#include "detail/sort_keys.hpp"
 #include "sqb/error.hpp"
 
 namespace sqb::detail {
@@ -31,6 +32,55 @@ class Groups {
       p_[m] = {d.sum(0, start_[m]), d.sum_sq(0, start_[m]), d.weight(0, start_[m])};
   }
 
+  // Groups straight from sorted values (and weights, empty or all > 0), without a SortedBlock: the prefix
+  // sums follow SortedBlock's recurrences (the same shift, the same order of additions), so when every run of
+  // equal values is a group the groups equal Groups(SortedBlock(values, weights), true) bit for bit. With
+  // `min_length` > 1 a group starts only at a run of equal values at least `min_length` positions after the
+  // previous group's start: runs are never split, and there are at most N / min_length + 1 groups.
+  Groups(std::span<const float> v, std::span<const float> w, std::size_t min_length, double max_span = 0) {
+    const std::size_t n = v.size();
+    double shift = 0;
+    if (w.empty()) {
+      double total = 0;
+      for (const float x : v)
+        total += x;
+      shift = total / static_cast<double>(n);
+    } else {
+      double total = 0, total_w = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        total += static_cast<double>(w[i]) * v[i];
+        total_w += w[i];
+      }
+      shift = total / total_w;
+    }
+    start_.reserve(n / min_length + 2);
+    p_.reserve(n / min_length + 2);
+    double s = 0, s2 = 0, ws = 0;
+    std::size_t next = 0;
+    double first = 0;  // the value that starts the current group
+    for (std::size_t i = 0; i < n; ++i) {
+      if ((i >= next || static_cast<double>(v[i]) - first > max_span) && (i == 0 || v[i] != v[i - 1])) {
+        start_.push_back(i);
+        p_.push_back({s, s2, w.empty() ? static_cast<double>(i) : ws});
+        next = i + min_length;
+        first = v[i];
+      }
+      const double c = static_cast<double>(v[i]) - shift;
+      if (w.empty()) {
+        s += c;
+        s2 += c * c;
+      } else {
+        const double wi = w[i];
+        s += wi * c;
+        s2 += wi * c * c;
+        ws += wi;
+      }
+    }
+    start_.push_back(n);
+    p_.push_back({s, s2, w.empty() ? static_cast<double>(n) : ws});
+    runs_ = min_length == 1;
+  }
+
   // Every stride-th group of `fine` merged into one (the last takes the rest): the same prefix sums at fewer
   // starts, so a partition of the coarse groups costs exactly what it costs on the fine ones.
   Groups(const Groups& fine, std::size_t stride) {
@@ -41,6 +91,7 @@ class Groups {
     }
     start_.push_back(fine.start_[m]);
     p_.push_back(fine.p_[m]);
+    runs_ = stride == 1 && fine.runs_;
   }
 
   std::size_t size() const { return start_.size() - 1; }
@@ -52,7 +103,7 @@ class Groups {
   // could change an optimal split. One group (one distinct value) costs exactly 0; a weight that rounded
   // to 0 (tiny weights after huge ones) costs 0 rather than 0/0.
   double cost(std::size_t j, std::size_t i) const {
-    if (i <= j + 1) return 0.0;
+    if (i <= j + 1 && runs_) return 0.0;
     const Prefix& a = p_[j];
     const Prefix& b = p_[i];
     const double w = b.w - a.w;
@@ -66,6 +117,7 @@ class Groups {
   };
   std::vector<std::size_t> start_;
   std::vector<Prefix> p_;
+  bool runs_ = true;  // every group is one run of equal values (or one position), so costs exactly 0 alone
 };
 
 // The SSE of a partition: its clusters' costs added left to right (the order in which the layered programme
@@ -539,10 +591,10 @@ std::vector<std::uint32_t> optimal_bounds(const Groups& g, std::size_t k, Method
   return layered_bounds<Exhaustive>(g, k);
 }
 
-OptimalClustering solve(const SortedBlock& d, std::size_t k, Method method) {
-  const Groups g(d, method != Method::exhaustive);
-  check_k(g, k);
-  const std::vector<std::uint32_t> gb = optimal_bounds(g, k, method);
+// The partition's bounds in sorted positions, its SSE and its levels.
+OptimalClustering finish(const Groups& g, const std::vector<std::uint32_t>& gb, std::span<const float> v,
+                         std::span<const float> w) {
+  const std::size_t k = gb.size() - 1;
   OptimalClustering r;
   r.sse = partition_sse(g, gb);
   r.bounds.resize(k + 1);
@@ -551,8 +603,6 @@ OptimalClustering solve(const SortedBlock& d, std::size_t k, Method method) {
   // Each level is its cluster's (weighted) mean summed directly (O(N) in all) and clamped to the cluster's
   // range: with data spanning dozens of orders of magnitude a prefix-sum difference can lose a small cluster
   // entirely (found by fuzzing), and the levels must stay sorted.
-  const auto v = d.values();
-  const auto w = d.weights();
   for (std::size_t c = 0; c < k; ++c) {
     const std::size_t lo = r.bounds[c], hi = r.bounds[c + 1];
     double sum = 0, wsum = 0;
@@ -571,6 +621,12 @@ OptimalClustering solve(const SortedBlock& d, std::size_t k, Method method) {
   return r;
 }
 
+OptimalClustering solve(const SortedBlock& d, std::size_t k, Method method) {
+  const Groups g(d, method != Method::exhaustive);
+  check_k(g, k);
+  return finish(g, optimal_bounds(g, k, method), d.values(), d.weights());
+}
+
 }  // namespace
 
 OptimalClustering kmeans_optimal_dp(const SortedBlock& d, std::size_t k) {
@@ -587,6 +643,76 @@ OptimalClustering kmeans_optimal_dnc(const SortedBlock& d, std::size_t k) {
 
 OptimalClustering kmeans_optimal_reference(const SortedBlock& d, std::size_t k) {
   return solve(d, k, Method::exhaustive);
+}
+
+SketchResult kmeans_sketch(std::span<const float> values, std::span<const float> weights, std::size_t k,
+                           std::size_t runs) {
+  if (values.empty()) throw Error("kmeans_optimal: an empty block has no codebook");
+  if (k == 0) throw Error("kmeans_optimal: K = 0; K must be >= 1");
+  if (runs < 2 * k) {
+    throw Error("kmeans_optimal: sketch = " + std::to_string(runs) + " runs for K = " + std::to_string(k) +
+                "; sketch must be at least 2 K");
+  }
+  // The elements of positive weight, sorted, as SortedBlock keeps them.
+  std::vector<float> v, w;
+  if (!weights.empty()) {
+    if (weights.size() != values.size()) {
+      throw Error("weights: " + std::to_string(weights.size()) + " weights for " +
+                  std::to_string(values.size()) + " values; give one weight per value (or none)");
+    }
+    double total = 0;
+    for (std::size_t i = 0; i < weights.size(); ++i) {
+      if (!std::isfinite(weights[i]) || weights[i] < 0) {
+        throw Error("weights: element " + std::to_string(i) + " is " + std::to_string(weights[i]) +
+                    "; weights must be finite and >= 0");
+      }
+      total += weights[i];
+    }
+    if (total > 0) {
+      for (std::size_t i = 0; i < values.size(); ++i) {
+        if (weights[i] > 0) {
+          v.push_back(values[i]);
+          w.push_back(weights[i]);
+        }
+      }
+    }
+  }
+  if (w.empty()) {
+    v.assign(values.begin(), values.end());
+    sort_floats(v);
+  } else {
+    sort_pairs(v, w);
+  }
+  SketchResult out;
+  std::size_t distinct = 1;
+  for (std::size_t i = 1; i < v.size(); ++i)
+    distinct += v[i] != v[i - 1];
+  out.distinct = distinct;
+  if (distinct <= k) {  // SortedBlock::levels_if_few_distinct: the values, the last repeated
+    for (std::size_t i = 0; i < v.size(); ++i)
+      if (i == 0 || v[i] != v[i - 1]) out.centroids.push_back(v[i]);
+    out.centroids.resize(k, out.centroids.back());
+    return out;
+  }
+  // At most `runs` groups: every run of equal values when there are that few (the exact programme), else
+  // runs of at least ceil(N / runs) consecutive positions.
+  std::size_t min_length = distinct <= runs ? 1 : (v.size() + runs - 1) / runs;
+  // A group also ends where its values span more than 1/runs of the block's range: otherwise a group of a
+  // heavy tail's outliers (far apart, where the optimal clusters are small) would be one cluster.
+  const double span =
+      min_length == 1 ? 0 : (static_cast<double>(v.back()) - v.front()) / static_cast<double>(runs);
+  Groups g(v, w, min_length, span);
+  // Long runs of equal values can leave fewer groups than the programme needs: shorter groups then.
+  while (g.size() < 2 * k && min_length > 1) {
+    min_length /= 2;
+    g = Groups(v, w, min_length, span);
+  }
+  check_k(g, k);
+  OptimalClustering r = finish(g, optimal_bounds(g, k, Method::lagrangian), v, w);
+  out.centroids = std::move(r.centroids);
+  out.sse = r.sse;
+  out.groups = g.size();
+  return out;
 }
 
 double kmeans_optimal_dp_bytes(std::size_t distinct) {

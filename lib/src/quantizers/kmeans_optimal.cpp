@@ -1,6 +1,7 @@
 // Exactly optimal 1-D k-means (dynamic programming on the distinct values, weighted when the block has
 // importance weights): the MSE floor every learned codebook is measured against.
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -24,18 +25,32 @@ constexpr double kSortedBytesPerValue = 44;
 
 class KMeansOptimal final : public Quantizer, public LimitsBlocks {
  public:
-  KMeansOptimal(std::size_t k, double max_table_gib, bool weighted)
+  KMeansOptimal(std::size_t k, double max_table_gib, bool weighted, std::size_t sketch)
       : Quantizer(k, learned_side(k), kSortedBytesPerValue + detail::kmeans_optimal_dp_bytes(1) / 2),
         k_(k),
         max_table_gib_(max_table_gib),
-        weighted_(weighted) {}
+        weighted_(weighted),
+        sketch_(sketch) {
+    if (sketch_ != 0 && sketch_ < 2 * k_) {
+      throw Error("kmeans_optimal: sketch = " + std::to_string(sketch_) + " for K = " + std::to_string(k_) +
+                  "; sketch must be 0 (exact) or at least 2 K = " + std::to_string(2 * k_));
+    }
+  }
 
-  // Before any data is seen the distinct values can only be bounded by the block length.
-  void check_block(std::size_t length) const override { check_distinct(length, length); }
+  // Before any data is seen the distinct values can only be bounded by the block length. The sketch's
+  // programme runs on at most `sketch` groups (or on the distinct values when there are fewer).
+  void check_block(std::size_t length) const override {
+    check_distinct(length, sketch_ ? std::min(length, sketch_) : length);
+  }
 
   BlockDesign design(std::span<const float> block, const BlockInfo& info) const override {
-    const detail::SortedBlock sorted(block, used_weights(weighted_, info.weights));
     BlockDesign d;
+    if (sketch_ != 0) {
+      d.codebook = Codebook::nearest(
+          detail::kmeans_sketch(block, used_weights(weighted_, info.weights), k_, sketch_).centroids);
+      return d;
+    }
+    const detail::SortedBlock sorted(block, used_weights(weighted_, info.weights));
     if (const std::vector<double> exact = sorted.levels_if_few_distinct(k_); !exact.empty()) {
       d.codebook = Codebook::nearest(exact);
       return d;
@@ -59,6 +74,7 @@ class KMeansOptimal final : public Quantizer, public LimitsBlocks {
   std::size_t k_;
   double max_table_gib_;
   bool weighted_;
+  std::size_t sketch_;
 };
 
 }  // namespace
@@ -75,12 +91,24 @@ std::span<const ParamSpec> kmeans_optimal_params() {
        "refuse blocks whose programme would need more than this many GiB of working memory (about 72 bytes "
        "per distinct value, whatever K)"},
       weighted_param(),
+      {"sketch",
+       ParamSpec::Kind::integer,
+       "0",
+       0,
+       1e9,
+       false,
+       {},
+       "0: the exact optimum. S >= 2K: near-optimal and faster on large blocks: the exact programme over at "
+       "most S groups of consecutive sorted values (whole runs of equal values), levels the exact means of "
+       "the clusters found; within 1e-4 of the optimal MSE at S = 4096 on 1e6 Gaussian values, K = 16 (the "
+       "exact optimum when the block has at most S distinct values)"},
   };
   return params;
 }
 
 std::unique_ptr<Quantizer> make_kmeans_optimal(const Params& p, const BuildContext& ctx) {
-  return std::make_unique<KMeansOptimal>(ctx.k, p.real("max_table_gib"), p.integer("weighted") == 1);
+  return std::make_unique<KMeansOptimal>(ctx.k, p.real("max_table_gib"), p.integer("weighted") == 1,
+                                         static_cast<std::size_t>(p.integer("sketch")));
 }
 
 }  // namespace sqb::quantizers
