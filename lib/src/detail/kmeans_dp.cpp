@@ -646,7 +646,7 @@ OptimalClustering kmeans_optimal_reference(const SortedBlock& d, std::size_t k) 
 }
 
 SketchResult kmeans_sketch(std::span<const float> values, std::span<const float> weights, std::size_t k,
-                           std::size_t runs) {
+                           std::size_t runs, const std::function<void(std::size_t)>& check_distinct) {
   if (values.empty()) throw Error("kmeans_optimal: an empty block has no codebook");
   if (k == 0) throw Error("kmeans_optimal: K = 0; K must be >= 1");
   if (runs < 2 * k) {
@@ -694,6 +694,7 @@ SketchResult kmeans_sketch(std::span<const float> values, std::span<const float>
     out.centroids.resize(k, out.centroids.back());
     return out;
   }
+  if (check_distinct) check_distinct(distinct);
   // At most `runs` groups: every run of equal values when there are that few (the exact programme), else
   // runs of at least ceil(N / runs) consecutive positions.
   std::size_t min_length = distinct <= runs ? 1 : (v.size() + runs - 1) / runs;

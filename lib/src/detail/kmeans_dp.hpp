@@ -27,6 +27,7 @@
 // Lagrangian search and the two layered solvers are kept as references.
 
 #include <cstddef>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -81,9 +82,14 @@ struct SketchResult {
 /// the same levels as kmeans_optimal_dp on SortedBlock(values, weights), bit for bit. Weights as for
 /// SortedBlock (empty, or one finite weight >= 0 per value; zero weights are left out; all zero means
 /// unweighted). K >= 1, runs >= 2 K, values non-empty (sqb::Error otherwise). Memory: two copies of the
-/// block (the sorted values and their keys) and about 32 bytes a group.
+/// block (the sorted values and their keys) and about 32 bytes a group. `check_distinct`, when set, is
+/// called with the number of distinct values before any programme runs (not when distinct <= K) (a memory
+/// guard may throw there).
+///
+/// With `runs` >= N this is the exact programme without a SortedBlock (no prefix arrays over positions, only
+/// over runs): what kmeans_optimal runs.
 SketchResult kmeans_sketch(std::span<const float> values, std::span<const float> weights, std::size_t k,
-                           std::size_t runs);
+                           std::size_t runs, const std::function<void(std::size_t)>& check_distinct = {});
 
 /// Bytes kmeans_optimal_dp and optimal_sse allocate for a block with `distinct` distinct values, beyond the
 /// SortedBlock itself (about 72 per distinct value, whatever K).

@@ -16,8 +16,8 @@ const hwy::Sorter& sorter() {
   return s;
 }
 
-// Below this vqsort's dispatch costs more than it saves.
-constexpr std::size_t kSmall = 48;
+// Below this vqsort's dispatch (and the random pivot seed it draws per call) costs more than it saves.
+constexpr std::size_t kSmall = 128;
 
 }  // namespace
 

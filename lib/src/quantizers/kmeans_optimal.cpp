@@ -44,19 +44,13 @@ class KMeansOptimal final : public Quantizer, public LimitsBlocks {
   }
 
   BlockDesign design(std::span<const float> block, const BlockInfo& info) const override {
+    // Exact (sketch = 0): every run of equal values is a group, which gives the same levels, bit for bit, as
+    // kmeans_optimal_dp on the block's SortedBlock without building its prefix arrays over every position.
+    const std::size_t runs = sketch_ != 0 ? sketch_ : std::max(block.size(), 2 * k_);
+    const auto guard = [&](std::size_t distinct) { check_distinct(block.size(), std::min(distinct, runs)); };
     BlockDesign d;
-    if (sketch_ != 0) {
-      d.codebook = Codebook::nearest(
-          detail::kmeans_sketch(block, used_weights(weighted_, info.weights), k_, sketch_).centroids);
-      return d;
-    }
-    const detail::SortedBlock sorted(block, used_weights(weighted_, info.weights));
-    if (const std::vector<double> exact = sorted.levels_if_few_distinct(k_); !exact.empty()) {
-      d.codebook = Codebook::nearest(exact);
-      return d;
-    }
-    check_distinct(block.size(), sorted.distinct_count());
-    d.codebook = Codebook::nearest(detail::kmeans_optimal_dp(sorted, k_).centroids);
+    d.codebook = Codebook::nearest(
+        detail::kmeans_sketch(block, used_weights(weighted_, info.weights), k_, runs, guard).centroids);
     return d;
   }
 
