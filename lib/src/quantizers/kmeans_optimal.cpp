@@ -92,9 +92,11 @@ std::span<const ParamSpec> kmeans_optimal_params() {
        1e9,
        false,
        {},
-       "0: the exact optimum. S >= 2K: near-optimal and faster on large blocks: the exact programme over at "
-       "most S groups of consecutive sorted values (whole runs of equal values), levels the exact means of "
-       "the clusters found; within 1e-4 of the optimal MSE at S = 4096 on 1e6 Gaussian values, K = 16 (the "
+       "0: the exact optimum. S >= 2K: near-optimal, for large blocks: the exact programme over S to 2S "
+       "groups "
+       "of consecutive sorted values (whole runs of equal values; a group also ends where its values span "
+       "1/S of the block's range), levels the exact means of the clusters found; MSE 1.00001x the optimum at "
+       "S = 4096, K = 16 on 1e6 N(0,1) values, 1.001x at K = 256, in about a tenth of the exact time (the "
        "exact optimum when the block has at most S distinct values)"},
   };
   return params;
