@@ -62,7 +62,7 @@ std::vector<std::uint32_t> bits(const std::vector<float>& v) {
 TEST_CASE("block sort: vqsort on order keys equals std::sort in IEEE total order, bit for bit",
           "[kmeans_fast][sort]") {
   std::mt19937_64 g(11);
-  for (const std::size_t n : {0, 1, 2, 3, 17, 47, 48, 49, 64, 100, 1000, 65537}) {
+  for (const std::size_t n : {0, 1, 2, 3, 17, 47, 48, 49, 63, 64, 65, 100, 127, 128, 129, 1000, 65537}) {
     for (int rep = 0; rep < 3; ++rep) {
       const std::vector<float> x = nasty(g, n);
       std::vector<float> fast = x, slow = x;
@@ -80,7 +80,7 @@ TEST_CASE("block sort: vqsort on order keys equals std::sort in IEEE total order
 TEST_CASE("block sort: (value, weight) pairs sort by value, then weight, bit for bit",
           "[kmeans_fast][sort]") {
   std::mt19937_64 g(12);
-  for (const std::size_t n : {1, 2, 5, 47, 48, 200, 5000, 70000}) {
+  for (const std::size_t n : {1, 2, 5, 47, 48, 64, 65, 127, 128, 200, 5000, 70000}) {
     std::vector<float> x = nasty(g, n), w(n);
     for (float& v : w)
       v = unit(g) < 0.3 ? 1.0f : static_cast<float>(std::exp(6 * (unit(g) - 0.5)));
