@@ -5,7 +5,8 @@
 // timed loop except in the with_sort variants, which time what the kmeans_optimal strategy does per block.
 //
 // kmeans_optimal/design/* time what the strategy's design does per block (exact, and sketch=4096 with its
-// opt_ratio counter); kmeans_sort/* the block sort alone (vqsort on order keys against std::sort).
+// opt_ratio counter); kmeans_sort/* the block sort alone (vqsort on order keys against std::sort);
+// kmeans_groups/fit/* the pipeline's fit stage with one codebook per group of 64 (exact against Lloyd).
 //
 //   build/experiments/sqbench_micro --benchmark_filter=kmeans_ --benchmark_repetitions=5
 //   (add --benchmark_report_aggregates_only=true for medians only)
@@ -24,6 +25,8 @@
 #include "detail/kmeans_dp.hpp"
 #include "detail/sort_keys.hpp"
 #include "sqb/npy.hpp"
+#include "sqb/quantize.hpp"
+#include "sqb/registry.hpp"
 #include "sqb/source.hpp"
 
 namespace {
@@ -162,6 +165,27 @@ void run_sort(benchmark::State& state, bool vq) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * x.size()));
 }
 
+// Group codebooks: the fit stage of the pipeline (sqb::quantize_into's own timer; input check and measure
+// stage off) for one codebook per group of 64 of a 1024 x 4096 N(0,1) tensor (65,536 blocks), K = 16, one
+// thread. Items/s counts blocks.
+void run_groups(benchmark::State& state, const char* spec) {
+  const std::size_t rows = 1024, cols = 4096;
+  static const std::vector<float> x = sqb::make_source("gaussian")->draw(rows * cols, 0).values;
+  const sqb::Tensor t(rows, cols, x);
+  const auto q = sqb::make_quantizer(spec, {16, 0});
+  sqb::QuantizeOptions opt;
+  opt.granularity = sqb::Granularity::parse("group:64");
+  opt.check_input = false;
+  opt.measure = false;
+  sqb::Quantized scratch;
+  for (auto _ : state) {
+    sqb::StageTimes times;
+    sqb::quantize_into(t, *q, opt, scratch, &times);
+    state.SetIterationTime(times.fit);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * rows * cols / 64));
+}
+
 void sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"n", "k"})->Unit(benchmark::kMillisecond);
   for (const std::int64_t n : {100000, 1000000})
@@ -217,6 +241,13 @@ const bool registered = [] {
   benchmark::RegisterBenchmark("kmeans_optimal/design/sketch:4096", [](benchmark::State& s) {
     run_design(s, 4096);
   })->Apply(big);
+  for (const char* spec : {"kmeans_optimal", "kmeans"}) {
+    benchmark::RegisterBenchmark((std::string("kmeans_groups/fit/") + spec + "/group:64/k:16").c_str(),
+                                 [spec](benchmark::State& s) { run_groups(s, spec); })
+        ->Unit(benchmark::kMillisecond)
+        ->UseManualTime()
+        ->Iterations(3);
+  }
   for (const bool vq : {true, false}) {
     benchmark::RegisterBenchmark(vq ? "kmeans_sort/vqsort_keys" : "kmeans_sort/std_sort",
                                  [vq](benchmark::State& s) { run_sort(s, vq); })
