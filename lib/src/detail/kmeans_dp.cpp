@@ -407,19 +407,19 @@ std::vector<std::uint32_t> splice(const std::vector<std::uint32_t>& p, const std
 //
 // Each pass at some lambda gives a partition with c clusters, optimal for c; c falls as lambda grows. The
 // search keeps the best partition on each side of k, A (the most clusters below k) and B (the fewest above),
-// starting from the trivial ones (one cluster; every group alone, SSE 0). Until passes have landed on both
-// sides, lambda moves by the high-resolution law D(c) ~ c^-2, i.e. c ~ lambda^-1/3, with the step doubled
-// (in log) while the count does not move. Then, while the bracket is wider than 8 clusters (and for at most
-// 12 steps), regula falsi (Illinois) on log c against log lambda aims at k. Then the chord slope
-// (SSE_A - SSE_B) / (c_B - c_A): a pass there either finds a partition strictly below the chord with a count
-// strictly inside the bracket, or shows D linear from c_A to c_B, and then A and B are both optimal at that
-// lambda and are spliced. So every chord pass narrows the bracket or ends the search. Regula falsi alone
-// stalls where D(c) is nearly linear (the lambda interval of k is then tiny) and the chord tests the middle
-// count directly; the mix averaged 3.9 passes over 60 blocks of 2e5 values (5 laws, float32 and float16,
-// K = 3..4096), at most 16. "Strictly below" has no tolerance: a partition below the chord by rounding only
-// is still optimal for its count, so taking it as the new A or B is never wrong, while a tolerance would let
-// a splice miss the optimum by that much (seen: 1e-12 of the one-cluster SSE with 8 eps per cluster,
-// against 6e-17 without).
+// starting from the trivial ones (one cluster; every group alone, SSE 0 when groups are runs of equal
+// values). Until passes have landed on both sides, lambda moves by the high-resolution law D(c) ~ c^-2, i.e.
+// c ~ lambda^-1/3, with the step doubled (in log) while the count does not move. Then, while the bracket is
+// wider than 8 clusters (and for at most 12 steps), regula falsi (Illinois) on log c against log lambda aims
+// at k. Then the chord slope (SSE_A - SSE_B) / (c_B - c_A): a pass there either finds a partition strictly
+// below the chord with a count strictly inside the bracket, or shows D linear from c_A to c_B, and then A and
+// B are both optimal at that lambda and are spliced. So every chord pass narrows the bracket or ends the
+// search. Regula falsi alone stalls where D(c) is nearly linear (the lambda interval of k is then tiny) and
+// the chord tests the middle count directly; the mix averaged 3.9 passes over 60 blocks of 2e5 values (5
+// laws, float32 and float16, K = 3..4096), at most 16. "Strictly below" has no tolerance: a partition below
+// the chord by rounding only is still optimal for its count, so taking it as the new A or B is never wrong,
+// while a tolerance would let a splice miss the optimum by that much (seen: 1e-12 of the one-cluster SSE with
+// 8 eps per cluster, against 6e-17 without).
 std::vector<std::uint32_t> lagrangian_bounds(const Groups& g, std::size_t k, double lambda_hint) {
   const std::size_t m = g.size();
   Lagrangian lg(g);
@@ -432,10 +432,10 @@ std::vector<std::uint32_t> lagrangian_bounds(const Groups& g, std::size_t k, dou
   a.bounds = {0, static_cast<std::uint32_t>(m)};
   b.lambda = 0;
   b.clusters = m;
-  b.sse = 0;
   b.bounds.resize(m + 1);
   for (std::size_t i = 0; i <= m; ++i)
     b.bounds[i] = static_cast<std::uint32_t>(i);
+  b.sse = partition_sse(g, b.bounds);   // 0 when every group is one run of equal values; not for a sketch's
   bool seen_a = false, seen_b = false;  // a pass has landed on that side (its lambda is finite and > 0)
   double lambda = lambda_hint > 0 && std::isfinite(lambda_hint) ? lambda_hint : 2 * sse1 / (kd * kd * kd);
   double jump = 1;                    // grows while one-sided passes keep landing on the same count
