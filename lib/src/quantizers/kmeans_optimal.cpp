@@ -38,16 +38,18 @@ class KMeansOptimal final : public Quantizer, public LimitsBlocks {
   }
 
   // Before any data is seen the distinct values can only be bounded by the block length. The sketch's
-  // programme runs on at most `sketch` groups (or on the distinct values when there are fewer).
+  // programme runs on at most 2 x `sketch` groups (or on the distinct values when there are fewer).
   void check_block(std::size_t length) const override {
-    check_distinct(length, sketch_ ? std::min(length, sketch_) : length);
+    check_distinct(length, sketch_ ? std::min(length, 2 * sketch_) : length);
   }
 
   BlockDesign design(std::span<const float> block, const BlockInfo& info) const override {
     // Exact (sketch = 0): every run of equal values is a group, which gives the same levels, bit for bit, as
     // kmeans_optimal_dp on the block's SortedBlock without building its prefix arrays over every position.
     const std::size_t runs = sketch_ != 0 ? sketch_ : std::max(block.size(), 2 * k_);
-    const auto guard = [&](std::size_t distinct) { check_distinct(block.size(), std::min(distinct, runs)); };
+    const auto guard = [&](std::size_t distinct) {
+      check_distinct(block.size(), std::min(distinct, sketch_ ? 2 * runs : distinct));
+    };
     BlockDesign d;
     d.codebook = Codebook::nearest(
         detail::kmeans_sketch(block, used_weights(weighted_, info.weights), k_, runs, guard).centroids);
