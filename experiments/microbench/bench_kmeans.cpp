@@ -4,11 +4,16 @@
 // against the unweighted one. Items/s counts input values; the sort (SortedBlock) is built once outside the
 // timed loop except in the with_sort variants, which time what the kmeans_optimal strategy does per block.
 //
+// kmeans_optimal/design/* time what the strategy's design does per block (exact, and sketch=4096 with its
+// opt_ratio counter); kmeans_sort/* the block sort alone (vqsort on order keys against std::sort);
+// kmeans_groups/fit/* the pipeline's fit stage with one codebook per group of 64 (exact against Lloyd).
+//
 //   build/experiments/sqbench_micro --benchmark_filter=kmeans_ --benchmark_repetitions=5
 //   (add --benchmark_report_aggregates_only=true for medians only)
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
@@ -18,7 +23,10 @@
 #include <vector>
 
 #include "detail/kmeans_dp.hpp"
+#include "detail/sort_keys.hpp"
 #include "sqb/npy.hpp"
+#include "sqb/quantize.hpp"
+#include "sqb/registry.hpp"
 #include "sqb/source.hpp"
 
 namespace {
@@ -124,6 +132,60 @@ void run_lloyd(benchmark::State& state, LloydStep what, bool weighted) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
 }
 
+// What kmeans_optimal's design does per block, from the unsorted block: exact (every run of equal values a
+// group: sort, run sums, the Lagrangian search, levels) or sketch=4096 (the same over at most ~2 x 4096
+// groups). The counter opt_ratio is the sketch's SSE over the optimum.
+void run_design(benchmark::State& state, std::size_t runs) {
+  const std::size_t n = static_cast<std::size_t>(state.range(0));
+  const std::size_t k = static_cast<std::size_t>(state.range(1));
+  const auto& x = data(n, false);
+  const std::size_t r = runs ? runs : n;
+  double sse = 0;
+  for (auto _ : state) {
+    sse = sqb::detail::kmeans_sketch(x, {}, k, r).sse;
+    benchmark::DoNotOptimize(sse);
+  }
+  if (runs) state.counters["opt_ratio"] = sse / sqb::detail::optimal_sse(x, {}, k);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+
+// The block sort: Highway's vqsort on order keys (sort_floats) against std::sort on the floats, 1e6 N(0,1)
+// values copied then sorted.
+void run_sort(benchmark::State& state, bool vq) {
+  const auto& x = data(static_cast<std::size_t>(state.range(0)), false);
+  std::vector<float> v;
+  for (auto _ : state) {
+    v.assign(x.begin(), x.end());
+    if (vq)
+      sqb::detail::sort_floats(v);
+    else
+      std::sort(v.begin(), v.end());
+    benchmark::DoNotOptimize(v.data());
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * x.size()));
+}
+
+// Group codebooks: the fit stage of the pipeline (sqb::quantize_into's own timer; input check and measure
+// stage off) for one codebook per group of 64 of a 1024 x 4096 N(0,1) tensor (65,536 blocks), K = 16, one
+// thread. Items/s counts blocks.
+void run_groups(benchmark::State& state, const char* spec) {
+  const std::size_t rows = 1024, cols = 4096;
+  static const std::vector<float> x = sqb::make_source("gaussian")->draw(rows * cols, 0).values;
+  const sqb::Tensor t(rows, cols, x);
+  const auto q = sqb::make_quantizer(spec, {16, 0});
+  sqb::QuantizeOptions opt;
+  opt.granularity = sqb::Granularity::parse("group:64");
+  opt.check_input = false;
+  opt.measure = false;
+  sqb::Quantized scratch;
+  for (auto _ : state) {
+    sqb::StageTimes times;
+    sqb::quantize_into(t, *q, opt, scratch, &times);
+    state.SetIterationTime(times.fit);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * rows * cols / 64));
+}
+
 void sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"n", "k"})->Unit(benchmark::kMillisecond);
   for (const std::int64_t n : {100000, 1000000})
@@ -172,6 +234,25 @@ const bool registered = [] {
     add("kmeans_lloyd/sorted_block", LloydStep::block, {1});  // K plays no part
     add("kmeans_lloyd/sorted", LloydStep::sorted, {16, 256});
     add("kmeans_lloyd/naive", LloydStep::naive, {16});  // O(N K) per iteration: K = 256 takes seconds
+  }
+  benchmark::RegisterBenchmark("kmeans_optimal/design/exact", [](benchmark::State& s) {
+    run_design(s, 0);
+  })->Apply(big);
+  benchmark::RegisterBenchmark("kmeans_optimal/design/sketch:4096", [](benchmark::State& s) {
+    run_design(s, 4096);
+  })->Apply(big);
+  for (const char* spec : {"kmeans_optimal", "kmeans"}) {
+    benchmark::RegisterBenchmark((std::string("kmeans_groups/fit/") + spec + "/group:64/k:16").c_str(),
+                                 [spec](benchmark::State& s) { run_groups(s, spec); })
+        ->Unit(benchmark::kMillisecond)
+        ->UseManualTime()
+        ->Iterations(3);
+  }
+  for (const bool vq : {true, false}) {
+    benchmark::RegisterBenchmark(vq ? "kmeans_sort/vqsort_keys" : "kmeans_sort/std_sort",
+                                 [vq](benchmark::State& s) { run_sort(s, vq); })
+        ->Arg(1000000)
+        ->Unit(benchmark::kMillisecond);
   }
   for (const bool half : {false, true}) {
     benchmark::RegisterBenchmark(half ? "kmeans_dp/with_sort/float16" : "kmeans_dp/with_sort/float32",

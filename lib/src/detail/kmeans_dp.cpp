@@ -6,6 +6,7 @@
 #include <limits>
 #include <string>
 
+#include "detail/sort_keys.hpp"
 #include "sqb/error.hpp"
 
 namespace sqb::detail {
@@ -22,12 +23,75 @@ class Groups {
  public:
   Groups(const SortedBlock& d, bool merge_equal) {
     const auto v = d.values();
+    start_.reserve((merge_equal ? d.distinct_count() : v.size()) + 1);
     for (std::size_t i = 0; i < v.size(); ++i)
       if (!merge_equal || i == 0 || v[i] != v[i - 1]) start_.push_back(i);
     start_.push_back(v.size());
     p_.resize(start_.size());
     for (std::size_t m = 0; m < start_.size(); ++m)
       p_[m] = {d.sum(0, start_[m]), d.sum_sq(0, start_[m]), d.weight(0, start_[m])};
+  }
+
+  // Groups straight from sorted values (and weights, empty or all > 0), without a SortedBlock: the prefix
+  // sums follow SortedBlock's recurrences (the same shift, the same order of additions), so when every run of
+  // equal values is a group the groups equal Groups(SortedBlock(values, weights), true) bit for bit. With
+  // `min_length` > 1 a group starts only at a run of equal values at least `min_length` positions after the
+  // previous group's start: runs are never split, and there are at most N / min_length + 1 groups.
+  Groups(std::span<const float> v, std::span<const float> w, std::size_t min_length, double max_span = 0) {
+    const std::size_t n = v.size();
+    double shift = 0;
+    if (w.empty()) {
+      double total = 0;
+      for (const float x : v)
+        total += x;
+      shift = total / static_cast<double>(n);
+    } else {
+      double total = 0, total_w = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        total += static_cast<double>(w[i]) * v[i];
+        total_w += w[i];
+      }
+      shift = total / total_w;
+    }
+    start_.reserve(n / min_length + 2);
+    p_.reserve(n / min_length + 2);
+    double s = 0, s2 = 0, ws = 0;
+    std::size_t next = 0;
+    double first = 0;  // the value that starts the current group
+    for (std::size_t i = 0; i < n; ++i) {
+      if ((i >= next || static_cast<double>(v[i]) - first > max_span) && (i == 0 || v[i] != v[i - 1])) {
+        start_.push_back(i);
+        p_.push_back({s, s2, w.empty() ? static_cast<double>(i) : ws});
+        next = i + min_length;
+        first = v[i];
+      }
+      const double c = static_cast<double>(v[i]) - shift;
+      if (w.empty()) {
+        s += c;
+        s2 += c * c;
+      } else {
+        const double wi = w[i];
+        s += wi * c;
+        s2 += wi * c * c;
+        ws += wi;
+      }
+    }
+    start_.push_back(n);
+    p_.push_back({s, s2, w.empty() ? static_cast<double>(n) : ws});
+    runs_ = min_length == 1;
+  }
+
+  // Every stride-th group of `fine` merged into one (the last takes the rest): the same prefix sums at fewer
+  // starts, so a partition of the coarse groups costs exactly what it costs on the fine ones.
+  Groups(const Groups& fine, std::size_t stride) {
+    const std::size_t m = fine.size();
+    for (std::size_t c = 0; c < m; c += stride) {
+      start_.push_back(fine.start_[c]);
+      p_.push_back(fine.p_[c]);
+    }
+    start_.push_back(fine.start_[m]);
+    p_.push_back(fine.p_[m]);
+    runs_ = stride == 1 && fine.runs_;
   }
 
   std::size_t size() const { return start_.size() - 1; }
@@ -39,7 +103,7 @@ class Groups {
   // could change an optimal split. One group (one distinct value) costs exactly 0; a weight that rounded
   // to 0 (tiny weights after huge ones) costs 0 rather than 0/0.
   double cost(std::size_t j, std::size_t i) const {
-    if (i <= j + 1) return 0.0;
+    if (i <= j + 1 && runs_) return 0.0;
     const Prefix& a = p_[j];
     const Prefix& b = p_[i];
     const double w = b.w - a.w;
@@ -53,6 +117,7 @@ class Groups {
   };
   std::vector<std::size_t> start_;
   std::vector<Prefix> p_;
+  bool runs_ = true;  // every group is one run of equal values (or one position), so costs exactly 0 alone
 };
 
 // The SSE of a partition: its clusters' costs added left to right (the order in which the layered programme
@@ -342,20 +407,20 @@ std::vector<std::uint32_t> splice(const std::vector<std::uint32_t>& p, const std
 //
 // Each pass at some lambda gives a partition with c clusters, optimal for c; c falls as lambda grows. The
 // search keeps the best partition on each side of k, A (the most clusters below k) and B (the fewest above),
-// starting from the trivial ones (one cluster; every group alone, SSE 0). Until passes have landed on both
-// sides, lambda moves by the high-resolution law D(c) ~ c^-2, i.e. c ~ lambda^-1/3, with the step doubled
-// (in log) while the count does not move. Then, while the bracket is wider than 8 clusters (and for at most
-// 12 steps), regula falsi (Illinois) on log c against log lambda aims at k. Then the chord slope
-// (SSE_A - SSE_B) / (c_B - c_A): a pass there either finds a partition strictly below the chord with a count
-// strictly inside the bracket, or shows D linear from c_A to c_B, and then A and B are both optimal at that
-// lambda and are spliced. So every chord pass narrows the bracket or ends the search. Regula falsi alone
-// stalls where D(c) is nearly linear (the lambda interval of k is then tiny) and the chord tests the middle
-// count directly; the mix averaged 3.9 passes over 60 blocks of 2e5 values (5 laws, float32 and float16,
-// K = 3..4096), at most 16. "Strictly below" has no tolerance: a partition below the chord by rounding only
-// is still optimal for its count, so taking it as the new A or B is never wrong, while a tolerance would let
-// a splice miss the optimum by that much (seen: 1e-12 of the one-cluster SSE with 8 eps per cluster,
-// against 6e-17 without).
-std::vector<std::uint32_t> lagrangian_bounds(const Groups& g, std::size_t k) {
+// starting from the trivial ones (one cluster; every group alone, SSE 0 when groups are runs of equal
+// values). Until passes have landed on both sides, lambda moves by the high-resolution law D(c) ~ c^-2, i.e.
+// c ~ lambda^-1/3, with the step doubled (in log) while the count does not move. Then, while the bracket is
+// wider than 8 clusters (and for at most 12 steps), regula falsi (Illinois) on log c against log lambda aims
+// at k. Then the chord slope (SSE_A - SSE_B) / (c_B - c_A): a pass there either finds a partition strictly
+// below the chord with a count strictly inside the bracket, or shows D linear from c_A to c_B, and then A and
+// B are both optimal at that lambda and are spliced. So every chord pass narrows the bracket or ends the
+// search. Regula falsi alone stalls where D(c) is nearly linear (the lambda interval of k is then tiny) and
+// the chord tests the middle count directly; the mix averaged 3.9 passes over 60 blocks of 2e5 values (5
+// laws, float32 and float16, K = 3..4096), at most 16. "Strictly below" has no tolerance: a partition below
+// the chord by rounding only is still optimal for its count, so taking it as the new A or B is never wrong,
+// while a tolerance would let a splice miss the optimum by that much (seen: 1e-12 of the one-cluster SSE with
+// 8 eps per cluster, against 6e-17 without).
+std::vector<std::uint32_t> lagrangian_bounds(const Groups& g, std::size_t k, double lambda_hint) {
   const std::size_t m = g.size();
   Lagrangian lg(g);
   const double sse1 = g.cost(0, m);
@@ -367,12 +432,12 @@ std::vector<std::uint32_t> lagrangian_bounds(const Groups& g, std::size_t k) {
   a.bounds = {0, static_cast<std::uint32_t>(m)};
   b.lambda = 0;
   b.clusters = m;
-  b.sse = 0;
   b.bounds.resize(m + 1);
   for (std::size_t i = 0; i <= m; ++i)
     b.bounds[i] = static_cast<std::uint32_t>(i);
+  b.sse = partition_sse(g, b.bounds);   // 0 when every group is one run of equal values; not for a sketch's
   bool seen_a = false, seen_b = false;  // a pass has landed on that side (its lambda is finite and > 0)
-  double lambda = 2 * sse1 / (kd * kd * kd);
+  double lambda = lambda_hint > 0 && std::isfinite(lambda_hint) ? lambda_hint : 2 * sse1 / (kd * kd * kd);
   double jump = 1;                    // grows while one-sided passes keep landing on the same count
   double weight_a = 1, weight_b = 1;  // Illinois: the endpoint kept twice in a row counts half
   char last_side = 0;
@@ -483,6 +548,26 @@ std::vector<std::uint32_t> layered_bounds(const Groups& g, std::size_t k) {
 
 enum class Method { lagrangian, smawk, dnc, exhaustive };
 
+std::vector<std::uint32_t> optimal_bounds(const Groups& g, std::size_t k, Method method);
+
+// A first penalty for the Lagrangian search on a large block: the middle of the interval of lambda where
+// K clusters are optimal, [D(K) - D(K+1), D(K-1) - D(K)], estimated on the block cut into about
+// kCoarseGroups runs of consecutive groups (exact programmes on a restricted problem, cheap). A pass on the
+// whole block costs tens of milliseconds at a million values, and the estimate usually makes the first one
+// land on K (the search then needs no other); 0 (no hint) for small blocks, where passes are cheap.
+constexpr std::size_t kCoarseGroups = 4096;
+
+double lambda_hint(const Groups& g, std::size_t k) {
+  const std::size_t m = g.size();
+  if (m < 8 * kCoarseGroups || k < 2) return 0;
+  const std::size_t per = std::max<std::size_t>(kCoarseGroups, 16 * (k + 1));
+  const Groups coarse(g, (m + per - 1) / per);
+  if (k + 1 >= coarse.size()) return 0;
+  const double below = partition_sse(coarse, optimal_bounds(coarse, k - 1, Method::lagrangian));
+  const double above = partition_sse(coarse, optimal_bounds(coarse, k + 1, Method::lagrangian));
+  return (below - above) / 2;
+}
+
 // Group bounds of an optimal partition into k clusters (1 <= k <= M).
 std::vector<std::uint32_t> optimal_bounds(const Groups& g, std::size_t k, Method method) {
   const std::size_t m = g.size();
@@ -494,7 +579,7 @@ std::vector<std::uint32_t> optimal_bounds(const Groups& g, std::size_t k, Method
   }
   switch (method) {
     case Method::lagrangian:
-      if (auto b = lagrangian_bounds(g, k); !b.empty()) return b;
+      if (auto b = lagrangian_bounds(g, k, lambda_hint(g, k)); !b.empty()) return b;
       return layered_bounds<DivideAndConquer>(g, k);
     case Method::smawk:
       return layered_bounds<Smawk>(g, k);
@@ -506,10 +591,10 @@ std::vector<std::uint32_t> optimal_bounds(const Groups& g, std::size_t k, Method
   return layered_bounds<Exhaustive>(g, k);
 }
 
-OptimalClustering solve(const SortedBlock& d, std::size_t k, Method method) {
-  const Groups g(d, method != Method::exhaustive);
-  check_k(g, k);
-  const std::vector<std::uint32_t> gb = optimal_bounds(g, k, method);
+// The partition's bounds in sorted positions, its SSE and its levels.
+OptimalClustering finish(const Groups& g, const std::vector<std::uint32_t>& gb, std::span<const float> v,
+                         std::span<const float> w) {
+  const std::size_t k = gb.size() - 1;
   OptimalClustering r;
   r.sse = partition_sse(g, gb);
   r.bounds.resize(k + 1);
@@ -518,8 +603,6 @@ OptimalClustering solve(const SortedBlock& d, std::size_t k, Method method) {
   // Each level is its cluster's (weighted) mean summed directly (O(N) in all) and clamped to the cluster's
   // range: with data spanning dozens of orders of magnitude a prefix-sum difference can lose a small cluster
   // entirely (found by fuzzing), and the levels must stay sorted.
-  const auto v = d.values();
-  const auto w = d.weights();
   for (std::size_t c = 0; c < k; ++c) {
     const std::size_t lo = r.bounds[c], hi = r.bounds[c + 1];
     double sum = 0, wsum = 0;
@@ -538,6 +621,12 @@ OptimalClustering solve(const SortedBlock& d, std::size_t k, Method method) {
   return r;
 }
 
+OptimalClustering solve(const SortedBlock& d, std::size_t k, Method method) {
+  const Groups g(d, method != Method::exhaustive);
+  check_k(g, k);
+  return finish(g, optimal_bounds(g, k, method), d.values(), d.weights());
+}
+
 }  // namespace
 
 OptimalClustering kmeans_optimal_dp(const SortedBlock& d, std::size_t k) {
@@ -554,6 +643,77 @@ OptimalClustering kmeans_optimal_dnc(const SortedBlock& d, std::size_t k) {
 
 OptimalClustering kmeans_optimal_reference(const SortedBlock& d, std::size_t k) {
   return solve(d, k, Method::exhaustive);
+}
+
+SketchResult kmeans_sketch(std::span<const float> values, std::span<const float> weights, std::size_t k,
+                           std::size_t runs, const std::function<void(std::size_t)>& check_distinct) {
+  if (values.empty()) throw Error("kmeans_optimal: an empty block has no codebook");
+  if (k == 0) throw Error("kmeans_optimal: K = 0; K must be >= 1");
+  if (runs < 2 * k) {
+    throw Error("kmeans_optimal: sketch = " + std::to_string(runs) + " runs for K = " + std::to_string(k) +
+                "; sketch must be at least 2 K");
+  }
+  // The elements of positive weight, sorted, as SortedBlock keeps them.
+  std::vector<float> v, w;
+  if (!weights.empty()) {
+    if (weights.size() != values.size()) {
+      throw Error("weights: " + std::to_string(weights.size()) + " weights for " +
+                  std::to_string(values.size()) + " values; give one weight per value (or none)");
+    }
+    double total = 0;
+    for (std::size_t i = 0; i < weights.size(); ++i) {
+      if (!std::isfinite(weights[i]) || weights[i] < 0) {
+        throw Error("weights: element " + std::to_string(i) + " is " + std::to_string(weights[i]) +
+                    "; weights must be finite and >= 0");
+      }
+      total += weights[i];
+    }
+    if (total > 0) {
+      for (std::size_t i = 0; i < values.size(); ++i) {
+        if (weights[i] > 0) {
+          v.push_back(values[i]);
+          w.push_back(weights[i]);
+        }
+      }
+    }
+  }
+  if (w.empty()) {
+    v.assign(values.begin(), values.end());
+    sort_floats(v);
+  } else {
+    sort_pairs(v, w);
+  }
+  SketchResult out;
+  std::size_t distinct = 1;
+  for (std::size_t i = 1; i < v.size(); ++i)
+    distinct += v[i] != v[i - 1];
+  out.distinct = distinct;
+  if (distinct <= k) {  // SortedBlock::levels_if_few_distinct: the values, the last repeated
+    for (std::size_t i = 0; i < v.size(); ++i)
+      if (i == 0 || v[i] != v[i - 1]) out.centroids.push_back(v[i]);
+    out.centroids.resize(k, out.centroids.back());
+    return out;
+  }
+  if (check_distinct) check_distinct(distinct);
+  // At most `runs` groups: every run of equal values when there are that few (the exact programme), else
+  // runs of at least ceil(N / runs) consecutive positions.
+  std::size_t min_length = distinct <= runs ? 1 : (v.size() + runs - 1) / runs;
+  // A group also ends where its values span more than 1/runs of the block's range: otherwise a group of a
+  // heavy tail's outliers (far apart, where the optimal clusters are small) would be one cluster.
+  const double span =
+      min_length == 1 ? 0 : (static_cast<double>(v.back()) - v.front()) / static_cast<double>(runs);
+  Groups g(v, w, min_length, span);
+  // Long runs of equal values can leave fewer groups than the programme needs: shorter groups then.
+  while (g.size() < 2 * k && min_length > 1) {
+    min_length /= 2;
+    g = Groups(v, w, min_length, span);
+  }
+  check_k(g, k);
+  OptimalClustering r = finish(g, optimal_bounds(g, k, Method::lagrangian), v, w);
+  out.centroids = std::move(r.centroids);
+  out.sse = r.sse;
+  out.groups = g.size();
+  return out;
 }
 
 double kmeans_optimal_dp_bytes(std::size_t distinct) {

@@ -27,6 +27,7 @@
 // Lagrangian search and the two layered solvers are kept as references.
 
 #include <cstddef>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -64,6 +65,31 @@ OptimalClustering kmeans_optimal_dnc(const SortedBlock& data, std::size_t k);
 /// The textbook layered programme over every sorted position (no merging of equal values): O(K N^2), for
 /// tests.
 OptimalClustering kmeans_optimal_reference(const SortedBlock& data, std::size_t k);
+
+struct SketchResult {
+  std::vector<double> centroids;  ///< K levels, ascending (the distinct values, the last repeated, if <= K)
+  double sse = 0;                 ///< the (weighted) SSE of the partition the levels are the means of
+  std::size_t distinct = 0;       ///< distinct values of positive weight
+  std::size_t groups = 0;         ///< groups the programme ran on (0 when distinct <= K)
+};
+
+/// Near-optimal 1-D k-means on a weighted sketch of the sorted block: the exact programme (the Lagrangian
+/// search) over at most `runs` groups of consecutive sorted values, each at least ceil(N / runs) values long
+/// and never splitting a run of equal values; every cluster is then a union of whole groups, and the levels
+/// are the clusters' exact (weighted) means. The cost is the sort plus O(N) sums plus a programme on `runs`
+/// groups; what it gives up is where inside a group a boundary falls, a second-order loss (about (group /
+/// cluster)^2 of the SSE). With at most `runs` distinct values every run is a group: the exact programme, and
+/// the same levels as kmeans_optimal_dp on SortedBlock(values, weights), bit for bit. Weights as for
+/// SortedBlock (empty, or one finite weight >= 0 per value; zero weights are left out; all zero means
+/// unweighted). K >= 1, runs >= 2 K, values non-empty (sqb::Error otherwise). Memory: two copies of the
+/// block (the sorted values and their keys) and about 32 bytes a group. `check_distinct`, when set, is
+/// called with the number of distinct values before any programme runs (not when distinct <= K) (a memory
+/// guard may throw there).
+///
+/// With `runs` >= N this is the exact programme without a SortedBlock (no prefix arrays over positions, only
+/// over runs): what kmeans_optimal runs.
+SketchResult kmeans_sketch(std::span<const float> values, std::span<const float> weights, std::size_t k,
+                           std::size_t runs, const std::function<void(std::size_t)>& check_distinct = {});
 
 /// Bytes kmeans_optimal_dp and optimal_sse allocate for a block with `distinct` distinct values, beyond the
 /// SortedBlock itself (about 72 per distinct value, whatever K).

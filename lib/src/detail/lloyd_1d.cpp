@@ -13,6 +13,7 @@
 #include <boost/random/mersenne_twister.hpp>
 #include <boost/random/uniform_real_distribution.hpp>
 
+#include "detail/sort_keys.hpp"
 #include "sqb/codebook.hpp"
 #include "sqb/error.hpp"
 
@@ -59,7 +60,7 @@ SortedBlock::SortedBlock(std::span<const float> block, std::span<const float> we
   WeightedElements we = positive_weight_elements(block, weights);
   if (!we.weighted) {
     v_.assign(block.begin(), block.end());
-    std::sort(v_.begin(), v_.end());
+    sort_floats(v_);
     double total = 0;
     for (const float x : v_)
       total += x;
@@ -78,16 +79,9 @@ SortedBlock::SortedBlock(std::span<const float> block, std::span<const float> we
     // Sort (value, weight) pairs: ties in value are ordered by weight, so the prefix sums (and every result)
     // do not depend on the input order.
     const std::size_t n = we.values.size();
-    std::vector<std::pair<float, float>> pairs(n);
-    for (std::size_t i = 0; i < n; ++i)
-      pairs[i] = {we.values[i], we.weights[i]};
-    std::sort(pairs.begin(), pairs.end());
-    v_.resize(n);
-    w_.resize(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      v_[i] = pairs[i].first;
-      w_[i] = pairs[i].second;
-    }
+    v_ = std::move(we.values);
+    w_ = std::move(we.weights);
+    sort_pairs(v_, w_);
     double total = 0, total_w = 0;
     for (std::size_t i = 0; i < n; ++i) {
       total += static_cast<double>(w_[i]) * v_[i];

@@ -1,0 +1,92 @@
+#include "detail/sort_keys.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <vector>
+
+#include <hwy/contrib/sort/vqsort.h>
+
+namespace sqb::detail {
+
+namespace {
+
+// A Sorter owns per-instance state that sorting mutates, so one per thread.
+const hwy::Sorter& sorter() {
+  thread_local const hwy::Sorter s;
+  return s;
+}
+
+// Below this vqsort's dispatch (and the random pivot seed it draws per call) costs more than it saves.
+constexpr std::size_t kSmall = 128;
+
+// Tiny blocks (groups of 64 and less): insertion sort of the keys in a stack buffer, no allocation.
+constexpr std::size_t kTiny = 64;
+
+template <class Key>
+void insertion_sort(Key* k, std::size_t n) {
+  for (std::size_t i = 1; i < n; ++i) {
+    const Key x = k[i];
+    std::size_t j = i;
+    for (; j > 0 && k[j - 1] > x; --j)
+      k[j] = k[j - 1];
+    k[j] = x;
+  }
+}
+
+}  // namespace
+
+void sort_floats(std::span<float> v) {
+  const std::size_t n = v.size();
+  if (n < 2) return;
+  if (n <= kTiny) {
+    std::uint32_t k[kTiny];
+    for (std::size_t i = 0; i < n; ++i)
+      k[i] = float_order_key(std::bit_cast<std::uint32_t>(v[i]));
+    insertion_sort(k, n);
+    for (std::size_t i = 0; i < n; ++i)
+      v[i] = std::bit_cast<float>(float_from_order_key(k[i]));
+    return;
+  }
+  std::vector<std::uint32_t> keys(n);
+  std::uint32_t* k = keys.data();
+  for (std::size_t i = 0; i < n; ++i)
+    k[i] = float_order_key(std::bit_cast<std::uint32_t>(v[i]));
+  if (n < kSmall)
+    std::sort(k, k + n);
+  else
+    sorter()(k, n, hwy::SortAscending());
+  for (std::size_t i = 0; i < n; ++i)
+    v[i] = std::bit_cast<float>(float_from_order_key(k[i]));
+}
+
+void sort_pairs(std::span<float> v, std::span<float> w) {
+  const std::size_t n = v.size();
+  if (n < 2) return;
+  if (n <= kTiny) {
+    std::uint64_t k[kTiny];
+    for (std::size_t i = 0; i < n; ++i)
+      k[i] = static_cast<std::uint64_t>(float_order_key(std::bit_cast<std::uint32_t>(v[i]))) << 32 |
+             std::bit_cast<std::uint32_t>(w[i]);
+    insertion_sort(k, n);
+    for (std::size_t i = 0; i < n; ++i) {
+      v[i] = std::bit_cast<float>(float_from_order_key(static_cast<std::uint32_t>(k[i] >> 32)));
+      w[i] = std::bit_cast<float>(static_cast<std::uint32_t>(k[i]));
+    }
+    return;
+  }
+  std::vector<std::uint64_t> keys(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    keys[i] = static_cast<std::uint64_t>(float_order_key(std::bit_cast<std::uint32_t>(v[i]))) << 32 |
+              std::bit_cast<std::uint32_t>(w[i]);
+  }
+  if (n < kSmall)
+    std::sort(keys.begin(), keys.end());
+  else
+    sorter()(keys.data(), n, hwy::SortAscending());
+  for (std::size_t i = 0; i < n; ++i) {
+    v[i] = std::bit_cast<float>(float_from_order_key(static_cast<std::uint32_t>(keys[i] >> 32)));
+    w[i] = std::bit_cast<float>(static_cast<std::uint32_t>(keys[i]));
+  }
+}
+
+}  // namespace sqb::detail

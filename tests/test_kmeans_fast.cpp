@@ -1,0 +1,267 @@
+// The fast paths of exact 1-D k-means against slow, obviously-correct references: the vqsort-based block
+// sort against std::sort in the same total order, and the Lagrangian search with its coarse first penalty
+// (blocks of 32768 distinct values and more) against the layered programmes.
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <bit>
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <utility>
+
+#include "detail/kmeans_dp.hpp"
+#include "detail/lloyd_1d.hpp"
+#include "detail/sort_keys.hpp"
+#include "helpers.hpp"
+#include "sqb/error.hpp"
+#include "sqb/npy.hpp"
+#include "sqb/quantize.hpp"
+#include "sqb/registry.hpp"
+
+namespace {
+
+double unit(std::mt19937_64& g) {
+  return static_cast<double>(g() >> 11) * 0x1.0p-53;
+}
+
+// Floats with many duplicates, both zeros, subnormals, infinities and extremes.
+std::vector<float> nasty(std::mt19937_64& g, std::size_t n) {
+  const float specials[] = {0.0f,    -0.0f,    FLT_MIN,  -FLT_MIN,  1e-45f, -1e-45f,
+                            FLT_MAX, -FLT_MAX, INFINITY, -INFINITY, 1.0f,   -1.0f};
+  std::vector<float> x(n);
+  for (float& v : x) {
+    const double u = unit(g);
+    if (u < 0.2)
+      v = specials[g() % std::size(specials)];
+    else if (u < 0.5)
+      v = static_cast<float>(std::round(8 * (unit(g) - 0.5)));
+    else
+      v = static_cast<float>(std::tan(3.0 * (unit(g) - 0.5)));
+  }
+  return x;
+}
+
+// The reference order: std::sort on the order keys (IEEE totalOrder), ties by weight.
+bool key_less(float a, float b) {
+  return sqb::detail::float_order_key(std::bit_cast<std::uint32_t>(a)) <
+         sqb::detail::float_order_key(std::bit_cast<std::uint32_t>(b));
+}
+
+std::vector<std::uint32_t> bits(const std::vector<float>& v) {
+  std::vector<std::uint32_t> b(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i)
+    b[i] = std::bit_cast<std::uint32_t>(v[i]);
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("block sort: vqsort on order keys equals std::sort in IEEE total order, bit for bit",
+          "[kmeans_fast][sort]") {
+  std::mt19937_64 g(11);
+  for (const std::size_t n : {0, 1, 2, 3, 17, 47, 48, 49, 63, 64, 65, 100, 127, 128, 129, 1000, 65537}) {
+    for (int rep = 0; rep < 3; ++rep) {
+      const std::vector<float> x = nasty(g, n);
+      std::vector<float> fast = x, slow = x;
+      sqb::detail::sort_floats(fast);
+      std::stable_sort(slow.begin(), slow.end(), key_less);
+      INFO("n=" << n);
+      CHECK(bits(fast) == bits(slow));
+      // -0 before +0
+      for (std::size_t i = 1; i < fast.size(); ++i)
+        if (fast[i] == 0 && fast[i - 1] == 0) CHECK(!(std::signbit(fast[i]) && !std::signbit(fast[i - 1])));
+    }
+  }
+}
+
+TEST_CASE("block sort: (value, weight) pairs sort by value, then weight, bit for bit",
+          "[kmeans_fast][sort]") {
+  std::mt19937_64 g(12);
+  for (const std::size_t n : {1, 2, 5, 47, 48, 64, 65, 127, 128, 200, 5000, 70000}) {
+    std::vector<float> x = nasty(g, n), w(n);
+    for (float& v : w)
+      v = unit(g) < 0.3 ? 1.0f : static_cast<float>(std::exp(6 * (unit(g) - 0.5)));
+    std::vector<std::pair<float, float>> ref(n);
+    for (std::size_t i = 0; i < n; ++i)
+      ref[i] = {x[i], w[i]};
+    std::stable_sort(ref.begin(), ref.end(), [](const auto& a, const auto& b) {
+      if (key_less(a.first, b.first)) return true;
+      if (key_less(b.first, a.first)) return false;
+      return a.second < b.second;
+    });
+    sqb::detail::sort_pairs(x, w);
+    INFO("n=" << n);
+    for (std::size_t i = 0; i < n; ++i) {
+      REQUIRE(std::bit_cast<std::uint32_t>(x[i]) == std::bit_cast<std::uint32_t>(ref[i].first));
+      REQUIRE(std::bit_cast<std::uint32_t>(w[i]) == std::bit_cast<std::uint32_t>(ref[i].second));
+    }
+  }
+}
+
+TEST_CASE("SortedBlock does not depend on the input order, weighted or not", "[kmeans_fast][sort]") {
+  std::mt19937_64 g(13);
+  std::vector<float> x = sqbtest::draw("laplace", 30000, 5), w(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if (i % 3 == 0) x[i] = std::round(x[i]);  // duplicates with different weights
+    w[i] = static_cast<float>(0.5 + unit(g));
+  }
+  std::vector<std::size_t> perm(x.size());
+  for (std::size_t i = 0; i < perm.size(); ++i)
+    perm[i] = i;
+  std::shuffle(perm.begin(), perm.end(), g);
+  std::vector<float> xp(x.size()), wp(x.size());
+  for (std::size_t i = 0; i < perm.size(); ++i) {
+    xp[i] = x[perm[i]];
+    wp[i] = w[perm[i]];
+  }
+  for (const bool weighted : {false, true}) {
+    const sqb::detail::SortedBlock a(x, weighted ? std::span<const float>(w) : std::span<const float>{});
+    const sqb::detail::SortedBlock b(xp, weighted ? std::span<const float>(wp) : std::span<const float>{});
+    INFO("weighted=" << weighted);
+    CHECK(std::equal(a.values().begin(), a.values().end(), b.values().begin(), b.values().end()));
+    CHECK(std::equal(a.weights().begin(), a.weights().end(), b.weights().begin(), b.weights().end()));
+    CHECK(a.sum(0, a.size()) == b.sum(0, b.size()));
+    CHECK(a.sum_sq(0, a.size()) == b.sum_sq(0, b.size()));
+  }
+}
+
+TEST_CASE("optimal k-means on blocks large enough for the coarse first penalty equals divide and conquer",
+          "[kmeans_fast]") {
+  // 40000 values: above the 8 * 4096 distinct values where the search starts from a penalty estimated on
+  // 4096 runs of groups. Divide and conquer does not use it: it is the reference.
+  const std::string law = GENERATE("gaussian", "laplace", "student_t nu=2", "uniform");
+  const int kind = GENERATE(0, 1, 2);  // float32, float16-rounded (duplicates), weighted
+  std::vector<float> x = sqbtest::draw(law, 40000, 77);
+  std::vector<float> w;
+  if (kind == 1)
+    for (float& v : x)
+      v = sqb::npy::half_to_float(sqb::npy::float_to_half(v));
+  if (kind == 2) {
+    std::mt19937_64 g(3);
+    for (std::size_t i = 0; i < x.size(); ++i)
+      w.push_back(static_cast<float>(std::exp(3 * (unit(g) - 0.5))));
+  }
+  const sqb::detail::SortedBlock d(x, w);
+  for (const std::size_t k : {2, 3, 4, 16, 63}) {
+    if (k > d.distinct_count()) continue;
+    INFO(law << " kind " << kind << " M=" << d.distinct_count() << " K=" << k);
+    const auto fast = sqb::detail::kmeans_optimal_dp(d, k);
+    const auto dnc = sqb::detail::kmeans_optimal_dnc(d, k);
+    const double slack = 1e-12 * sqb::detail::optimal_sse(d, 1);
+    CHECK(std::fabs(fast.sse - dnc.sse) <= 1e-12 * dnc.sse + slack);
+    // Continuous unweighted data: the optimum is unique, so are its bounds and levels.
+    if (kind == 0) {
+      CHECK(fast.bounds == dnc.bounds);
+      CHECK(fast.centroids == dnc.centroids);
+    }
+    REQUIRE(fast.bounds.size() == k + 1);
+    for (std::size_t j = 0; j + 1 < k; ++j)
+      CHECK(fast.centroids[j] <= fast.centroids[j + 1]);
+  }
+}
+
+TEST_CASE("k-means sketch with at least as many runs as distinct values is the exact programme, bit for bit",
+          "[kmeans_fast][sketch]") {
+  // Small blocks, float16-rounded blocks with many duplicates, weighted blocks (zero weights included), and
+  // a block above the 32768 distinct values where the search starts from the coarse penalty.
+  std::mt19937_64 g(21);
+  for (int trial = 0; trial < 60; ++trial) {
+    const std::size_t n = trial < 40 ? 2 + static_cast<std::size_t>(unit(g) * 300) : 40000;
+    std::vector<float> x = sqbtest::draw(trial % 2 ? "laplace" : "gaussian", n, 100 + trial);
+    if (trial % 3 == 1)
+      for (float& v : x)
+        v = sqb::npy::half_to_float(sqb::npy::float_to_half(v * 0.1f));
+    std::vector<float> w;
+    if (trial % 4 == 2)
+      for (std::size_t i = 0; i < n; ++i)
+        w.push_back(unit(g) < 0.1 ? 0.0f : static_cast<float>(std::exp(2 * (unit(g) - 0.5))));
+    const sqb::detail::SortedBlock d(x, w);
+    const std::size_t m = d.distinct_count();
+    for (const std::size_t k : {1, 2, 5, 16}) {
+      INFO("trial " << trial << " N=" << n << " M=" << m << " K=" << k);
+      const auto s = sqb::detail::kmeans_sketch(x, w, k, std::max<std::size_t>(m, 2 * k));
+      CHECK(s.distinct == m);
+      if (k >= m) {
+        CHECK(s.centroids == d.levels_if_few_distinct(k));
+        continue;
+      }
+      const auto exact = sqb::detail::kmeans_optimal_dp(d, k);
+      CHECK(s.groups == m);
+      CHECK(s.centroids == exact.centroids);
+      CHECK(s.sse == exact.sse);
+    }
+  }
+}
+
+TEST_CASE("k-means sketch on 4096 runs is within 0.1% of the optimum, never below it",
+          "[kmeans_fast][sketch]") {
+  const std::string law = GENERATE("gaussian", "laplace", "student_t nu=2", "uniform");
+  const bool weighted = GENERATE(false, true);
+  const std::vector<float> x = sqbtest::draw(law, 200000, 9);
+  std::vector<float> w;
+  if (weighted) {
+    std::mt19937_64 g(4);
+    for (std::size_t i = 0; i < x.size(); ++i)
+      w.push_back(static_cast<float>(std::exp(4 * (unit(g) - 0.5))));
+  }
+  const sqb::detail::SortedBlock d(x, w);
+  for (const std::size_t k : {2, 4, 16}) {
+    const double opt = sqb::detail::kmeans_optimal_dp(d, k).sse;
+    const auto s = sqb::detail::kmeans_sketch(x, w, k, 4096);
+    INFO(law << (weighted ? " weighted" : "") << " K=" << k << " groups " << s.groups << " ratio "
+             << s.sse / opt);
+    CHECK(s.groups <= 2 * 4096 + 1);
+    CHECK(s.sse >= opt * (1 - 1e-12));
+    CHECK(s.sse <= opt * 1.001);
+    // The reported SSE is the partition's about its levels: recompute it by nearest level (which can only
+    // be lower) and within 0.1% of the optimum too.
+    double enc = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      double best = INFINITY;
+      for (const double c : s.centroids)
+        best = std::min(best, (x[i] - c) * (x[i] - c));
+      enc += (w.empty() ? 1.0 : w[i]) * best;
+    }
+    CHECK(enc <= s.sse * (1 + 1e-9));
+    CHECK(enc >= opt * (1 - 1e-9));
+    CHECK(std::is_sorted(s.centroids.begin(), s.centroids.end()));
+  }
+}
+
+TEST_CASE("k-means sketch: long runs of equal values, refusals", "[kmeans_fast][sketch]") {
+  // 99% of the values one number, the rest spread: the groups shrink until the programme has enough.
+  std::vector<float> x(100000, 0.5f);
+  const std::vector<float> spread = sqbtest::draw("gaussian", 1000, 2);
+  std::copy(spread.begin(), spread.end(), x.begin());
+  const sqb::detail::SortedBlock d(x);
+  const auto s = sqb::detail::kmeans_sketch(x, {}, 64, 128);
+  CHECK(s.groups >= 128);
+  CHECK(s.sse >= sqb::detail::kmeans_optimal_dp(d, 64).sse * (1 - 1e-12));
+  CHECK(s.centroids.size() == 64);
+  CHECK_THROWS_WITH(sqb::detail::kmeans_sketch(x, {}, 64, 100), Catch::Contains("at least 2 K"));
+  CHECK_THROWS_AS(sqb::detail::kmeans_sketch({}, {}, 4, 100), sqb::Error);
+  CHECK_THROWS_WITH(sqb::detail::kmeans_sketch(x, std::vector<float>(3, 1.0f), 4, 100),
+                    Catch::Contains("3 weights"));
+}
+
+TEST_CASE("kmeans_optimal sketch=S through the pipeline: near the exact MSE, exact on few distinct values",
+          "[kmeans_fast][sketch]") {
+  const sqb::Tensor t = sqbtest::tensor(4, 50000, 8);
+  sqb::QuantizeOptions opt;
+  opt.granularity = sqb::Granularity::parse("channel");
+  const auto exact = sqb::quantize(t, "kmeans_optimal", 16, opt);
+  const auto sketch = sqb::quantize(t, "kmeans_optimal sketch=4096", 16, opt);
+  CHECK(sketch.metrics.mse >= exact.metrics.mse * (1 - 1e-9));
+  CHECK(sketch.metrics.mse <= exact.metrics.mse * 1.001);
+  // Groups of 64: never more than 64 distinct values, so the sketch is the exact programme.
+  opt.granularity = sqb::Granularity::parse("group:64");
+  const auto e64 = sqb::quantize(t, "kmeans_optimal", 16, opt);
+  const auto s64 = sqb::quantize(t, "kmeans_optimal sketch=64", 16, opt);
+  CHECK(e64.decoded == s64.decoded);
+  CHECK(!e64.decoded.empty());
+  CHECK_THROWS_WITH(sqb::make_quantizer("kmeans_optimal sketch=20", {16, 0}),
+                    Catch::Contains("at least 2 K"));
+}
