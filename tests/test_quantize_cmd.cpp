@@ -53,10 +53,12 @@ TEST_CASE("sqbench quantize: identical output for 1 and 2 threads, copies byte f
   const std::string rules = "[layer.weight]\nlayout = oihw\n[dense/kernel]\nlayout = auto\n";
   d.write("rules.ini", rules);
   for (const char* t : {"1", "2"}) {
-    const auto r = sqbtest::run_cli("quantize --input " + in.string() + " --out " +
-                                    (d.path / ("o" + std::string(t))).string() +
-                                    " --spec kmeans --bits 3 --granularity group:8 --rules " +
-                                    (d.path / "rules.ini").string() + " --threads " + t);
+    std::string folder = "o";
+    folder += t;
+    const auto r =
+        sqbtest::run_cli("quantize --input " + in.string() + " --out " + (d.path / folder).string() +
+                         " --spec kmeans --bits 3 --granularity group:8 --rules " +
+                         (d.path / "rules.ini").string() + " --threads " + t);
     INFO(r.output);
     REQUIRE(r.status == 0);
   }

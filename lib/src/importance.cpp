@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <bit>
 #include <charconv>
+#include <cmath>
 #include <fstream>
 #include <regex>
 #include <sstream>
-#include <cmath>
 
 #include "detail/json.hpp"
 #include "sqb/error.hpp"
@@ -57,8 +57,10 @@ Importance read_importance(const std::filesystem::path& path, const std::vector<
       std::stringstream ss;
       ss << f.rdbuf();
       const std::string text = ss.str();
-      const std::span<const unsigned char> bytes(reinterpret_cast<const unsigned char*>(text.data()), text.size());
-      Importance imp = gguf ? parse_gguf_imatrix(bytes, path.string()) : parse_legacy_imatrix(bytes, path.string());
+      const std::span<const unsigned char> bytes(reinterpret_cast<const unsigned char*>(text.data()),
+                                                 text.size());
+      Importance imp =
+          gguf ? parse_gguf_imatrix(bytes, path.string()) : parse_legacy_imatrix(bytes, path.string());
       rename_importance(imp, rename);
       return imp;
     }
@@ -72,8 +74,9 @@ Importance read_importance(const std::filesystem::path& path, const std::vector<
   for (const st::TensorInfo& t : f.tensors()) {
     const std::string head = imp.source + ": tensor " + detail::json::quote(t.name) + ": ";
     if (t.shape.size() != 1) {
-      throw Error(head + "an importance entry is a 1-D vector (one value per input channel), not a tensor "
-                         "of " +
+      throw Error(head +
+                  "an importance entry is a 1-D vector (one value per input channel), not a tensor "
+                  "of " +
                   std::to_string(t.shape.size()) + " dimensions");
     }
     if (!st::is_readable(t.dtype)) {
@@ -137,11 +140,23 @@ struct Cursor {
 // GGUF metadata value types and their sizes (0 = variable).
 std::uint64_t gguf_scalar_size(std::uint32_t type) {
   switch (type) {
-    case 0: case 1: case 7: return 1;   // u8, i8, bool
-    case 2: case 3: return 2;           // u16, i16
-    case 4: case 5: case 6: return 4;   // u32, i32, f32
-    case 10: case 11: case 12: return 8;  // u64, i64, f64
-    default: return 0;
+    case 0:
+    case 1:
+    case 7:
+      return 1;  // u8, i8, bool
+    case 2:
+    case 3:
+      return 2;  // u16, i16
+    case 4:
+    case 5:
+    case 6:
+      return 4;  // u32, i32, f32
+    case 10:
+    case 11:
+    case 12:
+      return 8;  // u64, i64, f64
+    default:
+      return 0;
   }
 }
 
@@ -154,9 +169,9 @@ void gguf_skip_value(Cursor& c, std::uint32_t type, int depth) {
   } else if (type == 9) {
     const std::uint32_t inner = c.u32("an array type");
     const std::uint64_t count = c.u64("an array length");
-    if (const std::uint64_t s = gguf_scalar_size(inner)) {
-      if (count > (c.b.size() - c.at) / s) c.fail("a metadata array longer than the file");
-      c.skip(count * s, "a metadata array");
+    if (const std::uint64_t each = gguf_scalar_size(inner)) {
+      if (count > (c.b.size() - c.at) / each) c.fail("a metadata array longer than the file");
+      c.skip(count * each, "a metadata array");
     } else {
       if (count > c.b.size() - c.at) c.fail("a metadata array longer than the file");
       for (std::uint64_t i = 0; i < count; ++i)
@@ -185,7 +200,8 @@ Importance parse_gguf_imatrix(std::span<const unsigned char> bytes, const std::s
   if (version != 2 && version != 3) c.fail("GGUF version " + std::to_string(version) + " (2 and 3 are read)");
   const std::uint64_t n_tensors = c.u64("the tensor count"), n_kv = c.u64("the metadata count");
   // Every entry takes at least 8 bytes: counts beyond the file are lies, caught before any allocation.
-  if (n_tensors > bytes.size() / 8 || n_kv > bytes.size() / 8) c.fail("tensor or metadata count beyond the file");
+  if (n_tensors > bytes.size() / 8 || n_kv > bytes.size() / 8)
+    c.fail("tensor or metadata count beyond the file");
   std::uint64_t alignment = 32;
   for (std::uint64_t i = 0; i < n_kv; ++i) {
     const std::string key = c.str(c.u64("a key length"), "a key");
@@ -193,7 +209,8 @@ Importance parse_gguf_imatrix(std::span<const unsigned char> bytes, const std::s
     if (key == "general.alignment") {
       if (type != 4) c.fail("general.alignment is not a uint32");
       alignment = c.u32("general.alignment");
-      if (alignment == 0 || (alignment & (alignment - 1)) != 0) c.fail("general.alignment is not a power of two");
+      if (alignment == 0 || (alignment & (alignment - 1)) != 0)
+        c.fail("general.alignment is not a power of two");
     } else {
       gguf_skip_value(c, type, 0);
     }
@@ -208,7 +225,8 @@ Importance parse_gguf_imatrix(std::span<const unsigned char> bytes, const std::s
     Info t;
     t.name = c.str(c.u64("a tensor name length"), "a tensor name");
     const std::uint32_t nd = c.u32("a dimension count");
-    if (nd < 1 || nd > 4) c.fail("tensor " + detail::json::quote(t.name) + " has " + std::to_string(nd) + " dimensions (1..4)");
+    if (nd < 1 || nd > 4)
+      c.fail("tensor " + detail::json::quote(t.name) + " has " + std::to_string(nd) + " dimensions (1..4)");
     t.count = 1;
     for (std::uint32_t d = 0; d < nd; ++d) {
       t.dims.push_back(c.u64("a dimension"));
@@ -251,7 +269,8 @@ Importance parse_gguf_imatrix(std::span<const unsigned char> bytes, const std::s
   if (sums.empty()) throw Error(name + ": the GGUF file holds no <weight>.in_sum2 tensors (not an imatrix?)");
   for (const auto& [w, s] : sums) {
     const auto ct = counts.find(w);
-    if (ct == counts.end()) throw Error(name + ": " + detail::json::quote(w + ".in_sum2") + " has no .counts");
+    if (ct == counts.end())
+      throw Error(name + ": " + detail::json::quote(w + ".in_sum2") + " has no .counts");
     if (s->count == 0 || (!s->dims.empty() && s->dims[0] == 0)) {
       throw Error(name + ": tensor " + detail::json::quote(w + ".in_sum2") + " holds no values");
     }
@@ -289,8 +308,11 @@ Importance parse_legacy_imatrix(std::span<const unsigned char> bytes, const std:
     const std::string tensor = c.str(static_cast<std::uint64_t>(len), "a name");
     const auto ncall = static_cast<std::int32_t>(c.u32("ncall"));
     const auto nval = static_cast<std::int32_t>(c.u32("nval"));
-    if (nval <= 0) c.fail("tensor " + detail::json::quote(tensor) + ": nval " + std::to_string(nval) + " is not positive");
-    if (ncall <= 0) c.fail("tensor " + detail::json::quote(tensor) + ": ncall " + std::to_string(ncall) + " is not positive");
+    if (nval <= 0)
+      c.fail("tensor " + detail::json::quote(tensor) + ": nval " + std::to_string(nval) + " is not positive");
+    if (ncall <= 0)
+      c.fail("tensor " + detail::json::quote(tensor) + ": ncall " + std::to_string(ncall) +
+             " is not positive");
     c.need(static_cast<std::uint64_t>(nval) * 4, "the values");
     std::vector<float> v(static_cast<std::size_t>(nval));
     for (float& x : v)
@@ -312,10 +334,14 @@ namespace {
 
 // llama.cpp's per-block tensor names of the Llama family and their Hugging Face counterparts.
 constexpr std::pair<std::string_view, std::string_view> kLlamaBlock[] = {
-    {"attn_q", "self_attn.q_proj"},      {"attn_k", "self_attn.k_proj"},
-    {"attn_v", "self_attn.v_proj"},      {"attn_output", "self_attn.o_proj"},
-    {"ffn_gate", "mlp.gate_proj"},       {"ffn_up", "mlp.up_proj"},
-    {"ffn_down", "mlp.down_proj"},       {"attn_norm", "input_layernorm"},
+    {"attn_q", "self_attn.q_proj"},
+    {"attn_k", "self_attn.k_proj"},
+    {"attn_v", "self_attn.v_proj"},
+    {"attn_output", "self_attn.o_proj"},
+    {"ffn_gate", "mlp.gate_proj"},
+    {"ffn_up", "mlp.up_proj"},
+    {"ffn_down", "mlp.down_proj"},
+    {"attn_norm", "input_layernorm"},
     {"ffn_norm", "post_attention_layernorm"},
 };
 constexpr std::pair<std::string_view, std::string_view> kLlamaTop[] = {
@@ -401,8 +427,8 @@ void rename_importance(Importance& imp, const std::vector<std::string>& rules) {
     }
     if (!renamed && llama) to = llama_to_hf(n);
     if (const auto it = from.find(to); it != from.end()) {
-      throw Error(imp.source + ": tensors " + detail::json::quote(it->second) + " and " + detail::json::quote(n) +
-                  " are both renamed to " + detail::json::quote(to));
+      throw Error(imp.source + ": tensors " + detail::json::quote(it->second) + " and " +
+                  detail::json::quote(n) + " are both renamed to " + detail::json::quote(to));
     }
     from[to] = n;
     out.emplace(to, std::move(v));
