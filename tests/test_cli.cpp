@@ -152,21 +152,21 @@ TEST_CASE("an unwritable results folder is an error before any work", "[cli]") {
   CHECK(o.output.find("results folder") != std::string::npos);
 }
 
-TEST_CASE("README's column table is the column schema's (sqbench columns)", "[cli][columns]") {
-  const std::string readme = sqbtest::slurp(fs::path(SQB_SOURCE_DIR) / "README.md");
+TEST_CASE("docs/running.md's column table is the column schema's (sqbench columns)", "[cli][columns]") {
+  const std::string readme = sqbtest::slurp(fs::path(SQB_SOURCE_DIR) / "docs" / "running.md");
   const std::string begin = "<!-- sqbench columns: begin -->\n", end = "<!-- sqbench columns: end -->";
   const auto a = readme.find(begin), b = readme.find(end);
   REQUIRE(a != std::string::npos);
   REQUIRE(b != std::string::npos);
-  INFO("regenerate the README block between the markers: scripts/readme_blocks");
+  INFO("regenerate the docs' generated blocks: scripts/readme_blocks");
   CHECK(readme.substr(a + begin.size(), b - a - begin.size()) == sqb::column_table_markdown());
   const sqbtest::Outcome o = sqbtest::run_cli("columns", false);
   CHECK(o.status == 0);
   CHECK(o.output == sqb::column_table_markdown());
 }
 
-TEST_CASE("README's sqbench list block is what sqbench list prints", "[cli]") {
-  const std::string readme = sqbtest::slurp(fs::path(SQB_SOURCE_DIR) / "README.md");
+TEST_CASE("docs/quantizers.md's sqbench list block is what sqbench list prints", "[cli]") {
+  const std::string readme = sqbtest::slurp(fs::path(SQB_SOURCE_DIR) / "docs" / "quantizers.md");
   const std::string marker = "<!-- sqbench list -->\n```\n";
   const auto a = readme.find(marker);
   REQUIRE(a != std::string::npos);
@@ -174,7 +174,7 @@ TEST_CASE("README's sqbench list block is what sqbench list prints", "[cli]") {
   REQUIRE(b != std::string::npos);
   const sqbtest::Outcome o = sqbtest::run_cli("list", false);
   REQUIRE(o.status == 0);
-  INFO("regenerate the README's generated blocks: scripts/readme_blocks");
+  INFO("regenerate the docs' generated blocks: scripts/readme_blocks");
   CHECK(readme.substr(a + marker.size(), b - a - marker.size()) == o.output);
 }
 

@@ -446,9 +446,9 @@ TEST_CASE("export of a safetensors tensor equals the export of the same tensor a
         std::string::npos);
 }
 
-TEST_CASE("the README's export walkthrough runs as written", "[export][numpy][readme]") {
+TEST_CASE("docs/export.md's export walkthrough runs as written", "[export][numpy][readme]") {
   sqbtest::require_python("numpy");
-  const std::string readme = slurp(fs::path(SQB_SOURCE_DIR) / "README.md");
+  const std::string readme = slurp(fs::path(SQB_SOURCE_DIR) / "docs" / "export.md");
   const auto mark = readme.find("<!-- tested: export unpack -->");
   REQUIRE(mark != std::string::npos);
   const auto begin = readme.find("```python\n", mark) + 10;

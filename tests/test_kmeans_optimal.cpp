@@ -1,6 +1,6 @@
 // Exactly optimal 1-D k-means: the Lagrangian search (kmeans_optimal_dp) and the layered SMAWK and
 // divide-and-conquer programmes against the O(K N^2) textbook one and against Lloyd, duplicate values, ties,
-// extreme data, the memory guard, and the REFERENCE.md numbers.
+// extreme data, the memory guard, and the tests/data/REFERENCE.md numbers.
 
 #include <catch2/catch.hpp>
 
@@ -251,7 +251,7 @@ TEST_CASE("optimal k-means is never worse than Lloyd from any initialisation", "
 
 TEST_CASE("optimal k-means on N(0,1), N = 1e6, K = 16 reaches the Lloyd-Max MSE (REFERENCE.md)",
           "[kmeans_optimal][reference]") {
-  // REFERENCE.md: a widely used DP returns 9.97e-3 on such a sample, while plain Lloyd from Gaussian
+  // tests/data/REFERENCE.md: a widely used DP returns 9.97e-3 on such a sample, while plain Lloyd from Gaussian
   // quantiles reaches 9.52e-3 (on its own sample). The exact optimum must be at or below Lloyd on the same
   // data.
   const std::vector<float> x = sqbtest::draw("gaussian", 1000000, 0);

@@ -1,4 +1,4 @@
-// Exact 1-D k-means (issue 11): the Lagrangian search (kmeans_optimal_dp) against the layered SMAWK and
+// Exact 1-D k-means: the Lagrangian search (kmeans_optimal_dp) against the layered SMAWK and
 // divide-and-conquer (the previous default) programmes on the same sorted block, on N(0,1) float32 data, on
 // the same data rounded to float16 (few distinct values), and with weights; and the weighted Lloyd machinery
 // against the unweighted one. Items/s counts input values; the sort (SortedBlock) is built once outside the

@@ -36,7 +36,7 @@ struct RunInfo {
 /// how timings were taken, and `run`.
 std::string context_json(const Config& config, const RunInfo& run);
 
-/// The seed policy in one sentence (also printed in the README).
+/// The seed policy in one sentence (also printed in docs/quantizers.md, "Conventions").
 const std::string& seed_policy();
 
 /// How timings are taken, given the number of parallel jobs.

@@ -34,7 +34,8 @@ void check_ini_text(std::string_view text, const std::filesystem::path& path);
 
 /// Reads a config file's bytes, refusing what is not a readable regular file of at most kMaxConfigBytes:
 /// a missing or unreadable file, a directory, a FIFO or device (reading /dev/zero would never end and a FIFO
-/// would block), an oversized file. Throws sqb::Error "<path>: <reason>". (For load_config; see the README.)
+/// would block), an oversized file. Throws sqb::Error "<path>: <reason>". (For load_config; see
+/// docs/configs.md.)
 std::string read_config_file(const std::filesystem::path& path);
 
 }  // namespace sqbench

@@ -251,7 +251,7 @@ class QuantizeCheckpointTest(unittest.TestCase):
                 lines = f.read().splitlines()
             self.assertEqual(lines[0].split(","), list(rows[0].keys()))
             self.assertEqual(len(lines), 1 + len(rows))
-            # The README's numpy decoder of packed.safetensors gives the same reconstruction.
+            # docs/checkpoints.md's numpy decoder of packed.safetensors gives the same reconstruction.
             ph, pbuf, _ = parse(os.path.join(out, "packed.safetensors"))
             with open(os.path.join(out, "manifest.json")) as f:
                 manifest = json.load(f)

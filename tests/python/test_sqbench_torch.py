@@ -524,8 +524,8 @@ class BadInputTest(unittest.TestCase):
 
 
 class ReadmeTest(unittest.TestCase):
-    def test_readme_snippet_prints_what_the_readme_says(self):
-        readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
+    def test_docs_snippet_prints_what_the_docs_say(self):
+        readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "python.md")
         with open(readme, encoding="utf-8") as f:
             text = f.read()
         section = text[text.index("## From PyTorch"):]

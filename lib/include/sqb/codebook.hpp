@@ -69,7 +69,7 @@ float float_at_or_below(double b);
 /// each value a short window of thresholds, finished by a binary search with gathers (or a plain binary
 /// search when the input is too short for a grid to pay). Safe to call from several threads at once.
 /// Assumes IEEE subnormal arithmetic (no flush-to-zero / denormals-are-zero mode set by the caller).
-/// Figures: README (Speed) and experiments/microbench (encode/...).
+/// Figures: docs/speed.md and experiments/microbench (encode/...).
 void encode(const Codebook& cb, std::span<const float> x, std::span<std::uint8_t> out);
 void encode(const Codebook& cb, std::span<const float> x, std::span<std::uint16_t> out);
 

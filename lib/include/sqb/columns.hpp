@@ -3,9 +3,9 @@
 /// The one schema of result columns. Every figure sqbench reports — a results.csv column, a table value, a
 /// plot axis, a key of the Python module's `metrics` dict — is a row of this table: its name, what it means,
 /// its unit, which direction is better and what kind of column it is. The CSV header, the tables' "best"
-/// marks, the plots' axis labels and the README's column table are all generated from it; nothing else spells
-/// a column's name. In C++ a column is the enum `Col` (a misspelt column does not compile); from text (a
-/// config, `--where`, a Python key) `column_named` looks it up and throws for an unknown name.
+/// marks, the plots' axis labels and docs/running.md's column table are all generated from it; nothing else
+/// spells a column's name. In C++ a column is the enum `Col` (a misspelt column does not compile); from text
+/// (a config, `--where`, a Python key) `column_named` looks it up and throws for an unknown name.
 
 #include <cstddef>
 #include <cstdint>
@@ -120,7 +120,7 @@ struct ColumnInfo {
   std::string_view unit;     ///< "" when dimensionless or text; e.g. "s", "dB", "bits/element"
   std::string_view label;    ///< a plot axis label; "" = the name
   std::string_view brief;    ///< a short word for captions ("SQNR"); "" = the name
-  std::string_view meaning;  ///< one or two sentences for the README and `sqbench columns`
+  std::string_view meaning;  ///< one or two sentences for the docs and `sqbench columns`
   bool numeric = true;       ///< false for text columns (quantizer, distribution, source, task, mode, ...)
 };
 
@@ -141,7 +141,8 @@ struct Figure {
   double value;  ///< NaN = not defined for this cell (an empty CSV field)
 };
 
-/// The schema as a markdown table (name, kind, unit, better, meaning), for the README and `sqbench columns`.
+/// The schema as a markdown table (name, kind, unit, better, meaning), for docs/running.md and `sqbench
+/// columns`.
 std::string column_table_markdown();
 
 }  // namespace sqb

@@ -126,8 +126,9 @@ std::vector<float> from_tensor(std::span<const std::size_t> shape, std::span<con
 namespace sqb {
 
 /// The sweep `n` a file source (npy, safetensors) reads as "the whole file, every value" (a subsample
-/// otherwise; see the distribution table and the README). Synthetic laws reject it (n must be >= 1). A sweep
-/// whose sources are all files may omit `n`: it is then this. (Glob expansion: sqb::expand_source_spec.)
+/// otherwise; see the distribution table in docs/quantizers.md). Synthetic laws reject it (n must be >= 1). A
+/// sweep whose sources are all files may omit `n`: it is then this. (Glob expansion:
+/// sqb::expand_source_spec.)
 inline constexpr std::size_t kWholeFile = 0;
 
 }  // namespace sqb

@@ -1,6 +1,6 @@
 #pragma once
 /// \file task.hpp
-/// Task accuracy: a small MLP image classifier (by default seed 001's TinyNet, 784 -> 256 -> ReLU -> 10, no
+/// Task accuracy: a small MLP image classifier (by default the GR-PHI proposal's TinyNet, 784 -> 256 -> ReLU -> 10, no
 /// biases) trained on an IDX dataset (Fashion-MNIST by default), evaluated by top-1 accuracy and
 /// cross-entropy, and fine-tuned with fake-quantized weights (quantization-aware training, QAT) through a
 /// straight-through estimator.
@@ -107,7 +107,7 @@ DatasetShape dataset_shape(const std::filesystem::path& dir);
 
 /// The straight-through estimator's backward pass for the latent weights.
 enum class Ste {
-  identity,  ///< dL/dW = dL/dW_q (seed 001's STE)
+  identity,  ///< dL/dW = dL/dW_q (GR-PHI's STE)
   clipped,   ///< dL/dW = dL/dW_q where min(levels) <= W <= max(levels) of the element's block, else 0
 };
 
@@ -309,7 +309,7 @@ using WeightTransform = std::function<FakeQuant(const TransformCall& call, const
 FakeQuant identity_transform(const TransformCall& call, const Tensor& latent);
 
 struct QatOptions {
-  /// Epochs, batch, AdamW and seed of the fine-tuning (the qat_epochs = 2 and lr = 2e-4 by default).
+  /// Epochs, batch, AdamW and seed of the fine-tuning (qat_epochs = 2 and lr = 2e-4 by default).
   TrainOptions train{.epochs = 2, .batch = 64, .adamw = {.lr = 2e-4}, .seed = 0, .on_epoch = {}};
   Ste ste = Ste::identity;
   /// Codebook re-design cadence (`redesign=M`): the transform is called before every step, with
@@ -355,7 +355,7 @@ std::vector<FakeQuant> apply_transform(const Mlp& model, const WeightTransform& 
 // Quantizing a network with the library's one pipeline
 
 /// The weight transform of a quantizer: every layer's [out, in] matrix is quantized by sqb::quantize_into at
-/// `granularity` (channel: one codebook per output unit, seed 001's per_channel). A redesign call runs the
+/// `granularity` (channel: one codebook per output unit, GR-PHI's per_channel). A redesign call runs the
 /// whole pipeline (design, encode, decode); any other call encodes the latent weights with the codebooks of
 /// the layer's last redesign (QuantizeOptions::reuse_design), so W_q still follows the latent weights every
 /// step. W_q is the pipeline's reconstruction (Quantized::decoded) bit for bit, and the assignment is its

@@ -1,6 +1,6 @@
 // phi_log: the golden-ratio logarithmic quantizer of the "GR-PHI" proposal, for any base > 1.
 //
-// Contract (the README's "phi_log" section has the user-facing version):
+// Contract (docs/codebooks.md, "phi_log", has the user-facing version):
 //  - Levels: +-s * base^e for the integer exponents e_min..e_max (M = e_max - e_min + 1 of them), plus an
 //  exact
 //    0 with zero=1: L = 2M + zero levels, sorted ascending. Code layout: 0..M-1 negative (e = e_max - code),

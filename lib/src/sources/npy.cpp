@@ -58,8 +58,8 @@ class NpySource final : public sources::FileSource {
     return std::move(w.values);
   }
 
-  // layout=auto reads the file's stem (`layer1.conv1.weight` from `layer1.conv1.weight.npy`, as the README's
-  // state_dict dump names them); rules match the whole file name.
+  // layout=auto reads the file's stem (`layer1.conv1.weight` from `layer1.conv1.weight.npy`, as
+  // docs/checkpoints.md's state_dict dump names them); rules match the whole file name.
   std::string layout_name() const override { return file_.stem().string(); }
   std::string rule_name() const override { return file_.filename().string(); }
   std::string what() const override { return file_.string(); }
