@@ -811,21 +811,16 @@ const std::vector<SectionInfo>& config_sections() {
   return section_kinds();
 }
 
-Config parse_config(const std::filesystem::path& path, std::string text, ConfigUse use) {
-  Config c;
-  c.path = path;
-  c.text = std::move(text);
-  c.hash = text_hash(c.text);
-  check_ini_text(c.text, path);  // binary, non-UTF-8, huge lines, duplicate sections: before Boost sees it
-  const Reporter r(path);
+namespace {
 
-  // Tokenise with Boost.program_options (sections become "section." prefixes); validation is ours.
+// Tokenises with Boost.program_options (sections become "section." prefixes); validation is ours.
+std::vector<Setting> read_settings(const std::string& text, const Reporter& r) {
   std::vector<Setting> settings;
   try {
-    std::istringstream in(c.text);
+    std::istringstream in(text);
     const po::options_description none;
     const po::parsed_options parsed = po::parse_config_file(in, none, /*allow_unregistered=*/true);
-    const auto lines = key_lines(c.text);
+    const auto lines = key_lines(text);
     std::map<std::string, std::size_t> seen;
     for (const po::option& o : parsed.options) {
       Setting s;
@@ -841,17 +836,26 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
   } catch (const po::error& e) {
     r.fail_file(std::string("not a valid INI config: ") + e.what());
   }
+  return settings;
+}
 
-  // Group by section, checking section names and ids and key names against the key tables.
-  std::map<std::string, std::vector<Setting>> sections;
-  std::vector<std::string> section_order;
+// The settings grouped by section, in the order the sections first appear.
+struct Sections {
+  std::map<std::string, std::vector<Setting>> settings;
+  std::vector<std::string> order;
+};
+
+// Groups the settings by section, checking section names and ids and key names against the key tables, in
+// file order (so the first mistake in the file is the one reported).
+Sections group_sections(const std::vector<Setting>& settings, const Reporter& r) {
+  Sections out;
   for (const Setting& s : settings) {
     const std::string kind = s.section.substr(0, s.section.find('.'));
     const bool has_id = s.section.find('.') != std::string::npos;
     const SectionInfo* info = section_kind(kind);
     if (info == nullptr || (kind.empty() && !s.section.empty())) {
       std::vector<std::string> valid;
-      for (const SectionInfo& k : config_sections())
+      for (const SectionInfo& k : section_kinds())
         if (!k.kind.empty()) valid.push_back(k.header);
       r.fail(s, "unknown section [" + s.section + "]; valid sections: " + join(valid));
     }
@@ -867,14 +871,28 @@ Config parse_config(const std::filesystem::path& path, std::string text, ConfigU
                     "; valid keys: " + join(valid));
     }
     if (s.value.empty()) r.fail(s, "has no value");
-    if (!sections.contains(s.section)) section_order.push_back(s.section);
-    sections[s.section].push_back(s);
+    if (!out.settings.contains(s.section)) out.order.push_back(s.section);
+    out.settings[s.section].push_back(s);
   }
+  return out;
+}
+
+}  // namespace
+
+Config parse_config(const std::filesystem::path& path, std::string text, ConfigUse use) {
+  Config c;
+  c.path = path;
+  c.text = std::move(text);
+  c.hash = text_hash(c.text);
+  check_ini_text(c.text, path);  // binary, non-UTF-8, huge lines, duplicate sections: before Boost sees it
+  const Reporter r(path);
+
+  Sections sections = group_sections(read_settings(c.text, r), r);
 
   c.name = path.stem().string();
-  read_section(top_keys(), section_kind("")->header, "", sections[""], c, r);
-  for (const std::string& section : section_order) {
-    const std::vector<Setting>& list = sections[section];
+  read_section(top_keys(), section_kind("")->header, "", sections.settings[""], c, r);
+  for (const std::string& section : sections.order) {
+    const std::vector<Setting>& list = sections.settings[section];
     const std::string kind = section.substr(0, section.find('.'));
     const std::string id =
         section.find('.') == std::string::npos ? "" : section.substr(section.find('.') + 1);
