@@ -1,5 +1,6 @@
 #include "config.hpp"
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <cmath>
 #include <map>
@@ -234,13 +235,6 @@ Value read_value(const KeyInfo& key, const Setting& s, const Reporter& r) {
       break;
   }
   return v;
-}
-
-std::vector<std::string> key_names(const auto& keys) {
-  std::vector<std::string> names;
-  for (const auto& k : keys)
-    names.push_back(k.info.name);
-  return names;
 }
 
 template <class T>
