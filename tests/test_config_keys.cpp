@@ -183,7 +183,7 @@ TEST_CASE("every key kind's errors come from the table: repeats, values, ranges,
   }
 }
 
-TEST_CASE("config key errors name the file, line and section; a bare [table] or [plot] needs an id",
+TEST_CASE("config key errors name the file, line and section, and a bare table or plot section needs an id",
           "[config-keys][bad-input]") {
   CHECK(error_of("[sweep]\nquantiser = cosine\n") ==
         "c.ini:2: key 'sweep.quantiser': unknown key in [sweep]; valid keys: quantizer, distribution, task, "
