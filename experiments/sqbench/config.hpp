@@ -1,11 +1,12 @@
 #pragma once
 // Experiment configs: INI files tokenised by Boost.program_options' config-file parser, then validated key by
-// key here (so every message can name the file, line, section and key).
+// key against the key tables of config_keys.hpp (so every message can name the file, line, section and key,
+// and `sqbench list config` lists exactly what the parser accepts).
 //
-//   name = quick                 top level: name, description, repeats, max_memory, opt_ratio,
-//   opt_ratio_max_n [sweep] / [sweep.<id>]       one or more sweeps; every combination of a sweep's lists is
-//   a cell [table.<id>]                 tables `sqbench run` renders into tables.md / tables.tex [plot.<id>]
-//   plots rendered with gnuplot (PNG + SVG, with their .gp and .dat)
+//   name = quick              top level: name, description, repeats, max_memory, opt_ratio, ...
+//   [sweep] / [sweep.<id>]    one or more sweeps; every combination of a sweep's lists is a cell
+//   [table.<id>]              tables `sqbench run` renders into tables.md / tables.tex
+//   [plot.<id>]               plots rendered with gnuplot (PNG + SVG, with their .gp and .dat)
 
 #include <cstddef>
 #include <cstdint>

@@ -19,6 +19,7 @@
 #include "cli_args.hpp"
 #include "codebook_cmd.hpp"
 #include "config.hpp"
+#include "config_keys.hpp"
 #include "export_cmd.hpp"
 #include "lock.hpp"
 #include "plan.hpp"
@@ -78,7 +79,8 @@ const char* kUsage =
     "usage: sqbench [--help] [--version] <command> [options]\n"
     "\n"
     "commands:\n"
-    "  list                      the quantizers and distributions, with their parameters\n"
+    "  list [config]             the quantizers and distributions, with their parameters (config: the\n"
+    "                            config keys of every section)\n"
     "  run CONFIG [options]      run an experiment config (results/<name>/): --out, --jobs, --resume, "
     "--shard\n"
     "  table RESULTS.csv ...     render a paper-style table (markdown, LaTeX booktabs or CSV)\n"
@@ -130,8 +132,29 @@ bool no_options(const std::vector<std::string>& args, const char* title) {
   return false;
 }
 
+// `sqbench list config`: every config section's keys, from the tables the parser reads them by, and the
+// reference curves a plot may name.
+void list_config_keys() {
+  std::cout << sqbench::config_keys_listing() << "\nReference curves (reference = ...):\n";
+  for (const sqbench::ReferenceCurve& c : sqbench::reference_curves())
+    std::cout << "  " << c.name << " - " << c.description << "\n";
+}
+
 int cmd_list(const std::vector<std::string>& args) {
-  if (!no_options(args, "sqbench list: the quantizer and distribution registries")) return 0;
+  po::options_description desc(
+      "sqbench list [config]: the quantizer, distribution and task registries, or with `config` every "
+      "config section's keys");
+  desc.add_options()("help,h", "this help");
+  const auto parsed = sqbench::parse_command(args, desc, "topic");
+  if (!parsed) return 0;
+  const std::vector<std::string> topics = sqbench::positionals(*parsed, "topic");
+  if (topics.size() > 1 || (topics.size() == 1 && topics[0] != "config"))
+    throw sqb::Error("sqbench list takes no argument or `config` (the config keys), not '" + topics.back() +
+                     "'");
+  if (!topics.empty()) {
+    list_config_keys();
+    return 0;
+  }
   std::cout << "Quantizers (spec: name key=value ...; K comes from the sweep's k or bits):\n";
   for (const sqb::QuantizerEntry& e : sqb::quantizer_registry()) {
     std::cout << "\n  " << e.name << " - " << e.description << "\n      levels: " << e.levels << "\n";
