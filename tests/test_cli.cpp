@@ -178,6 +178,19 @@ TEST_CASE("docs/quantizers.md's sqbench list block is what sqbench list prints",
   CHECK(readme.substr(a + marker.size(), b - a - marker.size()) == o.output);
 }
 
+TEST_CASE("docs/configs.md's sqbench list config block is what sqbench list config prints", "[cli]") {
+  const std::string doc = sqbtest::slurp(fs::path(SQB_SOURCE_DIR) / "docs" / "configs.md");
+  const std::string marker = "<!-- sqbench list config -->\n```\n";
+  const auto a = doc.find(marker);
+  REQUIRE(a != std::string::npos);
+  const auto b = doc.find("```\n", a + marker.size());
+  REQUIRE(b != std::string::npos);
+  const sqbtest::Outcome o = sqbtest::run_cli("list config", false);
+  REQUIRE(o.status == 0);
+  INFO("regenerate the docs' generated blocks: scripts/readme_blocks");
+  CHECK(doc.substr(a + marker.size(), b - a - marker.size()) == o.output);
+}
+
 TEST_CASE("column schema: every name once, unknown names are errors listing the columns", "[columns]") {
   std::set<std::string> names;
   for (const sqb::ColumnInfo& c : sqb::column_schema()) {
