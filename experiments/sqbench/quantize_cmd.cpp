@@ -37,8 +37,10 @@ int quantize_command(const std::vector<std::string>& args, const std::string& co
       "granularity", po::value(&granularity)->default_value("channel"), "tensor | channel | group:G")(
       "rules", po::value(&rules),
       "an INI file of [GLOB] rules, first match wins (spec, bits/k, granularity, "
-      "layout, importance on/off, skip)")("importance", po::value(&importance),
-                                          "per-input-channel importance (safetensors of 1-D F32 vectors)")(
+      "layout, importance on/off, skip)")(
+      "importance", po::value(&importance),
+      "per-input-channel importance: a safetensors file of 1-D F32 vectors (sqbench.torch.calibrate), a GGUF "
+      "imatrix or a legacy llama.cpp imatrix .dat")(
       "rename", po::value<std::vector<std::string>>()->composing(),
       "FROM=TO: rename importance entries by regex (repeatable; llama.cpp's Llama names map to Hugging "
       "Face's "
