@@ -22,7 +22,9 @@
 #include <sstream>
 
 #include "detail/error_sums.hpp"
+#include "detail/kmeans_dp.hpp"
 #include "detail/measure.hpp"
+#include "detail/parallel.hpp"
 #include "sqb/coding.hpp"
 #include "sqb/error.hpp"
 #include "sqb/granularity.hpp"
@@ -449,6 +451,31 @@ std::vector<ReportRow> finish_outputs(const fs::path& out, const RunBase& base, 
   return rows;
 }
 
+// optimal_mse of a channel or group granularity tensor without expanding its column weights to the tensor's
+// shape (the library's call holds one weight per element): each block lies in one row, so its weights are a
+// slice of the column vector. The same sums in the same order as optimal_mse (the blocks' least SSE in
+// block order, over the element count or over the weights summed element by element), so the same bits.
+double optimal_mse_by_rows(TensorView x, std::size_t k, const QuantizeOptions& qo) {
+  check_finite(x.values, "data", x.cols);
+  const std::span<const float> cw = qo.column_weights;
+  const std::vector<Block> blocks = make_blocks(x.rows, x.cols, qo.granularity);
+  std::vector<double> sse(blocks.size());
+  detail::parallel_for(blocks.size(), detail::resolve_threads(qo.threads), [&](std::size_t i) {
+    const Block& b = blocks[i];
+    sse[i] = detail::optimal_sse(x.values.subspan(b.offset, b.length),
+                                 cw.empty() ? cw : cw.subspan(b.offset % x.cols, b.length), k);
+  });
+  double total = 0;
+  for (const double v : sse)
+    total += v;
+  if (cw.empty()) return total / static_cast<double>(x.size());
+  double wsum = 0;
+  for (std::size_t r = 0; r < x.rows; ++r)
+    for (const float w : cw)
+      wsum += w;
+  return wsum > 0 ? total / wsum : std::numeric_limits<double>::quiet_NaN();
+}
+
 // What quantize_in_slabs hands back: the whole tensor's result without its designs (blocks, codes, metrics
 // and figures as the one-call pipeline computes them) and the two design figures, taken over every slab.
 struct SlabbedResult {
@@ -631,14 +658,14 @@ void quantize_job(const CheckpointOptions& o, const std::string& in_name, const 
   // be gathered back from a transposed layout.
   qo.keep_decoded = transposed;
   const std::unique_ptr<Quantizer> q = make_quantizer(j.spec, {j.k, o.seed});
+  const bool slabbed =
+      !transposed && qo.granularity.kind != Granularity::Kind::tensor && o.slab_elements != kWholeTensor;
   double optimum = std::numeric_limits<double>::quiet_NaN();
   try {
-    if (o.opt_ratio) optimum = optimal_mse(view, j.k, qo);
+    if (o.opt_ratio) optimum = slabbed ? optimal_mse_by_rows(view, j.k, qo) : optimal_mse(view, j.k, qo);
   } catch (const Error& e) {
     throw Error(in_name + ": tensor \"" + j.name + "\": " + e.what());
   }
-  const bool slabbed =
-      !transposed && qo.granularity.kind != Granularity::Kind::tensor && o.slab_elements != kWholeTensor;
   const std::size_t n = view.size();
   std::vector<Figure> columns;
   StageTimes times;
