@@ -69,9 +69,13 @@ void make_inputs(const TempDir& d) {
     const auto v = wave(s.rows * s.cols, 0.5f, seed++);
     bytes.push_back(s.bf ? bf16(v) : f32(v));
     weights.push_back({{s.name, s.bf ? st::DType::BF16 : st::DType::F32, {s.rows, s.cols}}, bytes.back()});
+    // Values of exponents -20..20, whose sums in double round (so another summation order shows), every fifth
+    // column weightless.
     std::vector<float> imp(s.cols);
     for (std::size_t c = 0; c < s.cols; ++c)
-      imp[c] = c % 5 == 3 ? 0.0f : 0.25f + static_cast<float>((c * 37) % 11);
+      imp[c] = c % 5 == 3 ? 0.0f
+                          : std::ldexp(1.0f + std::fmod(static_cast<float>(c) * 0.61803f, 1.0f),
+                                       static_cast<int>(c % 41) - 20);
     bytes.push_back(f32(imp));
     importance.push_back({{s.name, st::DType::F32, {s.cols}}, bytes.back()});
   }
