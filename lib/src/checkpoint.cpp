@@ -21,6 +21,10 @@
 #include <set>
 #include <sstream>
 
+#include "detail/error_sums.hpp"
+#include "detail/kmeans_dp.hpp"
+#include "detail/measure.hpp"
+#include "detail/parallel.hpp"
 #include "sqb/coding.hpp"
 #include "sqb/error.hpp"
 #include "sqb/granularity.hpp"
@@ -171,6 +175,10 @@ void release_pages(std::span<const unsigned char> bytes) {
 }
 
 constexpr const char* kJournal = ".sqbench-quantize.journal";
+// Elements per slab of a channel or group granularity tensor (quantize_in_slabs): at group:64 about 9 MB of
+// designs and 2 MB of slab codes, and 64 chunks of work for the threads.
+constexpr std::size_t kSlabElements = std::size_t{1} << 21;
+constexpr std::size_t kWholeTensor = std::numeric_limits<std::size_t>::max();
 constexpr const char* kJournalFormat = "sqbench-quantize-journal 1";
 constexpr const char* kPackRecipe =
     "for each quantized tensor T (see tensors): b = max(1, ceil(log2 k)); n = rows * cols; codes = "
@@ -443,6 +451,185 @@ std::vector<ReportRow> finish_outputs(const fs::path& out, const RunBase& base, 
   return rows;
 }
 
+// optimal_mse of a channel or group granularity tensor without expanding its column weights to the tensor's
+// shape (the library's call holds one weight per element): each block lies in one row, so its weights are a
+// slice of the column vector. The same sums in the same order as optimal_mse (the blocks' least SSE in
+// block order, over the element count or over the weights summed element by element), so the same bits.
+double optimal_mse_by_rows(TensorView x, std::size_t k, const QuantizeOptions& qo) {
+  check_finite(x.values, "data", x.cols);
+  const std::span<const float> cw = qo.column_weights;
+  const std::vector<Block> blocks = make_blocks(x.rows, x.cols, qo.granularity);
+  std::vector<double> sse(blocks.size());
+  detail::parallel_for(blocks.size(), detail::resolve_threads(qo.threads), [&](std::size_t i) {
+    const Block& b = blocks[i];
+    sse[i] = detail::optimal_sse(x.values.subspan(b.offset, b.length),
+                                 cw.empty() ? cw : cw.subspan(b.offset % x.cols, b.length), k);
+  });
+  double total = 0;
+  for (const double v : sse)
+    total += v;
+  if (cw.empty()) return total / static_cast<double>(x.size());
+  double wsum = 0;
+  for (std::size_t r = 0; r < x.rows; ++r)
+    for (const float w : cw)
+      wsum += w;
+  return wsum > 0 ? total / wsum : std::numeric_limits<double>::quiet_NaN();
+}
+
+// What quantize_in_slabs hands back: the whole tensor's result without its designs (blocks, codes, metrics
+// and figures as the one-call pipeline computes them) and the two design figures, taken over every slab.
+struct SlabbedResult {
+  Quantized shell;
+  int iterations = 0;
+  std::size_t converged = 0;
+  StageTimes times;
+};
+
+// Quantizes a channel or group granularity tensor in slabs of whole rows, so that only one slab's designs
+// (about 280 bytes per block: a codebook's levels and thresholds and the side values, each a small heap
+// vector) are held at a time instead of the whole tensor's. Blocks never cross rows at these granularities,
+// so each slab is an independent pipeline call; it designs block i as the global block `first + i`
+// (QuantizeOptions::block_offset), hence the same seeds and codebooks. Each slab's reconstruction is decoded
+// into the whole tensor's measure chunks (detail::make_chunks of all its blocks) in order and written out as
+// each chunk fills: the error sums are then the pipeline's, chunk by chunk in the same order, and the code
+// figures come from the whole tensor's codes, so every output byte and report figure is what one call gives.
+// The packed file's codebooks, side values and block table are written per slab; the codes stay whole (one
+// or two bytes per element) for the packed codes, the histogram and the rANS pass.
+SlabbedResult quantize_in_slabs(const Job& j, TensorView view, const Quantizer& q, QuantizeOptions qo,
+                                std::size_t slab_elements, st::Writer& w, st::Writer* packed) {
+  const std::size_t R = view.rows, C = view.cols, n = view.size(), k = q.code_count();
+  std::vector<Block> blocks = make_blocks(R, C, qo.granularity);
+  const std::vector<detail::Chunk> chunks = detail::make_chunks(blocks);
+  check_finite(view.values, "data", C);  // once, naming the index in the whole tensor
+  const std::span<const float> cw = qo.column_weights;
+  const bool weighted = !cw.empty(), coded = qo.coded;
+  qo.check_input = false;
+  qo.measure = false;
+  qo.coded = false;
+  qo.keep_decoded = false;
+  SlabbedResult out;
+  Codes codes(n, k);
+  const std::size_t slab_rows = std::max<std::size_t>(1, slab_elements / C);
+  const std::size_t side_per_block = q.side_values().per_block;
+
+  // The measure stage's error sums, chunk by chunk in chunk order, as each chunk's reconstruction completes.
+  detail::ErrorSums total;
+  std::vector<float> buf(detail::kChunk), scratch;
+  std::size_t ci = 0, fill = 0;
+  const auto flush = [&] {
+    const detail::Chunk& c = chunks[ci];
+    const float* cwp = nullptr;
+    if (weighted) {
+      const std::size_t c0 = c.begin % C;
+      if (c0 + c.length <= C) {
+        cwp = cw.data() + c0;
+      } else {
+        scratch.resize(c.length);
+        for (std::size_t i = 0, col = c0; i < c.length; ++i, col = col + 1 == C ? 0 : col + 1)
+          scratch[i] = cw[col];
+        cwp = scratch.data();
+      }
+    }
+    total += detail::error_sums(view.values.data() + c.begin, buf.data(), cwp, c.length);
+    w.write_values(j.name, std::span<const float>(buf.data(), c.length), c.begin);
+    ++ci;
+    fill = 0;
+  };
+
+  Quantized r;
+  std::size_t first_block = 0;
+  for (std::size_t r0 = 0; r0 < R; r0 += slab_rows) {
+    const std::size_t rows = std::min(slab_rows, R - r0), base = r0 * C;
+    const TensorView slab(rows, C, view.values.subspan(base, rows * C));
+    qo.block_offset = first_block;
+    StageTimes t;
+    quantize_into(slab, q, qo, r, &t);
+    out.times.fit += t.fit;
+    out.times.encode += t.encode;
+    out.times.decode += t.decode;
+    out.iterations = std::max(out.iterations, r.max_iterations());
+    out.converged += r.converged_blocks();
+    codes.visit([&](auto all) {
+      r.codes.visit([&](auto part) {
+        using A = std::remove_cv_t<typename decltype(all)::element_type>;
+        using P = std::remove_cv_t<typename decltype(part)::element_type>;
+        if constexpr (std::is_same_v<A, P>) {
+          std::copy(part.begin(), part.end(), all.begin() + static_cast<std::ptrdiff_t>(base));
+        } else {
+          throw std::logic_error("a slab's codes are of another width than the tensor's");
+        }
+      });
+      for (std::size_t i = 0; i < r.blocks.size(); ++i) {
+        const Block& b = r.blocks[i];
+        for (std::size_t done = 0; done < b.length;) {
+          if (ci >= chunks.size() || base + b.offset + done != chunks[ci].begin + fill)
+            throw std::logic_error("slab blocks do not tile the tensor's chunks in storage order");
+          const std::size_t m = std::min(b.length - done, chunks[ci].length - fill);
+          decode(r.designs[i].codebook, all.subspan(base + b.offset + done, m),
+                 std::span<float>(buf).subspan(fill, m));
+          done += m;
+          fill += m;
+          if (fill == chunks[ci].length) flush();
+        }
+      }
+    });
+    if (packed) {
+      std::vector<float> cbs, side;
+      std::vector<std::int64_t> table;
+      cbs.reserve(r.blocks.size() * k);
+      side.reserve(r.blocks.size() * side_per_block);
+      table.reserve(r.blocks.size() * 2);
+      for (std::size_t i = 0; i < r.blocks.size(); ++i) {
+        const auto lv = r.designs[i].codebook.levels();
+        cbs.insert(cbs.end(), lv.begin(), lv.end());
+        side.insert(side.end(), r.designs[i].side.begin(), r.designs[i].side.end());
+        table.push_back(static_cast<std::int64_t>(base + r.blocks[i].offset));
+        table.push_back(static_cast<std::int64_t>(r.blocks[i].length));
+      }
+      packed->write_values(j.name + ".codebooks", cbs, first_block * k);
+      if (side_per_block > 0) packed->write_values(j.name + ".side", side, first_block * side_per_block);
+      packed->write(j.name + ".blocks",
+                    {reinterpret_cast<const unsigned char*>(table.data()), table.size() * 8},
+                    first_block * 16);
+    }
+    first_block += r.blocks.size();
+  }
+  if (ci != chunks.size() || first_block != blocks.size())
+    throw std::logic_error("the slabs did not cover the tensor");
+  r = {};
+
+  // The rest of the measure stage: the variance about the mean, the codes' histogram and rANS pass, the
+  // strategy's figures, each over the whole tensor.
+  Quantized& s = out.shell;
+  s.rows = R;
+  s.cols = C;
+  s.granularity = qo.granularity;
+  s.code_count = k;
+  s.side = q.side_values();
+  s.codes = std::move(codes);
+  const double mean = total.sum / static_cast<double>(n);
+  double var_sum = 0;
+  for (const detail::Chunk& c : chunks)
+    var_sum += detail::centered_sum_sq(view.values.data() + c.begin, c.length, mean);
+  detail::finish_error_metrics(static_cast<double>(n), total, var_sum, weighted, s.metrics);
+  std::vector<std::size_t> hist(k, 0);
+  s.codes.visit([&](auto c) {
+    for (const auto v : c)
+      ++hist[v];
+  });
+  detail::finish_code_metrics(hist, s.codes, blocks.size(), side_per_block, coded, s.metrics);
+  s.blocks = std::move(blocks);
+  if (const ReportsFigures* rf = part_of<ReportsFigures>(q)) {
+    const std::vector<Col> cols = rf->figure_columns();
+    const std::vector<double> values = rf->figures(s);
+    if (cols.size() != values.size())
+      throw std::logic_error("strategy figures: names and values differ in count");
+    for (std::size_t i = 0; i < cols.size(); ++i)
+      s.figures.push_back({cols[i], values[i]});
+  }
+  return out;
+}
+
 // Quantizes one tensor into its output file (and the packed file), filling the journal entry's report row,
 // manifest entry and the packed tensors it wrote. Memory: the tensor as float32 (dropped once quantized), the
 // reconstruction and the codes; the output is converted chunk by chunk, in the stored order.
@@ -471,87 +658,120 @@ void quantize_job(const CheckpointOptions& o, const std::string& in_name, const 
   // be gathered back from a transposed layout.
   qo.keep_decoded = transposed;
   const std::unique_ptr<Quantizer> q = make_quantizer(j.spec, {j.k, o.seed});
+  const bool slabbed =
+      !transposed && qo.granularity.kind != Granularity::Kind::tensor && o.slab_elements != kWholeTensor;
   double optimum = std::numeric_limits<double>::quiet_NaN();
   try {
-    if (o.opt_ratio) optimum = optimal_mse(view, j.k, qo);
-  } catch (const Error& e) {
-    throw Error(in_name + ": tensor \"" + j.name + "\": " + e.what());
-  }
-  Quantized r;
-  StageTimes times;
-  try {
-    quantize_into(view, *q, qo, r, &times);
+    if (o.opt_ratio) optimum = slabbed ? optimal_mse_by_rows(view, j.k, qo) : optimal_mse(view, j.k, qo);
   } catch (const Error& e) {
     throw Error(in_name + ": tensor \"" + j.name + "\": " + e.what());
   }
   const std::size_t n = view.size();
-  // The input values are not needed any more.
-  a.values = {};
-  a.values.shrink_to_fit();
-  laid.values = {};
-  laid.values.shrink_to_fit();
-  double ratio = std::numeric_limits<double>::quiet_NaN();
-  if (o.opt_ratio) {
-    const double measured = j.importance ? r.metrics.wmse : r.metrics.mse;
-    ratio = std::isnan(measured) ? NAN : optimum > 0 ? measured / optimum : (measured == 0 ? 1.0 : INFINITY);
-  }
-  if (transposed) {
-    // Laid-out (r, c) is stored element c * R + r: gathered back chunk by chunk.
-    const std::size_t R = j.rows, C = j.cols;
-    constexpr std::size_t kChunk = std::size_t{1} << 16;
-    std::vector<float> buf(std::min(n, kChunk));
-    for (std::size_t at = 0; at < n; at += kChunk) {
-      const std::size_t m = std::min(kChunk, n - at);
-      for (std::size_t i = 0; i < m; ++i) {
-        const std::size_t f = at + i;
-        buf[i] = r.decoded[(f % R) * C + f / R];
-      }
-      w.write_values(j.name, std::span<const float>(buf.data(), m), at);
+  std::vector<Figure> columns;
+  StageTimes times;
+  Metrics metrics;
+  if (slabbed) {
+    SlabbedResult s;
+    try {
+      s = quantize_in_slabs(j, view, *q, qo, o.slab_elements == 0 ? kSlabElements : o.slab_elements, w,
+                            packed);
+    } catch (const Error& e) {
+      throw Error(in_name + ": tensor \"" + j.name + "\": " + e.what());
+    }
+    a.values = {};
+    a.values.shrink_to_fit();
+    columns = s.shell.metric_columns();
+    for (Figure& f : columns) {
+      if (f.column == Col::iterations) f.value = static_cast<double>(s.iterations);
+      if (f.column == Col::converged)
+        f.value = static_cast<double>(s.converged) / static_cast<double>(s.shell.blocks.size());
+    }
+    times = s.times;
+    metrics = s.shell.metrics;
+    if (packed) {
+      const unsigned b = std::max(1u, index_bits(j.k));
+      const std::vector<std::uint8_t> bits = s.shell.codes.visit([&](auto c) { return pack_codes(c, b); });
+      packed->write(j.name + ".codes", bits);
     }
   } else {
-    // Blocks in storage order tile the tensor: each decoded into the buffer, written when it is full.
-    constexpr std::size_t kChunk = std::size_t{1} << 16;
-    std::vector<float> buf(std::min(n, kChunk));
-    std::size_t at = 0, fill = 0;
-    r.codes.visit([&](auto codes) {
-      for (std::size_t i = 0; i < r.blocks.size(); ++i) {
-        const Block& b = r.blocks[i];
-        if (b.offset != at + fill) throw std::logic_error("blocks do not tile the tensor in storage order");
-        for (std::size_t done = 0; done < b.length;) {
-          const std::size_t m = std::min(b.length - done, buf.size() - fill);
-          decode(r.designs[i].codebook, codes.subspan(b.offset + done, m),
-                 std::span<float>(buf).subspan(fill, m));
-          done += m;
-          fill += m;
-          if (fill == buf.size()) {
-            w.write_values(j.name, std::span<const float>(buf.data(), fill), at);
-            at += fill;
-            fill = 0;
+    Quantized r;
+    try {
+      quantize_into(view, *q, qo, r, &times);
+    } catch (const Error& e) {
+      throw Error(in_name + ": tensor \"" + j.name + "\": " + e.what());
+    }
+    // The input values are not needed any more.
+    a.values = {};
+    a.values.shrink_to_fit();
+    laid.values = {};
+    laid.values.shrink_to_fit();
+    if (transposed) {
+      // Laid-out (r, c) is stored element c * R + r: gathered back chunk by chunk.
+      const std::size_t R = j.rows, C = j.cols;
+      constexpr std::size_t kChunk = std::size_t{1} << 16;
+      std::vector<float> buf(std::min(n, kChunk));
+      for (std::size_t at = 0; at < n; at += kChunk) {
+        const std::size_t m = std::min(kChunk, n - at);
+        for (std::size_t i = 0; i < m; ++i) {
+          const std::size_t f = at + i;
+          buf[i] = r.decoded[(f % R) * C + f / R];
+        }
+        w.write_values(j.name, std::span<const float>(buf.data(), m), at);
+      }
+    } else {
+      // Blocks in storage order tile the tensor: each decoded into the buffer, written when it is full.
+      constexpr std::size_t kChunk = std::size_t{1} << 16;
+      std::vector<float> buf(std::min(n, kChunk));
+      std::size_t at = 0, fill = 0;
+      r.codes.visit([&](auto codes) {
+        for (std::size_t i = 0; i < r.blocks.size(); ++i) {
+          const Block& b = r.blocks[i];
+          if (b.offset != at + fill) throw std::logic_error("blocks do not tile the tensor in storage order");
+          for (std::size_t done = 0; done < b.length;) {
+            const std::size_t m = std::min(b.length - done, buf.size() - fill);
+            decode(r.designs[i].codebook, codes.subspan(b.offset + done, m),
+                   std::span<float>(buf).subspan(fill, m));
+            done += m;
+            fill += m;
+            if (fill == buf.size()) {
+              w.write_values(j.name, std::span<const float>(buf.data(), fill), at);
+              at += fill;
+              fill = 0;
+            }
           }
         }
-      }
-    });
-    if (fill > 0) w.write_values(j.name, std::span<const float>(buf.data(), fill), at);
-  }
-  r.decoded = {};
-  r.decoded.shrink_to_fit();
-  if (packed) {
-    const unsigned b = std::max(1u, index_bits(j.k));
-    const std::vector<std::uint8_t> bits = r.codes.visit([&](auto c) { return pack_codes(c, b); });
-    packed->write(j.name + ".codes", bits);
-    std::vector<float> cbs, side;
-    std::vector<std::int64_t> blocks;
-    for (std::size_t i = 0; i < r.blocks.size(); ++i) {
-      const auto lv = r.designs[i].codebook.levels();
-      cbs.insert(cbs.end(), lv.begin(), lv.end());
-      side.insert(side.end(), r.designs[i].side.begin(), r.designs[i].side.end());
-      blocks.push_back(static_cast<std::int64_t>(r.blocks[i].offset));
-      blocks.push_back(static_cast<std::int64_t>(r.blocks[i].length));
+      });
+      if (fill > 0) w.write_values(j.name, std::span<const float>(buf.data(), fill), at);
     }
-    packed->write_values(j.name + ".codebooks", cbs);
-    if (j.side_per_block > 0) packed->write_values(j.name + ".side", side);
-    packed->write(j.name + ".blocks",
-                  {reinterpret_cast<const unsigned char*>(blocks.data()), blocks.size() * 8});
+    r.decoded = {};
+    r.decoded.shrink_to_fit();
+    if (packed) {
+      const unsigned b = std::max(1u, index_bits(j.k));
+      const std::vector<std::uint8_t> bits = r.codes.visit([&](auto c) { return pack_codes(c, b); });
+      packed->write(j.name + ".codes", bits);
+      std::vector<float> cbs, side;
+      std::vector<std::int64_t> blocks;
+      for (std::size_t i = 0; i < r.blocks.size(); ++i) {
+        const auto lv = r.designs[i].codebook.levels();
+        cbs.insert(cbs.end(), lv.begin(), lv.end());
+        side.insert(side.end(), r.designs[i].side.begin(), r.designs[i].side.end());
+        blocks.push_back(static_cast<std::int64_t>(r.blocks[i].offset));
+        blocks.push_back(static_cast<std::int64_t>(r.blocks[i].length));
+      }
+      packed->write_values(j.name + ".codebooks", cbs);
+      if (j.side_per_block > 0) packed->write_values(j.name + ".side", side);
+      packed->write(j.name + ".blocks",
+                    {reinterpret_cast<const unsigned char*>(blocks.data()), blocks.size() * 8});
+    }
+    columns = r.metric_columns();
+    metrics = r.metrics;
+  }
+  double ratio = std::numeric_limits<double>::quiet_NaN();
+  if (o.opt_ratio) {
+    const double measured = j.importance ? metrics.wmse : metrics.mse;
+    ratio = std::isnan(measured) ? NAN : optimum > 0 ? measured / optimum : (measured == 0 ? 1.0 : INFINITY);
+  }
+  if (packed) {
     for (const char* suffix : {".codes", ".codebooks", ".blocks"})
       d.writes.push_back({"packed.safetensors", j.name + suffix});
     if (j.side_per_block > 0) d.writes.push_back({"packed.safetensors", j.name + ".side"});
@@ -565,7 +785,7 @@ void quantize_job(const CheckpointOptions& o, const std::string& in_name, const 
   row[std::string(column_name(Col::k))] = std::to_string(j.k);
   row[std::string(column_name(Col::bits))] = number(std::log2(static_cast<double>(j.k)));
   row[std::string(column_name(Col::granularity))] = j.granularity;
-  for (const Figure& f : r.metric_columns())
+  for (const Figure& f : columns)
     row[std::string(column_name(f.column))] = number(f.value);
   row[std::string(column_name(Col::opt_ratio))] = number(ratio);
   row[std::string(column_name(Col::fit_s))] = number(times.fit);

@@ -204,7 +204,8 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& opti
     thread_local std::vector<float> scratch;
     const std::span<const float> w = weights_of(b.offset, b.length, scratch);
     BlockDesign& d = out.designs[i];
-    d = q.design(x.values.subspan(b.offset, b.length), {i, block_seed(o.seed, i), w});
+    const std::size_t g = o.block_offset + i;
+    d = q.design(x.values.subspan(b.offset, b.length), {g, block_seed(o.seed, g), w});
     if (d.codebook.size() != k) {
       throw std::logic_error("strategy designed " + std::to_string(d.codebook.size()) +
                              " levels for K = " + std::to_string(k));

@@ -17,7 +17,8 @@
 /// `packed.safetensors`. Each is written under a temporary name and renamed when complete.
 ///
 /// Streaming: one tensor at a time. Resident memory is about the largest quantized tensor as float32 (its
-/// values), its codes and its blocks' designs: importance vectors are never expanded to the tensor's shape
+/// values) and its codes, plus one slab's block designs at channel or group granularity (the whole tensor's
+/// designs at tensor granularity: one block): importance vectors are never expanded to the tensor's shape
 /// and the reconstruction is decoded from the codes chunk by chunk as it is written (kept whole only for a
 /// layout hwio tensor, gathered back into the stored order); the input's mapped pages are dropped once read.
 ///
@@ -81,6 +82,12 @@ struct CheckpointOptions {
   /// Shard i of n (1-based): only this part of the tensors (balanced by size, the same split in every task)
   /// into `out/shard-<i>-of-<n>/`, left for merge_checkpoint_shards. 1/1: the whole run into `out`.
   std::size_t shard_index = 1, shard_count = 1;
+  /// Elements per slab of a channel or group granularity tensor: such a tensor is quantized a slab of whole
+  /// rows at a time (at least one row), holding one slab's block designs rather than the whole tensor's; the
+  /// output is the same byte for byte for any value. 0: the default (2^21 elements);
+  /// std::numeric_limits<std::size_t>::max(): one pipeline call on the whole tensor (what the tests compare
+  /// the slabs against). Tensor granularity and layout hwio always take the whole tensor.
+  std::size_t slab_elements = 0;
 };
 
 /// One row of report.csv: column name -> text, in report_columns() order; the last row is the totals.

@@ -65,6 +65,11 @@ struct QuantizeOptions {
   /// that streams the reconstruction out decodes it from the codes and designs (sqb::decode), a chunk at a
   /// time, and saves a float per element.
   bool keep_decoded = true;
+  /// The global index of the tensor's first block: block i of this call is designed as block
+  /// `block_offset + i` (its BlockInfo index and its seed, block_seed(seed, block_offset + i)). A caller that
+  /// quantizes a tensor in slabs of whole rows at channel or group granularity (blocks never cross rows)
+  /// passes each slab's first block index and gets the whole-tensor designs bit for bit.
+  std::size_t block_offset = 0;
 };
 
 /// Seconds spent in each timed stage of one quantize_into run (std::chrono::steady_clock).
