@@ -189,7 +189,8 @@ TEST_CASE("sqbench quantize: a slabbed tensor's non-finite value is named by its
   for (const std::size_t slab : {std::numeric_limits<std::size_t>::max(), std::size_t{1}}) {
     sqb::CheckpointOptions o;
     o.input = d.path / "m.safetensors";
-    o.out = d.path / ("o" + std::to_string(i));
+    o.out = d.path / "o";
+    o.out += std::to_string(i);
     o.spec = "uniform";
     o.k = 4;
     o.granularity = "group:8";

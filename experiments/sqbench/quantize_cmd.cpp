@@ -10,6 +10,7 @@
 #include "cli_args.hpp"
 #include "memory.hpp"
 #include "sqb/checkpoint.hpp"
+#include "sqb/codebook.hpp"
 #include "sqb/error.hpp"
 #include "sqb/quantize.hpp"
 
@@ -76,7 +77,8 @@ int quantize_command(const std::vector<std::string>& args, const std::string& co
   if (vm->count("bits") && vm->count("k")) throw sqb::Error("give --bits or --k, not both");
   if (vm->count("bits")) o.k = sqb::codes_for_bits(bits);
   if (vm->count("k")) {
-    if (k < 1 || k > 65536) throw sqb::Error("--k " + std::to_string(k) + " is outside 1..65536");
+    if (k < 1 || static_cast<std::size_t>(k) > sqb::kMaxCodes)
+      throw sqb::Error("--k " + std::to_string(k) + " is outside " + sqb::k_range());
     o.k = k;
   }
   o.spec = spec;

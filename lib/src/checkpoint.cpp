@@ -25,6 +25,7 @@
 #include "detail/kmeans_dp.hpp"
 #include "detail/measure.hpp"
 #include "detail/parallel.hpp"
+#include "sqb/codebook.hpp"
 #include "sqb/coding.hpp"
 #include "sqb/error.hpp"
 #include "sqb/granularity.hpp"
@@ -854,7 +855,7 @@ std::vector<CheckpointRule> parse_rules(const std::string& text, const std::stri
       } catch (const Error& e) {
         throw Error(at + e.what());
       }
-      if (r.k < 1 || r.k > 65536) throw Error(at + "k = " + value + " is outside 1..65536");
+      if (r.k < 1 || r.k > kMaxCodes) throw Error(at + "k = " + value + " is outside " + k_range());
     } else if (key == "granularity") {
       try {
         (void)Granularity::parse(value);
