@@ -128,8 +128,8 @@ double CenteredKernel(const float* HWY_RESTRICT x, std::size_t n, double mean) {
   return total;
 }
 
-// hist[c] += #{i : codes[i] == c} for c < k: per value, a compare per vector of bytes subtracted into byte
-// counters (a true lane is all ones, -1), flushed into 64-bit sums before a counter could wrap (255 rounds).
+// hist[c] += #{i : codes[i] == c} for c < k: per value, a compare per vector of bytes and a masked add of 1
+// into byte counters, flushed into 64-bit sums before a counter could wrap (255 rounds).
 void CountBytesKernel(const std::uint8_t* HWY_RESTRICT codes, std::size_t n, std::uint32_t* hist,
                       std::size_t k) {
   const hn::ScalableTag<std::uint8_t> d8;
@@ -139,12 +139,13 @@ void CountBytesKernel(const std::uint8_t* HWY_RESTRICT codes, std::size_t n, std
   constexpr std::size_t kRounds = 255;
   for (std::size_t c = 0; c < k; ++c) {
     const auto value = hn::Set(d8, static_cast<std::uint8_t>(c));
+    const auto one = hn::Set(d8, std::uint8_t{1});
     auto sums = hn::Zero(d64);
     for (std::size_t i = 0; i < whole;) {
       auto acc = hn::Zero(d8);
       const std::size_t end = std::min(whole, i + kRounds * lanes);
       for (; i < end; i += lanes)
-        acc = hn::Sub(acc, hn::VecFromMask(d8, hn::Eq(hn::LoadU(d8, codes + i), value)));
+        acc = hn::Add(acc, hn::IfThenElseZero(hn::Eq(hn::LoadU(d8, codes + i), value), one));
       sums = hn::Add(sums, hn::SumsOf8(acc));
     }
     std::uint64_t total = hn::GetLane(hn::SumOfLanes(d64, sums));

@@ -21,8 +21,9 @@ class Uniform final : public Quantizer, public DesignsWithoutData {
 
   BlockDesign design(std::span<const float> block, const BlockInfo&) const override {
     // Each level computed in double, then rounded to float32 (what Codebook::nearest of doubles does).
-    std::vector<float> levels(k_);
+    std::vector<float> levels;
     levels.reserve(2 * k_ - 1);  // room for the thresholds Codebook::nearest appends: one allocation
+    levels.resize(k_);
     std::vector<float> side;
     if (symmetric_) {
       // int-b style: q = floor((K-1)/2); levels j * absmax / q for j = -q..q (2q+1 of them, 0 exact). For
