@@ -1,8 +1,8 @@
 #pragma once
 // Big result buffers backed by transparent huge pages where the kernel offers them, private to the library.
 //
-// A fresh 4096 x 4096 result (64 MB of reconstruction, 16 MB of codes) is otherwise first touched a 4 KiB page
-// at a time: some 20,000 page faults, a fifth of the pipeline's time at 1 thread. Asking for 2 MiB pages
+// A fresh 4096 x 4096 result (64 MB of reconstruction, 16 MB of codes) is otherwise first touched a 4 KiB
+// page at a time: some 20,000 page faults, a fifth of the pipeline's time at 1 thread. Asking for 2 MiB pages
 // (madvise MADV_HUGEPAGE, honoured when /sys/kernel/mm/transparent_hugepage/enabled is `always` or `madvise`)
 // turns them into a few dozen. Only the advice changes: the memory, its contents and the results are the
 // same, and where the advice is not taken (another OS, THP off, no free huge pages) nothing else changes.
