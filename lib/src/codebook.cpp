@@ -7,14 +7,29 @@
 #include <string>
 
 #include "detail/encode_simd.hpp"
+#include "detail/huge_pages.hpp"
 #include "sqb/error.hpp"
 
 namespace sqb {
 
+namespace {
+
+// float_at_or_below without branches, so the threshold loops of a codebook pipeline and vectorise (they run
+// for every threshold of every block: 15 per group of 64 values at 4 bits). Round to nearest, then one
+// float32 step down (std::nextafter towards -inf) when that rounded up: the magnitude shrinks for f > 0 (+inf
+// included: it becomes the largest float), grows for f < 0, and below +-0 comes the smallest negative
+// subnormal.
+inline float at_or_below(double b) {
+  const float f = static_cast<float>(b);
+  const auto bits = std::bit_cast<std::uint32_t>(f);
+  const std::uint32_t down = f > 0.0f ? bits - 1 : f < 0.0f ? bits + 1 : 0x80000001u;
+  return std::bit_cast<float>(static_cast<double>(f) > b ? down : bits);
+}
+
+}  // namespace
+
 float float_at_or_below(double b) {
-  float f = static_cast<float>(b);  // round to nearest
-  if (static_cast<double>(f) > b) f = std::nextafter(f, -std::numeric_limits<float>::infinity());
-  return f;
+  return at_or_below(b);
 }
 
 namespace {
@@ -36,15 +51,17 @@ void check_levels(const std::vector<float>& levels) {
 
 Codebook Codebook::nearest(std::vector<float> levels) {
   check_levels(levels);
+  const std::size_t k = levels.size();
   Codebook cb;
-  cb.thresholds_.resize(levels.size() - 1);
-  for (std::size_t i = 0; i + 1 < levels.size(); ++i) {
+  cb.values_ = std::move(levels);
+  cb.values_.resize(2 * k - 1);
+  float* v = cb.values_.data();
+  for (std::size_t i = 0; i + 1 < k; ++i) {
     // The sum of two floats is exact in double unless their exponents differ by more than 29, in which case
     // the smaller one cannot move the midpoint by a float32 ulp anyway.
-    const double mid = (static_cast<double>(levels[i]) + static_cast<double>(levels[i + 1])) * 0.5;
-    cb.thresholds_[i] = float_at_or_below(mid);
+    const double mid = (static_cast<double>(v[i]) + static_cast<double>(v[i + 1])) * 0.5;
+    v[k + i] = at_or_below(mid);
   }
-  cb.levels_ = std::move(levels);
   return cb;
 }
 
@@ -61,17 +78,19 @@ Codebook Codebook::with_boundaries(std::vector<float> levels, std::span<const do
     throw Error("codebook: " + std::to_string(levels.size()) + " levels need " +
                 std::to_string(levels.size() - 1) + " boundaries, got " + std::to_string(boundaries.size()));
   }
-  Codebook cb;
-  cb.thresholds_.resize(boundaries.size());
   for (std::size_t i = 0; i < boundaries.size(); ++i) {
     const double b = boundaries[i];
     if (!(b >= levels[i] && b <= levels[i + 1])) {
       throw Error("codebook: boundary " + std::to_string(i) + " (" + std::to_string(b) +
                   ") is not between its levels");
     }
-    cb.thresholds_[i] = float_at_or_below(b);
   }
-  cb.levels_ = std::move(levels);
+  const std::size_t k = levels.size();
+  Codebook cb;
+  cb.values_ = std::move(levels);
+  cb.values_.resize(2 * k - 1);
+  for (std::size_t i = 0; i < boundaries.size(); ++i)
+    cb.values_[k + i] = at_or_below(boundaries[i]);
   return cb;
 }
 
@@ -159,10 +178,15 @@ std::vector<std::uint16_t> nearest_centroid_indices(std::span<const float> value
 
 Codes::Codes(std::size_t n, std::size_t k) : k_(k) {
   if (k == 0 || k > kMaxCodes) throw Error("codes: K = " + std::to_string(k) + " is outside " + k_range());
+  // Huge pages where offered (detail/huge_pages.hpp): a tensor's codes are first touched here.
   if (k <= 256) {
-    data_ = std::vector<std::uint8_t>(n);
+    std::vector<std::uint8_t> v;
+    detail::resize_advised(v, n);
+    data_ = std::move(v);
   } else {
-    data_ = std::vector<std::uint16_t>(n);
+    std::vector<std::uint16_t> v;
+    detail::resize_advised(v, n);
+    data_ = std::move(v);
   }
 }
 

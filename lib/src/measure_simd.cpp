@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 
 #include "detail/error_sums.hpp"
 
@@ -127,6 +128,33 @@ double CenteredKernel(const float* HWY_RESTRICT x, std::size_t n, double mean) {
   return total;
 }
 
+// hist[c] += #{i : codes[i] == c} for c < k: per value, a compare per vector of bytes and a masked add of 1
+// into byte counters, flushed into 64-bit sums before a counter could wrap (255 rounds).
+void CountBytesKernel(const std::uint8_t* HWY_RESTRICT codes, std::size_t n, std::uint32_t* hist,
+                      std::size_t k) {
+  const hn::ScalableTag<std::uint8_t> d8;
+  const hn::Repartition<std::uint64_t, decltype(d8)> d64;
+  const std::size_t lanes = hn::Lanes(d8);
+  const std::size_t whole = n / lanes * lanes;
+  constexpr std::size_t kRounds = 255;
+  for (std::size_t c = 0; c < k; ++c) {
+    const auto value = hn::Set(d8, static_cast<std::uint8_t>(c));
+    const auto one = hn::Set(d8, std::uint8_t{1});
+    auto sums = hn::Zero(d64);
+    for (std::size_t i = 0; i < whole;) {
+      auto acc = hn::Zero(d8);
+      const std::size_t end = std::min(whole, i + kRounds * lanes);
+      for (; i < end; i += lanes)
+        acc = hn::Add(acc, hn::IfThenElseZero(hn::Eq(hn::LoadU(d8, codes + i), value), one));
+      sums = hn::Add(sums, hn::SumsOf8(acc));
+    }
+    std::uint64_t total = hn::GetLane(hn::SumOfLanes(d64, sums));
+    for (std::size_t i = whole; i < n; ++i)
+      total += codes[i] == c;
+    hist[c] += static_cast<std::uint32_t>(total);
+  }
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace sqb::detail
 HWY_AFTER_NAMESPACE();
@@ -136,6 +164,11 @@ namespace sqb::detail {
 
 HWY_EXPORT(ErrorSumsKernel);
 HWY_EXPORT(CenteredKernel);
+HWY_EXPORT(CountBytesKernel);
+
+void count_bytes_by_value(const std::uint8_t* codes, std::size_t n, std::uint32_t* hist, std::size_t k) {
+  HWY_DYNAMIC_DISPATCH(CountBytesKernel)(codes, n, hist, k);
+}
 
 ErrorSums error_sums(const float* x, const float* xhat, const float* w, std::size_t n) {
   ErrorSums out;

@@ -1,5 +1,6 @@
 #include "sqb/metrics.hpp"
 
+#include "detail/error_sums.hpp"
 #include "detail/measure.hpp"
 
 #include <algorithm>
@@ -166,7 +167,11 @@ void count_codes_impl(std::span<const Index> codes, std::uint32_t* hist, std::si
 }  // namespace
 
 void count_codes(std::span<const std::uint8_t> codes, std::uint32_t* hist, std::size_t k) {
-  count_codes_impl(codes, hist, k);
+  if (k <= kCountByValue) {
+    count_bytes_by_value(codes.data(), codes.size(), hist, k);
+  } else {
+    count_codes_impl(codes, hist, k);
+  }
 }
 void count_codes(std::span<const std::uint16_t> codes, std::uint32_t* hist, std::size_t k) {
   count_codes_impl(codes, hist, k);

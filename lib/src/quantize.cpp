@@ -14,9 +14,11 @@
 #include <thread>
 
 #include "detail/error_sums.hpp"
+#include "detail/huge_pages.hpp"
 #include "detail/kmeans_dp.hpp"
 #include "detail/measure.hpp"
 #include "detail/parallel.hpp"
+#include "detail/reduce.hpp"
 #include "sqb/codebook.hpp"
 #include "sqb/error.hpp"
 #include "sqb/registry.hpp"
@@ -81,8 +83,22 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-void check_input(TensorView x, std::span<const float> weights) {
-  check_finite(x.values, "data", x.cols);
+// Whether every value is finite, on up to `threads` threads (pieces of a fixed size, so any thread count
+// reads the same values); a failure is then reported by the serial check, which names the first bad value.
+bool all_finite(std::span<const float> v, int threads) {
+  constexpr std::size_t kPiece = std::size_t{1} << 20;
+  const std::size_t pieces = (v.size() + kPiece - 1) / kPiece;
+  if (pieces <= 1 || threads <= 1) return detail::all_finite(v);
+  std::atomic<bool> ok{true};
+  detail::parallel_for(pieces, threads, [&](std::size_t p) {
+    if (!detail::all_finite(v.subspan(p * kPiece, std::min(kPiece, v.size() - p * kPiece))))
+      ok.store(false, std::memory_order_relaxed);
+  });
+  return ok.load();
+}
+
+void check_input(TensorView x, std::span<const float> weights, int threads = 1) {
+  if (x.values.empty() || !all_finite(x.values, threads)) check_finite(x.values, "data", x.cols);
   if (weights.empty()) return;
   if (weights.size() != x.size()) {
     throw Error("weights: " + std::to_string(weights.size()) + " values for a tensor of " +
@@ -151,12 +167,12 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& opti
     return scratch;
   };
   // Check, once, at the boundary.
+  const int threads = detail::resolve_threads(o.threads);
   if (o.check_input) {
-    check_input(x, o.weights);
+    check_input(x, o.weights, threads);
   } else if (x.size() == 0 || (!o.weights.empty() && o.weights.size() != x.size())) {
     throw Error("quantize: empty tensor, or weights of another size than the data");
   }
-  const int threads = detail::resolve_threads(o.threads);
   const std::size_t k = q.code_count();
 
   if (o.reuse_design &&
@@ -188,7 +204,7 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& opti
   if (!o.reuse_design) out.designs.resize(nb);
   if (out.codes.size() != x.size() || out.codes.code_count() != k) out.codes = Codes(x.size(), k);
   if (o.keep_decoded) {
-    out.decoded.resize(x.size());
+    detail::resize_advised(out.decoded, x.size());
   } else {
     out.decoded = {};
   }

@@ -26,8 +26,8 @@ TensorView::TensorView(std::size_t rows_, std::size_t cols_, std::span<const flo
 
 void check_finite(std::span<const float> values, const std::string& what, std::size_t cols) {
   if (values.empty()) throw Error(what + ": no data (empty tensor)");
+  if (detail::all_finite(values)) return;
   const std::size_t bad = detail::count_non_finite(values);
-  if (bad == 0) return;
   std::size_t first = 0;
   while (std::isfinite(values[first]))
     ++first;

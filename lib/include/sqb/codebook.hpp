@@ -43,16 +43,20 @@ class Codebook {
   /// otherwise.
   static Codebook with_boundaries(std::vector<float> levels, std::span<const double> boundaries);
 
-  std::size_t size() const { return levels_.size(); }
-  std::span<const float> levels() const { return levels_; }
+  std::size_t size() const { return (values_.size() + 1) / 2; }
+  std::span<const float> levels() const { return {values_.data(), size()}; }
   /// K-1 float32 thresholds (each the largest float32 <= the exact boundary).
-  std::span<const float> thresholds() const { return thresholds_; }
+  std::span<const float> thresholds() const {
+    return values_.empty() ? std::span<const float>() : std::span<const float>(values_).subspan(size());
+  }
 
   friend bool operator==(const Codebook&, const Codebook&) = default;
 
  private:
-  std::vector<float> levels_;
-  std::vector<float> thresholds_;
+  // The K levels, then the K-1 thresholds: one allocation per codebook (a tensor in groups of 64 holds
+  // hundreds of thousands of them). A caller that reserves 2K-1 floats in the levels it passes to nearest()
+  // or with_boundaries() saves the reallocation too.
+  std::vector<float> values_;
 };
 
 /// The largest float32 that is <= b (b finite).

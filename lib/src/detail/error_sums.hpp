@@ -8,6 +8,7 @@
 // combined by the caller, in range order.
 
 #include <cstddef>
+#include <cstdint>
 
 namespace sqb::detail {
 
@@ -31,6 +32,10 @@ struct ErrorSums {
 ErrorSums error_sums(const float* x, const float* xhat, const float* w, std::size_t n);
 /// sum (x - mean)^2 over x[0..n), in the same order.
 double centered_sum_sq(const float* x, std::size_t n, double mean);
+
+/// hist[c] += the number of bytes equal to c in codes[0..n), for c < k (SIMD: one compare per vector of codes
+/// and value; pays for k up to a few dozen).
+void count_bytes_by_value(const std::uint8_t* codes, std::size_t n, std::uint32_t* hist, std::size_t k);
 
 /// Scalar references of the same order, for the tests.
 ErrorSums error_sums_reference(const float* x, const float* xhat, const float* w, std::size_t n);

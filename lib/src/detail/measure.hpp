@@ -57,7 +57,9 @@ void finish_error_metrics(double n, const ErrorSums& s, double var_sum, bool wei
 /// when `coded`, coded_bits (a rANS pass over the codes; else NaN).
 void finish_code_metrics(std::span<const std::size_t> hist, const Codes& codes, std::size_t blocks,
                          std::size_t side_per_block, bool coded, Metrics& m);
-/// hist[c] += the number of codes equal to c (each code < k).
+/// hist[c] += the number of codes equal to c (each code < k). Byte codes with k <= kCountByValue are counted
+/// a value at a time (SIMD compares); otherwise by table increments. The same counts either way.
+inline constexpr std::size_t kCountByValue = 32;
 void count_codes(std::span<const std::uint8_t> codes, std::uint32_t* hist, std::size_t k);
 void count_codes(std::span<const std::uint16_t> codes, std::uint32_t* hist, std::size_t k);
 

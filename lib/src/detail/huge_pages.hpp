@@ -1,0 +1,47 @@
+#pragma once
+// Big result buffers backed by transparent huge pages where the kernel offers them, private to the library.
+//
+// A fresh 4096 x 4096 result (64 MB of reconstruction, 16 MB of codes) is otherwise first touched a 4 KiB
+// page at a time: some 20,000 page faults, a fifth of the pipeline's time at 1 thread. Asking for 2 MiB pages
+// (madvise MADV_HUGEPAGE, honoured when /sys/kernel/mm/transparent_hugepage/enabled is `always` or `madvise`)
+// turns them into a few dozen. Only the advice changes: the memory, its contents and the results are the
+// same, and where the advice is not taken (another OS, THP off, no free huge pages) nothing else changes.
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+namespace sqb::detail {
+
+/// Advises huge pages for the whole 2 MiB pages inside [p, p + bytes); ignored below 4 MiB or off Linux.
+inline void advise_huge_pages(void* p, std::size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr std::uintptr_t kHuge = std::uintptr_t{1} << 21;
+  if (bytes < 2 * kHuge) return;
+  const auto begin = (reinterpret_cast<std::uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
+  const auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(kHuge - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
+/// v.resize(n), with the new storage advised huge pages before it is first touched (when it grows).
+template <class T>
+void resize_advised(std::vector<T>& v, std::size_t n) {
+  if (n > v.capacity()) {
+    std::vector<T> fresh;
+    fresh.reserve(n);
+    advise_huge_pages(fresh.data(), n * sizeof(T));
+    fresh.assign(v.begin(), v.end());
+    v.swap(fresh);
+  }
+  v.resize(n);
+}
+
+}  // namespace sqb::detail
