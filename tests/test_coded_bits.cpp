@@ -108,7 +108,8 @@ TEST_CASE("phi_log: exp_coded_bits is the size of its coded streams, close to th
   INFO(spec);
   const sqb::Tensor x(10, 2000, sqbtest::draw("gaussian std=0.05", 20000, 5));
   const auto q = sqb::make_quantizer(spec, {16, 0});
-  const sqb::Quantized r = sqb::quantize(x, *q, {.granularity = sqb::Granularity::parse("channel"), .coded = true});
+  const sqb::Quantized r =
+      sqb::quantize(x, *q, {.granularity = sqb::Granularity::parse("channel"), .coded = true});
   const auto* ex = sqb::part_of<sqb::ExportsArrays>(*q);
   REQUIRE(ex != nullptr);
   std::size_t bytes = 0;

@@ -147,9 +147,10 @@ TEST_CASE("imatrix: GGUF, .dat and safetensors importance give the checkpoint fu
   qo.weights = full;
   const sqb::Quantized ref = sqb::quantize(sqb::TensorView(rows, cols, w), "kmeans", 4, qo);
   int n = 0;
-  for (const auto& [file, rename] :
-       std::vector<std::pair<std::string, std::vector<std::string>>>{
-           {"imp.safetensors", {}}, {"imatrix.gguf", {}}, {"imatrix.dat", {}},
+  for (const auto& [file, rename] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"imp.safetensors", {}},
+           {"imatrix.gguf", {}},
+           {"imatrix.dat", {}},
            {"other.gguf", {R"(foo\.(\d+)\.bar\.weight=model.layers.$1.mlp.down_proj.weight)"}}}) {
     INFO(file);
     sqb::CheckpointOptions o;
@@ -176,7 +177,8 @@ TEST_CASE("imatrix: GGUF, .dat and safetensors importance give the checkpoint fu
   o.spec = "kmeans";
   o.k = 4;
   o.importance = d.path / "other.gguf";
-  CHECK_THROWS_WITH(sqb::quantize_checkpoint(o), Catch::Contains("no importance vector for the quantized tensor"));
+  CHECK_THROWS_WITH(sqb::quantize_checkpoint(o),
+                    Catch::Contains("no importance vector for the quantized tensor"));
   CHECK_FALSE(fs::exists(d.path / "none"));
 }
 
@@ -199,7 +201,8 @@ TEST_CASE("imatrix: the Llama name map both ways", "[imatrix][importance]") {
     CHECK(sqb::llama_to_hf(l) == h);
     CHECK(sqb::hf_to_llama(h) == l);
   }
-  for (const char* same : {"blk.x.ffn_down.weight", "blk.0.ffn_downs.weight", "something.else", "blk.0.ffn_down"})
+  for (const char* same :
+       {"blk.x.ffn_down.weight", "blk.0.ffn_downs.weight", "something.else", "blk.0.ffn_down"})
     CHECK(sqb::llama_to_hf(same) == same);
 }
 
@@ -218,7 +221,8 @@ TEST_CASE("imatrix: malformed GGUF and .dat files are refused naming the problem
     CHECK_THROWS_AS(parse_g(good.substr(0, cut)), sqb::Error);
   }
   CHECK_THROWS_WITH(parse_g(gguf({{"a.weight", v, 0.0f}})), Catch::Contains("a token count must be > 0"));
-  CHECK_THROWS_WITH(parse_g(gguf({{"a.weight", {1, -2}, 1.0f}})), Catch::Contains("importance entry 1 is -2"));
+  CHECK_THROWS_WITH(parse_g(gguf({{"a.weight", {1, -2}, 1.0f}})),
+                    Catch::Contains("importance entry 1 is -2"));
   std::string bad_version = good;
   bad_version[4] = 9;
   CHECK_THROWS_WITH(parse_g(bad_version), Catch::Contains("GGUF version 9"));
@@ -232,7 +236,8 @@ TEST_CASE("imatrix: malformed GGUF and .dat files are refused naming the problem
   for (const std::size_t cut : std::vector<std::size_t>{2, 6, 15, 25, gd.size() - 3})
     CHECK_THROWS_AS(parse_d(gd.substr(0, cut)), sqb::Error);
   sqb::Importance imp = parse_d(dat({{"a.weight", v, 1}, {"b.weight", v, 1}}));
-  CHECK_THROWS_WITH(sqb::rename_importance(imp, {"(a|b)\\.weight=same"}), Catch::Contains("are both renamed to"));
+  CHECK_THROWS_WITH(sqb::rename_importance(imp, {"(a|b)\\.weight=same"}),
+                    Catch::Contains("are both renamed to"));
   CHECK_THROWS_WITH(sqb::rename_importance(imp, {"(=x"}), Catch::Contains("not a valid regex"));
 }
 
@@ -241,7 +246,8 @@ TEST_CASE("imatrix: the fuzz seed corpora parse, or are refused when named bad_"
   for (const char* dir : {"gguf", "imatrix_dat"}) {
     for (const auto& e : fs::directory_iterator(fs::path(SQB_SOURCE_DIR) / "tests" / "fuzz" / dir)) {
       const std::string bytes = sqbtest::slurp(e.path());
-      const std::span<const unsigned char> b(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+      const std::span<const unsigned char> b(reinterpret_cast<const unsigned char*>(bytes.data()),
+                                             bytes.size());
       const auto parse = [&] {
         return std::string(dir) == "gguf" ? sqb::parse_gguf_imatrix(b, e.path().string())
                                           : sqb::parse_legacy_imatrix(b, e.path().string());

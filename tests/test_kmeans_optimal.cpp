@@ -251,9 +251,9 @@ TEST_CASE("optimal k-means is never worse than Lloyd from any initialisation", "
 
 TEST_CASE("optimal k-means on N(0,1), N = 1e6, K = 16 reaches the Lloyd-Max MSE (REFERENCE.md)",
           "[kmeans_optimal][reference]") {
-  // tests/data/REFERENCE.md: a widely used DP returns 9.97e-3 on such a sample, while plain Lloyd from Gaussian
-  // quantiles reaches 9.52e-3 (on its own sample). The exact optimum must be at or below Lloyd on the same
-  // data.
+  // tests/data/REFERENCE.md: a widely used DP returns 9.97e-3 on such a sample, while plain Lloyd from
+  // Gaussian quantiles reaches 9.52e-3 (on its own sample). The exact optimum must be at or below Lloyd on
+  // the same data.
   const std::vector<float> x = sqbtest::draw("gaussian", 1000000, 0);
   const sqb::detail::SortedBlock sorted(x);
   const auto r = sqb::detail::kmeans_optimal_dp(sorted, 16);

@@ -281,10 +281,9 @@ TEST_CASE("lloyd_max law=sphere tends to the Gaussian codebook as d grows", "[ll
 
 TEST_CASE("lloyd_max uniform-step reference: law_mse of the best uniform quantizer of N(0,1)",
           "[lloyd_max]") {
-  // tests/data/REFERENCE.md: optimal uniform quantizers (best step) of N(0,1) — an independent check of law_mse on a
-  // codebook that is not Lloyd-Max.
-  // The table rounds to 7 significant digits: agree to half a unit in the last printed digit (the MSE is
-  // stationary in the step, so the rounded step costs nothing).
+  // tests/data/REFERENCE.md: optimal uniform quantizers (best step) of N(0,1) — an independent check of
+  // law_mse on a codebook that is not Lloyd-Max. The table rounds to 7 significant digits: agree to half a
+  // unit in the last printed digit (the MSE is stationary in the step, so the rounded step costs nothing).
   struct Row {
     std::size_t k;
     double step, mse, half_unit;

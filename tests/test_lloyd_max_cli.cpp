@@ -124,7 +124,8 @@ TEST_CASE("sqbench codebook: bad input exits 2 naming the parameter", "[cli][llo
 
 TEST_CASE("sqbench codebook prints every data-free codebook, a scaled shape gets its best N(0,1) fit",
           "[cli][codebook]") {
-  // tests/data/REFERENCE.md: best-scale MSE on N(0,1) of NF4 0.0098993 and of FP4 (E2M1) 0.0126849 (7 digits given).
+  // tests/data/REFERENCE.md: best-scale MSE on N(0,1) of NF4 0.0098993 and of FP4 (E2M1) 0.0126849 (7 digits
+  // given).
   struct Case {
     const char* spec;
     double mse;

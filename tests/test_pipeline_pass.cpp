@@ -121,8 +121,8 @@ TEST_CASE("chunks: whole blocks up to the chunk size, long blocks in pieces, cov
 
 TEST_CASE("the one pass equals the stages run block by block and measured by the scalar reference",
           "[pass]") {
-  const std::string spec = GENERATE("uniform symmetric=1", "uniform", "kmeans", "kmeans_optimal", "nf4",
-                                    "phi_log");
+  const std::string spec =
+      GENERATE("uniform symmetric=1", "uniform", "kmeans", "kmeans_optimal", "nf4", "phi_log");
   const std::string g = GENERATE("tensor", "channel", "group:64", "group:48");
   const bool weighted = GENERATE(false, true);
   INFO(spec << " " << g << (weighted ? " weighted" : ""));
@@ -146,9 +146,10 @@ TEST_CASE("the one pass equals the stages run block by block and measured by the
     bool designs_equal = true;
     for (std::size_t i = 0; i < blocks.size(); ++i) {
       const auto& b = blocks[i];
-      const auto d = q->design(std::span<const float>(x.values).subspan(b.offset, b.length),
-                               {i, sqb::block_seed(5, i),
-                                w.empty() ? std::span<const float>() : std::span<const float>(w).subspan(b.offset, b.length)});
+      const auto d = q->design(
+          std::span<const float>(x.values).subspan(b.offset, b.length),
+          {i, sqb::block_seed(5, i),
+           w.empty() ? std::span<const float>() : std::span<const float>(w).subspan(b.offset, b.length)});
       designs_equal = designs_equal && d.codebook == r.designs[i].codebook;
     }
     CHECK(designs_equal);
@@ -169,7 +170,8 @@ TEST_CASE("the one pass equals the stages run block by block and measured by the
         for (std::size_t bi = 0; bi < blocks.size(); ++bi) {
           const auto& b = blocks[bi];
           std::vector<std::uint8_t> e(b.length);
-          sqb::encode(r.designs[bi].codebook, std::span<const float>(x.values).subspan(b.offset, b.length), e);
+          sqb::encode(r.designs[bi].codebook, std::span<const float>(x.values).subspan(b.offset, b.length),
+                      e);
           for (std::size_t j = 0; j < b.length; ++j)
             bad += e[j] != c[b.offset + j];
         }

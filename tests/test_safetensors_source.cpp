@@ -406,7 +406,8 @@ TEST_CASE("layout=auto: the framework, the name and a convolution's shape, only 
   CHECK(sqb::auto_layout("dense/kernel:0", lin, "", "f") == L::hwio);
   CHECK(sqb::auto_layout("conv", conv, "", "f") == L::oihw);
   CHECK(sqb::auto_layout("conv", tf_conv, "", "f") == L::hwio);
-  CHECK(sqb::auto_layout("conv", pointwise, "", "f") == L::hwio);  // a pointwise conv kernel (1, 1, 1024, 1024)
+  CHECK(sqb::auto_layout("conv", pointwise, "", "f") ==
+        L::hwio);  // a pointwise conv kernel (1, 1, 1024, 1024)
   CHECK(sqb::auto_layout("features.0.weight", small, "pt", "f") == L::oihw);
   CHECK_THROWS_WITH(
       sqb::auto_layout("emb", lin, "", "F"),

@@ -1,6 +1,7 @@
 // libFuzzer target: llama.cpp's GGUF importance matrix reader (sqb::parse_gguf_imatrix). Every input must
-// parse or throw sqb::Error (never crash, over-allocate or read out of bounds), and what parses must hold only non-empty vectors of finite, non-negative values, and survive the Llama
-// name map (renaming never loses a vector).
+// parse or throw sqb::Error (never crash, over-allocate or read out of bounds), and what parses must hold
+// only non-empty vectors of finite, non-negative values, and survive the Llama name map (renaming never loses
+// a vector).
 
 #include <cmath>
 #include <cstdint>

@@ -1,7 +1,7 @@
 #pragma once
 /// \file task.hpp
-/// Task accuracy: a small MLP image classifier (by default the GR-PHI proposal's TinyNet, 784 -> 256 -> ReLU -> 10, no
-/// biases) trained on an IDX dataset (Fashion-MNIST by default), evaluated by top-1 accuracy and
+/// Task accuracy: a small MLP image classifier (by default the GR-PHI proposal's TinyNet, 784 -> 256 -> ReLU
+/// -> 10, no biases) trained on an IDX dataset (Fashion-MNIST by default), evaluated by top-1 accuracy and
 /// cross-entropy, and fine-tuned with fake-quantized weights (quantization-aware training, QAT) through a
 /// straight-through estimator.
 ///

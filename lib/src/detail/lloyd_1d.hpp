@@ -100,11 +100,11 @@ LloydResult lloyd_sorted(const SortedBlock& data, std::vector<double> init, cons
 LloydResult lloyd_naive(std::span<const float> data, std::vector<double> init, const LloydOptions& opt,
                         std::span<const float> weights = {});
 
-/// Lloyd steps without sorting, as the Phi/Rho cosine-codebook proposal does for its hybrid: each step assigns every value with the
-/// shared encoder (thresholds at the midpoints of the current float32 levels, O(N log K)) and averages per
-/// level in one pass (O(N)). Empty clusters are re-seeded by the same rule as the other two. Cheaper than
-/// lloyd_sorted for a few steps (no O(N log N) sort); the iterates differ from it only by the float32
-/// rounding of the levels.
+/// Lloyd steps without sorting, as the Phi/Rho cosine-codebook proposal does for its hybrid: each step
+/// assigns every value with the shared encoder (thresholds at the midpoints of the current float32 levels,
+/// O(N log K)) and averages per level in one pass (O(N)). Empty clusters are re-seeded by the same rule as
+/// the other two. Cheaper than lloyd_sorted for a few steps (no O(N log N) sort); the iterates differ from it
+/// only by the float32 rounding of the levels.
 LloydResult lloyd_encoded(std::span<const float> data, std::vector<double> init, const LloydOptions& opt,
                           std::span<const float> weights = {});
 

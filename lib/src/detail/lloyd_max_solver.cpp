@@ -1,8 +1,8 @@
 // Lloyd-Max by a Newton finish on the threshold conditions, started from the (b-1)-bit codebook.
 //
 // Plain Lloyd (thresholds = midpoints, levels = conditional means) is a fixed-point iteration whose
-// contraction factor tends to 1 as K grows: tests/data/REFERENCE.md records 93,338 steps at b = 8 and was still 6.6e-9
-// off. Its slow mode is the smooth "stretch" of the whole codebook. Newton on
+// contraction factor tends to 1 as K grows: tests/data/REFERENCE.md records 93,338 steps at b = 8 and was
+// still 6.6e-9 off. Its slow mode is the smooth "stretch" of the whole codebook. Newton on
 //     R_j(t) = t_j - (c_{j-1}(t_{j-1}, t_j) + c_j(t_j, t_{j+1})) / 2 = 0
 // converges quadratically once it is close. Each R_j depends on three thresholds, so the Jacobian is
 // tridiagonal (Thomas algorithm, O(K)); its entries come from d mean/d a = f(a)/P (mean - a) and

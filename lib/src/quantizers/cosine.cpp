@@ -1,5 +1,5 @@
-// Cosine-spaced (Chebyshev-node) codebook over the block's [min, max]: the "Phi/Rho" proposal for TorchAO's codebook quantization,
-// with an optional Lloyd refinement (the seed's suggested hybrid).
+// Cosine-spaced (Chebyshev-node) codebook over the block's [min, max]: the "Phi/Rho" proposal for TorchAO's
+// codebook quantization, with an optional Lloyd refinement (the seed's suggested hybrid).
 
 #include <algorithm>
 

@@ -1,6 +1,7 @@
-// Lloyd-Max: a data-free minimum-MSE codebook of a continuous law (as TurboQuant, arXiv 2504.19874, uses for rotated coordinates, and any other law), rescaled per block.
-// The table is a constant of the law (solved once per process, sqb::lloyd_max_solution); a block stores
-// only what its rescaling takes from the data (its std and mean with sigma=data, nothing otherwise).
+// Lloyd-Max: a data-free minimum-MSE codebook of a continuous law (as TurboQuant, arXiv 2504.19874, uses for
+// rotated coordinates, and any other law), rescaled per block. The table is a constant of the law (solved
+// once per process, sqb::lloyd_max_solution); a block stores only what its rescaling takes from the data (its
+// std and mean with sigma=data, nothing otherwise).
 
 #include <algorithm>
 #include <cmath>
