@@ -6,6 +6,7 @@
 #include <limits>
 #include <string>
 
+#include "detail/lloyd_1d.hpp"
 #include "detail/sort_keys.hpp"
 #include "sqb/error.hpp"
 
@@ -654,29 +655,9 @@ SketchResult kmeans_sketch(std::span<const float> values, std::span<const float>
                 "; sketch must be at least 2 K");
   }
   // The elements of positive weight, sorted, as SortedBlock keeps them.
-  std::vector<float> v, w;
-  if (!weights.empty()) {
-    if (weights.size() != values.size()) {
-      throw Error("weights: " + std::to_string(weights.size()) + " weights for " +
-                  std::to_string(values.size()) + " values; give one weight per value (or none)");
-    }
-    double total = 0;
-    for (std::size_t i = 0; i < weights.size(); ++i) {
-      if (!std::isfinite(weights[i]) || weights[i] < 0) {
-        throw Error("weights: element " + std::to_string(i) + " is " + std::to_string(weights[i]) +
-                    "; weights must be finite and >= 0");
-      }
-      total += weights[i];
-    }
-    if (total > 0) {
-      for (std::size_t i = 0; i < values.size(); ++i) {
-        if (weights[i] > 0) {
-          v.push_back(values[i]);
-          w.push_back(weights[i]);
-        }
-      }
-    }
-  }
+  WeightedElements we = positive_weight_elements(values, weights);
+  std::vector<float>& v = we.values;
+  std::vector<float>& w = we.weights;
   if (w.empty()) {
     v.assign(values.begin(), values.end());
     sort_floats(v);

@@ -19,15 +19,6 @@
 
 namespace sqb::detail {
 
-namespace {
-
-// The positive-weight elements of (values, weights), or nothing when the weights are to be ignored (empty,
-// or all 0: every codebook then has weighted SSE 0, and the unweighted block is the useful one).
-struct WeightedElements {
-  bool weighted = false;
-  std::vector<float> values, weights;
-};
-
 WeightedElements positive_weight_elements(std::span<const float> values, std::span<const float> weights) {
   WeightedElements out;
   if (weights.empty()) return out;
@@ -53,8 +44,6 @@ WeightedElements positive_weight_elements(std::span<const float> values, std::sp
   }
   return out;
 }
-
-}  // namespace
 
 SortedBlock::SortedBlock(std::span<const float> block, std::span<const float> weights) {
   WeightedElements we = positive_weight_elements(block, weights);

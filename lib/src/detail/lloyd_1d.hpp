@@ -23,6 +23,15 @@ namespace sqb::detail {
 ///   the unweighted block of all the values), so its codebooks stay useful.
 /// Values and weights are sorted together (ties in value by weight), so the result does not depend on the
 /// order of the input.
+/// The positive-weight elements of (values, weights), or nothing when the weights are to be ignored (empty,
+/// or all 0: every codebook then has weighted SSE 0, and the unweighted block is the useful one). Throws
+/// Error for a length mismatch or a negative or non-finite weight, naming it.
+struct WeightedElements {
+  bool weighted = false;
+  std::vector<float> values, weights;
+};
+WeightedElements positive_weight_elements(std::span<const float> values, std::span<const float> weights);
+
 class SortedBlock {
  public:
   explicit SortedBlock(std::span<const float> values, std::span<const float> weights = {});
