@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "bindings.hpp"
+#include "sqb/layout.hpp"
 #include "sqb/sqb.hpp"
 
 namespace py = pybind11;
@@ -176,7 +177,7 @@ PyResult quantize(const py::buffer& x, const std::string& spec, std::optional<st
   const std::size_t kk = resolve_k(k, bits);
   Input in = read_input(x, "x");
   // A layout rearranges x into rows x cols (rows = output channels); without one, rows = the first axis.
-  std::optional<sqb::npy::Layout> lay;
+  std::optional<sqb::Layout> lay;
   if (layout) {
     if (*layout == "auto") {
       if (!name)
@@ -186,7 +187,7 @@ PyResult quantize(const py::buffer& x, const std::string& spec, std::optional<st
       // A Dense/Linear weight stored [in, out]: the two-axis case of hwio.
       if (in.shape.size() != 2)
         throw sqb::Error("layout='io' is for a 2-D [in, out] weight; x has shape " + shape_text(in.shape));
-      lay = sqb::npy::Layout::hwio;
+      lay = sqb::Layout::hwio;
     } else {
       lay = sqb::layout_named(*layout);
       if (!lay)
@@ -198,7 +199,7 @@ PyResult quantize(const py::buffer& x, const std::string& spec, std::optional<st
   }
   sqb::Tensor laid;
   if (lay) {
-    laid = sqb::npy::to_tensor(in.shape, in.values, *lay, "x");
+    laid = sqb::to_tensor(in.shape, in.values, *lay, "x");
     in.rows = laid.rows;
     in.cols = laid.cols;
     in.values = laid.values;
@@ -219,7 +220,7 @@ PyResult quantize(const py::buffer& x, const std::string& spec, std::optional<st
                        ",) (one importance weight per element of x in x's shape, or one per column of the "
                        "laid-out x)");
     } else if (lay) {
-      laid_w = sqb::npy::to_tensor(w->shape, w->values, *lay, "weights");
+      laid_w = sqb::to_tensor(w->shape, w->values, *lay, "weights");
       w->values = laid_w.values;
     }
     if (std::all_of(w->values.begin(), w->values.end(), [](float v) { return v == 0.0f; })) {
@@ -250,8 +251,8 @@ PyResult quantize(const py::buffer& x, const std::string& spec, std::optional<st
     const std::unique_ptr<sqb::Quantizer> q = sqb::make_quantizer(spec, {kk, seed});
     const sqb::TensorView view(in.rows, in.cols, in.values);
     sqb::quantize_into(view, *q, opt, r.q, &r.times);
-    if (lay && *lay == sqb::npy::Layout::hwio && in.shape.size() >= 2)
-      r.decoded_input = sqb::npy::from_tensor(in.shape, r.q.decoded, *lay);
+    if (lay && *lay == sqb::Layout::hwio && in.shape.size() >= 2)
+      r.decoded_input = sqb::from_tensor(in.shape, r.q.decoded, *lay);
     if (opt_ratio) {
       // The figure the CLI's opt_ratio column gives: the result's (weighted) MSE over the least any K-level
       // codebook per block reaches.

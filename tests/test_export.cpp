@@ -12,6 +12,7 @@
 #include "requirements.hpp"
 #include "sqb/coding.hpp"
 #include "sqb/error.hpp"
+#include "sqb/layout.hpp"
 #include "sqb/metrics.hpp"
 #include "sqb/npy.hpp"
 #include "sqb/quantize.hpp"
@@ -69,7 +70,7 @@ TEST_CASE("export writes codes, codebooks and side values that decode to the lib
   CHECK(mine == decoded.values);
   // ... which is what the library computes for the same tensor.
   const sqb::npy::Array in = sqb::npy::read(input);
-  const sqb::Tensor t = sqb::npy::to_tensor(in.shape, in.values, sqb::npy::Layout::oihw, "w.npy");
+  const sqb::Tensor t = sqb::to_tensor(in.shape, in.values, sqb::Layout::oihw, "w.npy");
   const sqb::Quantized r = sqb::quantize(t, name, 16, {.granularity = sqb::Granularity::parse("group:16")});
   CHECK(r.decoded == decoded.values);
   // Side values: exactly what the storage accounting charges.
@@ -174,9 +175,9 @@ TEST_CASE("export: decoded.npy comes in the input's own shape and order", "[expo
   CHECK(decoded.shape == std::vector<std::size_t>{3, 3, 4, 6});
   CHECK(codes.shape == std::vector<std::size_t>{6, 36});  // codes stay as laid out: rows = out
   const sqb::npy::Array in = sqb::npy::read(input);
-  const sqb::Tensor t = sqb::npy::to_tensor(in.shape, in.values, sqb::npy::Layout::hwio, "k");
+  const sqb::Tensor t = sqb::to_tensor(in.shape, in.values, sqb::Layout::hwio, "k");
   const sqb::Quantized r = sqb::quantize(t, "kmeans", 8, {.granularity = sqb::Granularity::parse("channel")});
-  CHECK(decoded.values == sqb::npy::from_tensor(in.shape, r.decoded, sqb::npy::Layout::hwio));
+  CHECK(decoded.values == sqb::from_tensor(in.shape, r.decoded, sqb::Layout::hwio));
   // Element by element against the input: each reconstruction is in its own input position.
   double err = 0;
   for (std::size_t i = 0; i < in.values.size(); ++i) {

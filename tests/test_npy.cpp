@@ -19,6 +19,7 @@
 
 #include "npy_helpers.hpp"
 #include "sqb/error.hpp"
+#include "sqb/layout.hpp"
 #include "sqb/npy.hpp"
 
 namespace fs = std::filesystem;
@@ -483,9 +484,9 @@ TEST_CASE("npy layouts: rows, oihw and hwio give rows = output channels", "[npy]
           hwio[((h * W + w) * I + i) * O + o] = v;  // TensorFlow's [h, w, i, o]
         }
   const std::vector<std::size_t> s_oihw = {O, I, H, W}, s_hwio = {H, W, I, O};
-  const sqb::Tensor a = sqb::npy::to_tensor(s_oihw, oihw, sqb::npy::Layout::oihw, "a");
-  const sqb::Tensor b = sqb::npy::to_tensor(s_hwio, hwio, sqb::npy::Layout::hwio, "b");
-  const sqb::Tensor r = sqb::npy::to_tensor(s_oihw, oihw, sqb::npy::Layout::rows, "r");
+  const sqb::Tensor a = sqb::to_tensor(s_oihw, oihw, sqb::Layout::oihw, "a");
+  const sqb::Tensor b = sqb::to_tensor(s_hwio, hwio, sqb::Layout::hwio, "b");
+  const sqb::Tensor r = sqb::to_tensor(s_oihw, oihw, sqb::Layout::rows, "r");
   CHECK(a.rows == O);
   CHECK(a.cols == I * H * W);
   CHECK(a.values == oihw);
@@ -495,20 +496,17 @@ TEST_CASE("npy layouts: rows, oihw and hwio give rows = output channels", "[npy]
   CHECK(r.values == a.values);
   // Dense/Linear: [in, out] in TensorFlow is the transpose of [out, in].
   const std::vector<std::size_t> s2 = {3, 2};
-  const sqb::Tensor d =
-      sqb::npy::to_tensor(s2, std::vector<float>{0, 1, 2, 3, 4, 5}, sqb::npy::Layout::hwio, "d");
+  const sqb::Tensor d = sqb::to_tensor(s2, std::vector<float>{0, 1, 2, 3, 4, 5}, sqb::Layout::hwio, "d");
   CHECK(d.rows == 2);
   CHECK(d.values == std::vector<float>{0, 2, 4, 1, 3, 5});
   // 0-D and 1-D are one row with layout=rows, and an error with the weight layouts.
   const std::vector<std::size_t> s0 = {}, s1 = {5};
-  CHECK(sqb::npy::to_tensor(s0, std::vector<float>{7}, sqb::npy::Layout::rows, "s").rows == 1);
-  const sqb::Tensor v =
-      sqb::npy::to_tensor(s1, std::vector<float>{1, 2, 3, 4, 5}, sqb::npy::Layout::rows, "v");
+  CHECK(sqb::to_tensor(s0, std::vector<float>{7}, sqb::Layout::rows, "s").rows == 1);
+  const sqb::Tensor v = sqb::to_tensor(s1, std::vector<float>{1, 2, 3, 4, 5}, sqb::Layout::rows, "v");
   CHECK((v.rows == 1 && v.cols == 5));
-  CHECK_THROWS_WITH(
-      sqb::npy::to_tensor(s1, std::vector<float>{1, 2, 3, 4, 5}, sqb::npy::Layout::oihw, "bias.npy"),
-      Catch::Contains("bias.npy: layout=oihw needs a weight of rank >= 2") &&
-          Catch::Contains("the shape is (5,)"));
-  CHECK_THROWS_WITH(sqb::npy::to_tensor(s0, std::vector<float>{7}, sqb::npy::Layout::hwio, "s.npy"),
+  CHECK_THROWS_WITH(sqb::to_tensor(s1, std::vector<float>{1, 2, 3, 4, 5}, sqb::Layout::oihw, "bias.npy"),
+                    Catch::Contains("bias.npy: layout=oihw needs a weight of rank >= 2") &&
+                        Catch::Contains("the shape is (5,)"));
+  CHECK_THROWS_WITH(sqb::to_tensor(s0, std::vector<float>{7}, sqb::Layout::hwio, "s.npy"),
                     Catch::Contains("layout=hwio needs a weight of rank >= 2"));
 }

@@ -394,7 +394,7 @@ TEST_CASE("safetensors source: dtypes it cannot read, and non-finite values, are
 
 TEST_CASE("layout=auto: the framework, the name and a convolution's shape, only when they agree",
           "[layout]") {
-  using L = sqb::npy::Layout;
+  using L = sqb::Layout;
   const std::vector<std::size_t> lin = {64, 32}, conv = {64, 32, 3, 3}, tf_conv = {3, 3, 32, 64},
                                  pointwise = {1, 1, 1024, 1024}, small = {8, 3, 3, 3};
   CHECK(sqb::auto_layout("x", std::vector<std::size_t>{5}, "", "f") == L::rows);  // one row: no question
@@ -438,23 +438,23 @@ TEST_CASE("layout: from_tensor puts the laid-out values back in the input's shap
   std::vector<float> v(2 * 3 * 4 * 5);
   for (std::size_t i = 0; i < v.size(); ++i)
     v[i] = static_cast<float>(i);
-  for (const auto layout : {sqb::npy::Layout::rows, sqb::npy::Layout::oihw, sqb::npy::Layout::hwio}) {
+  for (const auto layout : {sqb::Layout::rows, sqb::Layout::oihw, sqb::Layout::hwio}) {
     for (const std::vector<std::size_t>& shape :
          {std::vector<std::size_t>{2, 3, 4, 5}, {6, 20}, {120}, {2, 60, 1}}) {
-      if (shape.size() < 2 && layout != sqb::npy::Layout::rows) continue;
-      const sqb::Tensor t = sqb::npy::to_tensor(shape, v, layout, "t");
-      CHECK(sqb::npy::from_tensor(shape, t.values, layout) == v);
+      if (shape.size() < 2 && layout != sqb::Layout::rows) continue;
+      const sqb::Tensor t = sqb::to_tensor(shape, v, layout, "t");
+      CHECK(sqb::from_tensor(shape, t.values, layout) == v);
     }
   }
   // hwio: [kh, kw, in, out] = (2, 3, 4, 5) -> 5 rows (out) of [in, kh, kw] = (4, 2, 3). Laid-out element 1
   // is out 0, in 0, kh 0, kw 1: the input's (0, 1, 0, 0), flat 20.
   const std::vector<std::size_t> shape = {2, 3, 4, 5};
-  const sqb::Tensor t = sqb::npy::to_tensor(shape, v, sqb::npy::Layout::hwio, "t");
+  const sqb::Tensor t = sqb::to_tensor(shape, v, sqb::Layout::hwio, "t");
   CHECK(t.rows == 5);
   CHECK(t.values[1] == v[20]);
   CHECK(t.values[6] == v[5]);   // out 0, in 1, kh 0, kw 0: the input's (0, 0, 1, 0)
   CHECK(t.values[24] == v[1]);  // out 1, in 0, kh 0, kw 0: the input's (0, 0, 0, 1)
-  CHECK_THROWS_WITH(sqb::npy::from_tensor(shape, std::vector<float>(3), sqb::npy::Layout::rows),
+  CHECK_THROWS_WITH(sqb::from_tensor(shape, std::vector<float>(3), sqb::Layout::rows),
                     Catch::Contains("does not match"));
 }
 

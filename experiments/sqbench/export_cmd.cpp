@@ -128,8 +128,8 @@ std::string some_entries(const fs::path& dir) {
 }
 
 // numpy's way from the laid-out rows x cols back to the input's shape.
-std::string to_input_numpy(const std::vector<std::size_t>& shape, sqb::npy::Layout layout) {
-  if (layout != sqb::npy::Layout::hwio || shape.size() < 2) return "a.reshape(input_shape)";
+std::string to_input_numpy(const std::vector<std::size_t>& shape, sqb::Layout layout) {
+  if (layout != sqb::Layout::hwio || shape.size() < 2) return "a.reshape(input_shape)";
   const std::size_t r = shape.size();
   std::string laid = "(";
   laid += std::to_string(shape[r - 1]) + ", " + std::to_string(shape[r - 2]);
@@ -158,9 +158,9 @@ ExportResult export_quantized(const ExportOptions& opt) {
   const Input in = read_input(opt);
   std::string word = opt.layout;
   if (sqb::is_layout_rules(word)) word = sqb::pick_layout(word, in.name, "--layout");
-  const sqb::npy::Layout layout =
+  const sqb::Layout layout =
       word == "auto" ? sqb::auto_layout(in.name, in.shape, in.framework, in.what) : *sqb::layout_named(word);
-  const sqb::Tensor t = sqb::npy::to_tensor(in.shape, in.values, layout, in.what);
+  const sqb::Tensor t = sqb::to_tensor(in.shape, in.values, layout, in.what);
   sqb::check_finite(t.values, in.what, t.cols);  // named after the file, before the pipeline's check
   qopt.check_input = false;
   const sqb::Quantized result = sqb::quantize(t, *q, qopt);
@@ -265,8 +265,7 @@ ExportResult export_quantized(const ExportOptions& opt) {
     add("blocks.npy", sqb::npy::serialize(std::vector<std::size_t>{nb, 2}, blocks, {sqb::npy::DType::int32}),
         "each block's flat offset and length in the laid-out row-major rows x cols tensor", {nb, 2}, "int32");
   }
-  add("decoded.npy",
-      sqb::npy::serialize(in.shape, sqb::npy::from_tensor(in.shape, result.decoded, layout), {}),
+  add("decoded.npy", sqb::npy::serialize(in.shape, sqb::from_tensor(in.shape, result.decoded, layout), {}),
       "the reconstruction, float32, in the input's own shape and order", in.shape, "float32");
   if (const auto* ex = sqb::part_of<sqb::ExportsArrays>(*q)) {
     for (sqb::ExportArray& a : ex->export_arrays(result)) {

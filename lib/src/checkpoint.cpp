@@ -105,7 +105,7 @@ struct Job {
   bool quantize = false;
   int rule = -1;  // -1: the default selection
   std::string spec, granularity, layout_word;
-  npy::Layout layout = npy::Layout::oihw;
+  Layout layout = Layout::oihw;
   std::size_t k = 0, rows = 0, cols = 0, blocks = 0, side_per_block = 0;
   const std::vector<float>* importance = nullptr;
 };
@@ -640,9 +640,9 @@ void quantize_job(const CheckpointOptions& o, const std::string& in_name, const 
   release_pages(file.raw(j.name));
   Tensor laid;
   TensorView view;
-  const bool transposed = j.layout == npy::Layout::hwio && a.shape.size() >= 2;
+  const bool transposed = j.layout == Layout::hwio && a.shape.size() >= 2;
   if (transposed) {
-    laid = npy::to_tensor(a.shape, a.values, j.layout, j.name);
+    laid = to_tensor(a.shape, a.values, j.layout, j.name);
     a.values = {};  // the laid-out copy is all that is needed now
     a.values.shrink_to_fit();
     view = TensorView(laid.rows, laid.cols, laid.values);
@@ -986,11 +986,11 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
           j.layout = *layout_named(j.layout_word);
         }
         j.layout_word = std::string(layout_word(j.layout));
-        // rows x cols as npy::to_tensor lays it out.
+        // rows x cols as to_tensor lays it out.
         if (t.shape.size() < 2) {
           j.rows = 1;
           j.cols = t.size();
-        } else if (j.layout == npy::Layout::hwio) {
+        } else if (j.layout == Layout::hwio) {
           j.rows = t.shape.back();
           j.cols = t.size() / j.rows;
         } else {

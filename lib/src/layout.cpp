@@ -1,10 +1,11 @@
-// Layout words, layout=auto and per-tensor layout rules (contract in sqb/layout.hpp).
+// Layout words, layout=auto, per-tensor layout rules, and N-D <-> rows x cols (contract in sqb/layout.hpp).
 
 #include "sqb/layout.hpp"
 
 #include <vector>
 
 #include "sqb/error.hpp"
+#include "sqb/npy.hpp"
 #include "sqb/safetensors.hpp"
 
 namespace sqb {
@@ -30,28 +31,28 @@ std::string shape_text(std::span<const std::size_t> shape) {
 
 }  // namespace
 
-std::optional<npy::Layout> layout_named(std::string_view word) {
-  if (word == "rows") return npy::Layout::rows;
-  if (word == "oihw") return npy::Layout::oihw;
-  if (word == "hwio") return npy::Layout::hwio;
+std::optional<Layout> layout_named(std::string_view word) {
+  if (word == "rows") return Layout::rows;
+  if (word == "oihw") return Layout::oihw;
+  if (word == "hwio") return Layout::hwio;
   return std::nullopt;
 }
 
-std::string_view layout_word(npy::Layout layout) {
+std::string_view layout_word(Layout layout) {
   switch (layout) {
-    case npy::Layout::rows:
+    case Layout::rows:
       return "rows";
-    case npy::Layout::oihw:
+    case Layout::oihw:
       return "oihw";
-    case npy::Layout::hwio:
+    case Layout::hwio:
       return "hwio";
   }
   return "rows";
 }
 
-npy::Layout auto_layout(std::string_view name, std::span<const std::size_t> shape, std::string_view framework,
-                        std::string_view what) {
-  if (shape.size() <= 1) return npy::Layout::rows;  // one row, whatever the framework
+Layout auto_layout(std::string_view name, std::span<const std::size_t> shape, std::string_view framework,
+                   std::string_view what) {
+  if (shape.size() <= 1) return Layout::rows;  // one row, whatever the framework
   struct Clue {
     Axis axis;
     std::string says;
@@ -95,7 +96,7 @@ npy::Layout auto_layout(std::string_view name, std::span<const std::size_t> shap
                   " says " + axis_text(c.axis) + give);
     }
   }
-  return clues.front().axis == Axis::first ? npy::Layout::oihw : npy::Layout::hwio;
+  return clues.front().axis == Axis::first ? Layout::oihw : Layout::hwio;
 }
 
 bool is_layout_rules(std::string_view text) {
@@ -159,6 +160,90 @@ std::string pick_layout(std::string_view rules, std::string_view name, std::stri
   }
   throw Error(prefix + "no rule matches '" + std::string(name) +
               "'; end the list with a bare layout for every other name (e.g. ...,oihw)");
+}
+
+namespace {
+
+// hwio: the laid-out axes (out, in, s_0 .. s_{r-3}), PyTorch's order, come from the source axes (r-1, r-2,
+// 0 .. r-3) of a C-order array of `shape` (rank >= 2). Calls f(pos, src) for every laid-out position pos, in
+// order, with the flat source index src it takes its value from.
+template <class F>
+void for_each_hwio(std::span<const std::size_t> shape, F&& f) {
+  const std::size_t nd = shape.size();
+  std::vector<std::size_t> perm;  // perm[k] = source axis of destination axis k
+  perm.push_back(nd - 1);
+  perm.push_back(nd - 2);
+  for (std::size_t k = 0; k + 2 < nd; ++k)
+    perm.push_back(k);
+  std::vector<std::size_t> src_stride(nd, 1);
+  for (std::size_t k = nd; k-- > 1;)
+    src_stride[k - 1] = src_stride[k] * shape[k];
+  std::vector<std::size_t> dshape(nd), dstride(nd);
+  std::size_t count = 1;
+  for (std::size_t k = 0; k < nd; ++k) {
+    dshape[k] = shape[perm[k]];
+    dstride[k] = src_stride[perm[k]];
+    count *= shape[k];
+  }
+  std::vector<std::size_t> idx(nd, 0);
+  std::size_t src = 0;
+  for (std::size_t pos = 0; pos < count; ++pos) {
+    f(pos, src);
+    for (std::size_t k = nd; k-- > 0;) {  // C-order odometer over the destination
+      if (++idx[k] < dshape[k]) {
+        src += dstride[k];
+        break;
+      }
+      src -= (dshape[k] - 1) * dstride[k];
+      idx[k] = 0;
+    }
+  }
+}
+
+}  // namespace
+
+Tensor to_tensor(std::span<const std::size_t> shape, std::span<const float> values, Layout layout,
+                 std::string_view what) {
+  std::size_t count = 1;
+  for (const std::size_t d : shape)
+    count *= d;
+  if (count != values.size() || values.empty()) {
+    throw Error(std::string(what) + ": shape " + npy::shape_text(shape) + " does not match " +
+                std::to_string(values.size()) + " values");
+  }
+  const std::size_t nd = shape.size();
+  if (layout != Layout::rows && nd < 2) {
+    throw Error(std::string(what) + ": layout=" + (layout == Layout::oihw ? "oihw" : "hwio") +
+                " needs a weight of rank >= 2 (" +
+                (layout == Layout::oihw ? "[out, in, ...]" : "[..., in, out]") + "), but the shape is " +
+                npy::shape_text(shape) + "; use layout=rows");
+  }
+  if (layout != Layout::hwio) {
+    const std::size_t rows = nd == 0 ? 1 : (nd == 1 ? 1 : shape[0]);
+    return Tensor(rows, count / rows, std::vector<float>(values.begin(), values.end()));
+  }
+  Tensor t(shape[nd - 1], count / shape[nd - 1]);
+  for_each_hwio(shape, [&](std::size_t pos, std::size_t src) { t.values[pos] = values[src]; });
+  return t;
+}
+
+std::vector<float> from_tensor(std::span<const std::size_t> shape, std::span<const float> laid_out,
+                               Layout layout) {
+  std::size_t count = 1;
+  for (const std::size_t d : shape)
+    count *= d;
+  if (count != laid_out.size() || laid_out.empty()) {
+    throw Error("from_tensor: shape " + npy::shape_text(shape) + " does not match " +
+                std::to_string(laid_out.size()) + " values");
+  }
+  const std::size_t nd = shape.size();
+  if (layout != Layout::hwio || nd < 2) {
+    if (layout != Layout::rows && nd < 2) to_tensor(shape, laid_out, layout, "from_tensor");  // throws
+    return std::vector<float>(laid_out.begin(), laid_out.end());
+  }
+  std::vector<float> out(count);
+  for_each_hwio(shape, [&](std::size_t pos, std::size_t src) { out[src] = laid_out[pos]; });
+  return out;
 }
 
 }  // namespace sqb

@@ -10,6 +10,7 @@
 #include <span>
 
 #include "sqb/error.hpp"
+#include "sqb/layout.hpp"
 #include "sqb/npy.hpp"
 
 namespace {
@@ -53,9 +54,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const float v : a.values) {
       if (std::isfinite(v)) sum += v;
     }
-    for (const auto layout : {sqb::npy::Layout::rows, sqb::npy::Layout::oihw, sqb::npy::Layout::hwio}) {
+    for (const auto layout : {sqb::Layout::rows, sqb::Layout::oihw, sqb::Layout::hwio}) {
       try {
-        const sqb::Tensor t = sqb::npy::to_tensor(a.shape, a.values, layout, "fuzz.npy");
+        const sqb::Tensor t = sqb::to_tensor(a.shape, a.values, layout, "fuzz.npy");
         if (t.size() != a.values.size() || t.rows * t.cols != t.size()) bug("layout: size");
         double tsum = 0;
         for (const float v : t.values) {
@@ -65,7 +66,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (std::fabs(tsum - sum) > 1e-6 * (std::fabs(sum) + 1) && std::isfinite(sum))
           bug("layout: permutation");
       } catch (const sqb::Error&) {
-        if (layout == sqb::npy::Layout::rows) bug("layout=rows must accept every shape");
+        if (layout == sqb::Layout::rows) bug("layout=rows must accept every shape");
       }
     }
   } else if (b.ints != a.ints) {

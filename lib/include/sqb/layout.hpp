@@ -5,7 +5,7 @@
 /// folder or checkpoint that mixes layouts.
 ///
 /// Words: `rows` (first axis x the rest), `oihw` (PyTorch [out, in, ...]: the same, rank >= 2), `hwio`
-/// (TensorFlow [..., in, out]: last axis, each row in PyTorch's order), see npy::to_tensor; and `auto`.
+/// (TensorFlow [..., in, out]: last axis, each row in PyTorch's order), see to_tensor; and `auto`.
 ///
 /// `layout=auto` decides from three clues, and only when the clues present agree:
 ///  - the file's framework (a safetensors header's `__metadata__` "format"): `pt` or `mlx` say first axis
@@ -23,20 +23,43 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
-#include "sqb/npy.hpp"
+#include "sqb/tensor.hpp"
 
 namespace sqb {
 
+/// How an N-D weight tensor maps to sqbench's rows x cols (rows = output channels, so granularity=channel is
+/// per output channel):
+///  - rows: the first axis is the rows and the other axes are flattened in C order; a 0-D or 1-D array is one
+///    row.
+///  - oihw: PyTorch's [out, in, kh, kw] (any rank >= 2: Linear [out, in], Conv1d [out, in, k], Conv3d ...):
+///    the same as rows, but the rank must be >= 2.
+///  - hwio: TensorFlow's [kh, kw, in, out] (any rank >= 2: Dense [in, out], Conv1D [k, in, out], ...): the
+///    last axis is the rows; each row is laid out in PyTorch's order [in, kh, kw], so a tensor and its
+///    TensorFlow transpose give the same rows x cols tensor.
+enum class Layout { rows, oihw, hwio };
+
+/// Arranges `values` (C order, of `shape`) as rows x cols for `layout`. Throws Error (prefixed by `what`)
+/// when the rank does not suit the layout.
+Tensor to_tensor(std::span<const std::size_t> shape, std::span<const float> values, Layout layout,
+                 std::string_view what);
+
+/// The inverse of to_tensor: rows x cols values laid out by `layout` from a tensor of `shape`, back in that
+/// tensor's own C order (what `sqbench export` writes as decoded.npy). Throws Error when the sizes differ or
+/// the rank does not suit the layout.
+std::vector<float> from_tensor(std::span<const std::size_t> shape, std::span<const float> laid_out,
+                               Layout layout);
+
 /// "rows", "oihw", "hwio" -> the layout; anything else (including "auto") -> nullopt.
-std::optional<npy::Layout> layout_named(std::string_view word);
-std::string_view layout_word(npy::Layout layout);  ///< the inverse
+std::optional<Layout> layout_named(std::string_view word);
+std::string_view layout_word(Layout layout);  ///< the inverse
 
 /// The layout `layout=auto` gives a tensor called `name` (a tensor name or a file stem) of `shape`, read from
 /// a file whose framework is `framework` ("" when unknown). Throws Error, prefixed by `what`, saying which
 /// clues were found (none, or disagreeing) and which layouts to give instead.
-npy::Layout auto_layout(std::string_view name, std::span<const std::size_t> shape, std::string_view framework,
-                        std::string_view what);
+Layout auto_layout(std::string_view name, std::span<const std::size_t> shape, std::string_view framework,
+                   std::string_view what);
 
 /// A `layout=` value: one word (rows|oihw|hwio|auto), or rules `PATTERN:WORD,PATTERN:WORD,...,WORD` tried in
 /// order against a tensor's name (safetensors) or file name (npy): the first rule whose shell-style pattern

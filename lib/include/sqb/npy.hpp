@@ -1,8 +1,7 @@
 #pragma once
 /// \file npy.hpp
 /// NumPy `.npy` files in and out (format versions 1.0, 2.0 and 3.0, as specified in NumPy's
-/// `numpy/lib/format.py` / NEP 1), and the conversion of a weight tensor's N-D shape to sqbench's rows x
-/// cols.
+/// `numpy/lib/format.py` / NEP 1). How an N-D weight becomes sqbench's rows x cols is sqb/layout.hpp.
 ///
 /// A .npy file is: the magic `\x93NUMPY`, a major and a minor version byte, the header length (uint16 little
 /// endian for 1.0, uint32 for 2.0 and 3.0), a header that is a Python dict literal
@@ -98,28 +97,6 @@ std::uint16_t float_to_half(float f);
 
 /// Python-style text of a shape: "()", "(5,)", "(3, 4)".
 std::string shape_text(std::span<const std::size_t> shape);
-
-/// How an N-D weight tensor maps to sqbench's rows x cols (rows = output channels, so granularity=channel is
-/// per output channel):
-///  - rows: the first axis is the rows and the other axes are flattened in C order; a 0-D or 1-D array is one
-///    row.
-///  - oihw: PyTorch's [out, in, kh, kw] (any rank >= 2: Linear [out, in], Conv1d [out, in, k], Conv3d ...):
-///    the same as rows, but the rank must be >= 2.
-///  - hwio: TensorFlow's [kh, kw, in, out] (any rank >= 2: Dense [in, out], Conv1D [k, in, out], ...): the
-///    last axis is the rows; each row is laid out in PyTorch's order [in, kh, kw], so a tensor and its
-///    TensorFlow transpose give the same rows x cols tensor.
-enum class Layout { rows, oihw, hwio };
-
-/// Arranges `values` (C order, of `shape`) as rows x cols for `layout`. Throws Error (prefixed by `what`)
-/// when the rank does not suit the layout.
-Tensor to_tensor(std::span<const std::size_t> shape, std::span<const float> values, Layout layout,
-                 std::string_view what);
-
-/// The inverse of to_tensor: rows x cols values laid out by `layout` from a tensor of `shape`, back in that
-/// tensor's own C order (what `sqbench export` writes as decoded.npy). Throws Error when the sizes differ or
-/// the rank does not suit the layout.
-std::vector<float> from_tensor(std::span<const std::size_t> shape, std::span<const float> laid_out,
-                               Layout layout);
 
 }  // namespace sqb::npy
 

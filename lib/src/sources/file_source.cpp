@@ -79,7 +79,7 @@ FileSource::Loaded FileSource::load() const {
   }
 }
 
-npy::Layout FileSource::layout_for(const std::vector<std::size_t>& shape) const {
+Layout FileSource::layout_for(const std::vector<std::size_t>& shape) const {
   std::string word = s_.layout;
   if (is_layout_rules(word)) word = pick_layout(word, rule_name(), what());
   if (word == "auto") return auto_layout(layout_name(), shape, framework(), what());
@@ -88,7 +88,7 @@ npy::Layout FileSource::layout_for(const std::vector<std::size_t>& shape) const 
 
 FileSource::Loaded FileSource::load_unwrapped() const {
   FileTensor a = read();
-  const npy::Layout layout = layout_for(a.shape);
+  const Layout layout = layout_for(a.shape);
   Loaded out;
   std::size_t bad = 0, first = 0;
   for (std::size_t i = a.values.size(); i-- > 0;) {
@@ -113,11 +113,11 @@ FileSource::Loaded FileSource::load_unwrapped() const {
   if (bad == a.values.size()) {
     throw Error(what() + ": all " + std::to_string(bad) + " values are NaN or +-Inf; nothing is left");
   }
-  out.tensor = npy::to_tensor(a.shape, a.values, layout, what());
+  out.tensor = to_tensor(a.shape, a.values, layout, what());
   std::vector<float> w = read_weights(a.shape);
   a.values = {};
   if (!w.empty()) {
-    Tensor wt = npy::to_tensor(a.shape, w, layout, what() + " weights");
+    Tensor wt = to_tensor(a.shape, w, layout, what() + " weights");
     for (std::size_t i = 0; i < wt.size(); ++i) {
       if (!(wt.values[i] >= 0) || !std::isfinite(wt.values[i])) {
         throw Error(what() + ": the importance weight at flat index " + std::to_string(i) +

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "sources/sources.hpp"
+#include "sqb/layout.hpp"
 #include "sqb/npy.hpp"
 #include "sqb/source.hpp"
 
@@ -69,7 +70,7 @@ class FileSource : public Source, public DescribesData {
   };
   Loaded load() const;
   Loaded load_unwrapped() const;
-  npy::Layout layout_for(const std::vector<std::size_t>& shape) const;
+  Layout layout_for(const std::vector<std::size_t>& shape) const;
   static Tensor subsample(const Tensor& t, std::size_t n, std::uint64_t seed);
 
   FileSettings s_;
