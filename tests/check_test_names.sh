@@ -18,8 +18,15 @@
 # usage: check_test_names.sh names SQB_TESTS
 #        check_test_names.sh registered SQB_TESTS CTEST TESTS_BINARY_DIR
 set -euo pipefail
+usage() {
+  printf 'usage: check_test_names.sh names SQB_TESTS\n       check_test_names.sh registered SQB_TESTS CTEST TESTS_BINARY_DIR\n' >&2
+  exit 2
+}
+[ $# -ge 2 ] || usage
 mode=$1
 exe=$2
+case $mode in names | registered) ;; *) echo "check_test_names.sh: unknown mode '$mode' (names|registered)" >&2; usage ;; esac
+[ "$mode" = names ] || [ $# -ge 4 ] || usage
 tmp=$(mktemp -d /tmp/sqbench-names-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
