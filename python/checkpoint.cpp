@@ -193,8 +193,9 @@ py::list quantize_checkpoint_py(const std::string& input, const std::string& out
                                 std::optional<std::size_t> k, const std::string& granularity,
                                 const std::optional<std::string>& rules,
                                 const std::optional<std::string>& importance, int threads, bool pack,
-                                bool opt_ratio, const std::optional<std::vector<std::string>>& rename,
-                                bool resume, const std::optional<std::string>& shard) {
+                                bool opt_ratio, bool coded,
+                                const std::optional<std::vector<std::string>>& rename, bool resume,
+                                const std::optional<std::string>& shard) {
   sqb::CheckpointOptions o;
   o.input = input;
   o.out = out;
@@ -220,6 +221,7 @@ py::list quantize_checkpoint_py(const std::string& input, const std::string& out
   o.threads = threads;
   o.pack = pack;
   o.opt_ratio = opt_ratio;
+  o.coded = coded;
   o.resume = resume;
   if (shard) std::tie(o.shard_index, o.shard_count) = sqb::parse_shard(*shard);
   o.command = "sqbench.quantize_checkpoint (Python)";
@@ -247,7 +249,8 @@ void add_quantize_checkpoint_binding(py::module_& m) {
         py::arg("spec") = py::none(), py::arg("bits") = py::none(), py::arg("k") = py::none(),
         py::arg("granularity") = "channel", py::arg("rules") = py::none(), py::arg("importance") = py::none(),
         py::arg("threads") = 0, py::arg("pack") = false, py::arg("opt_ratio") = false,
-        py::arg("rename") = py::none(), py::arg("resume") = false, py::arg("shard") = py::none(),
+        py::arg("coded") = false, py::arg("rename") = py::none(), py::arg("resume") = false,
+        py::arg("shard") = py::none(),
         "What `sqbench quantize` does: quantize a safetensors checkpoint into the folder `out` "
         "(model.safetensors or the input's shards, report.csv, manifest.json, packed.safetensors with pack). "
         "rules: a rules file's path or its INI text. Returns the report rows (dicts of report.csv's columns "

@@ -114,6 +114,7 @@ Outcome run(const TempDir& d, const std::string& out, const std::string& spec, c
   if (importance) o.importance = d.path / "imp.safetensors";
   o.pack = true;
   o.opt_ratio = true;  // its optimum, too, is computed slab-wise
+  o.coded = true;      // and coded_bits from the whole tensor's codes
   o.threads = threads;
   o.seed = 7;
   o.slab_elements = slab;

@@ -8,8 +8,10 @@
 #include <filesystem>
 
 #include "cli_helpers.hpp"
+#include "csv.hpp"
 #include "sqb/checkpoint.hpp"
 #include "sqb/error.hpp"
+#include "sqb/layout.hpp"
 #include "sqb/quantize.hpp"
 #include "sqb/safetensors.hpp"
 
@@ -85,6 +87,50 @@ TEST_CASE("sqbench quantize: identical output for 1 and 2 threads, copies byte f
   for (std::size_t i = 0; i < 40; ++i)
     for (std::size_t o = 0; o < 24; ++o)
       REQUIRE(got.values[i * 24 + o] == q.decoded[o * 40 + i]);
+}
+
+TEST_CASE("sqbench quantize: coded_bits is measured with --coded only, equal to the pipeline's rANS pass",
+          "[quantize-cmd][cli]") {
+  const TempDir d;
+  const fs::path in = make_checkpoint(d);
+  d.write("rules.ini", "[layer.weight]\nlayout = oihw\n[dense/kernel]\nlayout = hwio\n");
+  const std::string base = "quantize --input " + in.string() +
+                           " --spec kmeans --bits 3 --granularity group:8 " + "--rules " +
+                           (d.path / "rules.ini").string() + " --out ";
+  for (const char* folder : {"plain", "coded"}) {
+    const auto r = sqbtest::run_cli(base + (d.path / folder).string() +
+                                    (std::string(folder) == "coded" ? " --coded" : ""));
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+  }
+  // The outputs are the same; only the report's coded_bits differs.
+  CHECK(sqbtest::slurp(d.path / "plain" / "model.safetensors") ==
+        sqbtest::slurp(d.path / "coded" / "model.safetensors"));
+  const sqbench::CsvTable plain = sqbench::read_csv(d.path / "plain" / "report.csv");
+  const sqbench::CsvTable coded = sqbench::read_csv(d.path / "coded" / "report.csv");
+  REQUIRE(plain.rows.size() == 3);  // two tensors and the totals
+  REQUIRE(coded.rows.size() == 3);
+  const std::size_t col = coded.column("coded_bits").value(), n_col = coded.column("n").value();
+  const st::File src(in);
+  sqb::QuantizeOptions qo;
+  qo.granularity = sqb::Granularity::parse("group:8");
+  qo.coded = true;
+  double sum = 0, n = 0;
+  for (std::size_t i = 0; i < 2; ++i) {
+    CHECK(plain.rows[i][col].empty());
+    const std::string& name = coded.rows[i][0];
+    INFO(name);
+    const st::Array a = src.read(name);
+    const sqb::Tensor t = sqb::to_tensor(
+        a.shape, a.values, name == "layer.weight" ? sqb::Layout::oihw : sqb::Layout::hwio, name);
+    const sqb::Quantized q = sqb::quantize(t, "kmeans", 8, qo);
+    REQUIRE(std::isfinite(q.metrics.coded_bits));
+    CHECK(std::stod(coded.rows[i][col]) == Approx(q.metrics.coded_bits).epsilon(1e-12));
+    sum += std::stod(coded.rows[i][n_col]) * q.metrics.coded_bits;
+    n += std::stod(coded.rows[i][n_col]);
+  }
+  CHECK(plain.rows[2][col].empty());  // the totals stay empty when the tensors' are
+  CHECK(std::stod(coded.rows[2][col]) == Approx(sum / n).epsilon(1e-12));
 }
 
 TEST_CASE("sqbench quantize: bad input exits 2 before writing anything",

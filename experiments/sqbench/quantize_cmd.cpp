@@ -49,6 +49,7 @@ int quantize_command(const std::vector<std::string>& args, const std::string& co
                         "threads over blocks (0 = every core)")(
       "pack", "also write packed.safetensors (bit-packed codes, codebooks, blocks)")(
       "opt-ratio", "add the opt_ratio column (MSE over the least any K-level codebook reaches)")(
+      "coded", "measure the report's coded_bits (a real rANS pass over each tensor's codes; empty without)")(
       "shard", po::value<std::string>(),
       "i/n: quantize only part i of n of the tensors (balanced by size) into DIR/shard-i-of-n/; "
       "`sqbench merge DIR/shard-*-of-n` assembles the checkpoint")(
@@ -67,6 +68,7 @@ int quantize_command(const std::vector<std::string>& args, const std::string& co
   o.threads = threads;
   o.pack = vm->count("pack") > 0;
   o.opt_ratio = vm->count("opt-ratio") > 0;
+  o.coded = vm->count("coded") > 0;
   o.resume = vm->count("resume") > 0;
   if (vm->count("shard"))
     std::tie(o.shard_index, o.shard_count) = sqb::parse_shard((*vm)["shard"].as<std::string>());

@@ -387,14 +387,14 @@ class JournalAppender {
   int fd_ = -1;
 };
 
-// Totals: per-element figures averaged with each tensor's element count as its weight; max_abs_err the
-// max; times summed.
+// Totals: per-element figures averaged with each tensor's element count as its weight (empty when some
+// tensor's is: wmse without importance, coded_bits when not measured); max_abs_err the max; times summed.
 ReportRow totals_row(const std::vector<ReportRow>& rows) {
   ReportRow total;
   total["tensor"] = "(total)";
   double n = 0;
   std::map<std::string, double> sums;
-  bool weighted = true;
+  std::set<std::string> missing;  // averaged columns empty in some row
   double max_err = 0;
   const std::vector<std::string> averaged = {"mse",          "nmse",       "entropy_bits",
                                              "storage_bits", "coded_bits", "wmse"};
@@ -403,7 +403,7 @@ ReportRow totals_row(const std::vector<ReportRow>& rows) {
     n += rn;
     for (const std::string& c : averaged) {
       if (r.at(c).empty()) {
-        if (c == "wmse") weighted = false;
+        missing.insert(c);
         continue;
       }
       sums[c] += rn * std::stod(r.at(c));
@@ -414,7 +414,7 @@ ReportRow totals_row(const std::vector<ReportRow>& rows) {
   }
   total["n"] = number(n);
   for (const std::string& c : averaged)
-    total[c] = n == 0 || (c == "wmse" && !weighted) ? "" : number(sums[c] / n);
+    total[c] = n == 0 || missing.count(c) ? "" : number(sums[c] / n);
   total["max_abs_err"] = number(max_err);
   for (const char* c : {"fit_s", "encode_s", "decode_s"})
     total[c] = number(sums[c]);
@@ -653,7 +653,7 @@ void quantize_job(const CheckpointOptions& o, const std::string& in_name, const 
   qo.granularity = Granularity::parse(j.granularity);
   qo.seed = o.seed;
   qo.threads = o.threads;
-  qo.coded = true;  // the report's coded_bits column: a real rANS pass per tensor
+  qo.coded = o.coded;  // the report's coded_bits column: a real rANS pass per tensor, when asked
   if (j.importance) qo.column_weights = *j.importance;
   // The reconstruction is decoded again from the codes a chunk at a time as it is written, unless it has to
   // be gathered back from a transposed layout.
@@ -1096,6 +1096,7 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
                               {"rename", o.rename},
                               {"pack", o.pack},
                               {"opt_ratio", o.opt_ratio},
+                              {"coded", o.coded},
                               {"seed", o.seed},
                               {"sqbench_version", std::string(version())}};
   }

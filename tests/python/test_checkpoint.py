@@ -224,7 +224,7 @@ class QuantizeCheckpointTest(unittest.TestCase):
             path, imp = make_checkpoint(d)
             out = os.path.join(d, "out")
             rows = sqbench.quantize_checkpoint(path, out, spec="kmeans", bits=3, importance=os.path.join(d, "imp.safetensors"),
-                                               pack=True, threads=2)
+                                               pack=True, threads=2, coded=True)
             self.assertEqual(sorted(os.listdir(out)), ["manifest.json", "model.safetensors", "packed.safetensors", "report.csv"])
             bits_of = {"model.layers.0.mlp.down_proj.weight": 3, "model.layers.0.mlp.up_proj.weight": 3, "lm_head.weight": 3}
             q = self.check_output([path], out, imp, bits_of)

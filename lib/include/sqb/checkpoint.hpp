@@ -73,6 +73,9 @@ struct CheckpointOptions {
   int threads = 0;  ///< threads over blocks (0 = every core); output identical for any value
   bool pack = false;
   bool opt_ratio = false;
+  /// The report's coded_bits: a real rANS pass over each quantized tensor's codes (decoded and checked). It
+  /// costs about as much as the rest of a `uniform` run, so it is measured only when asked; empty otherwise.
+  bool coded = false;
   std::uint64_t seed = 0;
   std::string command;  ///< the command line, recorded in the manifest
   /// Continue an interrupted run into the same folder: the tensors its journal records as finished are
