@@ -85,6 +85,48 @@ TEST_CASE("safetensors writer: bf16 rounding equals a double-arithmetic referenc
   CHECK(st::float_to_bf16(-0.0f) == 0x8000);
 }
 
+TEST_CASE("safetensors writer: write_values converts every probe pattern as the scalar conversions do",
+          "[safetensors][writer]") {
+  // write_values converts a chunk at a time in one loop per dtype (vectorized); each stored element must
+  // equal the scalar conversion of its value, across chunk boundaries and at an offset.
+  const std::vector<std::uint32_t> probes = probe_patterns();
+  std::vector<float> values(probes.size());
+  std::memcpy(values.data(), probes.data(), probes.size() * 4);
+  const TempDir dir;
+  const fs::path path = dir.path / "p.safetensors";
+  const std::size_t n = values.size();
+  {
+    st::Writer wr(path, {{"bf16", st::DType::BF16, {n}},
+                         {"f16", st::DType::F16, {n}},
+                         {"f32", st::DType::F32, {n}},
+                         {"f64", st::DType::F64, {n}}});
+    for (const char* t : {"bf16", "f16", "f32", "f64"}) {
+      wr.write_values(t, std::span(values).first(1000), 0);
+      wr.write_values(t, std::span(values).subspan(1000), 1000);
+    }
+    wr.commit();
+  }
+  const st::File f(path);
+  const auto u16_at = [&](const char* t, std::size_t i) {
+    std::uint16_t v;
+    std::memcpy(&v, f.raw(t).data() + 2 * i, 2);
+    return v;
+  };
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const float v = values[i];
+    double d;
+    std::memcpy(&d, f.raw("f64").data() + 8 * i, 8);
+    std::uint32_t u;
+    std::memcpy(&u, f.raw("f32").data() + 4 * i, 4);
+    const bool same = u16_at("bf16", i) == st::float_to_bf16(v) && u16_at("f16", i) == st::float_to_f16(v) &&
+                      u == probes[i] &&
+                      std::bit_cast<std::uint64_t>(d) == std::bit_cast<std::uint64_t>(static_cast<double>(v));
+    if (!same && bad++ < 5) UNSCOPED_INFO("pattern 0x" << std::hex << probes[i]);
+  }
+  CHECK(bad == 0);
+}
+
 TEST_CASE("safetensors writer: bf16 and f16 rounding equal torch's bit for bit",
           "[safetensors][writer][python]") {
   sqbtest::require_python("numpy, torch");

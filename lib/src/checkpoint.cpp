@@ -486,16 +486,37 @@ struct SlabbedResult {
   StageTimes times;
 };
 
+// How many of `codes` hold each value, counted in pieces on `threads` threads (each piece's counts fit 32
+// bits) and added up.
+std::vector<std::size_t> code_histogram(const Codes& codes, int threads) {
+  const std::size_t k = codes.code_count();
+  constexpr std::size_t kPiece = std::size_t{1} << 24;
+  const std::size_t pieces = (codes.size() + kPiece - 1) / kPiece;
+  std::vector<std::uint32_t> counts(pieces * k, 0);
+  codes.visit([&](auto c) {
+    detail::parallel_for(pieces, threads, [&](std::size_t p) {
+      const std::size_t b = p * kPiece;
+      detail::count_codes(c.subspan(b, std::min(kPiece, c.size() - b)), &counts[p * k], k);
+    });
+  });
+  std::vector<std::size_t> hist(k, 0);
+  for (std::size_t p = 0; p < pieces; ++p)
+    for (std::size_t v = 0; v < k; ++v)
+      hist[v] += counts[p * k + v];
+  return hist;
+}
+
 // Quantizes a channel or group granularity tensor in slabs of whole rows, so that only one slab's designs
 // (about 280 bytes per block: a codebook's levels and thresholds and the side values, each a small heap
 // vector) are held at a time instead of the whole tensor's. Blocks never cross rows at these granularities,
 // so each slab is an independent pipeline call; it designs block i as the global block `first + i`
-// (QuantizeOptions::block_offset), hence the same seeds and codebooks. Each slab's reconstruction is decoded
-// into the whole tensor's measure chunks (detail::make_chunks of all its blocks) in order and written out as
-// each chunk fills: the error sums are then the pipeline's, chunk by chunk in the same order, and the code
-// figures come from the whole tensor's codes, so every output byte and report figure is what one call gives.
-// The packed file's codebooks, side values and block table are written per slab; the codes stay whole (one
-// or two bytes per element) for the packed codes, the histogram and the rANS pass.
+// (QuantizeOptions::block_offset), hence the same seeds and codebooks, and keeps its reconstruction. The
+// error sums are taken over the whole tensor's measure chunks (detail::make_chunks of all its blocks), one
+// sum per chunk combined in chunk order, as one pipeline call does; a chunk that straddles two slabs is
+// gathered into a carry buffer. The chunks a slab completes are measured and written out on the call's
+// threads. The code figures come from the whole tensor's codes, so every output byte and report figure is
+// what one call gives. The packed file's codebooks, side values and block table are written per slab; the
+// codes stay whole (one or two bytes per element) for the packed codes, the histogram and the rANS pass.
 SlabbedResult quantize_in_slabs(const Job& j, TensorView view, const Quantizer& q, QuantizeOptions qo,
                                 std::size_t slab_elements, st::Writer& w, st::Writer* packed) {
   const std::size_t R = view.rows, C = view.cols, n = view.size(), k = q.code_count();
@@ -504,21 +525,21 @@ SlabbedResult quantize_in_slabs(const Job& j, TensorView view, const Quantizer& 
   check_finite(view.values, "data", C);  // once, naming the index in the whole tensor
   const std::span<const float> cw = qo.column_weights;
   const bool weighted = !cw.empty(), coded = qo.coded;
+  const int threads = detail::resolve_threads(qo.threads);
   qo.check_input = false;
   qo.measure = false;
   qo.coded = false;
-  qo.keep_decoded = false;
+  qo.keep_decoded = true;  // the slab's reconstruction, decoded on the call's threads
   SlabbedResult out;
   Codes codes(n, k);
   const std::size_t slab_rows = std::max<std::size_t>(1, slab_elements / C);
   const std::size_t side_per_block = q.side_values().per_block;
 
-  // The measure stage's error sums, chunk by chunk in chunk order, as each chunk's reconstruction completes.
-  detail::ErrorSums total;
-  std::vector<float> buf(detail::kChunk), scratch;
-  std::size_t ci = 0, fill = 0;
-  const auto flush = [&] {
+  // Chunk ci's error sums (its reconstruction at xhat) and its values written out.
+  std::vector<detail::ErrorSums> sums(chunks.size());
+  const auto finish_chunk = [&](std::size_t ci, const float* xhat) {
     const detail::Chunk& c = chunks[ci];
+    thread_local std::vector<float> scratch;
     const float* cwp = nullptr;
     if (weighted) {
       const std::size_t c0 = c.begin % C;
@@ -531,16 +552,16 @@ SlabbedResult quantize_in_slabs(const Job& j, TensorView view, const Quantizer& 
         cwp = scratch.data();
       }
     }
-    total += detail::error_sums(view.values.data() + c.begin, buf.data(), cwp, c.length);
-    w.write_values(j.name, std::span<const float>(buf.data(), c.length), c.begin);
-    ++ci;
-    fill = 0;
+    sums[ci] = detail::error_sums(view.values.data() + c.begin, xhat, cwp, c.length);
+    w.write_values(j.name, std::span<const float>(xhat, c.length), c.begin);
   };
+  std::vector<float> carry(detail::kChunk);  // a chunk begun in an earlier slab: its first `fill` values
+  std::size_t ci = 0, fill = 0;
 
   Quantized r;
   std::size_t first_block = 0;
   for (std::size_t r0 = 0; r0 < R; r0 += slab_rows) {
-    const std::size_t rows = std::min(slab_rows, R - r0), base = r0 * C;
+    const std::size_t rows = std::min(slab_rows, R - r0), base = r0 * C, end = base + rows * C;
     const TensorView slab(rows, C, view.values.subspan(base, rows * C));
     qo.block_offset = first_block;
     StageTimes t;
@@ -560,19 +581,27 @@ SlabbedResult quantize_in_slabs(const Job& j, TensorView view, const Quantizer& 
           throw std::logic_error("a slab's codes are of another width than the tensor's");
         }
       });
-      for (std::size_t i = 0; i < r.blocks.size(); ++i) {
-        const Block& b = r.blocks[i];
-        for (std::size_t done = 0; done < b.length;) {
-          if (ci >= chunks.size() || base + b.offset + done != chunks[ci].begin + fill)
-            throw std::logic_error("slab blocks do not tile the tensor's chunks in storage order");
-          const std::size_t m = std::min(b.length - done, chunks[ci].length - fill);
-          decode(r.designs[i].codebook, all.subspan(base + b.offset + done, m),
-                 std::span<float>(buf).subspan(fill, m));
-          done += m;
-          fill += m;
-          if (fill == chunks[ci].length) flush();
-        }
+    });
+    // The chunks this slab completes: those inside it are read from its reconstruction in place, on the
+    // threads; one begun in an earlier slab, or running into the next, goes through the carry buffer.
+    std::vector<std::size_t> inside;
+    for (; ci < chunks.size() && chunks[ci].begin < end; ++ci) {
+      const detail::Chunk& c = chunks[ci];
+      if (fill == 0 && c.begin >= base && c.begin + c.length <= end) {
+        inside.push_back(ci);
+        continue;
       }
+      const std::size_t from = c.begin + fill, to = std::min(c.begin + c.length, end);
+      if (from < base) throw std::logic_error("slab chunks do not tile the tensor in storage order");
+      std::copy(r.decoded.begin() + static_cast<std::ptrdiff_t>(from - base),
+                r.decoded.begin() + static_cast<std::ptrdiff_t>(to - base), carry.begin() + fill);
+      fill += to - from;
+      if (fill < c.length) break;  // continues in the next slab
+      finish_chunk(ci, carry.data());
+      fill = 0;
+    }
+    detail::parallel_for(inside.size(), threads, [&](std::size_t i) {
+      finish_chunk(inside[i], r.decoded.data() + (chunks[inside[i]].begin - base));
     });
     if (packed) {
       std::vector<float> cbs, side;
@@ -595,9 +624,12 @@ SlabbedResult quantize_in_slabs(const Job& j, TensorView view, const Quantizer& 
     }
     first_block += r.blocks.size();
   }
-  if (ci != chunks.size() || first_block != blocks.size())
+  if (ci != chunks.size() || fill != 0 || first_block != blocks.size())
     throw std::logic_error("the slabs did not cover the tensor");
   r = {};
+  detail::ErrorSums total;
+  for (const detail::ErrorSums& c : sums)
+    total += c;
 
   // The rest of the measure stage: the variance about the mean, the codes' histogram and rANS pass, the
   // strategy's figures, each over the whole tensor.
@@ -609,15 +641,15 @@ SlabbedResult quantize_in_slabs(const Job& j, TensorView view, const Quantizer& 
   s.side = q.side_values();
   s.codes = std::move(codes);
   const double mean = total.sum / static_cast<double>(n);
-  double var_sum = 0;
-  for (const detail::Chunk& c : chunks)
-    var_sum += detail::centered_sum_sq(view.values.data() + c.begin, c.length, mean);
-  detail::finish_error_metrics(static_cast<double>(n), total, var_sum, weighted, s.metrics);
-  std::vector<std::size_t> hist(k, 0);
-  s.codes.visit([&](auto c) {
-    for (const auto v : c)
-      ++hist[v];
+  std::vector<double> var_sums(chunks.size());  // per chunk on the threads, added in chunk order
+  detail::parallel_for(chunks.size(), threads, [&](std::size_t i) {
+    var_sums[i] = detail::centered_sum_sq(view.values.data() + chunks[i].begin, chunks[i].length, mean);
   });
+  double var_sum = 0;
+  for (const double v : var_sums)
+    var_sum += v;
+  detail::finish_error_metrics(static_cast<double>(n), total, var_sum, weighted, s.metrics);
+  const std::vector<std::size_t> hist = code_histogram(s.codes, threads);
   detail::finish_code_metrics(hist, s.codes, blocks.size(), side_per_block, coded, s.metrics);
   s.blocks = std::move(blocks);
   if (const ReportsFigures* rf = part_of<ReportsFigures>(q)) {
