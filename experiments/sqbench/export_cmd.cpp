@@ -417,7 +417,9 @@ ExportResult export_quantized(const ExportOptions& opt) {
   return r;
 }
 
-int export_command(const std::vector<std::string>& args) {
+namespace {
+
+po::options_description export_options() {
   po::options_description desc(
       "sqbench export SPEC --input FILE --out DIR (--bits B | --k K) [options]: quantize a tensor (.npy, or "
       "a "
@@ -441,55 +443,74 @@ int export_command(const std::vector<std::string>& args) {
       "write the codes as a rANS stream (codes.rans, what coded_bits measures) and the strategy's coded "
       "streams, instead of codes.npy")("seed", po::value<std::string>()->default_value("0"),
                                        "seed for strategies with randomness");
-  const auto parsed = parse_command(args, desc, "spec");
-  if (!parsed) return 0;
-  const po::variables_map& vm = *parsed;
-  if (vm.count("list-tensors")) {
-    // The checkpoint as --input, or as the one argument (`sqbench export --list-tensors m.safetensors`).
-    const std::vector<std::string> given = positionals(vm, "spec");
-    if (vm.count("input") + given.size() != 1)
-      throw sqb::Error("sqbench export --list-tensors: give one checkpoint, --input FILE.safetensors");
-    const sqb::safetensors::Checkpoint c(vm.count("input") ? vm["input"].as<std::string>() : given[0]);
-    for (const std::string& name : c.names()) {
-      const sqb::safetensors::TensorInfo info = c.info(name);
-      std::string shape;
-      for (const std::size_t d : info.shape)
-        shape += (shape.empty() ? "" : ", ") + std::to_string(d);
-      std::cout << name << "  " << sqb::safetensors::dtype_name(info.dtype) << "  (" << shape
-                << (info.shape.size() == 1 ? ",)" : ")") << "\n";
-    }
-    return 0;
+  return desc;
+}
+
+// --list-tensors: the checkpoint as --input, or as the one argument (`sqbench export --list-tensors
+// m.safetensors`).
+void list_tensors(const po::variables_map& vm) {
+  const std::vector<std::string> given = positionals(vm, "spec");
+  if (vm.count("input") + given.size() != 1)
+    throw sqb::Error("sqbench export --list-tensors: give one checkpoint, --input FILE.safetensors");
+  const sqb::safetensors::Checkpoint c(vm.count("input") ? vm["input"].as<std::string>() : given[0]);
+  for (const std::string& name : c.names()) {
+    const sqb::safetensors::TensorInfo info = c.info(name);
+    std::string shape;
+    for (const std::size_t d : info.shape)
+      shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+    std::cout << name << "  " << sqb::safetensors::dtype_name(info.dtype) << "  (" << shape
+              << (info.shape.size() == 1 ? ",)" : ")") << "\n";
   }
-  const std::string spec = single_positional(
+}
+
+// K from --bits or --k (exactly one is given).
+std::size_t codes_from(const po::variables_map& vm) {
+  if (vm.count("bits")) {
+    const auto b = sqb::parse_integer(vm["bits"].as<std::string>());
+    if (!b || *b < 1 || *b > 16)
+      throw sqb::Error("--bits '" + vm["bits"].as<std::string>() + "' must be in 1..16");
+    return std::size_t{1} << *b;
+  }
+  const auto k = sqb::parse_integer(vm["k"].as<std::string>());
+  if (!k || *k < 1 || static_cast<std::size_t>(*k) > sqb::kMaxCodes)
+    throw sqb::Error("--k '" + vm["k"].as<std::string>() + "' must be in " + sqb::k_range());
+  return static_cast<std::size_t>(*k);
+}
+
+ExportOptions options_from(const po::variables_map& vm) {
+  ExportOptions opt;
+  opt.spec = single_positional(
       vm, "spec", "sqbench export: give exactly one quantizer spec (quote it: \"phi_log base=2\")");
   if (!vm.count("input")) throw sqb::Error("sqbench export: --input FILE (.npy or .safetensors) is required");
   if (!vm.count("out")) throw sqb::Error("sqbench export: --out DIR is required");
   if (vm.count("bits") == vm.count("k"))
     throw sqb::Error("sqbench export: give exactly one of --bits and --k");
-  ExportOptions opt;
-  opt.spec = spec;
   opt.input = vm["input"].as<std::string>();
   opt.out = vm["out"].as<std::string>();
   if (vm.count("tensor")) opt.tensor = vm["tensor"].as<std::string>();
   opt.pack = vm.count("pack") > 0;
   opt.coded = vm.count("coded") > 0;
-  if (vm.count("bits")) {
-    const auto b = sqb::parse_integer(vm["bits"].as<std::string>());
-    if (!b || *b < 1 || *b > 16)
-      throw sqb::Error("--bits '" + vm["bits"].as<std::string>() + "' must be in 1..16");
-    opt.k = std::size_t{1} << *b;
-  } else {
-    const auto k = sqb::parse_integer(vm["k"].as<std::string>());
-    if (!k || *k < 1 || static_cast<std::size_t>(*k) > sqb::kMaxCodes)
-      throw sqb::Error("--k '" + vm["k"].as<std::string>() + "' must be in " + sqb::k_range());
-    opt.k = static_cast<std::size_t>(*k);
-  }
+  opt.k = codes_from(vm);
   opt.granularity = vm["granularity"].as<std::string>();
   opt.layout = vm["layout"].as<std::string>();
   const auto seed = sqb::parse_integer(vm["seed"].as<std::string>());
   if (!seed || *seed < 0)
     throw sqb::Error("--seed '" + vm["seed"].as<std::string>() + "' must be an integer >= 0");
   opt.seed = static_cast<std::uint64_t>(*seed);
+  return opt;
+}
+
+}  // namespace
+
+int export_command(const std::vector<std::string>& args) {
+  const po::options_description desc = export_options();
+  const auto parsed = parse_command(args, desc, "spec");
+  if (!parsed) return 0;
+  if (parsed->count("list-tensors")) {
+    list_tensors(*parsed);
+    return 0;
+  }
+  const ExportOptions opt = options_from(*parsed);
   const ExportResult r = export_quantized(opt);
   std::cout << "sqbench: exported " << r.files.size() << " files to " << folder_text(opt.out) << " (mse "
             << format_number(r.mse, 4) << ", SQNR " << format_number(r.sqnr_db, 4) << " dB, "
