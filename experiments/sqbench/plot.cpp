@@ -588,6 +588,86 @@ bool complete_image(const fs::path& file, bool png) {
   return last != std::string::npos && last >= 5 && bytes.compare(last - 5, 6, "</svg>") == 0;
 }
 
+// A plot is made under staging names beside its final files ("<id>.tmp.<pid>.png") and renamed into place
+// only when all four files are complete: a failed render (a full disk) leaves the previous plot as it was.
+struct Staging {
+  fs::path dir;
+  std::string name;
+  fs::path operator()(const char* ext) const { return dir / (name + ext); }
+  void remove() const {
+    std::error_code ec;
+    for (const char* ext : {".dat", ".gp", ".png", ".svg", ".render.gp"})
+      fs::remove((*this)(ext), ec);
+  }
+};
+
+// The data, the script as kept (naming the final files) and the script gnuplot runs now, which reads and
+// writes the staging names.
+void stage_script(const PlotScript& script, const PlotSpec& spec, const Staging& staged) {
+  try {
+    write_file_atomic(staged(".dat"), script.dat);
+    write_file_atomic(staged(".gp"), script.gp);
+    std::string render = script.gp;
+    for (const char* ext : {".dat'", ".png'", ".svg'"})
+      render = replace_all(render, "'" + spec.id + ext, "'" + staged.name + ext);
+    write_file_atomic(staged(".render.gp"), render);
+  } catch (...) {
+    staged.remove();
+    throw;
+  }
+}
+
+struct GnuplotRun {
+  bool missing = false;  // gnuplot is not installed
+  int status = -1;
+  std::string output;  // its messages
+};
+
+GnuplotRun run_gnuplot(const Staging& staged) {
+  const std::string cmd = "cd '" + staged.dir.string() + "' && gnuplot '" + staged.name + ".render.gp' 2>&1";
+  GnuplotRun run;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p != nullptr) {
+    char buf[512];
+    std::size_t got;
+    while ((got = std::fread(buf, 1, sizeof buf, p)) > 0)
+      run.output.append(buf, got);
+    run.status = ::pclose(p);
+  }
+  run.missing = p == nullptr || run.output.find("not found") != std::string::npos ||
+                (WIFEXITED(run.status) && WEXITSTATUS(run.status) == 127);
+  return run;
+}
+
+// Throws (after removing the staging files) when gnuplot failed or left an image incomplete.
+void check_rendered(const GnuplotRun& run, const PlotSpec& spec, const Staging& staged) {
+  const bool png_ok = complete_image(staged(".png"), true), svg_ok = complete_image(staged(".svg"), false);
+  if (run.status == 0 && png_ok && svg_ok) return;
+  std::error_code ec;
+  const auto size = [&](const char* ext) {
+    const auto n = fs::file_size(staged(ext), ec);
+    return ec ? std::string("missing") : std::to_string(n) + " bytes";
+  };
+  const std::string what = run.status != 0 ? "gnuplot failed (exit status " + std::to_string(run.status) + ")"
+                           : !png_ok       ? spec.id + ".png came out incomplete (" + size(".png") + ")"
+                                           : spec.id + ".svg came out incomplete (" + size(".svg") + ")";
+  staged.remove();
+  throw sqb::Error("plot '" + spec.id + "' in " + staged.dir.string() + ": " + what +
+                   (run.status == 0 || run.output.empty() ? std::string() : ": " + run.output) +
+                   "; a full disk or a file size limit? The previous version of the plot is unchanged");
+}
+
+// The images are synced like every other output before they take their final names.
+void sync_images(const Staging& staged) {
+  for (const char* ext : {".png", ".svg"}) {
+    const int fd = ::open(staged(ext).c_str(), O_RDONLY);
+    if (fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
+    }
+  }
+}
+
 }  // namespace
 
 PlotFiles write_plot(const PlotScript& script, const PlotSpec& spec, const fs::path& dir, bool commit) {
@@ -596,79 +676,24 @@ PlotFiles write_plot(const PlotScript& script, const PlotSpec& spec, const fs::p
   files.dat = dir / (spec.id + ".dat");
   files.png = dir / (spec.id + ".png");
   files.svg = dir / (spec.id + ".svg");
-  // Everything is made under staging names beside the final ones and renamed into place only when all four
-  // files are complete: a failed render (a full disk) leaves the previous plot as it was.
-  const std::string tag = ".tmp." + std::to_string(::getpid());
-  const std::string staged_name = spec.id + tag;
-  const auto staged = [&](const char* ext) { return dir / (staged_name + ext); };
-  const auto remove_staged = [&] {
-    std::error_code ec;
-    for (const char* ext : {".dat", ".gp", ".png", ".svg", ".render.gp"})
-      fs::remove(staged(ext), ec);
-  };
-  try {
-    write_file_atomic(staged(".dat"), script.dat);
-    write_file_atomic(staged(".gp"), script.gp);
-    // The script gnuplot runs now reads and writes the staging names; the .gp kept names the final ones.
-    std::string render = script.gp;
-    for (const char* ext : {".dat'", ".png'", ".svg'"})
-      render = replace_all(render, "'" + spec.id + ext, "'" + staged_name + ext);
-    write_file_atomic(staged(".render.gp"), render);
-  } catch (...) {
-    remove_staged();
-    throw;
-  }
-  const std::string cmd = "cd '" + dir.string() + "' && gnuplot '" + staged_name + ".render.gp' 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string output;
-  int status = -1;
-  if (p != nullptr) {
-    char buf[512];
-    std::size_t got;
-    while ((got = std::fread(buf, 1, sizeof buf, p)) > 0)
-      output.append(buf, got);
-    status = ::pclose(p);
-  }
-  const bool missing = p == nullptr || output.find("not found") != std::string::npos ||
-                       (WIFEXITED(status) && WEXITSTATUS(status) == 127);
-  if (missing) {
+  const Staging staged{dir, spec.id + ".tmp." + std::to_string(::getpid())};
+  stage_script(script, spec, staged);
+  const GnuplotRun run = run_gnuplot(staged);
+  std::error_code ec;
+  fs::remove(staged(".render.gp"), ec);
+  if (run.missing) {
     // Without gnuplot the script and data are still useful: they go into place, the images stay as they were.
     files.message = "gnuplot is not installed (scripts/setup installs gnuplot-nox)";
-    std::error_code ec;
-    fs::remove(staged(".render.gp"), ec);
     files.staged = {{staged(".dat"), files.dat}, {staged(".gp"), files.gp}};
     if (commit) {
       for (const auto& [from, to] : files.staged)
         fs::rename(from, to, ec);
-      remove_staged();
+      staged.remove();
     }
     return files;
   }
-  const bool png_ok = complete_image(staged(".png"), true), svg_ok = complete_image(staged(".svg"), false);
-  if (status != 0 || !png_ok || !svg_ok) {
-    std::error_code ec;
-    const auto size = [&](const char* ext) {
-      const auto n = fs::file_size(staged(ext), ec);
-      return ec ? std::string("missing") : std::to_string(n) + " bytes";
-    };
-    const std::string what = status != 0 ? "gnuplot failed (exit status " + std::to_string(status) + ")"
-                             : !png_ok   ? spec.id + ".png came out incomplete (" + size(".png") + ")"
-                                         : spec.id + ".svg came out incomplete (" + size(".svg") + ")";
-    remove_staged();
-    throw sqb::Error("plot '" + spec.id + "' in " + dir.string() + ": " + what +
-                     (status == 0 || output.empty() ? std::string() : ": " + output) +
-                     "; a full disk or a file size limit? The previous version of the plot is unchanged");
-  }
-  // Complete: the images are synced like every other output, then the four files renamed into place.
-  for (const char* ext : {".png", ".svg"}) {
-    const int fd = ::open(staged(ext).c_str(), O_RDONLY);
-    if (fd >= 0) {
-      ::fsync(fd);
-      ::close(fd);
-    }
-  }
-  std::error_code rm_ec;
-  fs::remove(staged(".render.gp"), rm_ec);
+  check_rendered(run, spec, staged);
+  sync_images(staged);
   files.staged = {{staged(".dat"), files.dat},
                   {staged(".gp"), files.gp},
                   {staged(".png"), files.png},
@@ -676,14 +701,13 @@ PlotFiles write_plot(const PlotScript& script, const PlotSpec& spec, const fs::p
   files.rendered = true;
   if (!commit) return files;
   for (const auto& [from, to] : files.staged) {
-    std::error_code ec;
     fs::rename(from, to, ec);
     if (ec) {
-      remove_staged();
+      staged.remove();
       throw sqb::Error(to.string() + ": renaming into place failed (" + ec.message() + ")");
     }
   }
-  remove_staged();
+  staged.remove();
   return files;
 }
 
