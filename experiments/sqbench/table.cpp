@@ -481,7 +481,7 @@ TableModel build_table(const CsvTable& t, const TableSpec& spec, const Provenanc
   const std::string context = context_name.empty() ? "table '" + spec.id + "'" : context_name;
   const Shape shape = check_shape(spec, context, syntax);
   const Pivot p = pivot(t, spec, shape, context);
-  std::map<CellKey, TableModel::Cell> cells = aggregate(t, spec, shape, p, context, syntax);
+  const std::map<CellKey, TableModel::Cell> cells = aggregate(t, spec, shape, p, context, syntax);
   TableModel m;
   m.id = spec.id;
   m.row_title = spec.rows;
