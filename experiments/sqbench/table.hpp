@@ -1,5 +1,7 @@
 #pragma once
-// Paper-style tables from results.csv: a pivot of one value column by a row column and a column column.
+// Paper-style tables from results.csv: a pivot of one value column by a row column and a column column, or
+// several value columns side by side. build_table makes a TableModel (no output syntax in it); one renderer
+// per format (markdown, LaTeX, CSV) writes it.
 
 #include <limits>
 #include <optional>
