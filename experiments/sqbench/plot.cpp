@@ -61,13 +61,6 @@ std::string axis_label(const std::string& column) {
 
 namespace {
 
-// Equal as text, or as numbers (as where filters compare).
-bool same_field(const std::string& a, const std::string& b) {
-  if (a == b) return true;
-  const auto x = parse_field_number(a), y = parse_field_number(b);
-  return x && y && *x == *y;
-}
-
 // A string as a gnuplot double-quoted literal.
 std::string gp_quote(const std::string& s) {
   std::string out = "\"";
@@ -342,7 +335,7 @@ std::vector<std::string> dash_order(const PlotInput& in, std::size_t dc) {
     if (w.column != in.spec.dash) continue;
     for (const std::string& v : split_alternatives(w.value)) {
       for (const std::string& have : present) {
-        if (same_field(have, v)) add(have);
+        if (same_value(have, v)) add(have);
       }
     }
   }

@@ -22,12 +22,6 @@ std::size_t need_column(const CsvTable& t, const std::string& name, const std::s
   throw sqb::Error(context + ": no column '" + name + "' in the results; the columns are: " + join(t.header));
 }
 
-bool same_value(const std::string& a, const std::string& b) {
-  if (a == b) return true;
-  const auto x = parse_field_number(a), y = parse_field_number(b);
-  return x && y && *x == *y;
-}
-
 // Significant-digit formatting for humans: fixed notation for moderate magnitudes, scientific otherwise.
 struct Formatted {
   std::string mantissa;  // "2.650" or "12.34"
@@ -137,6 +131,12 @@ class CompositeKey {
 };
 
 }  // namespace
+
+bool same_value(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  const auto x = parse_field_number(a), y = parse_field_number(b);
+  return x && y && *x == *y;
+}
 
 std::vector<std::size_t> select_rows(const CsvTable& t, const std::vector<Where>& where,
                                      const std::string& context) {
@@ -555,8 +555,11 @@ std::string render_markdown(const TableModel& m) {
   out += "\n";
   for (std::size_t r = 0; r < m.row_labels.size(); ++r) {
     out += "| " + md_escape(m.row_labels[r]) + " |";
-    for (const std::optional<TableModel::Cell>& cell : m.cells[r])
-      out += " " + (cell ? cell_text(*cell, m.digits, kMarkdown) : "–") + " |";
+    for (const std::optional<TableModel::Cell>& cell : m.cells[r]) {
+      out += ' ';  // (not " " + cell_text(): GCC 12 warns falsely about that temporary, -Wrestrict)
+      out += cell ? cell_text(*cell, m.digits, kMarkdown) : "–";
+      out += " |";
+    }
     out += "\n";
   }
   return out;

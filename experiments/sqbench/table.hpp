@@ -19,6 +19,9 @@ struct Provenance {
   std::string config_hash;
 };
 
+/// Whether two result fields are equal as text or as numbers ("1e6" and "1000000"), as where filters compare.
+bool same_value(const std::string& a, const std::string& b);
+
 /// Row indices of `t` matching every filter (column=value, or column=v1|v2|... for alternatives; numbers
 /// compare numerically, so n=1e6 matches 1000000). A filter on `distribution` (a source's label) also accepts
 /// the source's full spec (the `source` column). Throws sqb::Error naming a filter's column when `t` has no
