@@ -7,6 +7,7 @@
 // SQB_WRITE_GOLDEN=1 build/tests/sqb_tests '[golden]' and review the diff before committing them.
 
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 
@@ -274,4 +275,48 @@ TEST_CASE("made-up plots give gnuplot data and scripts exactly as the golden fil
     }
   }
   check_golden("made_up_plots.txt", text);
+}
+
+TEST_CASE("a table model holds the pivoted, combined and marked cells, with no output syntax", "[table]") {
+  sqbench::CsvTable t;
+  t.header = {"quantizer", "bits", "seed", "mse"};
+  t.rows = {{"a", "2", "0", "0.10"}, {"a", "2", "1", "0.14"}, {"a", "4", "0", "0.01"},
+            {"b", "2", "0", "0.11"}, {"b", "4", "0", "0.02"}, {"c", "2", "0", "0.30"}};
+  sqbench::TableSpec spec = table("m", "quantizer", "bits", "mse");
+  spec.spread = "std";
+  const sqbench::TableModel m = sqbench::build_table(t, spec, {"cfg", "h"});
+  CHECK(m.row_labels == std::vector<std::string>{"a", "b", "c"});
+  CHECK(m.col_labels == std::vector<std::string>{"2", "4"});
+  CHECK(m.col_title == "bits");
+  REQUIRE(m.cells.size() == 3);
+  // a at 2 bits: two seeds, mean 0.12, sample std sqrt(2 * 0.02^2 / 1) = 0.028284...
+  REQUIRE(m.cells[0][0]);
+  CHECK(m.cells[0][0]->value == Approx(0.12).epsilon(1e-12));
+  CHECK(m.cells[0][0]->spread == Approx(std::sqrt(2 * 0.02 * 0.02)).epsilon(1e-9));
+  CHECK(m.cells[0][0]->note == "mean ± std (n - 1) of 2 seeds");
+  CHECK_FALSE(m.cells[0][0]->best);  // b's 0.11 is lower
+  CHECK(m.cells[1][0]->best);
+  CHECK(std::isnan(m.cells[1][0]->spread));  // one row: no spread
+  CHECK(m.cells[0][1]->best);                // 0.01 < 0.02
+  CHECK_FALSE(m.cells[2][1]);                // c has no 4-bit row
+  CHECK(m.caption == "mse by quantizer and bits");
+  CHECK(m.details.find("best per column in bold (lower is better)") != std::string::npos);
+  CHECK(m.details.find("Config cfg (hash h).") != std::string::npos);
+  // No renderer's syntax leaks into the model.
+  for (const std::string& text : {m.caption, m.details})
+    CHECK(text.find_first_of("*$\\|") == std::string::npos);
+  // Along rows, each row's best: a's and b's at 4 bits, c's only cell.
+  spec.best_along = "row";
+  const sqbench::TableModel by_row = sqbench::build_table(t, spec, {"cfg", "h"});
+  CHECK(by_row.cells[0][1]->best);
+  CHECK_FALSE(by_row.cells[0][0]->best);
+  CHECK(by_row.cells[1][1]->best);
+  CHECK(by_row.cells[2][0]->best);
+  // render_table is the model and the format's renderer.
+  CHECK(sqbench::render_table(t, spec, sqbench::TableFormat::csv, {"cfg", "h"}) ==
+        sqbench::render_csv(by_row));
+  CHECK(sqbench::render_table(t, spec, sqbench::TableFormat::md, {"cfg", "h"}) ==
+        sqbench::render_markdown(by_row));
+  CHECK(sqbench::render_table(t, spec, sqbench::TableFormat::latex, {"cfg", "h"}) ==
+        sqbench::render_latex(by_row));
 }
