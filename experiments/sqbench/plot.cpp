@@ -61,13 +61,6 @@ std::string axis_label(const std::string& column) {
 
 namespace {
 
-// Equal as text, or as numbers (as where filters compare).
-bool same_field(const std::string& a, const std::string& b) {
-  if (a == b) return true;
-  const auto x = parse_field_number(a), y = parse_field_number(b);
-  return x && y && *x == *y;
-}
-
 // A string as a gnuplot double-quoted literal.
 std::string gp_quote(const std::string& s) {
   std::string out = "\"";
@@ -169,303 +162,397 @@ SeriesRows group_by_series(const CsvTable& t, const PlotSpec& spec, const std::v
   return s;
 }
 
-// Grouped bars: one group per x value (in distinct_values order), one bar per series value.
-PlotScript bar_script(const CsvTable& t, const PlotSpec& spec, const Provenance& prov,
-                      const std::vector<std::size_t>& rows, std::size_t xc, std::size_t yc,
-                      const SeriesRows& series, const std::string& context) {
-  const std::vector<std::string> groups = distinct_values(t, xc, rows);
-  std::string dat = "# sqbench plot data: plot " + spec.id + ", config " + prov.config_name + " (hash " +
-                    prov.config_hash + ")\n# columns: " + spec.x + ", then " + spec.y + " for each " +
-                    (spec.series.empty() ? std::string("series") : spec.series) + ":";
-  for (std::size_t s = 0; s < series.names.size(); ++s)
-    dat += (s ? " | " : " ") + (series.names[s].empty() ? spec.y : series.names[s]);
-  dat += "\n# '?' marks a bar with no result rows or a value that cannot be drawn\n";
-  std::set<std::string> notes;
-  bool any = false;
+// What every part of a plot reads: the results, the spec, the rows its where filters select, their x and y
+// columns and series.
+struct PlotInput {
+  const CsvTable& t;
+  const PlotSpec& spec;
+  const Provenance& prov;
+  std::string context;
+  std::vector<std::size_t> rows;
+  std::size_t xc = 0, yc = 0;
+  SeriesRows series;
+
+  std::size_t column(const std::string& name, const std::string& key) const {
+    if (const auto c = t.column(name)) return *c;
+    throw sqb::Error(context + " " + key + ": no column '" + name + "' in the results");
+  }
+  double number(std::size_t r, std::size_t c, const std::string& name) const {
+    const auto v = parse_field_number(t.rows[r][c]);
+    if (!v) throw sqb::Error(context + ": column '" + name + "' holds '" + t.rows[r][c] + "', not a number");
+    return *v;
+  }
+  // The rows of one point, bar or hline combined as table cells are (agg); `notes` collects how.
+  double combined(const std::vector<std::size_t>& members, const std::string& what,
+                  std::set<std::string>& notes) const {
+    std::string note;
+    const double v = combine(t, members, yc, spec.agg.value_or(Agg::none), what, note);
+    if (!note.empty()) notes.insert(note);
+    return v;
+  }
+};
+
+// The x tics of bar groups. Labels too long to stand side by side (spec strings, file names: about 7 px a
+// character in an 880 px wide plot) are turned so that neighbours do not overlap; a turned label hangs left
+// of its tic by about cos 30 deg of its length, so the first group's label needs that much left margin (in
+// characters), or it is cut at the image's edge.
+std::string group_tics(const std::vector<std::string>& groups) {
   std::size_t longest = 0;
-  double y_min = INFINITY, y_max = -INFINITY;
-  for (const std::string& g : groups) {
+  for (const std::string& g : groups)
     longest = std::max(longest, g.size());
-    dat += gp_data_label(g);
-    for (const std::string& name : series.names) {
+  const bool rotate = longest * groups.size() > 110;
+  std::string gp =
+      std::string("set xtics nomirror noenhanced") + (rotate ? " rotate by 30 right" : "") + "\n";
+  if (rotate && !groups.empty()) {
+    gp += "set lmargin " + std::to_string(std::max<std::size_t>(10, groups.front().size() * 87 / 100 + 2)) +
+          "\n";
+  }
+  return gp;
+}
+
+// Grouped bars before gnuplot syntax: one group per x value (in distinct_values order), one bar per series
+// value; nullopt for a bar without result rows or with a value that cannot be drawn.
+struct Bars {
+  std::vector<std::string> groups;
+  std::vector<std::vector<std::optional<double>>> heights;  // [group][series]
+  std::set<std::string> notes;
+  double y_min = INFINITY, y_max = -INFINITY;  // of the drawn bars
+};
+
+Bars gather_bars(const PlotInput& in) {
+  const PlotSpec& spec = in.spec;
+  Bars b;
+  b.groups = distinct_values(in.t, in.xc, in.rows);
+  bool any = false;
+  for (const std::string& g : b.groups) {
+    std::vector<std::optional<double>>& heights = b.heights.emplace_back();
+    for (const std::string& name : in.series.names) {
       std::vector<std::size_t> members;
-      for (const std::size_t r : series.rows.at(name)) {
-        if (t.rows[r][xc] == g) members.push_back(r);
+      for (const std::size_t r : in.series.rows.at(name)) {
+        if (in.t.rows[r][in.xc] == g) members.push_back(r);
       }
-      if (members.empty()) {
-        dat += " ?";
-        continue;
-      }
-      std::string note;
-      const double yv = combine(t, members, yc, spec.agg.value_or(Agg::none),
-                                context + " bar (" + spec.x + "=" + g +
+      const std::optional<double> yv =
+          members.empty() ? std::nullopt
+                          : std::optional(in.combined(
+                                members,
+                                in.context + " bar (" + spec.x + "=" + g +
                                     (spec.series.empty() ? "" : ", " + spec.series + "=" + name) + ")",
-                                note);
-      if (!note.empty()) notes.insert(note);
-      if (!std::isfinite(yv) || (spec.logy && yv <= 0)) {
-        dat += " ?";
-        continue;
-      }
-      dat += ' ';  // (not " " + num(): GCC 12 warns falsely about that temporary, -Wrestrict)
-      dat += num(yv);
-      y_min = std::min(y_min, yv);
-      y_max = std::max(y_max, yv);
+                                b.notes));
+      const bool drawable = yv && std::isfinite(*yv) && !(spec.logy && *yv <= 0);
+      heights.push_back(drawable ? yv : std::nullopt);
+      if (!drawable) continue;
+      b.y_min = std::min(b.y_min, *yv);
+      b.y_max = std::max(b.y_max, *yv);
       any = true;
+    }
+  }
+  if (!any) throw sqb::Error(in.context + ": no drawable bars (a log y axis needs positive values)");
+  return b;
+}
+
+std::string bar_data(const PlotInput& in, const Bars& b) {
+  const PlotSpec& spec = in.spec;
+  std::string dat = "# sqbench plot data: plot " + spec.id + ", config " + in.prov.config_name + " (hash " +
+                    in.prov.config_hash + ")\n# columns: " + spec.x + ", then " + spec.y + " for each " +
+                    (spec.series.empty() ? std::string("series") : spec.series) + ":";
+  for (std::size_t s = 0; s < in.series.names.size(); ++s)
+    dat += (s ? " | " : " ") + (in.series.names[s].empty() ? spec.y : in.series.names[s]);
+  dat += "\n# '?' marks a bar with no result rows or a value that cannot be drawn\n";
+  for (std::size_t g = 0; g < b.groups.size(); ++g) {
+    dat += gp_data_label(b.groups[g]);
+    for (const std::optional<double>& h : b.heights[g]) {
+      dat += ' ';  // (not " " + num(): GCC 12 warns falsely about that temporary, -Wrestrict)
+      dat += h ? num(*h) : "?";
     }
     dat += "\n";
   }
-  if (!any) throw sqb::Error(context + ": no drawable bars (a log y axis needs positive values)");
+  return dat;
+}
 
+std::string bar_gp(const PlotInput& in, const Bars& b) {
+  const PlotSpec& spec = in.spec;
   const std::string title =
       spec.title.empty() ? axis_label(spec.y) + " by " + axis_label(spec.x) : spec.title;
   std::string size;
   std::string gp =
-      common_header(spec, prov, title, subtitle_of(spec, prov, notes), series.names.size(), size);
+      common_header(spec, in.prov, title, subtitle_of(spec, in.prov, b.notes), in.series.names.size(), size);
   // The title already says "by <x>" and every group is labelled: an x-axis title would sit right above the
   // legend and read as its title.
   if (spec.xlabel.empty()) gp += "unset xlabel\n";
   // The legend carries its own title, the series column, in a box.
   gp += "set key box lc rgb '#999999'" +
         (spec.series.empty() ? std::string() : " title " + gp_quote(axis_label(spec.series))) + "\n";
-  gp += "set grid ytics mytics lc rgb '#dddddd'\n";
-  gp += "set border lw 1.2\n";
-  gp += "set style data histograms\n";
-  gp += "set style histogram clustered gap 1\n";
-  gp += "set style fill solid 0.85 border rgb '#333333'\n";
-  gp += "set datafile missing '?'\n";
-  // Group labels too long to stand side by side (spec strings, file names: about 7 px a character in an
-  // 880 px wide plot) are turned so that neighbours do not overlap.
-  const bool rotate = longest * groups.size() > 110;
-  gp += std::string("set xtics nomirror noenhanced") + (rotate ? " rotate by 30 right" : "") + "\n";
-  // A turned label hangs left of its tic by about cos 30 deg of its length: the first group's label needs
-  // that much left margin (in characters), or it is cut at the image's edge.
-  if (rotate && !groups.empty()) {
-    gp += "set lmargin " + std::to_string(std::max<std::size_t>(10, groups.front().size() * 87 / 100 + 2)) +
-          "\n";
-  }
+  gp +=
+      "set grid ytics mytics lc rgb '#dddddd'\nset border lw 1.2\nset style data histograms\n"
+      "set style histogram clustered gap 1\nset style fill solid 0.85 border rgb '#333333'\n"
+      "set datafile missing '?'\n";
+  gp += group_tics(b.groups);
   // A bar's length is its value: on a linear axis every bar starts at 0, so the axis must show 0 (gnuplot's
   // autoscale would start it near the smallest bar and exaggerate the differences).
   if (!spec.logy) {
-    gp += y_min >= 0 ? "set yrange [0:*]\n" : y_max <= 0 ? "set yrange [*:0]\n" : "";
+    gp += b.y_min >= 0 ? "set yrange [0:*]\n" : b.y_max <= 0 ? "set yrange [*:0]\n" : "";
   }
   // Group i is centred on x = i and its bars span less than +-0.45: a little room beyond the outer bars.
-  gp += "set xrange [-0.6:" + num(static_cast<double>(groups.size()) - 0.4) + "]\n";
+  gp += "set xrange [-0.6:" + num(static_cast<double>(b.groups.size()) - 0.4) + "]\n";
   if (spec.logy) gp += "set logscale y 10\nset format y '10^{%L}'\n";
   // Room above the tallest bar (and below the lowest on a log axis, where bars have no zero to stand on).
   gp += std::string("set offsets 0, 0, graph 0.06, ") + (spec.logy ? "graph 0.06" : "0") + "\n";
   std::string plot;
-  for (std::size_t s = 0; s < series.names.size(); ++s) {
+  for (std::size_t s = 0; s < in.series.names.size(); ++s) {
     plot += s == 0 ? "'" + spec.id + ".dat' using 2:xtic(1)" : ", \\\n     '' using " + std::to_string(s + 2);
-    plot += " title " + gp_quote(series.names[s].empty() ? spec.y : series.titles[s]) + " lt " +
+    plot += " title " + gp_quote(in.series.names[s].empty() ? spec.y : in.series.titles[s]) + " lt " +
             std::to_string(s % 12 + 1);
   }
-  gp += "plot " + plot + "\n";
-  gp += svg_tail(spec, size);
-  return {dat, gp};
+  return gp + "plot " + plot + "\n" + svg_tail(spec, size);
 }
 
-}  // namespace
+// One line of a line or scatter plot: a series, or with `dash` a series and a value of the dash column.
+struct Line {
+  std::size_t series = 0, dash = 0;
+  std::string name, title, where;  // data comment, legend entry, the point's context
+  std::vector<std::size_t> members;
+  std::vector<std::pair<double, double>> points;  // the drawable (x, y), by x
+};
 
-PlotScript plot_script(const CsvTable& t, const PlotSpec& spec, const Provenance& prov) {
-  const std::string context = "plot '" + spec.id + "'";
-  const auto col = [&](const std::string& name, const std::string& key) {
-    if (const auto c = t.column(name)) return *c;
-    throw sqb::Error(context + " " + key + ": no column '" + name + "' in the results");
-  };
-  const std::size_t xc = col(spec.x, "x"), yc = col(spec.y, "y");
-  const std::vector<std::size_t> rows = select_rows(t, spec.where, context);
-  if (rows.empty()) throw sqb::Error(context + ": no result rows match the where filters");
-  const SeriesRows series =
-      group_by_series(t, spec, rows, spec.series.empty() ? 0 : col(spec.series, "series"));
-  if (spec.kind == "bar") return bar_script(t, spec, prov, rows, xc, yc, series, context);
-
-  // Data: one gnuplot index block per series. A line combines the rows at one x like table cells; a scatter
-  // draws every row unless agg is given.
-  const bool every_row = spec.kind == "scatter" && !spec.agg;
-  std::string dat = "# sqbench plot data: plot " + spec.id + ", config " + prov.config_name + " (hash " +
-                    prov.config_hash + ")\n# columns: " + spec.x + " " + spec.y + "\n";
-  std::set<std::string> notes;
-  double x0 = INFINITY, y_at_x0 = INFINITY;
-  double x_lo = INFINITY, x_hi = -INFINITY, y_lo = INFINITY, y_hi = -INFINITY;  // of the drawn points
-  bool any = false;
-  const auto number = [&](std::size_t r, std::size_t c, const std::string& name) {
-    const auto v = parse_field_number(t.rows[r][c]);
-    if (!v) throw sqb::Error(context + ": column '" + name + "' holds '" + t.rows[r][c] + "', not a number");
-    return *v;
-  };
-  // The lines: one per series, or with `dash` one per series and value of the dash column.
-  struct Line {
-    std::size_t series = 0, dash = 0;
-    std::string name, title, where;  // data comment, legend entry, the point's context
-    std::vector<std::size_t> members;
-  };
+// A line or scatter plot before gnuplot syntax.
+struct LinePlot {
   std::vector<Line> lines;
-  std::vector<std::string> dash_values;
+  std::vector<std::pair<double, std::string>> hlines;  // y and legend entry
+  std::set<std::string> notes;
+  double x_lo = INFINITY, x_hi = -INFINITY, y_lo = INFINITY, y_hi = -INFINITY;  // of what is drawn
+  double x0 = INFINITY, y_at_x0 = INFINITY;  // the leftmost point (the lowest there): where guides start
+};
+
+// The dash column's values in the order their patterns go: a where filter's alternatives on the dash column
+// (where = mode=qat|ptq: qat solid), then the order of the values in the results.
+std::vector<std::string> dash_order(const PlotInput& in, std::size_t dc) {
+  const std::vector<std::string> present = distinct_values(in.t, dc, in.rows);
+  std::vector<std::string> order;
+  const auto add = [&](const std::string& v) {
+    if (std::find(order.begin(), order.end(), v) == order.end()) order.push_back(v);
+  };
+  for (const Where& w : in.spec.where) {
+    if (w.column != in.spec.dash) continue;
+    for (const std::string& v : split_alternatives(w.value)) {
+      for (const std::string& have : present) {
+        if (same_value(have, v)) add(have);
+      }
+    }
+  }
+  for (const std::string& v : present)
+    add(v);
+  return order;
+}
+
+// The lines: one per series, or with `dash` one per series and value of the dash column that has rows.
+std::vector<Line> make_lines(const PlotInput& in) {
+  const PlotSpec& spec = in.spec;
+  const SeriesRows& series = in.series;
+  std::vector<Line> lines;
   if (spec.dash.empty()) {
     for (std::size_t s = 0; s < series.names.size(); ++s) {
-      lines.push_back({s, 0, series.names[s], series.names[s].empty() ? spec.y : series.titles[s],
+      lines.push_back({s,
+                       0,
+                       series.names[s],
+                       series.names[s].empty() ? spec.y : series.titles[s],
                        spec.series.empty() ? "" : spec.series + "=" + series.names[s] + ", ",
-                       series.rows.at(series.names[s])});
+                       series.rows.at(series.names[s]),
+                       {}});
     }
-  } else {
-    const std::size_t dc = col(spec.dash, "dash");
-    // Patterns follow a where filter's alternatives on the dash column (where = mode=qat|ptq: qat solid),
-    // then the order of the values in the results.
-    for (const Where& w : spec.where) {
-      if (w.column != spec.dash) continue;
-      for (const std::string& v : split_alternatives(w.value)) {
-        for (const std::string& have : distinct_values(t, dc, rows)) {
-          if (same_field(have, v) &&
-              std::find(dash_values.begin(), dash_values.end(), have) == dash_values.end())
-            dash_values.push_back(have);
-        }
+    return lines;
+  }
+  const std::size_t dc = in.column(spec.dash, "dash");
+  const std::vector<std::string> dash_values = dash_order(in, dc);
+  const bool numeric = std::all_of(dash_values.begin(), dash_values.end(),
+                                   [](const std::string& v) { return parse_field_number(v).has_value(); });
+  for (std::size_t s = 0; s < series.names.size(); ++s) {
+    for (std::size_t d = 0; d < dash_values.size(); ++d) {
+      Line line{s, d, {}, {}, {}, {}, {}};
+      for (const std::size_t r : series.rows.at(series.names[s])) {
+        if (in.t.rows[r][dc] == dash_values[d]) line.members.push_back(r);
       }
-    }
-    for (const std::string& v : distinct_values(t, dc, rows)) {
-      if (std::find(dash_values.begin(), dash_values.end(), v) == dash_values.end()) dash_values.push_back(v);
-    }
-    const bool numeric = std::all_of(dash_values.begin(), dash_values.end(),
-                                     [](const std::string& v) { return parse_field_number(v).has_value(); });
-    for (std::size_t s = 0; s < series.names.size(); ++s) {
-      for (std::size_t d = 0; d < dash_values.size(); ++d) {
-        Line line;
-        line.series = s;
-        line.dash = d;
-        for (const std::size_t r : series.rows.at(series.names[s])) {
-          if (t.rows[r][dc] == dash_values[d]) line.members.push_back(r);
-        }
-        if (line.members.empty()) continue;
-        const std::string dv = numeric ? spec.dash + "=" + dash_values[d] : dash_values[d];
-        line.name = series.names[s].empty() ? dash_values[d] : series.names[s] + " / " + dash_values[d];
-        line.title = series.names[s].empty() ? dv : series.titles[s] + ", " + dv;
-        line.where = (spec.series.empty() ? "" : spec.series + "=" + series.names[s] + ", ") + spec.dash +
-                     "=" + dash_values[d] + ", ";
-        lines.push_back(std::move(line));
-      }
+      if (line.members.empty()) continue;
+      const std::string dv = numeric ? spec.dash + "=" + dash_values[d] : dash_values[d];
+      line.name = series.names[s].empty() ? dash_values[d] : series.names[s] + " / " + dash_values[d];
+      line.title = series.names[s].empty() ? dv : series.titles[s] + ", " + dv;
+      line.where = (spec.series.empty() ? "" : spec.series + "=" + series.names[s] + ", ") + spec.dash + "=" +
+                   dash_values[d] + ", ";
+      lines.push_back(std::move(line));
     }
   }
-  for (std::size_t s = 0; s < lines.size(); ++s) {
-    const auto& members = lines[s].members;
-    std::vector<std::pair<double, double>> points;
-    if (every_row) {
-      for (const std::size_t r : members)
-        points.emplace_back(number(r, xc, spec.x), number(r, yc, spec.y));
-      std::stable_sort(points.begin(), points.end(),
-                       [](const auto& a, const auto& b) { return a.first < b.first; });
-    } else {
-      std::map<double, std::vector<std::size_t>> at_x;
-      for (const std::size_t r : members)
-        at_x[number(r, xc, spec.x)].push_back(r);
-      for (const auto& [xv, rs] : at_x) {
-        std::string note;
-        points.emplace_back(
-            xv, combine(t, rs, yc, spec.agg.value_or(Agg::none),
-                        context + " point (" + lines[s].where + spec.x + "=" + num(xv) + ")", note));
-        if (!note.empty()) notes.insert(note);
-      }
-    }
-    dat += "\n\n# series " + std::to_string(s) + ": " + lines[s].name + "\n";
-    for (const auto& [xv, yv] : points) {
-      if ((spec.logx && xv <= 0) || (spec.logy && yv <= 0) || !std::isfinite(yv)) continue;  // not drawable
-      dat += num(xv) + " " + num(yv) + "\n";
-      any = true;
-      x_lo = std::min(x_lo, xv);
-      x_hi = std::max(x_hi, xv);
-      y_lo = std::min(y_lo, yv);
-      y_hi = std::max(y_hi, yv);
-      if (xv < x0 || (xv == x0 && yv < y_at_x0)) {
-        x0 = xv;
-        y_at_x0 = yv;
-      }
-    }
-  }
-  if (!any) throw sqb::Error(context + ": no drawable points (log axes need positive values)");
+  return lines;
+}
 
-  // Horizontal reference lines: the y of the rows their filters select (from all the results).
-  std::vector<std::pair<double, std::string>> hlines;
-  for (const std::vector<Where>& filters : spec.hlines) {
+// A line's points: a line combines the rows at one x like table cells; a scatter draws every row unless agg
+// is given. Only drawable points are kept, and they widen the plot's extent.
+void add_points(const PlotInput& in, Line& line, LinePlot& plot) {
+  const PlotSpec& spec = in.spec;
+  std::vector<std::pair<double, double>> points;
+  if (spec.kind == "scatter" && !spec.agg) {
+    for (const std::size_t r : line.members)
+      points.emplace_back(in.number(r, in.xc, spec.x), in.number(r, in.yc, spec.y));
+    std::stable_sort(points.begin(), points.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+  } else {
+    std::map<double, std::vector<std::size_t>> at_x;
+    for (const std::size_t r : line.members)
+      at_x[in.number(r, in.xc, spec.x)].push_back(r);
+    for (const auto& [xv, rs] : at_x) {
+      const std::string what = in.context + " point (" + line.where + spec.x + "=" + num(xv) + ")";
+      points.emplace_back(xv, in.combined(rs, what, plot.notes));
+    }
+  }
+  for (const auto& [xv, yv] : points) {
+    if ((spec.logx && xv <= 0) || (spec.logy && yv <= 0) || !std::isfinite(yv)) continue;  // not drawable
+    line.points.emplace_back(xv, yv);
+    plot.x_lo = std::min(plot.x_lo, xv);
+    plot.x_hi = std::max(plot.x_hi, xv);
+    plot.y_lo = std::min(plot.y_lo, yv);
+    plot.y_hi = std::max(plot.y_hi, yv);
+    if (xv < plot.x0 || (xv == plot.x0 && yv < plot.y_at_x0)) {
+      plot.x0 = xv;
+      plot.y_at_x0 = yv;
+    }
+  }
+}
+
+// Horizontal reference lines: the y of the rows their filters select (from all the results, not only the
+// plot's where), named in the legend with their value.
+void add_hlines(const PlotInput& in, LinePlot& plot) {
+  for (const std::vector<Where>& filters : in.spec.hlines) {
     std::vector<std::string> texts;
     for (const Where& w : filters)
       texts.push_back(w.column + "=" + w.value);
-    const std::string what = context + " hline " + join(texts);
-    const std::vector<std::size_t> hrows = select_rows(t, filters, what);
+    const std::string what = in.context + " hline " + join(texts);
+    const std::vector<std::size_t> hrows = select_rows(in.t, filters, what);
     if (hrows.empty()) throw sqb::Error(what + ": no result rows match");
     std::string note;
-    const double v = combine(t, hrows, yc, spec.agg.value_or(Agg::none), what, note);
-    if (!std::isfinite(v) || (spec.logy && v <= 0))
+    const double v = combine(in.t, hrows, in.yc, in.spec.agg.value_or(Agg::none), what, note);
+    if (!std::isfinite(v) || (in.spec.logy && v <= 0))
       throw sqb::Error(what + ": y = " + num(v) + " cannot be drawn");
-    y_lo = std::min(y_lo, v);
-    y_hi = std::max(y_hi, v);
-    hlines.emplace_back(v,
-                        join(texts) + ": " + format_number(v, 4) + (note.empty() ? "" : " (" + note + ")"));
+    plot.y_lo = std::min(plot.y_lo, v);
+    plot.y_hi = std::max(plot.y_hi, v);
+    plot.hlines.emplace_back(
+        v, join(texts) + ": " + format_number(v, 4) + (note.empty() ? "" : " (" + note + ")"));
   }
+}
 
-  const std::string title =
-      spec.title.empty() ? axis_label(spec.y) + " vs " + axis_label(spec.x) : spec.title;
-  std::string size;
-  std::string gp = common_header(spec, prov, title, subtitle_of(spec, prov, notes),
-                                 lines.size() + spec.references.size() + hlines.size(), size);
-  gp += "set grid xtics ytics mxtics mytics lc rgb '#dddddd'\n";
-  gp += "set border lw 1.2\n";
-  if (spec.logx) gp += "set logscale x 10\nset format x '10^{%L}'\n";
-  if (spec.logy) gp += "set logscale y 10\nset format y '10^{%L}'\n";
-  if (!spec.logx && (spec.x == "bits" || spec.x == "k")) gp += "set xtics 1\n";
-  gp += "set samples 400\n";
-  // Points at the ends of the range would sit on the frame, half hidden: pad every side by a fraction of the
-  // axis (in log space on a log axis), and keep the range from growing further to the next tic mark. A log
-  // axis spanning less than two decades gets whole decades around its padded points instead, since gnuplot
-  // labels decades only and a tighter range could show a single label (the reference curves span decades).
+LinePlot gather_lines(const PlotInput& in) {
+  LinePlot plot;
+  plot.lines = make_lines(in);
+  for (Line& line : plot.lines)
+    add_points(in, line, plot);
+  const bool any =
+      std::any_of(plot.lines.begin(), plot.lines.end(), [](const Line& l) { return !l.points.empty(); });
+  if (!any) throw sqb::Error(in.context + ": no drawable points (log axes need positive values)");
+  add_hlines(in, plot);
+  return plot;
+}
+
+// One gnuplot index block per line.
+std::string line_data(const PlotInput& in, const LinePlot& plot) {
+  std::string dat = "# sqbench plot data: plot " + in.spec.id + ", config " + in.prov.config_name +
+                    " (hash " + in.prov.config_hash + ")\n# columns: " + in.spec.x + " " + in.spec.y + "\n";
+  for (std::size_t s = 0; s < plot.lines.size(); ++s) {
+    dat += "\n\n# series " + std::to_string(s) + ": " + plot.lines[s].name + "\n";
+    for (const auto& [xv, yv] : plot.lines[s].points)
+      dat += num(xv) + " " + num(yv) + "\n";
+  }
+  return dat;
+}
+
+// The axis ranges. Points at the ends of the range would sit on the frame, half hidden: every side is padded
+// by a fraction of the axis (in log space on a log axis), and the range kept from growing further to the next
+// tic mark. A log axis spanning less than two decades gets whole decades around its padded points instead,
+// since gnuplot labels decades only and a tighter range could show a single label (the reference curves span
+// decades).
+std::string line_ranges(const PlotSpec& spec, const LinePlot& plot) {
   const auto narrow_log = [](bool log, double lo, double hi) { return log && hi < lo * 100; };
-  const bool fix_x = !narrow_log(spec.logx, x_lo, x_hi);
-  const bool fix_y = !narrow_log(spec.logy, y_lo, y_hi) || !spec.references.empty();
+  const bool fix_x = !narrow_log(spec.logx, plot.x_lo, plot.x_hi);
+  const bool fix_y = !narrow_log(spec.logy, plot.y_lo, plot.y_hi) || !spec.references.empty();
+  std::string gp;
   if (fix_x || fix_y)
     gp += std::string("set autoscale ") + (fix_x && fix_y ? "" : fix_x ? "x" : "y") + "fix\n";
   const auto decades = [](double lo, double hi) {
     return "[" + num(std::pow(10.0, std::floor(std::log10(lo / 1.12)))) + ":" +
            num(std::pow(10.0, std::ceil(std::log10(hi * 1.12)))) + "]";
   };
-  if (!fix_x) gp += "set xrange " + decades(x_lo, x_hi) + "\n";
-  if (!fix_y) gp += "set yrange " + decades(y_lo, y_hi) + "\n";
-  gp += "set offsets graph 0.04, graph 0.04, graph 0.06, graph 0.06\n";
-  const std::string style = spec.kind == "scatter" ? "points ps 1.6" : "linespoints lw 2 ps 1.1";
-  std::string plot;
-  for (std::size_t s = 0; s < lines.size(); ++s) {
-    if (!plot.empty()) plot += ", \\\n     ";
-    plot += "'" + spec.id + ".dat' index " + std::to_string(s) + " using 1:2 with " + style;
-    // With dash, a series keeps its colour and marker (its linetype) and each dash value its pattern.
-    if (!spec.dash.empty())
-      plot +=
-          " lt " + std::to_string(lines[s].series % 12 + 1) + " dt " + std::to_string(lines[s].dash % 5 + 1);
-    plot += " title " + gp_quote(lines[s].title);
+  if (!fix_x) gp += "set xrange " + decades(plot.x_lo, plot.x_hi) + "\n";
+  if (!fix_y) gp += "set yrange " + decades(plot.y_lo, plot.y_hi) + "\n";
+  return gp + "set offsets graph 0.04, graph 0.04, graph 0.06, graph 0.06\n";
+}
+
+// A reference curve as a gnuplot expression in x, and its legend entry.
+std::pair<std::string, std::string> reference_curve(const std::string& name, const LinePlot& plot) {
+  if (name == "panter_dite") return {"sqrt(3)*pi/2*4**(-x)", "Panter-Dite sqrt(3)pi/2 4^-b"};
+  if (name == "shannon") return {"4**(-x)", "Shannon bound 4^-b"};
+  if (name == "guide_linear")
+    return {num(plot.y_at_x0) + "*(x/" + num(plot.x0) + ")", "slope 1 guide (O(N))"};
+  if (name == "guide_nlogn") {
+    return {num(plot.y_at_x0) + "*(x*log(x))/(" + num(plot.x0) + "*log(" + num(plot.x0) + "))",
+            "N log N guide"};
   }
-  std::size_t ref_index = 0;
-  for (const std::string& r : spec.references) {
-    std::string expr, label;
-    if (r == "panter_dite") {
-      expr = "sqrt(3)*pi/2*4**(-x)";
-      label = "Panter-Dite sqrt(3)pi/2 4^-b";
-    } else if (r == "shannon") {
-      expr = "4**(-x)";
-      label = "Shannon bound 4^-b";
-    } else if (r == "guide_linear") {
-      expr = num(y_at_x0) + "*(x/" + num(x0) + ")";
-      label = "slope 1 guide (O(N))";
-    } else if (r == "guide_nlogn") {
-      expr = num(y_at_x0) + "*(x*log(x))/(" + num(x0) + "*log(" + num(x0) + "))";
-      label = "N log N guide";
+  return {"", ""};  // check_references refused any other name before the results were read
+}
+
+// The plot command: the lines, then the reference curves, then the horizontal lines.
+std::string line_plot_command(const PlotSpec& spec, const LinePlot& plot) {
+  const std::string style = spec.kind == "scatter" ? "points ps 1.6" : "linespoints lw 2 ps 1.1";
+  std::string cmd;
+  for (std::size_t s = 0; s < plot.lines.size(); ++s) {
+    if (!cmd.empty()) cmd += ", \\\n     ";
+    cmd += "'" + spec.id + ".dat' index " + std::to_string(s) + " using 1:2 with " + style;
+    // With dash, a series keeps its colour and marker (its linetype) and each dash value its pattern.
+    if (!spec.dash.empty()) {
+      cmd += " lt " + std::to_string(plot.lines[s].series % 12 + 1) + " dt " +
+             std::to_string(plot.lines[s].dash % 5 + 1);
     }
-    static const char* kRefStyles[] = {"dt 2 lw 1.5 lc rgb '#444444'", "dt 4 lw 1.5 lc rgb '#888888'",
-                                       "dt 3 lw 1.8 lc rgb '#aa3333'", "dt 5 lw 1.5 lc rgb '#3333aa'"};
-    plot += ", \\\n     " + expr + " with lines " + kRefStyles[ref_index++ % 4] + " title " + gp_quote(label);
+    cmd += " title " + gp_quote(plot.lines[s].title);
+  }
+  static const char* kRefStyles[] = {"dt 2 lw 1.5 lc rgb '#444444'", "dt 4 lw 1.5 lc rgb '#888888'",
+                                     "dt 3 lw 1.8 lc rgb '#aa3333'", "dt 5 lw 1.5 lc rgb '#3333aa'"};
+  for (std::size_t i = 0; i < spec.references.size(); ++i) {
+    const auto [expr, label] = reference_curve(spec.references[i], plot);
+    cmd += ", \\\n     " + expr + " with lines " + kRefStyles[i % 4] + " title " + gp_quote(label);
   }
   static const char* kHlineStyles[] = {"dt 3 lw 2 lc rgb '#000000'", "dt 4 lw 2 lc rgb '#666666'"};
-  for (std::size_t h = 0; h < hlines.size(); ++h) {
-    plot += ", \\\n     " + num(hlines[h].first) + " with lines " + kHlineStyles[h % 2] + " title " +
-            gp_quote(hlines[h].second);
+  for (std::size_t h = 0; h < plot.hlines.size(); ++h) {
+    cmd += ", \\\n     " + num(plot.hlines[h].first) + " with lines " + kHlineStyles[h % 2] + " title " +
+           gp_quote(plot.hlines[h].second);
   }
-  gp += "plot " + plot + "\n";
-  gp += svg_tail(spec, size);
-  return {dat, gp};
+  return "plot " + cmd + "\n";
+}
+
+std::string line_gp(const PlotInput& in, const LinePlot& plot) {
+  const PlotSpec& spec = in.spec;
+  const std::string title =
+      spec.title.empty() ? axis_label(spec.y) + " vs " + axis_label(spec.x) : spec.title;
+  std::string size;
+  std::string gp = common_header(spec, in.prov, title, subtitle_of(spec, in.prov, plot.notes),
+                                 plot.lines.size() + spec.references.size() + plot.hlines.size(), size);
+  gp += "set grid xtics ytics mxtics mytics lc rgb '#dddddd'\nset border lw 1.2\n";
+  if (spec.logx) gp += "set logscale x 10\nset format x '10^{%L}'\n";
+  if (spec.logy) gp += "set logscale y 10\nset format y '10^{%L}'\n";
+  if (!spec.logx && (spec.x == "bits" || spec.x == "k")) gp += "set xtics 1\n";
+  gp += "set samples 400\n";
+  return gp + line_ranges(spec, plot) + line_plot_command(spec, plot) + svg_tail(spec, size);
+}
+
+}  // namespace
+
+PlotScript plot_script(const CsvTable& t, const PlotSpec& spec, const Provenance& prov) {
+  PlotInput in{t, spec, prov, "plot '" + spec.id + "'", {}, 0, 0, {}};
+  in.xc = in.column(spec.x, "x");
+  in.yc = in.column(spec.y, "y");
+  in.rows = select_rows(t, spec.where, in.context);
+  if (in.rows.empty()) throw sqb::Error(in.context + ": no result rows match the where filters");
+  in.series = group_by_series(t, spec, in.rows, spec.series.empty() ? 0 : in.column(spec.series, "series"));
+  if (spec.kind == "bar") {
+    const Bars bars = gather_bars(in);
+    return {bar_data(in, bars), bar_gp(in, bars)};
+  }
+  const LinePlot plot = gather_lines(in);
+  return {line_data(in, plot), line_gp(in, plot)};
 }
 
 namespace {
@@ -494,6 +581,86 @@ bool complete_image(const fs::path& file, bool png) {
   return last != std::string::npos && last >= 5 && bytes.compare(last - 5, 6, "</svg>") == 0;
 }
 
+// A plot is made under staging names beside its final files ("<id>.tmp.<pid>.png") and renamed into place
+// only when all four files are complete: a failed render (a full disk) leaves the previous plot as it was.
+struct Staging {
+  fs::path dir;
+  std::string name;
+  fs::path operator()(const char* ext) const { return dir / (name + ext); }
+  void remove() const {
+    std::error_code ec;
+    for (const char* ext : {".dat", ".gp", ".png", ".svg", ".render.gp"})
+      fs::remove((*this)(ext), ec);
+  }
+};
+
+// The data, the script as kept (naming the final files) and the script gnuplot runs now, which reads and
+// writes the staging names.
+void stage_script(const PlotScript& script, const PlotSpec& spec, const Staging& staged) {
+  try {
+    write_file_atomic(staged(".dat"), script.dat);
+    write_file_atomic(staged(".gp"), script.gp);
+    std::string render = script.gp;
+    for (const char* ext : {".dat'", ".png'", ".svg'"})
+      render = replace_all(render, "'" + spec.id + ext, "'" + staged.name + ext);
+    write_file_atomic(staged(".render.gp"), render);
+  } catch (...) {
+    staged.remove();
+    throw;
+  }
+}
+
+struct GnuplotRun {
+  bool missing = false;  // gnuplot is not installed
+  int status = -1;
+  std::string output;  // its messages
+};
+
+GnuplotRun run_gnuplot(const Staging& staged) {
+  const std::string cmd = "cd '" + staged.dir.string() + "' && gnuplot '" + staged.name + ".render.gp' 2>&1";
+  GnuplotRun run;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p != nullptr) {
+    char buf[512];
+    std::size_t got;
+    while ((got = std::fread(buf, 1, sizeof buf, p)) > 0)
+      run.output.append(buf, got);
+    run.status = ::pclose(p);
+  }
+  run.missing = p == nullptr || run.output.find("not found") != std::string::npos ||
+                (WIFEXITED(run.status) && WEXITSTATUS(run.status) == 127);
+  return run;
+}
+
+// Throws (after removing the staging files) when gnuplot failed or left an image incomplete.
+void check_rendered(const GnuplotRun& run, const PlotSpec& spec, const Staging& staged) {
+  const bool png_ok = complete_image(staged(".png"), true), svg_ok = complete_image(staged(".svg"), false);
+  if (run.status == 0 && png_ok && svg_ok) return;
+  std::error_code ec;
+  const auto size = [&](const char* ext) {
+    const auto n = fs::file_size(staged(ext), ec);
+    return ec ? std::string("missing") : std::to_string(n) + " bytes";
+  };
+  const std::string what = run.status != 0 ? "gnuplot failed (exit status " + std::to_string(run.status) + ")"
+                           : !png_ok       ? spec.id + ".png came out incomplete (" + size(".png") + ")"
+                                           : spec.id + ".svg came out incomplete (" + size(".svg") + ")";
+  staged.remove();
+  throw sqb::Error("plot '" + spec.id + "' in " + staged.dir.string() + ": " + what +
+                   (run.status == 0 || run.output.empty() ? std::string() : ": " + run.output) +
+                   "; a full disk or a file size limit? The previous version of the plot is unchanged");
+}
+
+// The images are synced like every other output before they take their final names.
+void sync_images(const Staging& staged) {
+  for (const char* ext : {".png", ".svg"}) {
+    const int fd = ::open(staged(ext).c_str(), O_RDONLY);
+    if (fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
+    }
+  }
+}
+
 }  // namespace
 
 PlotFiles write_plot(const PlotScript& script, const PlotSpec& spec, const fs::path& dir, bool commit) {
@@ -502,79 +669,24 @@ PlotFiles write_plot(const PlotScript& script, const PlotSpec& spec, const fs::p
   files.dat = dir / (spec.id + ".dat");
   files.png = dir / (spec.id + ".png");
   files.svg = dir / (spec.id + ".svg");
-  // Everything is made under staging names beside the final ones and renamed into place only when all four
-  // files are complete: a failed render (a full disk) leaves the previous plot as it was.
-  const std::string tag = ".tmp." + std::to_string(::getpid());
-  const std::string staged_name = spec.id + tag;
-  const auto staged = [&](const char* ext) { return dir / (staged_name + ext); };
-  const auto remove_staged = [&] {
-    std::error_code ec;
-    for (const char* ext : {".dat", ".gp", ".png", ".svg", ".render.gp"})
-      fs::remove(staged(ext), ec);
-  };
-  try {
-    write_file_atomic(staged(".dat"), script.dat);
-    write_file_atomic(staged(".gp"), script.gp);
-    // The script gnuplot runs now reads and writes the staging names; the .gp kept names the final ones.
-    std::string render = script.gp;
-    for (const char* ext : {".dat'", ".png'", ".svg'"})
-      render = replace_all(render, "'" + spec.id + ext, "'" + staged_name + ext);
-    write_file_atomic(staged(".render.gp"), render);
-  } catch (...) {
-    remove_staged();
-    throw;
-  }
-  const std::string cmd = "cd '" + dir.string() + "' && gnuplot '" + staged_name + ".render.gp' 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string output;
-  int status = -1;
-  if (p != nullptr) {
-    char buf[512];
-    std::size_t got;
-    while ((got = std::fread(buf, 1, sizeof buf, p)) > 0)
-      output.append(buf, got);
-    status = ::pclose(p);
-  }
-  const bool missing = p == nullptr || output.find("not found") != std::string::npos ||
-                       (WIFEXITED(status) && WEXITSTATUS(status) == 127);
-  if (missing) {
+  const Staging staged{dir, spec.id + ".tmp." + std::to_string(::getpid())};
+  stage_script(script, spec, staged);
+  const GnuplotRun run = run_gnuplot(staged);
+  std::error_code ec;
+  fs::remove(staged(".render.gp"), ec);
+  if (run.missing) {
     // Without gnuplot the script and data are still useful: they go into place, the images stay as they were.
     files.message = "gnuplot is not installed (scripts/setup installs gnuplot-nox)";
-    std::error_code ec;
-    fs::remove(staged(".render.gp"), ec);
     files.staged = {{staged(".dat"), files.dat}, {staged(".gp"), files.gp}};
     if (commit) {
       for (const auto& [from, to] : files.staged)
         fs::rename(from, to, ec);
-      remove_staged();
+      staged.remove();
     }
     return files;
   }
-  const bool png_ok = complete_image(staged(".png"), true), svg_ok = complete_image(staged(".svg"), false);
-  if (status != 0 || !png_ok || !svg_ok) {
-    std::error_code ec;
-    const auto size = [&](const char* ext) {
-      const auto n = fs::file_size(staged(ext), ec);
-      return ec ? std::string("missing") : std::to_string(n) + " bytes";
-    };
-    const std::string what = status != 0 ? "gnuplot failed (exit status " + std::to_string(status) + ")"
-                             : !png_ok   ? spec.id + ".png came out incomplete (" + size(".png") + ")"
-                                         : spec.id + ".svg came out incomplete (" + size(".svg") + ")";
-    remove_staged();
-    throw sqb::Error("plot '" + spec.id + "' in " + dir.string() + ": " + what +
-                     (status == 0 || output.empty() ? std::string() : ": " + output) +
-                     "; a full disk or a file size limit? The previous version of the plot is unchanged");
-  }
-  // Complete: the images are synced like every other output, then the four files renamed into place.
-  for (const char* ext : {".png", ".svg"}) {
-    const int fd = ::open(staged(ext).c_str(), O_RDONLY);
-    if (fd >= 0) {
-      ::fsync(fd);
-      ::close(fd);
-    }
-  }
-  std::error_code rm_ec;
-  fs::remove(staged(".render.gp"), rm_ec);
+  check_rendered(run, spec, staged);
+  sync_images(staged);
   files.staged = {{staged(".dat"), files.dat},
                   {staged(".gp"), files.gp},
                   {staged(".png"), files.png},
@@ -582,14 +694,13 @@ PlotFiles write_plot(const PlotScript& script, const PlotSpec& spec, const fs::p
   files.rendered = true;
   if (!commit) return files;
   for (const auto& [from, to] : files.staged) {
-    std::error_code ec;
     fs::rename(from, to, ec);
     if (ec) {
-      remove_staged();
+      staged.remove();
       throw sqb::Error(to.string() + ": renaming into place failed (" + ec.message() + ")");
     }
   }
-  remove_staged();
+  staged.remove();
   return files;
 }
 

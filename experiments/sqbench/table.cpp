@@ -22,12 +22,6 @@ std::size_t need_column(const CsvTable& t, const std::string& name, const std::s
   throw sqb::Error(context + ": no column '" + name + "' in the results; the columns are: " + join(t.header));
 }
 
-bool same_value(const std::string& a, const std::string& b) {
-  if (a == b) return true;
-  const auto x = parse_field_number(a), y = parse_field_number(b);
-  return x && y && *x == *y;
-}
-
 // Significant-digit formatting for humans: fixed notation for moderate magnitudes, scientific otherwise.
 struct Formatted {
   std::string mantissa;  // "2.650" or "12.34"
@@ -62,23 +56,6 @@ Formatted format_sig(double v, int digits) {
     f.mantissa = buf;
   }
   return f;
-}
-
-std::string as_md(const Formatted& f) {
-  if (f.special || !f.scientific) return f.mantissa;
-  return f.mantissa + "e" + std::to_string(f.exponent);
-}
-
-std::string as_latex(const Formatted& f, bool bold) {
-  std::string body;
-  if (f.special) {
-    body = f.mantissa == "inf" ? "\\infty" : "-\\infty";
-  } else if (f.scientific) {
-    body = f.mantissa + "\\times 10^{" + std::to_string(f.exponent) + "}";
-  } else {
-    body = f.mantissa;
-  }
-  return bold ? "$\\mathbf{" + body + "}$" : "$" + body + "$";
 }
 
 // A standard deviation written to the same decimal place as the mean `f` (in the mean's power of ten when
@@ -154,6 +131,12 @@ class CompositeKey {
 };
 
 }  // namespace
+
+bool same_value(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  const auto x = parse_field_number(a), y = parse_field_number(b);
+  return x && y && *x == *y;
+}
 
 std::vector<std::size_t> select_rows(const CsvTable& t, const std::vector<Where>& where,
                                      const std::string& context) {
@@ -235,6 +218,45 @@ std::string setting(Syntax syntax, const std::string& key, const std::string& va
   return syntax == Syntax::command_line ? "--" + key + " " + value : key + " = " + value;
 }
 
+// The sample standard deviation (n - 1) of `values`; NaN for a single value.
+double sample_std(const std::vector<double>& values) {
+  if (values.size() < 2) return std::numeric_limits<double>::quiet_NaN();
+  double mean = 0;
+  for (const double v : values)
+    mean += v;
+  mean /= static_cast<double>(values.size());
+  double ss = 0;
+  for (const double v : values)
+    ss += (v - mean) * (v - mean);
+  return std::sqrt(ss / static_cast<double>(values.size() - 1));
+}
+
+// Without agg, the rows of one cell are averaged only when they are repeats that differ in their seed:
+// averaging over another key column (two quantizers, two sizes) would print a number nobody asked for.
+void check_only_seeds_differ(const CsvTable& t, const std::vector<std::size_t>& rows,
+                             const std::string& context, Syntax syntax) {
+  std::vector<std::string> differing;
+  for (const std::string& key : key_columns()) {
+    const auto c = t.column(key);
+    if (!c || key == "seed") continue;
+    // A source's spec differs exactly when its label does: naming both says nothing more.
+    if (key == "source" && std::find(differing.begin(), differing.end(), "distribution") != differing.end())
+      continue;
+    for (const std::size_t r : rows) {
+      if (t.rows[r][*c] != t.rows[rows[0]][*c]) {
+        differing.push_back(key);
+        break;
+      }
+    }
+  }
+  if (!differing.empty()) {
+    throw sqb::Error(context + ": " + std::to_string(rows.size()) +
+                     " result rows fall into one cell and differ in " + join(differing) +
+                     "; add a where filter (e.g. " + setting(syntax, "where", differing[0] + "=...") +
+                     ") or " + setting(syntax, "agg", "mean|median|min|max"));
+  }
+}
+
 }  // namespace
 
 double combine(const CsvTable& t, const std::vector<std::size_t>& rows, std::size_t value_col, Agg agg,
@@ -248,41 +270,10 @@ double combine(const CsvTable& t, const std::vector<std::size_t>& rows, std::siz
     }
     values.push_back(*v);
   }
-  if (spread != nullptr) {
-    *spread = std::numeric_limits<double>::quiet_NaN();
-    if (values.size() > 1) {
-      double mean = 0;
-      for (const double v : values)
-        mean += v;
-      mean /= static_cast<double>(values.size());
-      double ss = 0;
-      for (const double v : values)
-        ss += (v - mean) * (v - mean);
-      *spread = std::sqrt(ss / static_cast<double>(values.size() - 1));
-    }
-  }
+  if (spread != nullptr) *spread = sample_std(values);
   if (values.size() == 1) return values[0];
   if (agg == Agg::none) {
-    std::vector<std::string> differing;
-    for (const std::string& key : key_columns()) {
-      const auto c = t.column(key);
-      if (!c || key == "seed") continue;
-      // A source's spec differs exactly when its label does: naming both says nothing more.
-      if (key == "source" && std::find(differing.begin(), differing.end(), "distribution") != differing.end())
-        continue;
-      for (const std::size_t r : rows) {
-        if (t.rows[r][*c] != t.rows[rows[0]][*c]) {
-          differing.push_back(key);
-          break;
-        }
-      }
-    }
-    if (!differing.empty()) {
-      throw sqb::Error(context + ": " + std::to_string(rows.size()) +
-                       " result rows fall into one cell and differ in " + join(differing) +
-                       "; add a where filter (e.g. " + setting(syntax, "where", differing[0] + "=...") +
-                       ") or " + setting(syntax, "agg", "mean|median|min|max"));
-    }
+    check_only_seeds_differ(t, rows, context, syntax);
     agg = Agg::mean;
     note = "mean of " + std::to_string(values.size()) + " seeds";
   }
@@ -308,224 +299,318 @@ std::vector<std::string> table_values(const TableSpec& spec) {
   return spec.value.empty() ? std::vector<std::string>{""} : split_list(spec.value);
 }
 
-std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat fmt, const Provenance& prov,
-                         const std::string& context_name, Syntax syntax) {
-  const std::string context = context_name.empty() ? "table '" + spec.id + "'" : context_name;
-  // Either one value pivoted by `cols`, or several values side by side (the columns are the values).
-  const std::vector<std::string> values = table_values(spec);
-  const bool multi = values.size() > 1;
-  if (multi && !spec.cols.empty()) {
+namespace {
+
+// What the settings make of a table, checked before any result is read: one value pivoted by `cols`, or
+// several values side by side (then the columns are the values).
+struct Shape {
+  std::vector<std::string> values;
+  bool multi = false;
+  bool along_rows = false;  // the best is marked per row, not per column
+};
+
+Shape check_shape(const TableSpec& spec, const std::string& context, Syntax syntax) {
+  Shape s;
+  s.values = table_values(spec);
+  s.multi = s.values.size() > 1;
+  const std::string cols = syntax == Syntax::command_line ? "--cols" : "cols";
+  if (s.multi && !spec.cols.empty()) {
     throw sqb::Error(context + ": with several values (" + spec.value +
-                     ") the columns are the values; drop " +
-                     (syntax == Syntax::command_line ? "--cols" : "cols"));
+                     ") the columns are the values; drop " + cols);
   }
-  if (!multi && spec.cols.empty()) {
-    throw sqb::Error(context + ": " + (syntax == Syntax::command_line ? "--cols" : "cols") +
-                     " is required for a single value");
-  }
-  const bool along_rows = spec.best_along == "row";
-  if (spec.best_along != "col" && !along_rows) {
+  if (!s.multi && spec.cols.empty())
+    throw sqb::Error(context + ": " + cols + " is required for a single value");
+  s.along_rows = spec.best_along == "row";
+  if (spec.best_along != "col" && !s.along_rows) {
     throw sqb::Error(context + ": best_along '" + spec.best_along + "' must be one of " + kBestAlongChoices);
   }
-  if (multi && along_rows) {
+  if (s.multi && s.along_rows) {
     throw sqb::Error(context + ": best along a row compares its columns, but with several values (" +
                      spec.value + ") they are different quantities; mark the best per column");
   }
+  return s;
+}
+
+using CellKey = std::pair<std::string, std::string>;  // (row label, column label)
+
+// The selected result rows sorted into cells, and the labels of the table's rows and columns in order.
+struct Pivot {
+  std::vector<std::string> row_labels, col_labels;
+  std::map<CellKey, std::vector<std::size_t>> members;
+  std::map<std::string, std::size_t> value_col;  // each value's result column
+};
+
+Pivot pivot(const CsvTable& t, const TableSpec& spec, const Shape& shape, const std::string& context) {
   // rows and cols may each name several columns ("distribution, bits"): one row/column per combination,
   // labelled "a / b".
   const CompositeKey row_key(t, spec.rows, context + " rows");
-  const CompositeKey col_key(t, multi ? std::string() : spec.cols, context + " cols");
-  std::map<std::string, std::size_t> value_col;
-  for (const std::string& v : values)
-    value_col[v] = need_column(t, v, context + " value");
+  const CompositeKey col_key(t, shape.multi ? std::string() : spec.cols, context + " cols");
+  Pivot p;
+  for (const std::string& v : shape.values)
+    p.value_col[v] = need_column(t, v, context + " value");
   const std::vector<std::size_t> rows = select_rows(t, spec.where, context);
   if (rows.empty()) throw sqb::Error(context + ": no result rows match the where filters");
-  const std::vector<std::string> row_keys = row_key.distinct(rows);
-  const std::vector<std::string> col_keys = multi ? values : col_key.distinct(rows);
-  const std::string cols_name = multi ? "value" : spec.cols;
-
-  // (row label, column label) -> the rows that fall there, and the value column to read.
-  std::map<std::pair<std::string, std::string>, std::vector<std::size_t>> cells;
+  p.row_labels = row_key.distinct(rows);
+  p.col_labels = shape.multi ? shape.values : col_key.distinct(rows);
   for (const std::size_t r : rows) {
-    if (multi) {
-      for (const std::string& v : values)
-        cells[{row_key.label(r), v}].push_back(r);
+    if (shape.multi) {
+      for (const std::string& v : shape.values)
+        p.members[{row_key.label(r), v}].push_back(r);
     } else {
-      cells[{row_key.label(r), col_key.label(r)}].push_back(r);
+      p.members[{row_key.label(r), col_key.label(r)}].push_back(r);
     }
   }
-  std::map<std::pair<std::string, std::string>, double> value, spread;
-  std::set<std::string> notes;
-  const bool with_spread = spec.spread == "std";
-  for (const auto& [key, members] : cells) {
-    std::string note;
+  return p;
+}
+
+// Every cell's rows combined into one value, with its spread when the table shows one and a note on how
+// the rows were combined (for the caption).
+std::map<CellKey, TableModel::Cell> aggregate(const CsvTable& t, const TableSpec& spec, const Shape& shape,
+                                              const Pivot& p, const std::string& context, Syntax syntax) {
+  const std::string cols_name = shape.multi ? "value" : spec.cols;
+  std::map<CellKey, TableModel::Cell> cells;
+  for (const auto& [key, members] : p.members) {
+    TableModel::Cell cell;
     double sd = 0;
-    value[key] =
-        combine(t, members, multi ? value_col[key.second] : value_col[values[0]], spec.agg,
+    const std::size_t col = p.value_col.at(shape.multi ? key.second : shape.values[0]);
+    cell.value =
+        combine(t, members, col, spec.agg,
                 context + " cell (" + spec.rows + "=" + key.first + ", " + cols_name + "=" + key.second + ")",
-                note, &sd, syntax);
-    spread[key] = sd;
-    if (with_spread && members.size() > 1) {
+                cell.note, &sd, syntax);
+    if (spec.spread == "std") {
+      cell.spread = sd;
       // "mean of 3 seeds" -> "mean ± std of 3 seeds"
-      note = note.rfind("mean of ", 0) == 0
-                 ? "mean ± std (n - 1) of " + note.substr(8)
-                 : "mean ± std (n - 1) of " + std::to_string(members.size()) + " rows";
+      if (members.size() > 1) {
+        cell.note = cell.note.rfind("mean of ", 0) == 0
+                        ? "mean ± std (n - 1) of " + cell.note.substr(8)
+                        : "mean ± std (n - 1) of " + std::to_string(members.size()) + " rows";
+      }
     }
-    if (!note.empty()) notes.insert(note);
+    cells[key] = cell;
   }
-  // A cell's text: the value, or with spread = std "mean ± std" (the std to the mean's last decimal place).
-  const auto cell_md = [&](const std::pair<std::string, std::string>& key) {
-    const Formatted f = format_sig(value.at(key), spec.digits);
-    const double sd = spread.at(key);
-    if (!with_spread || std::isnan(sd) || f.special) return as_md(f);
-    const std::string s = spread_text(f, sd);
-    return f.scientific ? "(" + f.mantissa + " ± " + s + ")e" + std::to_string(f.exponent)
-                        : f.mantissa + " ± " + s;
-  };
-  const auto cell_latex = [&](const std::pair<std::string, std::string>& key, bool bold) {
-    const Formatted f = format_sig(value.at(key), spec.digits);
-    const double sd = spread.at(key);
-    if (!with_spread || std::isnan(sd) || f.special) return as_latex(f, bold);
-    const std::string s = spread_text(f, sd);
-    const std::string body =
-        f.scientific ? "(" + f.mantissa + " \\pm " + s + ")\\times 10^{" + std::to_string(f.exponent) + "}"
-                     : f.mantissa + " \\pm " + s;
-    return bold ? "$\\mathbf{" + body + "}$" : "$" + body + "$";
-  };
+  return cells;
+}
 
-  // Best per column: the direction the column schema gives (auto), or the spec's.
-  std::set<std::string> higher_better;  // brief names of the higher-is-better columns marked
-  const auto direction = [&](const std::string& column_value) {
-    if (spec.best != "auto") return spec.best;
-    const std::optional<sqb::Col> col = sqb::find_column(column_value);
-    if (!col) return std::string("none");  // a column this sqbench does not know has no known direction
-    const sqb::ColumnInfo& info = sqb::column_info(*col);
-    if (info.better == sqb::Better::higher) {
-      higher_better.insert(std::string(info.brief.empty() ? info.name : info.brief));
-      return std::string("max");
-    }
-    return info.better == sqb::Better::lower ? std::string("min") : std::string("none");
-  };
-  std::map<std::string, double> best_in_col;
-  std::set<std::string> directions;
-  for (const std::string& c : col_keys) {
-    const std::string dir = direction(multi ? c : values[0]);
+// Which way the best of a value lies: the spec's min|max|none, or with auto the column schema's direction
+// (a column this sqbench does not know has none). The higher-is-better columns go into `higher` by the
+// name the caption gives them.
+std::string direction(const TableSpec& spec, const std::string& value, std::set<std::string>& higher) {
+  if (spec.best != "auto") return spec.best;
+  const std::optional<sqb::Col> col = sqb::find_column(value);
+  if (!col) return "none";
+  const sqb::ColumnInfo& info = sqb::column_info(*col);
+  if (info.better == sqb::Better::higher) {
+    higher.insert(std::string(info.brief.empty() ? info.name : info.brief));
+    return "max";
+  }
+  return info.better == sqb::Better::lower ? "min" : "none";
+}
+
+// The best of a row's or column's cells in direction `dir` (the first-seen one on ties); nullopt for none.
+std::optional<double> best_of(const std::vector<const TableModel::Cell*>& cells, const std::string& dir) {
+  std::optional<double> best;
+  for (const TableModel::Cell* c : cells) {
+    if (c != nullptr && (!best || (dir == "min" ? c->value < *best : c->value > *best))) best = c->value;
+  }
+  return best;
+}
+
+// How the best cells were chosen, for the caption.
+struct BestRule {
+  std::set<std::string> directions;  // "min", "max": one when every column compares the same way
+  std::set<std::string> higher;      // the higher-is-better columns, by their brief names
+};
+
+// Marks the best cell of every column (with best_along = row: of every row, in the one direction its cells
+// share, since one value is pivoted).
+BestRule mark_best(TableModel& m, const TableSpec& spec, const Shape& shape) {
+  BestRule rule;
+  const std::size_t nr = m.row_labels.size(), nc = m.col_labels.size();
+  const auto at = [&](std::size_t r, std::size_t c) { return m.cells[r][c] ? &*m.cells[r][c] : nullptr; };
+  std::vector<std::optional<double>> best_in_col(nc), best_in_row(nr);
+  for (std::size_t c = 0; c < nc; ++c) {
+    const std::string dir = direction(spec, shape.multi ? m.col_labels[c] : shape.values[0], rule.higher);
     if (dir == "none") continue;
-    directions.insert(dir);
-    for (const std::string& r : row_keys) {
-      const auto it = value.find({r, c});
-      if (it == value.end()) continue;
-      const auto b = best_in_col.find(c);
-      if (b == best_in_col.end() || (dir == "min" ? it->second < b->second : it->second > b->second)) {
-        best_in_col[c] = it->second;
-      }
+    rule.directions.insert(dir);
+    std::vector<const TableModel::Cell*> column;
+    for (std::size_t r = 0; r < nr; ++r)
+      column.push_back(at(r, c));
+    best_in_col[c] = best_of(column, dir);
+  }
+  if (shape.along_rows && !rule.directions.empty()) {
+    for (std::size_t r = 0; r < nr; ++r) {
+      std::vector<const TableModel::Cell*> row;
+      for (std::size_t c = 0; c < nc; ++c)
+        row.push_back(at(r, c));
+      best_in_row[r] = best_of(row, *rule.directions.begin());
     }
   }
-  // Best per row: one value pivoted, so every cell of a row holds the same quantity and its cells compare.
-  std::map<std::string, double> best_in_row;
-  if (along_rows && !directions.empty()) {
-    const std::string dir = *directions.begin();
-    for (const std::string& r : row_keys) {
-      for (const std::string& c : col_keys) {
-        const auto it = value.find({r, c});
-        if (it == value.end()) continue;
-        const auto b = best_in_row.find(r);
-        if (b == best_in_row.end() || (dir == "min" ? it->second < b->second : it->second > b->second)) {
-          best_in_row[r] = it->second;
-        }
-      }
+  for (std::size_t r = 0; r < nr; ++r) {
+    for (std::size_t c = 0; c < nc; ++c) {
+      const std::optional<double>& best = shape.along_rows ? best_in_row[r] : best_in_col[c];
+      if (m.cells[r][c]) m.cells[r][c]->best = best && *best == m.cells[r][c]->value;
     }
   }
-  const auto is_best = [&](const std::string& r, const std::string& c, double v) {
-    if (along_rows) return best_in_row.contains(r) && best_in_row.at(r) == v;
-    return best_in_col.contains(c) && best_in_col.at(c) == v;
-  };
-  const std::string along = along_rows ? "row" : "column";
+  return rule;
+}
 
-  std::string caption = spec.title.empty() ? (multi ? spec.value + " by " + spec.rows
-                                                    : spec.value + " by " + spec.rows + " and " + spec.cols)
-                                           : spec.title;
-  std::string details =
-      "Rows: " + spec.rows + "; columns: " + (multi ? spec.value : spec.cols + "; value: " + spec.value);
+// The caption's second part: what the rows and columns are, the filters, how cells combine, the best
+// marks, and where the results came from.
+std::string details_of(const TableSpec& spec, const Shape& shape, const std::set<std::string>& notes,
+                       const BestRule& rule, const Provenance& prov) {
+  std::string details = "Rows: " + spec.rows +
+                        "; columns: " + (shape.multi ? spec.value : spec.cols + "; value: " + spec.value);
   for (const Where& w : spec.where)
     details += "; " + w.column + " = " + w.value;
   for (const std::string& n : notes)
     details += "; " + n;
-  if (directions.size() == 1) {
-    details += "; best per " + along + " in bold (" + (*directions.begin() == "min" ? "lower" : "higher") +
-               " is better)";
-  } else if (!directions.empty()) {
-    std::vector<std::string> names(higher_better.begin(), higher_better.end());
+  if (rule.directions.size() == 1) {
+    details += "; best per " + std::string(shape.along_rows ? "row" : "column") + " in bold (" +
+               (*rule.directions.begin() == "min" ? "lower" : "higher") + " is better)";
+  } else if (!rule.directions.empty()) {
+    const std::vector<std::string> names(rule.higher.begin(), rule.higher.end());
     details += "; best per column in bold (higher " + join(names) + ", lower everything else)";
   }
-  details += ". Config " + prov.config_name + " (hash " + prov.config_hash + ").";
+  return details + ". Config " + prov.config_name + " (hash " + prov.config_hash + ").";
+}
 
-  std::string out;
-  if (fmt == TableFormat::csv) {
-    std::vector<std::string> header = {spec.rows};
-    header.insert(header.end(), col_keys.begin(), col_keys.end());
-    std::vector<std::vector<std::string>> body;
-    for (const std::string& r : row_keys) {
-      std::vector<std::string> line = {r};
-      for (const std::string& c : col_keys) {
-        const auto it = value.find({r, c});
-        line.push_back(it == value.end() ? "" : format_number(it->second));
-      }
-      body.push_back(line);
+}  // namespace
+
+TableModel build_table(const CsvTable& t, const TableSpec& spec, const Provenance& prov,
+                       const std::string& context_name, Syntax syntax) {
+  const std::string context = context_name.empty() ? "table '" + spec.id + "'" : context_name;
+  const Shape shape = check_shape(spec, context, syntax);
+  const Pivot p = pivot(t, spec, shape, context);
+  const std::map<CellKey, TableModel::Cell> cells = aggregate(t, spec, shape, p, context, syntax);
+  TableModel m;
+  m.id = spec.id;
+  m.row_title = spec.rows;
+  m.col_title = shape.multi ? std::string() : spec.cols;
+  m.row_labels = p.row_labels;
+  m.col_labels = p.col_labels;
+  m.digits = spec.digits;
+  m.provenance = prov;
+  std::set<std::string> notes;
+  for (const std::string& r : m.row_labels) {
+    m.cells.emplace_back();
+    for (const std::string& c : m.col_labels) {
+      const auto it = cells.find({r, c});
+      m.cells.back().push_back(it == cells.end() ? std::nullopt : std::optional(it->second));
     }
-    return csv_text(header, body);
   }
-  if (fmt == TableFormat::md) {
-    out += "**Table " + md_escape(spec.id) + ": " + md_escape(caption) + ".** " + md_escape(details) + "\n\n";
-    out += "| " + md_escape(spec.rows) + (multi ? "" : " \\ " + md_escape(spec.cols)) + " |";
-    for (const std::string& c : col_keys)
-      out += " " + md_escape(c) + " |";
-    out += "\n|---|";
-    for (std::size_t i = 0; i < col_keys.size(); ++i)
-      out += "---:|";
+  for (const auto& [key, cell] : cells) {
+    if (!cell.note.empty()) notes.insert(cell.note);
+  }
+  const BestRule rule = mark_best(m, spec, shape);
+  m.caption = !spec.title.empty() ? spec.title
+              : shape.multi       ? spec.value + " by " + spec.rows
+                                  : spec.value + " by " + spec.rows + " and " + spec.cols;
+  m.details = details_of(spec, shape, notes, rule, prov);
+  return m;
+}
+
+namespace {
+
+// How a format writes a cell's number: "±", a power of ten, infinity, and the value's (bold) frame.
+struct Notation {
+  std::string plus_minus;
+  std::string (*power)(int exponent);
+  std::string (*infinity)(bool positive);
+  std::string (*frame)(const std::string& body, bool bold);
+};
+
+const Notation kMarkdown = {
+    " ± ", [](int e) { return "e" + std::to_string(e); },
+    [](bool positive) { return std::string(positive ? "inf" : "-inf"); },
+    [](const std::string& body, bool bold) { return bold ? "**" + body + "**" : body; }};
+
+const Notation kLatex = {
+    " \\pm ", [](int e) { return "\\times 10^{" + std::to_string(e) + "}"; },
+    [](bool positive) { return std::string(positive ? "\\infty" : "-\\infty"); },
+    [](const std::string& body, bool bold) { return bold ? "$\\mathbf{" + body + "}$" : "$" + body + "$"; }};
+
+// A cell's text: the value to `digits` significant digits, with a spread "mean ± std" (the std to the mean's
+// last decimal place; "(m ± s)e-5" when scientific).
+std::string cell_text(const TableModel::Cell& cell, int digits, const Notation& n) {
+  const Formatted f = format_sig(cell.value, digits);
+  if (f.special) return n.frame(n.infinity(cell.value > 0), cell.best);
+  const bool spread = !std::isnan(cell.spread);
+  std::string body = f.mantissa;
+  if (spread) body += n.plus_minus + spread_text(f, cell.spread);
+  if (f.scientific) body = (spread ? "(" + body + ")" : body) + n.power(f.exponent);
+  return n.frame(body, cell.best);
+}
+
+}  // namespace
+
+std::string render_markdown(const TableModel& m) {
+  std::string out =
+      "**Table " + md_escape(m.id) + ": " + md_escape(m.caption) + ".** " + md_escape(m.details) + "\n\n";
+  out += "| " + md_escape(m.row_title) + (m.col_title.empty() ? "" : " \\ " + md_escape(m.col_title)) + " |";
+  for (const std::string& c : m.col_labels)
+    out += " " + md_escape(c) + " |";
+  out += "\n|---|";
+  for (std::size_t i = 0; i < m.col_labels.size(); ++i)
+    out += "---:|";
+  out += "\n";
+  for (std::size_t r = 0; r < m.row_labels.size(); ++r) {
+    out += "| " + md_escape(m.row_labels[r]) + " |";
+    for (const std::optional<TableModel::Cell>& cell : m.cells[r]) {
+      out += ' ';  // (not " " + cell_text(): GCC 12 warns falsely about that temporary, -Wrestrict)
+      out += cell ? cell_text(*cell, m.digits, kMarkdown) : "–";
+      out += " |";
+    }
     out += "\n";
-    for (const std::string& r : row_keys) {
-      out += "| " + md_escape(r) + " |";
-      for (const std::string& c : col_keys) {
-        const auto it = value.find({r, c});
-        if (it == value.end()) {
-          out += " – |";
-          continue;
-        }
-        const std::string text = cell_md({r, c});
-        const bool bold = is_best(r, c, it->second);
-        out += " " + (bold ? "**" + text + "**" : text) + " |";
-      }
-      out += "\n";
-    }
-    return out;
   }
-  // LaTeX with booktabs.
-  out += "% Generated by sqbench from results.csv (config " + prov.config_name + ", hash " +
-         prov.config_hash + "). Needs \\usepackage{booktabs}.\n";
-  out += "\\begin{table}[t]\n\\centering\n\\caption{" + latex_escape(caption) + ". " + latex_escape(details) +
-         "}\n";
-  out += "\\label{tab:" + spec.id + "}\n\\begin{tabular}{l" + std::string(col_keys.size(), 'r') +
+  return out;
+}
+
+std::string render_latex(const TableModel& m) {
+  // booktabs rules: the preamble needs \usepackage{booktabs}, as the first line says.
+  std::string out = "% Generated by sqbench from results.csv (config " + m.provenance.config_name +
+                    ", hash " + m.provenance.config_hash + "). Needs \\usepackage{booktabs}.\n";
+  out += "\\begin{table}[t]\n\\centering\n\\caption{" + latex_escape(m.caption) + ". " +
+         latex_escape(m.details) + "}\n";
+  out += "\\label{tab:" + m.id + "}\n\\begin{tabular}{l" + std::string(m.col_labels.size(), 'r') +
          "}\n\\toprule\n";
-  out += latex_escape(spec.rows) + (multi ? "" : " / " + latex_escape(spec.cols));
-  for (const std::string& c : col_keys)
+  out += latex_escape(m.row_title) + (m.col_title.empty() ? "" : " / " + latex_escape(m.col_title));
+  for (const std::string& c : m.col_labels)
     out += " & " + latex_escape(c);
   out += " \\\\\n\\midrule\n";
-  for (const std::string& r : row_keys) {
-    out += "\\texttt{" + latex_escape(r) + "}";
-    for (const std::string& c : col_keys) {
-      const auto it = value.find({r, c});
-      if (it == value.end()) {
-        out += " & --";
-        continue;
-      }
-      const bool bold = is_best(r, c, it->second);
-      out += " & " + cell_latex({r, c}, bold);
-    }
+  for (std::size_t r = 0; r < m.row_labels.size(); ++r) {
+    out += "\\texttt{" + latex_escape(m.row_labels[r]) + "}";
+    for (const std::optional<TableModel::Cell>& cell : m.cells[r])
+      out += " & " + (cell ? cell_text(*cell, m.digits, kLatex) : "--");
     out += " \\\\\n";
   }
-  out += "\\bottomrule\n\\end{tabular}\n\\end{table}\n";
-  return out;
+  return out + "\\bottomrule\n\\end{tabular}\n\\end{table}\n";
+}
+
+std::string render_csv(const TableModel& m) {
+  // Full precision, no marks: a CSV table is read by programs.
+  std::vector<std::string> header = {m.row_title};
+  header.insert(header.end(), m.col_labels.begin(), m.col_labels.end());
+  std::vector<std::vector<std::string>> body;
+  for (std::size_t r = 0; r < m.row_labels.size(); ++r) {
+    std::vector<std::string> line = {m.row_labels[r]};
+    for (const std::optional<TableModel::Cell>& cell : m.cells[r])
+      line.push_back(cell ? format_number(cell->value) : "");
+    body.push_back(std::move(line));
+  }
+  return csv_text(header, body);
+}
+
+std::string render_table(const CsvTable& t, const TableSpec& spec, TableFormat fmt, const Provenance& prov,
+                         const std::string& context, Syntax syntax) {
+  const TableModel m = build_table(t, spec, prov, context, syntax);
+  switch (fmt) {
+    case TableFormat::md:
+      return render_markdown(m);
+    case TableFormat::latex:
+      return render_latex(m);
+    default:
+      return render_csv(m);
+  }
 }
 
 }  // namespace sqbench
