@@ -20,7 +20,12 @@ const hwy::Sorter& sorter() {
 constexpr std::size_t kSmall = 128;
 
 // Tiny blocks (groups of 64 and less): insertion sort of the keys in a stack buffer, no allocation.
+// (Measured on 64 random values: a bitonic network written as plain loops was twice as slow, its short
+// inner stages neither vectorising nor avoiding store-to-load chains.)
 constexpr std::size_t kTiny = 64;
+
+// Small blocks of floats (the tiny k-means path takes up to 256): std::sort of the keys in a stack buffer.
+constexpr std::size_t kStack = 256;
 
 template <class Key>
 void insertion_sort(Key* k, std::size_t n) {
@@ -43,6 +48,15 @@ void sort_floats(std::span<float> v) {
     for (std::size_t i = 0; i < n; ++i)
       k[i] = float_order_key(std::bit_cast<std::uint32_t>(v[i]));
     insertion_sort(k, n);
+    for (std::size_t i = 0; i < n; ++i)
+      v[i] = std::bit_cast<float>(float_from_order_key(k[i]));
+    return;
+  }
+  if (n <= kStack) {
+    std::uint32_t k[kStack];
+    for (std::size_t i = 0; i < n; ++i)
+      k[i] = float_order_key(std::bit_cast<std::uint32_t>(v[i]));
+    std::sort(k, k + n);
     for (std::size_t i = 0; i < n; ++i)
       v[i] = std::bit_cast<float>(float_from_order_key(k[i]));
     return;
