@@ -62,7 +62,8 @@ std::vector<std::uint32_t> bits(const std::vector<float>& v) {
 TEST_CASE("block sort: vqsort on order keys equals std::sort in IEEE total order, bit for bit",
           "[kmeans_fast][sort]") {
   std::mt19937_64 g(11);
-  for (const std::size_t n : {0, 1, 2, 3, 17, 47, 48, 49, 63, 64, 65, 100, 127, 128, 129, 1000, 65537}) {
+  for (const std::size_t n :
+       {0, 1, 2, 3, 17, 47, 48, 49, 63, 64, 65, 100, 127, 128, 129, 255, 256, 257, 1000, 65537}) {
     for (int rep = 0; rep < 3; ++rep) {
       const std::vector<float> x = nasty(g, n);
       std::vector<float> fast = x, slow = x;
@@ -264,4 +265,150 @@ TEST_CASE("kmeans_optimal sketch=S through the pipeline: near the exact MSE, exa
   CHECK(!e64.decoded.empty());
   CHECK_THROWS_WITH(sqb::make_quantizer("kmeans_optimal sketch=20", {16, 0}),
                     Catch::Contains("at least 2 K"));
+}
+
+namespace {
+
+// The levels kmeans_optimal's general path gives an unweighted block: the sketch with a run per distinct
+// value (the exact programme).
+std::vector<double> general_levels(const std::vector<float>& x, std::size_t k) {
+  return sqb::detail::kmeans_sketch(x, {}, k, std::max(x.size(), 2 * k)).centroids;
+}
+
+std::vector<double> tiny_levels(const std::vector<float>& x, std::size_t k) {
+  std::vector<double> out(k);
+  sqb::detail::kmeans_tiny(x, k, out);
+  return out;
+}
+
+std::vector<std::uint64_t> bits(const std::vector<double>& v) {
+  std::vector<std::uint64_t> b(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i)
+    b[i] = std::bit_cast<std::uint64_t>(v[i]);
+  return b;
+}
+
+// Blocks of the kinds the tiny path must get exactly right: continuous, small integers (many exactly tied
+// partitions), constant, both zeros, subnormals, huge magnitudes, and the nasty mix (infinities excluded:
+// the pipeline refuses them before any design).
+std::vector<float> tiny_block(std::mt19937_64& g, std::size_t n, int kind) {
+  std::vector<float> x(n);
+  for (float& v : x) {
+    const double u = unit(g);
+    switch (kind) {
+      case 0:  // N(0,1)-like
+        v = static_cast<float>(std::tan(3.0 * (unit(g) - 0.5)));
+        break;
+      case 1:  // small integers: exact ties between partitions
+        v = static_cast<float>(static_cast<int>(g() % 7) - 3);
+        break;
+      case 2:  // two values, or one
+        v = u < 0.5 ? 1.0f : (n % 3 == 0 ? 1.0f : 2.0f);
+        break;
+      case 3:  // both zeros and subnormals
+        v = u < 0.3 ? 0.0f : u < 0.6 ? -0.0f : static_cast<float>((unit(g) - 0.5) * 1e-40);
+        break;
+      case 4:  // huge magnitudes next to small ones
+        v = u < 0.3 ? FLT_MAX * static_cast<float>(unit(g) - 0.5) : u < 0.5 ? 1e30f : static_cast<float>(u);
+        break;
+      default: {  // the nasty mix without infinities
+        const float specials[] = {0.0f,    -0.0f,   FLT_MIN,  -FLT_MIN, 1e-45f,
+                                  -1e-45f, FLT_MAX, -FLT_MAX, 1.0f,     -1.0f};
+        v = u < 0.3   ? specials[g() % std::size(specials)]
+            : u < 0.6 ? static_cast<float>(std::round(8 * (unit(g) - 0.5)))
+                      : static_cast<float>(std::tan(3.0 * (unit(g) - 0.5)));
+      }
+    }
+  }
+  return x;
+}
+
+}  // namespace
+
+TEST_CASE("tiny-block k-means gives the general path's levels bit for bit, ties included",
+          "[kmeans_fast][tiny]") {
+  std::mt19937_64 g(31);
+  std::size_t checked = 0, tied = 0;
+  for (std::size_t n = 1; n <= 300; ++n) {
+    for (int kind = 0; kind < 6; ++kind) {
+      const std::vector<float> x = tiny_block(g, n, kind);
+      if (n > sqb::detail::kTinyBlock) {  // the strategy keeps such blocks on the general path
+        std::vector<double> out(4);
+        CHECK_THROWS_AS(sqb::detail::kmeans_tiny(x, 4, out), sqb::Error);
+        continue;
+      }
+      // Every K up to N + 1 for the sizes of groups, a sample beyond.
+      std::vector<std::size_t> ks;
+      if (n <= 70) {
+        for (std::size_t k = 1; k <= n + 1; ++k)
+          ks.push_back(k);
+      } else {
+        ks = {1, 2, 3, 4, 8, 16, 17, 32, 64, n - 1, n, n + 1};
+      }
+      for (const std::size_t k : ks) {
+        if (k == 0 || k > sqb::detail::kTinyBlock) continue;
+        INFO("N=" << n << " kind " << kind << " K=" << k);
+        const std::vector<double> slow = general_levels(x, k), fast = tiny_levels(x, k);
+        REQUIRE(bits(fast) == bits(slow));
+        ++checked;
+        tied += kind == 1 || kind == 2;
+      }
+    }
+  }
+  CHECK(checked > 25000);
+  CHECK(tied > 8000);
+}
+
+TEST_CASE("tiny-block k-means: exactly tied optima are broken as the general path breaks them",
+          "[kmeans_fast][tiny]") {
+  // {0, 1, 2} in two clusters: {0}{1, 2} and {0, 1}{2} both cost 1/2. Both paths take the same passes at the
+  // same penalties; the pass that lands on K = 2 keeps, at equal cost and count, the older candidate split,
+  // i.e. the earlier one: {0}{1, 2}, levels 0 and 1.5.
+  const std::vector<float> three = {2, 0, 1};
+  CHECK(tiny_levels(three, 2) == general_levels(three, 2));
+  CHECK(tiny_levels(three, 2) == std::vector<double>{0.0, 1.5});
+  // Symmetric integer blocks of every small size and K: many tied optima, always the general path's pick.
+  for (std::size_t n = 2; n <= 64; ++n) {
+    std::vector<float> x(n);
+    for (std::size_t i = 0; i < n; ++i)
+      x[i] = static_cast<float>(i % 5);
+    for (std::size_t k = 1; k <= 6; ++k) {
+      INFO("N=" << n << " K=" << k);
+      CHECK(bits(tiny_levels(x, k)) == bits(general_levels(x, k)));
+    }
+  }
+}
+
+TEST_CASE("tiny-block k-means refuses what it cannot take", "[kmeans_fast][tiny]") {
+  std::vector<double> out(4);
+  CHECK_THROWS_AS(sqb::detail::kmeans_tiny({}, 4, out), sqb::Error);
+  const std::vector<float> big(sqb::detail::kTinyBlock + 1, 1.0f), x = {1, 2, 3};
+  CHECK_THROWS_AS(sqb::detail::kmeans_tiny(big, 4, out), sqb::Error);
+  CHECK_THROWS_AS(sqb::detail::kmeans_tiny(x, 0, std::span<double>()), sqb::Error);
+  CHECK_THROWS_AS(sqb::detail::kmeans_tiny(x, 3, out), sqb::Error);  // levels.size() != K
+  // The memory guard sees the distinct count before the programme, as kmeans_sketch's does.
+  std::size_t seen = 0;
+  sqb::detail::kmeans_tiny(x, 2, std::span<double>(out.data(), 2), [&](std::size_t d) { seen = d; });
+  CHECK(seen == 3);
+}
+
+TEST_CASE("kmeans_optimal per group of 64 through the pipeline: each block's levels are the general path's",
+          "[kmeans_fast][tiny]") {
+  // Rows of N(0,1) and rows of small integers (tied optima), K = 4 and 16.
+  sqb::Tensor t = sqbtest::tensor(6, 256, 9);
+  for (std::size_t i = 3 * 256; i < 6 * 256; ++i)
+    t.values[i] = std::round(t.values[i] * 2);
+  for (const std::size_t k : {4, 16}) {
+    sqb::QuantizeOptions opt;
+    opt.granularity = sqb::Granularity::parse("group:64");
+    const auto q = sqb::quantize(t, "kmeans_optimal", k, opt);
+    REQUIRE(q.designs.size() == 24);
+    for (std::size_t b = 0; b < q.designs.size(); ++b) {
+      const std::vector<float> block(t.values.begin() + static_cast<std::ptrdiff_t>(64 * b),
+                                     t.values.begin() + static_cast<std::ptrdiff_t>(64 * (b + 1)));
+      INFO("block " << b << " K=" << k);
+      const auto expect = sqb::Codebook::nearest(std::span<const double>(general_levels(block, k)));
+      CHECK(q.designs[b].codebook == expect);
+    }
+  }
 }

@@ -7,6 +7,9 @@
 // kmeans_optimal/design/* time what the strategy's design does per block (exact, and sketch=4096 with its
 // opt_ratio counter); kmeans_sort/* the block sort alone (vqsort on order keys against std::sort);
 // kmeans_groups/fit/* the pipeline's fit stage with one codebook per group of 64 (exact against Lloyd).
+// kmeans_tiny/* the design of 65,536 blocks of 64 N(0,1) values (what kmeans_optimal does per group of 64),
+// K = 4, 8, 16: the tiny-block path (kmeans_tiny) against the general one (kmeans_sketch with a run per
+// distinct value), which give the same levels bit for bit. Items/s counts blocks.
 //
 //   build/experiments/sqbench_micro --benchmark_filter=kmeans_ --benchmark_repetitions=5
 //   (add --benchmark_report_aggregates_only=true for medians only)
@@ -186,6 +189,29 @@ void run_groups(benchmark::State& state, const char* spec) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * rows * cols / 64));
 }
 
+// The design of every block of 64 of a 65,536 x 64 N(0,1) matrix (the tensor of kmeans_groups, 1024 x 4096,
+// cut the same way), tiny path or general path.
+void run_tiny(benchmark::State& state, bool tiny) {
+  const std::size_t n = 64, blocks = 65536;
+  const std::size_t k = static_cast<std::size_t>(state.range(0));
+  static const std::vector<float> x = sqb::make_source("gaussian")->draw(n * blocks, 0).values;
+  std::vector<double> levels(k);
+  for (auto _ : state) {
+    double acc = 0;
+    for (std::size_t b = 0; b < blocks; ++b) {
+      const std::span<const float> block(x.data() + b * n, n);
+      if (tiny) {
+        sqb::detail::kmeans_tiny(block, k, levels);
+        acc += levels[0];
+      } else {
+        acc += sqb::detail::kmeans_sketch(block, {}, k, std::max(n, 2 * k)).centroids[0];
+      }
+    }
+    benchmark::DoNotOptimize(acc);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * blocks));
+}
+
 void sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"n", "k"})->Unit(benchmark::kMillisecond);
   for (const std::int64_t n : {100000, 1000000})
@@ -247,6 +273,16 @@ const bool registered = [] {
         ->Unit(benchmark::kMillisecond)
         ->UseManualTime()
         ->Iterations(3);
+  }
+  for (const bool tiny : {true, false}) {
+    benchmark::RegisterBenchmark(
+        tiny ? "kmeans_tiny/tiny/blocks:65536x64" : "kmeans_tiny/general/blocks:65536x64",
+        [tiny](benchmark::State& s) { run_tiny(s, tiny); })
+        ->ArgName("k")
+        ->Arg(4)
+        ->Arg(8)
+        ->Arg(16)
+        ->Unit(benchmark::kMillisecond);
   }
   for (const bool vq : {true, false}) {
     benchmark::RegisterBenchmark(vq ? "kmeans_sort/vqsort_keys" : "kmeans_sort/std_sort",

@@ -697,6 +697,336 @@ SketchResult kmeans_sketch(std::span<const float> values, std::span<const float>
   return out;
 }
 
+namespace {
+
+// The tiny path: kmeans_sketch's exact programme (every run of equal values a group) for a block of at most
+// kTinyBlock values, on fixed-size buffers. Every number is computed by the same expression, from the same
+// operands, in the same order as in Groups(v, {}, 1), Lagrangian::solve, lagrangian_bounds, splice and
+// finish above, so the passes run at the same penalties, take the same branches and end on the same
+// partition: the levels are bit for bit the general path's, whichever of several tied optima it picks. Any
+// change to the general search must be made here too (tests/test_kmeans_fast.cpp compares them).
+constexpr std::size_t kTinyCap = kTinyBlock + 1;
+
+struct TinyGroups {
+  std::size_t m = 0;                              // groups (distinct values)
+  std::uint32_t start[kTinyCap];                  // sorted position of each group's first value, then N
+  double s[kTinyCap], s2[kTinyCap], w[kTinyCap];  // the block's centred prefix sums at each start
+
+  // Groups::cost with every group one run of equal values.
+  double cost(std::size_t j, std::size_t i) const {
+    if (i <= j + 1) return 0.0;
+    const double wt = w[i] - w[j];
+    const double st = s[i] - s[j];
+    return wt > 0 ? std::max(0.0, (s2[i] - s2[j]) - st * st / wt) : 0.0;
+  }
+};
+
+struct TinyPartition {
+  std::size_t clusters = 0;
+  double lambda = 0, sse = 0, g = 0;
+  std::uint32_t bounds[kTinyCap];
+};
+
+// Groups of at most kTinyTable: every cost computed once, by TinyGroups::cost's expression (so to the same
+// bits), before the search; the passes then look them up instead of dividing.
+constexpr std::size_t kTinyTable = 64;
+
+struct TinyCostTable {
+  std::size_t m = 0;
+  double c[(kTinyTable + 1) * (kTinyTable + 1)];
+
+  explicit TinyCostTable(const TinyGroups& g) : m(g.m) {
+    for (std::size_t j = 0; j <= m; ++j) {
+      double* row = c + j * (kTinyTable + 1);
+      const double sj = g.s[j], s2j = g.s2[j], wj = g.w[j];
+      for (std::size_t i = j; i <= std::min(j + 1, m); ++i)
+        row[i] = 0.0;
+      // The weights are positions, so wt >= 2 here and the general cost's wt > 0 test always holds: without
+      // it the loop vectorises.
+      for (std::size_t i = j + 2; i <= m; ++i) {
+        const double wt = g.w[i] - wj;
+        const double st = g.s[i] - sj;
+        row[i] = std::max(0.0, (g.s2[i] - s2j) - st * st / wt);
+      }
+    }
+  }
+  double cost(std::size_t j, std::size_t i) const { return c[j * (kTinyTable + 1) + i]; }
+};
+
+template <class G>
+double tiny_partition_sse(const G& g, const std::uint32_t* b, std::size_t clusters) {
+  double sse = 0;
+  for (std::size_t t = 0; t < clusters; ++t)
+    sse += g.cost(b[t], b[t + 1]);
+  return sse;
+}
+
+// Lagrangian::solve.
+template <class G>
+class TinyLagrangian {
+ public:
+  explicit TinyLagrangian(const G& g) : g_(g) {}
+
+  void solve(double lambda, TinyPartition& out) {
+    const std::size_t m = g_.m;
+    const auto val = [&](std::size_t j, std::size_t r) { return f_[j] + g_.cost(j, r); };
+    const auto beats = [&](std::size_t a, std::size_t b, std::size_t r) {
+      const double va = val(a, r), vb = val(b, r);
+      return va < vb || (va == vb && cnt_[a] < cnt_[b]);
+    };
+    f_[0] = 0;
+    cnt_[0] = 0;
+    std::size_t head = 0, tail = 0, offset = 1;
+    dq_j_[tail] = 0;
+    dq_s_[tail++] = 1;
+    for (std::size_t i = 1; i <= m; ++i) {
+      while (tail - head >= 2 && dq_s_[head + 1] <= i)
+        ++head;
+      const std::size_t j = dq_j_[head];
+      f_[i] = val(j, i) + lambda;
+      cnt_[i] = cnt_[j] + 1;
+      par_[i] = static_cast<std::uint32_t>(j);
+      if (i == m) break;
+      while (tail > head && beats(i, dq_j_[tail - 1], std::max<std::size_t>(dq_s_[tail - 1], i + 1)))
+        --tail;
+      if (tail == head) {
+        dq_j_[tail] = static_cast<std::uint32_t>(i);
+        dq_s_[tail++] = static_cast<std::uint32_t>(i + 1);
+        continue;
+      }
+      const std::size_t b = dq_j_[tail - 1];
+      const std::size_t lo = std::max<std::size_t>(dq_s_[tail - 1], i + 1);
+      std::size_t below = lo, above = 0;
+      std::size_t r = std::min(lo + offset, m);
+      if (beats(i, b, r)) {
+        above = r;
+        for (std::size_t step = 1; above - below > 1;) {
+          const std::size_t q = above - std::min(step, above - below - 1);
+          if (!beats(i, b, q)) {
+            below = q;
+            break;
+          }
+          above = q;
+          step *= 2;
+        }
+      } else {
+        below = r;
+        for (std::size_t step = 1; below < m; step *= 2) {
+          r = std::min(below + step, m);
+          if (beats(i, b, r)) {
+            above = r;
+            break;
+          }
+          below = r;
+        }
+        if (above == 0) continue;
+      }
+      while (above - below > 1) {
+        const std::size_t mid = below + (above - below) / 2;
+        if (beats(i, b, mid))
+          above = mid;
+        else
+          below = mid;
+      }
+      offset = above - lo;
+      dq_j_[tail] = static_cast<std::uint32_t>(i);
+      dq_s_[tail++] = static_cast<std::uint32_t>(above);
+    }
+    out.lambda = lambda;
+    out.clusters = cnt_[m];
+    out.g = f_[m];
+    for (std::size_t c = out.clusters, i = m; c > 0; --c) {
+      out.bounds[c] = static_cast<std::uint32_t>(i);
+      i = par_[i];
+    }
+    out.bounds[0] = 0;
+    out.sse = tiny_partition_sse(g_, out.bounds, out.clusters);
+  }
+
+ private:
+  const G& g_;
+  double f_[kTinyCap];
+  std::uint32_t cnt_[kTinyCap], par_[kTinyCap], dq_j_[kTinyCap], dq_s_[kTinyCap];
+};
+
+// splice, into `out` (k + 1 bounds); false where the general splice returns nothing.
+bool tiny_splice(const TinyPartition& p, const TinyPartition& q, std::size_t k, std::uint32_t* out) {
+  const std::size_t kp = p.clusters, kq = q.clusters;
+  std::size_t s = 1;
+  for (std::size_t t = 0; t < kq; ++t) {
+    while (p.bounds[s] <= q.bounds[t])
+      ++s;
+    if (t + 1 == s + (k - kp) && q.bounds[t + 1] <= p.bounds[s]) {
+      std::size_t n = 0;
+      for (std::size_t c = 0; c <= t; ++c)
+        out[n++] = q.bounds[c];
+      for (std::size_t c = s; c <= kp; ++c)
+        out[n++] = p.bounds[c];
+      return n == k + 1;
+    }
+  }
+  return false;
+}
+
+// lagrangian_bounds with no hint (a tiny block is far below the coarse estimate's 8 x 4096 groups), 2 <= k <
+// m. Writes k + 1 group bounds; false after 200 passes or an empty splice (the caller then runs the general
+// path, as lagrangian_bounds' caller falls back to divide and conquer).
+template <class G>
+bool tiny_lagrangian_bounds(const G& g, std::size_t k, std::uint32_t* out) {
+  const std::size_t m = g.m;
+  TinyLagrangian<G> lg(g);
+  const double sse1 = g.cost(0, m);
+  const double kd = static_cast<double>(k);
+  TinyPartition slots[3];
+  TinyPartition* a = &slots[0];
+  TinyPartition* b = &slots[1];
+  TinyPartition* s = &slots[2];
+  a->lambda = kInf;
+  a->clusters = 1;
+  a->sse = sse1;
+  a->bounds[0] = 0;
+  a->bounds[1] = static_cast<std::uint32_t>(m);
+  b->lambda = 0;
+  b->clusters = m;
+  for (std::size_t i = 0; i <= m; ++i)
+    b->bounds[i] = static_cast<std::uint32_t>(i);
+  b->sse = tiny_partition_sse(g, b->bounds, m);
+  bool seen_a = false, seen_b = false;
+  double lambda = 2 * sse1 / (kd * kd * kd);
+  double jump = 1;
+  double weight_a = 1, weight_b = 1;
+  char last_side = 0;
+  int secant_steps = 0;
+  bool jumps_failed = false;
+  for (int pass = 0; pass < 200; ++pass) {
+    bool chord = false;
+    const bool bracketed = seen_a && seen_b;
+    if (bracketed || pass >= 24 || jumps_failed) {
+      const std::size_t width = b->clusters - a->clusters;
+      lambda = (a->sse - b->sse) / static_cast<double>(width);
+      chord = true;
+      if (bracketed && width > 8 && secant_steps < 12) {
+        const double fa = std::log(static_cast<double>(a->clusters) / kd) * weight_a;
+        const double fb = std::log(static_cast<double>(b->clusters) / kd) * weight_b;
+        const double t = fa / (fa - fb);
+        const double secant = std::exp(std::log(a->lambda) + t * (std::log(b->lambda) - std::log(a->lambda)));
+        if (secant > b->lambda && secant < a->lambda) {
+          lambda = secant;
+          chord = false;
+          ++secant_steps;
+        }
+      }
+    }
+    if (!(lambda > 0) || !std::isfinite(lambda)) {
+      if (chord) return tiny_splice(*a, *b, k, out);
+      jumps_failed = true;
+      continue;
+    }
+    lg.solve(lambda, *s);
+    if (s->clusters == k) {
+      std::copy(s->bounds, s->bounds + k + 1, out);
+      return true;
+    }
+    if (chord) {
+      const double on_chord = a->sse + lambda * static_cast<double>(a->clusters);
+      const bool inside = s->clusters > a->clusters && s->clusters < b->clusters;
+      if (!inside || !(s->g < on_chord)) return tiny_splice(*a, *b, k, out);
+    }
+    const std::size_t before = s->clusters < k ? a->clusters : b->clusters;
+    jump = s->clusters == before && !bracketed ? 2 * jump : 1;
+    lambda *= std::clamp(std::pow(static_cast<double>(s->clusters) / kd, 3.0 * jump), 1e-3, 1e3);
+    const char side = s->clusters < k ? 'a' : 'b';
+    if (side == 'a') {
+      seen_a = true;
+      if (s->clusters > a->clusters || (s->clusters == a->clusters && s->sse <= a->sse)) std::swap(a, s);
+      weight_a = 1;
+      if (last_side == 'a') weight_b *= 0.5;
+    } else {
+      seen_b = true;
+      if (s->clusters < b->clusters || (s->clusters == b->clusters && s->sse <= b->sse)) std::swap(b, s);
+      weight_b = 1;
+      if (last_side == 'b') weight_a *= 0.5;
+    }
+    last_side = side;
+  }
+  return false;
+}
+
+}  // namespace
+
+void kmeans_tiny(std::span<const float> values, std::size_t k, std::span<double> levels,
+                 const std::function<void(std::size_t)>& check_distinct) {
+  const std::size_t n = values.size();
+  if (n == 0 || n > kTinyBlock || k == 0 || k > kTinyBlock || levels.size() != k) {
+    throw Error("kmeans_tiny: " + std::to_string(n) + " values, K = " + std::to_string(k) + ", " +
+                std::to_string(levels.size()) + " levels; needs 1.." + std::to_string(kTinyBlock) +
+                " values, K in 1.." + std::to_string(kTinyBlock) + " and K levels");
+  }
+  float v[kTinyBlock];
+  std::copy(values.begin(), values.end(), v);
+  sort_floats(std::span<float>(v, n));
+  std::size_t distinct = 1;
+  for (std::size_t i = 1; i < n; ++i)
+    distinct += v[i] != v[i - 1];
+  if (distinct <= k) {  // the values, the last repeated (kmeans_sketch's few-distinct case)
+    std::size_t c = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      if (i == 0 || v[i] != v[i - 1]) levels[c++] = v[i];
+    for (; c < k; ++c)
+      levels[c] = levels[c - 1];
+    return;
+  }
+  if (check_distinct) check_distinct(distinct);
+  // Groups(v, {}, 1): the same shift and prefix recurrences.
+  TinyGroups g;
+  double total = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    total += v[i];
+  const double shift = total / static_cast<double>(n);
+  double s = 0, s2 = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i == 0 || v[i] != v[i - 1]) {
+      g.start[g.m] = static_cast<std::uint32_t>(i);
+      g.s[g.m] = s;
+      g.s2[g.m] = s2;
+      g.w[g.m] = static_cast<double>(i);
+      ++g.m;
+    }
+    const double c = static_cast<double>(v[i]) - shift;
+    s += c;
+    s2 += c * c;
+  }
+  const std::size_t m = g.m;
+  g.start[m] = static_cast<std::uint32_t>(n);
+  g.s[m] = s;
+  g.s2[m] = s2;
+  g.w[m] = static_cast<double>(n);
+  std::uint32_t gb[kTinyCap];
+  bool found = true;
+  if (k == 1) {
+    gb[0] = 0;
+    gb[1] = static_cast<std::uint32_t>(m);
+  } else if (m <= kTinyTable) {
+    found = tiny_lagrangian_bounds(TinyCostTable(g), k, gb);
+  } else {
+    found = tiny_lagrangian_bounds(g, k, gb);
+  }
+  if (!found) {  // never seen: the general path, with its own fallback
+    const SketchResult r = kmeans_sketch(values, {}, k, std::max(n, 2 * k));
+    std::copy(r.centroids.begin(), r.centroids.end(), levels.begin());
+    return;
+  }
+  // finish: each level its cluster's mean summed directly, clamped to the cluster's range.
+  for (std::size_t c = 0; c < k; ++c) {
+    const std::size_t lo = g.start[gb[c]], hi = g.start[gb[c + 1]];
+    double sum = 0;
+    for (std::size_t i = lo; i < hi; ++i)
+      sum += v[i];
+    const double wsum = static_cast<double>(hi - lo);
+    levels[c] = std::clamp(sum / wsum, static_cast<double>(v[lo]), static_cast<double>(v[hi - 1]));
+  }
+}
+
 double kmeans_optimal_dp_bytes(std::size_t distinct) {
   // Groups: 3 prefix sums and a start per distinct value (32 bytes); a Lagrangian pass: F, counts, parents
   // and the deque (24); up to four partitions of at most M + 1 bounds (16).

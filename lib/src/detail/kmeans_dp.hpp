@@ -91,6 +91,19 @@ struct SketchResult {
 SketchResult kmeans_sketch(std::span<const float> values, std::span<const float> weights, std::size_t k,
                            std::size_t runs, const std::function<void(std::size_t)>& check_distinct = {});
 
+/// The largest block kmeans_tiny takes.
+inline constexpr std::size_t kTinyBlock = 256;
+
+/// kmeans_optimal's exact levels for a small unweighted block (groups of 64 and the like), without heap
+/// allocation: the block is sorted as order keys on the stack (sort_floats), and the same Lagrangian search
+/// as kmeans_sketch runs on fixed-size buffers with the same arithmetic in the same order, so the K levels
+/// written to `levels` are kmeans_sketch(values, {}, k, max(N, 2 K)).centroids bit for bit, ties included
+/// (both take the same passes at the same penalties, see kmeans_dp.cpp). 1 <= N <= kTinyBlock values,
+/// 1 <= K <= kTinyBlock, levels.size() == K (sqb::Error otherwise). `check_distinct` as for kmeans_sketch.
+/// Weighted blocks go through kmeans_sketch.
+void kmeans_tiny(std::span<const float> values, std::size_t k, std::span<double> levels,
+                 const std::function<void(std::size_t)>& check_distinct = {});
+
 /// Bytes kmeans_optimal_dp and optimal_sse allocate for a block with `distinct` distinct values, beyond the
 /// SortedBlock itself (about 72 per distinct value, whatever K).
 double kmeans_optimal_dp_bytes(std::size_t distinct);

@@ -47,12 +47,22 @@ class KMeansOptimal final : public Quantizer, public LimitsBlocks {
     // Exact (sketch = 0): every run of equal values is a group, which gives the same levels, bit for bit, as
     // kmeans_optimal_dp on the block's SortedBlock without building its prefix arrays over every position.
     const std::size_t runs = sketch_ != 0 ? sketch_ : std::max(block.size(), 2 * k_);
+    const std::span<const float> weights = used_weights(weighted_, info.weights);
+    BlockDesign d;
+    if (weights.empty() && runs >= block.size() && block.size() <= detail::kTinyBlock &&
+        k_ <= detail::kTinyBlock) {
+      // Small unweighted blocks (groups of 64): the same programme on stack buffers, the same levels bit for
+      // bit. The guard captures two words, so std::function keeps it without allocating.
+      const auto tiny_guard = [this, n = block.size()](std::size_t distinct) { check_distinct(n, distinct); };
+      double levels[detail::kTinyBlock];
+      detail::kmeans_tiny(block, k_, std::span<double>(levels, k_), tiny_guard);
+      d.codebook = Codebook::nearest(std::span<const double>(levels, k_));
+      return d;
+    }
     const auto guard = [&](std::size_t distinct) {
       check_distinct(block.size(), std::min(distinct, sketch_ ? 2 * runs : distinct));
     };
-    BlockDesign d;
-    d.codebook = Codebook::nearest(
-        detail::kmeans_sketch(block, used_weights(weighted_, info.weights), k_, runs, guard).centroids);
+    d.codebook = Codebook::nearest(detail::kmeans_sketch(block, weights, k_, runs, guard).centroids);
     return d;
   }
 
