@@ -368,7 +368,7 @@ class PlanBuilder {
     for (const Cell& c : plan_.cells) {
       std::vector<sqb::Col> cols;
       if (c.is_task()) {
-        cols = task_figure_columns(c);
+        cols = task_figure_columns(plan_, c);
       } else if (described.insert({c.q, c.d, c.opt_ratio}).second) {
         cols = plan_.columns_of(c);
       }
