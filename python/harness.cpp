@@ -1,8 +1,11 @@
 // sqbench.run and sqbench.plan: the sweep harness of the CLI (experiments/sqbench) called in process, so a
-// config run from Python plans, checks, computes and writes exactly what `sqbench run` does.
+// config run from Python plans, checks, computes and writes exactly what `sqbench run` does. sqbench.describe
+// and sqbench.evaluate: one cell through the library's sqb::describe and sqb::evaluate (what a sweep's
+// planning and cells call), its figures formatted as results.csv writes them.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -14,8 +17,16 @@
 #include "memory.hpp"
 #include "plan.hpp"
 #include "plot.hpp"
+#include "sqb/cell.hpp"
 #include "sqb/columns.hpp"
 #include "sqb/error.hpp"
+#include "sqb/granularity.hpp"
+#include "sqb/metrics.hpp"
+#include "sqb/npy.hpp"
+#include "sqb/quantize.hpp"
+#include "sqb/registry.hpp"
+#include "sqb/source.hpp"
+#include "sqb/spec.hpp"
 #include "sweep.hpp"
 
 namespace py = pybind11;
@@ -124,10 +135,136 @@ py::list plan(const std::string& path, const std::optional<std::string>& text, i
   return out;
 }
 
+// ---- one cell
+
+// A cell from the keyword arguments: specs in canonical form (as a config's are), n = None or "all" for a
+// whole file, exactly one of k and bits.
+struct PyCell {
+  sqb::Cell cell;
+  sqb::SourceSpec source;  // canonical spec and label, as the results' source and distribution columns
+  int threads = 1;
+};
+
+PyCell make_cell(const std::string& source, const std::string& quantizer, const py::object& n,
+                 std::optional<std::size_t> k, std::optional<int> bits, const std::string& granularity,
+                 std::uint64_t seed, bool opt_ratio, bool coded, int threads) {
+  if (k.has_value() == bits.has_value()) throw sqb::Error("give exactly one of k= and bits=");
+  if (threads < 1 || threads > 1024)
+    throw sqb::Error("threads = " + std::to_string(threads) + " must be in 1..1024");
+  PyCell c;
+  const std::vector<sqb::SourceSpec> specs = sqb::expand_source_spec(source);
+  if (specs.size() != 1) {
+    throw sqb::Error("source \"" + source + "\" stands for " + std::to_string(specs.size()) +
+                     " sources; a cell takes one (give tensor= or path= of one)");
+  }
+  c.source = specs[0];
+  c.cell.source = c.source.spec;
+  c.cell.quantizer = sqb::SpecText::parse(quantizer, "quantizer").canonical();
+  if (n.is_none() || (py::isinstance<py::str>(n) && n.cast<std::string>() == "all")) {
+    c.cell.n = sqb::kWholeFile;
+  } else {
+    const auto v = n.cast<long long>();
+    if (v < 1)
+      throw sqb::Error("n = " + std::to_string(v) + " must be >= 1 (or None / \"all\": a whole file)");
+    c.cell.n = static_cast<std::size_t>(v);
+  }
+  c.cell.k = bits ? sqb::codes_for_bits(*bits) : *k;
+  c.cell.granularity = sqb::Granularity::parse(granularity).to_string();
+  c.cell.seed = seed;
+  c.cell.opt_ratio = opt_ratio;
+  c.cell.coded = coded;
+  c.threads = threads;
+  return c;
+}
+
+// The cell's key columns, as results.csv writes them (and run() types them).
+py::dict key_fields(const PyCell& c) {
+  const sqb::Cell& cell = c.cell;
+  py::dict d;
+  d["quantizer"] = cell.quantizer;
+  d["distribution"] = c.source.label;
+  d["n"] = cell.n == sqb::kWholeFile ? py::object(py::str("all")) : py::object(py::int_(cell.n));
+  d["k"] = cell.k;
+  d["bits"] = sqb::index_bits(cell.k);
+  d["granularity"] = cell.granularity;
+  d["seed"] = cell.seed;
+  d["source"] = cell.source;
+  return d;
+}
+
+py::dict describe_cell(const std::string& source, const std::string& quantizer, const py::object& n,
+                       std::optional<std::size_t> k, std::optional<int> bits, const std::string& granularity,
+                       std::uint64_t seed, bool opt_ratio, bool coded, int threads) {
+  const PyCell c = make_cell(source, quantizer, n, k, bits, granularity, seed, opt_ratio, coded, threads);
+  sqb::DescribeOptions options;
+  options.threads = c.threads;
+  const sqb::CellDescription d = sqb::describe(c.cell, options);
+  py::dict out = key_fields(c);
+  out["applies"] = d.applies;
+  out["why_not"] = d.applies ? py::object(py::none()) : py::object(py::str(d.why_not));
+  py::list columns;
+  for (const sqb::Col col : d.columns)
+    columns.append(std::string(sqb::column_name(col)));
+  out["columns"] = columns;
+  out["rows"] = d.shape.rows;
+  out["cols"] = d.shape.cols;
+  out["file_values"] = d.shape.file_values;
+  out["weighted"] = d.shape.weighted;
+  out["memory_bytes"] = d.memory.bytes;
+  out["memory"] = d.memory.terms;
+  return out;
+}
+
+py::dict evaluate_cell(const std::string& source, const std::string& quantizer, const py::object& n,
+                       std::optional<std::size_t> k, std::optional<int> bits, const std::string& granularity,
+                       std::uint64_t seed, bool opt_ratio, bool coded, int threads,
+                       std::size_t opt_ratio_max_n) {
+  const PyCell c = make_cell(source, quantizer, n, k, bits, granularity, seed, opt_ratio, coded, threads);
+  sqb::CellFigures figures;
+  {
+    py::gil_scoped_release release;
+    const std::unique_ptr<sqb::Source> src = sqb::make_source(c.cell.source);
+    const sqb::Tensor data = src->draw(c.cell.n, c.cell.seed);
+    sqb::EvaluateOptions options;
+    options.parts.source = src.get();
+    options.threads = c.threads;
+    options.opt_ratio_max_n = opt_ratio_max_n;
+    figures = sqb::evaluate(c.cell, data, options);
+  }
+  py::dict out = key_fields(c);
+  // Formatted and read back as results.csv's fields are, so each value equals run()'s for the same cell.
+  for (const sqb::Figure& f : figures.figures) {
+    const std::string field =
+        std::isnan(f.value) ? "" : sqbench::format_number(f.value, f.column == sqb::Col::converged ? 4 : 10);
+    out[py::str(std::string(sqb::column_name(f.column)))] = field_value(field, true);
+  }
+  return out;
+}
+
 }  // namespace
 
 void add_harness_bindings(py::module_& m) {
   m.def("_run", &run, py::arg("path"), py::arg("text"), py::arg("out"), py::arg("jobs"), py::arg("threads"),
         py::arg("quiet"), py::arg("resume"), py::arg("fresh"));
   m.def("_plan", &plan, py::arg("path"), py::arg("text"), py::arg("threads"));
+  m.def("describe", &describe_cell, py::arg("source"), py::arg("quantizer"), py::kw_only(),
+        py::arg("n") = py::none(), py::arg("k") = py::none(), py::arg("bits") = py::none(),
+        py::arg("granularity") = "tensor", py::arg("seed") = 0, py::arg("opt_ratio") = false,
+        py::arg("coded") = false, py::arg("threads") = 1,
+        "What one sweep cell does, before any work (the library's sqb::describe; what `sqbench run` plans "
+        "with). source: one source spec (a `distribution =` value standing for one source); quantizer: a "
+        "spec; n: values (None or \"all\": a whole file); exactly one of k and bits; granularity, seed, "
+        "opt_ratio, coded: as the config keys (coded: measure coded_bits). Returns a dict: the cell's key "
+        "columns as results.csv writes them, `applies` and `why_not` (the strategy cannot give K codes), "
+        "`columns` (the result columns it fills), `rows`, `cols` (its data as laid out), `file_values`, "
+        "`weighted`, `memory_bytes` and `memory` (its peak estimate with `threads` threads, and the terms). "
+        "ValueError for a bad spec or an n the source cannot give.");
+  m.def("evaluate", &evaluate_cell, py::arg("source"), py::arg("quantizer"), py::kw_only(),
+        py::arg("n") = py::none(), py::arg("k") = py::none(), py::arg("bits") = py::none(),
+        py::arg("granularity") = "tensor", py::arg("seed") = 0, py::arg("opt_ratio") = false,
+        py::arg("coded") = false, py::arg("threads") = 1, py::arg("opt_ratio_max_n") = sqb::kOptRatioMaxN,
+        "Draws and evaluates one sweep cell (the library's sqb::evaluate, what every cell of `sqbench run` "
+        "calls), with describe()'s arguments. Returns a dict of its key columns and its figures (shape, "
+        "metrics, opt_ratio, the strategy's and the source's columns; None where empty), every value equal "
+        "to the results.csv row `sqbench run` writes for the same cell (timings aside).");
 }

@@ -244,14 +244,15 @@ TEST_CASE("safetensors source: Python-written checkpoints give the .npy tensors'
       CHECK(a.rows == b.rows);
       CHECK(a.cols == b.cols);
       CHECK(same_bits(a.values, b.values));
-      CHECK(st->rows_of(sqb::kWholeFile) == a.rows);
+      CHECK(st->shape(sqb::kWholeFile).rows == a.rows);
       // Subsamples: the same seed picks the same rows (or values).
       for (const std::size_t n : {a.cols, a.cols * 2, std::size_t{7}}) {
         if (n > a.size()) continue;
         const sqb::Tensor sa = st->draw(n, 5), sb = np->draw(n, 5);
         CHECK(sa.rows == sb.rows);
         CHECK(same_bits(sa.values, sb.values));
-        CHECK(st->rows_of(n) == sa.rows);
+        CHECK(st->shape(n).rows == sa.rows);
+        CHECK(st->shape(n).cols == sa.cols);
       }
       if (layout == "oihw" || (layout == "rows" && name == "layers.0.norm.weight")) {
         check_same_metrics(a, b, "kmeans", 16, "channel");

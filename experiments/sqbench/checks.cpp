@@ -1,7 +1,10 @@
 #include "checks.hpp"
 
 #include <algorithm>
+#include <functional>
+#include <map>
 #include <set>
+#include <tuple>
 
 #include "plot.hpp"
 #include "sqb/columns.hpp"
@@ -16,6 +19,8 @@
 namespace sqbench {
 
 namespace {
+
+using ColumnFills = std::function<bool(sqb::Col)>;
 
 bool is_key_column(const std::string& column) {
   const auto& keys = key_columns();
@@ -77,61 +82,45 @@ void check_numeric_axis(const CsvTable& t, const PlotSpec& p, const std::string&
 
 }  // namespace
 
+namespace {
+
+// A planned cell's fields after its keys: a placeholder number (its row number) where the cell will fill
+// the column, text in the text columns (the per-layer lists) so that a plot of one fails now as it would
+// later, "" where it will stay empty.
+std::string planned_field(const ColumnFills& fills, sqb::Col id, const std::string& config_hash,
+                          const std::string& placeholder) {
+  if (id == sqb::Col::config_hash) return config_hash;
+  if (!fills(id)) return "";
+  return sqb::column_info(id).numeric ? placeholder : "layer values";
+}
+
+}  // namespace
+
 CsvTable planned_results(const Config& config, const Plan& plan) {
   CsvTable t;
   t.header = plan.header;
-  // Which figure columns each quantizer and source fills (the others are empty in its rows).
-  std::vector<std::set<sqb::Col>> q_fig(plan.quantizers.size()), d_fig(plan.distributions.size());
-  std::vector<bool> q_done(plan.quantizers.size(), false);
-  for (const Cell& c : plan.cells) {
-    if (c.is_task() || q_done[c.q]) continue;  // a task cell fills no strategy figure
-    q_done[c.q] = true;
-    const auto q = sqb::make_quantizer(plan.quantizers[c.q], {c.k, 0});
-    if (const auto* f = sqb::part_of<sqb::ReportsFigures>(*q)) {
-      for (const sqb::Col col : f->figure_columns())
-        q_fig[c.q].insert(col);
-    }
-  }
-  for (std::size_t d = 0; d < plan.sources.size(); ++d) {
-    if (const auto* f = sqb::part_of<sqb::DescribesData>(*plan.sources[d])) {
-      for (const sqb::Col col : f->data_columns())
-        d_fig[d].insert(col);
-    }
-    if (const auto* f = sqb::part_of<sqb::EvaluatesResult>(*plan.sources[d])) {
-      for (const sqb::Col col : f->evaluation_columns())
-        d_fig[d].insert(col);
-    }
-  }
-  // A source with weights= gives its cells a wmse.
-  std::vector<bool> weighted(plan.distributions.size(), false);
-  for (std::size_t d = 0; d < plan.distributions.size(); ++d) {
-    for (const auto& [key, value] : sqb::SpecText::parse(plan.distributions[d], "distribution").args)
-      weighted[d] = weighted[d] || key == "weights";
-  }
-  const std::size_t keys = plan.keys.size();
+  // What the library's description of each (quantizer, source, opt_ratio) says its cells fill.
+  std::map<std::tuple<std::size_t, std::size_t, bool>, std::set<sqb::Col>> described;
   for (std::size_t i = 0; i < plan.cells.size(); ++i) {
     const Cell& c = plan.cells[i];
     std::vector<std::string> row = plan.key_fields(c);
-    const std::string placeholder = std::to_string(i + 1);
-    for (std::size_t col = keys; col < t.header.size(); ++col) {
-      const sqb::Col id = plan.columns[col];
-      if (id == sqb::Col::config_hash) {
-        row.push_back(config.hash);
-      } else if (c.is_task()) {
-        // Text columns (the per-layer lists) get text, so that a plot of one fails now as it would later.
-        row.push_back(!task_cell_fills(plan, c, id)  ? ""
-                      : sqb::column_info(id).numeric ? placeholder
-                                                     : "layer values");
-      } else if (id == sqb::Col::train_s) {
-        row.push_back("");  // trained only in task cells
-      } else if ((id == sqb::Col::wmse && !weighted[c.d]) || (id == sqb::Col::opt_ratio && !c.opt_ratio) ||
-                 (sqb::column_info(id).kind == sqb::ColumnKind::figure && id != sqb::Col::opt_ratio &&
-                  !q_fig[c.q].contains(id) && !d_fig[c.d].contains(id))) {
-        row.push_back("");  // wmse: no importance weights in this cell
-      } else {
-        row.push_back(placeholder);
+    const std::set<sqb::Col>* figures = nullptr;
+    if (!c.is_task()) {
+      auto [it, added] = described.try_emplace({c.q, c.d, c.opt_ratio});
+      if (added) {
+        const std::vector<sqb::Col> cols = plan.columns_of(c);
+        it->second.insert(cols.begin(), cols.end());
       }
+      figures = &it->second;
     }
+    const ColumnFills fills = [&](sqb::Col id) {
+      if (c.is_task()) return task_cell_fills(plan, c, id);
+      const sqb::ColumnKind kind = sqb::column_info(id).kind;
+      if (kind == sqb::ColumnKind::timing) return id != sqb::Col::train_s;  // trained only in task cells
+      return kind == sqb::ColumnKind::provenance || figures->contains(id);
+    };
+    for (std::size_t col = plan.keys.size(); col < t.header.size(); ++col)
+      row.push_back(planned_field(fills, plan.columns[col], config.hash, std::to_string(i + 1)));
     t.rows.push_back(std::move(row));
   }
   return t;

@@ -24,182 +24,15 @@ namespace sqbench {
 
 namespace {
 
-// A source that reads a file takes n = kWholeFile (synthetic laws refuse it).
-bool is_file_source(const sqb::Source& source) {
+// A distribution cell's estimate is the library's description of it (sqb::describe); a task cell's is the
+// task's (task_cells.cpp).
+MemoryEstimate estimate(const Plan& plan, const Cell& c, int threads) {
+  if (c.is_task()) return estimate_task_cell(plan, c);
   try {
-    source.check_n(sqb::kWholeFile);
-    return true;
-  } catch (const sqb::Error&) {
-    return false;
+    return plan.describe(c, std::max(1, threads)).memory;
+  } catch (const sqb::Error& e) {
+    throw sqb::Error("cell " + cell_label(plan, c) + ": " + e.what());
   }
-}
-
-// The number of values of a file source: the largest n its check_n accepts (the interface says no more).
-std::size_t file_values(const sqb::Source& source) {
-  const auto fits = [&](std::size_t n) {
-    try {
-      source.check_n(n);
-      return true;
-    } catch (const sqb::Error&) {
-      return false;
-    }
-  };
-  if (!fits(1)) return 0;
-  std::size_t lo = 1, hi = std::size_t{1} << 62;
-  while (lo < hi) {
-    const std::size_t mid = lo + (hi - lo + 1) / 2;
-    if (fits(mid)) {
-      lo = mid;
-    } else {
-      hi = mid - 1;
-    }
-  }
-  return lo;
-}
-
-struct Shape {
-  std::size_t rows = 1, cols = 0;
-  bool known = true;  ///< false: a file whose shape was not read (cols = n is then an upper bound)
-};
-
-// What the estimates of one run share: each file source's whole-file size and shape, found once.
-struct SourceFacts {
-  bool file = false;
-  std::size_t file_values = 0;
-  std::optional<Shape> file_shape;  // read only when a cell needs it (granularity channel)
-};
-
-class Estimator {
- public:
-  Estimator(const Plan& plan, int threads) : plan_(plan), threads_(std::max(1, threads)) {}
-
-  MemoryEstimate estimate(const Cell& c);
-
- private:
-  SourceFacts& facts(std::size_t d) {
-    auto it = facts_.find(d);
-    if (it != facts_.end()) return it->second;
-    SourceFacts f;
-    f.file = is_file_source(*plan_.sources[d]);
-    if (f.file) f.file_values = file_values(*plan_.sources[d]);
-    return facts_.emplace(d, f).first->second;
-  }
-
-  // rows x cols of the cell's tensor, as the source will lay it out.
-  Shape shape(const Cell& c, std::size_t n, const std::string& granularity) {
-    // Synthetic laws declare rows= (n / rows values each); the rotated source d= (one vector per row).
-    const sqb::SpecText spec = sqb::SpecText::parse(plan_.distributions[c.d], "distribution");
-    const auto& decl = sqb::find_source(spec.name).params;
-    const sqb::Params p(decl, spec.args, "distribution");
-    const auto integer_param = [&](const char* name) {
-      return std::any_of(decl.begin(), decl.end(),
-                         [&](const sqb::ParamSpec& d) {
-                           return d.name == name && d.kind == sqb::ParamSpec::Kind::integer;
-                         }) &&
-             p.has(name);
-    };
-    if (integer_param("d") && p.integer("d") > 0) {
-      const auto d = static_cast<std::size_t>(p.integer("d"));
-      return {n / d, d, true};
-    }
-    if (integer_param("rows") && p.integer("rows") > 0) {
-      const auto r = static_cast<std::size_t>(p.integer("rows"));
-      return {r, n / r, true};
-    }
-    SourceFacts& f = facts(c.d);
-    if (!f.file) return {1, n, true};
-    if (granularity != "channel") return {1, n, false};  // blocks of tensor and group:G do not depend on it
-    if (!f.file_shape) {
-      // Planning read the whole file once already, so reading it again to learn its rows x cols fits too.
-      const sqb::Tensor t = plan_.sources[c.d]->draw(sqb::kWholeFile, 0);
-      f.file_shape = Shape{t.rows, t.cols, true};
-    }
-    const Shape whole = *f.file_shape;
-    // A subsample is n / cols whole rows when n is a multiple of the row length, else one row (npy_source).
-    if (n == whole.rows * whole.cols) return whole;
-    if (whole.cols > 0 && n % whole.cols == 0) return {n / whole.cols, whole.cols, true};
-    return {1, n, true};
-  }
-
-  const Plan& plan_;
-  int threads_;
-  std::map<std::size_t, SourceFacts> facts_;
-};
-
-MemoryEstimate Estimator::estimate(const Cell& c) {
-  if (c.is_task()) return estimate_task_cell(plan_, c);
-  const Plan& plan = plan_;
-  SourceFacts& f = facts(c.d);
-  const std::size_t n = c.n == sqb::kWholeFile ? f.file_values : c.n;
-  const Shape s = shape(c, n, c.granularity);
-  const sqb::Granularity g = sqb::Granularity::parse(c.granularity);
-  double blocks = 1, largest = static_cast<double>(n);
-  switch (g.kind) {
-    case sqb::Granularity::Kind::tensor:
-      break;
-    case sqb::Granularity::Kind::channel:
-      blocks = static_cast<double>(s.rows);
-      largest = static_cast<double>(s.cols);
-      break;
-    case sqb::Granularity::Kind::group: {
-      const double per_row = std::ceil(static_cast<double>(s.cols) / static_cast<double>(g.group));
-      blocks = static_cast<double>(s.rows) * per_row;
-      largest = static_cast<double>(std::min(g.group, s.cols));
-      break;
-    }
-  }
-  const std::unique_ptr<sqb::Quantizer> q = sqb::make_quantizer(plan.quantizers[c.q], {c.k, 0});
-  const double k = static_cast<double>(c.k);
-  const double nd = static_cast<double>(n);
-
-  if (const auto* limit = sqb::part_of<sqb::LimitsBlocks>(*q); limit && s.known && !f.file) {
-    // The strategy would refuse such a block when the cell starts; say so before any work instead. (A file
-    // with at most K distinct values may need no design at all, so file sources are left to the strategy.)
-    try {
-      limit->check_block(static_cast<std::size_t>(largest));
-    } catch (const sqb::Error& e) {
-      throw sqb::Error("cell " + cell_label(plan, c) + ": " + e.what() +
-                       " (it would stop the run when the cell starts)");
-    }
-  }
-
-  struct Term {
-    const char* what;
-    double bytes;
-  };
-  const double codebooks = blocks * (12 * k + 96);
-  std::vector<Term> terms = {{"data", 4 * nd},
-                             {"reconstruction", 4 * nd},
-                             {"codes", (c.k <= 256 ? 1 : 2) * nd},
-                             {"codebooks", codebooks},
-                             {"design workspace", q->design_bytes_per_value() * largest *
-                                                      std::min(blocks, static_cast<double>(threads_))},
-                             // coded_bits: the rANS stream, built then copied into place (2 b/8 a value
-                             // and the encoder's first reserve, 1/2); phi_log's exponent and sign streams
-                             // before coding (3).
-                             {"entropy coding", nd * (3.5 + sqb::index_bits(c.k) / 4.0)}};
-  if (sqb::part_of<sqb::EvaluatesResult>(*plan.sources[c.d]) != nullptr)
-    terms.push_back({"the source's evaluation", 6 * nd + codebooks});
-  double total = 0;
-  for (const Term& t : terms)
-    total += t.bytes;
-  std::string text = "n = " + std::to_string(n) + " (" + std::to_string(s.rows) + " x " +
-                     std::to_string(s.cols) + (s.known ? "" : ", shape not read") +
-                     "), K = " + std::to_string(c.k) + ", " + c.granularity + ": ";
-  for (std::size_t i = 0; i < terms.size(); ++i)
-    text += (i ? " + " : "") + std::string(terms[i].what) + " " +
-            format_bytes(static_cast<std::uint64_t>(terms[i].bytes));
-  if (f.file) {
-    const double read = 16 * static_cast<double>(f.file_values) + 4 * nd;
-    if (read > total) {
-      total = read;
-      text += "; reading the file (" + std::to_string(f.file_values) + " values) peaks higher, at " +
-              format_bytes(static_cast<std::uint64_t>(read));
-    }
-  }
-  // Beyond 2^63 bytes the number only has to say "too much".
-  const std::uint64_t bytes = total >= 0x1p63 ? (std::uint64_t{1} << 63) : static_cast<std::uint64_t>(total);
-  return {bytes, text};
 }
 
 std::optional<std::uint64_t> meminfo_bytes(const std::string& key) {
@@ -260,25 +93,8 @@ std::optional<MemoryLimit> cgroup_limit() {
 
 }  // namespace
 
-std::string format_bytes(std::uint64_t bytes) {
-  static const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 6) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  if (u == 0) {
-    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
-  } else {
-    std::snprintf(buf, sizeof buf, v >= 100 ? "%.0f %s" : "%.3g %s", v, kUnits[u]);
-  }
-  return buf;
-}
-
 MemoryEstimate estimate_cell_memory(const Plan& plan, const Cell& cell, int threads) {
-  return Estimator(plan, threads).estimate(cell);
+  return estimate(plan, cell, threads);
 }
 
 std::uint64_t address_space_overhead(int jobs) {
@@ -321,11 +137,10 @@ std::uint64_t peak_resident_bytes() {
 std::uint64_t check_memory(const Config& config, const Plan& plan, const std::vector<std::size_t>& cells,
                            int jobs, const MemoryLimits& limits, int threads) {
   if (cells.empty()) return 0;
-  Estimator est(plan, threads);
   std::vector<std::pair<MemoryEstimate, std::size_t>> all;
   for (const std::size_t i : cells) {
     try {
-      all.emplace_back(est.estimate(plan.cells[i]), i);
+      all.emplace_back(estimate(plan, plan.cells[i], threads), i);
     } catch (const sqb::Error& e) {
       throw sqb::Error(config.path.string() + ": " + e.what());
     }

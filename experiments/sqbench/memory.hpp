@@ -3,22 +3,8 @@
 // cells of a run must fit in. A cell that cannot fit is refused with exit status 2 before any work, instead
 // of dying of std::bad_alloc (or the OOM killer) hours into a sweep and leaving a half-done results folder.
 //
-// The estimate of one cell, in bytes (n values, K levels, B values in the largest block, nb blocks):
-//   data 4n + reconstruction 4n + codes n (K <= 256) or 2n
-//   + codebooks nb (12 K + 96)                    levels, thresholds and stored side values (float32) per
-//   block
-//   + design workspace w B min(T, nb)             (T threads design up to T blocks at once)
-//                                                                        what the strategy allocates to
-//                                                                        design one block: each
-//   strategy
-//                                                 declares w (Quantizer::design_bytes_per_value): kmeans 64
-//                                                 (sorted copy, three prefix sums, k-means++'s segment tree,
-//                                                 naive labels), kmeans_optimal 44 + 4K (sorted block, DP
-//                                                 rows and its K x (B + 1) split table), quantile 4,
-//                                                 scale=mse 84, cosine refine=R > 0 4, the O(K) designs 0
-//   + a source's evaluation (the rotated source's D_prod): another decoded copy, 6n, and codebooks again
-// and for a file source the read itself: 16 S (S values in the file: its bytes, up to 8 per value, and two
-// float32 copies) + 4n, when that is more than the rest (it is freed before the cell allocates).
+// The estimate of a distribution cell is sqb::describe's (lib/src/cell.cpp lists its terms); a task cell's
+// is task_cells.cpp's.
 //
 // With --jobs J the J largest cells of the run may be in flight at once, so their estimates add up. The sum
 // plus the process itself (16 MiB; a run of tiny cells peaks at 9 MiB resident here) must fit in the physical
@@ -38,10 +24,7 @@
 namespace sqbench {
 
 /// One cell's estimated peak in bytes, and the terms it adds up (for the message).
-struct MemoryEstimate {
-  std::uint64_t bytes = 0;
-  std::string terms;  ///< e.g. "n = 2000000000: data 7.45 GiB + reconstruction 7.45 GiB + codes 1.86 GiB"
-};
+using sqb::MemoryEstimate;
 
 /// Estimates a cell's peak memory (see above). Throws sqb::Error for a kmeans_optimal block whose split table
 /// would exceed the spec's max_table_gib (the strategy would refuse it only when the cell runs).
@@ -77,7 +60,6 @@ std::uint64_t check_memory(const Config& config, const Plan& plan, const std::ve
 /// not what a large parent held before exec), or 0 when unknown.
 std::uint64_t peak_resident_bytes();
 
-/// "7.45 GiB", "512 MiB", "900 B".
-std::string format_bytes(std::uint64_t bytes);
+using sqb::format_bytes;  ///< "7.45 GiB", "512 MiB", "900 B"
 
 }  // namespace sqbench

@@ -82,6 +82,22 @@ std::size_t Plan::position(sqb::Col c) const {
   return static_cast<std::size_t>(it - columns.begin());
 }
 
+sqb::Cell Plan::library_cell(const Cell& c) const {
+  return {distributions[c.d], quantizers[c.q], c.n, c.k, c.granularity, c.seed, c.opt_ratio, coded_bits};
+}
+
+sqb::CellDescription Plan::describe(const Cell& c, int threads) const {
+  sqb::DescribeOptions options;
+  options.parts.source = sources[c.d].get();
+  options.threads = threads;
+  return sqb::describe(library_cell(c), options);
+}
+
+std::vector<sqb::Col> Plan::columns_of(const Cell& c) const {
+  const sqb::Cell cell = library_cell(c);
+  return sqb::cell_columns(cell, *sqb::make_quantizer(cell.quantizer, {cell.k, cell.seed}), *sources[c.d]);
+}
+
 std::vector<std::string> Plan::key_fields(const Cell& c) const {
   std::vector<std::string> out;
   for (const sqb::Col col : keys) {
@@ -124,183 +140,219 @@ std::vector<std::string> Plan::key_fields(const Cell& c) const {
   return out;
 }
 
-Plan make_plan(const Config& config) {
-  Plan plan;
-  const std::string file = config.path.string();
-  const auto index_of = [](std::vector<std::string>& list, const std::string& v) {
+namespace {
+
+// make_plan's state while it walks the sweeps.
+class PlanBuilder {
+ public:
+  explicit PlanBuilder(const Config& config)
+      : config_(config), file_(config.path.string()), dctx_{fs::absolute(config.path).parent_path()} {
+    any_task_ = std::any_of(config.sweeps.begin(), config.sweeps.end(),
+                            [](const SweepSpec& s) { return !s.tasks.empty(); });
+    any_distribution_ = std::any_of(config.sweeps.begin(), config.sweeps.end(),
+                                    [](const SweepSpec& s) { return !s.distributions.empty(); });
+    for (const sqb::ColumnInfo& c : sqb::column_schema()) {
+      if (c.kind == sqb::ColumnKind::key && column_used(c.id)) plan_.keys.push_back(c.id);
+    }
+    plan_.coded_bits = config_reads_column(config, sqb::column_name(sqb::Col::coded_bits));
+  }
+
+  void add_sweep(const SweepSpec& sw) {
+    const std::string where = sw.id.empty() ? "[sweep]" : "[sweep." + sw.id + "]";
+    const std::vector<std::size_t> ds = add_sources(sw, where);
+    const std::vector<std::size_t> qs = add_quantizers(sw, where);
+    if (sw.tasks.empty()) {
+      add_distribution_cells(sw, ds, qs);
+    } else {
+      add_task_cells(sw, where, qs);
+    }
+  }
+
+  Plan finish() {
+    select_columns();
+    check_outputs(config_, plan_.header);
+    warn_one_row_channels();
+    return std::move(plan_);
+  }
+
+ private:
+  // The key columns: distribution and n only when some sweep lists distributions, task and mode only when
+  // one lists tasks, so a config without task sweeps keeps the header it always had.
+  bool column_used(sqb::Col c) const {
+    if (c == sqb::Col::distribution || c == sqb::Col::n || c == sqb::Col::source) return any_distribution_;
+    if (c == sqb::Col::task || c == sqb::Col::mode || c == sqb::Col::train_s) return any_task_;
+    return true;
+  }
+
+  static std::size_t index_of(std::vector<std::string>& list, const std::string& v) {
     const auto it = std::find(list.begin(), list.end(), v);
     if (it != list.end()) return static_cast<std::size_t>(it - list.begin());
     list.push_back(v);
     return list.size() - 1;
-  };
-  const sqb::SourceContext dctx{fs::absolute(config.path).parent_path()};
-  std::map<std::pair<std::size_t, std::size_t>, std::string> not_applicable;  // (q, k) -> reason ("" = fine)
-  std::map<std::vector<std::string>, std::string> seen_cells;                 // key fields -> sweep id
-  std::map<std::string, std::string> label_spec, spec_label;
-
-  // The key columns: distribution and n only when some sweep lists distributions, task and mode only when
-  // one lists tasks, so a config without task sweeps keeps the header it always had.
-  const bool any_task = std::any_of(config.sweeps.begin(), config.sweeps.end(),
-                                    [](const SweepSpec& s) { return !s.tasks.empty(); });
-  const bool any_distribution = std::any_of(config.sweeps.begin(), config.sweeps.end(),
-                                            [](const SweepSpec& s) { return !s.distributions.empty(); });
-  const auto column_used = [&](sqb::Col c) {
-    if (c == sqb::Col::distribution || c == sqb::Col::n || c == sqb::Col::source) return any_distribution;
-    if (c == sqb::Col::task || c == sqb::Col::mode || c == sqb::Col::train_s) return any_task;
-    return true;
-  };
-  for (const sqb::ColumnInfo& c : sqb::column_schema()) {
-    if (c.kind == sqb::ColumnKind::key && column_used(c.id)) plan.keys.push_back(c.id);
   }
 
-  for (const SweepSpec& sw : config.sweeps) {
-    const std::string where = sw.id.empty() ? "[sweep]" : "[sweep." + sw.id + "]";
-    std::vector<std::size_t> qs, ds;
-    // Globs become one source per file or tensor (sorted), each labelled; label= leaves the spec.
+  // A label names one source in results.csv, tables and plots, so labels and specs pair one to one.
+  void pair_label(const sqb::SourceSpec& d, const std::string& where) {
+    if (const auto it = label_spec_.find(d.label); it != label_spec_.end() && it->second != d.spec) {
+      throw sqb::Error(file_ + ": " + where + " distribution: two sources have the label '" + d.label +
+                       "': \"" + it->second + "\" and \"" + d.spec +
+                       "\"; give one of them its own label= ({} in it stands for the default label, e.g. "
+                       "label={}:b; labels "
+                       "name the sources in results.csv, tables and "
+                       "plots)");
+    }
+    if (const auto it = spec_label_.find(d.spec); it != spec_label_.end() && it->second != d.label) {
+      throw sqb::Error(file_ + ": " + where + " distribution: the source \"" + d.spec +
+                       "\" has two labels, '" + it->second + "' and '" + d.label + "'; give it one");
+    }
+    label_spec_.emplace(d.label, d.spec);
+    spec_label_.emplace(d.spec, d.label);
+  }
+
+  void check_n(const SweepSpec& sw, const std::string& where, const sqb::SourceSpec& d, std::size_t di) {
+    for (const std::size_t n : sw.n) {
+      try {
+        plan_.sources[di]->check_n(n);
+      } catch (const sqb::Error& e) {
+        if (!sw.n_given) {
+          throw sqb::Error(file_ + ": " + where +
+                           " has no key 'n': n defaults to all (every value) only when "
+                           "every distribution is a file (npy, safetensors), and distribution \"" +
+                           d.spec + "\" is not; give n");
+        }
+        throw sqb::Error(file_ + ": " + where + " key 'n': " + e.what());
+      }
+    }
+  }
+
+  // Globs become one source per file or tensor (sorted), each labelled; label= leaves the spec.
+  std::vector<std::size_t> add_sources(const SweepSpec& sw, const std::string& where) {
     std::vector<sqb::SourceSpec> specs;
     for (const std::string& d : sw.distributions) {
       try {
-        for (sqb::SourceSpec& e : sqb::expand_source_spec(d, dctx))
+        for (sqb::SourceSpec& e : sqb::expand_source_spec(d, dctx_))
           specs.push_back(std::move(e));
       } catch (const sqb::Error& e) {
-        throw sqb::Error(file + ": " + where + " distribution: " + e.what());
+        throw sqb::Error(file_ + ": " + where + " distribution: " + e.what());
       }
     }
+    std::vector<std::size_t> ds;
     for (const sqb::SourceSpec& d : specs) {
-      // A label names one source in results.csv, tables and plots, so labels and specs pair one to one.
-      if (const auto it = label_spec.find(d.label); it != label_spec.end() && it->second != d.spec) {
-        throw sqb::Error(file + ": " + where + " distribution: two sources have the label '" + d.label +
-                         "': \"" + it->second + "\" and \"" + d.spec +
-                         "\"; give one of them its own label= ({} in it stands for the default label, e.g. "
-                         "label={}:b; labels "
-                         "name the sources in results.csv, tables and "
-                         "plots)");
-      }
-      if (const auto it = spec_label.find(d.spec); it != spec_label.end() && it->second != d.label) {
-        throw sqb::Error(file + ": " + where + " distribution: the source \"" + d.spec +
-                         "\" has two labels, '" + it->second + "' and '" + d.label + "'; give it one");
-      }
-      label_spec.emplace(d.label, d.spec);
-      spec_label.emplace(d.spec, d.label);
-      const std::size_t before = plan.distributions.size();
-      const std::size_t di = index_of(plan.distributions, d.spec);
+      pair_label(d, where);
+      const std::size_t before = plan_.distributions.size();
+      const std::size_t di = index_of(plan_.distributions, d.spec);
       if (di == before) {
-        plan.labels.push_back(d.label);
+        plan_.labels.push_back(d.label);
         try {
-          plan.sources.push_back(sqb::make_source(d.spec, dctx));
+          plan_.sources.push_back(sqb::make_source(d.spec, dctx_));
         } catch (const sqb::Error& e) {
-          throw sqb::Error(file + ": " + where + " distribution: " + e.what());
+          throw sqb::Error(file_ + ": " + where + " distribution: " + e.what());
         }
       }
-      for (const std::size_t n : sw.n) {
-        try {
-          plan.sources[di]->check_n(n);
-        } catch (const sqb::Error& e) {
-          if (!sw.n_given) {
-            throw sqb::Error(file + ": " + where +
-                             " has no key 'n': n defaults to all (every value) only when "
-                             "every distribution is a file (npy, safetensors), and distribution \"" +
-                             d.spec + "\" is not; give n");
-          }
-          throw sqb::Error(file + ": " + where + " key 'n': " + e.what());
-        }
-      }
+      check_n(sw, where, d, di);
       ds.push_back(di);
     }
+    return ds;
+  }
+
+  // Why quantizer qi cannot give k codes ("" when it can), asked of the strategy once per (quantizer, K).
+  const std::string& not_applicable(std::size_t qi, std::size_t k, const std::string& where) {
+    const auto it = not_applicable_.find({qi, k});
+    if (it != not_applicable_.end()) return it->second;
+    try {
+      return not_applicable_[{qi, k}] = sqb::not_applicable(plan_.quantizers[qi], k);
+    } catch (const sqb::Error& e) {
+      throw sqb::Error(file_ + ": " + where + " quantizer: " + e.what());
+    }
+  }
+
+  std::vector<std::size_t> add_quantizers(const SweepSpec& sw, const std::string& where) {
     // A task sweep quantizes only in its ptq and qat modes.
     const bool fp32_only = !sw.tasks.empty() && std::all_of(sw.modes.begin(), sw.modes.end(),
                                                             [](const std::string& m) { return m == "fp32"; });
+    std::vector<std::size_t> qs;
     for (const std::string& q : fp32_only ? std::vector<std::string>() : sw.quantizers) {
-      const std::size_t qi = index_of(plan.quantizers, q);
+      const std::size_t qi = index_of(plan_.quantizers, q);
       std::size_t usable = 0;
       std::string reason;
       for (const std::size_t k : sw.k) {
-        if (!not_applicable.contains({qi, k})) {
-          try {
-            sqb::make_quantizer(q, {k, 0});
-            not_applicable[{qi, k}] = "";
-          } catch (const sqb::NotApplicable& e) {
-            not_applicable[{qi, k}] = e.what();
-          } catch (const sqb::Error& e) {
-            throw sqb::Error(file + ": " + where + " quantizer: " + e.what());
-          }
-        }
-        if (not_applicable[{qi, k}].empty()) {
+        const std::string& why = not_applicable(qi, k, where);
+        if (why.empty()) {
           ++usable;
         } else {
-          reason = not_applicable[{qi, k}];
+          reason = why;
         }
       }
       if (usable == 0) {
-        throw sqb::Error(file + ": " + where + " quantizer \"" + q + "\" has no usable cell: " + reason);
+        throw sqb::Error(file_ + ": " + where + " quantizer \"" + q + "\" has no usable cell: " + reason);
       }
       qs.push_back(qi);
     }
-    if (!sw.tasks.empty()) {
-      std::vector<std::size_t> ts;
-      for (const std::string& t : sw.tasks) {
-        const std::size_t before = plan.tasks.size();
-        const std::size_t ti = index_of(plan.tasks, t);
-        if (ti == before) {
-          try {
-            plan.task_specs.push_back(resolve_task(t, dctx.base_dir));
-          } catch (const sqb::Error& e) {
-            throw sqb::Error(file + ": " + where + " task: " + e.what());
-          }
-        }
-        ts.push_back(ti);
+    return qs;
+  }
+
+  // A cell several sweeps list (paper configs overlap their scaling sweeps at the headline point) runs once,
+  // in the first sweep that lists it; a cell whose quantizer cannot give its K is counted as skipped.
+  void add(const Cell& cell, const std::string& sweep) {
+    if (cell.quantized()) {
+      if (const std::string& why = not_applicable_[{cell.q, cell.k}]; !why.empty()) {
+        ++plan_.skipped[why];
+        return;
       }
-      const int repeats = sw.repeats > 0 ? sw.repeats : config.repeats;
-      const auto add = [&](const Cell& cell) {
-        if (seen_cells.emplace(plan.key_fields(cell), sw.id).second) plan.cells.push_back(cell);
-      };
-      for (const std::size_t ti : ts) {
-        for (const std::uint64_t seed : sw.seeds) {
-          // The float model, and (so that QAT is never credited for its extra epochs) the float model
-          // fine-tuned for as many epochs as QAT.
-          if (std::find(sw.modes.begin(), sw.modes.end(), "fp32") != sw.modes.end()) {
-            add(Cell{kNoQuantizer, ti, 0, 0, "", seed, sw.id, repeats, Mode::fp32});
-            if (plan.task_specs[ti].qat_epochs > 0)
-              add(Cell{kNoQuantizer, ti, 0, 0, "", seed, sw.id, repeats, Mode::fp32_ft});
-          }
-          for (const std::size_t qi : qs) {
-            for (const std::size_t k : sw.k) {
-              for (const std::string& g : sw.granularities) {
-                for (const std::string& m : sw.modes) {
-                  if (m == "fp32") continue;
-                  if (!not_applicable[{qi, k}].empty()) {
-                    ++plan.skipped[not_applicable[{qi, k}]];
-                    continue;
-                  }
-                  add(Cell{qi, ti, 0, k, g, seed, sw.id, repeats, m == "ptq" ? Mode::ptq : Mode::qat});
-                }
+    }
+    if (seen_cells_.emplace(plan_.key_fields(cell), sweep).second) plan_.cells.push_back(cell);
+  }
+
+  void add_task_cells(const SweepSpec& sw, const std::string& where, const std::vector<std::size_t>& qs) {
+    std::vector<std::size_t> ts;
+    for (const std::string& t : sw.tasks) {
+      const std::size_t before = plan_.tasks.size();
+      const std::size_t ti = index_of(plan_.tasks, t);
+      if (ti == before) {
+        try {
+          plan_.task_specs.push_back(resolve_task(t, dctx_.base_dir));
+        } catch (const sqb::Error& e) {
+          throw sqb::Error(file_ + ": " + where + " task: " + e.what());
+        }
+      }
+      ts.push_back(ti);
+    }
+    const int repeats = sw.repeats > 0 ? sw.repeats : config_.repeats;
+    const bool fp32 = std::find(sw.modes.begin(), sw.modes.end(), "fp32") != sw.modes.end();
+    for (const std::size_t ti : ts) {
+      for (const std::uint64_t seed : sw.seeds) {
+        // The float model, and (so that QAT is never credited for its extra epochs) the float model
+        // fine-tuned for as many epochs as QAT.
+        if (fp32) {
+          add(Cell{kNoQuantizer, ti, 0, 0, "", seed, sw.id, repeats, Mode::fp32}, sw.id);
+          if (plan_.task_specs[ti].qat_epochs > 0)
+            add(Cell{kNoQuantizer, ti, 0, 0, "", seed, sw.id, repeats, Mode::fp32_ft}, sw.id);
+        }
+        for (const std::size_t qi : qs) {
+          for (const std::size_t k : sw.k) {
+            for (const std::string& g : sw.granularities) {
+              for (const std::string& m : sw.modes) {
+                if (m == "fp32") continue;
+                add(Cell{qi, ti, 0, k, g, seed, sw.id, repeats, m == "ptq" ? Mode::ptq : Mode::qat}, sw.id);
               }
             }
           }
         }
       }
-      continue;
     }
+  }
+
+  void add_distribution_cells(const SweepSpec& sw, const std::vector<std::size_t>& ds,
+                              const std::vector<std::size_t>& qs) {
+    const int repeats = sw.repeats > 0 ? sw.repeats : config_.repeats;
+    const bool opt_ratio = sw.opt_ratio.value_or(config_.opt_ratio);
     for (const std::size_t di : ds) {
       for (const std::size_t n : sw.n) {
         for (const std::uint64_t seed : sw.seeds) {
           for (const std::size_t qi : qs) {
             for (const std::size_t k : sw.k) {
-              for (const std::string& g : sw.granularities) {
-                const Cell cell{qi,         di,
-                                n,          k,
-                                g,          seed,
-                                sw.id,      sw.repeats > 0 ? sw.repeats : config.repeats,
-                                Mode::none, sw.opt_ratio.value_or(config.opt_ratio)};
-                if (!not_applicable[{qi, k}].empty()) {
-                  ++plan.skipped[not_applicable[{qi, k}]];
-                  continue;
-                }
-                // A cell several sweeps list (paper configs overlap their scaling sweeps at the headline
-                // point) runs once, in the first sweep that lists it.
-                if (!seen_cells.emplace(plan.key_fields(cell), sw.id).second) continue;
-                plan.cells.push_back(cell);
-              }
+              for (const std::string& g : sw.granularities)
+                add(Cell{qi, di, n, k, g, seed, sw.id, repeats, Mode::none, opt_ratio}, sw.id);
             }
           }
         }
@@ -308,55 +360,61 @@ Plan make_plan(const Config& config) {
     }
   }
 
-  // Columns: the schema's, in its order; a figure column only when a planned quantizer or source fills it.
-  std::set<sqb::Col> figures;
-  const auto declare = [&](const std::vector<sqb::Col>& cols) { figures.insert(cols.begin(), cols.end()); };
-  std::set<std::size_t> used_q, used_d;
-  for (const Cell& c : plan.cells) {
-    if (c.is_task()) {
-      declare(task_figure_columns(c));
-      continue;
+  // The schema's columns, in its order; a figure column only when some planned cell fills it (as its
+  // description, or its task, says).
+  void select_columns() {
+    std::set<sqb::Col> figures;
+    std::set<std::tuple<std::size_t, std::size_t, bool>> described;  // (quantizer, source, opt_ratio)
+    for (const Cell& c : plan_.cells) {
+      std::vector<sqb::Col> cols;
+      if (c.is_task()) {
+        cols = task_figure_columns(plan_, c);
+      } else if (described.insert({c.q, c.d, c.opt_ratio}).second) {
+        cols = plan_.columns_of(c);
+      }
+      figures.insert(cols.begin(), cols.end());
     }
-    if (c.opt_ratio) figures.insert(sqb::Col::opt_ratio);
-    if (used_q.insert(c.q).second) {
-      const auto q = sqb::make_quantizer(plan.quantizers[c.q], {c.k, 0});
-      if (const auto* f = sqb::part_of<sqb::ReportsFigures>(*q)) declare(f->figure_columns());
-    }
-    if (used_d.insert(c.d).second) {
-      const sqb::Source& src = *plan.sources[c.d];
-      if (const auto* f = sqb::part_of<sqb::DescribesData>(src)) declare(f->data_columns());
-      if (const auto* f = sqb::part_of<sqb::EvaluatesResult>(src)) declare(f->evaluation_columns());
+    for (const sqb::ColumnInfo& c : sqb::column_schema()) {
+      if (c.kind == sqb::ColumnKind::figure && !figures.contains(c.id)) continue;
+      if (!column_used(c.id)) continue;
+      plan_.columns.push_back(c.id);
+      plan_.header.emplace_back(c.name);
     }
   }
-  for (const sqb::ColumnInfo& c : sqb::column_schema()) {
-    if (c.kind == sqb::ColumnKind::figure && !figures.contains(c.id)) continue;
-    if (!column_used(c.id)) continue;
-    plan.columns.push_back(c.id);
-    plan.header.emplace_back(c.name);
-  }
-  check_outputs(config, plan.header);
-  plan.coded_bits = config_reads_column(config, sqb::column_name(sqb::Col::coded_bits));
 
   // granularity=channel on a file laid out as one row is one codebook for the whole tensor: often a layout
   // that did not fit the file (a (1, 1, 1024, 1024) HWIO kernel read as rows). Synthetic laws state rows=.
-  std::set<std::pair<std::size_t, std::size_t>> warned;
-  for (const Cell& c : plan.cells) {
-    if (c.is_task() || c.granularity != "channel" || !warned.insert({c.d, c.n}).second) continue;
-    const sqb::Source& src = *plan.sources[c.d];
-    bool file_source = true;
-    try {
-      src.check_n(sqb::kWholeFile);
-    } catch (const sqb::Error&) {
-      file_source = false;
+  void warn_one_row_channels() {
+    std::set<std::pair<std::size_t, std::size_t>> warned;
+    for (const Cell& c : plan_.cells) {
+      if (c.is_task() || c.granularity != "channel" || !warned.insert({c.d, c.n}).second) continue;
+      const sqb::DrawShape s = plan_.sources[c.d]->shape(c.n);
+      if (!s.from_file() || s.rows != 1) continue;
+      plan_.warnings.push_back(
+          "distribution '" + plan_.labels[c.d] + "' (" + plan_.distributions[c.d] +
+          ") is one row as laid out" + (c.n == sqb::kWholeFile ? "" : " at n = " + std::to_string(c.n)) +
+          ", so granularity=channel is one codebook for the whole tensor; if it is a weight, give "
+          "its layout (layout=oihw, hwio or auto)");
     }
-    if (!file_source || src.rows_of(c.n) != 1) continue;
-    plan.warnings.push_back(
-        "distribution '" + plan.labels[c.d] + "' (" + plan.distributions[c.d] + ") is one row as laid out" +
-        (c.n == sqb::kWholeFile ? "" : " at n = " + std::to_string(c.n)) +
-        ", so granularity=channel is one codebook for the whole tensor; if it is a weight, give "
-        "its layout (layout=oihw, hwio or auto)");
   }
-  return plan;
+
+  const Config& config_;
+  const std::string file_;
+  const sqb::SourceContext dctx_;
+  bool any_task_ = false, any_distribution_ = false;
+  Plan plan_;
+  std::map<std::pair<std::size_t, std::size_t>, std::string> not_applicable_;  // (q, k) -> reason ("" = fine)
+  std::map<std::vector<std::string>, std::string> seen_cells_;                 // key fields -> sweep id
+  std::map<std::string, std::string> label_spec_, spec_label_;
+};
+
+}  // namespace
+
+Plan make_plan(const Config& config) {
+  PlanBuilder builder(config);
+  for (const SweepSpec& sw : config.sweeps)
+    builder.add_sweep(sw);
+  return builder.finish();
 }
 
 namespace {

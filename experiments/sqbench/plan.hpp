@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config.hpp"
+#include "sqb/cell.hpp"
 #include "sqb/columns.hpp"
 #include "sqb/source.hpp"
 #include "sqb/task.hpp"
@@ -73,6 +74,12 @@ struct Plan {
   std::vector<std::string> key_fields(const Cell& c) const;
   /// Where column c sits in a row; throws std::logic_error when this plan has no such column (a bug).
   std::size_t position(sqb::Col c) const;
+  /// A distribution cell as the library's value (its source and quantizer specs, coded = coded_bits).
+  sqb::Cell library_cell(const Cell& c) const;
+  /// sqb::describe of a distribution cell, with the plan's built source; `threads` blocks designed at once.
+  sqb::CellDescription describe(const Cell& c, int threads = 1) const;
+  /// The result columns a distribution cell fills (its description's columns, without the memory estimate).
+  std::vector<sqb::Col> columns_of(const Cell& c) const;
 };
 
 /// The names of the key columns (the schema's kind key), in schema order; a results.csv holds some of them.

@@ -33,6 +33,7 @@
 #include "plan.hpp"
 #include "plot.hpp"
 #include "progress.hpp"
+#include "sqb/cell.hpp"
 #include "sqb/error.hpp"
 #include "sqb/metrics.hpp"
 #include "sqb/npy.hpp"
@@ -220,48 +221,29 @@ std::vector<std::string> run_cell(const Config& config, const Plan& plan, const 
   std::vector<std::string> row = plan.key_fields(c);
   row.resize(plan.header.size());
   const auto set = [&](sqb::Col column, const std::string& value) { row[plan.position(column)] = value; };
-  const auto put = [&](const std::vector<sqb::Col>& columns, const std::vector<double>& values) {
-    for (std::size_t i = 0; i < columns.size() && i < values.size(); ++i)
-      set(columns[i], std::isnan(values[i]) ? "" : format_number(values[i]));
-  };
 
   gate.enter_shared();
   std::shared_ptr<const sqb::Tensor> data;
   std::unique_ptr<sqb::Quantizer> q;
   sqb::QuantizeOptions options;
+  const sqb::Cell cell = plan.library_cell(c);
   try {
     data = cache.get(c);  // checked (finite, non-empty) when drawn: the pipeline need not check again
     // Strategies with randomness default to the cell's seed.
-    q = sqb::make_quantizer(plan.quantizers[c.q], {c.k, c.seed});
-    options.granularity = sqb::Granularity::parse(c.granularity);
-    options.seed = c.seed;
-    options.weights = data->weights;
-    options.threads = threads;
+    q = sqb::make_quantizer(cell.quantizer, {cell.k, cell.seed});
+    options = sqb::cell_options(cell, *data, threads);
     options.check_input = false;
-    options.coded = plan.coded_bits;
-    // Quality: one run gives the codebooks and codes the metrics come from (every run is deterministic).
-    const sqb::Quantized result = sqb::quantize(*data, *q, options);
-    for (const sqb::Figure& f : result.metric_columns())
+    // Quality: one run gives the codebooks and codes the figures come from (every run is deterministic).
+    sqb::EvaluateOptions eval;
+    eval.parts = {plan.sources[c.d].get(), q.get()};
+    eval.threads = threads;
+    eval.opt_ratio_max_n = config.opt_ratio_max_n;
+    eval.check_input = false;
+    const sqb::CellFigures figures = sqb::evaluate(cell, *data, eval);
+    if (figures.opt_ratio_skipped) ++opt_ratio_skipped;  // left empty; the run says so at the end
+    for (const sqb::Figure& f : figures.figures)
       set(f.column,
           std::isnan(f.value) ? "" : format_number(f.value, f.column == sqb::Col::converged ? 4 : 10));
-    if (c.opt_ratio) {
-      if (data->size() > config.opt_ratio_max_n) {
-        ++opt_ratio_skipped;  // left empty; the run says so at the end
-      } else {
-        const double optimum = sqb::optimal_mse(*data, c.k, options);
-        const double measured = options.weights.empty() ? result.metrics.mse : result.metrics.wmse;
-        // measured is NaN (wmse of all-zero weights): no ratio, where the branches below would say inf.
-        const double ratio = std::isnan(measured) ? NAN
-                             : optimum > 0        ? measured / optimum
-                                                  : (measured == 0 ? 1.0 : INFINITY);
-        set(sqb::Col::opt_ratio, std::isnan(ratio) ? "" : format_number(ratio));
-      }
-    }
-    const sqb::Source& source = *plan.sources[c.d];
-    if (const auto* d = sqb::part_of<sqb::DescribesData>(source)) put(d->data_columns(), d->describe_data());
-    if (const auto* e = sqb::part_of<sqb::EvaluatesResult>(source)) {
-      put(e->evaluation_columns(), e->evaluate({*data, result, plan.quantizers[c.q], c.k, options}));
-    }
   } catch (...) {
     gate.leave_shared();
     throw;

@@ -94,32 +94,18 @@ std::uint64_t parameters(const task::TaskSpec& spec, std::uint64_t features) {
 
 }  // namespace
 
-std::vector<Col> task_figure_columns(const Cell& cell) {
-  if (!cell.quantized()) return {Col::accuracy, Col::test_loss};
-  return {Col::accuracy, Col::test_loss, Col::layer_mse, Col::layer_sqnr_db};
+std::vector<Col> task_figure_columns(const Plan& plan, const Cell& cell) {
+  std::vector<Col> out;
+  for (const Col c : task::cell_columns(plan.task_specs[cell.d], cell.quantized())) {
+    if (sqb::column_info(c).kind == sqb::ColumnKind::figure) out.push_back(c);
+  }
+  return out;
 }
 
 bool task_cell_fills(const Plan& plan, const Cell& cell, Col c) {
-  if (c == Col::config_hash || c == Col::train_s || c == Col::accuracy || c == Col::test_loss) return true;
-  if (!cell.quantized()) return c == Col::storage_bits;  // 32 bits per float32 weight
-  switch (c) {
-    case Col::blocks:
-    case Col::mse:
-    case Col::nmse:
-    case Col::sqnr_db:
-    case Col::max_abs_err:
-    case Col::entropy_bits:
-    case Col::storage_bits:
-    case Col::iterations:
-    case Col::converged:
-    case Col::layer_mse:
-    case Col::layer_sqnr_db:
-      return true;
-    case Col::wmse:
-      return plan.task_specs[cell.d].weights != task::Importance::none;
-    default:
-      return false;  // the tensor's rows and cols (a network has several), timings of the tensor sweeps
-  }
+  if (c == Col::config_hash || c == Col::train_s) return true;
+  const std::vector<Col> cols = task::cell_columns(plan.task_specs[cell.d], cell.quantized());
+  return std::find(cols.begin(), cols.end(), c) != cols.end();
 }
 
 fs::path model_dir(const fs::path& out, const task::TaskSpec& spec, std::uint64_t seed) {

@@ -32,11 +32,11 @@
 
 namespace sqbench {
 
-/// The figure columns a task cell fills: accuracy and test_loss, and layer_mse, layer_sqnr_db when it
-/// quantizes.
-std::vector<sqb::Col> task_figure_columns(const Cell& cell);
+/// The figure columns a task cell fills (its task's sqb::task::cell_columns of kind figure).
+std::vector<sqb::Col> task_figure_columns(const Plan& plan, const Cell& cell);
 
-/// Whether task cell `cell` fills the (non-key) column `c` in its row; config_hash is always filled.
+/// Whether task cell `cell` fills the (non-key) column `c` in its row: its task's sqb::task::cell_columns,
+/// train_s and config_hash.
 bool task_cell_fills(const Plan& plan, const Cell& cell, sqb::Col c);
 
 /// The folder a float model of `spec` trained with `seed` is kept in: `out`/models/<hash of its key>.

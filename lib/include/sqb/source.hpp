@@ -27,6 +27,17 @@
 
 namespace sqb {
 
+/// What draw(n) gives and what it reads to give it.
+struct DrawShape {
+  std::size_t rows = 0, cols = 0;  ///< the tensor as laid out (rows x cols values)
+  /// Values of the file read whole to draw from it (n = kWholeFile draws them all); 0 for generated data.
+  std::size_t file_values = 0;
+  bool weighted = false;  ///< draw attaches importance weights (weights=)
+
+  std::size_t values() const { return rows * cols; }
+  bool from_file() const { return file_values > 0; }
+};
+
 class Source {
  public:
   virtual ~Source() = default;
@@ -36,12 +47,9 @@ class Source {
   virtual Tensor draw(std::size_t n, std::uint64_t seed) const = 0;
   /// Throws Error if draw(n, ...) would (checked while planning a sweep, before any work).
   virtual void check_n(std::size_t n) const = 0;
-  /// Rows of the tensor draw(n, ...) returns, as laid out, when that is known without drawing it (0 when
-  /// not): a sweep warns when granularity=channel would be one codebook for the whole tensor.
-  virtual std::size_t rows_of(std::size_t n) const {
-    (void)n;
-    return 0;
-  }
+  /// The tensor draw(n, ...) returns, known without drawing it (what a sweep plans, estimates memory for and
+  /// warns about before any work). Throws Error like check_n.
+  virtual DrawShape shape(std::size_t n) const = 0;
 };
 
 template <class Part>

@@ -11,6 +11,7 @@
 /// data-free Lloyd-Max codebooks of laws, npy.hpp NumPy files, safetensors.hpp checkpoints, layout.hpp how an
 /// N-D tensor becomes rows x cols, coding.hpp packed and entropy-coded code streams.
 
+#include "sqb/cell.hpp"
 #include "sqb/codebook.hpp"
 #include "sqb/coding.hpp"
 #include "sqb/columns.hpp"

@@ -166,6 +166,12 @@ std::span<const ParamSpec> task_params();
 /// redesign=1 (see QatOptions::train_levels).
 TaskSpec parse_task_spec(std::string_view text);
 
+/// The result columns a cell of this task fills, in schema order (what a task sweep plans its header and
+/// checks its tables with): the network's accuracy and test_loss, with its float32 storage_bits (32) when it
+/// is not quantized; when it is, the blocks and metrics over every quantized layer, wmse when the task weighs
+/// importance, layer_mse and layer_sqnr_db. Never rows and cols: a network has several tensors.
+std::vector<Col> cell_columns(const TaskSpec& spec, bool quantized);
+
 // ---------------------------------------------------------------------------------------------------------
 // The model
 

@@ -32,6 +32,7 @@ void FileSource::open() {
   rows_ = l.tensor.rows;
   cols_ = l.tensor.cols;
   dropped_ = l.dropped;
+  weighted_ = !l.tensor.weights.empty() || s_.weight_rule.has_value();
 }
 
 void FileSource::check_n(std::size_t n) const {
@@ -44,9 +45,19 @@ void FileSource::check_n(std::size_t n) const {
   }
 }
 
-std::size_t FileSource::rows_of(std::size_t n) const {
-  if (n == kWholeFile || n == rows_ * cols_) return rows_;
-  return rows_ > 1 && cols_ > 0 && n % cols_ == 0 ? n / cols_ : 1;  // as subsample() lays it out
+DrawShape FileSource::shape(std::size_t n) const {
+  check_n(n);
+  const std::size_t size = rows_ * cols_;
+  DrawShape s{rows_, cols_, size, weighted_};
+  if (n == kWholeFile || n == size) return s;
+  // As subsample() lays it out: n / cols whole rows when n is a multiple of the row length, else one row.
+  if (rows_ > 1 && cols_ > 0 && n % cols_ == 0) {
+    s.rows = n / cols_;
+  } else {
+    s.rows = 1;
+    s.cols = n;
+  }
+  return s;
 }
 
 Tensor FileSource::draw(std::size_t n, std::uint64_t seed) const {

@@ -36,7 +36,7 @@ class FileSource : public Source, public DescribesData {
  public:
   void check_n(std::size_t n) const override;
   Tensor draw(std::size_t n, std::uint64_t seed) const override;
-  std::size_t rows_of(std::size_t n) const override;
+  DrawShape shape(std::size_t n) const override;
 
   std::vector<Col> data_columns() const override;
   std::vector<double> describe_data() const override;
@@ -75,6 +75,7 @@ class FileSource : public Source, public DescribesData {
 
   FileSettings s_;
   std::size_t rows_ = 0, cols_ = 0, dropped_ = 0;
+  bool weighted_ = false;
 };
 
 /// Reads FileSettings from a file source's validated parameters (layout, scale, nonfinite, weights); the

@@ -89,7 +89,10 @@ class Rotated final : public Source, public EvaluatesResult {
     }
   }
 
-  std::size_t rows_of(std::size_t n) const override { return n / d_; }
+  DrawShape shape(std::size_t n) const override {
+    check_n(n);
+    return {n / d_, d_, 0, false};
+  }
 
   Tensor draw(std::size_t n, std::uint64_t seed) const override {
     check_n(n);

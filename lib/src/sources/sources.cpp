@@ -41,7 +41,10 @@ class Synthetic final : public Source {
     }
   }
 
-  std::size_t rows_of(std::size_t) const override { return rows_; }
+  DrawShape shape(std::size_t n) const override {
+    check_n(n);
+    return {rows_, n / rows_, 0, weights_.has_value()};
+  }
 
   Tensor draw(std::size_t n, std::uint64_t seed) const override {
     check_n(n);

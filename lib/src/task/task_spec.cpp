@@ -192,4 +192,37 @@ std::string model_key(const TaskSpec& spec, std::uint64_t seed) {
   return spec.canonical() + " seed=" + std::to_string(seed);
 }
 
+std::vector<Col> cell_columns(const TaskSpec& spec, bool quantized) {
+  std::vector<Col> out;
+  for (const ColumnInfo& c : column_schema()) {
+    bool fills = false;
+    switch (c.id) {
+      case Col::accuracy:
+      case Col::test_loss:
+      case Col::storage_bits:
+        fills = true;
+        break;
+      case Col::blocks:
+      case Col::mse:
+      case Col::nmse:
+      case Col::sqnr_db:
+      case Col::max_abs_err:
+      case Col::entropy_bits:
+      case Col::iterations:
+      case Col::converged:
+      case Col::layer_mse:
+      case Col::layer_sqnr_db:
+        fills = quantized;
+        break;
+      case Col::wmse:
+        fills = quantized && spec.weights != Importance::none;
+        break;
+      default:
+        break;
+    }
+    if (fills) out.push_back(c.id);
+  }
+  return out;
+}
+
 }  // namespace sqb::task
