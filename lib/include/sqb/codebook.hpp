@@ -121,7 +121,7 @@ class SmallFloats {
     size_ = n;
   }
   void push_back(float v) {
-    if (size_ == capacity_) reserve(2 * capacity_);
+    if (size_ == capacity_) reserve(std::max<std::size_t>(1, 2 * capacity_));
     data()[size_++] = v;
   }
   void clear() { size_ = 0; }
@@ -131,11 +131,11 @@ class SmallFloats {
   }
 
  private:
+  // Frees the heap storage (the size is the caller's to set).
   void release() {
     delete[] heap_;
     heap_ = nullptr;
     capacity_ = N;
-    size_ = 0;
   }
   void take(SmallFloats& o) {
     if (o.heap_) {
