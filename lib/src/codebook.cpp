@@ -34,7 +34,7 @@ float float_at_or_below(double b) {
 
 namespace {
 
-void check_levels(const std::vector<float>& levels) {
+void check_levels(std::span<const float> levels) {
   if (levels.empty()) throw Error("codebook: no levels (K must be >= 1)");
   if (levels.size() > kMaxCodes)
     throw Error("codebook: " + std::to_string(levels.size()) + " levels (at most " +
@@ -49,13 +49,12 @@ void check_levels(const std::vector<float>& levels) {
 
 }  // namespace
 
-Codebook Codebook::nearest(std::vector<float> levels) {
-  check_levels(levels);
-  const std::size_t k = levels.size();
+Codebook Codebook::nearest_of(const float* levels, std::size_t k) {
+  check_levels({levels, k});
   Codebook cb;
-  cb.values_ = std::move(levels);
   cb.values_.resize(2 * k - 1);
   float* v = cb.values_.data();
+  std::copy(levels, levels + k, v);
   for (std::size_t i = 0; i + 1 < k; ++i) {
     // The sum of two floats is exact in double unless their exponents differ by more than 29, in which case
     // the smaller one cannot move the midpoint by a float32 ulp anyway.
@@ -65,11 +64,20 @@ Codebook Codebook::nearest(std::vector<float> levels) {
   return cb;
 }
 
+Codebook Codebook::nearest(std::vector<float> levels) {
+  return nearest_of(levels.data(), levels.size());
+}
+
+Codebook Codebook::nearest(std::span<const float> levels) {
+  return nearest_of(levels.data(), levels.size());
+}
+
 Codebook Codebook::nearest(std::span<const double> levels) {
-  std::vector<float> f(levels.size());
+  SmallFloats<kInline> f;
+  f.resize(levels.size());
   for (std::size_t i = 0; i < levels.size(); ++i)
     f[i] = static_cast<float>(levels[i]);
-  return nearest(std::move(f));
+  return nearest_of(f.data(), f.size());
 }
 
 Codebook Codebook::with_boundaries(std::vector<float> levels, std::span<const double> boundaries) {
@@ -87,8 +95,8 @@ Codebook Codebook::with_boundaries(std::vector<float> levels, std::span<const do
   }
   const std::size_t k = levels.size();
   Codebook cb;
-  cb.values_ = std::move(levels);
   cb.values_.resize(2 * k - 1);
+  std::copy(levels.begin(), levels.end(), cb.values_.begin());
   for (std::size_t i = 0; i < boundaries.size(); ++i)
     cb.values_[k + i] = at_or_below(boundaries[i]);
   return cb;
@@ -176,18 +184,25 @@ std::vector<std::uint16_t> nearest_centroid_indices(std::span<const float> value
   return out;
 }
 
-Codes::Codes(std::size_t n, std::size_t k) : k_(k) {
+Codes Codes::for_overwrite(std::size_t n, std::size_t k) {
   if (k == 0 || k > kMaxCodes) throw Error("codes: K = " + std::to_string(k) + " is outside " + k_range());
-  // Huge pages where offered (detail/huge_pages.hpp): a tensor's codes are first touched here.
+  Codes c;
+  c.k_ = k;
+  // Huge pages where offered (detail/huge_pages.hpp); the storage is first touched by whoever writes it.
   if (k <= 256) {
-    std::vector<std::uint8_t> v;
+    Narrow v;
     detail::resize_advised(v, n);
-    data_ = std::move(v);
+    c.data_ = std::move(v);
   } else {
-    std::vector<std::uint16_t> v;
+    Wide v;
     detail::resize_advised(v, n);
-    data_ = std::move(v);
+    c.data_ = std::move(v);
   }
+  return c;
+}
+
+Codes::Codes(std::size_t n, std::size_t k) : Codes(for_overwrite(n, k)) {
+  visit([](auto v) { std::fill(v.begin(), v.end(), 0); });
 }
 
 std::size_t Codes::size() const {

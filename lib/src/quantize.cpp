@@ -97,8 +97,11 @@ bool all_finite(std::span<const float> v, int threads) {
   return ok.load();
 }
 
-void check_input(TensorView x, std::span<const float> weights, int threads = 1) {
+void check_data(TensorView x, int threads) {
   if (x.values.empty() || !all_finite(x.values, threads)) check_finite(x.values, "data", x.cols);
+}
+
+void check_weights(TensorView x, std::span<const float> weights) {
   if (weights.empty()) return;
   if (weights.size() != x.size()) {
     throw Error("weights: " + std::to_string(weights.size()) + " values for a tensor of " +
@@ -111,6 +114,11 @@ void check_input(TensorView x, std::span<const float> weights, int threads = 1) 
                   std::to_string(weights[i]) + "); importance weights must be >= 0");
     }
   }
+}
+
+void check_input(TensorView x, std::span<const float> weights, int threads = 1) {
+  check_data(x, threads);
+  check_weights(x, weights);
 }
 
 void check_column_weights(TensorView x, const QuantizeOptions& o) {
@@ -166,26 +174,50 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& opti
       scratch[i] = cw[c];
     return scratch;
   };
-  // Check, once, at the boundary.
+  // Check, once, at the boundary. When every chunk holds whole blocks (channel, group:G, a small tensor), the
+  // data's finite check runs inside the pass instead, on each chunk just before its blocks are designed (so
+  // its values are read from memory once, not twice), and a chunk with a non-finite value is skipped: no
+  // strategy ever sees one, and the whole-data check then throws the same Error as the up-front check
+  // would. Whatever fails, a data error is the one reported, as when the check came first.
   const int threads = detail::resolve_threads(o.threads);
-  if (o.check_input) {
-    check_input(x, o.weights, threads);
-  } else if (x.size() == 0 || (!o.weights.empty() && o.weights.size() != x.size())) {
-    throw Error("quantize: empty tensor, or weights of another size than the data");
-  }
   const std::size_t k = q.code_count();
+  const bool layout_kept =
+      out.rows == x.rows && out.cols == x.cols && out.granularity == o.granularity && !out.blocks.empty();
+  std::vector<Block> fresh_blocks;
+  std::vector<detail::Chunk> chunks;
+  try {
+    if (x.size() == 0 || (!o.weights.empty() && o.weights.size() != x.size())) {
+      throw Error("quantize: empty tensor, or weights of another size than the data");
+    }
+    if (!layout_kept) fresh_blocks = make_blocks(x.rows, x.cols, o.granularity);
+    chunks = detail::make_chunks(layout_kept ? out.blocks : fresh_blocks);
+  } catch (const Error&) {
+    if (o.check_input) check_input(x, o.weights, threads);
+    throw;
+  }
+  const bool one_pass =
+      std::all_of(chunks.begin(), chunks.end(), [](const detail::Chunk& c) { return c.whole; });
+  const bool check_in_pass = o.check_input && one_pass;
+  if (o.check_input) {
+    if (!check_in_pass) check_data(x, threads);
+    try {
+      check_weights(x, o.weights);
+    } catch (const Error&) {
+      if (check_in_pass) check_data(x, threads);
+      throw;
+    }
+  }
 
   if (o.reuse_design &&
       (out.rows != x.rows || out.cols != x.cols || !(out.granularity == o.granularity) ||
        out.code_count != k || out.designs.size() != out.blocks.size() || out.blocks.empty())) {
+    if (check_in_pass) check_data(x, threads);
     throw Error(
         "quantize: reuse_design needs the codebooks of an earlier call on a tensor of the same shape (" +
         std::to_string(x.rows) + " x " + std::to_string(x.cols) + "), granularity and K");
   }
   // Layout.
-  if (out.rows != x.rows || out.cols != x.cols || !(out.granularity == o.granularity) || out.blocks.empty()) {
-    out.blocks = make_blocks(x.rows, x.cols, o.granularity);
-  }
+  if (!layout_kept) out.blocks = std::move(fresh_blocks);
   out.rows = x.rows;
   out.cols = x.cols;
   out.granularity = o.granularity;
@@ -198,11 +230,10 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& opti
   // cache. Otherwise (a block longer than a chunk) stage by stage, each stage over every chunk. Each block is
   // designed from its own seed and every sum has a fixed order, so neither the schedule nor the thread count
   // changes a bit of the result.
-  const std::vector<detail::Chunk> chunks = detail::make_chunks(out.blocks);
-  const bool one_pass =
-      std::all_of(chunks.begin(), chunks.end(), [](const detail::Chunk& c) { return c.whole; });
-  if (!o.reuse_design) out.designs.resize(nb);
-  if (out.codes.size() != x.size() || out.codes.code_count() != k) out.codes = Codes(x.size(), k);
+  if (!o.reuse_design)
+    detail::resize_advised(out.designs, nb);  // 248 bytes a block: 16 MB for 4096 x 4096 in groups of 64
+  if (out.codes.size() != x.size() || out.codes.code_count() != k)
+    out.codes = Codes::for_overwrite(x.size(), k);
   if (o.keep_decoded) {
     detail::resize_advised(out.decoded, x.size());
   } else {
@@ -275,13 +306,18 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& opti
     if (chunk_histograms) detail::count_codes(codes.subspan(c.begin, c.length), &histograms[ci * k], k);
   };
 
-  out.codes.visit([&](auto codes) {
+  std::atomic<bool> non_finite{false};
+  const auto pass = [&](auto codes) {
     if (one_pass) {
       // Per chunk: seconds in fit, encode, decode, measure (only when timed).
       std::vector<std::array<double, 4>> spent(times ? chunks.size() : 0);
       const auto t_pass = Clock::now();
       detail::parallel_for(chunks.size(), threads, [&](std::size_t ci) {
         const detail::Chunk& c = chunks[ci];
+        if (check_in_pass && !detail::all_finite(x.values.subspan(c.begin, c.length))) {
+          non_finite.store(true, std::memory_order_relaxed);
+          return;
+        }
         Clock::time_point t[5];
         if (times) t[0] = Clock::now();
         if (!o.reuse_design) {
@@ -341,7 +377,18 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& opti
     if (times) times->decode = seconds_since(t0);
     if (o.measure)
       detail::parallel_for(chunks.size(), threads, [&](std::size_t ci) { measure_chunk(codes, ci); });
-  });
+  };
+  try {
+    out.codes.visit(pass);
+  } catch (...) {
+    if (check_in_pass)
+      check_data(x, threads);  // a data error is reported first, as when it was checked first
+    throw;
+  }
+  if (non_finite.load()) {
+    check_data(x, threads);
+    throw std::logic_error("quantize: a chunk failed the finite check but the data passed it");
+  }
   if (!o.measure) return;
 
   // Measure: the chunks' sums in chunk order, the variance by a second pass about the mean (no cancellation

@@ -18,14 +18,143 @@
 /// does not exceed the exact boundary (computed in double): for every float32 x, `x > fl_down(b)` iff `x >
 /// b`, so the float comparison reproduces the exact rule bit for bit.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <iterator>
+#include <memory>
+#include <new>
 #include <span>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <variant>
 #include <vector>
 
 namespace sqb {
+
+namespace detail {
+/// std::allocator, except that a default-constructed element is left uninitialised (resize does not clear):
+/// for big buffers that are entirely written before they are read, whose first touch then happens in the
+/// parallel pass that writes them rather than in a serial clearing.
+template <class T>
+struct ForOverwriteAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = ForOverwriteAllocator<U>;
+  };
+  ForOverwriteAllocator() = default;
+  template <class U>
+  ForOverwriteAllocator(const ForOverwriteAllocator<U>&) noexcept {}  // NOLINT(implicit)
+  template <class U>
+  void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... A>
+  void construct(U* p, A&&... a) {
+    ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
+  }
+};
+}  // namespace detail
+
+/// A vector of floats that holds up to N of them inside itself and only goes to the heap beyond: a tensor in
+/// groups of 64 designs tens of thousands of small codebooks, each of which would otherwise be a heap
+/// allocation (and a free with the result). Contiguous, like std::vector<float>, and converts from one.
+template <std::size_t N>
+class SmallFloats {
+ public:
+  SmallFloats() noexcept {}
+  SmallFloats(std::initializer_list<float> v) { assign(v.begin(), v.end()); }
+  SmallFloats(const std::vector<float>& v) { assign(v.data(), v.data() + v.size()); }  // NOLINT(implicit)
+  explicit SmallFloats(std::span<const float> v) { assign(v.data(), v.data() + v.size()); }
+  SmallFloats(const SmallFloats& o) { assign(o.begin(), o.end()); }
+  SmallFloats(SmallFloats&& o) noexcept { take(o); }
+  SmallFloats& operator=(const SmallFloats& o) {
+    if (this != &o) assign(o.begin(), o.end());
+    return *this;
+  }
+  SmallFloats& operator=(SmallFloats&& o) noexcept {
+    if (this != &o) {
+      release();
+      take(o);
+    }
+    return *this;
+  }
+  ~SmallFloats() { release(); }
+
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  float* data() { return heap_ ? heap_ : inline_; }
+  const float* data() const { return heap_ ? heap_ : inline_; }
+  float* begin() { return data(); }
+  float* end() { return data() + size_; }
+  const float* begin() const { return data(); }
+  const float* end() const { return data() + size_; }
+  float& operator[](std::size_t i) { return data()[i]; }
+  const float& operator[](std::size_t i) const { return data()[i]; }
+
+  /// New elements are 0, as std::vector's.
+  void resize(std::size_t n) {
+    reserve(n);
+    if (n > size_) std::fill(data() + size_, data() + n, 0.0f);
+    size_ = n;
+  }
+  void reserve(std::size_t n) {
+    if (n <= capacity_) return;
+    float* p = new float[n];
+    std::copy(begin(), end(), p);
+    release();
+    heap_ = p;
+    capacity_ = n;
+  }
+  template <class It>
+  void assign(It first, It last) {
+    const auto n = static_cast<std::size_t>(std::distance(first, last));
+    if (n > capacity_) {
+      float* p = new float[n];
+      release();
+      heap_ = p;
+      capacity_ = n;
+    }
+    std::copy(first, last, data());
+    size_ = n;
+  }
+  void push_back(float v) {
+    if (size_ == capacity_) reserve(std::max<std::size_t>(1, 2 * capacity_));
+    data()[size_++] = v;
+  }
+  void clear() { size_ = 0; }
+
+  friend bool operator==(const SmallFloats& a, const SmallFloats& b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end());
+  }
+
+ private:
+  // Frees the heap storage (the size is the caller's to set).
+  void release() {
+    delete[] heap_;
+    heap_ = nullptr;
+    capacity_ = N;
+  }
+  void take(SmallFloats& o) {
+    if (o.heap_) {
+      heap_ = o.heap_;
+      capacity_ = o.capacity_;
+      o.heap_ = nullptr;
+      o.capacity_ = N;
+    } else {
+      std::copy(o.inline_, o.inline_ + o.size_, inline_);
+    }
+    size_ = o.size_;
+    o.size_ = 0;
+  }
+
+  float* heap_ = nullptr;  // the elements when there are more than N, else null
+  std::size_t size_ = 0;
+  std::size_t capacity_ = N;
+  float inline_[N];  // left uninitialised: only [0, size_) is ever read
+};
 
 class Codebook {
  public:
@@ -36,6 +165,8 @@ class Codebook {
   static Codebook nearest(std::vector<float> levels);
   /// Same from double levels, each rounded to the nearest float32 first.
   static Codebook nearest(std::span<const double> levels);
+  /// Same from float32 levels read in place (no copy of them is kept; checks as above).
+  static Codebook nearest(std::span<const float> levels);
 
   /// A strategy's own boundaries (exact, in double): K-1 values with l_i <= b_i <= l_{i+1}, ascending.
   /// This is how a strategy declares a different assignment rule (phi_log's log-domain rounding puts b_i at
@@ -47,16 +178,19 @@ class Codebook {
   std::span<const float> levels() const { return {values_.data(), size()}; }
   /// K-1 float32 thresholds (each the largest float32 <= the exact boundary).
   std::span<const float> thresholds() const {
-    return values_.empty() ? std::span<const float>() : std::span<const float>(values_).subspan(size());
+    return values_.empty() ? std::span<const float>()
+                           : std::span<const float>(values_.data() + size(), values_.size() - size());
   }
 
   friend bool operator==(const Codebook&, const Codebook&) = default;
 
  private:
-  // The K levels, then the K-1 thresholds: one allocation per codebook (a tensor in groups of 64 holds
-  // hundreds of thousands of them). A caller that reserves 2K-1 floats in the levels it passes to nearest()
-  // or with_boundaries() saves the reallocation too.
-  std::vector<float> values_;
+  // The K levels, then the K-1 thresholds, inside the codebook up to K = 16 (every 4-bit codebook: a tensor
+  // in groups of 64 holds hundreds of thousands of them, and their results are arrays of codebooks with no
+  // heap allocation each), one allocation above.
+  static constexpr std::size_t kInline = 31;
+  static Codebook nearest_of(const float* levels, std::size_t k);
+  SmallFloats<kInline> values_;
 };
 
 /// The largest float32 that is <= b (b finite).
@@ -119,11 +253,14 @@ inline std::string k_range() {
 class Codes {
  public:
   Codes() = default;
-  Codes(std::size_t n, std::size_t k);  ///< throws Error if k is 0 or > kMaxCodes
+  Codes(std::size_t n, std::size_t k);  ///< n zero codes; throws Error if k is 0 or > kMaxCodes
+  /// n codes whose values are unspecified until written (no clearing pass): for a caller that writes every
+  /// one, as the pipeline's encoder does. Throws like the constructor.
+  static Codes for_overwrite(std::size_t n, std::size_t k);
 
   std::size_t size() const;
   std::size_t code_count() const { return k_; }
-  bool wide() const { return std::holds_alternative<std::vector<std::uint16_t>>(data_); }
+  bool wide() const { return std::holds_alternative<Wide>(data_); }
   std::size_t operator[](std::size_t i) const;
 
   /// Calls f with a std::span of the right index type (std::uint8_t or std::uint16_t).
@@ -137,8 +274,10 @@ class Codes {
   }
 
  private:
+  using Narrow = std::vector<std::uint8_t, detail::ForOverwriteAllocator<std::uint8_t>>;
+  using Wide = std::vector<std::uint16_t, detail::ForOverwriteAllocator<std::uint16_t>>;
   std::size_t k_ = 0;
-  std::variant<std::vector<std::uint8_t>, std::vector<std::uint16_t>> data_;
+  std::variant<Narrow, Wide> data_;
 };
 
 }  // namespace sqb

@@ -34,8 +34,10 @@ struct BlockDesign {
   bool converged = true;  ///< false when an iterative strategy stopped at max_iter
   /// The float32 values a deployment stores for this block (SideValues::per_block of them), from which the
   /// codebook is rebuilt: e.g. {min, max}, {scale}, {mean, sigma}. Left empty by a strategy whose stored
-  /// values are its K levels (the pipeline fills those in).
-  std::vector<float> side;
+  /// values are its K levels (the pipeline fills those in). Held inside the design up to 16 values (no heap
+  /// allocation per block for K <= 16); converts from a std::vector<float> or a braced list, and reads like
+  /// one (size, [], begin/end, data, a std::span).
+  SmallFloats<16> side;
 };
 
 /// Where a block sits in its tensor, the seed it draws from, and its per-element importance weights.

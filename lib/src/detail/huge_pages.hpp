@@ -32,10 +32,10 @@ inline void advise_huge_pages(void* p, std::size_t bytes) {
 }
 
 /// v.resize(n), with the new storage advised huge pages before it is first touched (when it grows).
-template <class T>
-void resize_advised(std::vector<T>& v, std::size_t n) {
+template <class T, class A>
+void resize_advised(std::vector<T, A>& v, std::size_t n) {
   if (n > v.capacity()) {
-    std::vector<T> fresh;
+    std::vector<T, A> fresh;
     fresh.reserve(n);
     advise_huge_pages(fresh.data(), n * sizeof(T));
     fresh.assign(v.begin(), v.end());

@@ -21,10 +21,10 @@ class Uniform final : public Quantizer, public DesignsWithoutData {
 
   BlockDesign design(std::span<const float> block, const BlockInfo&) const override {
     // Each level computed in double, then rounded to float32 (what Codebook::nearest of doubles does).
-    std::vector<float> levels;
-    levels.reserve(2 * k_ - 1);  // room for the thresholds Codebook::nearest appends: one allocation
+    // Levels on the stack up to K = 32 (a block of a group of 64 then allocates nothing).
+    SmallFloats<32> levels;
     levels.resize(k_);
-    std::vector<float> side;
+    SmallFloats<2> side;
     if (symmetric_) {
       // int-b style: q = floor((K-1)/2); levels j * absmax / q for j = -q..q (2q+1 of them, 0 exact). For
       // K = 2^b this is the restricted-range signed integer grid (-127..127 for int8); the remaining code is
@@ -58,7 +58,9 @@ class Uniform final : public Quantizer, public DesignsWithoutData {
         }
       }
     }
-    return {Codebook::nearest(std::move(levels)), 0, true, std::move(side)};
+    BlockDesign d{Codebook::nearest(std::span<const float>(levels.data(), levels.size())), 0, true, {}};
+    d.side.assign(side.begin(), side.end());
+    return d;
   }
 
   // The levels for a block spanning [-1, 1] (symmetric: absmax 1).
