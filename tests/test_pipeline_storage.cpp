@@ -14,6 +14,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "helpers.hpp"
@@ -152,7 +153,7 @@ TEST_CASE("Codes::for_overwrite: the size and width of the constructor's, whose 
       CHECK(nonzero == 0);
       o.visit([&](auto c) {
         for (std::size_t i = 0; i < c.size(); ++i)
-          c[i] = static_cast<std::uint16_t>(i % k);
+          c[i] = static_cast<std::remove_reference_t<decltype(c[i])>>(i % k);
       });
       for (std::size_t i = 0; i < n; i += 997)
         CHECK(o[i] == i % k);
