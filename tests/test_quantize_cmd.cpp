@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 
 #include "cli_helpers.hpp"
 #include "csv.hpp"
@@ -131,6 +132,55 @@ TEST_CASE("sqbench quantize: coded_bits is measured with --coded only, equal to 
   }
   CHECK(plain.rows[2][col].empty());  // the totals stay empty when the tensors' are
   CHECK(std::stod(coded.rows[2][col]) == Approx(sum / n).epsilon(1e-12));
+}
+
+TEST_CASE("sqbench quantize: a non-finite weight in any stored dtype is refused before anything is written",
+          "[quantize-cmd][cli]") {
+  // The check reads the stored bytes (every exponent bit set) of each tensor to be quantized; the message
+  // names the value's index as the weight is laid out (hwio: rows are the last axis).
+  const TempDir d;
+  const float bad_values[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                              -std::numeric_limits<float>::infinity()};
+  for (const st::DType dt : {st::DType::F32, st::DType::BF16, st::DType::F16, st::DType::F64}) {
+    for (const float bad : bad_values) {
+      for (const char* gran : {"tensor", "channel", "group:8"}) {
+        std::vector<float> v(24 * 40, 0.25f);
+        v[7 * 40 + 9] = bad;  // [24, 40] weight: row 7, col 9
+        const fs::path in = d.path / "bad.safetensors";
+        fs::remove(in);
+        {
+          st::Writer wr(
+              in, {{"ok.weight", dt, {24, 40}}, {"x.weight", dt, {24, 40}}, {"k/kernel", dt, {40, 24}}});
+          wr.write_values("ok.weight", std::vector<float>(24 * 40, 0.5f));
+          wr.write_values("x.weight", v);
+          std::vector<float> kv(40 * 24, 0.5f);
+          wr.write_values("k/kernel", kv);
+          wr.commit();
+        }
+        const fs::path out = d.path / "out";
+        const auto r = sqbtest::run_cli("quantize --input " + in.string() + " --out " + out.string() +
+                                        " --spec uniform --bits 3 --granularity " + gran);
+        INFO(st::dtype_name(dt) << " " << bad << " " << gran << "\n" << r.output);
+        CHECK(r.status == 2);
+        CHECK(r.output.find("tensor \"x.weight\": data: 1 non-finite value") != std::string::npos);
+        CHECK(r.output.find("index 289 (row 7, col 9)") != std::string::npos);
+        CHECK_FALSE(fs::exists(out));
+      }
+    }
+  }
+  // A Keras kernel [in, out] = [40, 24] is laid out hwio: element (i, o) is row o, col i.
+  std::vector<float> kv(40 * 24, 0.5f);
+  kv[9 * 24 + 7] = std::numeric_limits<float>::quiet_NaN();
+  const fs::path in = d.path / "kernel.safetensors";
+  st::write_file(in,
+                 std::vector<st::Blob>{{{"k/kernel", st::DType::F32, {40, 24}},
+                                        {reinterpret_cast<const unsigned char*>(kv.data()), kv.size() * 4}}});
+  const auto r = sqbtest::run_cli("quantize --input " + in.string() + " --out " + (d.path / "o2").string() +
+                                  " --spec uniform --bits 3 --granularity channel");
+  INFO(r.output);
+  CHECK(r.status == 2);
+  CHECK(r.output.find("the first is NaN at index 289 (row 7, col 9)") != std::string::npos);
+  CHECK_FALSE(fs::exists(d.path / "o2"));
 }
 
 TEST_CASE("sqbench quantize: bad input exits 2 before writing anything",

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <bit>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -522,10 +524,11 @@ SlabbedResult quantize_in_slabs(const Job& j, TensorView view, const Quantizer& 
   const std::size_t R = view.rows, C = view.cols, n = view.size(), k = q.code_count();
   std::vector<Block> blocks = make_blocks(R, C, qo.granularity);
   const std::vector<detail::Chunk> chunks = detail::make_chunks(blocks);
-  check_finite(view.values, "data", C);  // once, naming the index in the whole tensor
+  const int threads = detail::resolve_threads(qo.threads);
+  // Once, on the threads; a failure named by the serial check, with its index in the whole tensor.
+  if (!detail::all_finite(view.values, threads)) check_finite(view.values, "data", C);
   const std::span<const float> cw = qo.column_weights;
   const bool weighted = !cw.empty(), coded = qo.coded;
-  const int threads = detail::resolve_threads(qo.threads);
   qo.check_input = false;
   qo.measure = false;
   qo.coded = false;
@@ -661,6 +664,72 @@ SlabbedResult quantize_in_slabs(const Job& j, TensorView view, const Quantizer& 
       s.figures.push_back({cols[i], values[i]});
   }
   return out;
+}
+
+// Whether every stored value of a floating tensor is finite, read from its raw little-endian bytes without
+// converting them: a NaN or an infinity has every exponent bit set in each of these formats. On `threads`
+// threads over pieces; the flag is an OR of compares, so the loop vectorises.
+template <class U>
+bool raw_finite_as(std::span<const unsigned char> raw, U exponent, int threads) {
+  constexpr std::size_t kPiece = std::size_t{1} << 22;  // bytes
+  const std::size_t count = raw.size() / sizeof(U), per = kPiece / sizeof(U);
+  std::atomic<bool> ok{true};
+  detail::parallel_for((count + per - 1) / per, threads, [&](std::size_t p) {
+    const std::size_t b = p * per, e = std::min(count, b + per);
+    bool bad = false;
+    for (std::size_t i = b; i < e; ++i) {
+      U v;
+      std::memcpy(&v, raw.data() + i * sizeof(U), sizeof(U));
+      if constexpr (std::endian::native == std::endian::big) {
+        if constexpr (sizeof(U) == 2) v = __builtin_bswap16(v);
+        if constexpr (sizeof(U) == 4) v = __builtin_bswap32(v);
+        if constexpr (sizeof(U) == 8) v = __builtin_bswap64(v);
+      }
+      bad |= (v & exponent) == exponent;
+    }
+    if (bad) ok.store(false, std::memory_order_relaxed);
+  });
+  return ok.load();
+}
+
+bool raw_all_finite(std::span<const unsigned char> raw, st::DType dtype, int threads) {
+  switch (dtype) {
+    case st::DType::BF16:
+      return raw_finite_as<std::uint16_t>(raw, 0x7F80u, threads);
+    case st::DType::F16:
+      return raw_finite_as<std::uint16_t>(raw, 0x7C00u, threads);
+    case st::DType::F32:
+      return raw_finite_as<std::uint32_t>(raw, 0x7F800000u, threads);
+    case st::DType::F64:
+      return raw_finite_as<std::uint64_t>(raw, 0x7FF0000000000000u, threads);
+    default:
+      throw std::logic_error("raw_all_finite: not a floating dtype");
+  }
+}
+
+// The data check of every tensor this run quantizes, before anything is written: a non-finite value is an
+// Error naming the input, the tensor and the value's index in the tensor as laid out (what the pipeline's
+// check would say, after some tensors were written).
+void check_data_finite(const std::vector<Job>& jobs, const std::vector<InputFile>& files,
+                       const std::vector<std::size_t>& owner, std::size_t shard, const std::string& in_name,
+                       int threads) {
+  for (std::size_t ji = 0; ji < jobs.size(); ++ji) {
+    const Job& j = jobs[ji];
+    if (!j.quantize || owner[ji] != shard) continue;
+    const st::File& f = files[j.file].file;
+    if (raw_all_finite(f.raw(j.name), j.info.dtype, threads)) continue;
+    const st::Array a = f.read(j.name);
+    try {
+      if (j.layout == Layout::hwio && a.shape.size() >= 2) {
+        const Tensor t = to_tensor(a.shape, a.values, j.layout, j.name);
+        check_finite(t.values, "data", t.cols);
+      } else {
+        check_finite(a.values, "data", j.cols);
+      }
+    } catch (const Error& e) {
+      throw Error(in_name + ": tensor \"" + j.name + "\": " + e.what());
+    }
+  }
 }
 
 // Quantizes one tensor into its output file (and the packed file), filling the journal entry's report row,
@@ -1139,6 +1208,7 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
     throw Error("--shard " + std::to_string(si) + "/" + std::to_string(sn) + ": give i/n with 1 <= i <= n");
   const std::vector<std::size_t> owner = assign_shards(jobs, sn);
   const fs::path work = sn == 1 ? o.out : o.out / shard_folder_name(si, sn);
+  check_data_finite(jobs, files, owner, si, in_name, detail::resolve_threads(o.threads));
 
   std::error_code ec;
   fs::create_directories(work, ec);

@@ -83,22 +83,8 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// Whether every value is finite, on up to `threads` threads (pieces of a fixed size, so any thread count
-// reads the same values); a failure is then reported by the serial check, which names the first bad value.
-bool all_finite(std::span<const float> v, int threads) {
-  constexpr std::size_t kPiece = std::size_t{1} << 20;
-  const std::size_t pieces = (v.size() + kPiece - 1) / kPiece;
-  if (pieces <= 1 || threads <= 1) return detail::all_finite(v);
-  std::atomic<bool> ok{true};
-  detail::parallel_for(pieces, threads, [&](std::size_t p) {
-    if (!detail::all_finite(v.subspan(p * kPiece, std::min(kPiece, v.size() - p * kPiece))))
-      ok.store(false, std::memory_order_relaxed);
-  });
-  return ok.load();
-}
-
 void check_data(TensorView x, int threads) {
-  if (x.values.empty() || !all_finite(x.values, threads)) check_finite(x.values, "data", x.cols);
+  if (x.values.empty() || !detail::all_finite(x.values, threads)) check_finite(x.values, "data", x.cols);
 }
 
 void check_weights(TensorView x, std::span<const float> weights) {

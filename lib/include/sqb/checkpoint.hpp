@@ -102,7 +102,8 @@ using ReportRow = std::map<std::string, std::string>;
 std::vector<std::string> report_columns();
 
 /// Runs the whole job; returns the report's rows (the totals row last, tensor "(total)"). Errors (sqb::Error)
-/// for bad input are raised before any output is written.
+/// for bad input, a NaN or infinity in a weight to be quantized included, are raised before any output is
+/// written.
 ///
 /// Every run keeps a journal (`.sqbench-quantize.journal` in the folder) of its finished tensors and writes
 /// the data files under `<name>.partial`: a killed run leaves those, never a final name, and `resume`

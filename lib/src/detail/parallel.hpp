@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "detail/reduce.hpp"
 #include "sqb/error.hpp"
 
 namespace sqb::detail {
@@ -55,6 +56,21 @@ void parallel_for(std::size_t n, int threads, F&& f) {
   for (std::thread& t : pool)
     t.join();
   if (const std::size_t i = first_failed.load(); i < n) std::rethrow_exception(errors[i]);
+}
+
+/// Whether every value is finite (reduce.hpp's all_finite), on up to `threads` threads over pieces of a fixed
+/// size, so any thread count reads the same values; a caller reports a failure with the serial check_finite,
+/// which names the first bad value.
+inline bool all_finite(std::span<const float> v, int threads) {
+  constexpr std::size_t kPiece = std::size_t{1} << 20;
+  const std::size_t pieces = (v.size() + kPiece - 1) / kPiece;
+  if (pieces <= 1 || threads <= 1) return all_finite(v);
+  std::atomic<bool> ok{true};
+  parallel_for(pieces, threads, [&](std::size_t p) {
+    if (!all_finite(v.subspan(p * kPiece, std::min(kPiece, v.size() - p * kPiece))))
+      ok.store(false, std::memory_order_relaxed);
+  });
+  return ok.load();
 }
 
 }  // namespace sqb::detail
