@@ -717,7 +717,9 @@ void check_data_finite(const std::vector<Job>& jobs, const std::vector<InputFile
     const Job& j = jobs[ji];
     if (!j.quantize || owner[ji] != shard) continue;
     const st::File& f = files[j.file].file;
-    if (raw_all_finite(f.raw(j.name), j.info.dtype, threads)) continue;
+    const bool finite = raw_all_finite(f.raw(j.name), j.info.dtype, threads);
+    release_pages(f.raw(j.name));  // the scan must not hold the whole model resident
+    if (finite) continue;
     const st::Array a = f.read(j.name);
     try {
       if (j.layout == Layout::hwio && a.shape.size() >= 2) {
