@@ -55,6 +55,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // Beside results.partial.csv: the fingerprints of the files its cells were computed from.
+constexpr const char* kPartialCsv = "results.partial.csv";
 constexpr const char* kPartialInputs = "results.partial.inputs.json";
 
 // ---- interruption
@@ -506,6 +507,155 @@ void render_outputs(const Config& config, const CsvTable& results, const fs::pat
   stage_outputs(config, results, out).commit(quiet);
 }
 
+// What an interrupted run of this config left in `out` (results.partial.csv, else a finished results.csv):
+// its rows that are finished cells of `mine`, by cell index. A row that is not what a finished cell writes is
+// dropped with a warning (its cell runs again); rows of another config, other columns or other input files
+// are an Error that changes nothing.
+struct EarlierRows {
+  std::map<std::size_t, std::vector<std::string>> rows;  // cell index -> row
+  bool dropped_torn = false;                             // the last line was cut off mid-write
+};
+EarlierRows resumable_rows(const Config& config, const Plan& plan, const fs::path& out,
+                           const std::vector<std::size_t>& mine,
+                           const std::vector<InputFingerprint>& inputs) {
+  std::map<std::vector<std::string>, std::size_t> index_of_key;
+  for (const std::size_t i : mine)
+    index_of_key[plan.key_fields(plan.cells[i])] = i;
+  const fs::path partial = out / kPartialCsv, partial_inputs = out / kPartialInputs,
+                 final_csv = out / "results.csv";
+  std::error_code ec;
+  EarlierRows e;
+  const fs::path from = fs::exists(partial, ec) ? partial : final_csv;
+  if (fs::exists(from, ec)) {
+    const CsvTable old = read_csv(from, /*allow_torn_tail=*/true, /*drop_bad_width=*/true);
+    e.dropped_torn = old.dropped_torn_tail;
+    // A row that is not what a finished cell writes (edited by hand, torn by a crash) is never copied into
+    // results.csv: its cell runs again.
+    const auto drop = [&](std::size_t line, const std::string& why) {
+      std::cerr << "sqbench: warning: " << from.string() << ":" << line << ": " << why
+                << "; the row is dropped and its cell computed again\n";
+    };
+    for (const std::string& d : old.dropped) {
+      const auto colon = d.find(':');
+      drop(std::stoul(d.substr(0, colon)), d.substr(colon + 2));
+    }
+    const fs::path recorded_in = from == partial ? partial_inputs : out / "context.json";
+    if (const auto recorded = read_inputs(recorded_in)) {
+      check_same_inputs(*recorded, inputs, from.string() + ": cannot resume");
+    } else if (!old.rows.empty() && !inputs.empty()) {
+      std::cerr << "sqbench: warning: " << recorded_in.string()
+                << " records no input fingerprints (an older sqbench wrote it): the resumed cells are "
+                   "assumed to come from the same input files\n";
+    }
+    if (old.header != plan.header) {
+      throw sqb::Error(from.string() +
+                       ": cannot resume: its columns differ from this config's (it was written by a "
+                       "different config or sqbench version); nothing was changed");
+    }
+    const std::size_t hash_col = *old.column("config_hash");
+    for (std::size_t ri = 0; ri < old.rows.size(); ++ri) {
+      const std::vector<std::string>& r = old.rows[ri];
+      const std::size_t line = old.row_lines[ri];
+      if (r[hash_col] != config.hash) {
+        throw sqb::Error(from.string() + ": cannot resume: it holds results of a different config (hash " +
+                         r[hash_col] + ", this config's is " + config.hash + "); nothing was changed");
+      }
+      const std::vector<std::string> key(r.begin(),
+                                         r.begin() + static_cast<std::ptrdiff_t>(plan.keys.size()));
+      const auto it = index_of_key.find(key);
+      if (it == index_of_key.end()) {
+        drop(line, "its key (" + key_text(old.header, key) + ") is no cell of this config");
+        continue;
+      }
+      if (e.rows.contains(it->second)) {
+        drop(line, "its cell (" + key_text(old.header, key) + ") appears on an earlier line too");
+        continue;
+      }
+      std::string bad;
+      for (std::size_t c = plan.keys.size(); c < r.size() && bad.empty(); ++c) {
+        if (sqb::column_info(plan.columns[c]).numeric && !r[c].empty() && !parse_field_number(r[c])) {
+          bad = "its " + old.header[c] + " field '" + r[c].substr(0, 40) + "' is not a number";
+        }
+      }
+      if (!bad.empty()) {
+        drop(line, bad);
+        continue;
+      }
+      e.rows[it->second] = r;
+    }
+  }
+  return e;
+}
+
+// A run without --resume or --fresh refuses a folder holding an interrupted run's finished cells or another
+// config's finished results.
+void refuse_to_replace(const Config& config, const fs::path& out) {
+  const fs::path partial = out / kPartialCsv;
+  std::error_code ec;
+  // A partial file with no finished cell (a run that died in its first cell) holds nothing to lose.
+  if (fs::exists(partial, ec) && has_finished_cells(partial)) {
+    throw sqb::Error(partial.string() +
+                     " holds the results of an interrupted run; pass --resume to continue it, or "
+                     "--fresh to discard it and start over");
+  }
+  if (const std::string old = finished_config_hash(out); !old.empty() && old != config.hash) {
+    throw sqb::Error("results folder " + out.string() +
+                     " holds the finished results of a different config (hash " + old +
+                     "; this config's is " + config.hash +
+                     "); nothing was changed: pass --fresh to replace them, or choose another --out");
+  }
+}
+
+// A complete run's folder: results.csv in the canonical order, config.ini and context.json written together,
+// after the tables and plots were made (a view that cannot be made leaves the folder as it was); the partial
+// files and what another config made and this one does not remake go.
+void write_complete(const Config& config, const Plan& plan,
+                    const std::map<std::size_t, std::vector<std::string>>& rows, RunInfo& info,
+                    const fs::path& out, const RunOptions& opt) {
+  const bool sharded = opt.shard_count > 1;
+  const fs::path partial = out / kPartialCsv, partial_inputs = out / kPartialInputs,
+                 final_csv = out / "results.csv";
+  std::error_code ec;
+  CsvTable results;
+  results.header = plan.header;
+  for (auto& [i, r] : rows)
+    results.rows.push_back(r);
+  info.complete = true;
+  // With --fresh over another config's results, what that config made and this one does not remake goes too,
+  // so the folder never mixes the two.
+  const std::vector<fs::path> stale = stale_outputs(out, config);
+  // The tables and plots are made (and checked complete) before results.csv is replaced: a table that
+  // cannot be made or a plot that cannot be written leaves the folder as it was.
+  StagedOutputs views;
+  if (!sharded) {
+    try {
+      views = stage_outputs(config, results, out);
+    } catch (const sqb::Error& e) {
+      throw sqb::Error(std::string(e.what()) + "; the results folder " + folder_text(out) +
+                       " still holds its earlier results, tables and plots (this run's cells are in " +
+                       partial.filename().string() + ")");
+    }
+  }
+  write_files_atomic({{final_csv, csv_text(results.header, results.rows)},
+                      {out / "config.ini", config.text},
+                      {out / "context.json", context_json(config, info)}});
+  fs::remove(partial, ec);
+  fs::remove(partial_inputs, ec);
+  for (const fs::path& f : stale)
+    fs::remove(f, ec);
+  // Views rendered from the folder's earlier results (sqbench render --config) describe results that are
+  // gone.
+  fs::remove_all(out / "views", ec);
+  if (sharded) {
+    if (!opt.quiet) {
+      std::cerr << "sqbench: shard " << info.shard << " complete; combine the shards with `sqbench merge "
+                << out.parent_path().string() << "/shard-*`\n";
+    }
+  } else {
+    views.commit(opt.quiet);
+  }
+}
+
 RunResult run_sweep(const Config& config, const RunOptions& opt) {
   const Clock::time_point start = Clock::now();
   const Plan plan = make_plan(config);
@@ -545,95 +695,20 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
   for (std::size_t i = opt.shard_index; i < plan.cells.size(); i += opt.shard_count)
     mine.push_back(i);
 
-  std::map<std::vector<std::string>, std::size_t> index_of_key;
-  for (const std::size_t i : mine)
-    index_of_key[plan.key_fields(plan.cells[i])] = i;
-
   // Every file the cells read, fingerprinted before any cell runs: a resumed run must read the same bytes.
   const std::vector<InputFingerprint> inputs = fingerprints(plan_inputs(config, plan));
-  // Earlier results: resumed, or a reason to refuse.
-  const fs::path partial = out / "results.partial.csv";
+  const fs::path partial = out / kPartialCsv;
   const fs::path partial_inputs = out / kPartialInputs;
-  const fs::path final_csv = out / "results.csv";
-  std::error_code ec;
-  std::map<std::size_t, std::vector<std::string>> rows;  // cell index -> row
-  std::size_t resumed = 0;
-  bool dropped_torn = false;
+  // Earlier results: resumed, or a reason to refuse.
+  EarlierRows earlier;
   if (opt.resume) {
-    const fs::path from = fs::exists(partial, ec) ? partial : final_csv;
-    if (fs::exists(from, ec)) {
-      const CsvTable old = read_csv(from, /*allow_torn_tail=*/true, /*drop_bad_width=*/true);
-      dropped_torn = old.dropped_torn_tail;
-      // A row that is not what a finished cell writes (edited by hand, torn by a crash) is never copied into
-      // results.csv: its cell runs again.
-      const auto drop = [&](std::size_t line, const std::string& why) {
-        std::cerr << "sqbench: warning: " << from.string() << ":" << line << ": " << why
-                  << "; the row is dropped and its cell computed again\n";
-      };
-      for (const std::string& d : old.dropped) {
-        const auto colon = d.find(':');
-        drop(std::stoul(d.substr(0, colon)), d.substr(colon + 2));
-      }
-      const fs::path recorded_in = from == partial ? partial_inputs : out / "context.json";
-      if (const auto recorded = read_inputs(recorded_in)) {
-        check_same_inputs(*recorded, inputs, from.string() + ": cannot resume");
-      } else if (!old.rows.empty() && !inputs.empty()) {
-        std::cerr << "sqbench: warning: " << recorded_in.string()
-                  << " records no input fingerprints (an older sqbench wrote it): the resumed cells are "
-                     "assumed to come from the same input files\n";
-      }
-      if (old.header != plan.header) {
-        throw sqb::Error(from.string() +
-                         ": cannot resume: its columns differ from this config's (it was written by a "
-                         "different config or sqbench version); nothing was changed");
-      }
-      const std::size_t hash_col = *old.column("config_hash");
-      for (std::size_t ri = 0; ri < old.rows.size(); ++ri) {
-        const std::vector<std::string>& r = old.rows[ri];
-        const std::size_t line = old.row_lines[ri];
-        if (r[hash_col] != config.hash) {
-          throw sqb::Error(from.string() + ": cannot resume: it holds results of a different config (hash " +
-                           r[hash_col] + ", this config's is " + config.hash + "); nothing was changed");
-        }
-        const std::vector<std::string> key(r.begin(),
-                                           r.begin() + static_cast<std::ptrdiff_t>(plan.keys.size()));
-        const auto it = index_of_key.find(key);
-        if (it == index_of_key.end()) {
-          drop(line, "its key (" + key_text(old.header, key) + ") is no cell of this config");
-          continue;
-        }
-        if (rows.contains(it->second)) {
-          drop(line, "its cell (" + key_text(old.header, key) + ") appears on an earlier line too");
-          continue;
-        }
-        std::string bad;
-        for (std::size_t c = plan.keys.size(); c < r.size() && bad.empty(); ++c) {
-          if (sqb::column_info(plan.columns[c]).numeric && !r[c].empty() && !parse_field_number(r[c])) {
-            bad = "its " + old.header[c] + " field '" + r[c].substr(0, 40) + "' is not a number";
-          }
-        }
-        if (!bad.empty()) {
-          drop(line, bad);
-          continue;
-        }
-        rows[it->second] = r;
-      }
-      resumed = rows.size();
-    }
+    earlier = resumable_rows(config, plan, out, mine, inputs);
   } else if (!opt.fresh) {
-    // A partial file with no finished cell (a run that died in its first cell) holds nothing to lose.
-    if (fs::exists(partial, ec) && has_finished_cells(partial)) {
-      throw sqb::Error(partial.string() +
-                       " holds the results of an interrupted run; pass --resume to continue it, or "
-                       "--fresh to discard it and start over");
-    }
-    if (const std::string old = finished_config_hash(out); !old.empty() && old != config.hash) {
-      throw sqb::Error("results folder " + out.string() +
-                       " holds the finished results of a different config (hash " + old +
-                       "; this config's is " + config.hash +
-                       "); nothing was changed: pass --fresh to replace them, or choose another --out");
-    }
+    refuse_to_replace(config, out);
   }
+  std::map<std::size_t, std::vector<std::string>>& rows = earlier.rows;  // cell index -> row
+  const std::size_t resumed = rows.size();
+  const bool dropped_torn = earlier.dropped_torn;
 
   std::vector<std::size_t> todo;
   for (const std::size_t i : mine) {
@@ -770,45 +845,7 @@ RunResult run_sweep(const Config& config, const RunOptions& opt) {
     return {out, true};
   }
 
-  // Complete: the canonical order, written atomically; the partial file goes.
-  CsvTable results;
-  results.header = plan.header;
-  for (auto& [i, r] : rows)
-    results.rows.push_back(r);
-  info.complete = true;
-  // With --fresh over another config's results, what that config made and this one does not remake goes too,
-  // so the folder never mixes the two.
-  const std::vector<fs::path> stale = stale_outputs(out, config);
-  // The tables and plots are made (and checked complete) before results.csv is replaced: a table that
-  // cannot be made or a plot that cannot be written leaves the folder as it was.
-  StagedOutputs views;
-  if (!sharded) {
-    try {
-      views = stage_outputs(config, results, out);
-    } catch (const sqb::Error& e) {
-      throw sqb::Error(std::string(e.what()) + "; the results folder " + folder_text(out) +
-                       " still holds its earlier results, tables and plots (this run's cells are in " +
-                       partial.filename().string() + ")");
-    }
-  }
-  write_files_atomic({{final_csv, csv_text(results.header, results.rows)},
-                      {out / "config.ini", config.text},
-                      {out / "context.json", context_json(config, info)}});
-  fs::remove(partial, ec);
-  fs::remove(partial_inputs, ec);
-  for (const fs::path& f : stale)
-    fs::remove(f, ec);
-  // Views rendered from the folder's earlier results (sqbench render --config) describe results that are
-  // gone.
-  fs::remove_all(out / "views", ec);
-  if (sharded) {
-    if (!opt.quiet) {
-      std::cerr << "sqbench: shard " << info.shard << " complete; combine the shards with `sqbench merge "
-                << out.parent_path().string() << "/shard-*`\n";
-    }
-  } else {
-    views.commit(opt.quiet);
-  }
+  write_complete(config, plan, rows, info, out, opt);
   return {out, false};
 }
 
@@ -833,10 +870,9 @@ fs::path merge_results(const std::vector<fs::path>& dirs, fs::path out, bool qui
     if (locked.insert(fs::weakly_canonical(dir, ec)).second)
       shard_locks.push_back(std::make_unique<FolderLock>(dir));
     if (!fs::exists(dir / "results.csv", ec)) {
-      throw sqb::Error("merge: " + dir.string() + " has no results.csv" +
-                       (fs::exists(dir / "results.partial.csv", ec)
-                            ? " (the shard is incomplete: finish it with --resume)"
-                            : ""));
+      throw sqb::Error(
+          "merge: " + dir.string() + " has no results.csv" +
+          (fs::exists(dir / kPartialCsv, ec) ? " (the shard is incomplete: finish it with --resume)" : ""));
     }
     std::ifstream cin(dir / "config.ini", std::ios::binary);
     if (!cin) throw sqb::Error("merge: " + dir.string() + " has no config.ini");
