@@ -266,6 +266,80 @@ struct Exhaustive {
   }
 };
 
+// One pass of the Lagrangian search at penalty `lambda` over groups 1..m (see Lagrangian::solve): f[i]
+// is the least penalised cost of the first i groups, cnt[i] its cluster count and par[i] where its last
+// cluster starts; dq_j / dq_s are the candidate deque's workspace. Every array holds m + 1 entries. One
+// function for the general and the tiny-block search, so both take the same steps in the same order.
+template <class G>
+void lagrangian_pass(const G& g, std::size_t m, double lambda, double* f, std::uint32_t* cnt,
+                     std::uint32_t* par, std::uint32_t* dq_j, std::uint32_t* dq_s) {
+  const auto val = [&](std::size_t j, std::size_t r) { return f[j] + g.cost(j, r); };
+  const auto beats = [&](std::size_t a, std::size_t b, std::size_t r) {  // candidate a over b at row r
+    const double va = val(a, r), vb = val(b, r);
+    return va < vb || (va == vb && cnt[a] < cnt[b]);
+  };
+  f[0] = 0;
+  cnt[0] = 0;
+  std::size_t head = 0, tail = 0, offset = 1;
+  dq_j[tail] = 0;
+  dq_s[tail++] = 1;
+  for (std::size_t i = 1; i <= m; ++i) {
+    while (tail - head >= 2 && dq_s[head + 1] <= i)
+      ++head;
+    const std::size_t j = dq_j[head];
+    f[i] = val(j, i) + lambda;
+    cnt[i] = cnt[j] + 1;
+    par[i] = static_cast<std::uint32_t>(j);
+    if (i == m) break;
+    while (tail > head && beats(i, dq_j[tail - 1], std::max<std::size_t>(dq_s[tail - 1], i + 1)))
+      --tail;
+    if (tail == head) {
+      dq_j[tail] = static_cast<std::uint32_t>(i);
+      dq_s[tail++] = static_cast<std::uint32_t>(i + 1);
+      continue;
+    }
+    const std::size_t b = dq_j[tail - 1];
+    const std::size_t lo = std::max<std::size_t>(dq_s[tail - 1], i + 1);  // i does not beat b here
+    // Where i overtakes b, in (lo, m] if anywhere: gallop from the previous candidate's offset (it moves
+    // little from one candidate to the next), outwards by doubling steps, then bisect (below, above].
+    std::size_t below = lo, above = 0;
+    std::size_t r = std::min(lo + offset, m);
+    if (beats(i, b, r)) {
+      above = r;
+      for (std::size_t step = 1; above - below > 1;) {
+        const std::size_t q = above - std::min(step, above - below - 1);
+        if (!beats(i, b, q)) {
+          below = q;
+          break;
+        }
+        above = q;
+        step *= 2;
+      }
+    } else {
+      below = r;
+      for (std::size_t step = 1; below < m; step *= 2) {
+        r = std::min(below + step, m);
+        if (beats(i, b, r)) {
+          above = r;
+          break;
+        }
+        below = r;
+      }
+      if (above == 0) continue;  // i never overtakes b
+    }
+    while (above - below > 1) {
+      const std::size_t mid = below + (above - below) / 2;
+      if (beats(i, b, mid))
+        above = mid;
+      else
+        below = mid;
+    }
+    offset = above - lo;
+    dq_j[tail] = static_cast<std::uint32_t>(i);
+    dq_s[tail++] = static_cast<std::uint32_t>(above);
+  }
+}
+
 // Lagrangian relaxation (one of the approaches Gronlund et al. 2017 survey; the "Aliens trick"): for a
 // penalty lambda per cluster, min over partitions into any number c of clusters of SSE + lambda c is one
 // concave least-weight subsequence problem, solved in one pass. The least SSE with c clusters, D(c), is
@@ -296,71 +370,7 @@ class Lagrangian {
   // O(M log M) in the worst case). Exact ties in value go to the candidate with fewer clusters.
   Solution solve(double lambda) {
     const std::size_t m = g_.size();
-    const auto val = [&](std::size_t j, std::size_t r) { return f_[j] + g_.cost(j, r); };
-    const auto beats = [&](std::size_t a, std::size_t b, std::size_t r) {  // candidate a over b at row r
-      const double va = val(a, r), vb = val(b, r);
-      return va < vb || (va == vb && cnt_[a] < cnt_[b]);
-    };
-    f_[0] = 0;
-    cnt_[0] = 0;
-    std::size_t head = 0, tail = 0, offset = 1;
-    dq_j_[tail] = 0;
-    dq_s_[tail++] = 1;
-    for (std::size_t i = 1; i <= m; ++i) {
-      while (tail - head >= 2 && dq_s_[head + 1] <= i)
-        ++head;
-      const std::size_t j = dq_j_[head];
-      f_[i] = val(j, i) + lambda;
-      cnt_[i] = cnt_[j] + 1;
-      par_[i] = static_cast<std::uint32_t>(j);
-      if (i == m) break;
-      while (tail > head && beats(i, dq_j_[tail - 1], std::max<std::size_t>(dq_s_[tail - 1], i + 1)))
-        --tail;
-      if (tail == head) {
-        dq_j_[tail] = static_cast<std::uint32_t>(i);
-        dq_s_[tail++] = static_cast<std::uint32_t>(i + 1);
-        continue;
-      }
-      const std::size_t b = dq_j_[tail - 1];
-      const std::size_t lo = std::max<std::size_t>(dq_s_[tail - 1], i + 1);  // i does not beat b here
-      // Where i overtakes b, in (lo, m] if anywhere: gallop from the previous candidate's offset (it moves
-      // little from one candidate to the next), outwards by doubling steps, then bisect (below, above].
-      std::size_t below = lo, above = 0;
-      std::size_t r = std::min(lo + offset, m);
-      if (beats(i, b, r)) {
-        above = r;
-        for (std::size_t step = 1; above - below > 1;) {
-          const std::size_t q = above - std::min(step, above - below - 1);
-          if (!beats(i, b, q)) {
-            below = q;
-            break;
-          }
-          above = q;
-          step *= 2;
-        }
-      } else {
-        below = r;
-        for (std::size_t step = 1; below < m; step *= 2) {
-          r = std::min(below + step, m);
-          if (beats(i, b, r)) {
-            above = r;
-            break;
-          }
-          below = r;
-        }
-        if (above == 0) continue;  // i never overtakes b
-      }
-      while (above - below > 1) {
-        const std::size_t mid = below + (above - below) / 2;
-        if (beats(i, b, mid))
-          above = mid;
-        else
-          below = mid;
-      }
-      offset = above - lo;
-      dq_j_[tail] = static_cast<std::uint32_t>(i);
-      dq_s_[tail++] = static_cast<std::uint32_t>(above);
-    }
+    lagrangian_pass(g_, m, lambda, f_.data(), cnt_.data(), par_.data(), dq_j_.data(), dq_s_.data());
     Solution s;
     s.lambda = lambda;
     s.clusters = cnt_[m];
@@ -769,69 +779,7 @@ class TinyLagrangian {
 
   void solve(double lambda, TinyPartition& out) {
     const std::size_t m = g_.m;
-    const auto val = [&](std::size_t j, std::size_t r) { return f_[j] + g_.cost(j, r); };
-    const auto beats = [&](std::size_t a, std::size_t b, std::size_t r) {
-      const double va = val(a, r), vb = val(b, r);
-      return va < vb || (va == vb && cnt_[a] < cnt_[b]);
-    };
-    f_[0] = 0;
-    cnt_[0] = 0;
-    std::size_t head = 0, tail = 0, offset = 1;
-    dq_j_[tail] = 0;
-    dq_s_[tail++] = 1;
-    for (std::size_t i = 1; i <= m; ++i) {
-      while (tail - head >= 2 && dq_s_[head + 1] <= i)
-        ++head;
-      const std::size_t j = dq_j_[head];
-      f_[i] = val(j, i) + lambda;
-      cnt_[i] = cnt_[j] + 1;
-      par_[i] = static_cast<std::uint32_t>(j);
-      if (i == m) break;
-      while (tail > head && beats(i, dq_j_[tail - 1], std::max<std::size_t>(dq_s_[tail - 1], i + 1)))
-        --tail;
-      if (tail == head) {
-        dq_j_[tail] = static_cast<std::uint32_t>(i);
-        dq_s_[tail++] = static_cast<std::uint32_t>(i + 1);
-        continue;
-      }
-      const std::size_t b = dq_j_[tail - 1];
-      const std::size_t lo = std::max<std::size_t>(dq_s_[tail - 1], i + 1);
-      std::size_t below = lo, above = 0;
-      std::size_t r = std::min(lo + offset, m);
-      if (beats(i, b, r)) {
-        above = r;
-        for (std::size_t step = 1; above - below > 1;) {
-          const std::size_t q = above - std::min(step, above - below - 1);
-          if (!beats(i, b, q)) {
-            below = q;
-            break;
-          }
-          above = q;
-          step *= 2;
-        }
-      } else {
-        below = r;
-        for (std::size_t step = 1; below < m; step *= 2) {
-          r = std::min(below + step, m);
-          if (beats(i, b, r)) {
-            above = r;
-            break;
-          }
-          below = r;
-        }
-        if (above == 0) continue;
-      }
-      while (above - below > 1) {
-        const std::size_t mid = below + (above - below) / 2;
-        if (beats(i, b, mid))
-          above = mid;
-        else
-          below = mid;
-      }
-      offset = above - lo;
-      dq_j_[tail] = static_cast<std::uint32_t>(i);
-      dq_s_[tail++] = static_cast<std::uint32_t>(above);
-    }
+    lagrangian_pass(g_, m, lambda, f_, cnt_, par_, dq_j_, dq_s_);
     out.lambda = lambda;
     out.clusters = cnt_[m];
     out.g = f_[m];
