@@ -81,7 +81,7 @@ TEST_CASE("block sort: vqsort on order keys equals std::sort in IEEE total order
 TEST_CASE("block sort: (value, weight) pairs sort by value, then weight, bit for bit",
           "[kmeans_fast][sort]") {
   std::mt19937_64 g(12);
-  for (const std::size_t n : {1, 2, 5, 47, 48, 64, 65, 127, 128, 200, 5000, 70000}) {
+  for (const std::size_t n : {1, 2, 5, 47, 48, 64, 65, 127, 128, 200, 256, 257, 5000, 70000}) {
     std::vector<float> x = nasty(g, n), w(n);
     for (float& v : w)
       v = unit(g) < 0.3 ? 1.0f : static_cast<float>(std::exp(6 * (unit(g) - 0.5)));
@@ -409,6 +409,190 @@ TEST_CASE("kmeans_optimal per group of 64 through the pipeline: each block's lev
       INFO("block " << b << " K=" << k);
       const auto expect = sqb::Codebook::nearest(std::span<const double>(general_levels(block, k)));
       CHECK(q.designs[b].codebook == expect);
+    }
+  }
+}
+
+namespace {
+
+// The levels kmeans_optimal's general path gives a weighted block (what its design called for every weighted
+// block before the tiny path took the small ones).
+std::vector<double> general_levels(const std::vector<float>& x, const std::vector<float>& w, std::size_t k) {
+  return sqb::detail::kmeans_sketch(x, w, k, std::max(x.size(), 2 * k)).centroids;
+}
+
+std::vector<double> tiny_levels(const std::vector<float>& x, const std::vector<float>& w, std::size_t k) {
+  std::vector<double> out(k);
+  sqb::detail::kmeans_tiny(x, w, k, out);
+  return out;
+}
+
+// Weights of the kinds the weighted tiny path must get exactly right: all 1 (the unweighted optimum through
+// the weighted sums), small integers (exactly tied weighted partitions), some zero (dropped elements), all
+// zero (the weights ignored), widely varying (1e-13..1e13), and huge next to denormal (a cluster's weight
+// that rounds to nothing in the prefix sums).
+std::vector<float> tiny_weights(std::mt19937_64& g, std::size_t n, int kind) {
+  std::vector<float> w(n);
+  for (float& v : w) {
+    const double u = unit(g);
+    switch (kind) {
+      case 0:
+        v = 1.0f;
+        break;
+      case 1:
+        v = static_cast<float>(1 + g() % 3);
+        break;
+      case 2:
+        v = u < 0.4 ? 0.0f : static_cast<float>(0.5 + unit(g));
+        break;
+      case 3:
+        v = 0.0f;
+        break;
+      case 4:
+        v = static_cast<float>(std::exp(60 * (u - 0.5)));
+        break;
+      default:
+        v = u < 0.3 ? 1e30f : u < 0.6 ? 1e-45f : u < 0.7 ? 0.0f : static_cast<float>(unit(g));
+    }
+  }
+  return w;
+}
+
+}  // namespace
+
+TEST_CASE("weighted tiny-block k-means gives the general weighted path's levels bit for bit, ties included",
+          "[kmeans_fast][tiny][weighted]") {
+  std::mt19937_64 g(37);
+  std::size_t checked = 0, tied = 0, dropped = 0;
+  for (std::size_t n = 1; n <= 300; ++n) {
+    for (int kind = 0; kind < 6; ++kind) {
+      for (int wkind = 0; wkind < 6; ++wkind) {
+        if ((kind + wkind + n) % 3 != 0 && n > 70) continue;  // every pair for group sizes, a third beyond
+        std::vector<float> x = tiny_block(g, n, kind);
+        if (wkind == 1 && n > 2) x[n / 2] = x[0];  // a duplicate value with another weight
+        const std::vector<float> w = tiny_weights(g, n, wkind);
+        if (n > sqb::detail::kTinyBlock) {
+          std::vector<double> out(4);
+          CHECK_THROWS_AS(sqb::detail::kmeans_tiny(x, w, 4, out), sqb::Error);
+          continue;
+        }
+        std::vector<std::size_t> ks;
+        if (n <= 70) {
+          for (std::size_t k = 1; k <= std::min<std::size_t>(n + 1, 20); ++k)
+            ks.push_back(k);
+          for (const std::size_t k : {32, 64})
+            if (k <= n + 1) ks.push_back(k);
+        } else {
+          ks = {1, 2, 3, 4, 8, 15, 16, 17, 32, 64, n - 1, n, n + 1};
+        }
+        for (const std::size_t k : ks) {
+          if (k > sqb::detail::kTinyBlock) continue;
+          INFO("N=" << n << " kind " << kind << " weights " << wkind << " K=" << k);
+          const std::vector<double> slow = general_levels(x, w, k), fast = tiny_levels(x, w, k);
+          REQUIRE(bits(fast) == bits(slow));
+          ++checked;
+          tied += kind == 1 || kind == 2 || wkind == 1;
+          dropped += wkind == 2 || wkind == 5;
+        }
+      }
+    }
+  }
+  CHECK(checked > 60000);
+  CHECK(tied > 20000);
+  CHECK(dropped > 15000);
+}
+
+TEST_CASE("weighted tiny-block k-means: tied optima and weights that vanish in the sums",
+          "[kmeans_fast][tiny][weighted]") {
+  // {0, 1, 2}, weights 1: the unweighted tie, broken the same way ({0}{1, 2}).
+  const std::vector<float> three = {2, 0, 1}, ones = {1, 1, 1};
+  CHECK(tiny_levels(three, ones, 2) == general_levels(three, ones, 2));
+  CHECK(tiny_levels(three, ones, 2) == std::vector<double>{0.0, 1.5});
+  // {0 (w 2), 1 (w 1), 2 (w 2)}: {0}{1, 2} and {0, 1}{2} again tie (2/3 each).
+  const std::vector<float> sym = {0, 1, 2}, w212 = {2, 1, 2};
+  CHECK(bits(tiny_levels(sym, w212, 2)) == bits(general_levels(sym, w212, 2)));
+  // Zero weights: those values pull no level (and with all zero the block is unweighted).
+  const std::vector<float> x = {0, 1, 10, 11, 100}, w = {1, 1, 0, 1, 0}, zero(5, 0.0f);
+  CHECK(tiny_levels(x, w, 2) == general_levels(x, w, 2));
+  CHECK(tiny_levels(x, w, 3) == std::vector<double>{0.0, 1.0, 11.0});  // 3 values of positive weight
+  CHECK(bits(tiny_levels(x, zero, 2)) == bits(tiny_levels(x, 2)));
+  // A denormal weight after a huge one: the prefix weight does not move, the cluster costs 0.
+  const std::vector<float> y = {0, 1, 2, 3, 4, 5}, wy = {1e30f, 1e-45f, 1e-45f, 1e30f, 1e-45f, 1};
+  for (std::size_t k = 1; k <= 6; ++k) {
+    INFO("K=" << k);
+    CHECK(bits(tiny_levels(y, wy, k)) == bits(general_levels(y, wy, k)));
+  }
+  // Symmetric integer blocks with symmetric integer weights: many tied optima.
+  for (std::size_t n = 2; n <= 64; ++n) {
+    std::vector<float> v(n), wv(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      v[i] = static_cast<float>(i % 5);
+      wv[i] = static_cast<float>(1 + (i % 5 == 0 || i % 5 == 4));
+    }
+    for (std::size_t k = 1; k <= 6; ++k) {
+      INFO("N=" << n << " K=" << k);
+      CHECK(bits(tiny_levels(v, wv, k)) == bits(general_levels(v, wv, k)));
+    }
+  }
+}
+
+TEST_CASE("weighted tiny-block k-means refuses what the general path refuses",
+          "[kmeans_fast][tiny][weighted]") {
+  std::vector<double> out(2);
+  const std::vector<float> x = {1, 2, 3};
+  const std::vector<float> bad_size = {1, 1}, negative = {1, -1, 1}, nan = {1, NAN, 1},
+                           inf = {1, INFINITY, 1};
+  for (const auto* w : {&bad_size, &negative, &nan, &inf}) {
+    CHECK_THROWS_AS(sqb::detail::kmeans_tiny(x, *w, 2, out), sqb::Error);
+    CHECK_THROWS_AS(general_levels(x, *w, 2), sqb::Error);
+  }
+  // The same message as the general path's, naming the element.
+  CHECK_THROWS_WITH(sqb::detail::kmeans_tiny(x, negative, 2, out), Catch::Contains("element 1"));
+  // The memory guard sees the distinct values of positive weight.
+  std::size_t seen = 0;
+  const std::vector<float> y = {1, 2, 3, 4}, wy = {1, 0, 1, 1};
+  sqb::detail::kmeans_tiny(y, wy, 2, out, [&](std::size_t d) { seen = d; });
+  CHECK(seen == 3);
+}
+
+TEST_CASE(
+    "kmeans_optimal per group of 64 with importance weights: each block's levels and codes are the "
+    "general weighted path's",
+    "[kmeans_fast][tiny][weighted]") {
+  sqb::Tensor t = sqbtest::tensor(6, 256, 11);
+  for (std::size_t i = 3 * 256; i < 6 * 256; ++i)
+    t.values[i] = std::round(t.values[i] * 2);
+  std::mt19937_64 g(5);
+  std::vector<float> w(t.values.size()), cw(256);
+  for (std::size_t i = 0; i < w.size(); ++i)
+    w[i] = i % 7 == 0 ? 0.0f : static_cast<float>(std::exp(8 * (unit(g) - 0.5)));
+  for (float& v : cw)
+    v = static_cast<float>(std::exp(8 * (unit(g) - 0.5)));
+  for (const bool per_column : {false, true}) {
+    for (const std::size_t k : {4, 16}) {
+      sqb::QuantizeOptions opt;
+      opt.granularity = sqb::Granularity::parse("group:64");
+      if (per_column)
+        opt.column_weights = cw;
+      else
+        opt.weights = w;
+      const auto q = sqb::quantize(t, "kmeans_optimal", k, opt);
+      REQUIRE(q.designs.size() == 24);
+      for (std::size_t b = 0; b < q.designs.size(); ++b) {
+        const auto at = static_cast<std::ptrdiff_t>(64 * b);
+        const std::vector<float> block(t.values.begin() + at, t.values.begin() + at + 64);
+        std::vector<float> bw(64);
+        for (std::size_t i = 0; i < 64; ++i)
+          bw[i] = per_column ? cw[(64 * b + i) % 256] : w[64 * b + i];
+        INFO("block " << b << " K=" << k << (per_column ? " column weights" : " element weights"));
+        const auto expect = sqb::Codebook::nearest(std::span<const double>(general_levels(block, bw, k)));
+        REQUIRE(q.designs[b].codebook == expect);
+        std::vector<std::uint8_t> codes(64);
+        sqb::encode(expect, block, codes);
+        for (std::size_t i = 0; i < 64; ++i)
+          REQUIRE(std::bit_cast<std::uint32_t>(q.decoded[64 * b + i]) ==
+                  std::bit_cast<std::uint32_t>(expect.levels()[codes[i]]));
+      }
     }
   }
 }

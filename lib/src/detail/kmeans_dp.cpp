@@ -745,14 +745,23 @@ struct TinyCostTable {
   std::size_t m = 0;
   double c[(kTinyTable + 1) * (kTinyTable + 1)];
 
-  explicit TinyCostTable(const TinyGroups& g) : m(g.m) {
+  TinyCostTable(const TinyGroups& g, bool weighted) : m(g.m) {
     for (std::size_t j = 0; j <= m; ++j) {
       double* row = c + j * (kTinyTable + 1);
       const double sj = g.s[j], s2j = g.s2[j], wj = g.w[j];
       for (std::size_t i = j; i <= std::min(j + 1, m); ++i)
         row[i] = 0.0;
-      // The weights are positions, so wt >= 2 here and the general cost's wt > 0 test always holds: without
-      // it the loop vectorises.
+      if (weighted) {
+        // A weight can round away in the prefix sums (a denormal after a huge one): the wt > 0 test stays.
+        for (std::size_t i = j + 2; i <= m; ++i) {
+          const double wt = g.w[i] - wj;
+          const double st = g.s[i] - sj;
+          row[i] = wt > 0 ? std::max(0.0, (g.s2[i] - s2j) - st * st / wt) : 0.0;
+        }
+        continue;
+      }
+      // Unweighted, the weights are positions, so wt >= 2 here and the general cost's wt > 0 test always
+      // holds: without it the loop vectorises.
       for (std::size_t i = j + 2; i <= m; ++i) {
         const double wt = g.w[i] - wj;
         const double st = g.s[i] - sj;
@@ -900,19 +909,20 @@ bool tiny_lagrangian_bounds(const G& g, std::size_t k, std::uint32_t* out) {
   return false;
 }
 
-}  // namespace
-
-void kmeans_tiny(std::span<const float> values, std::size_t k, std::span<double> levels,
-                 const std::function<void(std::size_t)>& check_distinct) {
-  const std::size_t n = values.size();
-  if (n == 0 || n > kTinyBlock || k == 0 || k > kTinyBlock || levels.size() != k) {
+void check_tiny(std::size_t n, std::size_t k, std::size_t levels) {
+  if (n == 0 || n > kTinyBlock || k == 0 || k > kTinyBlock || levels != k) {
     throw Error("kmeans_tiny: " + std::to_string(n) + " values, K = " + std::to_string(k) + ", " +
-                std::to_string(levels.size()) + " levels; needs 1.." + std::to_string(kTinyBlock) +
+                std::to_string(levels) + " levels; needs 1.." + std::to_string(kTinyBlock) +
                 " values, K in 1.." + std::to_string(kTinyBlock) + " and K levels");
   }
-  float v[kTinyBlock];
-  std::copy(values.begin(), values.end(), v);
-  sort_floats(std::span<float>(v, n));
+}
+
+// The tiny path on n sorted values `v` (with their weights `w`, all > 0, when Weighted): kmeans_sketch from
+// its distinct count on. Returns false where the general path must run instead (the search did not settle,
+// never seen).
+template <bool Weighted>
+bool tiny_sorted(const float* v, const float* w, std::size_t n, std::size_t k, std::span<double> levels,
+                 const std::function<void(std::size_t)>& check_distinct) {
   std::size_t distinct = 1;
   for (std::size_t i = 1; i < n; ++i)
     distinct += v[i] != v[i - 1];
@@ -922,56 +932,120 @@ void kmeans_tiny(std::span<const float> values, std::size_t k, std::span<double>
       if (i == 0 || v[i] != v[i - 1]) levels[c++] = v[i];
     for (; c < k; ++c)
       levels[c] = levels[c - 1];
-    return;
+    return true;
   }
   if (check_distinct) check_distinct(distinct);
-  // Groups(v, {}, 1): the same shift and prefix recurrences.
+  // Groups(v, w, 1): the same shift and prefix recurrences, in the same order and type.
   TinyGroups g;
-  double total = 0;
-  for (std::size_t i = 0; i < n; ++i)
-    total += v[i];
-  const double shift = total / static_cast<double>(n);
-  double s = 0, s2 = 0;
+  double shift = 0;
+  if (Weighted) {
+    double total = 0, total_w = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      total += static_cast<double>(w[i]) * v[i];
+      total_w += w[i];
+    }
+    shift = total / total_w;
+  } else {
+    double total = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      total += v[i];
+    shift = total / static_cast<double>(n);
+  }
+  double s = 0, s2 = 0, ws = 0;
   for (std::size_t i = 0; i < n; ++i) {
     if (i == 0 || v[i] != v[i - 1]) {
       g.start[g.m] = static_cast<std::uint32_t>(i);
       g.s[g.m] = s;
       g.s2[g.m] = s2;
-      g.w[g.m] = static_cast<double>(i);
+      g.w[g.m] = Weighted ? ws : static_cast<double>(i);
       ++g.m;
     }
     const double c = static_cast<double>(v[i]) - shift;
-    s += c;
-    s2 += c * c;
+    if (Weighted) {
+      const double wi = w[i];
+      s += wi * c;
+      s2 += wi * c * c;
+      ws += wi;
+    } else {
+      s += c;
+      s2 += c * c;
+    }
   }
   const std::size_t m = g.m;
   g.start[m] = static_cast<std::uint32_t>(n);
   g.s[m] = s;
   g.s2[m] = s2;
-  g.w[m] = static_cast<double>(n);
+  g.w[m] = Weighted ? ws : static_cast<double>(n);
   std::uint32_t gb[kTinyCap];
-  bool found = true;
   if (k == 1) {
     gb[0] = 0;
     gb[1] = static_cast<std::uint32_t>(m);
   } else if (m <= kTinyTable) {
-    found = tiny_lagrangian_bounds(TinyCostTable(g), k, gb);
+    if (!tiny_lagrangian_bounds(TinyCostTable(g, Weighted), k, gb)) return false;
   } else {
-    found = tiny_lagrangian_bounds(g, k, gb);
+    if (!tiny_lagrangian_bounds(g, k, gb)) return false;
   }
-  if (!found) {  // never seen: the general path, with its own fallback
-    const SketchResult r = kmeans_sketch(values, {}, k, std::max(n, 2 * k));
-    std::copy(r.centroids.begin(), r.centroids.end(), levels.begin());
-    return;
-  }
-  // finish: each level its cluster's mean summed directly, clamped to the cluster's range.
+  // finish: each level its cluster's (weighted) mean summed directly, clamped to the cluster's range.
   for (std::size_t c = 0; c < k; ++c) {
     const std::size_t lo = g.start[gb[c]], hi = g.start[gb[c + 1]];
-    double sum = 0;
-    for (std::size_t i = lo; i < hi; ++i)
-      sum += v[i];
-    const double wsum = static_cast<double>(hi - lo);
+    double sum = 0, wsum = 0;
+    if (Weighted) {
+      for (std::size_t i = lo; i < hi; ++i) {
+        sum += static_cast<double>(w[i]) * v[i];
+        wsum += w[i];
+      }
+    } else {
+      for (std::size_t i = lo; i < hi; ++i)
+        sum += v[i];
+      wsum = static_cast<double>(hi - lo);
+    }
     levels[c] = std::clamp(sum / wsum, static_cast<double>(v[lo]), static_cast<double>(v[hi - 1]));
+  }
+  return true;
+}
+
+}  // namespace
+
+void kmeans_tiny(std::span<const float> values, std::size_t k, std::span<double> levels,
+                 const std::function<void(std::size_t)>& check_distinct) {
+  const std::size_t n = values.size();
+  check_tiny(n, k, levels.size());
+  float v[kTinyBlock];
+  std::copy(values.begin(), values.end(), v);
+  sort_floats(std::span<float>(v, n));
+  if (!tiny_sorted<false>(v, nullptr, n, k, levels, check_distinct)) {
+    const SketchResult r = kmeans_sketch(values, {}, k, std::max(n, 2 * k));
+    std::copy(r.centroids.begin(), r.centroids.end(), levels.begin());
+  }
+}
+
+void kmeans_tiny(std::span<const float> values, std::span<const float> weights, std::size_t k,
+                 std::span<double> levels, const std::function<void(std::size_t)>& check_distinct) {
+  const std::size_t n = values.size();
+  check_tiny(n, k, levels.size());
+  if (weights.empty()) return kmeans_tiny(values, k, levels, check_distinct);
+  // positive_weight_elements on the stack: the same checks (it names the fault when one fails), the same
+  // total, the elements of positive weight in their order.
+  bool bad = weights.size() != n;
+  double total = 0;
+  for (std::size_t i = 0; i < n && !bad; ++i) {
+    bad = !std::isfinite(weights[i]) || weights[i] < 0;
+    total += weights[i];
+  }
+  if (bad) positive_weight_elements(values, weights);                     // throws, naming the fault
+  if (total == 0) return kmeans_tiny(values, k, levels, check_distinct);  // all zero: unweighted
+  float v[kTinyBlock], w[kTinyBlock];
+  std::size_t np = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (weights[i] > 0) {
+      v[np] = values[i];
+      w[np++] = weights[i];
+    }
+  }
+  sort_pairs(std::span<float>(v, np), std::span<float>(w, np));
+  if (!tiny_sorted<true>(v, w, np, k, levels, check_distinct)) {
+    const SketchResult r = kmeans_sketch(values, weights, k, std::max(n, 2 * k));
+    std::copy(r.centroids.begin(), r.centroids.end(), levels.begin());
   }
 }
 

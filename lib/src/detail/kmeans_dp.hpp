@@ -100,9 +100,15 @@ inline constexpr std::size_t kTinyBlock = 256;
 /// written to `levels` are kmeans_sketch(values, {}, k, max(N, 2 K)).centroids bit for bit, ties included
 /// (both take the same passes at the same penalties, see kmeans_dp.cpp). 1 <= N <= kTinyBlock values,
 /// 1 <= K <= kTinyBlock, levels.size() == K (sqb::Error otherwise). `check_distinct` as for kmeans_sketch.
-/// Weighted blocks go through kmeans_sketch.
 void kmeans_tiny(std::span<const float> values, std::size_t k, std::span<double> levels,
                  const std::function<void(std::size_t)>& check_distinct = {});
+
+/// The same for a weighted block: kmeans_sketch(values, weights, k, max(N, 2 K)).centroids bit for bit, ties
+/// included (the same weighted sums, in the same order and type). Weights as for kmeans_sketch: empty, or
+/// one finite weight >= 0 per value (the same sqb::Error otherwise); zero weights are left out, all zero
+/// means unweighted. `check_distinct` sees the distinct values of positive weight.
+void kmeans_tiny(std::span<const float> values, std::span<const float> weights, std::size_t k,
+                 std::span<double> levels, const std::function<void(std::size_t)>& check_distinct = {});
 
 /// Bytes kmeans_optimal_dp and optimal_sse allocate for a block with `distinct` distinct values, beyond the
 /// SortedBlock itself (about 72 per distinct value, whatever K).

@@ -25,7 +25,8 @@ constexpr std::size_t kSmall = 128;
 // store-to-load chains.)
 constexpr std::size_t kTiny = 64;
 
-// Small blocks of floats (the tiny k-means path takes up to 256): std::sort of the keys in a stack buffer.
+// Small blocks of floats or pairs (the tiny k-means path takes up to 256): std::sort of the keys in a stack
+// buffer.
 constexpr std::size_t kStack = 256;
 
 // Sorts n <= kTiny float keys by rank: each key's place is the number of keys below it plus the number of
@@ -104,6 +105,18 @@ void sort_pairs(std::span<float> v, std::span<float> w) {
       k[i] = static_cast<std::uint64_t>(float_order_key(std::bit_cast<std::uint32_t>(v[i]))) << 32 |
              std::bit_cast<std::uint32_t>(w[i]);
     insertion_sort(k, n);
+    for (std::size_t i = 0; i < n; ++i) {
+      v[i] = std::bit_cast<float>(float_from_order_key(static_cast<std::uint32_t>(k[i] >> 32)));
+      w[i] = std::bit_cast<float>(static_cast<std::uint32_t>(k[i]));
+    }
+    return;
+  }
+  if (n <= kStack) {
+    std::uint64_t k[kStack];
+    for (std::size_t i = 0; i < n; ++i)
+      k[i] = static_cast<std::uint64_t>(float_order_key(std::bit_cast<std::uint32_t>(v[i]))) << 32 |
+             std::bit_cast<std::uint32_t>(w[i]);
+    std::sort(k, k + n);
     for (std::size_t i = 0; i < n; ++i) {
       v[i] = std::bit_cast<float>(float_from_order_key(static_cast<std::uint32_t>(k[i] >> 32)));
       w[i] = std::bit_cast<float>(static_cast<std::uint32_t>(k[i]));

@@ -49,13 +49,12 @@ class KMeansOptimal final : public Quantizer, public LimitsBlocks {
     const std::size_t runs = sketch_ != 0 ? sketch_ : std::max(block.size(), 2 * k_);
     const std::span<const float> weights = used_weights(weighted_, info.weights);
     BlockDesign d;
-    if (weights.empty() && runs >= block.size() && block.size() <= detail::kTinyBlock &&
-        k_ <= detail::kTinyBlock) {
-      // Small unweighted blocks (groups of 64): the same programme on stack buffers, the same levels bit for
-      // bit. The guard captures two words, so std::function keeps it without allocating.
+    if (runs >= block.size() && block.size() <= detail::kTinyBlock && k_ <= detail::kTinyBlock) {
+      // Small blocks (groups of 64), weighted or not: the same programme on stack buffers, the same levels
+      // bit for bit. The guard captures two words, so std::function keeps it without allocating.
       const auto tiny_guard = [this, n = block.size()](std::size_t distinct) { check_distinct(n, distinct); };
       double levels[detail::kTinyBlock];
-      detail::kmeans_tiny(block, k_, std::span<double>(levels, k_), tiny_guard);
+      detail::kmeans_tiny(block, weights, k_, std::span<double>(levels, k_), tiny_guard);
       d.codebook = Codebook::nearest(std::span<const double>(levels, k_));
       return d;
     }
