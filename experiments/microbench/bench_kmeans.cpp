@@ -9,7 +9,9 @@
 // kmeans_groups/fit/* the pipeline's fit stage with one codebook per group of 64 (exact against Lloyd).
 // kmeans_tiny/* the design of 65,536 blocks of 64 N(0,1) values (what kmeans_optimal does per group of 64),
 // K = 4, 8, 16: the tiny-block path (kmeans_tiny) against the general one (kmeans_sketch with a run per
-// distinct value), which give the same levels bit for bit. Items/s counts blocks.
+// distinct value), which give the same levels bit for bit, unweighted and /weighted (a log-normal importance
+// weight per value). Items/s counts blocks. kmeans_groups/fit/kmeans_optimal/weighted/* is the fit stage with
+// a log-normal weight per column (activation importance, as `sqbench quantize --importance` gives).
 //
 //   build/experiments/sqbench_micro --benchmark_filter=kmeans_ --benchmark_repetitions=5
 //   (add --benchmark_report_aggregates_only=true for medians only)
@@ -171,13 +173,14 @@ void run_sort(benchmark::State& state, bool vq) {
 // Group codebooks: the fit stage of the pipeline (sqb::quantize_into's own timer; input check and measure
 // stage off) for one codebook per group of 64 of a 1024 x 4096 N(0,1) tensor (65,536 blocks), K = 16, one
 // thread. Items/s counts blocks.
-void run_groups(benchmark::State& state, const char* spec) {
+void run_groups(benchmark::State& state, const char* spec, bool weighted = false) {
   const std::size_t rows = 1024, cols = 4096;
   static const std::vector<float> x = sqb::make_source("gaussian")->draw(rows * cols, 0).values;
   const sqb::Tensor t(rows, cols, x);
   const auto q = sqb::make_quantizer(spec, {16, 0});
   sqb::QuantizeOptions opt;
   opt.granularity = sqb::Granularity::parse("group:64");
+  if (weighted) opt.column_weights = weights(cols);
   opt.check_input = false;
   opt.measure = false;
   sqb::Quantized scratch;
@@ -191,20 +194,23 @@ void run_groups(benchmark::State& state, const char* spec) {
 
 // The design of every block of 64 of a 65,536 x 64 N(0,1) matrix (the tensor of kmeans_groups, 1024 x 4096,
 // cut the same way), tiny path or general path.
-void run_tiny(benchmark::State& state, bool tiny) {
+void run_tiny(benchmark::State& state, bool tiny, bool weighted) {
   const std::size_t n = 64, blocks = 65536;
   const std::size_t k = static_cast<std::size_t>(state.range(0));
   static const std::vector<float> x = sqb::make_source("gaussian")->draw(n * blocks, 0).values;
+  const std::vector<float>& w = weights(n * blocks);
   std::vector<double> levels(k);
   for (auto _ : state) {
     double acc = 0;
     for (std::size_t b = 0; b < blocks; ++b) {
       const std::span<const float> block(x.data() + b * n, n);
+      const std::span<const float> bw =
+          weighted ? std::span<const float>(w.data() + b * n, n) : std::span<const float>();
       if (tiny) {
-        sqb::detail::kmeans_tiny(block, k, levels);
+        sqb::detail::kmeans_tiny(block, bw, k, levels);
         acc += levels[0];
       } else {
-        acc += sqb::detail::kmeans_sketch(block, {}, k, std::max(n, 2 * k)).centroids[0];
+        acc += sqb::detail::kmeans_sketch(block, bw, k, std::max(n, 2 * k)).centroids[0];
       }
     }
     benchmark::DoNotOptimize(acc);
@@ -274,15 +280,23 @@ const bool registered = [] {
         ->UseManualTime()
         ->Iterations(3);
   }
-  for (const bool tiny : {true, false}) {
-    benchmark::RegisterBenchmark(
-        tiny ? "kmeans_tiny/tiny/blocks:65536x64" : "kmeans_tiny/general/blocks:65536x64",
-        [tiny](benchmark::State& s) { run_tiny(s, tiny); })
-        ->ArgName("k")
-        ->Arg(4)
-        ->Arg(8)
-        ->Arg(16)
-        ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("kmeans_groups/fit/kmeans_optimal/weighted/group:64/k:16",
+                               [](benchmark::State& s) { run_groups(s, "kmeans_optimal", true); })
+      ->Unit(benchmark::kMillisecond)
+      ->UseManualTime()
+      ->Iterations(3);
+  for (const bool weighted : {false, true}) {
+    for (const bool tiny : {true, false}) {
+      const std::string name = std::string("kmeans_tiny/") + (tiny ? "tiny" : "general") +
+                               (weighted ? "/weighted" : "") + "/blocks:65536x64";
+      benchmark::RegisterBenchmark(name.c_str(),
+                                   [tiny, weighted](benchmark::State& s) { run_tiny(s, tiny, weighted); })
+          ->ArgName("k")
+          ->Arg(4)
+          ->Arg(8)
+          ->Arg(16)
+          ->Unit(benchmark::kMillisecond);
+    }
   }
   for (const bool vq : {true, false}) {
     benchmark::RegisterBenchmark(vq ? "kmeans_sort/vqsort_keys" : "kmeans_sort/std_sort",

@@ -752,11 +752,13 @@ struct TinyCostTable {
       for (std::size_t i = j; i <= std::min(j + 1, m); ++i)
         row[i] = 0.0;
       if (weighted) {
-        // A weight can round away in the prefix sums (a denormal after a huge one): the wt > 0 test stays.
+        // A weight can round away in the prefix sums (a denormal after a huge one), so the wt > 0 test
+        // stays; the quotient is computed either way (discarded when wt is 0), so the loop vectorises.
         for (std::size_t i = j + 2; i <= m; ++i) {
           const double wt = g.w[i] - wj;
           const double st = g.s[i] - sj;
-          row[i] = wt > 0 ? std::max(0.0, (g.s2[i] - s2j) - st * st / wt) : 0.0;
+          const double sse = std::max(0.0, (g.s2[i] - s2j) - st * st / wt);
+          row[i] = wt > 0 ? sse : 0.0;
         }
         continue;
       }
