@@ -1,7 +1,7 @@
 // sqbench.run and sqbench.plan: the sweep harness of the CLI (experiments/sqbench) called in process, so a
 // config run from Python plans, checks, computes and writes exactly what `sqbench run` does. sqbench.describe
 // and sqbench.evaluate: one cell through the library's sqb::describe and sqb::evaluate (what a sweep's
-// planning and cells call), its figures formatted as results.csv writes them.
+// planning and cells call), its figures formatted as results.csv writes them; describe takes a task cell too.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -192,10 +192,67 @@ py::dict key_fields(const PyCell& c) {
   return d;
 }
 
-py::dict describe_cell(const std::string& source, const std::string& quantizer, const py::object& n,
-                       std::optional<std::size_t> k, std::optional<int> bits, const std::string& granularity,
-                       std::uint64_t seed, bool opt_ratio, bool coded, int threads) {
-  const PyCell c = make_cell(source, quantizer, n, k, bits, granularity, seed, opt_ratio, coded, threads);
+// A task cell (task= and mode=): ptq and qat quantize with a quantizer at exactly one of k and bits; fp32
+// and fp32_ft have no quantizer (None or "none"), k, bits or granularity. Its key columns as a plan's row
+// of it has them.
+py::dict describe_task(const std::string& task, const std::string& mode,
+                       const std::optional<std::string>& quantizer, std::optional<std::size_t> k,
+                       std::optional<int> bits, const std::string& granularity, std::uint64_t seed) {
+  sqb::Cell cell;
+  cell.task = sqb::SpecText::parse(task, "task").canonical();
+  for (const sqb::TaskMode m :
+       {sqb::TaskMode::fp32, sqb::TaskMode::fp32_ft, sqb::TaskMode::ptq, sqb::TaskMode::qat}) {
+    if (mode == sqb::task_mode_name(m)) cell.mode = m;
+  }
+  if (!cell.is_task()) throw sqb::Error("mode = \"" + mode + "\" is not one of fp32, fp32_ft, ptq, qat");
+  const bool quantized = cell.mode == sqb::TaskMode::ptq || cell.mode == sqb::TaskMode::qat;
+  const bool has_quantizer = quantizer && *quantizer != "none";
+  if (quantized) {
+    if (!has_quantizer) throw sqb::Error("mode " + mode + " needs a quantizer");
+    if (k.has_value() == bits.has_value()) throw sqb::Error("give exactly one of k= and bits=");
+    cell.quantizer = sqb::SpecText::parse(*quantizer, "quantizer").canonical();
+    cell.k = bits ? sqb::codes_for_bits(*bits) : *k;
+    cell.granularity = sqb::Granularity::parse(granularity).to_string();
+  } else {
+    if (has_quantizer || k || bits)
+      throw sqb::Error("mode " + mode + " evaluates the float model: give no quantizer, k or bits");
+    cell.granularity.clear();
+  }
+  cell.seed = seed;
+  const sqb::CellDescription d = sqb::describe(cell);
+  py::dict out;
+  out["quantizer"] = quantized ? cell.quantizer : std::string("none");
+  out["task"] = cell.task;
+  out["mode"] = mode;
+  out["k"] = quantized ? py::object(py::int_(cell.k)) : py::object(py::none());
+  out["bits"] = quantized ? sqb::index_bits(cell.k) : 32;  // a float32 weight takes 32 bits
+  out["granularity"] = quantized ? py::object(py::str(cell.granularity)) : py::object(py::none());
+  out["seed"] = seed;
+  out["applies"] = d.applies;
+  out["why_not"] = d.applies ? py::object(py::none()) : py::object(py::str(d.why_not));
+  py::list columns;
+  for (const sqb::Col col : d.columns)
+    columns.append(std::string(sqb::column_name(col)));
+  out["columns"] = columns;
+  out["memory_bytes"] = d.memory.bytes;
+  out["memory"] = d.memory.terms;
+  return out;
+}
+
+py::dict describe_cell(const std::optional<std::string>& source, const std::optional<std::string>& quantizer,
+                       const py::object& n, std::optional<std::size_t> k, std::optional<int> bits,
+                       const std::string& granularity, std::uint64_t seed, bool opt_ratio, bool coded,
+                       int threads, const std::optional<std::string>& task,
+                       const std::optional<std::string>& mode) {
+  if (task || mode) {
+    if (!task || !mode) throw sqb::Error("a task cell needs both task= and mode=");
+    if (source) throw sqb::Error("give either a source or task= and mode=, not both");
+    if (!n.is_none() || opt_ratio || coded)
+      throw sqb::Error("a task cell takes no n, opt_ratio or coded (they belong to a distribution cell)");
+    return describe_task(*task, *mode, quantizer, k, bits, granularity, seed);
+  }
+  if (!source || !quantizer) throw sqb::Error("give a source and a quantizer (or task= and mode=)");
+  const PyCell c = make_cell(*source, *quantizer, n, k, bits, granularity, seed, opt_ratio, coded, threads);
   sqb::DescribeOptions options;
   options.threads = c.threads;
   const sqb::CellDescription d = sqb::describe(c.cell, options);
@@ -247,10 +304,11 @@ void add_harness_bindings(py::module_& m) {
   m.def("_run", &run, py::arg("path"), py::arg("text"), py::arg("out"), py::arg("jobs"), py::arg("threads"),
         py::arg("quiet"), py::arg("resume"), py::arg("fresh"));
   m.def("_plan", &plan, py::arg("path"), py::arg("text"), py::arg("threads"));
-  m.def("describe", &describe_cell, py::arg("source"), py::arg("quantizer"), py::kw_only(),
-        py::arg("n") = py::none(), py::arg("k") = py::none(), py::arg("bits") = py::none(),
+  m.def("describe", &describe_cell, py::arg("source") = py::none(), py::arg("quantizer") = py::none(),
+        py::kw_only(), py::arg("n") = py::none(), py::arg("k") = py::none(), py::arg("bits") = py::none(),
         py::arg("granularity") = "tensor", py::arg("seed") = 0, py::arg("opt_ratio") = false,
-        py::arg("coded") = false, py::arg("threads") = 1,
+        py::arg("coded") = false, py::arg("threads") = 1, py::arg("task") = py::none(),
+        py::arg("mode") = py::none(),
         "What one sweep cell does, before any work (the library's sqb::describe; what `sqbench run` plans "
         "with). source: one source spec (a `distribution =` value standing for one source); quantizer: a "
         "spec; n: values (None or \"all\": a whole file); exactly one of k and bits; granularity, seed, "
@@ -258,6 +316,11 @@ void add_harness_bindings(py::module_& m) {
         "columns as results.csv writes them, `applies` and `why_not` (the strategy cannot give K codes), "
         "`columns` (the result columns it fills), `rows`, `cols` (its data as laid out), `file_values`, "
         "`weighted`, `memory_bytes` and `memory` (its peak estimate with `threads` threads, and the terms). "
+        "A task cell instead: task= (a task spec, as a config's `task =`) and mode= (fp32, fp32_ft, ptq, "
+        "qat), no source; ptq and qat take a quantizer, exactly one of k and bits, and granularity; the "
+        "dict then has the key columns of its row in a plan (quantizer, task, mode, k, bits, granularity, "
+        "seed), `applies`, `why_not`, `columns` (its task's), `memory_bytes` and `memory` (besides what the "
+        "task cells of a run share: datasets and float models). "
         "ValueError for a bad spec or an n the source cannot give.");
   m.def("evaluate", &evaluate_cell, py::arg("source"), py::arg("quantizer"), py::kw_only(),
         py::arg("n") = py::none(), py::arg("k") = py::none(), py::arg("bits") = py::none(),

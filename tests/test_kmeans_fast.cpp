@@ -164,6 +164,26 @@ TEST_CASE("optimal k-means on blocks large enough for the coarse first penalty e
   }
 }
 
+TEST_CASE("optimal k-means at K too large for a coarser first-penalty problem equals SMAWK",
+          "[kmeans_fast]") {
+  // About 33000 distinct values: the first penalty is estimated on about 16 (K + 1) runs of groups, which at
+  // K = 2100 is no fewer than the block itself: there is nothing coarser to solve (a search that tried
+  // recursed without end: configs/phi_rho.ini's K = 4096 on 1e6 values overflowed the stack). K = 2000 still
+  // coarsens once (stride 2), its nested problems not at all.
+  const std::vector<float> x = sqbtest::draw("gaussian", 33000, 5);
+  const sqb::detail::SortedBlock d(x, {});
+  REQUIRE(d.distinct_count() >= 8 * 4096);
+  REQUIRE(d.distinct_count() <= 16 * 2101);
+  for (const std::size_t k : {2000, 2100}) {
+    INFO("K=" << k);
+    const auto fast = sqb::detail::kmeans_optimal_dp(d, k);
+    const auto smawk = sqb::detail::kmeans_optimal_smawk(d, k);
+    CHECK(std::fabs(fast.sse - smawk.sse) <= 1e-12 * smawk.sse);
+    CHECK(fast.bounds == smawk.bounds);
+    CHECK(fast.centroids == smawk.centroids);
+  }
+}
+
 TEST_CASE("k-means sketch with at least as many runs as distinct values is the exact programme, bit for bit",
           "[kmeans_fast][sketch]") {
   // Small blocks, float16-rounded blocks with many duplicates, weighted blocks (zero weights included), and

@@ -13,7 +13,6 @@
 #include "sqb/source.hpp"
 #include "sqb/spec.hpp"
 #include "table.hpp"
-#include "task_cells.hpp"
 #include "text.hpp"
 
 namespace sqbench {
@@ -99,25 +98,24 @@ std::string planned_field(const ColumnFills& fills, sqb::Col id, const std::stri
 CsvTable planned_results(const Config& config, const Plan& plan) {
   CsvTable t;
   t.header = plan.header;
-  // What the library's description of each (quantizer, source, opt_ratio) says its cells fill.
-  std::map<std::tuple<std::size_t, std::size_t, bool>, std::set<sqb::Col>> described;
+  // What the library's description of each (task cell, quantizer, source or task, opt_ratio) says its cells
+  // fill.
+  std::map<std::tuple<bool, std::size_t, std::size_t, bool>, std::set<sqb::Col>> described;
   for (std::size_t i = 0; i < plan.cells.size(); ++i) {
     const Cell& c = plan.cells[i];
     std::vector<std::string> row = plan.key_fields(c);
-    const std::set<sqb::Col>* figures = nullptr;
-    if (!c.is_task()) {
-      auto [it, added] = described.try_emplace({c.q, c.d, c.opt_ratio});
-      if (added) {
-        const std::vector<sqb::Col> cols = plan.columns_of(c);
-        it->second.insert(cols.begin(), cols.end());
-      }
-      figures = &it->second;
+    auto [it, added] = described.try_emplace({c.is_task(), c.q, c.d, c.opt_ratio});
+    if (added) {
+      const std::vector<sqb::Col> cols = plan.columns_of(c);
+      it->second.insert(cols.begin(), cols.end());
     }
+    const std::set<sqb::Col>& columns = it->second;
+    // The row's writer fills the timings (a task cell: its training's train_s; any other: every other one)
+    // and the provenance.
     const ColumnFills fills = [&](sqb::Col id) {
-      if (c.is_task()) return task_cell_fills(plan, c, id);
       const sqb::ColumnKind kind = sqb::column_info(id).kind;
-      if (kind == sqb::ColumnKind::timing) return id != sqb::Col::train_s;  // trained only in task cells
-      return kind == sqb::ColumnKind::provenance || figures->contains(id);
+      if (kind == sqb::ColumnKind::timing) return (id == sqb::Col::train_s) == c.is_task();
+      return kind == sqb::ColumnKind::provenance || columns.contains(id);
     };
     for (std::size_t col = plan.keys.size(); col < t.header.size(); ++col)
       row.push_back(planned_field(fills, plan.columns[col], config.hash, std::to_string(i + 1)));

@@ -18,16 +18,14 @@
 #include "sqb/registry.hpp"
 #include "sqb/source.hpp"
 #include "sqb/spec.hpp"
-#include "task_cells.hpp"
+#include "sqb/task.hpp"
 
 namespace sqbench {
 
 namespace {
 
-// A distribution cell's estimate is the library's description of it (sqb::describe); a task cell's is the
-// task's (task_cells.cpp).
+// A cell's estimate is the library's description of it (sqb::describe; a task cell's comes from its task).
 MemoryEstimate estimate(const Plan& plan, const Cell& c, int threads) {
-  if (c.is_task()) return estimate_task_cell(plan, c);
   try {
     return plan.describe(c, std::max(1, threads)).memory;
   } catch (const sqb::Error& e) {
@@ -151,7 +149,12 @@ std::uint64_t check_memory(const Config& config, const Plan& plan, const std::ve
   // the largest cell alone and with the largest cells together.
   MemoryEstimate shared;
   try {
-    shared = task_shared_memory(plan, cells);
+    std::vector<sqb::task::FloatModel> models;
+    for (const std::size_t i : cells) {
+      const Cell& c = plan.cells[i];
+      if (c.is_task()) models.push_back({&plan.task_specs[c.d], c.seed});
+    }
+    shared = sqb::task::shared_memory(models);
   } catch (const sqb::Error& e) {
     throw sqb::Error(config.path.string() + ": " + e.what());
   }

@@ -3,8 +3,8 @@
 // cells of a run must fit in. A cell that cannot fit is refused with exit status 2 before any work, instead
 // of dying of std::bad_alloc (or the OOM killer) hours into a sweep and leaving a half-done results folder.
 //
-// The estimate of a distribution cell is sqb::describe's (lib/src/cell.cpp lists its terms); a task cell's
-// is task_cells.cpp's.
+// A cell's estimate is sqb::describe's: lib/src/cell.cpp lists the terms of a distribution cell's,
+// lib/src/task/memory.cpp a task cell's and what the task cells of a run share (sqb::task::shared_memory).
 //
 // With --jobs J the J largest cells of the run may be in flight at once, so their estimates add up. The sum
 // plus the process itself (16 MiB; a run of tiny cells peaks at 9 MiB resident here) must fit in the physical

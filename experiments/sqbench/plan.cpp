@@ -9,7 +9,6 @@
 #include "sqb/registry.hpp"
 #include "sqb/source.hpp"
 #include "table.hpp"
-#include "task_cells.hpp"
 #include "text.hpp"
 
 namespace sqbench {
@@ -22,9 +21,7 @@ namespace {
 // is), and its four files must be there, with valid headers, now rather than when the first cell starts; so
 // must a model= checkpoint (relative to the config's folder as well).
 sqb::task::TaskSpec resolve_task(const std::string& text, const fs::path& base_dir) {
-  sqb::task::TaskSpec spec = sqb::task::parse_task_spec(text);
-  if (spec.data.is_relative()) spec.data = base_dir / spec.data;
-  if (!spec.model.empty() && spec.model.is_relative()) spec.model = base_dir / spec.model;
+  const sqb::task::TaskSpec spec = sqb::task::resolve_paths(sqb::task::parse_task_spec(text), base_dir);
   try {
     const sqb::task::DatasetShape shape = sqb::task::dataset_shape(spec.data);
     // A given float model is read whole now (it is small): a missing tensor or a wrong shape stops the run
@@ -38,22 +35,6 @@ sqb::task::TaskSpec resolve_task(const std::string& text, const fs::path& base_d
 }
 
 }  // namespace
-
-std::string mode_name(Mode m) {
-  switch (m) {
-    case Mode::none:
-      return "";
-    case Mode::fp32:
-      return "fp32";
-    case Mode::fp32_ft:
-      return "fp32_ft";
-    case Mode::ptq:
-      return "ptq";
-    case Mode::qat:
-      return "qat";
-  }
-  return "";
-}
 
 std::size_t key_count(const std::vector<std::string>& header) {
   const auto& keys = key_columns();
@@ -83,17 +64,28 @@ std::size_t Plan::position(sqb::Col c) const {
 }
 
 sqb::Cell Plan::library_cell(const Cell& c) const {
+  if (c.is_task()) {
+    sqb::Cell cell{"", c.quantized() ? quantizers[c.q] : "", 0, c.k, c.granularity, c.seed};
+    cell.task = tasks[c.d];
+    cell.mode = c.mode;
+    return cell;
+  }
   return {distributions[c.d], quantizers[c.q], c.n, c.k, c.granularity, c.seed, c.opt_ratio, coded_bits};
 }
 
 sqb::CellDescription Plan::describe(const Cell& c, int threads) const {
   sqb::DescribeOptions options;
-  options.parts.source = sources[c.d].get();
+  if (c.is_task()) {
+    options.parts.task = &task_specs[c.d];
+  } else {
+    options.parts.source = sources[c.d].get();
+  }
   options.threads = threads;
   return sqb::describe(library_cell(c), options);
 }
 
 std::vector<sqb::Col> Plan::columns_of(const Cell& c) const {
+  if (c.is_task()) return describe(c).columns;
   const sqb::Cell cell = library_cell(c);
   return sqb::cell_columns(cell, *sqb::make_quantizer(cell.quantizer, {cell.k, cell.seed}), *sources[c.d]);
 }
@@ -322,11 +314,11 @@ class PlanBuilder {
     for (const std::size_t ti : ts) {
       for (const std::uint64_t seed : sw.seeds) {
         // The float model, and (so that QAT is never credited for its extra epochs) the float model
-        // fine-tuned for as many epochs as QAT.
+        // fine-tuned for as many epochs as QAT, where the task fine-tunes at all (qat_epochs > 0).
         if (fp32) {
           add(Cell{kNoQuantizer, ti, 0, 0, "", seed, sw.id, repeats, Mode::fp32}, sw.id);
-          if (plan_.task_specs[ti].qat_epochs > 0)
-            add(Cell{kNoQuantizer, ti, 0, 0, "", seed, sw.id, repeats, Mode::fp32_ft}, sw.id);
+          const Cell ft{kNoQuantizer, ti, 0, 0, "", seed, sw.id, repeats, Mode::fp32_ft};
+          if (plan_.describe(ft).applies) add(ft, sw.id);
         }
         for (const std::size_t qi : qs) {
           for (const std::size_t k : sw.k) {
@@ -364,15 +356,13 @@ class PlanBuilder {
   // description, or its task, says).
   void select_columns() {
     std::set<sqb::Col> figures;
-    std::set<std::tuple<std::size_t, std::size_t, bool>> described;  // (quantizer, source, opt_ratio)
+    // (task cell, quantizer, source or task, opt_ratio): what a description's columns depend on.
+    std::set<std::tuple<bool, std::size_t, std::size_t, bool>> described;
     for (const Cell& c : plan_.cells) {
-      std::vector<sqb::Col> cols;
-      if (c.is_task()) {
-        cols = task_figure_columns(plan_, c);
-      } else if (described.insert({c.q, c.d, c.opt_ratio}).second) {
-        cols = plan_.columns_of(c);
+      if (!described.insert({c.is_task(), c.q, c.d, c.opt_ratio}).second) continue;
+      for (const sqb::Col col : plan_.columns_of(c)) {
+        if (sqb::column_info(col).kind == sqb::ColumnKind::figure) figures.insert(col);
       }
-      figures.insert(cols.begin(), cols.end());
     }
     for (const sqb::ColumnInfo& c : sqb::column_schema()) {
       if (c.kind == sqb::ColumnKind::figure && !figures.contains(c.id)) continue;

@@ -20,9 +20,11 @@ namespace sqbench {
 /// What a cell does: quantize a tensor (none: a distribution sweep's cell), or, in a task sweep, evaluate the
 /// float model (fp32), the float model fine-tuned as long as QAT (fp32_ft, planned with every fp32 cell
 /// whose task has qat_epochs > 0), quantize its weights (ptq) or fine-tune it through the quantizer (qat).
-enum class Mode : std::uint8_t { none, fp32, fp32_ft, ptq, qat };
+using Mode = sqb::TaskMode;
 /// "fp32", "fp32_ft", "ptq", "qat" ("" for none): the mode column.
-std::string mode_name(Mode m);
+inline std::string mode_name(Mode m) {
+  return std::string(sqb::task_mode_name(m));
+}
 
 /// Cell::q of a cell without a quantizer (modes fp32 and fp32_ft).
 inline constexpr std::size_t kNoQuantizer = static_cast<std::size_t>(-1);
@@ -74,11 +76,13 @@ struct Plan {
   std::vector<std::string> key_fields(const Cell& c) const;
   /// Where column c sits in a row; throws std::logic_error when this plan has no such column (a bug).
   std::size_t position(sqb::Col c) const;
-  /// A distribution cell as the library's value (its source and quantizer specs, coded = coded_bits).
+  /// A cell as the library's value: a distribution cell's source and quantizer specs (coded = coded_bits), or
+  /// a task cell's task spec, mode and quantizer ("" in modes fp32 and fp32_ft).
   sqb::Cell library_cell(const Cell& c) const;
-  /// sqb::describe of a distribution cell, with the plan's built source; `threads` blocks designed at once.
+  /// sqb::describe of a cell, with the plan's built source or parsed task; `threads` blocks designed at once.
   sqb::CellDescription describe(const Cell& c, int threads = 1) const;
-  /// The result columns a distribution cell fills (its description's columns, without the memory estimate).
+  /// The result columns a cell fills: a distribution cell's description's columns without the memory
+  /// estimate; a task cell's description's (its task's columns).
   std::vector<sqb::Col> columns_of(const Cell& c) const;
 };
 

@@ -81,32 +81,7 @@ std::string numbers_text(const std::vector<double>& v) {
   return s;
 }
 
-// Weights (and biases) of the network a task spec trains on images of `features` pixels.
-std::uint64_t parameters(const task::TaskSpec& spec, std::uint64_t features) {
-  std::vector<std::size_t> sizes = {static_cast<std::size_t>(features)};
-  sizes.insert(sizes.end(), spec.hidden.begin(), spec.hidden.end());
-  sizes.push_back(task::kClasses);
-  std::uint64_t p = 0;
-  for (std::size_t l = 0; l + 1 < sizes.size(); ++l)
-    p += static_cast<std::uint64_t>(sizes[l]) * sizes[l + 1] + (spec.bias ? sizes[l + 1] : 0);
-  return p;
-}
-
 }  // namespace
-
-std::vector<Col> task_figure_columns(const Plan& plan, const Cell& cell) {
-  std::vector<Col> out;
-  for (const Col c : task::cell_columns(plan.task_specs[cell.d], cell.quantized())) {
-    if (sqb::column_info(c).kind == sqb::ColumnKind::figure) out.push_back(c);
-  }
-  return out;
-}
-
-bool task_cell_fills(const Plan& plan, const Cell& cell, Col c) {
-  if (c == Col::config_hash || c == Col::train_s) return true;
-  const std::vector<Col> cols = task::cell_columns(plan.task_specs[cell.d], cell.quantized());
-  return std::find(cols.begin(), cols.end(), c) != cols.end();
-}
 
 fs::path model_dir(const fs::path& out, const task::TaskSpec& spec, std::uint64_t seed) {
   return out / "models" / task::text_hash(task::model_key(spec, seed));
@@ -364,75 +339,6 @@ std::vector<std::string> TaskRunner::run(const Config& config, const Cell& c) {
   set(Col::train_s, train_s, 6);
   row[plan_.position(Col::config_hash)] = config.hash;
   return row;
-}
-
-MemoryEstimate estimate_task_cell(const Plan& plan, const Cell& c) {
-  const task::TaskSpec& spec = plan.task_specs[c.d];
-  const task::DatasetShape ds = task::dataset_shape(spec.data);
-  const double p = static_cast<double>(parameters(spec, ds.features()));
-  std::size_t widest = ds.features() + task::kClasses;
-  for (const std::size_t h : spec.hidden)
-    widest += h;
-  // A copy of the model, AdamW's two moments and the gradients (16 B per weight); QAT adds W_q, its codes
-  // (32-bit) and the trainer's flat assignment (16 B), the pipeline's reconstruction and codes (6 B); an
-  // evaluation batch of 1000 images keeps every layer's activations and their gradients (8 B per unit).
-  const double model_state = 16 * p + (c.quantized() ? 22 * p : 0);
-  const double batch = 8.0 * 1000 * static_cast<double>(widest);
-  double design = 0;
-  if (c.quantized()) {
-    std::vector<std::size_t> sizes = {static_cast<std::size_t>(ds.features())};
-    sizes.insert(sizes.end(), spec.hidden.begin(), spec.hidden.end());
-    sizes.push_back(task::kClasses);
-    const sqb::Granularity g = sqb::Granularity::parse(c.granularity);
-    double largest = 0;
-    for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
-      const double in = static_cast<double>(sizes[l]), out = static_cast<double>(sizes[l + 1]);
-      const double block = g.kind == sqb::Granularity::Kind::tensor ? in * out
-                           : g.kind == sqb::Granularity::Kind::channel
-                               ? in
-                               : std::min(in, static_cast<double>(g.group));
-      largest = std::max(largest, block);
-    }
-    design = sqb::make_quantizer(plan.quantizers[c.q], {c.k, 0})->design_bytes_per_value() * largest;
-  }
-  const double total = model_state + batch + design;
-  return {static_cast<std::uint64_t>(total),
-          std::to_string(static_cast<std::uint64_t>(p)) +
-              " weights: model copy, optimizer state and gradients" +
-              (c.quantized() ? ", quantized weights and codes " : " ") +
-              format_bytes(static_cast<std::uint64_t>(model_state)) + " + an evaluation batch " +
-              format_bytes(static_cast<std::uint64_t>(batch)) + " + design workspace " +
-              format_bytes(static_cast<std::uint64_t>(design))};
-}
-
-MemoryEstimate task_shared_memory(const Plan& plan, const std::vector<std::size_t>& cells) {
-  std::set<std::string> dirs, models;
-  std::set<std::pair<std::string, std::size_t>> heads;
-  double data = 0, load = 0, weights = 0;
-  for (const std::size_t i : cells) {
-    const Cell& c = plan.cells[i];
-    if (!c.is_task()) continue;
-    const task::TaskSpec& spec = plan.task_specs[c.d];
-    const task::DatasetShape ds = task::dataset_shape(spec.data);
-    if (dirs.insert(spec.data.string()).second) {
-      // Pixels as float32 and labels, kept; while a file is read, its bytes and the decoded bytes as well.
-      data += 4.0 * static_cast<double>((ds.train + ds.test) * ds.features()) +
-              static_cast<double>(ds.train + ds.test);
-      load = std::max(load, static_cast<double>(ds.largest_stored + ds.largest_bytes));
-    }
-    if (spec.train_n > 0 && spec.train_n < ds.train &&
-        heads.insert({spec.data.string(), spec.train_n}).second)
-      data += 4.0 * static_cast<double>(spec.train_n * ds.features()) + static_cast<double>(spec.train_n);
-    if (models.insert(task::model_key(spec, c.seed)).second)
-      weights += 8.0 * static_cast<double>(parameters(spec, ds.features()));  // weights and Fisher diagonal
-  }
-  if (dirs.empty()) return {0, ""};
-  const double total = data + load + weights;
-  return {static_cast<std::uint64_t>(total),
-          "task data " + format_bytes(static_cast<std::uint64_t>(data)) + " (" + std::to_string(dirs.size()) +
-              " dataset(s)) + reading it " + format_bytes(static_cast<std::uint64_t>(load)) + " + " +
-              std::to_string(models.size()) + " float model(s) with their Fisher diagonals " +
-              format_bytes(static_cast<std::uint64_t>(weights))};
 }
 
 }  // namespace sqbench

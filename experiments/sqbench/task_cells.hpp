@@ -25,19 +25,11 @@
 #include <vector>
 
 #include "config.hpp"
-#include "memory.hpp"
 #include "plan.hpp"
 #include "sqb/columns.hpp"
 #include "sqb/task.hpp"
 
 namespace sqbench {
-
-/// The figure columns a task cell fills (its task's sqb::task::cell_columns of kind figure).
-std::vector<sqb::Col> task_figure_columns(const Plan& plan, const Cell& cell);
-
-/// Whether task cell `cell` fills the (non-key) column `c` in its row: its task's sqb::task::cell_columns,
-/// train_s and config_hash.
-bool task_cell_fills(const Plan& plan, const Cell& cell, sqb::Col c);
 
 /// The folder a float model of `spec` trained with `seed` is kept in: `out`/models/<hash of its key>.
 std::filesystem::path model_dir(const std::filesystem::path& out, const sqb::task::TaskSpec& spec,
@@ -96,14 +88,5 @@ class TaskRunner {
   std::map<std::string, std::shared_ptr<std::pair<std::mutex, std::unique_ptr<Model>>>> models_;
   std::atomic<std::size_t> trained_{0}, loaded_{0};
 };
-
-/// A task cell's peak memory besides what the run shares (the model copy, its optimizer state and
-/// gradients, the quantized weights and codes, one evaluation batch, the strategy's design workspace).
-MemoryEstimate estimate_task_cell(const Plan& plan, const Cell& cell);
-
-/// What the task cells among `cells` share while the run lasts: each dataset once (read from the IDX files'
-/// sizes without decompressing them: a gzip file states its uncompressed size in its last four bytes) and
-/// each float model with its Fisher diagonal. 0 without task cells.
-MemoryEstimate task_shared_memory(const Plan& plan, const std::vector<std::size_t>& cells);
 
 }  // namespace sqbench

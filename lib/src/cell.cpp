@@ -12,6 +12,8 @@
 //   + a source's evaluation 6n + codebooks (the rotated source's D_prod: another decoded copy)
 // and for a file source the read itself, 16 S + 4n (S values in the file: its bytes, up to 8 per value, and
 // two float32 copies), when that is more than the rest (it is freed before the cell allocates).
+//
+// A task cell's estimate is its task's: task::cell_memory (lib/src/task/memory.cpp lists its terms).
 
 #include "sqb/cell.hpp"
 
@@ -25,6 +27,7 @@
 #include "sqb/granularity.hpp"
 #include "sqb/metrics.hpp"
 #include "sqb/registry.hpp"
+#include "sqb/task.hpp"
 
 namespace sqb {
 
@@ -134,7 +137,68 @@ void add(std::vector<Figure>& out, const std::vector<Col>& columns, const std::v
     out.push_back({columns[i], values[i]});
 }
 
+bool quantizes(TaskMode m) {
+  return m == TaskMode::ptq || m == TaskMode::qat;
+}
+
+// A task cell: the task answers for its columns and its network's memory, the strategy for whether it can
+// give K codes.
+CellDescription describe_task(const Cell& cell, const DescribeOptions& options) {
+  task::TaskSpec own;
+  const task::TaskSpec* spec = options.parts.task;
+  if (spec == nullptr) {
+    own = task::resolve_paths(task::parse_task_spec(cell.task), options.sources.base_dir);
+    spec = &own;
+  }
+  const bool quantized = quantizes(cell.mode);
+  const std::string mode(task_mode_name(cell.mode));
+  if (quantized && cell.quantizer.empty()) throw Error("a task cell of mode " + mode + " needs a quantizer");
+  if (!quantized && !cell.quantizer.empty()) {
+    throw Error("a task cell of mode " + mode + " has no quantizer (got \"" + cell.quantizer +
+                "\"): the float model is not quantized");
+  }
+  CellDescription d;
+  if (cell.mode == TaskMode::fp32_ft && spec->qat_epochs == 0) {
+    d.applies = false;
+    d.why_not =
+        "mode fp32_ft is the float model fine-tuned for qat_epochs epochs, and the task has qat_epochs = 0";
+    return d;
+  }
+  Built b;
+  const Quantizer* q = nullptr;
+  Granularity g;
+  if (quantized) {
+    try {
+      q = &quantizer_of(cell, options.parts, b);
+    } catch (const NotApplicable& e) {
+      d.applies = false;
+      d.why_not = e.what();
+      return d;
+    }
+    g = Granularity::parse(cell.granularity);
+  }
+  d.columns = task::cell_columns(*spec, quantized);
+  d.memory = task::cell_memory(*spec, q, g);
+  return d;
+}
+
 }  // namespace
+
+std::string_view task_mode_name(TaskMode m) {
+  switch (m) {
+    case TaskMode::none:
+      return "";
+    case TaskMode::fp32:
+      return "fp32";
+    case TaskMode::fp32_ft:
+      return "fp32_ft";
+    case TaskMode::ptq:
+      return "ptq";
+    case TaskMode::qat:
+      return "qat";
+  }
+  return "";
+}
 
 std::string not_applicable(std::string_view spec, std::size_t k) {
   try {
@@ -165,6 +229,7 @@ std::vector<Col> cell_columns(const Cell& cell, const Quantizer& q, const Source
 }
 
 CellDescription describe(const Cell& cell, const DescribeOptions& options) {
+  if (cell.is_task()) return describe_task(cell, options);
   Built b;
   const Source& source = source_of(cell, options.parts, options.sources, b);
   CellDescription d;
@@ -193,6 +258,10 @@ QuantizeOptions cell_options(const Cell& cell, const Tensor& data, int threads) 
 }
 
 CellFigures evaluate(const Cell& cell, const Tensor& data, const EvaluateOptions& options) {
+  if (cell.is_task()) {
+    throw Error("evaluate: a task cell (mode " + std::string(task_mode_name(cell.mode)) +
+                ") trains and evaluates a network, not a drawn tensor: `sqbench run` evaluates it");
+  }
   Built b;
   const Source& source = source_of(cell, options.parts, options.sources, b);
   const Quantizer& q = quantizer_of(cell, options.parts, b);

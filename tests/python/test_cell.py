@@ -128,5 +128,46 @@ class CellTest(unittest.TestCase):
         self.assertEqual(sqbench.evaluate("laplace", "kmeans", n=1000, bits=2)["k"], 4)
 
 
+CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "configs"
+
+
+class TaskCellTest(unittest.TestCase):
+    """A task cell described alone says what the plan says of it (its memory estimate and terms)."""
+
+    def test_describe_equals_the_plan(self):
+        for name in ("qat.ini", "importance.ini"):
+            cells = [c for c in sqbench.plan(str(CONFIGS / name)) if c.get("task")]
+            self.assertTrue(cells, name)
+            for row in cells:
+                with self.subTest(cell=row["label"]):
+                    quantized = row["mode"] in ("ptq", "qat")
+                    d = sqbench.describe(quantizer=row["quantizer"], task=row["task"], mode=row["mode"],
+                                         k=row["k"], granularity=row["granularity"] or "tensor",
+                                         seed=row["seed"])
+                    self.assertTrue(d["applies"])
+                    for key in ("quantizer", "task", "mode", "k", "bits", "granularity", "seed",
+                                "memory_bytes", "memory"):
+                        self.assertEqual(d[key], row[key], key)
+                    self.assertLessEqual(set(d["columns"]), set(row["columns"]))
+                    self.assertIn("accuracy", d["columns"])
+                    self.assertEqual("mse" in d["columns"], quantized)
+
+    def test_task_cells_that_do_not_apply_and_bad_input(self):
+        d = sqbench.describe(quantizer="nf4", task="fashion_mnist", mode="ptq", k=4)
+        self.assertFalse(d["applies"])
+        self.assertIn("16", d["why_not"])
+        d = sqbench.describe(task="fashion_mnist qat_epochs=0", mode="fp32_ft")
+        self.assertFalse(d["applies"])
+        self.assertIn("qat_epochs = 0", d["why_not"])
+        with self.assertRaisesRegex(ValueError, "needs a quantizer"):
+            sqbench.describe(task="fashion_mnist", mode="qat", k=4)
+        with self.assertRaisesRegex(ValueError, "give no quantizer"):
+            sqbench.describe(quantizer="kmeans", task="fashion_mnist", mode="fp32", k=4)
+        with self.assertRaisesRegex(ValueError, "not one of fp32, fp32_ft, ptq, qat"):
+            sqbench.describe(task="fashion_mnist", mode="int8")
+        with self.assertRaisesRegex(ValueError, "not both"):
+            sqbench.describe("gaussian", "kmeans", task="fashion_mnist", mode="ptq", k=4)
+
+
 if __name__ == "__main__":
     unittest.main()

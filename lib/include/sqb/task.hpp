@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sqb/cell.hpp"
 #include "sqb/granularity.hpp"
 #include "sqb/idx.hpp"
 #include "sqb/metrics.hpp"
@@ -171,6 +172,29 @@ TaskSpec parse_task_spec(std::string_view text);
 /// is not quantized; when it is, the blocks and metrics over every quantized layer, wmse when the task weighs
 /// importance, layer_mse and layer_sqnr_db. Never rows and cols: a network has several tensors.
 std::vector<Col> cell_columns(const TaskSpec& spec, bool quantized);
+
+/// `spec` with a relative data= folder and model= path made relative to `base_dir` (a config's folder, as a
+/// source's relative path= is).
+TaskSpec resolve_paths(TaskSpec spec, const std::filesystem::path& base_dir);
+
+/// A task cell's peak memory besides what the task cells of a run share (shared_memory), from the spec and
+/// its dataset's headers (dataset_shape, which throws for missing or malformed files): a copy of the model,
+/// AdamW's state and the gradients; with a quantizer (ptq, qat; null for fp32 and fp32_ft) the quantized
+/// weights, their codes and the strategy's design workspace for the largest block `granularity` makes of
+/// any layer; one evaluation batch of 1000 images (lib/src/task/memory.cpp lists the bytes of each).
+MemoryEstimate cell_memory(const TaskSpec& spec, const Quantizer* quantizer, const Granularity& granularity);
+
+/// A float model the task cells of a run share: its task (paths resolved) and its training seed.
+struct FloatModel {
+  const TaskSpec* spec = nullptr;
+  std::uint64_t seed = 0;
+};
+
+/// What the task cells of a run share while it lasts, given each cell's float model: each dataset once (its
+/// pixels and labels, sized from the IDX files' headers without decompressing them; the largest file's bytes
+/// while it is read; the first train_n images when a task trains on fewer), each float model once with its
+/// Fisher diagonal. {0, ""} for no models.
+MemoryEstimate shared_memory(std::span<const FloatModel> models);
 
 // ---------------------------------------------------------------------------------------------------------
 // The model

@@ -572,7 +572,11 @@ double lambda_hint(const Groups& g, std::size_t k) {
   const std::size_t m = g.size();
   if (m < 8 * kCoarseGroups || k < 2) return 0;
   const std::size_t per = std::max<std::size_t>(kCoarseGroups, 16 * (k + 1));
-  const Groups coarse(g, (m + per - 1) / per);
+  // At K so large that the coarse problem would be the block itself (stride 1) there is nothing cheaper to
+  // solve, and the nested searches would ask for the same estimate again without end.
+  const std::size_t stride = (m + per - 1) / per;
+  if (stride < 2) return 0;
+  const Groups coarse(g, stride);
   if (k + 1 >= coarse.size()) return 0;
   const double below = partition_sse(coarse, optimal_bounds(coarse, k - 1, Method::lagrangian));
   const double above = partition_sse(coarse, optimal_bounds(coarse, k + 1, Method::lagrangian));

@@ -188,6 +188,12 @@ std::string TaskSpec::canonical() const {
          (model.empty() ? "" : " model=" + model.string());
 }
 
+TaskSpec resolve_paths(TaskSpec spec, const std::filesystem::path& base_dir) {
+  if (spec.data.is_relative()) spec.data = base_dir / spec.data;
+  if (!spec.model.empty() && spec.model.is_relative()) spec.model = base_dir / spec.model;
+  return spec;
+}
+
 std::string model_key(const TaskSpec& spec, std::uint64_t seed) {
   return spec.canonical() + " seed=" + std::to_string(seed);
 }
