@@ -36,9 +36,12 @@ double reference_bytes(const sqb::Cell& c, const sqb::Tensor& t, const sqb::Quan
     largest = std::max(largest, b.length);
   const double n = static_cast<double>(t.size()), k = static_cast<double>(c.k),
                nb = static_cast<double>(blocks.size());
+  // coded_bits' rANS stream when measured; phi_log's own streams always; the larger of the two.
+  const double b4 = sqb::index_bits(c.k) / 4.0;
+  const double entropy_bytes =
+      std::max(c.coded ? 0.5 + b4 : 0.0, c.quantizer.starts_with("phi_log") ? 6.5 + b4 : 0.0);
   double total = 9 * n + (c.k > 256 ? n : 0) + nb * (12 * k + 96) +
-                 q.design_bytes_per_value() * static_cast<double>(largest) +
-                 n * (3.5 + sqb::index_bits(c.k) / 4.0);
+                 q.design_bytes_per_value() * static_cast<double>(largest) + n * entropy_bytes;
   if (evaluates) total += 6 * n + nb * (12 * k + 96);
   return total;
 }

@@ -6,9 +6,11 @@
 //   + design workspace w B min(T, nb)   what the strategy allocates to design one block (each strategy
 //                                       declares w: Quantizer::design_bytes_per_value); T threads design up
 //                                       to T blocks at once
-//   + entropy coding n (3.5 + b/4)      coded_bits' rANS stream, built then copied into place (2 b/8 a value
-//                                       and the encoder's first reserve, 1/2); phi_log's exponent and sign
-//                                       streams before coding (3)
+//   + entropy coding n max(c, f)        c = 0.5 + b/4 when the cell measures coded_bits (its rANS stream,
+//                                       built then copied into place: 2 b/8 a value and the encoder's first
+//                                       reserve, 1/2), else 0; f the strategy's own figures' working memory
+//                                       (ReportsFigures::figure_bytes_per_value: phi_log's exponent and sign
+//                                       streams, 6.5 + b/4); the two are not held at once
 //   + a source's evaluation 6n + codebooks (the rotated source's D_prod: another decoded copy)
 // and for a file source the read itself, 16 S + 4n (S values in the file: its bytes, up to 8 per value, and
 // two float32 copies), when that is more than the rest (it is freed before the cell allocates).
@@ -70,6 +72,12 @@ std::pair<double, double> block_counts(const DrawShape& s, const Granularity& g)
   return {1.0, static_cast<double>(s.values())};
 }
 
+double entropy_coding_bytes_per_value(const Cell& cell, const Quantizer& q) {
+  const double coded = cell.coded ? 0.5 + index_bits(cell.k) / 4.0 : 0.0;
+  const auto* figures = part_of<ReportsFigures>(q);
+  return std::max(coded, figures != nullptr ? figures->figure_bytes_per_value() : 0.0);
+}
+
 MemoryEstimate estimate_memory(const Cell& cell, const DrawShape& s, const Quantizer& q, const Source& source,
                                int threads) {
   const Granularity g = Granularity::parse(cell.granularity);
@@ -97,7 +105,7 @@ MemoryEstimate estimate_memory(const Cell& cell, const DrawShape& s, const Quant
       {"codebooks", codebooks},
       {"design workspace",
        q.design_bytes_per_value() * largest * std::min(blocks, static_cast<double>(std::max(1, threads)))},
-      {"entropy coding", nd * (3.5 + index_bits(cell.k) / 4.0)}};
+      {"entropy coding", nd * entropy_coding_bytes_per_value(cell, q)}};
   if (part_of<EvaluatesResult>(source) != nullptr)
     terms.push_back({"the source's evaluation", 6 * nd + codebooks});
   double total = 0;

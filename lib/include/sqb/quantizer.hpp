@@ -116,6 +116,8 @@ class ReportsFigures {
   virtual std::vector<Col> figure_columns() const = 0;
   /// Their values for a quantized tensor, in the order of figure_columns(); NaN = not defined here.
   virtual std::vector<double> figures(const Quantized& result) const = 0;
+  /// Working memory figures() takes, in bytes per value of the tensor (a sweep's memory estimate).
+  virtual double figure_bytes_per_value() const { return 0; }
 };
 
 /// Part: a limit on the blocks a strategy can design (kmeans_optimal's memory budget), checked by a sweep for
