@@ -24,6 +24,7 @@
 #include <sstream>
 
 #include "detail/error_sums.hpp"
+#include "detail/huge_pages.hpp"
 #include "detail/kmeans_dp.hpp"
 #include "detail/measure.hpp"
 #include "detail/parallel.hpp"
@@ -533,7 +534,7 @@ SlabbedResult quantize_in_slabs(const Job& j, TensorView view, const Quantizer& 
   qo.coded = false;
   qo.keep_decoded = true;  // the slab's reconstruction, decoded on the call's threads
   SlabbedResult out;
-  Codes codes(n, k);
+  Codes codes = Codes::for_overwrite(n, k);  // every element is a slab's copy
   const std::size_t slab_rows = std::max<std::size_t>(1, slab_elements / C);
   const std::size_t side_per_block = q.side_values().per_block;
 
@@ -733,26 +734,55 @@ void check_data_finite(const std::vector<Job>& jobs, const std::vector<InputFile
   }
 }
 
+// The buffer a slabbed tensor is read into, kept from one tensor to the next and grown to the largest: a
+// fresh one per tensor would be zeroed and first touched page by page every time (a fifth of a BF16
+// tensor's cost at group:64).
+struct Workspace {
+  std::unique_ptr<float[]> values;
+  std::size_t capacity = 0;
+  std::span<float> values_for(std::size_t n) {
+    if (n > capacity) {
+      values.reset();
+      values = std::make_unique_for_overwrite<float[]>(n);
+      detail::advise_huge_pages(values.get(), n * sizeof(float));
+      capacity = n;
+    }
+    return {values.get(), n};
+  }
+};
+
 // Quantizes one tensor into its output file (and the packed file), filling the journal entry's report row,
-// manifest entry and the packed tensors it wrote. Memory: the tensor as float32 (dropped once quantized), the
-// reconstruction and the codes; the output is converted chunk by chunk, in the stored order.
+// manifest entry and the packed tensors it wrote. Memory: the tensor as float32 (the workspace's buffer when
+// slabbed, else dropped once quantized), the reconstruction and the codes; the output is converted chunk by
+// chunk, in the stored order.
 void quantize_job(const CheckpointOptions& o, const std::string& in_name, const Job& j, const st::File& file,
-                  st::Writer& w, st::Writer* packed, JournalEntry& d) {
-  st::Array a = file.read(j.name);
-  release_pages(file.raw(j.name));
+                  st::Writer& w, st::Writer* packed, Workspace& ws, JournalEntry& d) {
+  const bool transposed = j.layout == Layout::hwio && j.info.shape.size() >= 2;
+  const Granularity granularity = Granularity::parse(j.granularity);
+  const bool slabbed =
+      !transposed && granularity.kind != Granularity::Kind::tensor && o.slab_elements != kWholeTensor;
+  st::Array a;
   Tensor laid;
   TensorView view;
-  const bool transposed = j.layout == Layout::hwio && a.shape.size() >= 2;
+  if (slabbed) {
+    // Converted on the threads into the buffer the run keeps from tensor to tensor.
+    const std::span<float> values = ws.values_for(j.rows * j.cols);
+    file.read_into(j.name, values, o.threads);
+    view = TensorView(j.rows, j.cols, values);
+  } else {
+    a = file.read(j.name);
+  }
+  release_pages(file.raw(j.name));
   if (transposed) {
     laid = to_tensor(a.shape, a.values, j.layout, j.name);
     a.values = {};  // the laid-out copy is all that is needed now
     a.values.shrink_to_fit();
     view = TensorView(laid.rows, laid.cols, laid.values);
-  } else {
+  } else if (!slabbed) {
     view = TensorView(j.rows, j.cols, a.values);
   }
   QuantizeOptions qo;
-  qo.granularity = Granularity::parse(j.granularity);
+  qo.granularity = granularity;
   qo.seed = o.seed;
   qo.threads = o.threads;
   qo.coded = o.coded;  // the report's coded_bits column: a real rANS pass per tensor, when asked
@@ -761,8 +791,6 @@ void quantize_job(const CheckpointOptions& o, const std::string& in_name, const 
   // be gathered back from a transposed layout.
   qo.keep_decoded = transposed;
   const std::unique_ptr<Quantizer> q = make_quantizer(j.spec, {j.k, o.seed});
-  const bool slabbed =
-      !transposed && qo.granularity.kind != Granularity::Kind::tensor && o.slab_elements != kWholeTensor;
   double optimum = std::numeric_limits<double>::quiet_NaN();
   try {
     if (o.opt_ratio) optimum = slabbed ? optimal_mse_by_rows(view, j.k, qo) : optimal_mse(view, j.k, qo);
@@ -1299,6 +1327,7 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
   long kill_after = -1;  // the test hook: SIGKILL this process after that many finished tensors
   if (const char* e = std::getenv("SQB_QUANTIZE_KILL_AFTER")) kill_after = std::strtol(e, nullptr, 10);
   long finished_here = 0;
+  Workspace ws;
 
   for (std::size_t ji = 0; ji < jobs.size(); ++ji) {
     const Job& j = jobs[ji];
@@ -1313,7 +1342,7 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
       w.write(j.name, files[fi].file.raw(j.name));
       release_pages(files[fi].file.raw(j.name));
     } else {
-      quantize_job(o, in_name, j, files[fi].file, w, packed.get(), d);
+      quantize_job(o, in_name, j, files[fi].file, w, packed.get(), ws, d);
     }
     w.sync();
     if (packed && j.quantize) packed->sync();
