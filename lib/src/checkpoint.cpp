@@ -491,10 +491,13 @@ struct SlabbedResult {
 };
 
 // How many of `codes` hold each value, counted in pieces on `threads` threads (each piece's counts fit 32
-// bits) and added up.
+// bits) and added up: integer counts, so any split gives the same histogram. The byte counter makes one
+// pass over its piece per code value, so a one-byte code's piece is small enough to stay in cache over its
+// K passes (a 16 MB piece went to memory K times); a wide code's piece stays large, its counts table being
+// K entries per piece.
 std::vector<std::size_t> code_histogram(const Codes& codes, int threads) {
   const std::size_t k = codes.code_count();
-  constexpr std::size_t kPiece = std::size_t{1} << 24;
+  const std::size_t kPiece = std::size_t{1} << (k <= 256 ? 16 : 24);
   const std::size_t pieces = (codes.size() + kPiece - 1) / kPiece;
   std::vector<std::uint32_t> counts(pieces * k, 0);
   codes.visit([&](auto c) {
