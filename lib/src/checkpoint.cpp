@@ -672,7 +672,8 @@ SlabbedResult quantize_in_slabs(const Job& j, TensorView view, const Quantizer& 
 
 // Whether every stored value of a floating tensor is finite, read from its raw little-endian bytes without
 // converting them: a NaN or an infinity has every exponent bit set in each of these formats. On `threads`
-// threads over pieces; the flag is an OR of compares, so the loop vectorises.
+// threads over pieces; a value's exponent bits XOR `exponent` are zero exactly when it is not finite, and
+// the loop keeps their minimum, a reduction the compiler vectorises (an OR of compares stayed scalar).
 template <class U>
 bool raw_finite_as(std::span<const unsigned char> raw, U exponent, int threads) {
   constexpr std::size_t kPiece = std::size_t{1} << 22;  // bytes
@@ -680,7 +681,7 @@ bool raw_finite_as(std::span<const unsigned char> raw, U exponent, int threads) 
   std::atomic<bool> ok{true};
   detail::parallel_for((count + per - 1) / per, threads, [&](std::size_t p) {
     const std::size_t b = p * per, e = std::min(count, b + per);
-    bool bad = false;
+    U least = std::numeric_limits<U>::max();
     for (std::size_t i = b; i < e; ++i) {
       U v;
       std::memcpy(&v, raw.data() + i * sizeof(U), sizeof(U));
@@ -689,9 +690,9 @@ bool raw_finite_as(std::span<const unsigned char> raw, U exponent, int threads) 
         if constexpr (sizeof(U) == 4) v = __builtin_bswap32(v);
         if constexpr (sizeof(U) == 8) v = __builtin_bswap64(v);
       }
-      bad |= (v & exponent) == exponent;
+      least = std::min(least, static_cast<U>((v & exponent) ^ exponent));
     }
-    if (bad) ok.store(false, std::memory_order_relaxed);
+    if (least == 0) ok.store(false, std::memory_order_relaxed);
   });
   return ok.load();
 }
