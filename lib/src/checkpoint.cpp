@@ -553,9 +553,13 @@ SlabbedResult quantize_in_slabs(const Job& j, TensorView view, const Quantizer& 
       if (c0 + c.length <= C) {
         cwp = cw.data() + c0;
       } else {
+        // The column weights repeated row piece by row piece (a chunk spans several rows at group:G).
         scratch.resize(c.length);
-        for (std::size_t i = 0, col = c0; i < c.length; ++i, col = col + 1 == C ? 0 : col + 1)
-          scratch[i] = cw[col];
+        for (std::size_t i = 0, col = c0; i < c.length; col = 0) {
+          const std::size_t m = std::min(C - col, c.length - i);
+          std::copy_n(cw.data() + col, m, scratch.data() + i);
+          i += m;
+        }
         cwp = scratch.data();
       }
     }
