@@ -744,8 +744,8 @@ void check_data_finite(const std::vector<Job>& jobs, const std::vector<InputFile
 }
 
 // The buffer a slabbed tensor is read into, kept from one tensor to the next and grown to the largest: a
-// fresh one per tensor would be zeroed and first touched page by page every time (a fifth of a BF16
-// tensor's cost at group:64).
+// fresh one per tensor would be zeroed and first touched page by page every time (with the codes' zeroing,
+// about a tenth of a BF16 run's CPU at group:64).
 struct Workspace {
   std::unique_ptr<float[]> values;
   std::size_t capacity = 0;
