@@ -205,6 +205,64 @@ TEST_CASE("safetensors: a tensor with no elements is valid in the header but not
   CHECK(f.read("b").values == std::vector<float>{3});
 }
 
+TEST_CASE("safetensors: read_into on threads gives read()'s values bit for bit, and its errors",
+          "[safetensors]") {
+  // Tensors of several conversion pieces (2^20 values each) and a partial one, every 16-bit pattern many
+  // times in a shuffled order, and random 32- and 64-bit patterns (NaNs and infinities among them).
+  const std::size_t n = 3 * (std::size_t{1} << 20) + 77;
+  std::mt19937_64 rng(21);
+  std::vector<std::uint16_t> halves(n);
+  for (std::size_t i = 0; i < n; ++i)
+    halves[i] = static_cast<std::uint16_t>((i * 40503u) ^ (rng() & 0x8001u));
+  std::vector<float> f32(n);
+  for (float& v : f32)
+    v = std::bit_cast<float>(static_cast<std::uint32_t>(rng()));
+  std::vector<double> f64(n);
+  for (double& v : f64)  // within float32's range: random signs, mantissas and exponents
+    v = std::ldexp(static_cast<double>(rng() >> 11) / 9007199254740992.0,
+                   static_cast<int>(rng() % 250) - 150) *
+        ((rng() & 1) ? -1 : 1);
+  f64[5] = NAN;
+  f64[6] = -INFINITY;
+  const std::string bytes = st_file({{"bf16", "BF16", {n}, le_bytes(halves)},
+                                     {"f16", "F16", {n}, le_bytes(halves)},
+                                     {"f32", "F32", {n}, f32_bytes(f32)},
+                                     {"f64", "F64", {n}, f64_bytes(f64)}});
+  const st::File f = st::File::parse(bytes_of(bytes), "mem.safetensors");
+  for (const char* name : {"bf16", "f16", "f32", "f64"}) {
+    const st::Array ref = f.read(name);
+    for (const int threads : {1, 2, 3}) {
+      INFO(name << ", " << threads << " threads");
+      std::vector<float> out(n, 12345.0f);
+      f.read_into(name, out, threads);
+      bool all_same = true;
+      for (std::size_t i = 0; i < n; ++i)
+        all_same = all_same && same(out[i], ref.values[i]);
+      CHECK(all_same);
+    }
+  }
+  std::vector<float> short_out(n - 1);
+  CHECK_THROWS_AS(f.read_into("bf16", short_out, 2), std::logic_error);
+
+  // An F64 value beyond float32's range: the error read() gives, naming the first such index, even when a
+  // later piece holds another.
+  const double over = static_cast<double>(FLT_MAX) * (1 + std::ldexp(1.0, -24));
+  f64[(std::size_t{1} << 20) + 3] = -over;
+  f64[2 * (std::size_t{1} << 20) + 9] = over;
+  const std::string bad = st_file({{"w", "F64", {n}, f64_bytes(f64)}});
+  const st::File g = st::File::parse(bytes_of(bad), "w.safetensors");
+  std::string message;
+  try {
+    (void)g.read("w");
+  } catch (const sqb::Error& e) {
+    message = e.what();
+  }
+  CHECK_THAT(message, Catch::Contains("(flat 1048579)"));
+  std::vector<float> out(n);
+  CHECK_THROWS_WITH(g.read_into("w", out, 2), message);
+  CHECK_THROWS_WITH(g.read_into("u", out, 2), Catch::Contains("no tensor \"u\""));
+}
+
 TEST_CASE("safetensors: F64 beyond float32's range is an error naming the tensor and index",
           "[safetensors]") {
   const double over = static_cast<double>(FLT_MAX) * (1 + std::ldexp(1.0, -24));  // rounds to Inf in float32

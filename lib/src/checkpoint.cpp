@@ -18,12 +18,14 @@
 #include <csignal>
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
 #include "detail/error_sums.hpp"
+#include "detail/huge_pages.hpp"
 #include "detail/kmeans_dp.hpp"
 #include "detail/measure.hpp"
 #include "detail/parallel.hpp"
@@ -338,7 +340,7 @@ void check_same_run(const Journal& j, const nlohmann::json& header, const fs::pa
   }
 }
 
-// Appends one line per finished tensor, flushed to disk before the next tensor starts.
+// Appends one line per finished tensor, flushed to disk before the line of the next.
 class JournalAppender {
  public:
   JournalAppender(const fs::path& p, std::uint64_t keep, const std::string& header_line) : p_(p) {
@@ -489,10 +491,13 @@ struct SlabbedResult {
 };
 
 // How many of `codes` hold each value, counted in pieces on `threads` threads (each piece's counts fit 32
-// bits) and added up.
+// bits) and added up: integer counts, so any split gives the same histogram. The byte counter makes one
+// pass over its piece per code value, so a one-byte code's piece is small enough to stay in cache over its
+// K passes (a 16 MB piece went to memory K times); a wide code's piece stays large, its counts table being
+// K entries per piece.
 std::vector<std::size_t> code_histogram(const Codes& codes, int threads) {
   const std::size_t k = codes.code_count();
-  constexpr std::size_t kPiece = std::size_t{1} << 24;
+  const std::size_t kPiece = std::size_t{1} << (k <= 256 ? 16 : 24);
   const std::size_t pieces = (codes.size() + kPiece - 1) / kPiece;
   std::vector<std::uint32_t> counts(pieces * k, 0);
   codes.visit([&](auto c) {
@@ -533,7 +538,7 @@ SlabbedResult quantize_in_slabs(const Job& j, TensorView view, const Quantizer& 
   qo.coded = false;
   qo.keep_decoded = true;  // the slab's reconstruction, decoded on the call's threads
   SlabbedResult out;
-  Codes codes(n, k);
+  Codes codes = Codes::for_overwrite(n, k);  // every element is a slab's copy
   const std::size_t slab_rows = std::max<std::size_t>(1, slab_elements / C);
   const std::size_t side_per_block = q.side_values().per_block;
 
@@ -548,9 +553,13 @@ SlabbedResult quantize_in_slabs(const Job& j, TensorView view, const Quantizer& 
       if (c0 + c.length <= C) {
         cwp = cw.data() + c0;
       } else {
+        // The column weights repeated row piece by row piece (a chunk spans several rows at group:G).
         scratch.resize(c.length);
-        for (std::size_t i = 0, col = c0; i < c.length; ++i, col = col + 1 == C ? 0 : col + 1)
-          scratch[i] = cw[col];
+        for (std::size_t i = 0, col = c0; i < c.length; col = 0) {
+          const std::size_t m = std::min(C - col, c.length - i);
+          std::copy_n(cw.data() + col, m, scratch.data() + i);
+          i += m;
+        }
         cwp = scratch.data();
       }
     }
@@ -667,7 +676,8 @@ SlabbedResult quantize_in_slabs(const Job& j, TensorView view, const Quantizer& 
 
 // Whether every stored value of a floating tensor is finite, read from its raw little-endian bytes without
 // converting them: a NaN or an infinity has every exponent bit set in each of these formats. On `threads`
-// threads over pieces; the flag is an OR of compares, so the loop vectorises.
+// threads over pieces; a value's exponent bits XOR `exponent` are zero exactly when it is not finite, and
+// the loop keeps their minimum, a reduction the compiler vectorises (an OR of compares stayed scalar).
 template <class U>
 bool raw_finite_as(std::span<const unsigned char> raw, U exponent, int threads) {
   constexpr std::size_t kPiece = std::size_t{1} << 22;  // bytes
@@ -675,7 +685,7 @@ bool raw_finite_as(std::span<const unsigned char> raw, U exponent, int threads) 
   std::atomic<bool> ok{true};
   detail::parallel_for((count + per - 1) / per, threads, [&](std::size_t p) {
     const std::size_t b = p * per, e = std::min(count, b + per);
-    bool bad = false;
+    U least = std::numeric_limits<U>::max();
     for (std::size_t i = b; i < e; ++i) {
       U v;
       std::memcpy(&v, raw.data() + i * sizeof(U), sizeof(U));
@@ -684,9 +694,9 @@ bool raw_finite_as(std::span<const unsigned char> raw, U exponent, int threads) 
         if constexpr (sizeof(U) == 4) v = __builtin_bswap32(v);
         if constexpr (sizeof(U) == 8) v = __builtin_bswap64(v);
       }
-      bad |= (v & exponent) == exponent;
+      least = std::min(least, static_cast<U>((v & exponent) ^ exponent));
     }
-    if (bad) ok.store(false, std::memory_order_relaxed);
+    if (least == 0) ok.store(false, std::memory_order_relaxed);
   });
   return ok.load();
 }
@@ -733,26 +743,55 @@ void check_data_finite(const std::vector<Job>& jobs, const std::vector<InputFile
   }
 }
 
+// The buffer a slabbed tensor is read into, kept from one tensor to the next and grown to the largest: a
+// fresh one per tensor would be zeroed and first touched page by page every time (with the codes' zeroing,
+// about a tenth of a BF16 run's CPU at group:64).
+struct Workspace {
+  std::unique_ptr<float[]> values;
+  std::size_t capacity = 0;
+  std::span<float> values_for(std::size_t n) {
+    if (n > capacity) {
+      values.reset();
+      values = std::make_unique_for_overwrite<float[]>(n);
+      detail::advise_huge_pages(values.get(), n * sizeof(float));
+      capacity = n;
+    }
+    return {values.get(), n};
+  }
+};
+
 // Quantizes one tensor into its output file (and the packed file), filling the journal entry's report row,
-// manifest entry and the packed tensors it wrote. Memory: the tensor as float32 (dropped once quantized), the
-// reconstruction and the codes; the output is converted chunk by chunk, in the stored order.
+// manifest entry and the packed tensors it wrote. Memory: the tensor as float32 (the workspace's buffer when
+// slabbed, else dropped once quantized), the reconstruction and the codes; the output is converted chunk by
+// chunk, in the stored order.
 void quantize_job(const CheckpointOptions& o, const std::string& in_name, const Job& j, const st::File& file,
-                  st::Writer& w, st::Writer* packed, JournalEntry& d) {
-  st::Array a = file.read(j.name);
-  release_pages(file.raw(j.name));
+                  st::Writer& w, st::Writer* packed, Workspace& ws, JournalEntry& d) {
+  const bool transposed = j.layout == Layout::hwio && j.info.shape.size() >= 2;
+  const Granularity granularity = Granularity::parse(j.granularity);
+  const bool slabbed =
+      !transposed && granularity.kind != Granularity::Kind::tensor && o.slab_elements != kWholeTensor;
+  st::Array a;
   Tensor laid;
   TensorView view;
-  const bool transposed = j.layout == Layout::hwio && a.shape.size() >= 2;
+  if (slabbed) {
+    // Converted on the threads into the buffer the run keeps from tensor to tensor.
+    const std::span<float> values = ws.values_for(j.rows * j.cols);
+    file.read_into(j.name, values, o.threads);
+    view = TensorView(j.rows, j.cols, values);
+  } else {
+    a = file.read(j.name);
+  }
+  release_pages(file.raw(j.name));
   if (transposed) {
     laid = to_tensor(a.shape, a.values, j.layout, j.name);
     a.values = {};  // the laid-out copy is all that is needed now
     a.values.shrink_to_fit();
     view = TensorView(laid.rows, laid.cols, laid.values);
-  } else {
+  } else if (!slabbed) {
     view = TensorView(j.rows, j.cols, a.values);
   }
   QuantizeOptions qo;
-  qo.granularity = Granularity::parse(j.granularity);
+  qo.granularity = granularity;
   qo.seed = o.seed;
   qo.threads = o.threads;
   qo.coded = o.coded;  // the report's coded_bits column: a real rANS pass per tensor, when asked
@@ -761,8 +800,6 @@ void quantize_job(const CheckpointOptions& o, const std::string& in_name, const 
   // be gathered back from a transposed layout.
   qo.keep_decoded = transposed;
   const std::unique_ptr<Quantizer> q = make_quantizer(j.spec, {j.k, o.seed});
-  const bool slabbed =
-      !transposed && qo.granularity.kind != Granularity::Kind::tensor && o.slab_elements != kWholeTensor;
   double optimum = std::numeric_limits<double>::quiet_NaN();
   try {
     if (o.opt_ratio) optimum = slabbed ? optimal_mse_by_rows(view, j.k, qo) : optimal_mse(view, j.k, qo);
@@ -1299,11 +1336,24 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
   long kill_after = -1;  // the test hook: SIGKILL this process after that many finished tensors
   if (const char* e = std::getenv("SQB_QUANTIZE_KILL_AFTER")) kill_after = std::strtol(e, nullptr, 10);
   long finished_here = 0;
+  Workspace ws;
+  // The previous tensor's flush and journal line, on their own thread while this thread works on the next
+  // tensor (the disk's flush of a tensor is otherwise time both cores sit idle). At most one is pending, so
+  // the journal's lines keep the jobs' order, and each line is written only once its tensor's bytes are on
+  // disk, as before. Declared after the writers and the journal it uses: an exception unwinding from here
+  // waits for it before they close.
+  std::future<void> pending;
+  const auto settle = [&] {
+    if (pending.valid()) pending.get();  // rethrows the flush's or the journal's Error
+  };
 
   for (std::size_t ji = 0; ji < jobs.size(); ++ji) {
     const Job& j = jobs[ji];
     if (owner[ji] != si || journal.done.count(ji)) continue;
-    if (kill_after >= 0 && finished_here >= kill_after) ::raise(SIGKILL);
+    if (kill_after >= 0 && finished_here >= kill_after) {
+      settle();  // the tensors finished so far are in the journal, as the hook's count says
+      ::raise(SIGKILL);
+    }
     const std::size_t fi = j.file;
     st::Writer& w = *writers[fi];
     JournalEntry d;
@@ -1313,14 +1363,18 @@ std::vector<ReportRow> quantize_checkpoint(const CheckpointOptions& o) {
       w.write(j.name, files[fi].file.raw(j.name));
       release_pages(files[fi].file.raw(j.name));
     } else {
-      quantize_job(o, in_name, j, files[fi].file, w, packed.get(), d);
+      quantize_job(o, in_name, j, files[fi].file, w, packed.get(), ws, d);
     }
-    w.sync();
-    if (packed && j.quantize) packed->sync();
-    append.add(ji, d);
+    settle();
+    pending = std::async(std::launch::async, [&w, &packed, &append, ji, q = j.quantize, line = d] {
+      w.sync();
+      if (packed && q) packed->sync();
+      append.add(ji, line);
+    });
     journal.done.emplace(ji, std::move(d));
     ++finished_here;
   }
+  settle();
 
   std::vector<ReportRow> rows;
   nlohmann::json manifest_tensors = nlohmann::json::object();

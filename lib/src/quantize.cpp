@@ -156,8 +156,11 @@ void quantize_into(TensorView x, const Quantizer& q, const QuantizeOptions& opti
     const std::size_t c0 = begin % x.cols;
     if (c0 + length <= x.cols) return cw.subspan(c0, length);
     scratch.resize(length);
-    for (std::size_t i = 0, c = c0; i < length; ++i, c = c + 1 == x.cols ? 0 : c + 1)
-      scratch[i] = cw[c];
+    for (std::size_t i = 0, c = c0; i < length; c = 0) {  // row piece by row piece
+      const std::size_t m = std::min(x.cols - c, length - i);
+      std::copy_n(cw.data() + c, m, scratch.data() + i);
+      i += m;
+    }
     return scratch;
   };
   // Check, once, at the boundary. When every chunk holds whole blocks (channel, group:G, a small tensor), the

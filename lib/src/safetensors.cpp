@@ -20,6 +20,7 @@
 #include <optional>
 
 #include "detail/json.hpp"
+#include "detail/parallel.hpp"
 #include "sqb/error.hpp"
 #include "sqb/npy.hpp"
 
@@ -510,44 +511,44 @@ std::span<const unsigned char> File::raw(std::string_view tensor) const {
   return {s_->bytes + s_->data_offset + t.begin, static_cast<std::size_t>(t.end - t.begin)};
 }
 
-Array File::read(std::string_view tensor) const {
-  const TensorInfo& t = info(tensor);
+// Checks that `t` is a tensor read() reads (a readable dtype, some elements, still in the file), failing
+// as read() does.
+void File::check_readable(const TensorInfo& t) const {
   if (!is_readable(t.dtype)) {
     s_->fail_tensor(t.name, "dtype " + std::string(dtype_name(t.dtype)) +
                                 " is not data sqbench reads (it reads " + std::string(kReadable) + ")");
   }
-  const std::size_t n = t.size();
-  if (n == 0)
+  if (t.size() == 0)
     s_->fail_tensor(t.name, "shape " + shape_text(t.shape) + " has no elements: there is nothing to read");
   s_->check_still_holds(t);
-  Array a;
-  a.shape = t.shape;
-  a.dtype = t.dtype;
-  a.values.resize(n);
+}
+
+// Elements [begin, end) of `t` as float32 into out[begin, end): the one conversion read() and read_into()
+// share, so any split of a tensor into ranges gives the same values.
+void File::convert_range(const TensorInfo& t, float* out, std::size_t begin, std::size_t end) const {
   const unsigned char* src = s_->bytes + s_->data_offset + t.begin;
-  float* out = a.values.data();
   switch (t.dtype) {
     case DType::F32:
       if constexpr (std::endian::native == std::endian::little) {
-        std::memcpy(out, src, n * 4);
+        std::memcpy(out + begin, src + 4 * begin, (end - begin) * 4);
       } else {
-        for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t i = begin; i < end; ++i)
           out[i] = std::bit_cast<float>(load_le<std::uint32_t>(src + 4 * i));
       }
       break;
     case DType::F16:
-      for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t i = begin; i < end; ++i)
         out[i] = sqb::npy::half_to_float(load_le<std::uint16_t>(src + 2 * i));
       break;
     case DType::BF16:
       // bfloat16 is the top half of a float32: widening is exact, NaN payloads included.
-      for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t i = begin; i < end; ++i)
         out[i] = std::bit_cast<float>(static_cast<std::uint32_t>(load_le<std::uint16_t>(src + 2 * i)) << 16);
       break;
     case DType::F64: {
       // The smallest |x| that rounds to Inf in float32: FLT_MAX + half an ulp (the tie goes to 2^128).
       const double overflow = std::ldexp(1.0, 128) - std::ldexp(1.0, 103);
-      for (std::size_t i = 0; i < n; ++i) {
+      for (std::size_t i = begin; i < end; ++i) {
         const double v = std::bit_cast<double>(load_le<std::uint64_t>(src + 8 * i));
         if (std::isfinite(v) && std::fabs(v) >= overflow) {
           s_->fail_tensor(t.name, "F64 value " + shortest(v) + " at index " + index_text(i, t.shape) +
@@ -562,7 +563,33 @@ Array File::read(std::string_view tensor) const {
     default:
       throw std::logic_error("safetensors: readable dtype without a conversion");
   }
+}
+
+Array File::read(std::string_view tensor) const {
+  const TensorInfo& t = info(tensor);
+  check_readable(t);
+  Array a;
+  a.shape = t.shape;
+  a.dtype = t.dtype;
+  a.values.resize(t.size());
+  convert_range(t, a.values.data(), 0, t.size());
   return a;
+}
+
+void File::read_into(std::string_view tensor, std::span<float> out, int threads) const {
+  const TensorInfo& t = info(tensor);
+  check_readable(t);
+  const std::size_t n = t.size();
+  if (out.size() != n) {
+    throw std::logic_error("safetensors: read_into of " + std::to_string(n) + " values into " +
+                           std::to_string(out.size()));
+  }
+  // Pieces of a fixed size, each converted whole by one thread; an F64 range error is the lowest piece's
+  // first, as read() would report it.
+  constexpr std::size_t kPiece = std::size_t{1} << 20;
+  detail::parallel_for((n + kPiece - 1) / kPiece, detail::resolve_threads(threads), [&](std::size_t p) {
+    convert_range(t, out.data(), p * kPiece, std::min(n, (p + 1) * kPiece));
+  });
 }
 
 // -----------------------------------------------------------------------------------------------------------

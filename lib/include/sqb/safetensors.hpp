@@ -124,8 +124,14 @@ class File {
   /// (naming it and the readable ones), a tensor with no elements, an F64 value beyond float32's range
   /// (naming its index, e.g. "(1, 0) (flat 2)").
   Array read(std::string_view tensor) const;
+  /// read()'s values (and errors) into `out`, which holds exactly the tensor's element count (else
+  /// std::logic_error), converted on `threads` threads (0: every core) over pieces of a fixed size: the
+  /// same values bit for bit for any thread count, with no allocation.
+  void read_into(std::string_view tensor, std::span<float> out, int threads) const;
 
  private:
+  void check_readable(const TensorInfo& t) const;
+  void convert_range(const TensorInfo& t, float* out, std::size_t begin, std::size_t end) const;
   struct State;
   File() = default;
   std::shared_ptr<const State> s_;
