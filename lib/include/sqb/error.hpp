@@ -16,4 +16,11 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Thrown by a strategy's factory when its spec is valid but cannot serve the K asked for (nf4 at K = 256,
+/// say). A sweep skips such cells and says how many it skipped and why.
+class NotApplicable : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace sqb

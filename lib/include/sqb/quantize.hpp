@@ -126,8 +126,4 @@ double optimal_mse(TensorView x, std::size_t k, const QuantizeOptions& options =
 /// K = 2^bits for bits = 1..16; throws Error naming `bits` otherwise.
 std::size_t codes_for_bits(int bits);
 
-/// The seed a block gets: a mix of the cell seed and the block index (SplitMix64), so blocks draw
-/// independently and the same cell always gives the same codebooks.
-std::uint64_t block_seed(std::uint64_t seed, std::size_t block_index);
-
 }  // namespace sqb

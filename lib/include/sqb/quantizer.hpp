@@ -40,10 +40,14 @@ struct BlockDesign {
   SmallFloats<16> side;
 };
 
+/// The seed a block gets: a mix of the cell seed and the block index (SplitMix64), so blocks draw
+/// independently and the same cell always gives the same codebooks.
+std::uint64_t block_seed(std::uint64_t seed, std::size_t block_index);
+
 /// Where a block sits in its tensor, the seed it draws from, and its per-element importance weights.
 struct BlockInfo {
   std::size_t index = 0;   ///< the block's index in storage order
-  std::uint64_t seed = 0;  ///< block_seed(cell seed, index) (see quantize.hpp)
+  std::uint64_t seed = 0;  ///< block_seed(cell seed, index)
   /// Empty, or one non-negative finite weight per value of the block: strategies that honour weights (the
   /// k-means family) minimise sum_i w_i (x_i - c(x_i))^2; the others ignore them.
   std::span<const float> weights;

@@ -37,11 +37,4 @@ const QuantizerEntry& find_quantizer(std::string_view name);
 /// builds the quantizer for ctx.k codes. A strategy that cannot produce ctx.k codes throws NotApplicable.
 std::unique_ptr<Quantizer> make_quantizer(std::string_view spec, const BuildContext& ctx);
 
-/// Thrown by a factory when the spec is valid but cannot serve this K (nf4 at k=256, say). A sweep skips such
-/// cells and says how many it skipped and why.
-class NotApplicable : public Error {
- public:
-  using Error::Error;
-};
-
 }  // namespace sqb

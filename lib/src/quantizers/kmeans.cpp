@@ -4,7 +4,6 @@
 
 #include "detail/lloyd_1d.hpp"
 #include "quantizers/quantizers.hpp"
-#include "sqb/quantize.hpp"
 
 namespace sqb::quantizers {
 

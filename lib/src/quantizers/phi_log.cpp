@@ -30,9 +30,9 @@
 #include "detail/reduce.hpp"
 #include "quantizers/quantizers.hpp"
 #include "sqb/coding.hpp"
+#include "sqb/error.hpp"
 #include "sqb/metrics.hpp"
 #include "sqb/quantize.hpp"
-#include "sqb/registry.hpp"
 
 namespace sqb::quantizers {
 

@@ -5,6 +5,7 @@
 #include <memory>
 #include <span>
 
+#include "sqb/error.hpp"  // NotApplicable, thrown by the factories
 #include "sqb/quantizer.hpp"
 #include "sqb/spec.hpp"
 

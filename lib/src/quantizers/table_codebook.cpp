@@ -17,7 +17,6 @@
 #include "detail/reduce.hpp"
 #include "detail/scale_search.hpp"
 #include "quantizers/quantizers.hpp"
-#include "sqb/registry.hpp"
 
 namespace sqb::quantizers {
 

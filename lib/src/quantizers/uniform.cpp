@@ -5,7 +5,6 @@
 
 #include "detail/reduce.hpp"
 #include "quantizers/quantizers.hpp"
-#include "sqb/registry.hpp"
 
 namespace sqb::quantizers {
 
