@@ -17,10 +17,9 @@
 
 #include "csv.hpp"
 #include "files.hpp"
+#include "sqb/cell.hpp"
 #include "sqb/error.hpp"
 #include "sqb/npy.hpp"
-#include "sqb/quantize.hpp"
-#include "sqb/registry.hpp"
 
 namespace sqbench {
 

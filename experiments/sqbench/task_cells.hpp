@@ -1,9 +1,9 @@
 #pragma once
 // The cells of a task sweep (`task = fashion_mnist ...`, `mode = fp32, ptq, qat`): a network is trained once
-// per (task spec, seed) and kept on disk beside the results, then each cell evaluates it (fp32), fine-tunes
-// it as long as QAT (fp32_ft), quantizes its weight matrices with the cell's quantizer (ptq), or fine-tunes
-// it through the quantizer with a straight-through estimator (qat); every quantization is the library's one
-// call, through sqb::task::QuantizerTransform.
+// per (task spec, seed) and kept on disk beside the results, then the library's sqb::task::evaluate_cell
+// evaluates each cell on it: the float model as it is (fp32), fine-tuned as long as QAT (fp32_ft), its weight
+// matrices quantized with the cell's quantizer (ptq), or fine-tuned through the quantizer with a
+// straight-through estimator (qat). This file trains, caches and loads the models and writes the rows.
 //
 // On disk, <results>/models/<h>/ (h = FNV-1a of sqb::task::model_key: the task's float-model keys and the
 // seed) holds layer<l>.weight.npy ([out, in] float32), model.safetensors (the same weights under PyTorch's
