@@ -114,7 +114,7 @@ TEST_CASE("evaluate_cell fills exactly the columns describe() plans, in every mo
 }
 
 TEST_CASE(
-    "evaluate_cell: PTQ is each layer's sqb::quantize; fp32 and fp32_ft the float model and its "
+    "evaluate_cell: PTQ is each layer's sqb::quantize, fp32 and fp32_ft the float model and its "
     "fine-tuning",
     "[task][cell]") {
   const task::Dataset train = toy_data(300, 1), test = toy_data(200, 2);
