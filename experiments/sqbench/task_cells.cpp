@@ -17,10 +17,9 @@
 
 #include "csv.hpp"
 #include "files.hpp"
+#include "sqb/cell.hpp"
 #include "sqb/error.hpp"
 #include "sqb/npy.hpp"
-#include "sqb/quantize.hpp"
-#include "sqb/registry.hpp"
 
 namespace sqbench {
 
@@ -87,10 +86,6 @@ fs::path model_dir(const fs::path& out, const task::TaskSpec& spec, std::uint64_
   return out / "models" / task::text_hash(task::model_key(spec, seed));
 }
 
-std::uint64_t fine_tune_seed(std::uint64_t seed) {
-  return sqb::block_seed(seed, 0xF17E);
-}
-
 TaskRunner::TaskRunner(const Plan& plan, fs::path out, std::function<void(const std::string&)> note)
     : plan_(plan), out_(std::move(out)), note_(std::move(note)) {}
 
@@ -120,19 +115,19 @@ const task::Dataset& TaskRunner::train_set(const task::TaskSpec& spec) {
   return it->second;
 }
 
-TaskRunner::Model TaskRunner::train_or_load(const task::TaskSpec& spec, std::uint64_t seed) {
-  Model m = train_or_load_weights(spec, seed);
+task::TrainedModel TaskRunner::train_or_load(const task::TaskSpec& spec, std::uint64_t seed) {
+  task::TrainedModel m = train_or_load_weights(spec, seed);
   // One forward pass over the training set; cheap beside the Fisher diagonal, so not kept on disk.
   m.activations = task::activation_importance(m.mlp, train_set(spec));
   return m;
 }
 
-TaskRunner::Model TaskRunner::train_or_load_weights(const task::TaskSpec& spec, std::uint64_t seed) {
+task::TrainedModel TaskRunner::train_or_load_weights(const task::TaskSpec& spec, std::uint64_t seed) {
   const std::string key = task::model_key(spec, seed);
   if (!spec.model.empty()) {
     // A given checkpoint is the float model: nothing is trained or cached; its statistics come from it.
     const task::Dataset& train = train_set(spec);
-    Model m;
+    task::TrainedModel m;
     m.mlp = task::load_safetensors(spec.model, task::model_spec(spec, train.features()));
     m.fisher = task::fisher_diagonal(m.mlp, train);
     ++loaded_;
@@ -145,7 +140,7 @@ TaskRunner::Model TaskRunner::train_or_load_weights(const task::TaskSpec& spec, 
   const FileLock lock(dir.parent_path() / (dir.filename().string() + ".lock"));
   const task::Dataset& train = train_set(spec);
   const task::ModelSpec mspec = task::model_spec(spec, train.features());
-  Model m;
+  task::TrainedModel m;
   if (task::model_saved(dir)) {
     m.mlp = task::load_model(dir, mspec, key);
     for (std::size_t l = 0; l < mspec.layers(); ++l) {
@@ -202,17 +197,17 @@ TaskRunner::Model TaskRunner::train_or_load_weights(const task::TaskSpec& spec, 
   return m;
 }
 
-const TaskRunner::Model& TaskRunner::model(std::size_t t, std::uint64_t seed) {
+const task::TrainedModel& TaskRunner::model(std::size_t t, std::uint64_t seed) {
   const task::TaskSpec& spec = plan_.task_specs[t];
-  std::shared_ptr<std::pair<std::mutex, std::unique_ptr<Model>>> slot;
+  std::shared_ptr<std::pair<std::mutex, std::unique_ptr<task::TrainedModel>>> slot;
   {
     std::lock_guard lock(mu_);
     auto& s = models_[task::model_key(spec, seed)];
-    if (!s) s = std::make_shared<std::pair<std::mutex, std::unique_ptr<Model>>>();
+    if (!s) s = std::make_shared<std::pair<std::mutex, std::unique_ptr<task::TrainedModel>>>();
     slot = s;
   }
   std::lock_guard lock(slot->first);
-  if (!slot->second) slot->second = std::make_unique<Model>(train_or_load(spec, seed));
+  if (!slot->second) slot->second = std::make_unique<task::TrainedModel>(train_or_load(spec, seed));
   return *slot->second;
 }
 
@@ -249,94 +244,17 @@ void TaskRunner::prepare(const std::vector<std::size_t>& cells, int jobs, const 
 
 std::vector<std::string> TaskRunner::run(const Config& config, const Cell& c) {
   const task::TaskSpec& spec = plan_.task_specs[c.d];
-  const Model& fm = model(c.d, c.seed);
-  const task::Dataset& train = train_set(spec);
-  const task::Dataset& test = data(spec.data).split.test;
-
+  const task::CellResult r = task::evaluate_cell(plan_.library_cell(c), spec, model(c.d, c.seed),
+                                                 train_set(spec), data(spec.data).split.test);
   std::vector<std::string> row = plan_.key_fields(c);
   row.resize(plan_.header.size());
-  const auto set = [&](Col column, double value, int digits = 10) {
-    row[plan_.position(column)] = std::isnan(value) ? "" : format_number(value, digits);
-  };
-  const auto fine_tune_options = [&] {
-    task::TrainOptions o;
-    o.epochs = spec.qat_epochs;
-    o.batch = spec.batch;
-    o.adamw.lr = spec.qat_lr;
-    o.adamw.weight_decay = spec.weight_decay;
-    o.seed = fine_tune_seed(c.seed);
-    return o;
-  };
-
-  task::Mlp evaluated;  // the network whose accuracy the row reports
-  double train_s = 0;
-  if (!c.quantized()) {
-    evaluated = fm.mlp;
-    train_s = fm.train_s;
-    if (c.mode == Mode::fp32_ft) train_s = task::train(evaluated, train, fine_tune_options()).seconds;
-    set(Col::storage_bits, 32);
-  } else {
-    const std::size_t k = c.k;
-    const bool fisher = spec.weights == task::Importance::fisher;
-    const bool activations = spec.weights == task::Importance::activations;
-    task::QuantizerTransform qt(plan_.quantizers[c.q], k, sqb::Granularity::parse(c.granularity), c.seed,
-                                fisher ? fm.fisher : std::vector<sqb::Tensor>{},
-                                activations ? fm.activations : std::vector<std::vector<float>>{});
-    task::Mlp latent = fm.mlp;
-    std::vector<task::FakeQuant> quantized;
-    if (c.mode == Mode::ptq) {
-      quantized = task::apply_transform(latent, task::WeightTransform(std::ref(qt)));
-    } else {
-      task::QatOptions qo;
-      qo.train = fine_tune_options();
-      qo.ste = spec.ste;
-      qo.redesign = spec.redesign;
-      qo.train_levels = spec.train_levels;
-      task::QatReport r = task::train_qat(latent, train, qo, task::WeightTransform(std::ref(qt)));
-      train_s = r.train.seconds;
-      quantized = std::move(r.final);
-    }
-    // Trained levels are stored as they are (K per block); otherwise a block stores the strategy's side
-    // values.
-    const std::size_t side =
-        spec.train_levels && c.mode == Mode::qat ? k : qt.quantizer().side_values().per_block;
-    const task::NetworkQuality quality =
-        task::measure_network(latent.weights, quantized, k, side,
-                              fisher        ? fm.fisher
-                              : activations ? task::expand_columns(fm.mlp, fm.activations)
-                                            : std::vector<sqb::Tensor>{});
-    std::vector<sqb::Tensor> wq;
-    std::size_t blocks = 0, converged = 0;
-    int iterations = 0;
-    std::vector<double> layer_mse, layer_sqnr;
-    for (std::size_t l = 0; l < quantized.size(); ++l) {
-      wq.push_back(quantized[l].weights);
-      blocks += quantized[l].blocks.size();
-      const sqb::Quantized& last = qt.result(l);  // the layer's last design
-      iterations = std::max(iterations, last.max_iterations());
-      converged += last.converged_blocks();
-      layer_mse.push_back(quality.layers[l].mse);
-      layer_sqnr.push_back(quality.layers[l].sqnr_db);
-    }
-    evaluated = task::with_weights(latent, std::move(wq));
-    const sqb::Metrics& t = quality.total;
-    set(Col::blocks, static_cast<double>(blocks));
-    set(Col::mse, t.mse);
-    set(Col::nmse, t.nmse);
-    set(Col::sqnr_db, t.sqnr_db);
-    set(Col::max_abs_err, t.max_abs_err);
-    set(Col::entropy_bits, t.entropy_bits);
-    set(Col::storage_bits, t.storage_bits);
-    if (fisher || activations) set(Col::wmse, t.wmse);
-    set(Col::iterations, iterations);
-    set(Col::converged, static_cast<double>(converged) / static_cast<double>(blocks), 4);
-    row[plan_.position(Col::layer_mse)] = numbers_text(layer_mse);
-    row[plan_.position(Col::layer_sqnr_db)] = numbers_text(layer_sqnr);
+  for (const sqb::Figure& f : r.figures.figures) {
+    row[plan_.position(f.column)] =
+        std::isnan(f.value) ? "" : format_number(f.value, f.column == Col::converged ? 4 : 10);
   }
-  const task::Evaluation e = task::evaluate(evaluated, test);
-  set(Col::accuracy, 100 * e.accuracy);
-  set(Col::test_loss, e.loss);
-  set(Col::train_s, train_s, 6);
+  for (const sqb::FigureList& f : r.figures.lists)
+    row[plan_.position(f.column)] = numbers_text(f.values);
+  row[plan_.position(Col::train_s)] = format_number(r.train_s, 6);
   row[plan_.position(Col::config_hash)] = config.hash;
   return row;
 }

@@ -1,9 +1,9 @@
 #pragma once
 // The cells of a task sweep (`task = fashion_mnist ...`, `mode = fp32, ptq, qat`): a network is trained once
-// per (task spec, seed) and kept on disk beside the results, then each cell evaluates it (fp32), fine-tunes
-// it as long as QAT (fp32_ft), quantizes its weight matrices with the cell's quantizer (ptq), or fine-tunes
-// it through the quantizer with a straight-through estimator (qat); every quantization is the library's one
-// call, through sqb::task::QuantizerTransform.
+// per (task spec, seed) and kept on disk beside the results, then the library's sqb::task::evaluate_cell
+// evaluates each cell on it: the float model as it is (fp32), fine-tuned as long as QAT (fp32_ft), its weight
+// matrices quantized with the cell's quantizer (ptq), or fine-tuned through the quantizer with a
+// straight-through estimator (qat). This file trains, caches and loads the models and writes the rows.
 //
 // On disk, <results>/models/<h>/ (h = FNV-1a of sqb::task::model_key: the task's float-model keys and the
 // seed) holds layer<l>.weight.npy ([out, in] float32), model.safetensors (the same weights under PyTorch's
@@ -35,10 +35,6 @@ namespace sqbench {
 std::filesystem::path model_dir(const std::filesystem::path& out, const sqb::task::TaskSpec& spec,
                                 std::uint64_t seed);
 
-/// The seed of the data order of fp32_ft's and QAT's fine-tuning (the same for both, so they see the same
-/// batches), drawn apart from the float training's.
-std::uint64_t fine_tune_seed(std::uint64_t seed);
-
 /// The BLAS threads of a run with task cells: 1, whatever --jobs, so J jobs use J cores. OpenBLAS's sgemm
 /// rounds differently with 2 threads than with 1 (a TinyNet's test loss moved in the 9th digit here), so a
 /// thread count that followed --jobs would make the results, and every later run reusing a cached float
@@ -56,7 +52,8 @@ class TaskRunner {
   /// `jobs` at a time; stops starting new ones once `stop` is set.
   void prepare(const std::vector<std::size_t>& cells, int jobs, const std::atomic<bool>& stop);
 
-  /// Runs a task cell and returns its row (the plan's header).
+  /// Runs a task cell and returns its row (the plan's header): sqb::task::evaluate_cell on its float model,
+  /// with the key, train_s and config_hash fields.
   std::vector<std::string> run(const Config& config, const Cell& cell);
 
   std::size_t models_trained() const { return trained_; }
@@ -67,25 +64,20 @@ class TaskRunner {
     sqb::task::DataSplit split;
     std::map<std::size_t, sqb::task::Dataset> heads;  // train_n -> the first train_n training images
   };
-  struct Model {
-    sqb::task::Mlp mlp;
-    std::vector<sqb::Tensor> fisher;
-    std::vector<std::vector<float>> activations;  // task::activation_importance on the training set
-    double train_s = 0;
-  };
 
   Data& data(const std::filesystem::path& dir);
   const sqb::task::Dataset& train_set(const sqb::task::TaskSpec& spec);
-  const Model& model(std::size_t task, std::uint64_t seed);
-  Model train_or_load(const sqb::task::TaskSpec& spec, std::uint64_t seed);
-  Model train_or_load_weights(const sqb::task::TaskSpec& spec, std::uint64_t seed);
+  const sqb::task::TrainedModel& model(std::size_t task, std::uint64_t seed);
+  sqb::task::TrainedModel train_or_load(const sqb::task::TaskSpec& spec, std::uint64_t seed);
+  sqb::task::TrainedModel train_or_load_weights(const sqb::task::TaskSpec& spec, std::uint64_t seed);
 
   const Plan& plan_;
   std::filesystem::path out_;
   std::function<void(const std::string&)> note_;
   std::mutex mu_;  // guards the maps (not the entries, which have their own locks)
   std::map<std::string, std::shared_ptr<std::pair<std::mutex, std::unique_ptr<Data>>>> data_;
-  std::map<std::string, std::shared_ptr<std::pair<std::mutex, std::unique_ptr<Model>>>> models_;
+  std::map<std::string, std::shared_ptr<std::pair<std::mutex, std::unique_ptr<sqb::task::TrainedModel>>>>
+      models_;
   std::atomic<std::size_t> trained_{0}, loaded_{0};
 };
 

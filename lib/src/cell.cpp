@@ -268,7 +268,8 @@ QuantizeOptions cell_options(const Cell& cell, const Tensor& data, int threads) 
 CellFigures evaluate(const Cell& cell, const Tensor& data, const EvaluateOptions& options) {
   if (cell.is_task()) {
     throw Error("evaluate: a task cell (mode " + std::string(task_mode_name(cell.mode)) +
-                ") trains and evaluates a network, not a drawn tensor: `sqbench run` evaluates it");
+                ") trains and evaluates a network, not a drawn tensor: sqb::task::evaluate_cell evaluates it "
+                "on its trained float model");
   }
   Built b;
   const Source& source = source_of(cell, options.parts, options.sources, b);

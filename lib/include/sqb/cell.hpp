@@ -4,7 +4,8 @@
 /// codebooks; or, in a task sweep, a task spec and a mode (what the cell does with the task's trained float
 /// model). describe() says what the cell will do before any work (which result columns it fills, the shape
 /// of its data, its peak memory, whether its quantizer applies at its K); evaluate() computes a distribution
-/// cell's figures from its data (the quantization's metrics, opt_ratio, the source's own columns). Each part
+/// cell's figures from its data (the quantization's metrics, opt_ratio, the source's own columns), and
+/// task::evaluate_cell a task cell's from its trained float model and datasets. Each part
 /// answers for itself: the source its shape (Source::shape), the strategy its applicability (NotApplicable),
 /// its figure columns (ReportsFigures), its design workspace and block limit, the task its columns
 /// (task::cell_columns) and its network's memory (task::cell_memory); the cell only adds them up, so a sweep
@@ -121,16 +122,26 @@ struct EvaluateOptions {
   bool check_input = true;
 };
 
-/// A cell's figures: (column, value) for each column of describe's `columns` (NaN: empty in this cell).
+/// A column holding one number per part of a cell (a task cell's layer_mse: one per layer of its network),
+/// written as the numbers separated by spaces.
+struct FigureList {
+  Col column;
+  std::vector<double> values;
+};
+
+/// A cell's figures: (column, value) for each column of describe's `columns` (NaN: empty in this cell),
+/// except the columns of one number per part, which are in `lists`.
 struct CellFigures {
   std::vector<Figure> figures;
+  std::vector<FigureList> lists;   ///< a task cell's layer_mse and layer_sqnr_db (when it quantizes)
   bool opt_ratio_skipped = false;  ///< opt_ratio was asked but the data has more than opt_ratio_max_n values
 };
 
 /// Evaluates distribution cell `cell` on `data` (what its source draws for it): quantizes, measures, adds
 /// opt_ratio (mse, or wmse with weights, over optimal_mse; empty above opt_ratio_max_n values), the source's
 /// data columns and its evaluation of the result. Throws like quantize and NotApplicable when the quantizer
-/// does not apply, and Error for a task cell (it trains: `sqbench run` evaluates those).
+/// does not apply, and Error for a task cell (it needs its trained float model and datasets:
+/// task::evaluate_cell evaluates those).
 CellFigures evaluate(const Cell& cell, const Tensor& data, const EvaluateOptions& options = {});
 
 /// "7.45 GiB", "512 MiB", "900 B".

@@ -461,6 +461,49 @@ std::vector<std::vector<float>> activation_importance(const Mlp& model, const Da
 std::vector<Tensor> expand_columns(const Mlp& model, std::span<const std::vector<float>> columns);
 
 // ---------------------------------------------------------------------------------------------------------
+// A sweep's task cell
+
+/// A trained float model as the task cells of a run share it: the network and the statistics their designs
+/// may weigh with, computed once on the training set.
+struct TrainedModel {
+  Mlp mlp;
+  std::vector<Tensor> fisher;                   ///< fisher_diagonal on the training set
+  std::vector<std::vector<float>> activations;  ///< activation_importance on the training set
+  double train_s = 0;  ///< seconds its training took (what a fp32 cell reports as train_s)
+};
+
+/// The seed of the data order of fp32_ft's and QAT's fine-tuning (the same for both, so they see the same
+/// batches), drawn apart from the float training's (`seed`: the cell's).
+std::uint64_t fine_tune_seed(std::uint64_t seed);
+
+struct CellResult {
+  /// Each column of cell_columns(spec, quantized), layer_mse and layer_sqnr_db in `lists`.
+  CellFigures figures;
+  /// The cell's training time: the float model's (fp32), the fine-tuning's (fp32_ft, qat), 0 (ptq).
+  double train_s = 0;
+};
+
+/// Evaluates task cell `cell` (mode fp32, fp32_ft, ptq or qat; its quantizer, K, granularity and seed) of
+/// task `spec` (parsed, paths resolved) on `model`, the float model trained with the cell's seed on
+/// `train_data` (the task's training set: its first train_n images when train_n is set), and `test_data`,
+/// the task's test set.
+///  - fp32: the float model as it is.
+///  - fp32_ft: the float model fine-tuned as QAT is (qat_epochs at qat_lr, the task's batch and weight
+///    decay, data order fine_tune_seed(seed)), without a quantizer.
+///  - ptq: every weight matrix quantized by QuantizerTransform (apply_transform).
+///  - qat: train_qat with the same fine-tuning and the spec's ste, redesign and train_levels.
+/// The weights designed with are the spec's (`weights=fisher`: model.fisher; `activations`:
+/// model.activations). A quantized network is measured by measure_network against the weights it was
+/// quantized from (the latent weights after QAT), its side values the strategy's per block (K per block
+/// with trained levels), with the same importance; iterations is the most any layer's last design took,
+/// converged the fraction of all blocks that converged. accuracy is in percent. `model` is not changed.
+/// Throws Error for a cell that is not a task cell, a quantizer given to fp32/fp32_ft or missing from
+/// ptq/qat, fp32_ft with qat_epochs = 0, and whatever training and quantizing throw (a model that does not
+/// fit the data, NotApplicable for a quantizer that cannot give K codes).
+CellResult evaluate_cell(const Cell& cell, const TaskSpec& spec, const TrainedModel& model,
+                         const Dataset& train_data, const Dataset& test_data);
+
+// ---------------------------------------------------------------------------------------------------------
 // On disk
 
 /// The text a float model is cached under: the task spec's canonical text plus " seed=S".
