@@ -195,6 +195,16 @@ py::dict key_fields(const PyCell& c) {
 // A task cell (task= and mode=): ptq and qat quantize with a quantizer at exactly one of k and bits; fp32
 // and fp32_ft have no quantizer (None or "none"), k, bits or granularity. Its key columns as a plan's row
 // of it has them.
+// describe's answer common to both kinds of cell: applies, why_not and the result columns it fills.
+void put_applies_and_columns(py::dict& out, const sqb::CellDescription& d) {
+  out["applies"] = d.applies;
+  out["why_not"] = d.applies ? py::object(py::none()) : py::object(py::str(d.why_not));
+  py::list columns;
+  for (const sqb::Col col : d.columns)
+    columns.append(std::string(sqb::column_name(col)));
+  out["columns"] = columns;
+}
+
 py::dict describe_task(const std::string& task, const std::string& mode,
                        const std::optional<std::string>& quantizer, std::optional<std::size_t> k,
                        std::optional<int> bits, const std::string& granularity, std::uint64_t seed) {
@@ -228,12 +238,7 @@ py::dict describe_task(const std::string& task, const std::string& mode,
   out["bits"] = quantized ? sqb::index_bits(cell.k) : 32;  // a float32 weight takes 32 bits
   out["granularity"] = quantized ? py::object(py::str(cell.granularity)) : py::object(py::none());
   out["seed"] = seed;
-  out["applies"] = d.applies;
-  out["why_not"] = d.applies ? py::object(py::none()) : py::object(py::str(d.why_not));
-  py::list columns;
-  for (const sqb::Col col : d.columns)
-    columns.append(std::string(sqb::column_name(col)));
-  out["columns"] = columns;
+  put_applies_and_columns(out, d);
   out["memory_bytes"] = d.memory.bytes;
   out["memory"] = d.memory.terms;
   return out;
@@ -257,12 +262,7 @@ py::dict describe_cell(const std::optional<std::string>& source, const std::opti
   options.threads = c.threads;
   const sqb::CellDescription d = sqb::describe(c.cell, options);
   py::dict out = key_fields(c);
-  out["applies"] = d.applies;
-  out["why_not"] = d.applies ? py::object(py::none()) : py::object(py::str(d.why_not));
-  py::list columns;
-  for (const sqb::Col col : d.columns)
-    columns.append(std::string(sqb::column_name(col)));
-  out["columns"] = columns;
+  put_applies_and_columns(out, d);
   out["rows"] = d.shape.rows;
   out["cols"] = d.shape.cols;
   out["file_values"] = d.shape.file_values;

@@ -57,6 +57,18 @@ const Quantizer& quantizer_of(const Cell& cell, const CellParts& parts, Built& b
   return *(b.quantizer = b.own_quantizer.get());
 }
 
+// The cell's strategy, or nullptr with `d` marked not applicable (and why) when it cannot give K codes.
+const Quantizer* applicable_quantizer(const Cell& cell, const CellParts& parts, Built& b,
+                                      CellDescription& d) {
+  try {
+    return &quantizer_of(cell, parts, b);
+  } catch (const NotApplicable& e) {
+    d.applies = false;
+    d.why_not = e.what();
+    return nullptr;
+  }
+}
+
 // Blocks and the largest block of a rows x cols tensor at granularity g (as make_blocks splits it).
 std::pair<double, double> block_counts(const DrawShape& s, const Granularity& g) {
   switch (g.kind) {
@@ -176,13 +188,8 @@ CellDescription describe_task(const Cell& cell, const DescribeOptions& options) 
   const Quantizer* q = nullptr;
   Granularity g;
   if (quantized) {
-    try {
-      q = &quantizer_of(cell, options.parts, b);
-    } catch (const NotApplicable& e) {
-      d.applies = false;
-      d.why_not = e.what();
-      return d;
-    }
+    q = applicable_quantizer(cell, options.parts, b, d);
+    if (q == nullptr) return d;
     g = Granularity::parse(cell.granularity);
   }
   d.columns = task::cell_columns(*spec, quantized);
@@ -242,14 +249,8 @@ CellDescription describe(const Cell& cell, const DescribeOptions& options) {
   const Source& source = source_of(cell, options.parts, options.sources, b);
   CellDescription d;
   d.shape = source.shape(cell.n);
-  const Quantizer* q = nullptr;
-  try {
-    q = &quantizer_of(cell, options.parts, b);
-  } catch (const NotApplicable& e) {
-    d.applies = false;
-    d.why_not = e.what();
-    return d;
-  }
+  const Quantizer* q = applicable_quantizer(cell, options.parts, b, d);
+  if (q == nullptr) return d;
   d.columns = cell_columns(cell, *q, source);
   d.memory = estimate_memory(cell, d.shape, *q, source, options.threads);
   return d;
