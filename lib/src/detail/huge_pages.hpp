@@ -9,6 +9,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <new>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #if defined(__linux__)
@@ -43,5 +46,59 @@ void resize_advised(std::vector<T, A>& v, std::size_t n) {
   }
   v.resize(n);
 }
+
+/// v.reserve(n), the new storage advised huge pages before it is first touched (for vectors filled by
+/// push_back).
+template <class T, class A>
+void reserve_advised(std::vector<T, A>& v, std::size_t n) {
+  if (n > v.capacity()) {
+    v.reserve(n);
+    advise_huge_pages(v.data(), n * sizeof(T));
+  }
+}
+
+/// An allocator for big scratch: blocks of 4 MiB and more start on a 2 MiB boundary and are advised huge
+/// pages as a whole (a block from plain new starts anywhere, and its ragged ends fault 4 KiB at a time), and
+/// elements of a trivial type are left uninitialised by resize() (no zeroing pass over scratch that is
+/// written before it is read; the kernel hands out zeroed pages anyway).
+template <class T>
+struct HugePageAllocator {
+  using value_type = T;
+  static constexpr std::size_t kHuge = std::size_t{1} << 21;
+
+  HugePageAllocator() = default;
+  template <class U>
+  HugePageAllocator(const HugePageAllocator<U>&) noexcept {}
+
+  T* allocate(std::size_t n) {
+    const std::size_t bytes = n * sizeof(T);
+    if (bytes < 2 * kHuge) return static_cast<T*>(::operator new(bytes));
+    void* p = ::operator new (bytes, std::align_val_t{kHuge});
+    advise_huge_pages(p, bytes);
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, std::size_t n) noexcept {
+    if (n * sizeof(T) < 2 * kHuge)
+      ::operator delete(p);
+    else
+      ::operator delete (p, std::align_val_t{kHuge});
+  }
+  template <class U>
+  void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
+    ::new (static_cast<void*>(p)) U;  // default-initialised: no zeroing for trivial types
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+  template <class U>
+  bool operator==(const HugePageAllocator<U>&) const noexcept {
+    return true;
+  }
+};
+
+/// A vector of scratch on huge pages (see HugePageAllocator; resize() leaves trivial elements unset).
+template <class T>
+using scratch_vector = std::vector<T, HugePageAllocator<T>>;
 
 }  // namespace sqb::detail

@@ -6,6 +6,7 @@
 #include <limits>
 #include <string>
 
+#include "detail/huge_pages.hpp"
 #include "detail/lloyd_1d.hpp"
 #include "detail/sort_keys.hpp"
 #include "sqb/error.hpp"
@@ -116,8 +117,8 @@ class Groups {
   struct Prefix {
     double s, s2, w;
   };
-  std::vector<std::size_t> start_;
-  std::vector<Prefix> p_;
+  scratch_vector<std::size_t> start_;  // on huge pages: a million groups are 32 MB
+  scratch_vector<Prefix> p_;
   bool runs_ = true;  // every group is one run of equal values (or one position), so costs exactly 0 alone
 };
 
@@ -276,7 +277,7 @@ void lagrangian_pass(const G& g, std::size_t m, double lambda, double* f, std::u
   const auto val = [&](std::size_t j, std::size_t r) { return f[j] + g.cost(j, r); };
   const auto beats = [&](std::size_t a, std::size_t b, std::size_t r) {  // candidate a over b at row r
     const double va = val(a, r), vb = val(b, r);
-    return va < vb || (va == vb && cnt[a] < cnt[b]);
+    return (va < vb) | ((va == vb) & (cnt[a] < cnt[b]));  // no branch: evaluations can overlap
   };
   f[0] = 0;
   cnt[0] = 0;
@@ -326,6 +327,20 @@ void lagrangian_pass(const G& g, std::size_t m, double lambda, double* f, std::u
         below = r;
       }
       if (above == 0) continue;  // i never overtakes b
+    }
+    // The bisection two steps at a time while two more are certain (width >= 4 leaves both halves wider
+    // than 1): the middle and both possible next middles are evaluated together, independent of each other,
+    // then the same two decisions are taken as one step at a time would take them (the same points, so the
+    // same answer even where rounding made `beats` non-monotone), without a branch on the outcome.
+    while (above - below >= 4) {
+      const std::size_t mid = below + (above - below) / 2;
+      const std::size_t q_lo = below + (mid - below) / 2, q_hi = mid + (above - mid) / 2;
+      const bool at_mid = beats(i, b, mid), at_lo = beats(i, b, q_lo), at_hi = beats(i, b, q_hi);
+      const std::size_t q = at_mid ? q_lo : q_hi;
+      const bool at_q = at_mid ? at_lo : at_hi;
+      const std::size_t lo2 = at_mid ? below : mid, hi2 = at_mid ? mid : above;
+      below = at_q ? lo2 : q;
+      above = at_q ? q : hi2;
     }
     while (above - below > 1) {
       const std::size_t mid = below + (above - below) / 2;
@@ -387,8 +402,10 @@ class Lagrangian {
 
  private:
   const Groups& g_;
-  std::vector<double> f_;
-  std::vector<std::uint32_t> cnt_, par_, dq_j_, dq_s_;
+  // Scratch written before it is read in every pass (no zeroing), on huge pages where offered: at a million
+  // groups the first touch of 4 KiB pages cost as much as a pass.
+  scratch_vector<double> f_;
+  scratch_vector<std::uint32_t> cnt_, par_, dq_j_, dq_s_;
 };
 
 // Two partitions optimal for the same lambda, `p` with fewer clusters than k and `q` with more, give an
@@ -443,10 +460,16 @@ std::vector<std::uint32_t> lagrangian_bounds(const Groups& g, std::size_t k, dou
   a.bounds = {0, static_cast<std::uint32_t>(m)};
   b.lambda = 0;
   b.clusters = m;
-  b.bounds.resize(m + 1);
-  for (std::size_t i = 0; i <= m; ++i)
-    b.bounds[i] = static_cast<std::uint32_t>(i);
-  b.sse = partition_sse(g, b.bounds);   // 0 when every group is one run of equal values; not for a sketch's
+  // B's bounds and SSE are written out only once a pass has missed k: at a million groups they cost a tenth
+  // of a pass, and the first pass usually lands (see lambda_hint).
+  const auto write_b = [&] {
+    if (!b.bounds.empty()) return;
+    reserve_advised(b.bounds, m + 1);
+    b.bounds.resize(m + 1);
+    for (std::size_t i = 0; i <= m; ++i)
+      b.bounds[i] = static_cast<std::uint32_t>(i);
+    b.sse = partition_sse(g, b.bounds);  // 0 when every group is one run of equal values; not for a sketch's
+  };
   bool seen_a = false, seen_b = false;  // a pass has landed on that side (its lambda is finite and > 0)
   double lambda = lambda_hint > 0 && std::isfinite(lambda_hint) ? lambda_hint : 2 * sse1 / (kd * kd * kd);
   double jump = 1;                    // grows while one-sided passes keep landing on the same count
@@ -458,6 +481,7 @@ std::vector<std::uint32_t> lagrangian_bounds(const Groups& g, std::size_t k, dou
     bool chord = false;
     const bool bracketed = seen_a && seen_b;
     if (bracketed || pass >= 24 || jumps_failed) {
+      write_b();
       const std::size_t width = b.clusters - a.clusters;
       lambda = (a.sse - b.sse) / static_cast<double>(width);
       chord = true;
@@ -481,6 +505,7 @@ std::vector<std::uint32_t> lagrangian_bounds(const Groups& g, std::size_t k, dou
     }
     Lagrangian::Solution s = lg.solve(lambda);
     if (s.clusters == k) return std::move(s.bounds);
+    write_b();
     if (chord) {
       const double on_chord = a.sse + lambda * static_cast<double>(a.clusters);
       const bool inside = s.clusters > a.clusters && s.clusters < b.clusters;
@@ -673,6 +698,7 @@ SketchResult kmeans_sketch(std::span<const float> values, std::span<const float>
   std::vector<float>& v = we.values;
   std::vector<float>& w = we.weights;
   if (w.empty()) {
+    reserve_advised(v, values.size());
     v.assign(values.begin(), values.end());
     sort_floats(v);
   } else {

@@ -6,6 +6,8 @@
 
 #include <hwy/contrib/sort/vqsort.h>
 
+#include "detail/huge_pages.hpp"
+
 namespace sqb::detail {
 
 namespace {
@@ -84,7 +86,7 @@ void sort_floats(std::span<float> v) {
       v[i] = std::bit_cast<float>(float_from_order_key(k[i]));
     return;
   }
-  std::vector<std::uint32_t> keys(n);
+  scratch_vector<std::uint32_t> keys(n);
   std::uint32_t* k = keys.data();
   for (std::size_t i = 0; i < n; ++i)
     k[i] = float_order_key(std::bit_cast<std::uint32_t>(v[i]));
@@ -123,15 +125,16 @@ void sort_pairs(std::span<float> v, std::span<float> w) {
     }
     return;
   }
-  std::vector<std::uint64_t> keys(n);
+  scratch_vector<std::uint64_t> key_buffer(n);
+  std::uint64_t* keys = key_buffer.data();
   for (std::size_t i = 0; i < n; ++i) {
     keys[i] = static_cast<std::uint64_t>(float_order_key(std::bit_cast<std::uint32_t>(v[i]))) << 32 |
               std::bit_cast<std::uint32_t>(w[i]);
   }
   if (n < kSmall)
-    std::sort(keys.begin(), keys.end());
+    std::sort(keys, keys + n);
   else
-    sorter()(keys.data(), n, hwy::SortAscending());
+    sorter()(keys, n, hwy::SortAscending());
   for (std::size_t i = 0; i < n; ++i) {
     v[i] = std::bit_cast<float>(float_from_order_key(static_cast<std::uint32_t>(keys[i] >> 32)));
     w[i] = std::bit_cast<float>(static_cast<std::uint32_t>(keys[i]));
