@@ -55,15 +55,18 @@ class Groups {
       }
       shift = total / total_w;
     }
-    start_.reserve(n / min_length + 2);
-    p_.reserve(n / min_length + 2);
+    // Each group starts at its own position, so there are at most n + 1 entries: sized so, left unset
+    // (scratch_vector) and written by index; only the pages written are ever touched.
+    start_.resize(n + 1);
+    p_.resize(n + 1);
+    std::size_t m = 0;
     double s = 0, s2 = 0, ws = 0;
     std::size_t next = 0;
     double first = 0;  // the value that starts the current group
     for (std::size_t i = 0; i < n; ++i) {
       if ((i >= next || static_cast<double>(v[i]) - first > max_span) && (i == 0 || v[i] != v[i - 1])) {
-        start_.push_back(i);
-        p_.push_back({s, s2, w.empty() ? static_cast<double>(i) : ws});
+        start_[m] = i;
+        p_[m++] = {s, s2, w.empty() ? static_cast<double>(i) : ws};
         next = i + min_length;
         first = v[i];
       }
@@ -78,8 +81,10 @@ class Groups {
         ws += wi;
       }
     }
-    start_.push_back(n);
-    p_.push_back({s, s2, w.empty() ? static_cast<double>(n) : ws});
+    start_[m] = n;
+    p_[m++] = {s, s2, w.empty() ? static_cast<double>(n) : ws};
+    start_.resize(m);
+    p_.resize(m);
     runs_ = min_length == 1;
   }
 
