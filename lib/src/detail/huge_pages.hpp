@@ -20,10 +20,13 @@
 
 namespace sqb::detail {
 
+/// The size of a transparent huge page on x86-64 Linux.
+inline constexpr std::size_t kHugePage = std::size_t{1} << 21;
+
 /// Advises huge pages for the whole 2 MiB pages inside [p, p + bytes); ignored below 4 MiB or off Linux.
 inline void advise_huge_pages(void* p, std::size_t bytes) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-  constexpr std::uintptr_t kHuge = std::uintptr_t{1} << 21;
+  constexpr std::uintptr_t kHuge = kHugePage;
   if (bytes < 2 * kHuge) return;
   const auto begin = (reinterpret_cast<std::uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
   const auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(kHuge - 1);
@@ -34,9 +37,9 @@ inline void advise_huge_pages(void* p, std::size_t bytes) {
 #endif
 }
 
-/// v.resize(n), with the new storage advised huge pages before it is first touched (when it grows).
+/// v.reserve(n), the new storage advised huge pages before it is first touched (when it grows).
 template <class T, class A>
-void resize_advised(std::vector<T, A>& v, std::size_t n) {
+void reserve_advised(std::vector<T, A>& v, std::size_t n) {
   if (n > v.capacity()) {
     std::vector<T, A> fresh;
     fresh.reserve(n);
@@ -44,17 +47,13 @@ void resize_advised(std::vector<T, A>& v, std::size_t n) {
     fresh.assign(v.begin(), v.end());
     v.swap(fresh);
   }
-  v.resize(n);
 }
 
-/// v.reserve(n), the new storage advised huge pages before it is first touched (for vectors filled by
-/// push_back).
+/// v.resize(n), with the new storage advised huge pages before it is first touched (when it grows).
 template <class T, class A>
-void reserve_advised(std::vector<T, A>& v, std::size_t n) {
-  if (n > v.capacity()) {
-    v.reserve(n);
-    advise_huge_pages(v.data(), n * sizeof(T));
-  }
+void resize_advised(std::vector<T, A>& v, std::size_t n) {
+  reserve_advised(v, n);
+  v.resize(n);
 }
 
 /// An allocator for big scratch: blocks of 4 MiB and more start on a 2 MiB boundary and are advised huge
@@ -64,7 +63,6 @@ void reserve_advised(std::vector<T, A>& v, std::size_t n) {
 template <class T>
 struct HugePageAllocator {
   using value_type = T;
-  static constexpr std::size_t kHuge = std::size_t{1} << 21;
 
   HugePageAllocator() = default;
   template <class U>
@@ -72,16 +70,16 @@ struct HugePageAllocator {
 
   T* allocate(std::size_t n) {
     const std::size_t bytes = n * sizeof(T);
-    if (bytes < 2 * kHuge) return static_cast<T*>(::operator new(bytes));
-    void* p = ::operator new (bytes, std::align_val_t{kHuge});
+    if (bytes < 2 * kHugePage) return static_cast<T*>(::operator new(bytes));
+    void* p = ::operator new (bytes, std::align_val_t{kHugePage});
     advise_huge_pages(p, bytes);
     return static_cast<T*>(p);
   }
   void deallocate(T* p, std::size_t n) noexcept {
-    if (n * sizeof(T) < 2 * kHuge)
+    if (n * sizeof(T) < 2 * kHugePage)
       ::operator delete(p);
     else
-      ::operator delete (p, std::align_val_t{kHuge});
+      ::operator delete (p, std::align_val_t{kHugePage});
   }
   template <class U>
   void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {

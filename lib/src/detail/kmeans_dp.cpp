@@ -469,8 +469,7 @@ std::vector<std::uint32_t> lagrangian_bounds(const Groups& g, std::size_t k, dou
   // of a pass, and the first pass usually lands (see lambda_hint).
   const auto write_b = [&] {
     if (!b.bounds.empty()) return;
-    reserve_advised(b.bounds, m + 1);
-    b.bounds.resize(m + 1);
+    resize_advised(b.bounds, m + 1);
     for (std::size_t i = 0; i <= m; ++i)
       b.bounds[i] = static_cast<std::uint32_t>(i);
     b.sse = partition_sse(g, b.bounds);  // 0 when every group is one run of equal values; not for a sketch's

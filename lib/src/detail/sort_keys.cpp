@@ -125,16 +125,15 @@ void sort_pairs(std::span<float> v, std::span<float> w) {
     }
     return;
   }
-  scratch_vector<std::uint64_t> key_buffer(n);
-  std::uint64_t* keys = key_buffer.data();
+  scratch_vector<std::uint64_t> keys(n);
   for (std::size_t i = 0; i < n; ++i) {
     keys[i] = static_cast<std::uint64_t>(float_order_key(std::bit_cast<std::uint32_t>(v[i]))) << 32 |
               std::bit_cast<std::uint32_t>(w[i]);
   }
   if (n < kSmall)
-    std::sort(keys, keys + n);
+    std::sort(keys.begin(), keys.end());
   else
-    sorter()(keys, n, hwy::SortAscending());
+    sorter()(keys.data(), n, hwy::SortAscending());
   for (std::size_t i = 0; i < n; ++i) {
     v[i] = std::bit_cast<float>(float_from_order_key(static_cast<std::uint32_t>(keys[i] >> 32)));
     w[i] = std::bit_cast<float>(static_cast<std::uint32_t>(keys[i]));
