@@ -8,6 +8,7 @@
 #include <cmath>
 #include <random>
 
+#include "helpers.hpp"
 #include "sqb/error.hpp"
 #include "sqb/quantize.hpp"
 #include "sqb/registry.hpp"
@@ -207,7 +208,7 @@ TEST_CASE(
                         std::span<float>(again).subspan(blk.offset, blk.length));
           }
         });
-        CHECK(again == qa.decoded);
+        CHECK(again == sqbtest::vec(qa.decoded));
       }
     }
   }

@@ -72,7 +72,7 @@ TEST_CASE("export writes codes, codebooks and side values that decode to the lib
   const sqb::npy::Array in = sqb::npy::read(input);
   const sqb::Tensor t = sqb::to_tensor(in.shape, in.values, sqb::Layout::oihw, "w.npy");
   const sqb::Quantized r = sqb::quantize(t, name, 16, {.granularity = sqb::Granularity::parse("group:16")});
-  CHECK(r.decoded == decoded.values);
+  CHECK(sqbtest::vec(r.decoded) == decoded.values);
   // Side values: exactly what the storage accounting charges.
   if (r.side.per_block > 0) {
     const auto side = sqb::npy::read(opt.out / "side.npy");

@@ -1,5 +1,6 @@
 // The pipeline's small kernels against the obvious loops: the code histogram (byte codes counted a value at a
-// time, or by tables), the all-finite check of the input (an unsigned max over the bit patterns), the
+// time, or by tables), the all-finite check of the input (an unsigned max over the bit patterns), abs_max (an
+// integer max over the bit patterns) against a max of std::fabs, the
 // branch-free float_at_or_below (against std::nextafter) and the symmetric uniform design's mirrored levels
 // (against the formula, one division per level).
 
@@ -70,6 +71,30 @@ TEST_CASE("all_finite: false for any NaN or infinity at any position, true for e
     }
   }
   CHECK(sqb::detail::all_finite({}));
+}
+
+TEST_CASE("abs_max: the largest |x| of finite values, as a loop over std::fabs gives it, at every length",
+          "[pipeline][kernels]") {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal;
+  const float big = std::numeric_limits<float>::max();
+  const float tiny = std::numeric_limits<float>::denorm_min();
+  for (std::size_t n = 0; n <= 70; ++n) {
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<float> x(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        const int kind = static_cast<int>(rng() % 8);
+        x[i] = kind == 0 ? -0.0f : kind == 1 ? (rng() % 2 ? tiny : -tiny) : kind == 2 ? (rng() % 2 ? big : -big)
+                                                                            : normal(rng) * 1e3f;
+      }
+      float want = 0.0f;
+      for (const float v : x)
+        want = std::max(want, std::fabs(v));
+      const float got = sqb::detail::abs_max(x);
+      INFO("n = " << n << ", trial " << trial);
+      CHECK(std::bit_cast<std::uint32_t>(got) == std::bit_cast<std::uint32_t>(want));
+    }
+  }
 }
 
 TEST_CASE("float_at_or_below: the largest float32 <= b, as std::nextafter after rounding gives it",

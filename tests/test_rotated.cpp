@@ -69,7 +69,7 @@ Cell run_cell(const std::string& dist, std::size_t n, const std::string& quantiz
   c.data = source->draw(n, seed);
   const sqb::QuantizeOptions options{.granularity = sqb::Granularity::parse("channel"), .seed = seed};
   const sqb::Quantized r = sqb::quantize(c.data, quantizer, k, options);
-  c.recon = r.decoded;
+  c.recon = sqbtest::vec(r.decoded);
   const auto* evaluation = sqb::part_of<sqb::EvaluatesResult>(*source);
   REQUIRE(evaluation);
   for (const sqb::Col col : evaluation->evaluation_columns())

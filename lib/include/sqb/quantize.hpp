@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sqb/buffer.hpp"
 #include "sqb/codebook.hpp"
 #include "sqb/columns.hpp"
 #include "sqb/granularity.hpp"
@@ -84,12 +85,13 @@ struct Quantized {
   Granularity granularity;
   std::vector<Block> blocks;  ///< in storage order
   // Design: designs[i] is the codebook of blocks[i].
-  std::vector<BlockDesign> designs;
+  Buffer<BlockDesign> designs;
   std::size_t code_count = 0;  ///< K
   SideValues side;             ///< what each block stores besides its codes
-  // Codes and reconstruction, rows * cols each, row-major.
+  // Codes and reconstruction, rows * cols each, row-major. The reconstruction is a Buffer (buffer.hpp): a
+  // std::vector<float> whose fresh storage is not zeroed before the pipeline writes it.
   Codes codes;
-  std::vector<float> decoded;
+  Buffer<float> decoded;
   // Measure stage (empty/zero when QuantizeOptions::measure was false).
   Metrics metrics;
   std::vector<Figure> figures;  ///< the strategy's own columns (ReportsFigures), in its order

@@ -42,24 +42,27 @@ inline std::pair<float, float> min_max(std::span<const float> x) {
 }
 
 /// max |x| of a block of finite values (0 for an empty block).
+// As a max over the bit patterns with the sign cleared (non-negative as int32): for values that are not NaN
+// the patterns of |x| order as the values do, and an integer max vectorises where GCC kept the float compares
+// scalar (a third of designing a group of 64).
 inline float abs_max(std::span<const float> x) {
-  constexpr std::size_t kLanes = 8;
-  float m[kLanes] = {};
+  constexpr std::size_t kLanes = 16;
+  std::int32_t m[kLanes] = {};
   std::size_t i = 0;
   for (; i + kLanes <= x.size(); i += kLanes) {
     for (std::size_t l = 0; l < kLanes; ++l) {
-      const float a = std::fabs(x[i + l]);
+      const std::int32_t a = std::bit_cast<std::int32_t>(x[i + l]) & 0x7FFFFFFF;
       m[l] = a > m[l] ? a : m[l];
     }
   }
   for (; i < x.size(); ++i) {
-    const float a = std::fabs(x[i]);
+    const std::int32_t a = std::bit_cast<std::int32_t>(x[i]) & 0x7FFFFFFF;
     m[0] = a > m[0] ? a : m[0];
   }
-  float r = m[0];
+  std::int32_t r = m[0];
   for (std::size_t l = 1; l < kLanes; ++l)
     r = m[l] > r ? m[l] : r;
-  return r;
+  return std::bit_cast<float>(r);
 }
 
 /// Whether every value is finite: the largest |x| as a bit pattern (sign cleared) is below the pattern of

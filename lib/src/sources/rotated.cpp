@@ -219,7 +219,7 @@ class Rotated final : public Source, public EvaluatesResult {
     const TensorView x = cell.data;
     const std::span<const float> recon = cell.result.decoded;
     const std::size_t vectors = x.rows;
-    std::vector<float> coarse(x.size(), 0.0f);
+    Buffer<float> coarse(x.size(), 0.0f);
     bool have_prod = power_of_two;
     if (power_of_two && bits >= 2) {
       try {

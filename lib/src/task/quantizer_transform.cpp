@@ -71,7 +71,7 @@ FakeQuant QuantizerTransform::operator()(const TransformCall& call, const Tensor
   quantize_into(latent, *quantizer_, o, r);
 
   FakeQuant fq;
-  fq.weights = Tensor(latent.rows, latent.cols, r.decoded);
+  fq.weights = Tensor(latent.rows, latent.cols, std::vector<float>(r.decoded.begin(), r.decoded.end()));
   fq.blocks = r.blocks;
   fq.levels.reserve(r.designs.size());
   for (const BlockDesign& d : r.designs)
