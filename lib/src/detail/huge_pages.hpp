@@ -14,8 +14,8 @@
 
 namespace sqb::detail {
 
-using sqb::advise_huge_pages;
-using sqb::kHugePage;
+using sqb::buffer_detail::advise_huge_pages;
+using sqb::buffer_detail::kHugePage;
 
 /// v.reserve(n), the new storage advised huge pages before it is first touched (when it grows).
 template <class T, class A>
