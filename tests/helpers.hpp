@@ -53,7 +53,9 @@ inline Run quantize(const std::string& spec, std::size_t k, const sqb::Tensor& t
 }
 
 /// A reconstruction (sqb::Buffer) as a plain vector, to compare with one.
-inline std::vector<float> vec(std::span<const float> v) { return {v.begin(), v.end()}; }
+inline std::vector<float> vec(std::span<const float> v) {
+  return {v.begin(), v.end()};
+}
 
 /// Encodes `x` (rows x cols like r) with r's codebooks, block by block — the shared encoder and, when q has
 /// one, its code refinement, as the pipeline's encode stage does — and decodes it again.

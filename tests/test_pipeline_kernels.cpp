@@ -84,8 +84,10 @@ TEST_CASE("abs_max: the largest |x| of finite values, as a loop over std::fabs g
       std::vector<float> x(n);
       for (std::size_t i = 0; i < n; ++i) {
         const int kind = static_cast<int>(rng() % 8);
-        x[i] = kind == 0 ? -0.0f : kind == 1 ? (rng() % 2 ? tiny : -tiny) : kind == 2 ? (rng() % 2 ? big : -big)
-                                                                            : normal(rng) * 1e3f;
+        x[i] = kind == 0   ? -0.0f
+               : kind == 1 ? (rng() % 2 ? tiny : -tiny)
+               : kind == 2 ? (rng() % 2 ? big : -big)
+                           : normal(rng) * 1e3f;
       }
       float want = 0.0f;
       for (const float v : x)

@@ -9,8 +9,8 @@
 ///    groups of 64).
 ///  - Blocks of 4 MiB and more start on a 2 MiB boundary and are advised transparent huge pages as a whole
 ///    (madvise MADV_HUGEPAGE, honoured when /sys/kernel/mm/transparent_hugepage/enabled is `always` or
-///    `madvise`), so first touching them costs a few dozen page faults instead of some 16,000. Where the advice
-///    is not taken (another OS, THP off, no free huge pages) nothing else changes.
+///    `madvise`), so first touching them costs a few dozen page faults instead of some 16,000. Where the
+///    advice is not taken (another OS, THP off, no free huge pages) nothing else changes.
 ///
 /// Read it like a vector (data, size, [], begin/end, a std::span); copy it out with
 /// `std::vector<float>(b.begin(), b.end())`.
