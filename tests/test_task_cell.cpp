@@ -13,6 +13,7 @@
 #include <set>
 #include <vector>
 
+#include "helpers.hpp"
 #include "sqb/cell.hpp"
 #include "sqb/error.hpp"
 #include "sqb/quantize.hpp"
@@ -135,7 +136,7 @@ TEST_CASE(
     o.granularity = sqb::Granularity::parse("channel");
     o.seed = sqb::block_seed(5, l);
     const sqb::Quantized q = sqb::quantize(w, "kmeans", 3, o);
-    wq.emplace_back(w.rows, w.cols, std::vector<float>(q.decoded.begin(), q.decoded.end()));
+    wq.emplace_back(w.rows, w.cols, sqbtest::vec(q.decoded));
     blocks += static_cast<double>(q.blocks.size());
     converged += static_cast<double>(q.converged_blocks());
     iterations = std::max(iterations, q.max_iterations());

@@ -32,31 +32,9 @@
 #include <variant>
 #include <vector>
 
-namespace sqb {
+#include "sqb/buffer.hpp"
 
-namespace detail {
-/// std::allocator, except that a default-constructed element is left uninitialised (resize does not clear):
-/// for big buffers that are entirely written before they are read, whose first touch then happens in the
-/// parallel pass that writes them rather than in a serial clearing.
-template <class T>
-struct ForOverwriteAllocator : std::allocator<T> {
-  template <class U>
-  struct rebind {
-    using other = ForOverwriteAllocator<U>;
-  };
-  ForOverwriteAllocator() = default;
-  template <class U>
-  ForOverwriteAllocator(const ForOverwriteAllocator<U>&) noexcept {}  // NOLINT(implicit)
-  template <class U>
-  void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
-    ::new (static_cast<void*>(p)) U;
-  }
-  template <class U, class... A>
-  void construct(U* p, A&&... a) {
-    ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
-  }
-};
-}  // namespace detail
+namespace sqb {
 
 /// A vector of floats that holds up to N of them inside itself and only goes to the heap beyond: a tensor in
 /// groups of 64 designs tens of thousands of small codebooks, each of which would otherwise be a heap
@@ -274,8 +252,9 @@ class Codes {
   }
 
  private:
-  using Narrow = std::vector<std::uint8_t, detail::ForOverwriteAllocator<std::uint8_t>>;
-  using Wide = std::vector<std::uint16_t, detail::ForOverwriteAllocator<std::uint16_t>>;
+  // Buffers (buffer.hpp): resize leaves the codes unset for the pass that writes them all.
+  using Narrow = Buffer<std::uint8_t>;
+  using Wide = Buffer<std::uint16_t>;
   std::size_t k_ = 0;
   std::variant<Narrow, Wide> data_;
 };
