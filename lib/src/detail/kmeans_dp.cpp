@@ -842,6 +842,122 @@ class TinyLagrangian {
   std::uint32_t cnt_[kTinyCap], par_[kTinyCap], dq_j_[kTinyCap], dq_s_[kTinyCap];
 };
 
+// The scan: the unweighted tiny path's own costs and pass, for blocks whose clusters average at most
+// kTinyScanRun groups (m <= kTinyScanRun K: groups of 64 at K >= 4, of 256 at K >= 16). Two differences from
+// the general path, both for speed, neither for the optimum:
+// - The cost of groups [j, i) multiplies by 1/(n_i - n_j), a table of reciprocals of the cluster's value
+//   count (an integer <= kTinyBlock), instead of dividing: (s2_i - s2_j) - (s_i - s_j)^2 * (1/n), clamped at
+//   0. It may differ from the quotient in the last bit.
+// - A pass scans, for row i, only the candidates j in [opt(i-1), i-1], where opt(i-1) is the split row i-1
+//   chose: the leftmost minimiser of f[j] + cost(j, i) is monotone in i because the costs are Monge (with
+//   ties in value broken by fewer clusters, the order of value + eps * clusters, still Monge), so nothing to
+//   the left of opt(i-1) can win. That is about m * (m / K) evaluations per pass (about 330 at 64 / 16)
+//   instead of the general pass's deque and galloping (about 11 per group): the row's least value first,
+//   then the leftmost candidate of fewest clusters among those equal to it. (Written with SSE2's minsd,
+//   maxsd and cmpeqsd so that no branch depends on the data, it was 15% slower, measured: the branches of
+//   the plain form are well predicted.)
+// The search around the passes (first penalty, jumps, regula falsi, chord, splice) is the general path's.
+// So the partition is optimal like the general path's, and where the optimum is unique the levels are the
+// same bit for bit; where several partitions tie (in exact arithmetic, or within the last bits of rounding)
+// the two paths may pick different ones, of the same SSE to rounding (tests/test_kmeans_fast.cpp checks
+// both, and the scan's pass against an exhaustive one).
+constexpr std::size_t kTinyScanRun = 16;
+
+struct TinyReciprocals {
+  double v[kTinyCap];
+  TinyReciprocals() {
+    v[0] = 0;
+    for (std::size_t t = 1; t < kTinyCap; ++t)
+      v[t] = 1.0 / static_cast<double>(t);
+  }
+};
+const TinyReciprocals kTinyInverse;
+
+struct TinyScanCosts {
+  std::size_t m = 0;
+  const double* s = nullptr;  // TinyGroups' prefix sums
+  const double* s2 = nullptr;
+  std::int32_t count[kTinyCap];  // values before each group's start (the unweighted prefix weight)
+
+  explicit TinyScanCosts(const TinyGroups& g) : m(g.m), s(g.s), s2(g.s2) {
+    for (std::size_t i = 0; i <= m; ++i)
+      count[i] = static_cast<std::int32_t>(g.start[i]);
+  }
+  double cost(std::size_t j, std::size_t i) const {
+    if (i <= j + 1) return 0.0;
+    const double st = s[i] - s[j];
+    const double c = (s2[i] - s2[j]) - st * st * kTinyInverse.v[count[i] - count[j]];
+    return c > 0.0 ? c : 0.0;  // as the pass computes it
+  }
+};
+
+// One scan pass at `lambda`: f[i], cnt[i] and par[i] as lagrangian_pass defines them, over candidates
+// [par[i-1], i-1] (par[0] = 0). Candidate i-1 (a group alone, cost 0) is taken last: it is the rightmost, so
+// it wins only when strictly better in (value, clusters). With `exhaustive` every j < i is a candidate: the
+// slow reference the tests hold the scan to.
+inline void scan_pass(const TinyScanCosts& g, double lambda, double* f, std::uint32_t* cnt,
+                      std::uint32_t* par, bool exhaustive = false) {
+  const std::size_t m = g.m;
+  f[0] = 0;
+  cnt[0] = 0;
+  std::size_t lo = 0;
+  double v[kTinyCap];
+  for (std::size_t i = 1; i <= m; ++i) {
+    const double si = g.s[i], s2i = g.s2[i];
+    const std::int32_t ci = g.count[i];
+    if (exhaustive) lo = 0;
+    double best = kInf;
+    for (std::size_t j = lo; j + 1 < i; ++j) {
+      const double st = si - g.s[j];
+      double c = (s2i - g.s2[j]) - st * st * kTinyInverse.v[ci - g.count[j]];
+      c = c > 0.0 ? c : 0.0;
+      v[j] = f[j] + c;
+      best = v[j] < best ? v[j] : best;
+    }
+    // The leftmost of fewest clusters among the candidates at the least value: the smallest key
+    // clusters * 2^9 + j (both <= kTinyBlock < 2^9), all ones for the others.
+    std::uint32_t key = ~0u;
+    for (std::size_t j = lo; j + 1 < i; ++j) {
+      const std::uint32_t kj = v[j] == best ? (cnt[j] << 9) | static_cast<std::uint32_t>(j) : ~0u;
+      key = kj < key ? kj : key;
+    }
+    std::size_t bj = key & 511u;
+    const double alone = f[i - 1];
+    const bool take_alone = (alone < best) | ((alone == best) & ((cnt[i - 1] << 9) < (key & ~511u)));
+    best = take_alone ? alone : best;
+    bj = take_alone || key == ~0u ? i - 1 : bj;  // (no candidate matched: only with NaN, never seen)
+    f[i] = best + lambda;
+    cnt[i] = cnt[bj] + 1;
+    par[i] = static_cast<std::uint32_t>(bj);
+    lo = bj;
+  }
+}
+
+// Lagrangian::solve with the scan's pass.
+class TinyScanLagrangian {
+ public:
+  explicit TinyScanLagrangian(const TinyScanCosts& g) : g_(g) {}
+
+  void solve(double lambda, TinyPartition& out) {
+    const std::size_t m = g_.m;
+    scan_pass(g_, lambda, f_, cnt_, par_);
+    out.lambda = lambda;
+    out.clusters = cnt_[m];
+    out.g = f_[m];
+    for (std::size_t c = out.clusters, i = m; c > 0; --c) {
+      out.bounds[c] = static_cast<std::uint32_t>(i);
+      i = par_[i];
+    }
+    out.bounds[0] = 0;
+    out.sse = tiny_partition_sse(g_, out.bounds, out.clusters);
+  }
+
+ private:
+  const TinyScanCosts& g_;
+  double f_[kTinyCap];
+  std::uint32_t cnt_[kTinyCap], par_[kTinyCap];
+};
+
 // splice, into `out` (k + 1 bounds); false where the general splice returns nothing.
 bool tiny_splice(const TinyPartition& p, const TinyPartition& q, std::size_t k, std::uint32_t* out) {
   const std::size_t kp = p.clusters, kq = q.clusters;
@@ -864,10 +980,10 @@ bool tiny_splice(const TinyPartition& p, const TinyPartition& q, std::size_t k, 
 // lagrangian_bounds with no hint (a tiny block is far below the coarse estimate's 8 x 4096 groups), 2 <= k <
 // m. Writes k + 1 group bounds; false after 200 passes or an empty splice (the caller then runs the general
 // path, as lagrangian_bounds' caller falls back to divide and conquer).
-template <class G>
+template <class G, class Solver = TinyLagrangian<G>>
 bool tiny_lagrangian_bounds(const G& g, std::size_t k, std::uint32_t* out) {
   const std::size_t m = g.m;
-  TinyLagrangian<G> lg(g);
+  Solver lg(g);
   const double sse1 = g.cost(0, m);
   const double kd = static_cast<double>(k);
   TinyPartition slots[3];
@@ -953,26 +1069,10 @@ void check_tiny(std::size_t n, std::size_t k, std::size_t levels) {
   }
 }
 
-// The tiny path on n sorted values `v` (with their weights `w`, all > 0, when Weighted): kmeans_sketch from
-// its distinct count on. Returns false where the general path must run instead (the search did not settle,
-// never seen).
+// Groups(v, w, 1) on n sorted values (weights all > 0 when Weighted): the same shift and prefix recurrences,
+// in the same order and type.
 template <bool Weighted>
-bool tiny_sorted(const float* v, const float* w, std::size_t n, std::size_t k, std::span<double> levels,
-                 const std::function<void(std::size_t)>& check_distinct) {
-  std::size_t distinct = 1;
-  for (std::size_t i = 1; i < n; ++i)
-    distinct += v[i] != v[i - 1];
-  if (distinct <= k) {  // the values, the last repeated (kmeans_sketch's few-distinct case)
-    std::size_t c = 0;
-    for (std::size_t i = 0; i < n; ++i)
-      if (i == 0 || v[i] != v[i - 1]) levels[c++] = v[i];
-    for (; c < k; ++c)
-      levels[c] = levels[c - 1];
-    return true;
-  }
-  if (check_distinct) check_distinct(distinct);
-  // Groups(v, w, 1): the same shift and prefix recurrences, in the same order and type.
-  TinyGroups g;
+void tiny_groups(const float* v, const float* w, std::size_t n, TinyGroups& g) {
   double shift = 0;
   if (Weighted) {
     double total = 0, total_w = 0;
@@ -1012,10 +1112,35 @@ bool tiny_sorted(const float* v, const float* w, std::size_t n, std::size_t k, s
   g.s[m] = s;
   g.s2[m] = s2;
   g.w[m] = Weighted ? ws : static_cast<double>(n);
+}
+
+// The tiny path on n sorted values `v` (with their weights `w`, all > 0, when Weighted): kmeans_sketch from
+// its distinct count on. Returns false where the general path must run instead (the search did not settle,
+// never seen).
+template <bool Weighted>
+bool tiny_sorted(const float* v, const float* w, std::size_t n, std::size_t k, std::span<double> levels,
+                 const std::function<void(std::size_t)>& check_distinct) {
+  std::size_t distinct = 1;
+  for (std::size_t i = 1; i < n; ++i)
+    distinct += v[i] != v[i - 1];
+  if (distinct <= k) {  // the values, the last repeated (kmeans_sketch's few-distinct case)
+    std::size_t c = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      if (i == 0 || v[i] != v[i - 1]) levels[c++] = v[i];
+    for (; c < k; ++c)
+      levels[c] = levels[c - 1];
+    return true;
+  }
+  if (check_distinct) check_distinct(distinct);
+  TinyGroups g;
+  tiny_groups<Weighted>(v, w, n, g);
+  const std::size_t m = g.m;
   std::uint32_t gb[kTinyCap];
   if (k == 1) {
     gb[0] = 0;
     gb[1] = static_cast<std::uint32_t>(m);
+  } else if (!Weighted && m <= kTinyScanRun * k) {
+    if (!tiny_lagrangian_bounds<TinyScanCosts, TinyScanLagrangian>(TinyScanCosts(g), k, gb)) return false;
   } else if (m <= kTinyTable) {
     if (!tiny_lagrangian_bounds(TinyCostTable(g, Weighted), k, gb)) return false;
   } else {
@@ -1083,6 +1208,29 @@ void kmeans_tiny(std::span<const float> values, std::span<const float> weights, 
     const SketchResult r = kmeans_sketch(values, weights, k, std::max(n, 2 * k));
     std::copy(r.centroids.begin(), r.centroids.end(), levels.begin());
   }
+}
+
+TinyPass tiny_scan_pass(std::span<const float> values, double lambda, bool exhaustive) {
+  const std::size_t n = values.size();
+  check_tiny(n, 1, 1);
+  if (!(lambda > 0) || !std::isfinite(lambda)) throw Error("tiny_scan_pass: lambda must be finite and > 0");
+  float v[kTinyBlock];
+  std::copy(values.begin(), values.end(), v);
+  sort_floats(std::span<float>(v, n));
+  TinyGroups g;
+  tiny_groups<false>(v, nullptr, n, g);
+  const TinyScanCosts costs(g);
+  double f[kTinyCap];
+  std::uint32_t cnt[kTinyCap], par[kTinyCap];
+  scan_pass(costs, lambda, f, cnt, par, exhaustive);
+  TinyPass out;
+  out.f = f[g.m];
+  out.bounds.resize(cnt[g.m] + 1);
+  for (std::size_t c = cnt[g.m], i = g.m; c > 0; --c) {
+    out.bounds[c] = static_cast<std::uint32_t>(i);
+    i = par[i];
+  }
+  return out;
 }
 
 double kmeans_optimal_dp_bytes(std::size_t distinct) {

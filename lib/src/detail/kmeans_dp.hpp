@@ -27,6 +27,7 @@
 // Lagrangian search and the two layered solvers are kept as references.
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <span>
 #include <vector>
@@ -109,6 +110,16 @@ void kmeans_tiny(std::span<const float> values, std::size_t k, std::span<double>
 /// means unweighted. `check_distinct` sees the distinct values of positive weight.
 void kmeans_tiny(std::span<const float> values, std::span<const float> weights, std::size_t k,
                  std::span<double> levels, const std::function<void(std::size_t)>& check_distinct = {});
+
+/// One pass of the unweighted tiny path's scan at penalty `lambda` (> 0) over the distinct values of the
+/// block (1..kTinyBlock values): the least penalised cost f = SSE + lambda * clusters, the clusters and their
+/// bounds in distinct values (0 = b_0 < ... < b_c = M), scanning only the splits the monotone rule leaves
+/// or, with `exhaustive`, every split (the slow reference). For tests; sqb::Error on a bad block.
+struct TinyPass {
+  double f = 0;
+  std::vector<std::uint32_t> bounds;
+};
+TinyPass tiny_scan_pass(std::span<const float> values, double lambda, bool exhaustive);
 
 /// Bytes kmeans_optimal_dp and optimal_sse allocate for a block with `distinct` distinct values, beyond the
 /// SortedBlock itself (about 72 per distinct value, whatever K).
