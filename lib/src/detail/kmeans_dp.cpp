@@ -748,7 +748,9 @@ namespace {
 // operands, in the same order as in Groups(v, {}, 1), Lagrangian::solve, lagrangian_bounds, splice and
 // finish above, so the passes run at the same penalties, take the same branches and end on the same
 // partition: the levels are bit for bit the general path's, whichever of several tied optima it picks. Any
-// change to the general search must be made here too (tests/test_kmeans_fast.cpp compares them).
+// change to the general search must be made here too (tests/test_kmeans_fast.cpp compares them). The one
+// exception is the scan below, which unweighted blocks of few groups per cluster take instead of these
+// passes.
 constexpr std::size_t kTinyCap = kTinyBlock + 1;
 
 struct TinyGroups {
@@ -806,6 +808,7 @@ struct TinyCostTable {
     }
   }
   double cost(std::size_t j, std::size_t i) const { return c[j * (kTinyTable + 1) + i]; }
+  double far(std::size_t j, std::size_t i) const { return cost(j, i); }
 };
 
 template <class G>
@@ -842,12 +845,13 @@ class TinyLagrangian {
   std::uint32_t cnt_[kTinyCap], par_[kTinyCap], dq_j_[kTinyCap], dq_s_[kTinyCap];
 };
 
-// The scan: the unweighted tiny path's own costs and pass, for blocks whose clusters average at most
-// kTinyScanRun groups (m <= kTinyScanRun K: groups of 64 at K >= 4, of 256 at K >= 16). Two differences from
-// the general path, both for speed, neither for the optimum:
-// - The cost of groups [j, i) multiplies by 1/(n_i - n_j), a table of reciprocals of the cluster's value
-//   count (an integer <= kTinyBlock), instead of dividing: (s2_i - s2_j) - (s_i - s_j)^2 * (1/n), clamped at
-//   0. It may differ from the quotient in the last bit.
+// The scan: the tiny path's own pass, for blocks whose clusters average at most kTinyScanRun groups (m <=
+// kTinyScanRun K: groups of 64 at K >= 8, of 128 at K >= 16; weighted blocks only up to kTinyTable groups,
+// on the cost table). The differences from the general path, both for speed, neither for the optimum:
+// - Unweighted, the cost of groups [j, i) multiplies by 1/(n_i - n_j), a table of reciprocals of the
+//   cluster's value count (an integer <= kTinyBlock), instead of dividing: (s2_i - s2_j) - (s_i - s_j)^2 *
+//   (1/n), clamped at 0. It may differ from the quotient in the last bit. (Weighted, the cost table holds
+//   the general path's quotients.)
 // - A pass scans, for row i, only the candidates j in [opt(i-1), i-1], where opt(i-1) is the split row i-1
 //   chose: the leftmost minimiser of f[j] + cost(j, i) is monotone in i because the costs are Monge (with
 //   ties in value broken by fewer clusters, the order of value + eps * clusters, still Monge), so nothing to
@@ -861,7 +865,9 @@ class TinyLagrangian {
 // same bit for bit; where several partitions tie (in exact arithmetic, or within the last bits of rounding)
 // the two paths may pick different ones, of the same SSE to rounding (tests/test_kmeans_fast.cpp checks
 // both, and the scan's pass against an exhaustive one).
-constexpr std::size_t kTinyScanRun = 16;
+// (At 16 groups a cluster, groups of 64 at K = 4, the scan's evaluations, about 1,100 a pass, made it
+// 0.8-0.95x as fast as the deque on the cost table, measured with Google Benchmark's kmeans_tiny rows.)
+constexpr std::size_t kTinyScanRun = 8;
 
 struct TinyReciprocals {
   double v[kTinyCap];
@@ -883,11 +889,12 @@ struct TinyScanCosts {
     for (std::size_t i = 0; i <= m; ++i)
       count[i] = static_cast<std::int32_t>(g.start[i]);
   }
-  double cost(std::size_t j, std::size_t i) const {
-    if (i <= j + 1) return 0.0;
+  double cost(std::size_t j, std::size_t i) const { return i <= j + 1 ? 0.0 : far(j, i); }
+  // A cluster of at least two groups (i >= j + 2).
+  double far(std::size_t j, std::size_t i) const {
     const double st = s[i] - s[j];
     const double c = (s2[i] - s2[j]) - st * st * kTinyInverse.v[count[i] - count[j]];
-    return c > 0.0 ? c : 0.0;  // as the pass computes it
+    return c > 0.0 ? c : 0.0;
   }
 };
 
@@ -895,23 +902,19 @@ struct TinyScanCosts {
 // [par[i-1], i-1] (par[0] = 0). Candidate i-1 (a group alone, cost 0) is taken last: it is the rightmost, so
 // it wins only when strictly better in (value, clusters). With `exhaustive` every j < i is a candidate: the
 // slow reference the tests hold the scan to.
-inline void scan_pass(const TinyScanCosts& g, double lambda, double* f, std::uint32_t* cnt,
-                      std::uint32_t* par, bool exhaustive = false) {
+template <class G>
+void scan_pass(const G& g, double lambda, double* f, std::uint32_t* cnt, std::uint32_t* par,
+               bool exhaustive = false) {
   const std::size_t m = g.m;
   f[0] = 0;
   cnt[0] = 0;
   std::size_t lo = 0;
   double v[kTinyCap];
   for (std::size_t i = 1; i <= m; ++i) {
-    const double si = g.s[i], s2i = g.s2[i];
-    const std::int32_t ci = g.count[i];
     if (exhaustive) lo = 0;
     double best = kInf;
     for (std::size_t j = lo; j + 1 < i; ++j) {
-      const double st = si - g.s[j];
-      double c = (s2i - g.s2[j]) - st * st * kTinyInverse.v[ci - g.count[j]];
-      c = c > 0.0 ? c : 0.0;
-      v[j] = f[j] + c;
+      v[j] = f[j] + g.far(j, i);
       best = v[j] < best ? v[j] : best;
     }
     // The leftmost of fewest clusters among the candidates at the least value: the smallest key
@@ -934,9 +937,10 @@ inline void scan_pass(const TinyScanCosts& g, double lambda, double* f, std::uin
 }
 
 // Lagrangian::solve with the scan's pass.
+template <class G>
 class TinyScanLagrangian {
  public:
-  explicit TinyScanLagrangian(const TinyScanCosts& g) : g_(g) {}
+  explicit TinyScanLagrangian(const G& g) : g_(g) {}
 
   void solve(double lambda, TinyPartition& out) {
     const std::size_t m = g_.m;
@@ -953,7 +957,7 @@ class TinyScanLagrangian {
   }
 
  private:
-  const TinyScanCosts& g_;
+  const G& g_;
   double f_[kTinyCap];
   std::uint32_t cnt_[kTinyCap], par_[kTinyCap];
 };
@@ -1140,7 +1144,12 @@ bool tiny_sorted(const float* v, const float* w, std::size_t n, std::size_t k, s
     gb[0] = 0;
     gb[1] = static_cast<std::uint32_t>(m);
   } else if (!Weighted && m <= kTinyScanRun * k) {
-    if (!tiny_lagrangian_bounds<TinyScanCosts, TinyScanLagrangian>(TinyScanCosts(g), k, gb)) return false;
+    const TinyScanCosts costs(g);
+    if (!tiny_lagrangian_bounds<TinyScanCosts, TinyScanLagrangian<TinyScanCosts>>(costs, k, gb)) return false;
+  } else if (Weighted && m <= kTinyScanRun * k && m <= kTinyTable) {
+    // Weighted, the scan runs on the cost table (the general path's quotients, to the same bits).
+    const TinyCostTable costs(g, true);
+    if (!tiny_lagrangian_bounds<TinyCostTable, TinyScanLagrangian<TinyCostTable>>(costs, k, gb)) return false;
   } else if (m <= kTinyTable) {
     if (!tiny_lagrangian_bounds(TinyCostTable(g, Weighted), k, gb)) return false;
   } else {

@@ -96,18 +96,24 @@ SketchResult kmeans_sketch(std::span<const float> values, std::span<const float>
 inline constexpr std::size_t kTinyBlock = 256;
 
 /// kmeans_optimal's exact levels for a small unweighted block (groups of 64 and the like), without heap
-/// allocation: the block is sorted as order keys on the stack (sort_floats), and the same Lagrangian search
-/// as kmeans_sketch runs on fixed-size buffers with the same arithmetic in the same order, so the K levels
-/// written to `levels` are kmeans_sketch(values, {}, k, max(N, 2 K)).centroids bit for bit, ties included
-/// (both take the same passes at the same penalties, see kmeans_dp.cpp). 1 <= N <= kTinyBlock values,
-/// 1 <= K <= kTinyBlock, levels.size() == K (sqb::Error otherwise). `check_distinct` as for kmeans_sketch.
+/// allocation: the block is sorted as order keys on the stack (sort_floats), then the general path's
+/// Lagrangian search runs on fixed-size buffers. Where the block has at most 8 K distinct values (groups of
+/// 64 at K >= 8) its passes are a scan of its own (kmeans_dp.cpp: costs through reciprocals of the cluster
+/// sizes, only the splits the monotone rule leaves), so the partition is optimal like the general path's,
+/// the same one (and the levels the same bit for bit) where the optimum is unique, and possibly another of
+/// the same SSE (to rounding) where several tie. Elsewhere (K <= 7 on groups of 64) the arithmetic and
+/// its order are the general path's, and the levels are kmeans_sketch(values, {}, k, max(N, 2 K)).centroids
+/// bit for bit, ties included. 1 <= N <= kTinyBlock values, 1 <= K <= kTinyBlock, levels.size() == K
+/// (sqb::Error otherwise). `check_distinct` as for kmeans_sketch.
 void kmeans_tiny(std::span<const float> values, std::size_t k, std::span<double> levels,
                  const std::function<void(std::size_t)>& check_distinct = {});
 
-/// The same for a weighted block: kmeans_sketch(values, weights, k, max(N, 2 K)).centroids bit for bit, ties
-/// included (the same weighted sums, in the same order and type). Weights as for kmeans_sketch: empty, or
-/// one finite weight >= 0 per value (the same sqb::Error otherwise); zero weights are left out, all zero
-/// means unweighted. `check_distinct` sees the distinct values of positive weight.
+/// The same for a weighted block: the general path's sums (the same weighted sums, in the same order and
+/// type), the scan on the general path's cost quotients where at most 64 distinct values remain and m <= 8 K
+/// (an optimum, the same levels bit for bit unless optima tie), else kmeans_sketch(values, weights, k, max(N,
+/// 2 K)).centroids bit for bit, ties included. Weights as for kmeans_sketch: empty, or one finite weight >= 0
+/// per value (the same sqb::Error otherwise); zero weights are left out, all zero means unweighted.
+/// `check_distinct` sees the distinct values of positive weight.
 void kmeans_tiny(std::span<const float> values, std::span<const float> weights, std::size_t k,
                  std::span<double> levels, const std::function<void(std::size_t)>& check_distinct = {});
 

@@ -50,8 +50,9 @@ class KMeansOptimal final : public Quantizer, public LimitsBlocks {
     const std::span<const float> weights = used_weights(weighted_, info.weights);
     BlockDesign d;
     if (runs >= block.size() && block.size() <= detail::kTinyBlock && k_ <= detail::kTinyBlock) {
-      // Small blocks (groups of 64), weighted or not: the same programme on stack buffers, the same levels
-      // bit for bit. The guard captures two words, so std::function keeps it without allocating.
+      // Small blocks (groups of 64), weighted or not: the same search on stack buffers, with a scan of its
+      // own for unweighted blocks (an optimum; the same levels bit for bit unless optima tie; see
+      // kmeans_tiny). The guard captures two words, so std::function keeps it without allocating.
       const auto tiny_guard = [this, n = block.size()](std::size_t distinct) { check_distinct(n, distinct); };
       double levels[detail::kTinyBlock];
       detail::kmeans_tiny(block, weights, k_, std::span<double>(levels, k_), tiny_guard);
