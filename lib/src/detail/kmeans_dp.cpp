@@ -749,8 +749,7 @@ namespace {
 // finish above, so the passes run at the same penalties, take the same branches and end on the same
 // partition: the levels are bit for bit the general path's, whichever of several tied optima it picks. Any
 // change to the general search must be made here too (tests/test_kmeans_fast.cpp compares them). The one
-// exception is the scan below, which unweighted blocks of few groups per cluster take instead of these
-// passes.
+// exception is the scan below, which blocks of few groups per cluster take instead of these passes.
 constexpr std::size_t kTinyCap = kTinyBlock + 1;
 
 struct TinyGroups {
