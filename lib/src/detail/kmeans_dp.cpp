@@ -818,23 +818,35 @@ double tiny_partition_sse(const G& g, const std::uint32_t* b, std::size_t cluste
   return sse;
 }
 
-// Lagrangian::solve.
+// The k + 1 group bounds of the partition a pass ended on: `clusters` splits followed back from group m.
+void tiny_backtrack(const std::uint32_t* par, std::size_t m, std::size_t clusters, std::uint32_t* bounds) {
+  for (std::size_t c = clusters, i = m; c > 0; --c) {
+    bounds[c] = static_cast<std::uint32_t>(i);
+    i = par[i];
+  }
+  bounds[0] = 0;
+}
+
 template <class G>
+void scan_pass(const G& g, double lambda, double* f, std::uint32_t* cnt, std::uint32_t* par,
+               bool exhaustive = false);
+
+// Lagrangian::solve, with the general path's pass or (Scan) the scan's.
+template <class G, bool Scan = false>
 class TinyLagrangian {
  public:
   explicit TinyLagrangian(const G& g) : g_(g) {}
 
   void solve(double lambda, TinyPartition& out) {
     const std::size_t m = g_.m;
-    lagrangian_pass(g_, m, lambda, f_, cnt_, par_, dq_j_, dq_s_);
+    if constexpr (Scan)
+      scan_pass(g_, lambda, f_, cnt_, par_);
+    else
+      lagrangian_pass(g_, m, lambda, f_, cnt_, par_, dq_j_, dq_s_);
     out.lambda = lambda;
     out.clusters = cnt_[m];
     out.g = f_[m];
-    for (std::size_t c = out.clusters, i = m; c > 0; --c) {
-      out.bounds[c] = static_cast<std::uint32_t>(i);
-      i = par_[i];
-    }
-    out.bounds[0] = 0;
+    tiny_backtrack(par_, m, out.clusters, out.bounds);
     out.sse = tiny_partition_sse(g_, out.bounds, out.clusters);
   }
 
@@ -903,7 +915,7 @@ struct TinyScanCosts {
 // slow reference the tests hold the scan to.
 template <class G>
 void scan_pass(const G& g, double lambda, double* f, std::uint32_t* cnt, std::uint32_t* par,
-               bool exhaustive = false) {
+               bool exhaustive) {
   const std::size_t m = g.m;
   f[0] = 0;
   cnt[0] = 0;
@@ -934,32 +946,6 @@ void scan_pass(const G& g, double lambda, double* f, std::uint32_t* cnt, std::ui
     lo = bj;
   }
 }
-
-// Lagrangian::solve with the scan's pass.
-template <class G>
-class TinyScanLagrangian {
- public:
-  explicit TinyScanLagrangian(const G& g) : g_(g) {}
-
-  void solve(double lambda, TinyPartition& out) {
-    const std::size_t m = g_.m;
-    scan_pass(g_, lambda, f_, cnt_, par_);
-    out.lambda = lambda;
-    out.clusters = cnt_[m];
-    out.g = f_[m];
-    for (std::size_t c = out.clusters, i = m; c > 0; --c) {
-      out.bounds[c] = static_cast<std::uint32_t>(i);
-      i = par_[i];
-    }
-    out.bounds[0] = 0;
-    out.sse = tiny_partition_sse(g_, out.bounds, out.clusters);
-  }
-
- private:
-  const G& g_;
-  double f_[kTinyCap];
-  std::uint32_t cnt_[kTinyCap], par_[kTinyCap];
-};
 
 // splice, into `out` (k + 1 bounds); false where the general splice returns nothing.
 bool tiny_splice(const TinyPartition& p, const TinyPartition& q, std::size_t k, std::uint32_t* out) {
@@ -1144,11 +1130,13 @@ bool tiny_sorted(const float* v, const float* w, std::size_t n, std::size_t k, s
     gb[1] = static_cast<std::uint32_t>(m);
   } else if (!Weighted && m <= kTinyScanRun * k) {
     const TinyScanCosts costs(g);
-    if (!tiny_lagrangian_bounds<TinyScanCosts, TinyScanLagrangian<TinyScanCosts>>(costs, k, gb)) return false;
+    if (!tiny_lagrangian_bounds<TinyScanCosts, TinyLagrangian<TinyScanCosts, true>>(costs, k, gb))
+      return false;
   } else if (Weighted && m <= kTinyScanRun * k && m <= kTinyTable) {
     // Weighted, the scan runs on the cost table (the general path's quotients, to the same bits).
     const TinyCostTable costs(g, true);
-    if (!tiny_lagrangian_bounds<TinyCostTable, TinyScanLagrangian<TinyCostTable>>(costs, k, gb)) return false;
+    if (!tiny_lagrangian_bounds<TinyCostTable, TinyLagrangian<TinyCostTable, true>>(costs, k, gb))
+      return false;
   } else if (m <= kTinyTable) {
     if (!tiny_lagrangian_bounds(TinyCostTable(g, Weighted), k, gb)) return false;
   } else {
@@ -1234,10 +1222,7 @@ TinyPass tiny_scan_pass(std::span<const float> values, double lambda, bool exhau
   TinyPass out;
   out.f = f[g.m];
   out.bounds.resize(cnt[g.m] + 1);
-  for (std::size_t c = cnt[g.m], i = g.m; c > 0; --c) {
-    out.bounds[c] = static_cast<std::uint32_t>(i);
-    i = par[i];
-  }
+  tiny_backtrack(par, g.m, cnt[g.m], out.bounds.data());
   return out;
 }
 
