@@ -12,6 +12,7 @@
 #include <random>
 #include <utility>
 
+#include "detail/encode_simd.hpp"
 #include "detail/kmeans_dp.hpp"
 #include "detail/lloyd_1d.hpp"
 #include "detail/sort_keys.hpp"
@@ -76,6 +77,68 @@ TEST_CASE("block sort: vqsort on order keys equals std::sort in IEEE total order
         if (fast[i] == 0 && fast[i - 1] == 0) CHECK(!(std::signbit(fast[i]) && !std::signbit(fast[i - 1])));
     }
   }
+}
+
+TEST_CASE("block sort: the tiny blocks' rank sort equals std::sort on every SIMD target", "[kmeans_fast][sort]") {
+  // Keys drawn from a few values (many ties, including the top bit set and clear: the signed-compare trick),
+  // or from all 32-bit patterns, at every length up to the rank sort's maximum.
+  std::mt19937_64 g(14);
+  const std::uint32_t few[] = {0u, 1u, 0x7fffffffu, 0x80000000u, 0x80000001u, 0xffffffffu, 12345u};
+  std::size_t targets = 0;
+  for (const auto& target : sqb::detail::compiled_targets()) {
+    if (!sqb::detail::cpu_supports(target.bit)) continue;
+    sqb::detail::force_target(target.bit);
+    ++targets;
+    for (std::size_t n = 0; n <= sqb::detail::kRankSortMax; ++n) {
+      for (int rep = 0; rep < 4; ++rep) {
+        // (Equal keys are equal bits, so the order among them cannot show; a tie counted twice or not at
+        // all leaves a place empty and another written twice.)
+        std::vector<std::uint32_t> keys(n);
+        for (std::uint32_t& key : keys)
+          key = rep % 2 ? few[g() % std::size(few)] : static_cast<std::uint32_t>(g());
+        std::vector<std::uint32_t> ref = keys;
+        std::sort(ref.begin(), ref.end());
+        sqb::detail::rank_sort_keys(keys.data(), n);
+        INFO("target " << target.name << ", n = " << n << ", rep " << rep);
+        CHECK(keys == ref);
+        // 64-bit keys (sort_pairs'): the same draws in the high half, a few values in the low half.
+        std::vector<std::uint64_t> wide(n);
+        for (std::size_t i = 0; i < n; ++i)
+          wide[i] = static_cast<std::uint64_t>(ref[(i * 7) % n]) << 32 | few[g() % std::size(few)];
+        std::vector<std::uint64_t> wide_ref = wide;
+        std::sort(wide_ref.begin(), wide_ref.end());
+        sqb::detail::rank_sort_keys(wide.data(), n);
+        CHECK(wide == wide_ref);
+      }
+    }
+    // Through sort_floats too, on the nasty values (zeros of both signs, infinities, subnormals).
+    for (const std::size_t n : {2, 17, 33, 63, 64}) {
+      const std::vector<float> x = nasty(g, n);
+      std::vector<float> fast = x, slow = x;
+      sqb::detail::sort_floats(fast);
+      std::stable_sort(slow.begin(), slow.end(), key_less);
+      INFO("target " << target.name << ", sort_floats n = " << n);
+      CHECK(bits(fast) == bits(slow));
+      // And sort_pairs: by value, ties by weight.
+      std::vector<float> pv = x, pw(n);
+      for (std::size_t i = 0; i < n; ++i)
+        pw[i] = static_cast<float>(1 + g() % 3);
+      std::vector<std::pair<float, float>> pref(n);
+      for (std::size_t i = 0; i < n; ++i)
+        pref[i] = {pv[i], pw[i]};
+      std::stable_sort(pref.begin(), pref.end(), [](const auto& a, const auto& b) {
+        return key_less(a.first, b.first) || (!key_less(b.first, a.first) && a.second < b.second);
+      });
+      sqb::detail::sort_pairs(pv, pw);
+      bool same = true;
+      for (std::size_t i = 0; i < n; ++i)
+        same = same && std::bit_cast<std::uint32_t>(pv[i]) == std::bit_cast<std::uint32_t>(pref[i].first) &&
+               pw[i] == pref[i].second;
+      CHECK(same);
+    }
+  }
+  sqb::detail::force_target(0);
+  CHECK(targets >= 1);
 }
 
 TEST_CASE("block sort: (value, weight) pairs sort by value, then weight, bit for bit",

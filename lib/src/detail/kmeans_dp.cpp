@@ -831,7 +831,8 @@ template <class G>
 void scan_pass(const G& g, double lambda, double* f, std::uint32_t* cnt, std::uint32_t* par,
                bool exhaustive = false);
 
-// Lagrangian::solve, with the general path's pass or (Scan) the scan's.
+// Lagrangian::solve, with the general path's pass or (Scan) the scan's; all but the partition's SSE, which
+// tiny_lagrangian_bounds computes (by the same sum) only for a pass that missed K.
 template <class G, bool Scan = false>
 class TinyLagrangian {
  public:
@@ -847,7 +848,6 @@ class TinyLagrangian {
     out.clusters = cnt_[m];
     out.g = f_[m];
     tiny_backtrack(par_, m, out.clusters, out.bounds);
-    out.sse = tiny_partition_sse(g_, out.bounds, out.clusters);
   }
 
  private:
@@ -988,7 +988,7 @@ bool tiny_lagrangian_bounds(const G& g, std::size_t k, std::uint32_t* out) {
   b->clusters = m;
   for (std::size_t i = 0; i <= m; ++i)
     b->bounds[i] = static_cast<std::uint32_t>(i);
-  b->sse = tiny_partition_sse(g, b->bounds, m);
+  b->sse = 0;  // every cluster one group: tiny_partition_sse adds m costs of exactly 0.0
   bool seen_a = false, seen_b = false;
   double lambda = 2 * sse1 / (kd * kd * kd);
   double jump = 1;
@@ -1025,6 +1025,8 @@ bool tiny_lagrangian_bounds(const G& g, std::size_t k, std::uint32_t* out) {
       std::copy(s->bounds, s->bounds + k + 1, out);
       return true;
     }
+    // The partition's SSE, which only a pass that missed K needs (for the chords and the bracket).
+    s->sse = tiny_partition_sse(g, s->bounds, s->clusters);
     if (chord) {
       const double on_chord = a->sse + lambda * static_cast<double>(a->clusters);
       const bool inside = s->clusters > a->clusters && s->clusters < b->clusters;
