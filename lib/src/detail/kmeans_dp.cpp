@@ -909,6 +909,46 @@ struct TinyScanCosts {
   }
 };
 
+// Weighted blocks on the scan: TinyCostTable's entries, computed by its expression from the same operands (so
+// to the same bits), but only those the passes read: row i's window [lo, i - 2] the first time a pass asks
+// for it (prepare_row), about a quarter of the m^2 / 2 entries at 64 values and K = 16. Stored by row i,
+// so a window is contiguous.
+class TinyLazyCostTable {
+ public:
+  explicit TinyLazyCostTable(const TinyGroups& g) : m(g.m), g_(g) {
+    for (std::size_t i = 0; i <= m; ++i)
+      low_[i] = static_cast<std::uint32_t>(i > 0 ? i - 1 : 0);  // nothing held yet
+  }
+  // Makes far(j, i) readable for every j in [lo, i - 2].
+  void prepare_row(std::size_t i, std::size_t lo) const {
+    if (lo >= low_[i]) return;
+    double* row = c_ + i * (kTinyTable + 1);
+    for (std::size_t j = lo; j < low_[i]; ++j)
+      row[j] = direct(j, i);
+    low_[i] = static_cast<std::uint32_t>(lo);
+  }
+  double cost(std::size_t j, std::size_t i) const {
+    if (i <= j + 1) return 0.0;
+    return j >= low_[i] ? far(j, i) : direct(j, i);
+  }
+  double far(std::size_t j, std::size_t i) const { return c_[i * (kTinyTable + 1) + j]; }
+
+  std::size_t m = 0;
+
+ private:
+  // TinyCostTable's weighted entry, i >= j + 2.
+  double direct(std::size_t j, std::size_t i) const {
+    const double wt = g_.w[i] - g_.w[j];
+    const double st = g_.s[i] - g_.s[j];
+    const double sse = std::max(0.0, (g_.s2[i] - g_.s2[j]) - st * st / wt);
+    return wt > 0 ? sse : 0.0;
+  }
+
+  const TinyGroups& g_;
+  mutable std::uint32_t low_[kTinyCap];  // row i holds j in [low_[i], i - 2]
+  mutable double c_[(kTinyTable + 1) * (kTinyTable + 1)];
+};
+
 // One scan pass at `lambda`: f[i], cnt[i] and par[i] as lagrangian_pass defines them, over candidates
 // [par[i-1], i-1] (par[0] = 0). Candidate i-1 (a group alone, cost 0) is taken last: it is the rightmost, so
 // it wins only when strictly better in (value, clusters). With `exhaustive` every j < i is a candidate: the
@@ -923,6 +963,7 @@ void scan_pass(const G& g, double lambda, double* f, std::uint32_t* cnt, std::ui
   double v[kTinyCap];
   for (std::size_t i = 1; i <= m; ++i) {
     if (exhaustive) lo = 0;
+    if constexpr (requires { g.prepare_row(i, lo); }) g.prepare_row(i, lo);
     double best = kInf;
     for (std::size_t j = lo; j + 1 < i; ++j) {
       v[j] = f[j] + g.far(j, i);
@@ -1135,9 +1176,10 @@ bool tiny_sorted(const float* v, const float* w, std::size_t n, std::size_t k, s
     if (!tiny_lagrangian_bounds<TinyScanCosts, TinyLagrangian<TinyScanCosts, true>>(costs, k, gb))
       return false;
   } else if (Weighted && m <= kTinyScanRun * k && m <= kTinyTable) {
-    // Weighted, the scan runs on the cost table (the general path's quotients, to the same bits).
-    const TinyCostTable costs(g, true);
-    if (!tiny_lagrangian_bounds<TinyCostTable, TinyLagrangian<TinyCostTable, true>>(costs, k, gb))
+    // Weighted, the scan runs on the cost table's quotients (the general path's, to the same bits), each
+    // computed when a pass first reads it.
+    const TinyLazyCostTable costs(g);
+    if (!tiny_lagrangian_bounds<TinyLazyCostTable, TinyLagrangian<TinyLazyCostTable, true>>(costs, k, gb))
       return false;
   } else if (m <= kTinyTable) {
     if (!tiny_lagrangian_bounds(TinyCostTable(g, Weighted), k, gb)) return false;
