@@ -5,7 +5,9 @@
 // timed loop except in the with_sort variants, which time what the kmeans_optimal strategy does per block.
 //
 // kmeans_optimal/design/* time what the strategy's design does per block (exact, and sketch=4096 with its
-// opt_ratio counter); kmeans_sort/* the block sort alone (vqsort on order keys against std::sort);
+// opt_ratio counter); kmeans_sort/* the block sort alone (vqsort on order keys against std::sort; and
+// kmeans_sort/tiny/*: 65,536 blocks of 64, the tiny path's rank sort against std::sort per block, floats and
+// (value, weight) pairs);
 // kmeans_groups/fit/* the pipeline's fit stage with one codebook per group of 64 (exact against Lloyd).
 // kmeans_tiny/* the design of 65,536 blocks of 64 N(0,1) values (what kmeans_optimal does per group of 64),
 // K = 4, 8, 16: the tiny-block path (kmeans_tiny) against the general one (kmeans_sketch with a run per
@@ -23,7 +25,9 @@
 #include <cstdint>
 #include <initializer_list>
 #include <map>
+#include <span>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -170,6 +174,42 @@ void run_sort(benchmark::State& state, bool vq) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * x.size()));
 }
 
+// 65,536 blocks of 64 N(0,1) values sorted one block at a time: sort_floats / sort_pairs (the rank sort on
+// the CPU's widest SIMD target) or std::sort of the same blocks (pairs by value, then weight). Items/s counts
+// blocks.
+void run_tiny_sort(benchmark::State& state, bool rank, bool pairs) {
+  const std::size_t n = 64, blocks = 65536;
+  const auto& x = data(n * blocks, false);
+  std::vector<float> w(x.size());
+  for (std::size_t i = 0; i < w.size(); ++i)
+    w[i] = static_cast<float>(1 + i % 7);
+  std::vector<float> v, vw;
+  std::vector<std::pair<float, float>> p(n);
+  for (auto _ : state) {
+    v.assign(x.begin(), x.end());
+    vw.assign(w.begin(), w.end());
+    for (std::size_t b = 0; b < blocks; ++b) {
+      const std::span<float> block(v.data() + b * n, n), bw(vw.data() + b * n, n);
+      if (rank && pairs) {
+        sqb::detail::sort_pairs(block, bw);
+      } else if (rank) {
+        sqb::detail::sort_floats(block);
+      } else if (pairs) {
+        for (std::size_t i = 0; i < n; ++i)
+          p[i] = {block[i], bw[i]};
+        std::sort(p.begin(), p.end());
+        for (std::size_t i = 0; i < n; ++i)
+          std::tie(block[i], bw[i]) = p[i];
+      } else {
+        std::sort(block.begin(), block.end());
+      }
+    }
+    benchmark::DoNotOptimize(v.data());
+    benchmark::DoNotOptimize(vw.data());
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * blocks));
+}
+
 // Group codebooks: the fit stage of the pipeline (sqb::quantize_into's own timer; input check and measure
 // stage off) for one codebook per group of 64 of a 1024 x 4096 N(0,1) tensor (65,536 blocks), K = 16, one
 // thread. Items/s counts blocks.
@@ -303,6 +343,14 @@ const bool registered = [] {
                                  [vq](benchmark::State& s) { run_sort(s, vq); })
         ->Arg(1000000)
         ->Unit(benchmark::kMillisecond);
+  }
+  for (const bool pairs : {false, true}) {
+    for (const bool rank : {true, false}) {
+      const std::string name = std::string("kmeans_sort/tiny/") + (rank ? "rank" : "std_sort") +
+                               (pairs ? "/pairs" : "/floats") + "/blocks:65536x64";
+      benchmark::RegisterBenchmark(name.c_str(), [rank, pairs](benchmark::State& s) { run_tiny_sort(s, rank, pairs); })
+          ->Unit(benchmark::kMillisecond);
+    }
   }
   for (const bool half : {false, true}) {
     benchmark::RegisterBenchmark(half ? "kmeans_dp/with_sort/float16" : "kmeans_dp/with_sort/float32",
