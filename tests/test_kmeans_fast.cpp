@@ -79,7 +79,8 @@ TEST_CASE("block sort: vqsort on order keys equals std::sort in IEEE total order
   }
 }
 
-TEST_CASE("block sort: the tiny blocks' rank sort equals std::sort on every SIMD target", "[kmeans_fast][sort]") {
+TEST_CASE("block sort: the tiny blocks' rank sort equals std::sort on every SIMD target",
+          "[kmeans_fast][sort]") {
   // Keys drawn from a few values (many ties, including the top bit set and clear: the signed-compare trick),
   // or from all 32-bit patterns, at every length up to the rank sort's maximum.
   std::mt19937_64 g(14);

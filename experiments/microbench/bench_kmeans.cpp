@@ -348,8 +348,9 @@ const bool registered = [] {
     for (const bool rank : {true, false}) {
       const std::string name = std::string("kmeans_sort/tiny/") + (rank ? "rank" : "std_sort") +
                                (pairs ? "/pairs" : "/floats") + "/blocks:65536x64";
-      benchmark::RegisterBenchmark(name.c_str(), [rank, pairs](benchmark::State& s) { run_tiny_sort(s, rank, pairs); })
-          ->Unit(benchmark::kMillisecond);
+      benchmark::RegisterBenchmark(name.c_str(), [rank, pairs](benchmark::State& s) {
+        run_tiny_sort(s, rank, pairs);
+      })->Unit(benchmark::kMillisecond);
     }
   }
   for (const bool half : {false, true}) {

@@ -1,7 +1,7 @@
-// The tiny blocks' sort (sort_floats and sort_pairs on at most 64 values): a rank sort whose counting loops are compiled
-// once per Highway target (foreach_target re-includes this file) and chosen at run time. A rank sort gives
-// every key its place, so every target produces the same permutation: the sorted keys, equal keys in their
-// input order.
+// The tiny blocks' sort (sort_floats and sort_pairs on at most 64 values): a rank sort whose counting loops
+// are compiled once per Highway target (foreach_target re-includes this file) and chosen at run time. A rank
+// sort gives every key its place, so every target produces the same permutation: the sorted keys, equal keys
+// in their input order.
 
 #ifndef HWY_WANT_AVX3_DL
 #define HWY_WANT_AVX3_DL  // as in encode_simd.cpp: AVX-512 CPUs run their own code in the portable build
