@@ -776,6 +776,16 @@ struct TinyPartition {
 // bits), before the search; the passes then look them up instead of dividing.
 constexpr std::size_t kTinyTable = 64;
 
+// The weighted cost of groups [j, i), i >= j + 2, as TinyGroups::cost computes it. A weight can round away in
+// the prefix sums (a denormal after a huge one), so the wt > 0 test stays; the quotient is computed either
+// way (discarded when wt is 0), so a loop over i vectorises.
+inline double tiny_weighted_cost(const TinyGroups& g, std::size_t j, std::size_t i) {
+  const double wt = g.w[i] - g.w[j];
+  const double st = g.s[i] - g.s[j];
+  const double sse = std::max(0.0, (g.s2[i] - g.s2[j]) - st * st / wt);
+  return wt > 0 ? sse : 0.0;
+}
+
 struct TinyCostTable {
   std::size_t m = 0;
   double c[(kTinyTable + 1) * (kTinyTable + 1)];
@@ -787,14 +797,8 @@ struct TinyCostTable {
       for (std::size_t i = j; i <= std::min(j + 1, m); ++i)
         row[i] = 0.0;
       if (weighted) {
-        // A weight can round away in the prefix sums (a denormal after a huge one), so the wt > 0 test
-        // stays; the quotient is computed either way (discarded when wt is 0), so the loop vectorises.
-        for (std::size_t i = j + 2; i <= m; ++i) {
-          const double wt = g.w[i] - wj;
-          const double st = g.s[i] - sj;
-          const double sse = std::max(0.0, (g.s2[i] - s2j) - st * st / wt);
-          row[i] = wt > 0 ? sse : 0.0;
-        }
+        for (std::size_t i = j + 2; i <= m; ++i)
+          row[i] = tiny_weighted_cost(g, j, i);
         continue;
       }
       // Unweighted, the weights are positions, so wt >= 2 here and the general cost's wt > 0 test always
@@ -909,10 +913,9 @@ struct TinyScanCosts {
   }
 };
 
-// Weighted blocks on the scan: TinyCostTable's entries, computed by its expression from the same operands (so
-// to the same bits), but only those the passes read: row i's window [lo, i - 2] the first time a pass asks
-// for it (prepare_row), about a quarter of the m^2 / 2 entries at 64 values and K = 16. Stored by row i,
-// so a window is contiguous.
+// Weighted blocks on the scan: TinyCostTable's entries (tiny_weighted_cost, so the same bits), but only those
+// the passes read: row i's window [lo, i - 2] the first time a pass asks for it (prepare_row), about a
+// quarter of the m^2 / 2 entries at 64 values and K = 16. Stored by row i, so a window is contiguous.
 class TinyLazyCostTable {
  public:
   explicit TinyLazyCostTable(const TinyGroups& g) : m(g.m), g_(g) {
@@ -924,26 +927,18 @@ class TinyLazyCostTable {
     if (lo >= low_[i]) return;
     double* row = c_ + i * (kTinyTable + 1);
     for (std::size_t j = lo; j < low_[i]; ++j)
-      row[j] = direct(j, i);
+      row[j] = tiny_weighted_cost(g_, j, i);
     low_[i] = static_cast<std::uint32_t>(lo);
   }
   double cost(std::size_t j, std::size_t i) const {
     if (i <= j + 1) return 0.0;
-    return j >= low_[i] ? far(j, i) : direct(j, i);
+    return j >= low_[i] ? far(j, i) : tiny_weighted_cost(g_, j, i);
   }
   double far(std::size_t j, std::size_t i) const { return c_[i * (kTinyTable + 1) + j]; }
 
   std::size_t m = 0;
 
  private:
-  // TinyCostTable's weighted entry, i >= j + 2.
-  double direct(std::size_t j, std::size_t i) const {
-    const double wt = g_.w[i] - g_.w[j];
-    const double st = g_.s[i] - g_.s[j];
-    const double sse = std::max(0.0, (g_.s2[i] - g_.s2[j]) - st * st / wt);
-    return wt > 0 ? sse : 0.0;
-  }
-
   const TinyGroups& g_;
   mutable std::uint32_t low_[kTinyCap];  // row i holds j in [low_[i], i - 2]
   mutable double c_[(kTinyTable + 1) * (kTinyTable + 1)];

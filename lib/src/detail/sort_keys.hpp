@@ -20,10 +20,11 @@ inline std::uint32_t float_from_order_key(std::uint32_t key) {
   return (key & 0x80000000u) ? key & 0x7fffffffu : ~key;
 }
 
-/// Sorts n <= kRankSortMax keys ascending by rank: each key's place is the
-/// number of keys below it plus the number of equal keys before it. O(n^2) compares with no branch on the
-/// data, vectorised on the CPU's widest Highway target (detail/rank_sort_simd.cpp); on 64 random keys it was
-/// about 2.5x faster than insertion sort with SSE2 alone (its branches mispredict), measured.
+/// Sorts n <= kRankSortMax keys ascending by rank: each key's place is the number of keys below it plus the
+/// number of equal keys before it. O(n^2) compares with no branch on the data, run on the CPU's widest
+/// Highway target (detail/rank_sort_simd.cpp). Measured on 65,536 blocks of 64 with AVX-512: 1.8x faster than
+/// the same rank sort vectorised for SSE2 alone, 2.8-3.1x faster than the insertion sort the pairs had (whose
+/// branches mispredict), 5-8x faster than std::sort per block.
 inline constexpr std::size_t kRankSortMax = 64;
 void rank_sort_keys(std::uint32_t* k, std::size_t n);
 void rank_sort_keys(std::uint64_t* k, std::size_t n);
