@@ -51,6 +51,13 @@ bool key_less(float a, float b) {
          sqb::detail::float_order_key(std::bit_cast<std::uint32_t>(b));
 }
 
+// sort_pairs' reference order on (value, weight) pairs: by value in the order above, then by weight.
+bool pair_less(const std::pair<float, float>& a, const std::pair<float, float>& b) {
+  if (key_less(a.first, b.first)) return true;
+  if (key_less(b.first, a.first)) return false;
+  return a.second < b.second;
+}
+
 std::vector<std::uint32_t> bits(const std::vector<float>& v) {
   std::vector<std::uint32_t> b(v.size());
   for (std::size_t i = 0; i < v.size(); ++i)
@@ -127,9 +134,7 @@ TEST_CASE("block sort: the tiny blocks' rank sort equals std::sort on every SIMD
       std::vector<std::pair<float, float>> pref(n);
       for (std::size_t i = 0; i < n; ++i)
         pref[i] = {pv[i], pw[i]};
-      std::stable_sort(pref.begin(), pref.end(), [](const auto& a, const auto& b) {
-        return key_less(a.first, b.first) || (!key_less(b.first, a.first) && a.second < b.second);
-      });
+      std::stable_sort(pref.begin(), pref.end(), pair_less);
       sqb::detail::sort_pairs(pv, pw);
       bool same = true;
       for (std::size_t i = 0; i < n; ++i)
@@ -152,11 +157,7 @@ TEST_CASE("block sort: (value, weight) pairs sort by value, then weight, bit for
     std::vector<std::pair<float, float>> ref(n);
     for (std::size_t i = 0; i < n; ++i)
       ref[i] = {x[i], w[i]};
-    std::stable_sort(ref.begin(), ref.end(), [](const auto& a, const auto& b) {
-      if (key_less(a.first, b.first)) return true;
-      if (key_less(b.first, a.first)) return false;
-      return a.second < b.second;
-    });
+    std::stable_sort(ref.begin(), ref.end(), pair_less);
     sqb::detail::sort_pairs(x, w);
     INFO("n=" << n);
     for (std::size_t i = 0; i < n; ++i) {

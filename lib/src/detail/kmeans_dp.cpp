@@ -758,11 +758,15 @@ struct TinyGroups {
   double s[kTinyCap], s2[kTinyCap], w[kTinyCap];  // the block's centred prefix sums at each start
 
   // Groups::cost with every group one run of equal values.
-  double cost(std::size_t j, std::size_t i) const {
-    if (i <= j + 1) return 0.0;
+  double cost(std::size_t j, std::size_t i) const { return i <= j + 1 ? 0.0 : far(j, i); }
+  // The same for a cluster of at least two groups (i >= j + 2). A weight can round away in the prefix sums
+  // (a denormal after a huge one), so the wt > 0 test stays; the quotient is computed either way (discarded
+  // when wt is 0), so a loop over i vectorises.
+  double far(std::size_t j, std::size_t i) const {
     const double wt = w[i] - w[j];
     const double st = s[i] - s[j];
-    return wt > 0 ? std::max(0.0, (s2[i] - s2[j]) - st * st / wt) : 0.0;
+    const double sse = std::max(0.0, (s2[i] - s2[j]) - st * st / wt);
+    return wt > 0 ? sse : 0.0;
   }
 };
 
@@ -776,16 +780,6 @@ struct TinyPartition {
 // bits), before the search; the passes then look them up instead of dividing.
 constexpr std::size_t kTinyTable = 64;
 
-// The weighted cost of groups [j, i), i >= j + 2, as TinyGroups::cost computes it. A weight can round away in
-// the prefix sums (a denormal after a huge one), so the wt > 0 test stays; the quotient is computed either
-// way (discarded when wt is 0), so a loop over i vectorises.
-inline double tiny_weighted_cost(const TinyGroups& g, std::size_t j, std::size_t i) {
-  const double wt = g.w[i] - g.w[j];
-  const double st = g.s[i] - g.s[j];
-  const double sse = std::max(0.0, (g.s2[i] - g.s2[j]) - st * st / wt);
-  return wt > 0 ? sse : 0.0;
-}
-
 struct TinyCostTable {
   std::size_t m = 0;
   double c[(kTinyTable + 1) * (kTinyTable + 1)];
@@ -798,7 +792,7 @@ struct TinyCostTable {
         row[i] = 0.0;
       if (weighted) {
         for (std::size_t i = j + 2; i <= m; ++i)
-          row[i] = tiny_weighted_cost(g, j, i);
+          row[i] = g.far(j, i);
         continue;
       }
       // Unweighted, the weights are positions, so wt >= 2 here and the general cost's wt > 0 test always
@@ -913,7 +907,7 @@ struct TinyScanCosts {
   }
 };
 
-// Weighted blocks on the scan: TinyCostTable's entries (tiny_weighted_cost, so the same bits), but only those
+// Weighted blocks on the scan: TinyCostTable's entries (TinyGroups::far, so the same bits), but only those
 // the passes read: row i's window [lo, i - 2] the first time a pass asks for it (prepare_row), about a
 // quarter of the m^2 / 2 entries at 64 values and K = 16. Stored by row i, so a window is contiguous.
 class TinyLazyCostTable {
@@ -927,12 +921,12 @@ class TinyLazyCostTable {
     if (lo >= low_[i]) return;
     double* row = c_ + i * (kTinyTable + 1);
     for (std::size_t j = lo; j < low_[i]; ++j)
-      row[j] = tiny_weighted_cost(g_, j, i);
+      row[j] = g_.far(j, i);
     low_[i] = static_cast<std::uint32_t>(lo);
   }
   double cost(std::size_t j, std::size_t i) const {
     if (i <= j + 1) return 0.0;
-    return j >= low_[i] ? far(j, i) : tiny_weighted_cost(g_, j, i);
+    return j >= low_[i] ? far(j, i) : g_.far(j, i);
   }
   double far(std::size_t j, std::size_t i) const { return c_[i * (kTinyTable + 1) + j]; }
 
